@@ -1,0 +1,164 @@
+//! The `momentline` command line: serve, and manage artists and their keys.
+
+use chrono::Utc;
+use clap::{Parser, Subcommand};
+
+use crate::config::Settings;
+use crate::db::{self, artists};
+use crate::domain::api_key::{ApiKey, DISPLAY_PREFIX_LEN};
+use crate::startup::Application;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "momentline",
+    version,
+    about = "Post Moments on In Process by text message"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server: API, webhooks and outbox worker (the default).
+    Serve,
+    /// Manage artists.
+    Artists {
+        #[command(subcommand)]
+        command: ArtistsCommand,
+    },
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ArtistsCommand {
+    /// Create an artist and print its first API key.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// The artist's wallet address (0x and 40 hex characters).
+        #[arg(long)]
+        address: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create another API key for an artist and print it.
+    Create {
+        #[arg(long)]
+        artist: String,
+    },
+    /// Revoke the key that starts with PREFIX (as printed, e.g. art_sk_1a2b3c4d).
+    Revoke { prefix: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Startup(#[from] crate::startup::StartupError),
+    #[error(transparent)]
+    Database(#[from] db::DbError),
+    #[error("the server stopped with an error")]
+    Serve(#[from] std::io::Error),
+    #[error("could not generate a key")]
+    Random(#[from] getrandom::Error),
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl From<rusqlite::Error> for CliError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Database(e.into())
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let settings = Settings::from_env()?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let app = Application::build(settings).await?;
+            app.run_until_stopped().await?;
+        }
+        Command::Artists {
+            command: ArtistsCommand::Add { name, address },
+        } => {
+            let name = artist_name(&name)?;
+            let address = address.as_deref().map(wallet_address).transpose()?;
+            let pool = db::open(&settings.db_path)?;
+            let key = ApiKey::generate()?;
+            let mut conn = pool.get().map_err(db::DbError::from)?;
+            let artist = artists::create(&mut conn, &name, address.as_deref(), &key, Utc::now())?
+                .ok_or_else(|| {
+                CliError::Usage(format!("an artist named '{name}' exists already"))
+            })?;
+            eprintln!(
+                "Created artist '{}' (id {}). Its API key, shown only now:",
+                artist.name, artist.id
+            );
+            println!("{}", key.expose());
+        }
+        Command::Keys {
+            command: KeysCommand::Create { artist },
+        } => {
+            let pool = db::open(&settings.db_path)?;
+            let key = ApiKey::generate()?;
+            let conn = pool.get().map_err(db::DbError::from)?;
+            let artist = artists::add_key(&conn, &artist, &key, Utc::now())?
+                .ok_or_else(|| CliError::Usage(format!("no artist named '{artist}'")))?;
+            eprintln!("New API key for '{}', shown only now:", artist.name);
+            println!("{}", key.expose());
+        }
+        Command::Keys {
+            command: KeysCommand::Revoke { prefix },
+        } => {
+            if prefix.len() < DISPLAY_PREFIX_LEN || !prefix.starts_with("art_sk_") {
+                return Err(CliError::Usage(format!(
+                    "give at least the first {DISPLAY_PREFIX_LEN} characters of the key (art_sk_ and 8 more)"
+                )));
+            }
+            let prefix = &prefix[..DISPLAY_PREFIX_LEN];
+            let pool = db::open(&settings.db_path)?;
+            let conn = pool.get().map_err(db::DbError::from)?;
+            match artists::live_keys_matching(&conn, prefix)?.len() {
+                0 => return Err(CliError::Usage(format!("no live key starts with {prefix}"))),
+                1 => {}
+                n => {
+                    return Err(CliError::Usage(format!(
+                        "{n} live keys start with {prefix}; revoke them by creating new keys first"
+                    )))
+                }
+            }
+            artists::revoke(&conn, prefix, Utc::now())?;
+            println!("Revoked {prefix}");
+        }
+    }
+    Ok(())
+}
+
+fn artist_name(input: &str) -> Result<String, CliError> {
+    let name = input.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(CliError::Usage(
+            "--name must be 1 to 100 printable characters".into(),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn wallet_address(input: &str) -> Result<String, CliError> {
+    let hex = input.strip_prefix("0x").unwrap_or_default();
+    if hex.len() != 40 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(CliError::Usage(
+            "--address must be 0x followed by 40 hex characters".into(),
+        ));
+    }
+    Ok(input.to_owned())
+}

@@ -1,0 +1,258 @@
+//! Settings, read once from the environment (every variable optional; see README.md).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ed25519_dalek::VerifyingKey;
+
+use crate::domain::number_state::{ConnectLimits, ReplyLimits};
+use crate::domain::phone_number::AllowedRegions;
+use crate::providers::telnyx::{self, TelnyxConfig};
+
+/// The outbound provider and its credentials.
+#[derive(Debug, Clone)]
+pub enum ProviderSettings {
+    Console,
+    Telnyx(TelnyxConfig),
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub addr: String,
+    pub db_path: PathBuf,
+    pub public_url: String,
+    pub manage_url: String,
+    pub provider: ProviderSettings,
+    /// `None` refuses every Telnyx webhook.
+    pub telnyx_public_key: Option<VerifyingKey>,
+    pub pending_ttl: chrono::Duration,
+    pub allowed_regions: AllowedRegions,
+    pub media_dir: PathBuf,
+    /// The wait before each retry of a failed send; its length + 1 is the number of attempts.
+    pub retry_schedule: Vec<Duration>,
+    pub connect_limits: ConnectLimits,
+    pub reply_limits: ReplyLimits,
+    /// How long one provider request may take.
+    pub provider_timeout: Duration,
+    /// Run the outbox worker inside `serve` (tests drive it round by round instead).
+    pub run_outbox_worker: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{variable} is invalid: {problem}")]
+    Invalid {
+        variable: &'static str,
+        problem: String,
+    },
+    #[error("{variable} must be set when MOMENTLINE_SMS_PROVIDER is {provider}")]
+    Missing {
+        variable: &'static str,
+        provider: &'static str,
+    },
+}
+
+const DEFAULT_RETRY_SCHEDULE: &str = "5,30,120,600,3600";
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `var`, so tests need not touch the process environment.
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| {
+            var(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let or = |name: &str, default: &str| get(name).unwrap_or_else(|| default.to_owned());
+        let invalid =
+            |variable: &'static str, problem: String| ConfigError::Invalid { variable, problem };
+
+        let db_path = PathBuf::from(or("MOMENTLINE_DB", "momentline.db"));
+        let media_dir = get("MOMENTLINE_MEDIA_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| beside(&db_path, "media"));
+        let public_url = base_url(&or("MOMENTLINE_PUBLIC_URL", "http://127.0.0.1:8080"))
+            .map_err(|p| invalid("MOMENTLINE_PUBLIC_URL", p))?;
+        let manage_url = base_url(&or(
+            "MOMENTLINE_MANAGE_URL",
+            "https://inprocess.world/manage",
+        ))
+        .map_err(|p| invalid("MOMENTLINE_MANAGE_URL", p))?;
+        let ttl_secs: i64 = or("MOMENTLINE_PENDING_TTL_SECS", "86400")
+            .parse()
+            .ok()
+            .filter(|s| *s >= 0)
+            .ok_or_else(|| {
+                invalid(
+                    "MOMENTLINE_PENDING_TTL_SECS",
+                    "not a whole number of seconds".into(),
+                )
+            })?;
+        let allowed_regions = AllowedRegions::parse(&or("MOMENTLINE_ALLOWED_COUNTRIES", "US,CA"))
+            .map_err(|p| invalid("MOMENTLINE_ALLOWED_COUNTRIES", p))?;
+        let retry_schedule =
+            parse_schedule(&or("MOMENTLINE_RETRY_SCHEDULE", DEFAULT_RETRY_SCHEDULE))
+                .map_err(|p| invalid("MOMENTLINE_RETRY_SCHEDULE", p))?;
+        let telnyx_public_key = get("TELNYX_PUBLIC_KEY")
+            .map(|k| telnyx::parse_public_key(&k))
+            .transpose()
+            .map_err(|p| invalid("TELNYX_PUBLIC_KEY", p))?;
+
+        let provider_name = or("MOMENTLINE_SMS_PROVIDER", "console").to_ascii_lowercase();
+        let provider = match provider_name.as_str() {
+            "console" => ProviderSettings::Console,
+            "telnyx" => {
+                let need = |variable| {
+                    get(variable).ok_or(ConfigError::Missing {
+                        variable,
+                        provider: "telnyx",
+                    })
+                };
+                let from_number = get("TELNYX_FROM_NUMBER");
+                let messaging_profile_id = get("TELNYX_MESSAGING_PROFILE_ID");
+                if from_number.is_none() && messaging_profile_id.is_none() {
+                    need("TELNYX_FROM_NUMBER")?;
+                }
+                ProviderSettings::Telnyx(TelnyxConfig {
+                    api_key: need("TELNYX_API_KEY")?,
+                    from_number,
+                    messaging_profile_id,
+                    api_base: base_url(&or("TELNYX_API_BASE", "https://api.telnyx.com"))
+                        .map_err(|p| invalid("TELNYX_API_BASE", p))?,
+                })
+            }
+            other => {
+                return Err(invalid(
+                    "MOMENTLINE_SMS_PROVIDER",
+                    format!("'{other}' is not one of console, telnyx"),
+                ))
+            }
+        };
+
+        Ok(Self {
+            addr: or("MOMENTLINE_ADDR", "127.0.0.1:8080"),
+            db_path,
+            public_url,
+            manage_url,
+            provider,
+            telnyx_public_key,
+            pending_ttl: chrono::Duration::seconds(ttl_secs),
+            allowed_regions,
+            media_dir,
+            retry_schedule,
+            connect_limits: ConnectLimits::default(),
+            reply_limits: ReplyLimits::default(),
+            provider_timeout: Duration::from_secs(10),
+            run_outbox_worker: true,
+        })
+    }
+}
+
+fn beside(file: &Path, name: &str) -> PathBuf {
+    match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join(name),
+        _ => PathBuf::from(name),
+    }
+}
+
+/// An http(s) URL without its trailing slash.
+fn base_url(input: &str) -> Result<String, String> {
+    let trimmed = input.trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"))
+        .ok_or_else(|| format!("'{input}' is not an http(s) URL"))?;
+    if rest.is_empty() || rest.contains(char::is_whitespace) {
+        return Err(format!("'{input}' is not an http(s) URL"));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// `5,30,120` seconds between attempts.
+fn parse_schedule(input: &str) -> Result<Vec<Duration>, String> {
+    input
+        .split(',')
+        .map(|s| {
+            s.trim()
+                .parse::<u64>()
+                .map(Duration::from_secs)
+                .map_err(|_| format!("'{s}' is not a whole number of seconds"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn nothing_set_means_the_embedded_defaults() {
+        let s = settings(&[]).expect("defaults");
+        assert_eq!(s.addr, "127.0.0.1:8080");
+        assert_eq!(s.db_path, PathBuf::from("momentline.db"));
+        assert_eq!(s.media_dir, PathBuf::from("media"));
+        assert_eq!(s.public_url, "http://127.0.0.1:8080");
+        assert!(matches!(s.provider, ProviderSettings::Console));
+        assert_eq!(s.pending_ttl, chrono::Duration::seconds(86_400));
+        assert_eq!(s.retry_schedule.len(), 5);
+        assert!(s.telnyx_public_key.is_none());
+    }
+
+    #[test]
+    fn the_media_dir_sits_beside_the_database() {
+        let s = settings(&[("MOMENTLINE_DB", "/var/lib/momentline/m.db")]).expect("ok");
+        assert_eq!(s.media_dir, PathBuf::from("/var/lib/momentline/media"));
+    }
+
+    #[test]
+    fn a_missing_provider_credential_names_the_variable() {
+        let err = settings(&[
+            ("MOMENTLINE_SMS_PROVIDER", "telnyx"),
+            ("TELNYX_FROM_NUMBER", "+18445550001"),
+        ])
+        .expect_err("no key");
+        assert_eq!(
+            err.to_string(),
+            "TELNYX_API_KEY must be set when MOMENTLINE_SMS_PROVIDER is telnyx"
+        );
+        let err = settings(&[
+            ("MOMENTLINE_SMS_PROVIDER", "telnyx"),
+            ("TELNYX_API_KEY", "k"),
+        ])
+        .expect_err("no sender");
+        assert!(err.to_string().starts_with("TELNYX_FROM_NUMBER"));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        for (var, value) in [
+            ("MOMENTLINE_SMS_PROVIDER", "pigeon"),
+            ("MOMENTLINE_PENDING_TTL_SECS", "soon"),
+            ("MOMENTLINE_ALLOWED_COUNTRIES", "USA"),
+            ("MOMENTLINE_PUBLIC_URL", "example.com"),
+            ("TELNYX_PUBLIC_KEY", "nope"),
+            ("MOMENTLINE_RETRY_SCHEDULE", "5,x"),
+        ] {
+            let err = settings(&[(var, value)]).expect_err(var);
+            assert!(err.to_string().starts_with(var), "{err}");
+        }
+    }
+
+    #[test]
+    fn urls_lose_their_trailing_slash() {
+        let s = settings(&[("MOMENTLINE_PUBLIC_URL", "https://m.example/")]).expect("ok");
+        assert_eq!(s.public_url, "https://m.example");
+    }
+}

@@ -1,0 +1,131 @@
+//! Artists and their API keys.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::ts;
+use crate::domain::api_key::{ApiKey, KeyHash};
+use crate::domain::number_state::ArtistId;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artist {
+    pub id: ArtistId,
+    pub name: String,
+}
+
+/// Creates an artist with its first key, or returns `None` when the name is taken.
+pub fn create(
+    conn: &mut Connection,
+    name: &str,
+    address: Option<&str>,
+    key: &ApiKey,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<Option<Artist>> {
+    let tx = conn.transaction()?;
+    let inserted = tx.execute(
+        "INSERT INTO artists (name, address, created_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (name) DO NOTHING",
+        params![name, address, ts(now)],
+    )?;
+    if inserted == 0 {
+        return Ok(None);
+    }
+    let artist = Artist {
+        id: tx.last_insert_rowid(),
+        name: name.to_owned(),
+    };
+    insert_key(&tx, artist.id, key, now)?;
+    tx.commit()?;
+    Ok(Some(artist))
+}
+
+/// Adds a key to the named artist; `None` when there is no such artist.
+pub fn add_key(
+    conn: &Connection,
+    artist_name: &str,
+    key: &ApiKey,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<Option<Artist>> {
+    let Some(artist) = find_by_name(conn, artist_name)? else {
+        return Ok(None);
+    };
+    insert_key(conn, artist.id, key, now)?;
+    Ok(Some(artist))
+}
+
+fn insert_key(
+    conn: &Connection,
+    artist: ArtistId,
+    key: &ApiKey,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO api_keys (artist_id, prefix, hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![artist, key.display_prefix(), key.hash().to_hex(), ts(now)],
+    )?;
+    Ok(())
+}
+
+pub fn find_by_name(conn: &Connection, name: &str) -> rusqlite::Result<Option<Artist>> {
+    conn.query_row(
+        "SELECT id, name FROM artists WHERE name = ?1",
+        [name],
+        |r| {
+            Ok(Artist {
+                id: r.get(0)?,
+                name: r.get(1)?,
+            })
+        },
+    )
+    .optional()
+}
+
+pub fn name_of(conn: &Connection, id: ArtistId) -> rusqlite::Result<Option<String>> {
+    conn.query_row("SELECT name FROM artists WHERE id = ?1", [id], |r| r.get(0))
+        .optional()
+}
+
+/// The keys, live ones only, whose prefix starts with `prefix`.
+pub fn live_keys_matching(conn: &Connection, prefix: &str) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare(
+        "SELECT prefix FROM api_keys WHERE revoked_at IS NULL AND substr(prefix, 1, length(?1)) = ?1",
+    )?;
+    let rows = stmt.query_map([prefix], |r| r.get(0))?;
+    rows.collect()
+}
+
+/// Revokes the one live key whose prefix starts with `prefix`.
+pub fn revoke(conn: &Connection, prefix: &str, now: DateTime<Utc>) -> rusqlite::Result<usize> {
+    conn.execute(
+        "UPDATE api_keys SET revoked_at = ?2
+         WHERE revoked_at IS NULL AND substr(prefix, 1, length(?1)) = ?1",
+        params![prefix, ts(now)],
+    )
+}
+
+/// The artist a live key belongs to.
+pub fn authenticate(conn: &Connection, key: &ApiKey) -> rusqlite::Result<Option<Artist>> {
+    let presented = key.hash();
+    let found = conn
+        .query_row(
+            "SELECT a.id, a.name, k.hash FROM api_keys k JOIN artists a ON a.id = k.artist_id
+             WHERE k.hash = ?1 AND k.revoked_at IS NULL",
+            [presented.to_hex()],
+            |r| {
+                Ok((
+                    Artist {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                    },
+                    r.get::<_, String>(2)?,
+                ))
+            },
+        )
+        .optional()?;
+    // The lookup is by hash; the final word is a constant-time comparison of the hashes.
+    Ok(found.and_then(|(artist, stored)| {
+        KeyHash::from_hex(&stored)
+            .is_some_and(|stored| stored.matches(&presented))
+            .then_some(artist)
+    }))
+}

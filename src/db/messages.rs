@@ -1,0 +1,367 @@
+//! Inbound and outbound messages; outbound rows are the outbox the worker drains.
+
+use chrono::{DateTime, Duration, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use super::{parse_ts, ts, Text};
+use crate::domain::moment::MediaItem;
+use crate::domain::number_state::{ArtistId, RecentReplies, ReplyKind};
+use crate::domain::{Direction, MessageState, TextEnum};
+
+/// An inbound message about to be recorded.
+pub struct NewInbound<'a> {
+    pub artist: Option<ArtistId>,
+    pub from: &'a str,
+    pub to: &'a str,
+    pub body: &'a str,
+    pub subject: Option<&'a str>,
+    pub media: &'a [MediaItem],
+    pub provider: &'a str,
+    pub provider_message_id: &'a str,
+}
+
+/// Records an inbound message; `None` when this provider message id was seen before.
+pub fn insert_inbound(
+    conn: &Connection,
+    m: &NewInbound,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<Option<i64>> {
+    let media = serde_json::to_string(m.media)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+    let inserted = conn.execute(
+        "INSERT INTO messages (direction, artist_id, phone, service_number, body, subject, media,
+           provider, provider_message_id, state, created_at, updated_at)
+         VALUES ('inbound', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'received', ?9, ?9)
+         ON CONFLICT DO NOTHING",
+        params![
+            m.artist,
+            m.from,
+            m.to,
+            m.body,
+            m.subject,
+            media,
+            m.provider,
+            m.provider_message_id,
+            ts(now)
+        ],
+    )?;
+    Ok((inserted == 1).then(|| conn.last_insert_rowid()))
+}
+
+/// An automatic text about to be queued.
+pub struct NewOutbound<'a> {
+    pub artist: Option<ArtistId>,
+    pub to: &'a str,
+    /// Our number to send from; `None` for the provider's configured sender.
+    pub from: Option<&'a str>,
+    pub body: &'a str,
+    pub provider: &'a str,
+    pub purpose: ReplyKind,
+}
+
+/// Queues an outbound text in the outbox, due now.
+pub fn queue_outbound(
+    conn: &Connection,
+    m: &NewOutbound,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<i64> {
+    conn.execute(
+        "INSERT INTO messages (direction, artist_id, phone, service_number, body, provider,
+           state, purpose, next_attempt_at, created_at, updated_at)
+         VALUES ('outbound', ?1, ?2, ?3, ?4, ?5, 'unconfirmed', ?6, ?7, ?7, ?7)",
+        params![
+            m.artist,
+            m.to,
+            m.from,
+            m.body,
+            m.provider,
+            Text(m.purpose),
+            ts(now)
+        ],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+fn count_since(
+    conn: &Connection,
+    phone: &str,
+    purposes: &[ReplyKind],
+    since: DateTime<Utc>,
+) -> rusqlite::Result<u32> {
+    let words: Vec<&str> = purposes.iter().map(|p| p.as_str()).collect();
+    conn.query_row(
+        "SELECT count(*) FROM messages
+         WHERE phone = ?1 AND direction = 'outbound' AND created_at > ?2
+           AND purpose IN (SELECT value FROM json_each(?3))",
+        params![phone, ts(since), serde_json::Value::from(words).to_string()],
+        |r| r.get(0),
+    )
+}
+
+/// How many automatic texts went to a number lately, for the reply caps.
+pub fn recent_replies(
+    conn: &Connection,
+    phone: &str,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<RecentReplies> {
+    let hour_ago = now - Duration::hours(1);
+    let capped: Vec<ReplyKind> = ReplyKind::ALL
+        .iter()
+        .map(|(k, _)| *k)
+        .filter(|k| {
+            !matches!(
+                k,
+                ReplyKind::Prompt | ReplyKind::OptedOut | ReplyKind::OptedIn
+            )
+        })
+        .collect();
+    Ok(RecentReplies {
+        welcomes_last_day: count_since(
+            conn,
+            phone,
+            &[ReplyKind::Welcome],
+            now - Duration::days(1),
+        )?,
+        reminders_last_hour: count_since(conn, phone, &[ReplyKind::Reminder], hour_ago)?,
+        replies_last_hour: count_since(conn, phone, &capped, hour_ago)?,
+    })
+}
+
+fn prompt_times(
+    conn: &Connection,
+    column: &str,
+    value: &dyn rusqlite::ToSql,
+    since: DateTime<Utc>,
+) -> rusqlite::Result<Vec<DateTime<Utc>>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT created_at FROM messages
+         WHERE {column} = ?1 AND direction = 'outbound' AND purpose = 'prompt' AND created_at > ?2
+         ORDER BY created_at"
+    ))?;
+    let rows = stmt.query_map(params![value, ts(since)], |r| {
+        parse_ts(&r.get::<_, String>(0)?)
+    })?;
+    rows.collect()
+}
+
+/// When prompts went to this number in the last day, oldest first.
+pub fn number_prompt_times(
+    conn: &Connection,
+    phone: &str,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<Vec<DateTime<Utc>>> {
+    prompt_times(conn, "phone", &phone, now - Duration::days(1))
+}
+
+/// When this artist's connects sent prompts in the last hour, oldest first.
+pub fn artist_prompt_times(
+    conn: &Connection,
+    artist: ArtistId,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<Vec<DateTime<Utc>>> {
+    prompt_times(conn, "artist_id", &artist, now - Duration::hours(1))
+}
+
+/// A message as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct MessageView {
+    pub id: i64,
+    pub direction: Direction,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub body: String,
+    pub subject: Option<String>,
+    pub media: Vec<MediaItem>,
+    pub provider: String,
+    pub provider_message_id: Option<String>,
+    pub state: MessageState,
+    pub attempts: u32,
+    pub error: Option<String>,
+    pub created_at: String,
+}
+
+const VIEW_COLUMNS: &str = "id, direction, phone, service_number, body, subject, media, provider,
+    provider_message_id, state, attempts, last_error, created_at";
+
+fn read_view(r: &rusqlite::Row) -> rusqlite::Result<MessageView> {
+    let direction = r.get::<_, Text<Direction>>(1)?.0;
+    let phone: String = r.get(2)?;
+    let service: Option<String> = r.get(3)?;
+    let (from, to) = match direction {
+        Direction::Inbound => (Some(phone), service),
+        Direction::Outbound => (service, Some(phone)),
+    };
+    let media: String = r.get(6)?;
+    Ok(MessageView {
+        id: r.get(0)?,
+        direction,
+        from,
+        to,
+        body: r.get(4)?,
+        subject: r.get(5)?,
+        media: serde_json::from_str(&media).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, e.into())
+        })?,
+        provider: r.get(7)?,
+        provider_message_id: r.get(8)?,
+        state: r.get::<_, Text<MessageState>>(9)?.0,
+        attempts: r.get(10)?,
+        error: r.get(11)?,
+        created_at: r.get(12)?,
+    })
+}
+
+/// An artist's conversation, newest first.
+pub fn for_artist(
+    conn: &Connection,
+    artist: ArtistId,
+    offset: u32,
+    limit: u32,
+) -> rusqlite::Result<Vec<MessageView>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {VIEW_COLUMNS} FROM messages WHERE artist_id = ?1
+         ORDER BY id DESC LIMIT ?2 OFFSET ?3"
+    ))?;
+    let rows = stmt.query_map(params![artist, limit, offset], read_view)?;
+    rows.collect()
+}
+
+pub fn one_for_artist(
+    conn: &Connection,
+    artist: ArtistId,
+    id: i64,
+) -> rusqlite::Result<Option<MessageView>> {
+    conn.query_row(
+        &format!("SELECT {VIEW_COLUMNS} FROM messages WHERE artist_id = ?1 AND id = ?2"),
+        params![artist, id],
+        read_view,
+    )
+    .optional()
+}
+
+/// An outbound text claimed by the worker for one attempt.
+#[derive(Debug, Clone)]
+pub struct OutboxItem {
+    pub id: i64,
+    pub to: String,
+    pub from: Option<String>,
+    pub body: String,
+    pub purpose: Option<ReplyKind>,
+    /// Attempts so far, this one included.
+    pub attempt: u32,
+}
+
+/// Claims up to `limit` due texts: each gets its attempt counted and is hidden from other
+/// rounds for `lease`, so a text is never handed out twice at once.
+pub fn claim_due(
+    conn: &mut Connection,
+    now: DateTime<Utc>,
+    lease: Duration,
+    limit: u32,
+) -> rusqlite::Result<Vec<OutboxItem>> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let items = {
+        let mut stmt = tx.prepare(
+            "UPDATE messages SET attempts = attempts + 1, next_attempt_at = ?2, updated_at = ?1
+             WHERE id IN (SELECT id FROM messages
+                          WHERE state = 'unconfirmed' AND next_attempt_at <= ?1
+                          ORDER BY next_attempt_at, id LIMIT ?3)
+             RETURNING id, phone, service_number, body, purpose, attempts",
+        )?;
+        let rows = stmt.query_map(params![ts(now), ts(now + lease), limit], |r| {
+            Ok(OutboxItem {
+                id: r.get(0)?,
+                to: r.get(1)?,
+                from: r.get(2)?,
+                body: r.get(3)?,
+                purpose: r.get::<_, Option<Text<ReplyKind>>>(4)?.map(|t| t.0),
+                attempt: r.get(5)?,
+            })
+        })?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    tx.commit()?;
+    Ok(items)
+}
+
+/// The provider accepted the text.
+pub fn mark_sent(
+    conn: &Connection,
+    id: i64,
+    provider: &str,
+    provider_message_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE messages SET state = 'sent', provider = ?2, provider_message_id = ?3,
+           next_attempt_at = NULL, last_error = NULL, updated_at = ?4
+         WHERE id = ?1 AND state = 'unconfirmed'",
+        params![id, provider, provider_message_id, ts(now)],
+    )?;
+    Ok(())
+}
+
+/// The attempt failed but another may succeed at `at`.
+pub fn schedule_retry(
+    conn: &Connection,
+    id: i64,
+    at: DateTime<Utc>,
+    error: &str,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE messages SET next_attempt_at = ?2, last_error = ?3, updated_at = ?4
+         WHERE id = ?1 AND state = 'unconfirmed'",
+        params![id, ts(at), error, ts(now)],
+    )?;
+    Ok(())
+}
+
+/// The text will never be sent.
+pub fn mark_failed(
+    conn: &Connection,
+    id: i64,
+    error: &str,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE messages SET state = 'error', next_attempt_at = NULL, last_error = ?2,
+           updated_at = ?3
+         WHERE id = ?1 AND state = 'unconfirmed'",
+        params![id, error, ts(now)],
+    )?;
+    Ok(())
+}
+
+/// Applies a provider's status report to the outbound text it names, only ever forwards.
+/// Returns whether a text changed.
+pub fn apply_status(
+    conn: &Connection,
+    provider: &str,
+    provider_message_id: &str,
+    state: MessageState,
+    error: Option<&str>,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<bool> {
+    let current = conn
+        .query_row(
+            "SELECT id, state FROM messages
+             WHERE direction = 'outbound' AND provider = ?1 AND provider_message_id = ?2",
+            params![provider, provider_message_id],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Text<MessageState>>(1)?.0)),
+        )
+        .optional()?;
+    let Some((id, current)) = current else {
+        return Ok(false);
+    };
+    if state.progress() <= current.progress() {
+        return Ok(false);
+    }
+    conn.execute(
+        "UPDATE messages SET state = ?2, last_error = coalesce(?3, last_error),
+           next_attempt_at = NULL, updated_at = ?4 WHERE id = ?1",
+        params![id, Text(state), error, ts(now)],
+    )?;
+    Ok(true)
+}

@@ -1,0 +1,111 @@
+//! SQLite storage: the pool, the schema, and the SQL of each table's module.
+
+pub mod artists;
+pub mod messages;
+pub mod moments;
+pub mod numbers;
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
+use rusqlite::{Connection, ToSql};
+
+use crate::domain::TextEnum;
+
+pub type Pool = r2d2::Pool<SqliteConnectionManager>;
+
+const SCHEMA: &str = include_str!("../../schema.sql");
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("could not open the database pool")]
+    Pool(#[from] r2d2::Error),
+    #[error("database query failed")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// Opens (creating when needed) the database at `path` and applies the schema.
+pub fn open(path: &Path) -> Result<Pool, DbError> {
+    let manager = SqliteConnectionManager::file(path).with_init(configure);
+    let pool = r2d2::Pool::builder().max_size(8).build(manager)?;
+    let conn = pool.get()?;
+    conn.execute_batch("PRAGMA journal_mode = WAL;")?;
+    conn.execute_batch(SCHEMA)?;
+    Ok(pool)
+}
+
+fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
+}
+
+/// A status enum as a text column: the only bridge between `TextEnum` and SQL.
+pub struct Text<T>(pub T);
+
+impl<T: TextEnum> ToSql for Text<T> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.0.as_str()))
+    }
+}
+
+impl<T: TextEnum> FromSql for Text<T> {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let word = value.as_str()?;
+        T::parse(word)
+            .map(Text)
+            .ok_or_else(|| FromSqlError::Other(format!("'{word}' is not a {}", T::NAME).into()))
+    }
+}
+
+/// A time as stored: fixed width, so text order is time order.
+pub fn ts(time: DateTime<Utc>) -> String {
+    time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// Reads a time written by `ts`.
+pub fn parse_ts(text: &str) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+        })
+}
+
+/// Reads a nullable time column.
+pub fn opt_ts(text: Option<String>) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    text.as_deref().map(parse_ts).transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schema_applies_twice_on_one_database() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("twice.db");
+        drop(open(&path).expect("first open"));
+        let pool = open(&path).expect("second open");
+        let conn = pool.get().expect("connection");
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .expect("pragma");
+        assert_eq!(mode, "wal");
+        let fk: i64 = conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .expect("pragma");
+        assert_eq!(fk, 1);
+    }
+
+    #[test]
+    fn times_round_trip_and_sort_as_text() {
+        let a = DateTime::from_timestamp(1_800_000_000, 5_000_000).expect("time");
+        let b = a + chrono::Duration::milliseconds(995);
+        assert_eq!(parse_ts(&ts(a)).expect("parses"), a);
+        assert!(ts(a) < ts(b));
+    }
+}

@@ -1,0 +1,314 @@
+//! Phone numbers' standing and the history of its changes.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use super::{opt_ts, parse_ts, ts, Text};
+use crate::domain::number_state::{ArtistId, ConnectRequest, NumberStatus, Standing};
+
+/// Why a number's standing changed.
+#[derive(Debug, Clone, Copy)]
+pub enum Cause {
+    /// An inbound message (its id).
+    Inbound(i64),
+    /// An artist's connect request.
+    Connect(ArtistId),
+    /// An artist's disconnect request.
+    Disconnect(ArtistId),
+    /// A provider refused an outbound message (its id) because the recipient opted out.
+    Provider(i64),
+}
+
+/// The columns one standing is stored as.
+struct Row {
+    state: NumberStatus,
+    owner: Option<ArtistId>,
+    request: Option<ConnectRequest>,
+    before: Option<NumberStatus>,
+}
+
+fn to_row(standing: &Standing) -> Row {
+    match standing {
+        Standing::Unknown => Row {
+            state: NumberStatus::Unknown,
+            owner: None,
+            request: None,
+            before: None,
+        },
+        Standing::Pending(request) => Row {
+            state: NumberStatus::Pending,
+            owner: None,
+            request: Some(request.clone()),
+            before: None,
+        },
+        Standing::Verified { owner, takeover } => Row {
+            state: NumberStatus::Verified,
+            owner: Some(*owner),
+            request: takeover.clone(),
+            before: None,
+        },
+        Standing::OptedOut(before) => Row {
+            before: Some(before.status()),
+            ..to_row(before)
+        },
+    }
+    .with_state(standing.status())
+}
+
+impl Row {
+    fn with_state(self, state: NumberStatus) -> Self {
+        Self { state, ..self }
+    }
+
+    fn standing(&self, state: NumberStatus) -> rusqlite::Result<Standing> {
+        let corrupt = |what: &str| {
+            rusqlite::Error::FromSqlConversionFailure(
+                0,
+                rusqlite::types::Type::Text,
+                format!("phone_numbers row: {what}").into(),
+            )
+        };
+        Ok(match state {
+            NumberStatus::Unknown => Standing::Unknown,
+            NumberStatus::Pending => Standing::Pending(
+                self.request
+                    .clone()
+                    .ok_or_else(|| corrupt("pending without a request"))?,
+            ),
+            NumberStatus::Verified => Standing::Verified {
+                owner: self
+                    .owner
+                    .ok_or_else(|| corrupt("verified without an owner"))?,
+                takeover: self.request.clone(),
+            },
+            NumberStatus::OptedOut => {
+                let before = self
+                    .before
+                    .ok_or_else(|| corrupt("no state before opt-out"))?;
+                if before == NumberStatus::OptedOut {
+                    return Err(corrupt("opted out before opting out"));
+                }
+                Standing::OptedOut(Box::new(self.standing(before)?))
+            }
+        })
+    }
+}
+
+fn read_row(r: &rusqlite::Row) -> rusqlite::Result<Row> {
+    let requester: Option<ArtistId> = r.get("requester_id")?;
+    let requested_at = opt_ts(r.get("requested_at")?)?;
+    Ok(Row {
+        state: r.get::<_, Text<NumberStatus>>("state")?.0,
+        owner: r.get("owner_id")?,
+        request: requester
+            .zip(requested_at)
+            .map(|(artist, at)| ConnectRequest { artist, at }),
+        before: r
+            .get::<_, Option<Text<NumberStatus>>>("state_before_opt_out")?
+            .map(|t| t.0),
+    })
+}
+
+/// A number's standing; `Unknown` when it has never been seen.
+pub fn standing(conn: &Connection, e164: &str) -> rusqlite::Result<Standing> {
+    let row = conn
+        .query_row(
+            "SELECT state, owner_id, requester_id, requested_at, state_before_opt_out
+             FROM phone_numbers WHERE e164 = ?1",
+            [e164],
+            read_row,
+        )
+        .optional()?;
+    match row {
+        Some(row) => row.standing(row.state),
+        None => Ok(Standing::Unknown),
+    }
+}
+
+/// Stores a number's new standing and records the change with its cause. Storing the same
+/// standing again records nothing.
+pub fn set_standing(
+    conn: &Connection,
+    e164: &str,
+    from: &Standing,
+    to: &Standing,
+    cause: Cause,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<()> {
+    if from == to {
+        return Ok(());
+    }
+    let row = to_row(to);
+    let (requester, requested_at) = match &row.request {
+        Some(r) => (Some(r.artist), Some(ts(r.at))),
+        None => (None, None),
+    };
+    conn.execute(
+        "INSERT INTO phone_numbers
+           (e164, state, owner_id, requester_id, requested_at, state_before_opt_out, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (e164) DO UPDATE SET state = excluded.state, owner_id = excluded.owner_id,
+           requester_id = excluded.requester_id, requested_at = excluded.requested_at,
+           state_before_opt_out = excluded.state_before_opt_out,
+           updated_at = excluded.updated_at",
+        params![
+            e164,
+            Text(row.state),
+            row.owner,
+            requester,
+            requested_at,
+            row.before.map(Text),
+            ts(now)
+        ],
+    )?;
+    let (cause_word, message_id, artist_id) = match cause {
+        Cause::Inbound(id) => ("inbound", Some(id), None),
+        Cause::Connect(artist) => ("connect", None, Some(artist)),
+        Cause::Disconnect(artist) => ("disconnect", None, Some(artist)),
+        Cause::Provider(id) => ("provider", Some(id), None),
+    };
+    conn.execute(
+        "INSERT INTO number_state_changes
+           (e164, from_state, to_state, from_owner_id, to_owner_id, cause, message_id,
+            artist_id, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            e164,
+            Text(from.status()),
+            Text(to.status()),
+            owner_of(from),
+            owner_of(to),
+            cause_word,
+            message_id,
+            artist_id,
+            ts(now)
+        ],
+    )?;
+    Ok(())
+}
+
+fn owner_of(standing: &Standing) -> Option<ArtistId> {
+    match standing {
+        Standing::Verified { owner, .. } => Some(*owner),
+        Standing::OptedOut(before) => owner_of(before),
+        _ => None,
+    }
+}
+
+/// A number as an artist sees it in `GET /api/phones`.
+#[derive(Debug, Serialize)]
+pub struct ArtistNumber {
+    pub phone_number: String,
+    pub state: NumberStatus,
+    pub updated_at: String,
+}
+
+/// The numbers an artist owns or has asked for, with the state each has for that artist.
+pub fn for_artist(conn: &Connection, artist: ArtistId) -> rusqlite::Result<Vec<ArtistNumber>> {
+    let mut stmt = conn.prepare(
+        "SELECT e164, state, owner_id, requester_id, requested_at, state_before_opt_out,
+                updated_at
+         FROM phone_numbers WHERE owner_id = ?1 OR requester_id = ?1 ORDER BY e164",
+    )?;
+    let rows = stmt.query_map([artist], |r| {
+        let row = read_row(r)?;
+        let standing = row.standing(row.state)?;
+        Ok((
+            r.get::<_, String>("e164")?,
+            standing,
+            r.get::<_, String>("updated_at")?,
+        ))
+    })?;
+    let mut numbers = Vec::new();
+    for row in rows {
+        let (phone_number, standing, updated_at) = row?;
+        let Some(state) = state_for(&standing, artist) else {
+            continue;
+        };
+        numbers.push(ArtistNumber {
+            phone_number,
+            state,
+            updated_at: parse_ts(&updated_at).map(ts)?,
+        });
+    }
+    Ok(numbers)
+}
+
+/// How a number stands for one artist: a takeover this artist asked for is `pending` to it.
+fn state_for(standing: &Standing, artist: ArtistId) -> Option<NumberStatus> {
+    match standing {
+        Standing::Unknown => None,
+        Standing::Pending(r) => (r.artist == artist).then_some(NumberStatus::Pending),
+        Standing::Verified { owner, .. } if *owner == artist => Some(NumberStatus::Verified),
+        Standing::Verified { takeover, .. } => takeover
+            .as_ref()
+            .filter(|r| r.artist == artist)
+            .map(|_| NumberStatus::Pending),
+        Standing::OptedOut(before) => state_for(before, artist).map(|_| NumberStatus::OptedOut),
+    }
+}
+
+/// The e164 of every number an artist owns or has asked for.
+pub fn e164s_for_artist(conn: &Connection, artist: ArtistId) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare(
+        "SELECT e164 FROM phone_numbers WHERE owner_id = ?1 OR requester_id = ?1 ORDER BY e164",
+    )?;
+    let rows = stmt.query_map([artist], |r| r.get(0))?;
+    rows.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db;
+
+    fn conn() -> (tempfile::TempDir, db::Pool) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pool = db::open(&dir.path().join("t.db")).expect("open");
+        (dir, pool)
+    }
+
+    #[test]
+    fn every_standing_round_trips_through_its_row() {
+        let (_dir, pool) = conn();
+        let mut c = pool.get().expect("conn");
+        let key = crate::domain::api_key::ApiKey::generate().expect("key");
+        let now = DateTime::from_timestamp(1_800_000_000, 0).expect("time");
+        let a = db::artists::create(&mut c, "A", None, &key, now)
+            .expect("insert")
+            .expect("new")
+            .id;
+        let request = ConnectRequest { artist: a, at: now };
+        let standings = [
+            Standing::Pending(request.clone()),
+            Standing::Verified {
+                owner: a,
+                takeover: None,
+            },
+            Standing::Verified {
+                owner: a,
+                takeover: Some(request.clone()),
+            },
+            Standing::OptedOut(Box::new(Standing::Verified {
+                owner: a,
+                takeover: Some(request.clone()),
+            })),
+            Standing::OptedOut(Box::new(Standing::Pending(request))),
+            Standing::OptedOut(Box::new(Standing::Unknown)),
+            Standing::Unknown,
+        ];
+        let mut previous = Standing::Unknown;
+        for s in standings {
+            set_standing(&c, "+14155552671", &previous, &s, Cause::Connect(a), now).expect("store");
+            assert_eq!(standing(&c, "+14155552671").expect("load"), s);
+            previous = s;
+        }
+        let changes: i64 = c
+            .query_row("SELECT count(*) FROM number_state_changes", [], |r| {
+                r.get(0)
+            })
+            .expect("count");
+        assert_eq!(changes, 7);
+    }
+}

@@ -1,0 +1,115 @@
+//! The words momentline texts. Each fits one GSM-7 segment (160 characters) unless a comment
+//! beside it says why not.
+
+use super::number_state::ReplyKind;
+
+/// What a reply may need to name.
+pub struct ReplyContext<'a> {
+    pub artist: Option<&'a str>,
+    pub manage_url: &'a str,
+    pub moment_links: &'a [String],
+}
+
+const SOMEONE: &str = "an artist";
+
+/// The connect prompt. DESIGN.md fixes this text word for word, so it takes two segments.
+pub fn prompt(artist: &str) -> String {
+    format!(
+        "Someone is trying to connect this phone number to the artist profile for {artist} on \
+         In Process. If this was you, please reply 'yes'. If this was not you, please ignore \
+         this message."
+    )
+}
+
+pub fn render(kind: ReplyKind, ctx: &ReplyContext) -> String {
+    let artist = ctx.artist.unwrap_or(SOMEONE);
+    match kind {
+        ReplyKind::Prompt => prompt(artist),
+        ReplyKind::Verified => format!(
+            "Connected to {artist} on In Process. Text a photo, link or words to post a Moment. \
+             Reply HELP for help, STOP to opt out."
+        ),
+        ReplyKind::OptedOut => {
+            "You are unsubscribed and will get no more texts from In Process. Reply START to \
+             resubscribe."
+                .to_owned()
+        }
+        ReplyKind::OptedIn => {
+            "You are resubscribed to In Process texts. Reply HELP for help, STOP to opt out."
+                .to_owned()
+        }
+        ReplyKind::Welcome => format!(
+            "This number is not connected to an In Process artist. Connect it at {} \
+             Reply STOP to opt out.",
+            ctx.manage_url
+        ),
+        ReplyKind::Expired => {
+            "This connect request expired. Please connect your phone again from In Process."
+                .to_owned()
+        }
+        ReplyKind::Reminder => format!(
+            "Reply 'yes' to connect this phone to {artist} on In Process, or ignore this \
+             message. Reply STOP to opt out."
+        ),
+        ReplyKind::Help => {
+            "Text a photo, audio, PDF, link or words to post a Moment. Optional lines: \
+             'title: ...' and 'price: 5' (USDC). Reply STOP to opt out."
+                .to_owned()
+        }
+        ReplyKind::VideoRefused => {
+            "Videos are not supported. Text a link to the video instead.".to_owned()
+        }
+        // One link fits one segment; several links (an MMS with several photos) may not.
+        ReplyKind::MomentPosted => match ctx.moment_links {
+            [one] => format!("Moment posted: {one}"),
+            links => format!("{} Moments posted: {}", links.len(), links.join(" ")),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::TextEnum;
+
+    #[test]
+    fn the_prompt_is_the_designed_text() {
+        assert_eq!(
+            prompt("Sweetman"),
+            "Someone is trying to connect this phone number to the artist profile for Sweetman \
+             on In Process. If this was you, please reply 'yes'. If this was not you, please \
+             ignore this message."
+        );
+    }
+
+    #[test]
+    fn every_reply_but_the_prompt_fits_one_segment_for_a_typical_artist() {
+        let links = ["http://127.0.0.1:8080/moments/123".to_owned()];
+        let ctx = ReplyContext {
+            artist: Some("A Twenty Char Artist"),
+            manage_url: "https://inprocess.world/manage",
+            moment_links: &links,
+        };
+        for (kind, _) in ReplyKind::ALL {
+            let text = render(*kind, &ctx);
+            assert!(text.is_ascii(), "{kind}: {text}");
+            if *kind != ReplyKind::Prompt {
+                assert!(text.len() <= 160, "{kind} is {} chars: {text}", text.len());
+            }
+        }
+    }
+
+    #[test]
+    fn several_moments_are_listed_in_one_reply() {
+        let links = ["u1".to_owned(), "u2".to_owned()];
+        let ctx = ReplyContext {
+            artist: None,
+            manage_url: "m",
+            moment_links: &links,
+        };
+        assert_eq!(
+            render(ReplyKind::MomentPosted, &ctx),
+            "2 Moments posted: u1 u2"
+        );
+    }
+}

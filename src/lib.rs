@@ -1,0 +1,13 @@
+//! momentline: connect a phone number and post Moments on In Process by text message.
+
+pub mod cli;
+pub mod config;
+pub mod connect;
+pub mod db;
+pub mod domain;
+pub mod inbound;
+pub mod outbox;
+pub mod providers;
+pub mod routes;
+pub mod startup;
+pub mod telemetry;

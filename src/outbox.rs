@@ -1,0 +1,239 @@
+//! The outbox worker: sends queued texts through the provider, retrying on a schedule.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+use crate::db::messages::{self, OutboxItem};
+use crate::db::{numbers, DbError, Pool};
+use crate::domain::number_state::{ReplyKind, Standing};
+use crate::domain::phone_number::mask;
+use crate::providers::{OutboundText, SendError, Sender};
+use crate::telemetry::error_chain;
+
+/// How many texts one round claims.
+const BATCH: u32 = 32;
+/// How long a claimed text is hidden from other rounds while it is being sent.
+const LEASE: chrono::Duration = chrono::Duration::minutes(5);
+/// How often the worker looks for due retries when nothing wakes it.
+const POLL: Duration = Duration::from_secs(1);
+
+#[derive(Clone)]
+pub struct Outbox {
+    pool: Pool,
+    sender: Arc<Sender>,
+    schedule: Arc<Vec<Duration>>,
+    wake: Arc<Notify>,
+}
+
+/// What one round did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Round {
+    pub sent: usize,
+    pub retrying: usize,
+    pub failed: usize,
+}
+
+impl Round {
+    pub fn claimed(&self) -> usize {
+        self.sent + self.retrying + self.failed
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("a database task did not finish")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+impl From<rusqlite::Error> for OutboxError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Db(e.into())
+    }
+}
+
+/// The outcome of one attempt at one text.
+enum Attempt {
+    Sent(Option<String>),
+    Failed(SendError),
+    /// Not sent: the number opted out after the text was queued.
+    Withheld,
+}
+
+impl Outbox {
+    pub fn new(
+        pool: Pool,
+        sender: Arc<Sender>,
+        schedule: Vec<Duration>,
+        wake: Arc<Notify>,
+    ) -> Self {
+        Self {
+            pool,
+            sender,
+            schedule: Arc::new(schedule),
+            wake,
+        }
+    }
+
+    /// Runs rounds for ever: right after something is queued, or every `POLL` for retries.
+    pub async fn run(self) {
+        loop {
+            let busy = match self.run_once().await {
+                Ok(round) => round.claimed() > 0,
+                Err(e) => {
+                    tracing::error!(error = %error_chain(&e), "outbox round failed");
+                    false
+                }
+            };
+            if !busy {
+                let _ = tokio::time::timeout(POLL, self.wake.notified()).await;
+            }
+        }
+    }
+
+    /// One round: claim what is due, send it all at once, record each outcome.
+    pub async fn run_once(&self) -> Result<Round, OutboxError> {
+        let pool = self.pool.clone();
+        let claimed = tokio::task::spawn_blocking(move || -> Result<_, OutboxError> {
+            let mut conn = pool.get().map_err(DbError::from)?;
+            let items = messages::claim_due(&mut conn, Utc::now(), LEASE, BATCH)?;
+            let mut withheld = Vec::with_capacity(items.len());
+            for item in &items {
+                let standing = numbers::standing(&conn, &item.to)?;
+                let opted_out = matches!(standing, Standing::OptedOut(_));
+                withheld.push(opted_out && item.purpose != Some(ReplyKind::OptedOut));
+            }
+            Ok(items.into_iter().zip(withheld).collect::<Vec<_>>())
+        })
+        .await??;
+
+        let mut sends = JoinSet::new();
+        for (item, withheld) in claimed {
+            let sender = Arc::clone(&self.sender);
+            sends.spawn(async move {
+                let attempt = if withheld {
+                    Attempt::Withheld
+                } else {
+                    let text = OutboundText {
+                        id: item.id,
+                        to: &item.to,
+                        from: item.from.as_deref(),
+                        body: &item.body,
+                    };
+                    match sender.send(&text).await {
+                        Ok(accepted) => Attempt::Sent(accepted.provider_message_id),
+                        Err(e) => Attempt::Failed(e),
+                    }
+                };
+                (item, attempt)
+            });
+        }
+        let mut outcomes = Vec::new();
+        while let Some(done) = sends.join_next().await {
+            outcomes.push(done?);
+        }
+
+        let pool = self.pool.clone();
+        let sender = Arc::clone(&self.sender);
+        let schedule = Arc::clone(&self.schedule);
+        let round = tokio::task::spawn_blocking(move || -> Result<Round, OutboxError> {
+            let mut conn = pool.get().map_err(DbError::from)?;
+            let mut round = Round::default();
+            for (item, attempt) in outcomes {
+                record(
+                    &mut conn,
+                    sender.name(),
+                    &schedule,
+                    &item,
+                    attempt,
+                    &mut round,
+                )?;
+            }
+            Ok(round)
+        })
+        .await??;
+        Ok(round)
+    }
+}
+
+fn record(
+    conn: &mut rusqlite::Connection,
+    provider: &str,
+    schedule: &[Duration],
+    item: &OutboxItem,
+    attempt: Attempt,
+    round: &mut Round,
+) -> rusqlite::Result<()> {
+    let now = Utc::now();
+    let to = mask(&item.to);
+    match attempt {
+        Attempt::Sent(provider_id) => {
+            messages::mark_sent(conn, item.id, provider, provider_id.as_deref(), now)?;
+            tracing::info!(message_id = item.id, %to, provider, "text sent");
+            round.sent += 1;
+        }
+        Attempt::Withheld => {
+            messages::mark_failed(conn, item.id, "recipient opted out", now)?;
+            tracing::info!(message_id = item.id, %to, "text withheld: recipient opted out");
+            round.failed += 1;
+        }
+        Attempt::Failed(SendError::Retryable {
+            reason,
+            retry_after,
+        }) => {
+            let wait = usize::try_from(item.attempt)
+                .ok()
+                .and_then(|n| schedule.get(n.saturating_sub(1)));
+            match wait {
+                Some(wait) => {
+                    let wait = with_jitter(*wait).max(retry_after.unwrap_or_default());
+                    let at = now + chrono::Duration::from_std(wait).unwrap_or(LEASE);
+                    messages::schedule_retry(conn, item.id, at, &reason, now)?;
+                    tracing::warn!(message_id = item.id, %to, attempt = item.attempt,
+                        retry_in_secs = wait.as_secs(), %reason, "send failed; will retry");
+                    round.retrying += 1;
+                }
+                None => {
+                    messages::mark_failed(conn, item.id, &reason, now)?;
+                    tracing::error!(message_id = item.id, %to, attempt = item.attempt, %reason,
+                        "send failed on the last attempt; giving up");
+                    round.failed += 1;
+                }
+            }
+        }
+        Attempt::Failed(SendError::Permanent { reason }) => {
+            messages::mark_failed(conn, item.id, &reason, now)?;
+            tracing::error!(message_id = item.id, %to, %reason, "send refused; not retrying");
+            round.failed += 1;
+        }
+        Attempt::Failed(SendError::RecipientOptedOut { reason }) => {
+            let tx = conn.transaction()?;
+            messages::mark_failed(&tx, item.id, &reason, now)?;
+            let standing = numbers::standing(&tx, &item.to)?;
+            if !matches!(standing, Standing::OptedOut(_)) {
+                let next = Standing::OptedOut(Box::new(standing.clone()));
+                let cause = numbers::Cause::Provider(item.id);
+                numbers::set_standing(&tx, &item.to, &standing, &next, cause, now)?;
+            }
+            tx.commit()?;
+            tracing::warn!(message_id = item.id, %to, %reason,
+                "provider says the recipient opted out; number marked opted out");
+            round.failed += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Up to a tenth more, so retries of many texts do not arrive together.
+fn with_jitter(wait: Duration) -> Duration {
+    let mut byte = [0u8; 1];
+    if getrandom::fill(&mut byte).is_err() {
+        return wait;
+    }
+    wait + wait.mul_f64(f64::from(byte[0]) / 2550.0)
+}

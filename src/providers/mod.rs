@@ -1,0 +1,151 @@
+//! SMS providers: each file parses and authenticates its webhooks into the types here, and
+//! sends one outbound text. Adding a provider touches one file and the matches below.
+
+pub mod console;
+pub mod telnyx;
+
+use std::time::Duration;
+
+use crate::domain::moment::MediaItem;
+use crate::domain::MessageState;
+
+/// An inbound text, whichever provider carried it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundMessage {
+    pub provider: &'static str,
+    /// The provider's id for the message: the dedupe key.
+    pub provider_message_id: String,
+    pub from: String,
+    pub to: String,
+    pub text: String,
+    pub subject: Option<String>,
+    pub media: Vec<MediaItem>,
+}
+
+/// A provider's report on an outbound text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusReport {
+    pub provider: &'static str,
+    pub provider_message_id: String,
+    pub state: MessageState,
+    pub error: Option<String>,
+}
+
+/// What one webhook call carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookEvent {
+    Message(InboundMessage),
+    Status(StatusReport),
+    /// Well-formed, authentic, and of no interest (an event type we do not act on).
+    Ignored(String),
+}
+
+/// One text to send.
+#[derive(Debug, Clone)]
+pub struct OutboundText<'a> {
+    /// Our id for the message.
+    pub id: i64,
+    pub to: &'a str,
+    /// Our number to send from; `None` for the provider's configured sender.
+    pub from: Option<&'a str>,
+    pub body: &'a str,
+}
+
+/// A provider accepted a text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub provider_message_id: Option<String>,
+}
+
+/// Why a provider did not accept a text, in the classes the outbox acts on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Timeouts, 5xx, 429: another attempt may succeed (not before `retry_after`, if given).
+    #[error("{reason}")]
+    Retryable {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// Authentication errors, invalid numbers and the like: no attempt will succeed.
+    #[error("{reason}")]
+    Permanent { reason: String },
+    /// The recipient has opted out with the carrier: never text them again.
+    #[error("{reason}")]
+    RecipientOptedOut { reason: String },
+}
+
+impl SendError {
+    /// Classifies an HTTP failure by status: 408, 429 and 5xx are worth another attempt.
+    pub fn from_status(
+        status: reqwest::StatusCode,
+        retry_after: Option<Duration>,
+        reason: String,
+    ) -> Self {
+        if status.is_server_error()
+            || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+            || status == reqwest::StatusCode::REQUEST_TIMEOUT
+        {
+            Self::Retryable {
+                reason,
+                retry_after,
+            }
+        } else {
+            Self::Permanent { reason }
+        }
+    }
+
+    /// A request that got no answer (timeout, refused connection) may succeed later.
+    pub fn from_transport(provider: &str, error: &reqwest::Error) -> Self {
+        let what = if error.is_timeout() {
+            "timed out"
+        } else {
+            "could not be reached"
+        };
+        Self::Retryable {
+            reason: format!("{provider} {what}: {error}"),
+            retry_after: None,
+        }
+    }
+}
+
+/// `Retry-After` in seconds (the form providers use).
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// The configured outbound provider.
+pub enum Sender {
+    Console(console::Console),
+    Telnyx(telnyx::Telnyx),
+}
+
+impl Sender {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Console(_) => console::NAME,
+            Self::Telnyx(_) => telnyx::NAME,
+        }
+    }
+
+    /// The number texts go out from when a message names none, if the provider has one.
+    pub fn default_from(&self) -> Option<&str> {
+        match self {
+            Self::Console(_) => None,
+            Self::Telnyx(t) => t.from_number(),
+        }
+    }
+
+    pub async fn send(&self, text: &OutboundText<'_>) -> Result<Accepted, SendError> {
+        match self {
+            Self::Console(c) => Ok(c.send(text)),
+            Self::Telnyx(t) => t.send(text).await,
+        }
+    }
+}

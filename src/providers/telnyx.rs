@@ -1,0 +1,441 @@
+//! Telnyx Messaging v2: Ed25519-signed webhooks in, `POST /v2/messages` out.
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use ed25519_dalek::{Signature, VerifyingKey};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{
+    retry_after, Accepted, InboundMessage, OutboundText, SendError, StatusReport, WebhookEvent,
+};
+use crate::domain::moment::MediaItem;
+use crate::domain::MessageState;
+
+pub const NAME: &str = "telnyx";
+/// Telnyx's SDKs reject webhooks whose timestamp is further than this from now.
+pub const TIMESTAMP_TOLERANCE_SECS: i64 = 300;
+/// The error code Telnyx answers with when the recipient texted STOP.
+const OPTED_OUT_CODE: &str = "40300";
+
+#[derive(Debug, Clone)]
+pub struct TelnyxConfig {
+    pub api_key: String,
+    pub from_number: Option<String>,
+    pub messaging_profile_id: Option<String>,
+    pub api_base: String,
+}
+
+pub struct Telnyx {
+    config: TelnyxConfig,
+    http: reqwest::Client,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("missing telnyx-signature-ed25519 or telnyx-timestamp header")]
+    Missing,
+    #[error("telnyx-timestamp is not a Unix time")]
+    BadTimestamp,
+    #[error("telnyx-timestamp is more than 300 s from now")]
+    Stale,
+    #[error("signature is not base64 of 64 bytes")]
+    Malformed,
+    #[error("signature does not match the body")]
+    Mismatch,
+}
+
+/// Parses `TELNYX_PUBLIC_KEY`: base64 of a 32-byte Ed25519 public key.
+pub fn parse_public_key(b64: &str) -> Result<VerifyingKey, String> {
+    let bytes = BASE64
+        .decode(b64.trim())
+        .map_err(|e| format!("not base64: {e}"))?;
+    let bytes: [u8; 32] = bytes.try_into().map_err(|_| "not 32 bytes".to_owned())?;
+    VerifyingKey::from_bytes(&bytes).map_err(|e| format!("not an Ed25519 key: {e}"))
+}
+
+/// Checks `signature` over `{timestamp}|{body}`, the raw bytes as received, and that the
+/// timestamp is within the tolerance of `now` (Unix seconds).
+pub fn verify(
+    key: &VerifyingKey,
+    timestamp: Option<&str>,
+    signature: Option<&str>,
+    body: &[u8],
+    now: i64,
+) -> Result<(), SignatureError> {
+    let (Some(timestamp), Some(signature)) = (timestamp, signature) else {
+        return Err(SignatureError::Missing);
+    };
+    let sent_at: i64 = timestamp
+        .trim()
+        .parse()
+        .map_err(|_| SignatureError::BadTimestamp)?;
+    if now.abs_diff(sent_at) > TIMESTAMP_TOLERANCE_SECS.unsigned_abs() {
+        return Err(SignatureError::Stale);
+    }
+    let bytes: [u8; 64] = BASE64
+        .decode(signature.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or(SignatureError::Malformed)?;
+    let mut signed = Vec::with_capacity(timestamp.len() + 1 + body.len());
+    signed.extend_from_slice(timestamp.as_bytes());
+    signed.push(b'|');
+    signed.extend_from_slice(body);
+    key.verify_strict(&signed, &Signature::from_bytes(&bytes))
+        .map_err(|_| SignatureError::Mismatch)
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    data: Event,
+}
+
+#[derive(Deserialize)]
+struct Event {
+    event_type: String,
+    payload: Payload,
+}
+
+#[derive(Deserialize)]
+struct Payload {
+    id: String,
+    #[serde(default)]
+    from: Option<Endpoint>,
+    #[serde(default)]
+    to: Vec<Endpoint>,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    subject: Option<String>,
+    #[serde(default)]
+    media: Vec<Media>,
+    #[serde(default)]
+    errors: Vec<ApiError>,
+}
+
+#[derive(Deserialize)]
+struct Endpoint {
+    phone_number: String,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Media {
+    url: String,
+    /// Telnyx's own MMS example names this `type`.
+    #[serde(alias = "type")]
+    content_type: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct ApiError {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    detail: Option<String>,
+}
+
+impl ApiError {
+    fn describe(&self) -> String {
+        let code = self.code.as_deref().unwrap_or("?");
+        let text = self
+            .detail
+            .as_deref()
+            .or(self.title.as_deref())
+            .unwrap_or("");
+        format!("{code} {text}").trim().to_owned()
+    }
+}
+
+/// Parses an authenticated webhook body.
+pub fn parse_event(body: &[u8]) -> Result<WebhookEvent, serde_json::Error> {
+    let envelope: Envelope = serde_json::from_slice(body)?;
+    let event = envelope.data;
+    let payload = event.payload;
+    Ok(match event.event_type.as_str() {
+        "message.received" => {
+            let from = payload
+                .from
+                .map(|f| f.phone_number)
+                .ok_or_else(|| serde::de::Error::missing_field("payload.from"))?;
+            let to = payload
+                .to
+                .into_iter()
+                .next()
+                .map(|t| t.phone_number)
+                .unwrap_or_default();
+            WebhookEvent::Message(InboundMessage {
+                provider: NAME,
+                provider_message_id: payload.id,
+                from,
+                to,
+                text: payload.text.unwrap_or_default(),
+                subject: payload.subject,
+                media: payload
+                    .media
+                    .into_iter()
+                    .map(|m| MediaItem {
+                        url: m.url,
+                        content_type: m.content_type.unwrap_or_default(),
+                    })
+                    .collect(),
+            })
+        }
+        "message.sent" | "message.finalized" => {
+            let status = payload.to.first().and_then(|t| t.status.as_deref());
+            match status.and_then(delivery_state) {
+                Some(state) => WebhookEvent::Status(StatusReport {
+                    provider: NAME,
+                    provider_message_id: payload.id,
+                    state,
+                    error: payload.errors.first().map(ApiError::describe).or_else(|| {
+                        (state == MessageState::Error)
+                            .then(|| status.unwrap_or_default().to_owned())
+                    }),
+                }),
+                None => WebhookEvent::Ignored(format!(
+                    "{} with status {}",
+                    event.event_type,
+                    status.unwrap_or("none")
+                )),
+            }
+        }
+        other => WebhookEvent::Ignored(other.to_owned()),
+    })
+}
+
+/// What a Telnyx delivery status means for an outbound text; `None` for in-flight words.
+fn delivery_state(status: &str) -> Option<MessageState> {
+    match status {
+        "sent" | "delivery_unconfirmed" => Some(MessageState::Sent),
+        "delivered" => Some(MessageState::Delivered),
+        "sending_failed" | "delivery_failed" | "expired" => Some(MessageState::Error),
+        _ => None,
+    }
+}
+
+#[derive(Deserialize)]
+struct SendResponse {
+    data: SentMessage,
+}
+
+#[derive(Deserialize)]
+struct SentMessage {
+    id: String,
+}
+
+#[derive(Deserialize, Default)]
+struct ErrorResponse {
+    #[serde(default)]
+    errors: Vec<ApiError>,
+}
+
+impl Telnyx {
+    pub fn new(config: TelnyxConfig, http: reqwest::Client) -> Self {
+        Self { config, http }
+    }
+
+    pub fn from_number(&self) -> Option<&str> {
+        self.config.from_number.as_deref()
+    }
+
+    pub async fn send(&self, text: &OutboundText<'_>) -> Result<Accepted, SendError> {
+        let mut body = json!({ "to": text.to, "text": text.body });
+        if let Some(from) = text.from.or(self.config.from_number.as_deref()) {
+            body["from"] = json!(from);
+        }
+        if let Some(profile) = &self.config.messaging_profile_id {
+            body["messaging_profile_id"] = json!(profile);
+        }
+        let url = format!("{}/v2/messages", self.config.api_base.trim_end_matches('/'));
+        let response = self
+            .http
+            .post(url)
+            .bearer_auth(&self.config.api_key)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| SendError::from_transport(NAME, &e))?;
+        let status = response.status();
+        let wait = retry_after(response.headers());
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| SendError::from_transport(NAME, &e))?;
+        if status.is_success() {
+            let accepted: SendResponse =
+                serde_json::from_slice(&bytes).map_err(|e| SendError::Permanent {
+                    reason: format!("telnyx accepted the text but its answer was unreadable: {e}"),
+                })?;
+            return Ok(Accepted {
+                provider_message_id: Some(accepted.data.id),
+            });
+        }
+        let errors = serde_json::from_slice::<ErrorResponse>(&bytes).unwrap_or_default();
+        let reason = match errors.errors.first() {
+            Some(e) => format!("telnyx {}: {}", status.as_u16(), e.describe()),
+            None => format!("telnyx {}", status.as_u16()),
+        };
+        if errors
+            .errors
+            .iter()
+            .any(|e| e.code.as_deref() == Some(OPTED_OUT_CODE))
+        {
+            return Err(SendError::RecipientOptedOut { reason });
+        }
+        Err(SendError::from_status(status, wait, reason))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VECTOR_KEY: &str = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+    const VECTOR_BODY: &str = r#"{"data":{"event_type":"message.received","id":"bf6307bd-884d-4c1f-b6ea-c62b8c495d3c","payload":{"id":"7ee4241c-f127-47e5-9c34-3aac291f8058","text":"Hello, World!"}}}"#;
+    const VECTOR_SIG: &str =
+        "uCtbQsWRiJ3/ke4tYIDZLxX2jPNmfxZ3z0qGT70a5ii6g0NL+rcOidnxYObG5ep005vifvGsi8yBJvEiYe4aCQ==";
+
+    fn key() -> VerifyingKey {
+        parse_public_key(VECTOR_KEY).expect("vector key")
+    }
+
+    #[test]
+    fn the_published_test_vector_verifies_at_its_time() {
+        let at = 1_700_000_000;
+        assert_eq!(
+            verify(
+                &key(),
+                Some("1700000000"),
+                Some(VECTOR_SIG),
+                VECTOR_BODY.as_bytes(),
+                at
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            verify(
+                &key(),
+                Some("1700000000"),
+                Some(VECTOR_SIG),
+                VECTOR_BODY.as_bytes(),
+                at + 300
+            ),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn the_vector_is_stale_more_than_300_seconds_away() {
+        for now in [1_700_000_301, 1_699_999_699] {
+            assert_eq!(
+                verify(
+                    &key(),
+                    Some("1700000000"),
+                    Some(VECTOR_SIG),
+                    VECTOR_BODY.as_bytes(),
+                    now
+                ),
+                Err(SignatureError::Stale)
+            );
+        }
+    }
+
+    #[test]
+    fn any_change_to_body_timestamp_or_signature_is_refused() {
+        let now = 1_700_000_000;
+        let tampered = VECTOR_BODY.replace("Hello", "Jello");
+        assert_eq!(
+            verify(
+                &key(),
+                Some("1700000000"),
+                Some(VECTOR_SIG),
+                tampered.as_bytes(),
+                now
+            ),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify(
+                &key(),
+                Some("1700000001"),
+                Some(VECTOR_SIG),
+                VECTOR_BODY.as_bytes(),
+                now
+            ),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify(
+                &key(),
+                Some("1700000000"),
+                Some("AAAA"),
+                VECTOR_BODY.as_bytes(),
+                now
+            ),
+            Err(SignatureError::Malformed)
+        );
+        assert_eq!(
+            verify(&key(), None, Some(VECTOR_SIG), VECTOR_BODY.as_bytes(), now),
+            Err(SignatureError::Missing)
+        );
+        assert_eq!(
+            verify(
+                &key(),
+                Some("soon"),
+                Some(VECTOR_SIG),
+                VECTOR_BODY.as_bytes(),
+                now
+            ),
+            Err(SignatureError::BadTimestamp)
+        );
+    }
+
+    #[test]
+    fn bad_public_keys_are_refused() {
+        assert!(parse_public_key("not base64!").is_err());
+        assert!(parse_public_key("AAAA").is_err());
+    }
+
+    #[test]
+    fn media_items_may_name_their_type_either_way() {
+        let body = br#"{"data":{"event_type":"message.received","payload":{"id":"m1",
+            "from":{"phone_number":"+14155552671"},"to":[{"phone_number":"+18445550001"}],
+            "text":null,"media":[{"url":"https://a/1.jpg","content_type":"image/jpeg"},
+            {"url":"https://a/2.png","type":"image/png"}]}}}"#;
+        let WebhookEvent::Message(m) = parse_event(body).expect("parses") else {
+            panic!("not a message");
+        };
+        assert_eq!(m.text, "");
+        assert_eq!(m.media[0].content_type, "image/jpeg");
+        assert_eq!(m.media[1].content_type, "image/png");
+    }
+
+    #[test]
+    fn delivery_events_become_status_reports_and_others_are_ignored() {
+        let body = br#"{"data":{"event_type":"message.finalized","payload":{"id":"o1",
+            "to":[{"phone_number":"+14155552671","status":"delivery_failed"}],
+            "errors":[{"code":"40008","title":"Undeliverable"}]}}}"#;
+        assert_eq!(
+            parse_event(body).expect("parses"),
+            WebhookEvent::Status(StatusReport {
+                provider: NAME,
+                provider_message_id: "o1".into(),
+                state: MessageState::Error,
+                error: Some("40008 Undeliverable".into()),
+            })
+        );
+        let queued = br#"{"data":{"event_type":"message.sent","payload":{"id":"o1",
+            "to":[{"phone_number":"+1","status":"queued"}]}}}"#;
+        assert!(matches!(parse_event(queued), Ok(WebhookEvent::Ignored(_))));
+        let other = br#"{"data":{"event_type":"call.initiated","payload":{"id":"c1"}}}"#;
+        assert_eq!(
+            parse_event(other).expect("parses"),
+            WebhookEvent::Ignored("call.initiated".into())
+        );
+    }
+}

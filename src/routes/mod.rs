@@ -1,0 +1,198 @@
+//! The HTTP surface: thin handlers that parse, call the domain, persist and answer.
+
+mod auth;
+mod health;
+mod messages;
+mod moments;
+mod phones;
+mod webhooks;
+
+use std::sync::Arc;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse, ResponseError};
+use serde_json::json;
+use tokio::sync::Notify;
+
+use crate::config::Settings;
+use crate::db::{DbError, Pool};
+use crate::providers::Sender;
+use crate::telemetry::error_chain;
+
+pub use auth::Authenticated;
+
+/// What every handler shares.
+pub struct AppState {
+    pub pool: Pool,
+    pub settings: Arc<Settings>,
+    pub sender: Arc<Sender>,
+    /// Wakes the outbox worker when a text is queued.
+    pub outbox_wake: Arc<Notify>,
+}
+
+/// The largest API request body.
+const API_BODY_LIMIT: usize = 16 * 1024;
+/// The largest webhook body (an MMS notification with many media items stays far below).
+const WEBHOOK_BODY_LIMIT: usize = 256 * 1024;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .service(
+            web::resource("/api/phones")
+                .route(web::post().to(phones::connect))
+                .route(web::delete().to(phones::disconnect))
+                .route(web::get().to(phones::list))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/api/messages")
+                .route(web::get().to(messages::list))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/api/messages/{id}")
+                .route(web::get().to(messages::one))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/api/moments")
+                .route(web::get().to(moments::list))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .route("/moments/{id}", web::get().to(moments::page))
+        .service(
+            web::resource("/webhooks/telnyx")
+                .route(web::post().to(webhooks::telnyx))
+                .default_service(web::to(method_not_allowed)),
+        );
+}
+
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound("Not found".into()))
+}
+
+async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed)
+}
+
+/// Every error a handler answers with: JSON `{"message": …}` and the right status. Causes go
+/// to the log, never to the client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("Unauthorized")]
+    Unauthorized,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("Method not allowed")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("Request body too large")]
+    PayloadTooLarge,
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after: u64 },
+    #[error("{public}")]
+    Internal {
+        public: &'static str,
+        #[source]
+        cause: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl ApiError {
+    /// A failure the client cannot fix; `public` is all it is told.
+    pub fn internal(
+        public: &'static str,
+    ) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> Self {
+        move |cause| {
+            tracing::error!(error = %error_chain(cause.as_ref()), "{public}");
+            Self::Internal { public, cause }
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        if let Self::TooManyRequests { retry_after, .. } = self {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after)));
+        }
+        response.json(json!({ "message": self.to_string() }))
+    }
+}
+
+/// Runs blocking database work off the async threads.
+pub async fn blocking<T, E>(
+    public: &'static str,
+    work: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+{
+    match web::block(work).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(ApiError::internal(public)(e.into())),
+        Err(e) => Err(ApiError::internal(public)(Box::new(e))),
+    }
+}
+
+/// A pooled connection, as a boxed error for `blocking`.
+pub fn conn(
+    pool: &Pool,
+) -> Result<r2d2::PooledConnection<r2d2_sqlite::SqliteConnectionManager>, DbError> {
+    Ok(pool.get()?)
+}
+
+/// Reads a whole body up to `limit` bytes.
+pub async fn read_body(payload: web::Payload, limit: usize) -> Result<web::Bytes, ApiError> {
+    match payload.to_bytes_limited(limit).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) => Err(ApiError::BadRequest(format!(
+            "Could not read request body: {e}"
+        ))),
+        Err(_) => Err(ApiError::PayloadTooLarge),
+    }
+}
+
+/// `offset` and `limit` of a listing.
+#[derive(Debug, serde::Deserialize)]
+pub struct Page {
+    offset: Option<u32>,
+    limit: Option<u32>,
+}
+
+pub const MAX_PAGE: u32 = 1000;
+
+impl Page {
+    pub fn parse(query: &str) -> Result<(u32, u32), ApiError> {
+        let page: Page = serde_urlencoded::from_str(query)
+            .map_err(|_| ApiError::BadRequest("offset and limit must be whole numbers".into()))?;
+        let limit = page.limit.unwrap_or(50);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(ApiError::BadRequest(format!(
+                "limit must be between 1 and {MAX_PAGE}"
+            )));
+        }
+        Ok((page.offset.unwrap_or(0), limit))
+    }
+}

@@ -1,0 +1,116 @@
+//! Builds the application from settings: database, provider, HTTP server and outbox worker.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{middleware, web, App, HttpServer};
+use tokio::sync::Notify;
+
+use crate::config::{ProviderSettings, Settings};
+use crate::db::{self, DbError, Pool};
+use crate::outbox::Outbox;
+use crate::providers::{console::Console, telnyx::Telnyx, Sender};
+use crate::routes::{self, AppState};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("could not open the database {path}")]
+    Database {
+        path: String,
+        #[source]
+        source: DbError,
+    },
+    #[error("could not listen on {addr}")]
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not build the HTTP client")]
+    HttpClient(#[from] reqwest::Error),
+}
+
+pub struct Application {
+    server: Server,
+    port: u16,
+    outbox: Outbox,
+    pool: Pool,
+    run_worker: bool,
+}
+
+impl Application {
+    /// Opens the database and binds the listener; nothing runs until `run_until_stopped`.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let pool = db::open(&settings.db_path).map_err(|source| StartupError::Database {
+            path: settings.db_path.display().to_string(),
+            source,
+        })?;
+        let http = reqwest::Client::builder()
+            .timeout(settings.provider_timeout)
+            .build()?;
+        let sender = Arc::new(match &settings.provider {
+            ProviderSettings::Console => Sender::Console(Console),
+            ProviderSettings::Telnyx(config) => Sender::Telnyx(Telnyx::new(config.clone(), http)),
+        });
+        let addr = settings.addr.clone();
+        let listen_error = |source| StartupError::Listen {
+            addr: addr.clone(),
+            source,
+        };
+        let listener = TcpListener::bind(&settings.addr).map_err(listen_error)?;
+        let port = listener.local_addr().map_err(listen_error)?.port();
+        let wake = Arc::new(Notify::new());
+        let outbox = Outbox::new(
+            pool.clone(),
+            Arc::clone(&sender),
+            settings.retry_schedule.clone(),
+            Arc::clone(&wake),
+        );
+        let run_worker = settings.run_outbox_worker;
+        let state = web::Data::new(AppState {
+            pool: pool.clone(),
+            settings: Arc::new(settings),
+            sender,
+            outbox_wake: wake,
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(middleware::Logger::new("%r %s %b %Dms"))
+                .app_data(state.clone())
+                .configure(routes::configure)
+                .default_service(web::to(routes::not_found))
+        })
+        .listen(listener)
+        .map_err(listen_error)?
+        .run();
+        tracing::info!(port, "momentline listening");
+        Ok(Self {
+            server,
+            port,
+            outbox,
+            pool,
+            run_worker,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The outbox, so a caller can drive rounds itself.
+    pub fn outbox(&self) -> Outbox {
+        self.outbox.clone()
+    }
+
+    pub fn pool(&self) -> Pool {
+        self.pool.clone()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        if self.run_worker {
+            tokio::spawn(self.outbox.run());
+        }
+        self.server.await
+    }
+}
