@@ -1,0 +1,424 @@
+//! The story over Telnyx webhooks: yes, Moments, keywords, expiry and takeover.
+
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn a_signed_yes_verifies_the_number_and_confirms_by_text() {
+    let app = spawn_app().await;
+    telnyx_accepts_texts(&app.telnyx).await;
+    assert_eq!(app.connect(PHONE).await.status(), 200);
+    app.text(PHONE, "Yes!").await;
+    app.drain().await;
+
+    assert_eq!(app.number_state(PHONE).await.as_deref(), Some("verified"));
+    let texts = app.texts_to(PHONE).await;
+    assert_eq!(texts.len(), 2);
+    assert_eq!(
+        texts[1],
+        "Connected to Sweetman on In Process. Text a photo, link or words to post a Moment. \
+         Reply HELP for help, STOP to opt out."
+    );
+    // The reply comes from the number the artist texted.
+    let sent = app.sent_to_telnyx().await;
+    assert_eq!(sent[1]["from"], OUR_NUMBER);
+    let history = app.count(
+        "SELECT count(*) FROM number_state_changes
+         WHERE e164 = '+14155552671' AND to_state = 'verified' AND cause = 'inbound'
+           AND message_id IS NOT NULL",
+    );
+    assert_eq!(history, 1);
+}
+
+#[tokio::test]
+async fn a_photo_mms_becomes_one_moment_per_image_with_links_texted_back() {
+    let app = spawn_app().await;
+    telnyx_accepts_texts(&app.telnyx).await;
+    app.verified(PHONE).await;
+
+    let event = fixture("telnyx/message.received.mms.json").to_string();
+    assert_eq!(app.telnyx_webhook(&event).await.status(), 200);
+    app.drain().await;
+
+    let moments = app.get_json("/api/moments").await;
+    let moments = moments["moments"].as_array().expect("moments").clone();
+    assert_eq!(moments.len(), 2, "SMIL is not a Moment");
+    // Newest first: the PNG came second.
+    let (png, jpg) = (&moments[0], &moments[1]);
+    assert_eq!(jpg["kind"], "media");
+    assert_eq!(
+        jpg["media"],
+        json!({"url": "https://media.telnyx.example/9b2f/IMG_0001.jpg", "content_type": "image/jpeg"})
+    );
+    assert_eq!(png["media"]["content_type"], "image/png");
+    for m in [png, jpg] {
+        assert_eq!(m["title"], "Studio light");
+        assert_eq!(m["description"], "Studio light");
+        assert_eq!(m["price"], "5");
+        assert_eq!(m["state"], "created");
+        assert_eq!(m["artist"], ARTIST);
+    }
+    let jpg_url = format!("{PUBLIC_URL}/moments/{}", jpg["id"]);
+    let png_url = format!("{PUBLIC_URL}/moments/{}", png["id"]);
+    assert_eq!(jpg["url"], jpg_url.as_str());
+    let texts = app.texts_to(PHONE).await;
+    assert_eq!(
+        texts.last().map(String::as_str),
+        Some(format!("2 Moments posted: {jpg_url} {png_url}").as_str())
+    );
+
+    let page = app
+        .http
+        .get(app.url(&format!("/moments/{}", jpg["id"])))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(page.status(), 200);
+    assert!(page
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html")));
+    let html = page.text().await.expect("html");
+    assert!(html.contains("<h1>Studio light</h1>"), "{html}");
+    assert!(html.contains("by Sweetman"));
+    assert!(html.contains("5 USDC"));
+    assert!(html.contains("<img src=\"https://media.telnyx.example/9b2f/IMG_0001.jpg\""));
+}
+
+#[tokio::test]
+async fn a_text_with_a_url_becomes_a_link_moment() {
+    let app = spawn_app().await;
+    telnyx_accepts_texts(&app.telnyx).await;
+    app.verified(PHONE).await;
+    app.text(PHONE, "title: New film\nwatch https://youtu.be/abc123.")
+        .await;
+    app.drain().await;
+
+    let moments = app.get_json("/api/moments").await;
+    let m = &moments["moments"][0];
+    assert_eq!(m["kind"], "link");
+    assert_eq!(m["link"], "https://youtu.be/abc123");
+    assert_eq!(m["title"], "New film");
+    assert_eq!(m["description"], "watch https://youtu.be/abc123.");
+    assert_eq!(m["price"], "1");
+    let url = m["url"].as_str().expect("url");
+    assert_eq!(
+        app.texts_to(PHONE).await.last().map(String::as_str),
+        Some(format!("Moment posted: {url}").as_str())
+    );
+    let html = app
+        .http
+        .get(url.replace(PUBLIC_URL, &app.address))
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("html");
+    assert!(html.contains("<a href=\"https://youtu.be/abc123\">"));
+}
+
+#[tokio::test]
+async fn a_plain_text_becomes_a_text_moment_and_html_is_escaped_on_its_page() {
+    let app = spawn_app().await;
+    telnyx_accepts_texts(&app.telnyx).await;
+    app.verified(PHONE).await;
+    app.text(PHONE, "<script>alert(1)</script> & friends\nprice: free")
+        .await;
+    app.drain().await;
+    let moments = app.get_json("/api/moments").await;
+    let m = &moments["moments"][0];
+    assert_eq!(m["kind"], "text");
+    assert_eq!(m["price"], "0");
+    let id = m["id"].as_i64().expect("id");
+    let html = app
+        .http
+        .get(app.url(&format!("/moments/{id}")))
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("html");
+    assert!(!html.contains("<script>"));
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; friends"));
+}
+
+#[tokio::test]
+async fn a_video_only_mms_is_refused_with_a_pointer_to_links() {
+    let app = spawn_app().await;
+    telnyx_accepts_texts(&app.telnyx).await;
+    app.verified(PHONE).await;
+    let mut event = fixture("telnyx/message.received.mms.json");
+    event["data"]["payload"]["media"] = json!([
+        {"url": "https://media.telnyx.example/v/clip.mp4", "content_type": "video/mp4", "size": 9}
+    ]);
+    assert_eq!(app.telnyx_webhook(&event.to_string()).await.status(), 200);
+    app.drain().await;
+    assert_eq!(app.count("SELECT count(*) FROM moments"), 0);
+    assert_eq!(
+        app.texts_to(PHONE).await.last().map(String::as_str),
+        Some("Videos are not supported. Text a link to the video instead.")
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_number_is_welcomed_once_a_day() {
+    let app = spawn_app().await;
+    telnyx_accepts_texts(&app.telnyx).await;
+    app.text(PHONE, "hello?").await;
+    app.text(PHONE, "anyone?").await;
+    app.drain().await;
+    assert_eq!(
+        app.texts_to(PHONE).await,
+        [
+            "This number is not connected to an In Process artist. Connect it at \
+          https://inprocess.world/manage Reply STOP to opt out."
+        ]
+    );
+    assert_eq!(app.count("SELECT count(*) FROM moments"), 0);
+}
+
+#[tokio::test]
+async fn stop_silences_the_number_until_start() {
+    let app = spawn_app().await;
+    telnyx_accepts_texts(&app.telnyx).await;
+    app.verified(PHONE).await;
+
+    app.text(PHONE, "stop").await;
+    app.drain().await;
+    assert_eq!(app.number_state(PHONE).await.as_deref(), Some("opted_out"));
+    let after_stop = app.texts_to(PHONE).await;
+    assert_eq!(
+        after_stop.last().map(String::as_str),
+        Some("You are unsubscribed and will get no more texts from In Process. Reply START to resubscribe.")
+    );
+
+    for text in ["a new drawing", "HELP", "STOP", "yes"] {
+        app.text(PHONE, text).await;
+    }
+    app.drain().await;
+    assert_eq!(app.texts_to(PHONE).await, after_stop, "silence");
+    assert_eq!(app.count("SELECT count(*) FROM moments"), 0);
+
+    app.text(PHONE, "Start").await;
+    app.drain().await;
+    assert_eq!(app.number_state(PHONE).await.as_deref(), Some("verified"));
+    assert_eq!(
+        app.texts_to(PHONE).await.last().map(String::as_str),
+        Some("You are resubscribed to In Process texts. Reply HELP for help, STOP to opt out.")
+    );
+
+    app.text(PHONE, "help").await;
+    app.drain().await;
+    assert!(app.texts_to(PHONE).await.last().is_some_and(
+        |t| t.starts_with("Text a photo, audio, PDF, link or words to post a Moment.")
+    ));
+    assert_eq!(app.count("SELECT count(*) FROM moments"), 0);
+}
+
+#[tokio::test]
+async fn a_reply_queued_before_stop_is_never_sent() {
+    let app = spawn_app().await;
+    telnyx_accepts_texts(&app.telnyx).await;
+    assert_eq!(app.connect(PHONE).await.status(), 200);
+    app.text(PHONE, "STOP").await;
+    app.drain().await;
+    let texts = app.texts_to(PHONE).await;
+    assert_eq!(texts.len(), 1, "only the opt-out confirmation: {texts:?}");
+    assert!(texts[0].starts_with("You are unsubscribed"));
+    let messages = app.get_json("/api/messages").await;
+    let prompt = messages["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .find(|m| m["body"].as_str().is_some_and(|b| b.starts_with("Someone")))
+        .cloned()
+        .expect("the prompt");
+    assert_eq!(prompt["state"], "error");
+    assert_eq!(prompt["error"], "recipient opted out");
+}
+
+#[tokio::test]
+async fn a_pending_number_is_reminded_a_few_times_an_hour() {
+    let app = spawn_app().await;
+    telnyx_accepts_texts(&app.telnyx).await;
+    assert_eq!(app.connect(PHONE).await.status(), 200);
+    for text in ["what?", "who is this", "hm", "??", "HELP"] {
+        app.text(PHONE, text).await;
+    }
+    app.drain().await;
+    let texts = app.texts_to(PHONE).await;
+    assert_eq!(texts.len(), 1 + 3, "prompt and three reminders: {texts:?}");
+    assert_eq!(
+        texts[1],
+        "Reply 'yes' to connect this phone to Sweetman on In Process, or ignore this message. \
+         Reply STOP to opt out."
+    );
+    assert_eq!(app.number_state(PHONE).await.as_deref(), Some("pending"));
+}
+
+#[tokio::test]
+async fn a_yes_after_the_request_expired_is_told_to_connect_again() {
+    let app = spawn_app_with_env(&[("MOMENTLINE_PENDING_TTL_SECS", "0")], |_| {}).await;
+    telnyx_accepts_texts(&app.telnyx).await;
+    assert_eq!(app.connect(PHONE).await.status(), 200);
+    app.text(PHONE, "yes").await;
+    app.drain().await;
+    assert_eq!(app.number_state(PHONE).await, None, "unknown again");
+    assert_eq!(
+        app.texts_to(PHONE).await.last().map(String::as_str),
+        Some("This connect request expired. Please connect your phone again from In Process.")
+    );
+}
+
+#[tokio::test]
+async fn a_verified_number_moves_to_another_artist_only_on_its_owners_yes() {
+    // The per-number prompt cooldown would hold the rival's prompt back for a minute.
+    let app = spawn_app_with(|s| s.connect_limits.prompt_cooldown = chrono::Duration::zero()).await;
+    telnyx_accepts_texts(&app.telnyx).await;
+    app.verified(PHONE).await;
+    let rival = create_artist(&app.pool, "Rival");
+
+    let response = app.connect_as(&rival, PHONE).await;
+    assert_eq!(response.status(), 200);
+    app.drain().await;
+    assert!(app
+        .texts_to(PHONE)
+        .await
+        .last()
+        .is_some_and(|t| t.contains("artist profile for Rival")));
+    assert_eq!(app.number_state(PHONE).await.as_deref(), Some("verified"));
+    assert_eq!(
+        app.number_state_as(&rival, PHONE).await.as_deref(),
+        Some("pending")
+    );
+
+    // Until the yes, Moments still go to the owner.
+    app.text(PHONE, "still mine").await;
+    let moments = app.get_json("/api/moments").await;
+    assert_eq!(moments["moments"].as_array().map(Vec::len), Some(1));
+
+    app.text(PHONE, "yes").await;
+    app.drain().await;
+    assert_eq!(app.number_state(PHONE).await, None);
+    assert_eq!(
+        app.number_state_as(&rival, PHONE).await.as_deref(),
+        Some("verified")
+    );
+    assert!(app
+        .texts_to(PHONE)
+        .await
+        .last()
+        .is_some_and(|t| t.starts_with("Connected to Rival")));
+
+    app.text(PHONE, "now for Rival").await;
+    let theirs: Value = app
+        .get_as(&rival, "/api/moments")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(theirs["moments"][0]["title"], "now for Rival");
+}
+
+#[tokio::test]
+async fn the_same_webhook_delivered_twice_has_one_effect() {
+    let app = spawn_app().await;
+    telnyx_accepts_texts(&app.telnyx).await;
+    app.verified(PHONE).await;
+    let event = app.sms_event(PHONE, "one moment only");
+    for _ in 0..2 {
+        let response = app.telnyx_webhook(&event).await;
+        assert_eq!(response.status(), 200);
+    }
+    app.drain().await;
+    assert_eq!(app.count("SELECT count(*) FROM moments"), 1);
+    let posted = app
+        .texts_to(PHONE)
+        .await
+        .iter()
+        .filter(|t| t.starts_with("Moment posted"))
+        .count();
+    assert_eq!(posted, 1);
+}
+
+#[tokio::test]
+async fn the_same_webhook_delivered_concurrently_has_one_effect() {
+    let app = spawn_app().await;
+    telnyx_accepts_texts(&app.telnyx).await;
+    app.verified(PHONE).await;
+    let event = app.sms_event(PHONE, "raced moment");
+    let now = chrono::Utc::now().timestamp();
+    let signature = telnyx_signature(now, &event);
+    let mut deliveries = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let http = app.http.clone();
+        let url = app.url("/webhooks/telnyx");
+        let (event, signature) = (event.clone(), signature.clone());
+        deliveries.spawn(async move {
+            http.post(url)
+                .header("telnyx-timestamp", now.to_string())
+                .header("telnyx-signature-ed25519", signature)
+                .body(event)
+                .send()
+                .await
+                .expect("request")
+                .status()
+        });
+    }
+    while let Some(status) = deliveries.join_next().await {
+        assert_eq!(status.expect("task"), 200);
+    }
+    app.drain().await;
+    assert_eq!(app.count("SELECT count(*) FROM moments"), 1);
+    assert_eq!(
+        app.count("SELECT count(*) FROM messages WHERE purpose = 'moment_posted'"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn delivery_reports_move_outbound_texts_forward_only() {
+    let app = spawn_app().await;
+    telnyx_accepts_texts(&app.telnyx).await;
+    assert_eq!(app.connect(PHONE).await.status(), 200);
+    app.drain().await;
+    let provider_id = "40385f64-0000-4000-8000-000000000000";
+
+    let mut delivered = fixture("telnyx/message.finalized.json");
+    delivered["data"]["payload"]["id"] = json!(provider_id);
+    assert_eq!(
+        app.telnyx_webhook(&delivered.to_string()).await.status(),
+        200
+    );
+    let mut late_sent = delivered.clone();
+    late_sent["data"]["event_type"] = json!("message.sent");
+    late_sent["data"]["payload"]["to"][0]["status"] = json!("sent");
+    assert_eq!(
+        app.telnyx_webhook(&late_sent.to_string()).await.status(),
+        200
+    );
+
+    let messages = app.get_json("/api/messages").await;
+    assert_eq!(messages["messages"][0]["state"], "delivered");
+}
+
+#[tokio::test]
+async fn a_failed_delivery_report_marks_the_text_as_error_with_its_reason() {
+    let app = spawn_app().await;
+    telnyx_accepts_texts(&app.telnyx).await;
+    assert_eq!(app.connect(PHONE).await.status(), 200);
+    app.drain().await;
+    let mut failed = fixture("telnyx/message.finalized.json");
+    failed["data"]["payload"]["id"] = json!("40385f64-0000-4000-8000-000000000000");
+    failed["data"]["payload"]["to"][0]["status"] = json!("delivery_failed");
+    failed["data"]["payload"]["errors"] =
+        json!([{"code": "40008", "title": "Undeliverable", "detail": "Carrier rejected"}]);
+    assert_eq!(app.telnyx_webhook(&failed.to_string()).await.status(), 200);
+    let messages = app.get_json("/api/messages").await;
+    assert_eq!(messages["messages"][0]["state"], "error");
+    assert_eq!(messages["messages"][0]["error"], "40008 Carrier rejected");
+}

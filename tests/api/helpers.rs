@@ -1,0 +1,292 @@
+//! Starts the real server on port 0 with a fresh database, and a local server standing in for
+//! Telnyx's API.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use chrono::Utc;
+use ed25519_dalek::{Signer, SigningKey};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+use momentline::config::Settings;
+use momentline::db::{self, Pool};
+use momentline::domain::api_key::ApiKey;
+use momentline::outbox::{Outbox, Round};
+use momentline::startup::Application;
+
+/// RFC 8032 §7.1 TEST 1: the key behind PROVIDERS.md's Telnyx test vector.
+const TELNYX_SECRET: [u8; 32] = [
+    0x9d, 0x61, 0xb1, 0x9d, 0xef, 0xfd, 0x5a, 0x60, 0xba, 0x84, 0x4a, 0xf4, 0x92, 0xec, 0x2c, 0xc4,
+    0x44, 0x49, 0xc5, 0x69, 0x7b, 0x32, 0x69, 0x19, 0x70, 0x3b, 0xac, 0x03, 0x1c, 0xae, 0x7f, 0x60,
+];
+pub const TELNYX_PUBLIC_KEY: &str = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+pub const TELNYX_API_KEY: &str = "KEY0123456789TEST";
+pub const OUR_NUMBER: &str = "+18445550001";
+pub const PUBLIC_URL: &str = "https://moments.example";
+pub const ARTIST: &str = "Sweetman";
+/// A valid US mobile-style number.
+pub const PHONE: &str = "+14155552671";
+
+pub struct TestApp {
+    pub address: String,
+    pub http: reqwest::Client,
+    pub telnyx: MockServer,
+    pub outbox: Outbox,
+    pub pool: Pool,
+    pub api_key: String,
+    message_ids: AtomicUsize,
+    _dir: TempDir,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts the app with settings from its environment variables, then `adjust`ed.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_with_env(&[], adjust).await
+}
+
+pub async fn spawn_app_with_env(
+    extra: &[(&str, &str)],
+    adjust: impl FnOnce(&mut Settings),
+) -> TestApp {
+    if std::env::var_os("TEST_LOG").is_some() {
+        momentline::telemetry::init();
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let telnyx = MockServer::start().await;
+    let db_path = dir.path().join("momentline.db");
+    let mut env: Vec<(String, String)> = [
+        ("MOMENTLINE_ADDR", "127.0.0.1:0"),
+        ("MOMENTLINE_DB", db_path.to_str().expect("utf-8 path")),
+        ("MOMENTLINE_PUBLIC_URL", PUBLIC_URL),
+        ("MOMENTLINE_SMS_PROVIDER", "telnyx"),
+        ("MOMENTLINE_RETRY_SCHEDULE", "0,0"),
+        ("TELNYX_API_KEY", TELNYX_API_KEY),
+        ("TELNYX_FROM_NUMBER", OUR_NUMBER),
+        ("TELNYX_PUBLIC_KEY", TELNYX_PUBLIC_KEY),
+        ("TELNYX_API_BASE", &telnyx.uri()),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    for (k, v) in extra {
+        env.retain(|(name, _)| name != k);
+        if !v.is_empty() {
+            env.push(((*k).to_owned(), (*v).to_owned()));
+        }
+    }
+    let mut settings =
+        Settings::from_lookup(|name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+            .expect("test settings");
+    settings.run_outbox_worker = false;
+    adjust(&mut settings);
+
+    let app = Application::build(settings).await.expect("app builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let outbox = app.outbox();
+    let pool = app.pool();
+    tokio::spawn(app.run_until_stopped());
+
+    let api_key = create_artist(&pool, ARTIST);
+    TestApp {
+        address,
+        http: reqwest::Client::new(),
+        telnyx,
+        outbox,
+        pool,
+        api_key,
+        message_ids: AtomicUsize::new(0),
+        _dir: dir,
+    }
+}
+
+/// Creates an artist the way `momentline artists add` does, returning its key.
+pub fn create_artist(pool: &Pool, name: &str) -> String {
+    let key = ApiKey::generate().expect("randomness");
+    let mut conn = pool.get().expect("connection");
+    db::artists::create(&mut conn, name, None, &key, Utc::now())
+        .expect("insert")
+        .expect("new artist");
+    key.expose().to_owned()
+}
+
+/// Signs `body` as Telnyx does, at `timestamp`.
+pub fn telnyx_signature(timestamp: i64, body: &str) -> String {
+    let key = SigningKey::from_bytes(&TELNYX_SECRET);
+    let signed = format!("{timestamp}|{body}");
+    BASE64.encode(key.sign(signed.as_bytes()).to_bytes())
+}
+
+pub fn fixture(name: &str) -> Value {
+    let path = format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).expect("fixture exists");
+    serde_json::from_str(&text).expect("fixture is JSON")
+}
+
+/// Telnyx's API accepting every text, each with an id of its own.
+pub async fn telnyx_accepts_texts(server: &MockServer) {
+    let counter = Arc::new(AtomicUsize::new(0));
+    Mock::given(method("POST"))
+        .and(path("/v2/messages"))
+        .respond_with(move |_: &Request| {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            let mut body = fixture("telnyx/send.response.json");
+            body["data"]["id"] = json!(format!("40385f64-0000-4000-8000-{n:012}"));
+            ResponseTemplate::new(200).set_body_json(body)
+        })
+        .mount(server)
+        .await;
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn connect(&self, phone: &str) -> reqwest::Response {
+        self.connect_as(&self.api_key, phone).await
+    }
+
+    pub async fn connect_as(&self, key: &str, phone: &str) -> reqwest::Response {
+        self.http
+            .post(self.url("/api/phones"))
+            .header("x-api-key", key)
+            .json(&json!({ "phone_number": phone }))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.get_as(&self.api_key, path).await
+    }
+
+    pub async fn get_as(&self, key: &str, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .header("x-api-key", key)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.expect("json")
+    }
+
+    /// Posts a body to the Telnyx webhook, signed now.
+    pub async fn telnyx_webhook(&self, body: &str) -> reqwest::Response {
+        let now = Utc::now().timestamp();
+        self.telnyx_webhook_signed(body, now, &telnyx_signature(now, body))
+            .await
+    }
+
+    pub async fn telnyx_webhook_signed(
+        &self,
+        body: &str,
+        timestamp: i64,
+        signature: &str,
+    ) -> reqwest::Response {
+        self.http
+            .post(self.url("/webhooks/telnyx"))
+            .header("content-type", "application/json")
+            .header("telnyx-timestamp", timestamp.to_string())
+            .header("telnyx-signature-ed25519", signature)
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// A `message.received` event from `from` in the fixture's shape, with a fresh id.
+    pub fn sms_event(&self, from: &str, text: &str) -> String {
+        let mut event = fixture("telnyx/message.received.sms.json");
+        let n = self.message_ids.fetch_add(1, Ordering::SeqCst);
+        event["data"]["payload"]["id"] = json!(format!("84cca175-0000-4000-8000-{n:012}"));
+        event["data"]["payload"]["from"]["phone_number"] = json!(from);
+        event["data"]["payload"]["text"] = json!(text);
+        event.to_string()
+    }
+
+    /// Texts `text` from `from`, asserting the webhook took it.
+    pub async fn text(&self, from: &str, text: &str) {
+        let response = self.telnyx_webhook(&self.sms_event(from, text)).await;
+        assert_eq!(response.status(), 200, "webhook for {text:?}");
+    }
+
+    /// Runs outbox rounds until nothing is due.
+    pub async fn drain(&self) -> Round {
+        let mut total = Round::default();
+        for _ in 0..20 {
+            let round = self.outbox.run_once().await.expect("outbox round");
+            if round.claimed() == 0 {
+                return total;
+            }
+            total.sent += round.sent;
+            total.retrying += round.retrying;
+            total.failed += round.failed;
+        }
+        panic!("the outbox never emptied");
+    }
+
+    /// Every text momentline asked Telnyx to send, as JSON bodies, in order.
+    pub async fn sent_to_telnyx(&self) -> Vec<Value> {
+        self.telnyx
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r.url.path() == "/v2/messages")
+            .map(|r| serde_json::from_slice(&r.body).expect("momentline sends JSON"))
+            .collect()
+    }
+
+    /// The texts sent to `phone`, oldest first.
+    pub async fn texts_to(&self, phone: &str) -> Vec<String> {
+        self.sent_to_telnyx()
+            .await
+            .iter()
+            .filter(|b| b["to"] == phone)
+            .map(|b| b["text"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// Connects `phone` for the test artist and confirms it with "yes".
+    pub async fn verified(&self, phone: &str) {
+        assert_eq!(self.connect(phone).await.status(), 200);
+        self.text(phone, "yes").await;
+        self.drain().await;
+        assert_eq!(self.number_state(phone).await.as_deref(), Some("verified"));
+    }
+
+    /// The state `GET /api/phones` shows for `phone`.
+    pub async fn number_state(&self, phone: &str) -> Option<String> {
+        self.number_state_as(&self.api_key, phone).await
+    }
+
+    pub async fn number_state_as(&self, key: &str, phone: &str) -> Option<String> {
+        let response = self.get_as(key, "/api/phones").await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.expect("json");
+        body["phones"]
+            .as_array()
+            .expect("phones")
+            .iter()
+            .find(|p| p["phone_number"] == phone)
+            .and_then(|p| p["state"].as_str().map(str::to_owned))
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        let conn = self.pool.get().expect("connection");
+        conn.query_row(sql, [], |r| r.get(0)).expect("count")
+    }
+}

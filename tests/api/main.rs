@@ -1,0 +1,9 @@
+//! Integration tests: the real server, a fresh database, and a stand-in for Telnyx's API.
+
+mod api_errors;
+mod cli;
+mod conversation;
+mod helpers;
+mod outbox;
+mod phones;
+mod telnyx_webhook;

@@ -1,0 +1,175 @@
+//! Sending through Telnyx when it fails: retried on the schedule, failed for good with the
+//! reason kept, never lost and never sent twice.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::helpers::*;
+
+async fn prompt_message(app: &TestApp) -> Value {
+    let messages = app.get_json("/api/messages").await;
+    messages["messages"][0].clone()
+}
+
+#[tokio::test]
+async fn a_server_error_is_retried_until_telnyx_accepts() {
+    let app = spawn_app().await;
+    Mock::given(method("POST"))
+        .and(path("/v2/messages"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&app.telnyx)
+        .await;
+    telnyx_accepts_texts(&app.telnyx).await;
+    assert_eq!(app.connect(PHONE).await.status(), 200);
+
+    let first = app.outbox.run_once().await.expect("round");
+    assert_eq!(first.retrying, 1);
+    let waiting = prompt_message(&app).await;
+    assert_eq!(waiting["state"], "unconfirmed");
+    assert_eq!(waiting["error"], "telnyx 503");
+
+    let rounds = app.drain().await;
+    assert_eq!(rounds.sent, 1);
+    let sent = prompt_message(&app).await;
+    assert_eq!(sent["state"], "sent");
+    assert_eq!(sent["attempts"], 2);
+    assert_eq!(sent["error"], Value::Null);
+    assert_eq!(
+        app.sent_to_telnyx().await.len(),
+        2,
+        "one failed try, one success"
+    );
+}
+
+#[tokio::test]
+async fn a_text_that_always_fails_ends_in_error_after_the_last_attempt() {
+    let app = spawn_app().await;
+    Mock::given(method("POST"))
+        .and(path("/v2/messages"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&app.telnyx)
+        .await;
+    assert_eq!(app.connect(PHONE).await.status(), 200);
+    let rounds = app.drain().await;
+    assert_eq!((rounds.retrying, rounds.failed), (2, 1));
+    let message = prompt_message(&app).await;
+    assert_eq!(message["state"], "error");
+    assert_eq!(
+        message["attempts"], 3,
+        "the schedule 0,0 allows three attempts"
+    );
+    assert_eq!(message["error"], "telnyx 500");
+    assert_eq!(app.sent_to_telnyx().await.len(), 3);
+    assert_eq!(app.drain().await.claimed(), 0, "nothing more is tried");
+}
+
+#[tokio::test]
+async fn a_timeout_is_retried() {
+    let app = spawn_app_with(|s| s.provider_timeout = Duration::from_millis(300)).await;
+    Mock::given(method("POST"))
+        .and(path("/v2/messages"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(2)))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&app.telnyx)
+        .await;
+    telnyx_accepts_texts(&app.telnyx).await;
+    assert_eq!(app.connect(PHONE).await.status(), 200);
+    let first = app.outbox.run_once().await.expect("round");
+    assert_eq!(first.retrying, 1);
+    assert!(prompt_message(&app).await["error"]
+        .as_str()
+        .is_some_and(|e| e.starts_with("telnyx timed out")));
+    assert_eq!(app.drain().await.sent, 1);
+}
+
+#[tokio::test]
+async fn rate_limiting_honours_retry_after() {
+    let app = spawn_app().await;
+    Mock::given(method("POST"))
+        .and(path("/v2/messages"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "120")
+                .set_body_json(fixture("telnyx/send.error.rate_limited.json")),
+        )
+        .mount(&app.telnyx)
+        .await;
+    assert_eq!(app.connect(PHONE).await.status(), 200);
+    let rounds = app.drain().await;
+    assert_eq!((rounds.retrying, rounds.sent, rounds.failed), (1, 0, 0));
+    let message = prompt_message(&app).await;
+    assert_eq!(message["state"], "unconfirmed");
+    assert_eq!(
+        message["error"],
+        "telnyx 429: 10011 You have exceeded the maximum number of allowed requests."
+    );
+    let wait = app.count(
+        "SELECT CAST((julianday(next_attempt_at) - julianday('now')) * 86400 AS INTEGER)
+         FROM messages",
+    );
+    assert!((110..=121).contains(&wait), "next attempt in {wait} s");
+}
+
+#[tokio::test]
+async fn an_invalid_number_fails_at_once_with_telnyxs_reason() {
+    let app = spawn_app().await;
+    Mock::given(method("POST"))
+        .and(path("/v2/messages"))
+        .respond_with(
+            ResponseTemplate::new(422)
+                .set_body_json(fixture("telnyx/send.error.invalid_number.json")),
+        )
+        .mount(&app.telnyx)
+        .await;
+    assert_eq!(app.connect(PHONE).await.status(), 200);
+    let rounds = app.drain().await;
+    assert_eq!(rounds.failed, 1);
+    let message = prompt_message(&app).await;
+    assert_eq!(message["state"], "error");
+    assert_eq!(message["attempts"], 1);
+    assert_eq!(
+        message["error"],
+        "telnyx 422: 40310 The 'to' address is not a valid phone number."
+    );
+}
+
+#[tokio::test]
+async fn telnyx_saying_the_recipient_opted_out_opts_the_number_out() {
+    let app = spawn_app().await;
+    Mock::given(method("POST"))
+        .and(path("/v2/messages"))
+        .respond_with(
+            ResponseTemplate::new(400).set_body_json(fixture("telnyx/send.error.opted_out.json")),
+        )
+        .mount(&app.telnyx)
+        .await;
+    assert_eq!(app.connect(PHONE).await.status(), 200);
+    app.drain().await;
+    assert_eq!(app.number_state(PHONE).await.as_deref(), Some("opted_out"));
+    assert_eq!(
+        app.count("SELECT count(*) FROM number_state_changes WHERE cause = 'provider'"),
+        1
+    );
+    assert_eq!(app.connect(PHONE).await.status(), 409);
+    assert_eq!(app.sent_to_telnyx().await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_text_queued_while_telnyx_is_unreachable_stays_queued() {
+    // Nothing listens on port 9: Telnyx is unreachable.
+    let down = spawn_app_with_env(&[("TELNYX_API_BASE", "http://127.0.0.1:9")], |_| {}).await;
+    assert_eq!(down.connect(PHONE).await.status(), 200);
+    let round = down.outbox.run_once().await.expect("round");
+    assert_eq!(round.retrying, 1);
+    let message = prompt_message(&down).await;
+    assert_eq!(message["state"], "unconfirmed");
+    assert!(message["error"]
+        .as_str()
+        .is_some_and(|e| e.starts_with("telnyx could not be reached")));
+}
