@@ -1,5 +1,7 @@
 //! Logging: one subscriber for every command, writing to stderr.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// Logs at `info` unless `RUST_LOG` says otherwise.
@@ -9,6 +11,7 @@ pub fn init() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 

@@ -6,6 +6,7 @@ pub mod moment;
 pub mod number_state;
 pub mod phone_number;
 pub mod replies;
+pub mod segments;
 
 /// A status stored as text: each variant's word is written once, here, and every conversion
 /// (database columns, API bodies, logs) goes through `as_str` and `parse`.

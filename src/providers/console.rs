@@ -11,7 +11,6 @@ impl Console {
     pub fn send(&self, text: &OutboundText<'_>) -> Accepted {
         tracing::info!(
             message_id = text.id,
-            to = %mask(text.to),
             "console SMS to {}:\n{}",
             mask(text.to),
             text.body
