@@ -74,6 +74,9 @@ CREATE TABLE IF NOT EXISTS messages (
     -- outbound: which automatic text this is
     purpose             TEXT CHECK (purpose IN ('prompt', 'verified', 'opted_out', 'opted_in',
         'welcome', 'expired', 'reminder', 'help', 'video_refused', 'moment_posted')),
+    -- outbound: GSM-7 or UCS-2, and how many SMS segments the text takes
+    encoding            TEXT CHECK (encoding IN ('GSM-7', 'UCS-2')),
+    segments            INTEGER CHECK (segments >= 1),
     attempts            INTEGER NOT NULL DEFAULT 0,
     next_attempt_at     TEXT,
     last_error          TEXT,
@@ -89,6 +92,19 @@ CREATE UNIQUE INDEX IF NOT EXISTS messages_provider_id
 CREATE INDEX IF NOT EXISTS messages_outbox ON messages (next_attempt_at) WHERE state = 'unconfirmed';
 CREATE INDEX IF NOT EXISTS messages_artist ON messages (artist_id, id);
 CREATE INDEX IF NOT EXISTS messages_phone ON messages (phone, direction, created_at);
+
+-- Status reports that came before the send they are about was recorded (a provider may
+-- report faster than the worker writes down its answer); applied when it is.
+CREATE TABLE IF NOT EXISTS early_status_reports (
+    id                  INTEGER PRIMARY KEY,
+    provider            TEXT NOT NULL,
+    provider_message_id TEXT NOT NULL,
+    state               TEXT NOT NULL CHECK (state IN ('sent', 'delivered', 'error')),
+    error               TEXT,
+    created_at          TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS early_status_reports_id
+    ON early_status_reports (provider, provider_message_id);
 
 CREATE TABLE IF NOT EXISTS moments (
     id                 INTEGER PRIMARY KEY,

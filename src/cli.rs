@@ -119,28 +119,44 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Keys {
             command: KeysCommand::Revoke { prefix },
         } => {
-            if prefix.len() < DISPLAY_PREFIX_LEN || !prefix.starts_with("art_sk_") {
-                return Err(CliError::Usage(format!(
-                    "give at least the first {DISPLAY_PREFIX_LEN} characters of the key (art_sk_ and 8 more)"
-                )));
-            }
-            let prefix = &prefix[..DISPLAY_PREFIX_LEN];
             let pool = db::open(&settings.db_path)?;
             let conn = pool.get().map_err(db::DbError::from)?;
-            match artists::live_keys_matching(&conn, prefix)?.len() {
-                0 => return Err(CliError::Usage(format!("no live key starts with {prefix}"))),
-                1 => {}
-                n => {
-                    return Err(CliError::Usage(format!(
-                        "{n} live keys start with {prefix}; revoke them by creating new keys first"
-                    )))
-                }
+            let revoked = match ApiKey::parse(&prefix) {
+                // The whole key names exactly one key.
+                Some(key) => artists::revoke_key(&conn, &key, Utc::now())?,
+                None => revoke_by_prefix(&conn, &prefix)?,
+            };
+            if !revoked {
+                return Err(CliError::Usage(format!("no live key matches {prefix}")));
             }
-            artists::revoke(&conn, prefix, Utc::now())?;
-            println!("Revoked {prefix}");
+            println!(
+                "Revoked {}",
+                &prefix[..DISPLAY_PREFIX_LEN.min(prefix.len())]
+            );
         }
     }
     Ok(())
+}
+
+/// Revokes the one live key whose shown prefix (`art_sk_` and 8 hex characters) is `prefix`.
+fn revoke_by_prefix(conn: &rusqlite::Connection, prefix: &str) -> Result<bool, CliError> {
+    let shaped = prefix.len() == DISPLAY_PREFIX_LEN
+        && prefix.starts_with("art_sk_")
+        && prefix[7..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !shaped {
+        return Err(CliError::Usage(format!(
+            "give the whole key, or its first {DISPLAY_PREFIX_LEN} characters as printed (art_sk_ and 8 hex characters)"
+        )));
+    }
+    match artists::live_keys_matching(conn, prefix)?.len() {
+        0 => Ok(false),
+        1 => Ok(artists::revoke(conn, prefix, Utc::now())? == 1),
+        n => Err(CliError::Usage(format!(
+            "{n} live keys start with {prefix}; give the whole key to revoke one"
+        ))),
+    }
 }
 
 fn artist_name(input: &str) -> Result<String, CliError> {

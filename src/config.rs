@@ -53,6 +53,8 @@ pub enum ConfigError {
 }
 
 const DEFAULT_RETRY_SCHEDULE: &str = "5,30,120,600,3600";
+/// The longest wait any duration setting takes: a year.
+const MAX_SECS: i64 = 366 * 24 * 3600;
 
 impl Settings {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -81,14 +83,15 @@ impl Settings {
             "https://inprocess.world/manage",
         ))
         .map_err(|p| invalid("MOMENTLINE_MANAGE_URL", p))?;
-        let ttl_secs: i64 = or("MOMENTLINE_PENDING_TTL_SECS", "86400")
-            .parse()
+        let pending_ttl = or("MOMENTLINE_PENDING_TTL_SECS", "86400")
+            .parse::<i64>()
             .ok()
-            .filter(|s| *s >= 0)
+            .filter(|s| (0..=MAX_SECS).contains(s))
+            .and_then(chrono::Duration::try_seconds)
             .ok_or_else(|| {
                 invalid(
                     "MOMENTLINE_PENDING_TTL_SECS",
-                    "not a whole number of seconds".into(),
+                    format!("not a whole number of seconds from 0 to {MAX_SECS}"),
                 )
             })?;
         let allowed_regions = AllowedRegions::parse(&or("MOMENTLINE_ALLOWED_COUNTRIES", "US,CA"))
@@ -133,13 +136,13 @@ impl Settings {
         };
 
         Ok(Self {
-            addr: or("MOMENTLINE_ADDR", "127.0.0.1:8080"),
+            addr: listen_addr(&or("MOMENTLINE_ADDR", "127.0.0.1:8080")),
             db_path,
             public_url,
             manage_url,
             provider,
             telnyx_public_key,
-            pending_ttl: chrono::Duration::seconds(ttl_secs),
+            pending_ttl,
             allowed_regions,
             media_dir,
             retry_schedule,
@@ -171,6 +174,14 @@ fn base_url(input: &str) -> Result<String, String> {
     Ok(trimmed.to_owned())
 }
 
+/// `:8080` listens on every interface, as such addresses usually mean.
+fn listen_addr(input: &str) -> String {
+    match input.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => input.to_owned(),
+    }
+}
+
 /// `5,30,120` seconds between attempts.
 fn parse_schedule(input: &str) -> Result<Vec<Duration>, String> {
     input
@@ -178,8 +189,10 @@ fn parse_schedule(input: &str) -> Result<Vec<Duration>, String> {
         .map(|s| {
             s.trim()
                 .parse::<u64>()
+                .ok()
+                .filter(|secs| *secs <= MAX_SECS.unsigned_abs())
                 .map(Duration::from_secs)
-                .map_err(|_| format!("'{s}' is not a whole number of seconds"))
+                .ok_or_else(|| format!("'{s}' is not a whole number of seconds up to {MAX_SECS}"))
         })
         .collect()
 }
@@ -240,6 +253,8 @@ mod tests {
         for (var, value) in [
             ("MOMENTLINE_SMS_PROVIDER", "pigeon"),
             ("MOMENTLINE_PENDING_TTL_SECS", "soon"),
+            ("MOMENTLINE_PENDING_TTL_SECS", "99999999999999999"),
+            ("MOMENTLINE_RETRY_SCHEDULE", "5,99999999999999"),
             ("MOMENTLINE_ALLOWED_COUNTRIES", "USA"),
             ("MOMENTLINE_PUBLIC_URL", "example.com"),
             ("TELNYX_PUBLIC_KEY", "nope"),
@@ -248,6 +263,12 @@ mod tests {
             let err = settings(&[(var, value)]).expect_err(var);
             assert!(err.to_string().starts_with(var), "{err}");
         }
+    }
+
+    #[test]
+    fn a_bare_port_listens_everywhere() {
+        let s = settings(&[("MOMENTLINE_ADDR", ":0")]).expect("ok");
+        assert_eq!(s.addr, "0.0.0.0:0");
     }
 
     #[test]

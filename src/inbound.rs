@@ -47,7 +47,6 @@ pub fn receive(
     let Some(message_id) = messages::insert_inbound(
         &tx,
         &messages::NewInbound {
-            artist: standing.artist(),
             from: phone,
             to: &message.to,
             body: &message.text,
@@ -100,8 +99,14 @@ pub fn receive(
         }
     }
 
-    let artist = decision.next.artist();
-    let artist_name = artist
+    // Only the artist a number is verified for sees what it texts, and what we answer it.
+    let artist = decision.next.owner();
+    if let Some(owner) = artist {
+        messages::assign_artist(&tx, message_id, owner)?;
+    }
+    let artist_name = decision
+        .next
+        .artist()
         .map(|id| artists::name_of(&tx, id))
         .transpose()?
         .flatten();

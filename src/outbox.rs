@@ -114,51 +114,69 @@ impl Outbox {
 
         let mut sends = JoinSet::new();
         for (item, withheld) in claimed {
-            let sender = Arc::clone(&self.sender);
-            sends.spawn(async move {
-                let attempt = if withheld {
-                    Attempt::Withheld
-                } else {
-                    let text = OutboundText {
-                        id: item.id,
-                        to: &item.to,
-                        from: item.from.as_deref(),
-                        body: &item.body,
-                    };
-                    match sender.send(&text).await {
-                        Ok(accepted) => Attempt::Sent(accepted.provider_message_id),
-                        Err(e) => Attempt::Failed(e),
-                    }
-                };
-                (item, attempt)
-            });
+            let outbox = self.clone();
+            sends.spawn(async move { outbox.attempt(item, withheld).await });
         }
-        let mut outcomes = Vec::new();
+        let mut round = Round::default();
         while let Some(done) = sends.join_next().await {
-            outcomes.push(done?);
-        }
-
-        let pool = self.pool.clone();
-        let sender = Arc::clone(&self.sender);
-        let schedule = Arc::clone(&self.schedule);
-        let round = tokio::task::spawn_blocking(move || -> Result<Round, OutboxError> {
-            let mut conn = pool.get().map_err(DbError::from)?;
-            let mut round = Round::default();
-            for (item, attempt) in outcomes {
-                record(
-                    &mut conn,
-                    sender.name(),
-                    &schedule,
-                    &item,
-                    attempt,
-                    &mut round,
-                )?;
+            match done {
+                Ok(Some(Outcome::Sent)) => round.sent += 1,
+                Ok(Some(Outcome::Retrying)) => round.retrying += 1,
+                Ok(Some(Outcome::Failed)) => round.failed += 1,
+                // Already logged; the text's lease runs out and a later round takes it again.
+                Ok(None) | Err(_) => {}
             }
-            Ok(round)
-        })
-        .await??;
+        }
         Ok(round)
     }
+
+    /// Sends one claimed text and records the outcome at once, so a provider's status report
+    /// finds the provider's id as soon as possible and one text's trouble touches no other.
+    async fn attempt(&self, item: OutboxItem, withheld: bool) -> Option<Outcome> {
+        let attempt = if withheld {
+            Attempt::Withheld
+        } else {
+            let text = OutboundText {
+                id: item.id,
+                to: &item.to,
+                from: item.from.as_deref(),
+                body: &item.body,
+            };
+            match self.sender.send(&text).await {
+                Ok(accepted) => Attempt::Sent(accepted.provider_message_id),
+                Err(e) => Attempt::Failed(e),
+            }
+        };
+        let pool = self.pool.clone();
+        let provider = self.sender.name();
+        let schedule = Arc::clone(&self.schedule);
+        let id = item.id;
+        let recorded = tokio::task::spawn_blocking(move || -> Result<Outcome, OutboxError> {
+            let mut conn = pool.get().map_err(DbError::from)?;
+            Ok(record(&mut conn, provider, &schedule, &item, attempt)?)
+        })
+        .await;
+        match recorded {
+            Ok(Ok(outcome)) => Some(outcome),
+            Ok(Err(e)) => {
+                tracing::error!(message_id = id, error = %error_chain(&e),
+                    "could not record a send attempt; the text will be tried again");
+                None
+            }
+            Err(e) => {
+                tracing::error!(message_id = id, error = %e, "recording a send attempt failed");
+                None
+            }
+        }
+    }
+}
+
+/// Where one attempt left its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Sent,
+    Retrying,
+    Failed,
 }
 
 fn record(
@@ -167,20 +185,19 @@ fn record(
     schedule: &[Duration],
     item: &OutboxItem,
     attempt: Attempt,
-    round: &mut Round,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<Outcome> {
     let now = Utc::now();
     let to = mask(&item.to);
-    match attempt {
+    Ok(match attempt {
         Attempt::Sent(provider_id) => {
             messages::mark_sent(conn, item.id, provider, provider_id.as_deref(), now)?;
             tracing::info!(message_id = item.id, %to, provider, "text sent");
-            round.sent += 1;
+            Outcome::Sent
         }
         Attempt::Withheld => {
             messages::mark_failed(conn, item.id, "recipient opted out", now)?;
             tracing::info!(message_id = item.id, %to, "text withheld: recipient opted out");
-            round.failed += 1;
+            Outcome::Failed
         }
         Attempt::Failed(SendError::Retryable {
             reason,
@@ -192,27 +209,30 @@ fn record(
             match wait {
                 Some(wait) => {
                     let wait = with_jitter(*wait).max(retry_after.unwrap_or_default());
-                    let at = now + chrono::Duration::from_std(wait).unwrap_or(LEASE);
+                    let at = chrono::Duration::from_std(wait)
+                        .ok()
+                        .and_then(|wait| now.checked_add_signed(wait))
+                        .unwrap_or(now + LEASE);
                     messages::schedule_retry(conn, item.id, at, &reason, now)?;
                     tracing::warn!(message_id = item.id, %to, attempt = item.attempt,
                         retry_in_secs = wait.as_secs(), %reason, "send failed; will retry");
-                    round.retrying += 1;
+                    Outcome::Retrying
                 }
                 None => {
                     messages::mark_failed(conn, item.id, &reason, now)?;
                     tracing::error!(message_id = item.id, %to, attempt = item.attempt, %reason,
                         "send failed on the last attempt; giving up");
-                    round.failed += 1;
+                    Outcome::Failed
                 }
             }
         }
         Attempt::Failed(SendError::Permanent { reason }) => {
             messages::mark_failed(conn, item.id, &reason, now)?;
             tracing::error!(message_id = item.id, %to, %reason, "send refused; not retrying");
-            round.failed += 1;
+            Outcome::Failed
         }
         Attempt::Failed(SendError::RecipientOptedOut { reason }) => {
-            let tx = conn.transaction()?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             messages::mark_failed(&tx, item.id, &reason, now)?;
             let standing = numbers::standing(&tx, &item.to)?;
             if !matches!(standing, Standing::OptedOut(_)) {
@@ -223,10 +243,9 @@ fn record(
             tx.commit()?;
             tracing::warn!(message_id = item.id, %to, %reason,
                 "provider says the recipient opted out; number marked opted out");
-            round.failed += 1;
+            Outcome::Failed
         }
-    }
-    Ok(())
+    })
 }
 
 /// Up to a tenth more, so retries of many texts do not arrive together.

@@ -85,22 +85,29 @@ pub fn name_of(conn: &Connection, id: ArtistId) -> rusqlite::Result<Option<Strin
         .optional()
 }
 
-/// The keys, live ones only, whose prefix starts with `prefix`.
+/// The live keys whose shown prefix is `prefix`.
 pub fn live_keys_matching(conn: &Connection, prefix: &str) -> rusqlite::Result<Vec<String>> {
-    let mut stmt = conn.prepare(
-        "SELECT prefix FROM api_keys WHERE revoked_at IS NULL AND substr(prefix, 1, length(?1)) = ?1",
-    )?;
+    let mut stmt =
+        conn.prepare("SELECT prefix FROM api_keys WHERE revoked_at IS NULL AND prefix = ?1")?;
     let rows = stmt.query_map([prefix], |r| r.get(0))?;
     rows.collect()
 }
 
-/// Revokes the one live key whose prefix starts with `prefix`.
+/// Revokes the live keys whose shown prefix is `prefix`.
 pub fn revoke(conn: &Connection, prefix: &str, now: DateTime<Utc>) -> rusqlite::Result<usize> {
     conn.execute(
-        "UPDATE api_keys SET revoked_at = ?2
-         WHERE revoked_at IS NULL AND substr(prefix, 1, length(?1)) = ?1",
+        "UPDATE api_keys SET revoked_at = ?2 WHERE revoked_at IS NULL AND prefix = ?1",
         params![prefix, ts(now)],
     )
+}
+
+/// Revokes one key, named in full. Returns whether a live key was revoked.
+pub fn revoke_key(conn: &Connection, key: &ApiKey, now: DateTime<Utc>) -> rusqlite::Result<bool> {
+    let revoked = conn.execute(
+        "UPDATE api_keys SET revoked_at = ?2 WHERE revoked_at IS NULL AND hash = ?1",
+        params![key.hash().to_hex(), ts(now)],
+    )?;
+    Ok(revoked == 1)
 }
 
 /// The artist a live key belongs to.

@@ -1,17 +1,17 @@
 //! Inbound and outbound messages; outbound rows are the outbox the worker drains.
 
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
 use super::{parse_ts, ts, Text};
 use crate::domain::moment::MediaItem;
 use crate::domain::number_state::{ArtistId, RecentReplies, ReplyKind};
+use crate::domain::segments::{Encoding, Segments};
 use crate::domain::{Direction, MessageState, TextEnum};
 
 /// An inbound message about to be recorded.
 pub struct NewInbound<'a> {
-    pub artist: Option<ArtistId>,
     pub from: &'a str,
     pub to: &'a str,
     pub body: &'a str,
@@ -32,10 +32,10 @@ pub fn insert_inbound(
     let inserted = conn.execute(
         "INSERT INTO messages (direction, artist_id, phone, service_number, body, subject, media,
            provider, provider_message_id, state, created_at, updated_at)
-         VALUES ('inbound', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'received', ?9, ?9)
+         VALUES (?10, NULL, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?1, ?9, ?9)
          ON CONFLICT DO NOTHING",
         params![
-            m.artist,
+            Text(MessageState::Received),
             m.from,
             m.to,
             m.body,
@@ -43,10 +43,20 @@ pub fn insert_inbound(
             media,
             m.provider,
             m.provider_message_id,
-            ts(now)
+            ts(now),
+            Text(Direction::Inbound)
         ],
     )?;
     Ok((inserted == 1).then(|| conn.last_insert_rowid()))
+}
+
+/// Puts a message in an artist's conversation.
+pub fn assign_artist(conn: &Connection, id: i64, artist: ArtistId) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE messages SET artist_id = ?2 WHERE id = ?1",
+        params![id, artist],
+    )?;
+    Ok(())
 }
 
 /// An automatic text about to be queued.
@@ -66,10 +76,11 @@ pub fn queue_outbound(
     m: &NewOutbound,
     now: DateTime<Utc>,
 ) -> rusqlite::Result<i64> {
+    let segments = Segments::of(m.body);
     conn.execute(
         "INSERT INTO messages (direction, artist_id, phone, service_number, body, provider,
-           state, purpose, next_attempt_at, created_at, updated_at)
-         VALUES ('outbound', ?1, ?2, ?3, ?4, ?5, 'unconfirmed', ?6, ?7, ?7, ?7)",
+           state, purpose, encoding, segments, next_attempt_at, created_at, updated_at)
+         VALUES (?8, ?1, ?2, ?3, ?4, ?5, ?9, ?6, ?10, ?11, ?7, ?7, ?7)",
         params![
             m.artist,
             m.to,
@@ -77,7 +88,11 @@ pub fn queue_outbound(
             m.body,
             m.provider,
             Text(m.purpose),
-            ts(now)
+            ts(now),
+            Text(Direction::Outbound),
+            Text(MessageState::Unconfirmed),
+            Text(segments.encoding),
+            segments.count
         ],
     )?;
     Ok(conn.last_insert_rowid())
@@ -178,11 +193,14 @@ pub struct MessageView {
     pub state: MessageState,
     pub attempts: u32,
     pub error: Option<String>,
+    /// Outbound: `GSM-7` or `UCS-2`, and how many SMS segments the text takes.
+    pub encoding: Option<Encoding>,
+    pub segments: Option<u32>,
     pub created_at: String,
 }
 
 const VIEW_COLUMNS: &str = "id, direction, phone, service_number, body, subject, media, provider,
-    provider_message_id, state, attempts, last_error, created_at";
+    provider_message_id, state, attempts, last_error, created_at, encoding, segments";
 
 fn read_view(r: &rusqlite::Row) -> rusqlite::Result<MessageView> {
     let direction = r.get::<_, Text<Direction>>(1)?.0;
@@ -209,6 +227,8 @@ fn read_view(r: &rusqlite::Row) -> rusqlite::Result<MessageView> {
         attempts: r.get(10)?,
         error: r.get(11)?,
         created_at: r.get(12)?,
+        encoding: r.get::<_, Option<Text<Encoding>>>(13)?.map(|t| t.0),
+        segments: r.get(14)?,
     })
 }
 
@@ -265,11 +285,12 @@ pub fn claim_due(
         let mut stmt = tx.prepare(
             "UPDATE messages SET attempts = attempts + 1, next_attempt_at = ?2, updated_at = ?1
              WHERE id IN (SELECT id FROM messages
-                          WHERE state = 'unconfirmed' AND next_attempt_at <= ?1
+                          WHERE state = ?4 AND next_attempt_at <= ?1
                           ORDER BY next_attempt_at, id LIMIT ?3)
              RETURNING id, phone, service_number, body, purpose, attempts",
         )?;
-        let rows = stmt.query_map(params![ts(now), ts(now + lease), limit], |r| {
+        let queued = Text(MessageState::Unconfirmed);
+        let rows = stmt.query_map(params![ts(now), ts(now + lease), limit, queued], |r| {
             Ok(OutboxItem {
                 id: r.get(0)?,
                 to: r.get(1)?,
@@ -285,21 +306,47 @@ pub fn claim_due(
     Ok(items)
 }
 
-/// The provider accepted the text.
+/// The provider accepted the text. A status report that came before this is applied now.
 pub fn mark_sent(
-    conn: &Connection,
+    conn: &mut Connection,
     id: i64,
     provider: &str,
     provider_message_id: Option<&str>,
     now: DateTime<Utc>,
 ) -> rusqlite::Result<()> {
-    conn.execute(
-        "UPDATE messages SET state = 'sent', provider = ?2, provider_message_id = ?3,
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute(
+        "UPDATE messages SET state = ?5, provider = ?2, provider_message_id = ?3,
            next_attempt_at = NULL, last_error = NULL, updated_at = ?4
-         WHERE id = ?1 AND state = 'unconfirmed'",
-        params![id, provider, provider_message_id, ts(now)],
+         WHERE id = ?1 AND state = ?6",
+        params![
+            id,
+            provider,
+            provider_message_id,
+            ts(now),
+            Text(MessageState::Sent),
+            Text(MessageState::Unconfirmed)
+        ],
     )?;
-    Ok(())
+    if let Some(provider_id) = provider_message_id {
+        let mut stmt = tx.prepare(
+            "DELETE FROM early_status_reports WHERE provider = ?1 AND provider_message_id = ?2
+             RETURNING state, error",
+        )?;
+        let parked = stmt
+            .query_map(params![provider, provider_id], |r| {
+                Ok((
+                    r.get::<_, Text<MessageState>>(0)?.0,
+                    r.get::<_, Option<String>>(1)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        drop(stmt);
+        if let Some((state, error)) = parked.into_iter().max_by_key(|(s, _)| s.progress()) {
+            advance(&tx, id, MessageState::Sent, state, error.as_deref(), now)?;
+        }
+    }
+    tx.commit()
 }
 
 /// The attempt failed but another may succeed at `at`.
@@ -312,8 +359,8 @@ pub fn schedule_retry(
 ) -> rusqlite::Result<()> {
     conn.execute(
         "UPDATE messages SET next_attempt_at = ?2, last_error = ?3, updated_at = ?4
-         WHERE id = ?1 AND state = 'unconfirmed'",
-        params![id, ts(at), error, ts(now)],
+         WHERE id = ?1 AND state = ?5",
+        params![id, ts(at), error, ts(now), Text(MessageState::Unconfirmed)],
     )?;
     Ok(())
 }
@@ -326,35 +373,79 @@ pub fn mark_failed(
     now: DateTime<Utc>,
 ) -> rusqlite::Result<()> {
     conn.execute(
-        "UPDATE messages SET state = 'error', next_attempt_at = NULL, last_error = ?2,
+        "UPDATE messages SET state = ?4, next_attempt_at = NULL, last_error = ?2,
            updated_at = ?3
-         WHERE id = ?1 AND state = 'unconfirmed'",
-        params![id, error, ts(now)],
+         WHERE id = ?1 AND state = ?5",
+        params![
+            id,
+            error,
+            ts(now),
+            Text(MessageState::Error),
+            Text(MessageState::Unconfirmed)
+        ],
     )?;
     Ok(())
 }
 
+/// What became of a status report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusApplied {
+    /// The text moved forward.
+    Advanced,
+    /// The text was already as far along, or further.
+    Stale,
+    /// No sent text has this id yet: the report is kept for when the send is recorded.
+    Parked,
+}
+
 /// Applies a provider's status report to the outbound text it names, only ever forwards.
-/// Returns whether a text changed.
 pub fn apply_status(
-    conn: &Connection,
+    conn: &mut Connection,
     provider: &str,
     provider_message_id: &str,
     state: MessageState,
     error: Option<&str>,
     now: DateTime<Utc>,
-) -> rusqlite::Result<bool> {
-    let current = conn
+) -> rusqlite::Result<StatusApplied> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let current = tx
         .query_row(
             "SELECT id, state FROM messages
-             WHERE direction = 'outbound' AND provider = ?1 AND provider_message_id = ?2",
-            params![provider, provider_message_id],
+             WHERE direction = ?3 AND provider = ?1 AND provider_message_id = ?2",
+            params![provider, provider_message_id, Text(Direction::Outbound)],
             |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Text<MessageState>>(1)?.0)),
         )
         .optional()?;
-    let Some((id, current)) = current else {
-        return Ok(false);
+    let applied = match current {
+        None => {
+            tx.execute(
+                "INSERT INTO early_status_reports
+                   (provider, provider_message_id, state, error, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![provider, provider_message_id, Text(state), error, ts(now)],
+            )?;
+            StatusApplied::Parked
+        }
+        Some((id, current)) => {
+            if advance(&tx, id, current, state, error, now)? {
+                StatusApplied::Advanced
+            } else {
+                StatusApplied::Stale
+            }
+        }
     };
+    tx.commit()?;
+    Ok(applied)
+}
+
+fn advance(
+    conn: &Connection,
+    id: i64,
+    current: MessageState,
+    state: MessageState,
+    error: Option<&str>,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<bool> {
     if state.progress() <= current.progress() {
         return Ok(false);
     }

@@ -30,7 +30,7 @@ pub fn insert(
         "INSERT INTO moments (artist_id, message_id, position, kind, title, description,
            media_url, media_content_type, link_url, price_micro_usdc, state, created_at,
            updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11, ?11)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12, ?11, ?11)",
         params![
             artist,
             message_id,
@@ -42,7 +42,8 @@ pub fn insert(
             media.map(|m| m.content_type.as_str()),
             link,
             price,
-            ts(now)
+            ts(now),
+            Text(MomentState::Pending)
         ],
     )?;
     Ok(conn.last_insert_rowid())
@@ -56,9 +57,14 @@ pub fn mark_created(
     now: DateTime<Utc>,
 ) -> rusqlite::Result<()> {
     conn.execute(
-        "UPDATE moments SET state = 'created', url = ?2, updated_at = ?3
-         WHERE id = ?1 AND state = 'pending'",
-        params![id, url, ts(now)],
+        "UPDATE moments SET state = ?4, url = ?2, updated_at = ?3 WHERE id = ?1 AND state = ?5",
+        params![
+            id,
+            url,
+            ts(now),
+            Text(MomentState::Created),
+            Text(MomentState::Pending)
+        ],
     )?;
     Ok(())
 }
@@ -129,8 +135,8 @@ pub fn for_artist(
 /// A created Moment, for its public page.
 pub fn created(conn: &Connection, id: i64) -> rusqlite::Result<Option<MomentView>> {
     conn.query_row(
-        &format!("{VIEW} WHERE m.id = ?1 AND m.state = 'created'"),
-        [id],
+        &format!("{VIEW} WHERE m.id = ?1 AND m.state = ?2"),
+        params![id, Text(MomentState::Created)],
         read_view,
     )
     .optional()

@@ -5,7 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use super::{opt_ts, parse_ts, ts, Text};
-use crate::domain::number_state::{ArtistId, ConnectRequest, NumberStatus, Standing};
+use crate::domain::number_state::{ArtistId, ChangeCause, ConnectRequest, NumberStatus, Standing};
 
 /// Why a number's standing changed.
 #[derive(Debug, Clone, Copy)]
@@ -163,10 +163,10 @@ pub fn set_standing(
         ],
     )?;
     let (cause_word, message_id, artist_id) = match cause {
-        Cause::Inbound(id) => ("inbound", Some(id), None),
-        Cause::Connect(artist) => ("connect", None, Some(artist)),
-        Cause::Disconnect(artist) => ("disconnect", None, Some(artist)),
-        Cause::Provider(id) => ("provider", Some(id), None),
+        Cause::Inbound(id) => (ChangeCause::Inbound, Some(id), None),
+        Cause::Connect(artist) => (ChangeCause::Connect, None, Some(artist)),
+        Cause::Disconnect(artist) => (ChangeCause::Disconnect, None, Some(artist)),
+        Cause::Provider(id) => (ChangeCause::Provider, Some(id), None),
     };
     conn.execute(
         "INSERT INTO number_state_changes
@@ -177,23 +177,15 @@ pub fn set_standing(
             e164,
             Text(from.status()),
             Text(to.status()),
-            owner_of(from),
-            owner_of(to),
-            cause_word,
+            from.owner(),
+            to.owner(),
+            Text(cause_word),
             message_id,
             artist_id,
             ts(now)
         ],
     )?;
     Ok(())
-}
-
-fn owner_of(standing: &Standing) -> Option<ArtistId> {
-    match standing {
-        Standing::Verified { owner, .. } => Some(*owner),
-        Standing::OptedOut(before) => owner_of(before),
-        _ => None,
-    }
 }
 
 /// A number as an artist sees it in `GET /api/phones`.
@@ -204,8 +196,14 @@ pub struct ArtistNumber {
     pub updated_at: String,
 }
 
-/// The numbers an artist owns or has asked for, with the state each has for that artist.
-pub fn for_artist(conn: &Connection, artist: ArtistId) -> rusqlite::Result<Vec<ArtistNumber>> {
+/// The numbers an artist owns or has asked for (and the request has not expired), with the
+/// state each has for that artist.
+pub fn for_artist(
+    conn: &Connection,
+    artist: ArtistId,
+    now: DateTime<Utc>,
+    ttl: chrono::Duration,
+) -> rusqlite::Result<Vec<ArtistNumber>> {
     let mut stmt = conn.prepare(
         "SELECT e164, state, owner_id, requester_id, requested_at, state_before_opt_out,
                 updated_at
@@ -223,7 +221,8 @@ pub fn for_artist(conn: &Connection, artist: ArtistId) -> rusqlite::Result<Vec<A
     let mut numbers = Vec::new();
     for row in rows {
         let (phone_number, standing, updated_at) = row?;
-        let Some(state) = state_for(&standing, artist) else {
+        let live = |r: &ConnectRequest| r.artist == artist && !r.expired(now, ttl);
+        let Some(state) = state_for(&standing, artist, &live) else {
             continue;
         };
         numbers.push(ArtistNumber {
@@ -235,17 +234,24 @@ pub fn for_artist(conn: &Connection, artist: ArtistId) -> rusqlite::Result<Vec<A
     Ok(numbers)
 }
 
-/// How a number stands for one artist: a takeover this artist asked for is `pending` to it.
-fn state_for(standing: &Standing, artist: ArtistId) -> Option<NumberStatus> {
+/// How a number stands for one artist: a live request of theirs is `pending`, whether the
+/// number is unclaimed or verified for someone else.
+fn state_for(
+    standing: &Standing,
+    artist: ArtistId,
+    live: &dyn Fn(&ConnectRequest) -> bool,
+) -> Option<NumberStatus> {
     match standing {
         Standing::Unknown => None,
-        Standing::Pending(r) => (r.artist == artist).then_some(NumberStatus::Pending),
+        Standing::Pending(r) => live(r).then_some(NumberStatus::Pending),
         Standing::Verified { owner, .. } if *owner == artist => Some(NumberStatus::Verified),
         Standing::Verified { takeover, .. } => takeover
             .as_ref()
-            .filter(|r| r.artist == artist)
+            .filter(|r| live(r))
             .map(|_| NumberStatus::Pending),
-        Standing::OptedOut(before) => state_for(before, artist).map(|_| NumberStatus::OptedOut),
+        Standing::OptedOut(before) => {
+            state_for(before, artist, live).map(|_| NumberStatus::OptedOut)
+        }
     }
 }
 

@@ -67,6 +67,15 @@ impl Standing {
         }
     }
 
+    /// The artist the number is verified for (or was, before it opted out).
+    pub fn owner(&self) -> Option<ArtistId> {
+        match self {
+            Self::Verified { owner, .. } => Some(*owner),
+            Self::OptedOut(before) => before.owner(),
+            _ => None,
+        }
+    }
+
     fn opted_out(self) -> Self {
         match self {
             Self::OptedOut(_) => self,
@@ -74,6 +83,16 @@ impl Standing {
         }
     }
 }
+
+text_enum!(
+    /// What caused a change of a number's state.
+    ChangeCause {
+        Inbound => "inbound",
+        Connect => "connect",
+        Disconnect => "disconnect",
+        Provider => "provider",
+    }
+);
 
 text_enum!(
     /// Every automatic text momentline sends; also the `purpose` of an outbound message.
@@ -197,10 +216,8 @@ pub fn on_inbound(standing: &Standing, message: Inbound, ctx: &InboundContext) -
                 (next, vec![ReplyKind::Verified], Vec::new())
             }
         }
-        (Standing::Verified { .. }, Some(Keyword::Help | Keyword::OptIn)) => {
-            stay(vec![ReplyKind::Help])
-        }
-        // With no request waiting, "yes" is just words: a text Moment.
+        (Standing::Verified { .. }, Some(Keyword::Help)) => stay(vec![ReplyKind::Help]),
+        // With no request waiting, "yes" (or START) is just words: a text Moment.
         (Standing::Verified { .. }, _) => moments_reply(standing, message.content),
     };
     Decision {
@@ -567,6 +584,13 @@ mod tests {
     fn verified_yes_with_no_request_waiting_is_a_text_moment() {
         let d = on_inbound(&verified(A), kw(Keyword::Affirmative), &ctx());
         assert_eq!(d.next, verified(A));
+        assert_eq!(d.moments.len(), 1);
+        assert_eq!(d.replies, [ReplyKind::MomentPosted]);
+    }
+
+    #[test]
+    fn verified_start_is_words_like_any_other() {
+        let d = on_inbound(&verified(A), kw(Keyword::OptIn), &ctx());
         assert_eq!(d.moments.len(), 1);
         assert_eq!(d.replies, [ReplyKind::MomentPosted]);
     }

@@ -91,10 +91,13 @@ struct Envelope {
     data: Event,
 }
 
+/// The payload is read only for the event types acted on, so any other event is acknowledged
+/// whatever its shape.
 #[derive(Deserialize)]
 struct Event {
     event_type: String,
-    payload: Payload,
+    #[serde(default)]
+    payload: serde_json::Value,
 }
 
 #[derive(Deserialize)]
@@ -102,16 +105,24 @@ struct Payload {
     id: String,
     #[serde(default)]
     from: Option<Endpoint>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     to: Vec<Endpoint>,
     #[serde(default)]
     text: Option<String>,
     #[serde(default)]
     subject: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     media: Vec<Media>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     errors: Vec<ApiError>,
+}
+
+fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
 }
 
 #[derive(Deserialize)]
@@ -124,9 +135,11 @@ struct Endpoint {
 #[derive(Deserialize)]
 struct Media {
     url: String,
-    /// Telnyx's own MMS example names this `type`.
-    #[serde(alias = "type")]
+    #[serde(default)]
     content_type: Option<String>,
+    /// Telnyx's own MMS example names the content type `type`.
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -153,11 +166,11 @@ impl ApiError {
 
 /// Parses an authenticated webhook body.
 pub fn parse_event(body: &[u8]) -> Result<WebhookEvent, serde_json::Error> {
-    let envelope: Envelope = serde_json::from_slice(body)?;
-    let event = envelope.data;
-    let payload = event.payload;
+    let event = serde_json::from_slice::<Envelope>(body)?.data;
+    let payload = || Payload::deserialize(&event.payload);
     Ok(match event.event_type.as_str() {
         "message.received" => {
+            let payload = payload()?;
             let from = payload
                 .from
                 .map(|f| f.phone_number)
@@ -180,12 +193,13 @@ pub fn parse_event(body: &[u8]) -> Result<WebhookEvent, serde_json::Error> {
                     .into_iter()
                     .map(|m| MediaItem {
                         url: m.url,
-                        content_type: m.content_type.unwrap_or_default(),
+                        content_type: m.content_type.or(m.kind).unwrap_or_default(),
                     })
                     .collect(),
             })
         }
         "message.sent" | "message.finalized" => {
+            let payload = payload()?;
             let status = payload.to.first().and_then(|t| t.status.as_deref());
             match status.and_then(delivery_state) {
                 Some(state) => WebhookEvent::Status(StatusReport {
@@ -413,6 +427,35 @@ mod tests {
         assert_eq!(m.text, "");
         assert_eq!(m.media[0].content_type, "image/jpeg");
         assert_eq!(m.media[1].content_type, "image/png");
+    }
+
+    #[test]
+    fn optional_fields_may_be_null_doubled_or_missing() {
+        let body = br#"{"data":{"event_type":"message.received","payload":{"id":"m1",
+            "from":{"phone_number":"+14155552671"},"to":null,"media":null,"errors":null,
+            "extra":{"anything":[1,2]}}}}"#;
+        let WebhookEvent::Message(m) = parse_event(body).expect("parses") else {
+            panic!("not a message");
+        };
+        assert!(m.media.is_empty());
+        assert_eq!(m.to, "");
+        let both = br#"{"data":{"event_type":"message.received","payload":{"id":"m2",
+            "from":{"phone_number":"+14155552671"},
+            "media":[{"url":"https://a/1.jpg","content_type":"image/jpeg","type":"image/jpeg"}]}}}"#;
+        let WebhookEvent::Message(m) = parse_event(both).expect("parses") else {
+            panic!("not a message");
+        };
+        assert_eq!(m.media[0].content_type, "image/jpeg");
+    }
+
+    #[test]
+    fn events_we_do_not_act_on_need_no_payload() {
+        for body in [
+            &br#"{"data":{"event_type":"number_order.complete"}}"#[..],
+            br#"{"data":{"event_type":"call.hangup","payload":{"call_control_id":"x"}}}"#,
+        ] {
+            assert!(matches!(parse_event(body), Ok(WebhookEvent::Ignored(_))));
+        }
     }
 
     #[test]

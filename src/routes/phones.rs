@@ -114,8 +114,9 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let pool = state.pool.clone();
+    let ttl = state.settings.pending_ttl;
     let phones = blocking("Failed to list phone numbers", move || {
-        numbers::for_artist(&*conn(&pool)?, artist.id).map_err(DbError::from)
+        numbers::for_artist(&*conn(&pool)?, artist.id, Utc::now(), ttl).map_err(DbError::from)
     })
     .await?;
     Ok(HttpResponse::Ok().json(json!({ "phones": phones })))

@@ -5,7 +5,8 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::{blocking, conn, read_body, ApiError, AppState, WEBHOOK_BODY_LIMIT};
-use crate::db::{messages, DbError};
+use crate::db::messages::{self, StatusApplied};
+use crate::db::DbError;
 use crate::domain::phone_number::{mask, PhoneNumber};
 use crate::inbound::{self, Receipt, ReceiveSettings};
 use crate::providers::{telnyx, WebhookEvent};
@@ -77,9 +78,9 @@ async fn apply(state: &web::Data<AppState>, event: WebhookEvent) -> Result<Strin
         }
         WebhookEvent::Status(report) => {
             let pool = state.pool.clone();
-            let changed = blocking("Failed to record status", move || {
+            let applied = blocking("Failed to record status", move || {
                 messages::apply_status(
-                    &*conn(&pool)?,
+                    &mut *conn(&pool)?,
                     report.provider,
                     &report.provider_message_id,
                     report.state,
@@ -89,10 +90,12 @@ async fn apply(state: &web::Data<AppState>, event: WebhookEvent) -> Result<Strin
                 .map_err(DbError::from)
             })
             .await?;
-            Ok(if changed {
-                "Status recorded".into()
-            } else {
-                "Status ignored".into()
+            Ok(match applied {
+                StatusApplied::Advanced => "Status recorded".into(),
+                StatusApplied::Stale => {
+                    "Status ignored: the message is already further along".into()
+                }
+                StatusApplied::Parked => "Status kept until the message is recorded".into(),
             })
         }
         WebhookEvent::Ignored(what) => Ok(format!("Ignored {what}")),

@@ -69,6 +69,23 @@ async fn bodies_that_are_not_the_json_asked_for_are_invalid() {
 }
 
 #[tokio::test]
+async fn a_disconnect_body_that_is_not_the_json_asked_for_is_invalid() {
+    let app = spawn_app().await;
+    for body in ["{", "{\"phone_number\":1}", "[]"] {
+        let response = app
+            .http
+            .delete(app.url("/api/phones"))
+            .header("x-api-key", &app.api_key)
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 400, "{body}");
+        assert_eq!(message_of(response).await, "Invalid request body");
+    }
+}
+
+#[tokio::test]
 async fn numbers_not_in_e164_or_not_valid_are_refused_with_a_reason() {
     let app = spawn_app().await;
     for (number, reason) in [
@@ -162,8 +179,10 @@ async fn unknown_paths_and_methods_answer_in_json() {
 async fn listing_limits_are_checked() {
     let app = spawn_app().await;
     for query in ["limit=1001", "limit=0", "limit=ten", "offset=-1"] {
-        let response = app.get(&format!("/api/messages?{query}")).await;
-        assert_eq!(response.status(), 400, "{query}");
+        for list in ["/api/messages", "/api/moments"] {
+            let response = app.get(&format!("{list}?{query}")).await;
+            assert_eq!(response.status(), 400, "{list}?{query}");
+        }
     }
     let body = app.get_json("/api/messages?offset=0&limit=1000").await;
     assert_eq!(body["limit"], 1000);

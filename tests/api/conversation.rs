@@ -9,7 +9,10 @@ async fn a_signed_yes_verifies_the_number_and_confirms_by_text() {
     let app = spawn_app().await;
     telnyx_accepts_texts(&app.telnyx).await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
-    app.text(PHONE, "Yes!").await;
+    // Texted to a second number of ours: the reply must come from that one.
+    let mut yes: Value = serde_json::from_str(&app.sms_event(PHONE, "Yes!")).expect("json");
+    yes["data"]["payload"]["to"][0]["phone_number"] = json!(OTHER_NUMBER);
+    assert_eq!(app.telnyx_webhook(&yes.to_string()).await.status(), 200);
     app.drain().await;
 
     assert_eq!(app.number_state(PHONE).await.as_deref(), Some("verified"));
@@ -20,9 +23,12 @@ async fn a_signed_yes_verifies_the_number_and_confirms_by_text() {
         "Connected to Sweetman on In Process. Text a photo, link or words to post a Moment. \
          Reply HELP for help, STOP to opt out."
     );
-    // The reply comes from the number the artist texted.
     let sent = app.sent_to_telnyx().await;
-    assert_eq!(sent[1]["from"], OUR_NUMBER);
+    assert_eq!(
+        sent[0]["from"], OUR_NUMBER,
+        "the prompt comes from the configured sender"
+    );
+    assert_eq!(sent[1]["from"], OTHER_NUMBER);
     let history = app.count(
         "SELECT count(*) FROM number_state_changes
          WHERE e164 = '+14155552671' AND to_state = 'verified' AND cause = 'inbound'
@@ -171,14 +177,41 @@ async fn an_unknown_number_is_welcomed_once_a_day() {
     app.text(PHONE, "hello?").await;
     app.text(PHONE, "anyone?").await;
     app.drain().await;
-    assert_eq!(
-        app.texts_to(PHONE).await,
-        [
-            "This number is not connected to an In Process artist. Connect it at \
-          https://inprocess.world/manage Reply STOP to opt out."
-        ]
-    );
+    let welcome = "This number is not connected to an In Process artist. Connect it at \
+                   https://inprocess.world/manage Reply STOP to opt out.";
+    assert_eq!(app.texts_to(PHONE).await, [welcome]);
     assert_eq!(app.count("SELECT count(*) FROM moments"), 0);
+
+    // Twenty-three hours later: still no second welcome.
+    app.backdate_messages(23 * 3600);
+    app.text(PHONE, "hello again").await;
+    app.drain().await;
+    assert_eq!(app.texts_to(PHONE).await.len(), 1);
+
+    // A day and more later: welcomed again.
+    app.backdate_messages(2 * 3600);
+    app.text(PHONE, "and again").await;
+    app.drain().await;
+    assert_eq!(app.texts_to(PHONE).await, [welcome, welcome]);
+}
+
+#[tokio::test]
+async fn texts_from_a_number_that_has_not_said_yes_stay_private() {
+    let app = spawn_app().await;
+    telnyx_accepts_texts(&app.telnyx).await;
+    assert_eq!(app.connect(PHONE).await.status(), 200);
+    app.text(PHONE, "who is this? my address is 1 Main St")
+        .await;
+    app.drain().await;
+    let messages = app.get_json("/api/messages").await;
+    let bodies: Vec<&str> = messages["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["body"].as_str())
+        .collect();
+    assert_eq!(bodies.len(), 1, "only the prompt: {bodies:?}");
+    assert!(bodies[0].starts_with("Someone is trying"));
 }
 
 #[tokio::test]
@@ -325,6 +358,38 @@ async fn a_verified_number_moves_to_another_artist_only_on_its_owners_yes() {
 }
 
 #[tokio::test]
+async fn a_takeover_request_that_expired_leaves_the_owner_in_place() {
+    let app = spawn_app_with_env(&[("MOMENTLINE_PENDING_TTL_SECS", "0")], |s| {
+        s.connect_limits.prompt_cooldown = chrono::Duration::zero();
+    })
+    .await;
+    telnyx_accepts_texts(&app.telnyx).await;
+    // With no time to answer, verify the owner directly.
+    {
+        let conn = app.pool.get().expect("connection");
+        conn.execute_batch(
+            "INSERT INTO phone_numbers (e164, state, owner_id, updated_at)
+             VALUES ('+14155552671', 'verified', 1, '2026-01-01T00:00:00.000Z')",
+        )
+        .expect("insert");
+    }
+    let rival = create_artist(&app.pool, "Rival");
+    assert_eq!(app.connect_as(&rival, PHONE).await.status(), 200);
+    assert_eq!(
+        app.number_state_as(&rival, PHONE).await,
+        None,
+        "expired at once"
+    );
+    app.text(PHONE, "yes").await;
+    app.drain().await;
+    assert_eq!(app.number_state(PHONE).await.as_deref(), Some("verified"));
+    assert_eq!(
+        app.texts_to(PHONE).await.last().map(String::as_str),
+        Some("This connect request expired. Please connect your phone again from In Process.")
+    );
+}
+
+#[tokio::test]
 async fn the_same_webhook_delivered_twice_has_one_effect() {
     let app = spawn_app().await;
     telnyx_accepts_texts(&app.telnyx).await;
@@ -404,6 +469,22 @@ async fn delivery_reports_move_outbound_texts_forward_only() {
 
     let messages = app.get_json("/api/messages").await;
     assert_eq!(messages["messages"][0]["state"], "delivered");
+}
+
+#[tokio::test]
+async fn a_delivery_report_that_beats_the_send_record_is_applied_when_it_lands() {
+    let app = spawn_app().await;
+    telnyx_accepts_texts(&app.telnyx).await;
+    assert_eq!(app.connect(PHONE).await.status(), 200);
+    // Telnyx reports delivery of the id it is about to hand out before the worker writes it.
+    let mut delivered = fixture("telnyx/message.finalized.json");
+    delivered["data"]["payload"]["id"] = json!("40385f64-0000-4000-8000-000000000000");
+    let response = app.telnyx_webhook(&delivered.to_string()).await;
+    assert_eq!(response.status(), 200);
+    app.drain().await;
+    let messages = app.get_json("/api/messages").await;
+    assert_eq!(messages["messages"][0]["state"], "delivered");
+    assert_eq!(app.count("SELECT count(*) FROM early_status_reports"), 0);
 }
 
 #[tokio::test]

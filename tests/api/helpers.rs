@@ -27,6 +27,8 @@ const TELNYX_SECRET: [u8; 32] = [
 pub const TELNYX_PUBLIC_KEY: &str = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
 pub const TELNYX_API_KEY: &str = "KEY0123456789TEST";
 pub const OUR_NUMBER: &str = "+18445550001";
+/// A second number of ours that artists may text.
+pub const OTHER_NUMBER: &str = "+18445550002";
 pub const PUBLIC_URL: &str = "https://moments.example";
 pub const ARTIST: &str = "Sweetman";
 /// A valid US mobile-style number.
@@ -283,6 +285,17 @@ impl TestApp {
             .iter()
             .find(|p| p["phone_number"] == phone)
             .and_then(|p| p["state"].as_str().map(str::to_owned))
+    }
+
+    /// Moves every message `secs` seconds into the past, as if that time had gone by.
+    pub fn backdate_messages(&self, secs: i64) {
+        let conn = self.pool.get().expect("connection");
+        conn.execute(
+            "UPDATE messages SET created_at =
+               strftime('%Y-%m-%dT%H:%M:%fZ', julianday(created_at) - ?1 / 86400.0)",
+            [secs],
+        )
+        .expect("backdate");
     }
 
     pub fn count(&self, sql: &str) -> i64 {

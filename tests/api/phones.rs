@@ -196,3 +196,27 @@ async fn countries_outside_the_allow_list_can_be_opened_up() {
     let app = spawn_app_with_env(&[("MOMENTLINE_ALLOWED_COUNTRIES", "*")], |_| {}).await;
     assert_eq!(app.connect("+442079460958").await.status(), 200);
 }
+
+#[tokio::test]
+async fn a_number_gets_at_most_five_prompts_a_day() {
+    let app = spawn_app_with(|s| {
+        s.connect_limits.prompt_cooldown = chrono::Duration::zero();
+    })
+    .await;
+    for _ in 0..5 {
+        assert_eq!(app.connect(PHONE).await.status(), 200);
+    }
+    let response = app.connect(PHONE).await;
+    assert_eq!(response.status(), 429);
+    let retry_after: i64 = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    assert!((86_000..=86_400).contains(&retry_after), "{retry_after}");
+    assert_eq!(
+        app.count("SELECT count(*) FROM messages WHERE purpose = 'prompt'"),
+        5
+    );
+}
