@@ -93,6 +93,25 @@ CREATE INDEX IF NOT EXISTS messages_outbox ON messages (next_attempt_at) WHERE s
 CREATE INDEX IF NOT EXISTS messages_artist ON messages (artist_id, id);
 CREATE INDEX IF NOT EXISTS messages_phone ON messages (phone, direction, created_at);
 
+-- Parts of a message its provider delivers in several (Vonage's concat), kept until every
+-- part is in; then they are joined in order into one inbound message (message_id).
+CREATE TABLE IF NOT EXISTS message_parts (
+    id                  INTEGER PRIMARY KEY,
+    provider            TEXT NOT NULL,
+    provider_message_id TEXT NOT NULL,
+    phone               TEXT NOT NULL,
+    reference           TEXT NOT NULL,
+    part                INTEGER NOT NULL CHECK (part >= 1),
+    total               INTEGER NOT NULL CHECK (total >= part),
+    body                TEXT NOT NULL,
+    message_id          INTEGER REFERENCES messages(id),
+    created_at          TEXT NOT NULL,
+    UNIQUE (provider, provider_message_id)
+);
+-- A sender reuses references over time: a part number is unique only among unjoined parts.
+CREATE UNIQUE INDEX IF NOT EXISTS message_parts_open
+    ON message_parts (provider, phone, reference, part) WHERE message_id IS NULL;
+
 -- Status reports that came before the send they are about was recorded (a provider may
 -- report faster than the worker writes down its answer); applied when it is.
 CREATE TABLE IF NOT EXISTS early_status_reports (

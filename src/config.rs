@@ -7,13 +7,21 @@ use ed25519_dalek::VerifyingKey;
 
 use crate::domain::number_state::{ConnectLimits, ReplyLimits};
 use crate::domain::phone_number::AllowedRegions;
+use crate::providers::phonify::PhonifyConfig;
 use crate::providers::telnyx::{self, TelnyxConfig};
+use crate::providers::textflow::TextFlowConfig;
+use crate::providers::twilio::TwilioConfig;
+use crate::providers::vonage::{SignatureMethod, SignatureSecret, VonageConfig};
 
 /// The outbound provider and its credentials.
 #[derive(Debug, Clone)]
 pub enum ProviderSettings {
     Console,
     Telnyx(TelnyxConfig),
+    Twilio(TwilioConfig),
+    Vonage(VonageConfig),
+    TextFlow(TextFlowConfig),
+    Phonify(PhonifyConfig),
 }
 
 #[derive(Debug, Clone)]
@@ -25,6 +33,12 @@ pub struct Settings {
     pub provider: ProviderSettings,
     /// `None` refuses every Telnyx webhook.
     pub telnyx_public_key: Option<VerifyingKey>,
+    /// `TWILIO_ACCOUNT_SID` and `TWILIO_AUTH_TOKEN`: Twilio webhooks are refused without the
+    /// token, and Twilio's media URLs may need both.
+    pub twilio_account_sid: Option<String>,
+    pub twilio_auth_token: Option<String>,
+    /// `None` refuses every Vonage webhook.
+    pub vonage_signature: Option<SignatureSecret>,
     pub pending_ttl: chrono::Duration,
     pub allowed_regions: AllowedRegions,
     pub media_dir: PathBuf,
@@ -52,6 +66,10 @@ pub enum ConfigError {
     },
 }
 
+/// The values of `MOMENTLINE_SMS_PROVIDER`.
+const PROVIDERS: &[&str] = &[
+    "console", "telnyx", "twilio", "vonage", "textflow", "phonify",
+];
 const DEFAULT_RETRY_SCHEDULE: &str = "5,30,120,600,3600";
 /// The longest wait any duration setting takes: a year.
 const MAX_SECS: i64 = 366 * 24 * 3600;
@@ -104,16 +122,39 @@ impl Settings {
             .transpose()
             .map_err(|p| invalid("TELNYX_PUBLIC_KEY", p))?;
 
+        let twilio_account_sid = get("TWILIO_ACCOUNT_SID");
+        let twilio_auth_token = get("TWILIO_AUTH_TOKEN");
+        let vonage_signature = match get("VONAGE_SIGNATURE_SECRET") {
+            None => None,
+            Some(secret) => {
+                let word = or("VONAGE_SIGNATURE_METHOD", "sha256");
+                let method = SignatureMethod::parse(&word).ok_or_else(|| {
+                    invalid(
+                        "VONAGE_SIGNATURE_METHOD",
+                        format!("'{word}' is not one of md5hash, md5, sha1, sha256, sha512"),
+                    )
+                })?;
+                Some(SignatureSecret { secret, method })
+            }
+        };
+        let api_base = |variable: &'static str, default: &str| {
+            base_url(&or(variable, default)).map_err(|p| invalid(variable, p))
+        };
+
         let provider_name = or("MOMENTLINE_SMS_PROVIDER", "console").to_ascii_lowercase();
+        let need = |variable: &'static str| {
+            get(variable).ok_or(ConfigError::Missing {
+                variable,
+                provider: PROVIDERS
+                    .iter()
+                    .find(|p| **p == provider_name)
+                    .copied()
+                    .unwrap_or("console"),
+            })
+        };
         let provider = match provider_name.as_str() {
             "console" => ProviderSettings::Console,
             "telnyx" => {
-                let need = |variable| {
-                    get(variable).ok_or(ConfigError::Missing {
-                        variable,
-                        provider: "telnyx",
-                    })
-                };
                 let from_number = get("TELNYX_FROM_NUMBER");
                 let messaging_profile_id = get("TELNYX_MESSAGING_PROFILE_ID");
                 if from_number.is_none() && messaging_profile_id.is_none() {
@@ -123,14 +164,43 @@ impl Settings {
                     api_key: need("TELNYX_API_KEY")?,
                     from_number,
                     messaging_profile_id,
-                    api_base: base_url(&or("TELNYX_API_BASE", "https://api.telnyx.com"))
-                        .map_err(|p| invalid("TELNYX_API_BASE", p))?,
+                    api_base: api_base("TELNYX_API_BASE", "https://api.telnyx.com")?,
                 })
             }
+            "twilio" => {
+                let from_number = get("TWILIO_FROM_NUMBER");
+                let messaging_service_sid = get("TWILIO_MESSAGING_SERVICE_SID");
+                if from_number.is_none() && messaging_service_sid.is_none() {
+                    need("TWILIO_FROM_NUMBER")?;
+                }
+                ProviderSettings::Twilio(TwilioConfig {
+                    account_sid: need("TWILIO_ACCOUNT_SID")?,
+                    auth_token: need("TWILIO_AUTH_TOKEN")?,
+                    from_number,
+                    messaging_service_sid,
+                    api_base: api_base("TWILIO_API_BASE", "https://api.twilio.com")?,
+                    status_callback: format!("{public_url}/webhooks/twilio/status"),
+                })
+            }
+            "vonage" => ProviderSettings::Vonage(VonageConfig {
+                api_key: need("VONAGE_API_KEY")?,
+                api_secret: need("VONAGE_API_SECRET")?,
+                from: need("VONAGE_FROM")?,
+                api_base: api_base("VONAGE_API_BASE", "https://rest.nexmo.com")?,
+            }),
+            "textflow" => ProviderSettings::TextFlow(TextFlowConfig {
+                api_key: need("TEXTFLOW_API_KEY")?,
+                api_base: api_base("TEXTFLOW_API_BASE", "https://textflow.me")?,
+            }),
+            "phonify" => ProviderSettings::Phonify(PhonifyConfig {
+                api_key: need("PHONIFY_API_KEY")?,
+                app: need("PHONIFY_APP")?,
+                api_base: api_base("PHONIFY_API_BASE", "https://api.phonify.io")?,
+            }),
             other => {
                 return Err(invalid(
                     "MOMENTLINE_SMS_PROVIDER",
-                    format!("'{other}' is not one of console, telnyx"),
+                    format!("'{other}' is not one of {}", PROVIDERS.join(", ")),
                 ))
             }
         };
@@ -142,6 +212,9 @@ impl Settings {
             manage_url,
             provider,
             telnyx_public_key,
+            twilio_account_sid,
+            twilio_auth_token,
+            vonage_signature,
             pending_ttl,
             allowed_regions,
             media_dir,
@@ -246,6 +319,53 @@ mod tests {
         ])
         .expect_err("no sender");
         assert!(err.to_string().starts_with("TELNYX_FROM_NUMBER"));
+    }
+
+    #[test]
+    fn each_provider_names_what_it_lacks() {
+        for (provider, first_missing) in [
+            ("twilio", "TWILIO_FROM_NUMBER"),
+            ("vonage", "VONAGE_API_KEY"),
+            ("textflow", "TEXTFLOW_API_KEY"),
+            ("phonify", "PHONIFY_API_KEY"),
+        ] {
+            let err = settings(&[("MOMENTLINE_SMS_PROVIDER", provider)]).expect_err(provider);
+            assert_eq!(
+                err.to_string(),
+                format!("{first_missing} must be set when MOMENTLINE_SMS_PROVIDER is {provider}")
+            );
+        }
+        let s = settings(&[
+            ("MOMENTLINE_SMS_PROVIDER", "twilio"),
+            ("MOMENTLINE_PUBLIC_URL", "https://m.example"),
+            ("TWILIO_ACCOUNT_SID", "AC1"),
+            ("TWILIO_AUTH_TOKEN", "t"),
+            ("TWILIO_MESSAGING_SERVICE_SID", "MG1"),
+        ])
+        .expect("complete");
+        let ProviderSettings::Twilio(twilio) = s.provider else {
+            panic!("not twilio");
+        };
+        assert_eq!(
+            twilio.status_callback,
+            "https://m.example/webhooks/twilio/status"
+        );
+        assert_eq!(twilio.api_base, "https://api.twilio.com");
+    }
+
+    #[test]
+    fn the_vonage_signature_method_defaults_to_sha256() {
+        let s = settings(&[("VONAGE_SIGNATURE_SECRET", "s")]).expect("ok");
+        assert_eq!(
+            s.vonage_signature.map(|v| v.method),
+            Some(SignatureMethod::HmacSha256)
+        );
+        let err = settings(&[
+            ("VONAGE_SIGNATURE_SECRET", "s"),
+            ("VONAGE_SIGNATURE_METHOD", "crc"),
+        ])
+        .expect_err("bad method");
+        assert!(err.to_string().starts_with("VONAGE_SIGNATURE_METHOD"));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, TransactionBehavior};
 
-use crate::db::{self, artists, messages, moments, numbers};
+use crate::db::{self, artists, messages, moments, numbers, parts};
 use crate::domain::keyword::Keyword;
 use crate::domain::moment::parse_moments;
 use crate::domain::number_state::{on_inbound, Inbound, InboundContext, ReplyLimits, Standing};
@@ -25,6 +25,8 @@ pub struct ReceiveSettings<'a> {
 pub enum Receipt {
     /// This provider message id was received before: nothing was done.
     Duplicate,
+    /// One part of a longer message, kept until the rest is in.
+    Partial,
     Recorded {
         message_id: i64,
         moments: usize,
@@ -42,10 +44,51 @@ pub fn receive(
     // IMMEDIATE takes the write lock first, so concurrent deliveries of one message queue up
     // here and the second finds the first's row.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let Some(part) = &message.part else {
+        let receipt = receive_whole(&tx, settings, message, from, now)?;
+        tx.commit()?;
+        return Ok(receipt);
+    };
+    let new_part = parts::NewPart {
+        provider: message.provider,
+        provider_message_id: &message.provider_message_id,
+        phone: from.as_str(),
+        part,
+        body: &message.text,
+    };
+    let receipt = match parts::store(&tx, &new_part, now)? {
+        parts::PartStored::Duplicate => Receipt::Duplicate,
+        parts::PartStored::Waiting => Receipt::Partial,
+        parts::PartStored::Complete { text, first_id } => {
+            let whole = InboundMessage {
+                provider_message_id: first_id,
+                text,
+                part: None,
+                ..message.clone()
+            };
+            let receipt = receive_whole(&tx, settings, &whole, from, now)?;
+            if let Receipt::Recorded { message_id, .. } = receipt {
+                parts::mark_joined(&tx, &new_part, message_id)?;
+            }
+            receipt
+        }
+    };
+    tx.commit()?;
+    Ok(receipt)
+}
+
+/// Receives one whole message inside the caller's transaction.
+fn receive_whole(
+    tx: &Connection,
+    settings: &ReceiveSettings,
+    message: &InboundMessage,
+    from: &PhoneNumber,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<Receipt> {
     let phone = from.as_str();
-    let standing = numbers::standing(&tx, phone)?;
+    let standing = numbers::standing(tx, phone)?;
     let Some(message_id) = messages::insert_inbound(
-        &tx,
+        tx,
         &messages::NewInbound {
             from: phone,
             to: &message.to,
@@ -78,12 +121,12 @@ pub fn receive(
     let context = InboundContext {
         now,
         pending_ttl: settings.pending_ttl,
-        recent: messages::recent_replies(&tx, phone, now)?,
+        recent: messages::recent_replies(tx, phone, now)?,
         limits: settings.reply_limits,
     };
     let decision = on_inbound(&standing, inbound, &context);
     numbers::set_standing(
-        &tx,
+        tx,
         phone,
         &standing,
         &decision.next,
@@ -94,20 +137,20 @@ pub fn receive(
     let mut links = Vec::new();
     if let Standing::Verified { owner, .. } = &decision.next {
         for (position, command) in decision.moments.iter().enumerate() {
-            let id = moments::insert(&tx, *owner, message_id, position, command, now)?;
-            links.push(dispatch_embedded(&tx, id, settings.public_url, now)?);
+            let id = moments::insert(tx, *owner, message_id, position, command, now)?;
+            links.push(dispatch_embedded(tx, id, settings.public_url, now)?);
         }
     }
 
     // Only the artist a number is verified for sees what it texts, and what we answer it.
     let artist = decision.next.owner();
     if let Some(owner) = artist {
-        messages::assign_artist(&tx, message_id, owner)?;
+        messages::assign_artist(tx, message_id, owner)?;
     }
     let artist_name = decision
         .next
         .artist()
-        .map(|id| artists::name_of(&tx, id))
+        .map(|id| artists::name_of(tx, id))
         .transpose()?
         .flatten();
     let reply_context = ReplyContext {
@@ -120,7 +163,7 @@ pub fn receive(
     for kind in &decision.replies {
         let body = replies::render(*kind, &reply_context);
         messages::queue_outbound(
-            &tx,
+            tx,
             &messages::NewOutbound {
                 artist,
                 to: phone,
@@ -132,7 +175,6 @@ pub fn receive(
             now,
         )?;
     }
-    tx.commit()?;
     if standing != decision.next {
         tracing::info!(
             number = %from.masked(),

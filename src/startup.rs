@@ -10,7 +10,10 @@ use tokio::sync::Notify;
 use crate::config::{ProviderSettings, Settings};
 use crate::db::{self, DbError, Pool};
 use crate::outbox::Outbox;
-use crate::providers::{console::Console, telnyx::Telnyx, Sender};
+use crate::providers::{
+    console::Console, phonify::Phonify, telnyx::Telnyx, textflow::TextFlow, twilio::Twilio,
+    vonage::Vonage, Sender,
+};
 use crate::routes::{self, AppState};
 
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +54,13 @@ impl Application {
             .build()?;
         let sender = Arc::new(match &settings.provider {
             ProviderSettings::Console => Sender::Console(Console),
-            ProviderSettings::Telnyx(config) => Sender::Telnyx(Telnyx::new(config.clone(), http)),
+            ProviderSettings::Telnyx(c) => Sender::Telnyx(Telnyx::new(c.clone(), http.clone())),
+            ProviderSettings::Twilio(c) => Sender::Twilio(Twilio::new(c.clone(), http.clone())),
+            ProviderSettings::Vonage(c) => Sender::Vonage(Vonage::new(c.clone(), http.clone())),
+            ProviderSettings::TextFlow(c) => {
+                Sender::TextFlow(TextFlow::new(c.clone(), http.clone()))
+            }
+            ProviderSettings::Phonify(c) => Sender::Phonify(Phonify::new(c.clone(), http.clone())),
         });
         let addr = settings.addr.clone();
         let listen_error = |source| StartupError::Listen {

@@ -4,6 +4,7 @@ pub mod artists;
 pub mod messages;
 pub mod moments;
 pub mod numbers;
+pub mod parts;
 
 use std::path::Path;
 use std::time::Duration;

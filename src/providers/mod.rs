@@ -2,7 +2,11 @@
 //! sends one outbound text. Adding a provider touches one file and the matches below.
 
 pub mod console;
+pub mod phonify;
 pub mod telnyx;
+pub mod textflow;
+pub mod twilio;
+pub mod vonage;
 
 use std::time::Duration;
 
@@ -20,6 +24,19 @@ pub struct InboundMessage {
     pub text: String,
     pub subject: Option<String>,
     pub media: Vec<MediaItem>,
+    /// One part of a message the provider delivers in several (Vonage's `concat`).
+    pub part: Option<Part>,
+}
+
+/// Which part of a multi-part message this is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    /// The sender's id for the whole message; reused over time, so unique only among parts
+    /// not yet joined.
+    pub reference: String,
+    /// From 1.
+    pub number: u32,
+    pub total: u32,
 }
 
 /// A provider's report on an outbound text.
@@ -124,6 +141,10 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 pub enum Sender {
     Console(console::Console),
     Telnyx(telnyx::Telnyx),
+    Twilio(twilio::Twilio),
+    Vonage(vonage::Vonage),
+    TextFlow(textflow::TextFlow),
+    Phonify(phonify::Phonify),
 }
 
 impl Sender {
@@ -131,14 +152,20 @@ impl Sender {
         match self {
             Self::Console(_) => console::NAME,
             Self::Telnyx(_) => telnyx::NAME,
+            Self::Twilio(_) => twilio::NAME,
+            Self::Vonage(_) => vonage::NAME,
+            Self::TextFlow(_) => textflow::NAME,
+            Self::Phonify(_) => phonify::NAME,
         }
     }
 
     /// The number texts go out from when a message names none, if the provider has one.
     pub fn default_from(&self) -> Option<&str> {
         match self {
-            Self::Console(_) => None,
             Self::Telnyx(t) => t.from_number(),
+            Self::Twilio(t) => t.from_number(),
+            Self::Vonage(v) => v.from_number(),
+            Self::Console(_) | Self::TextFlow(_) | Self::Phonify(_) => None,
         }
     }
 
@@ -146,6 +173,10 @@ impl Sender {
         match self {
             Self::Console(c) => Ok(c.send(text)),
             Self::Telnyx(t) => t.send(text).await,
+            Self::Twilio(t) => t.send(text).await,
+            Self::Vonage(v) => v.send(text).await,
+            Self::TextFlow(t) => t.send(text).await,
+            Self::Phonify(p) => p.send(text).await,
         }
     }
 }

@@ -196,6 +196,7 @@ pub fn parse_event(body: &[u8]) -> Result<WebhookEvent, serde_json::Error> {
                         content_type: m.content_type.or(m.kind).unwrap_or_default(),
                     })
                     .collect(),
+                part: None,
             })
         }
         "message.sent" | "message.finalized" => {

@@ -59,13 +59,20 @@ fn mac(auth_token: &str, url: &str, params: &[(String, String)]) -> Hmac<Sha1> {
 
 /// Checks a signature in constant time against `url` as given and with its default port
 /// added or removed, as Twilio's own validator does.
-pub fn verify(auth_token: &str, url: &str, params: &[(String, String)], signature: Option<&str>) -> bool {
+pub fn verify(
+    auth_token: &str,
+    url: &str,
+    params: &[(String, String)],
+    signature: Option<&str>,
+) -> bool {
     let Some(presented) = signature.and_then(|s| BASE64.decode(s.trim()).ok()) else {
         return false;
     };
-    url_forms(url)
-        .iter()
-        .any(|candidate| mac(auth_token, candidate, params).verify_slice(&presented).is_ok())
+    url_forms(url).iter().any(|candidate| {
+        mac(auth_token, candidate, params)
+            .verify_slice(&presented)
+            .is_ok()
+    })
 }
 
 /// The URL, and the same URL with its default port toggled.
@@ -103,7 +110,10 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-fn required<'a>(params: &'a [(String, String)], name: &'static str) -> Result<&'a str, MissingParam> {
+fn required<'a>(
+    params: &'a [(String, String)],
+    name: &'static str,
+) -> Result<&'a str, MissingParam> {
     param(params, name).ok_or(MissingParam(name))
 }
 
@@ -188,7 +198,10 @@ impl Twilio {
 
     pub async fn send(&self, text: &OutboundText<'_>) -> Result<Accepted, SendError> {
         let mut form = vec![("To", text.to), ("Body", text.body)];
-        match (text.from.or(self.config.from_number.as_deref()), &self.config.messaging_service_sid) {
+        match (
+            text.from.or(self.config.from_number.as_deref()),
+            &self.config.messaging_service_sid,
+        ) {
             (_, Some(service)) => form.push(("MessagingServiceSid", service)),
             (Some(from), None) => form.push(("From", from)),
             (None, None) => {}
@@ -213,9 +226,10 @@ impl Twilio {
             .await
             .map_err(|e| SendError::from_transport(NAME, &e))?;
         if status.is_success() {
-            let created: Created = serde_json::from_slice(&bytes).map_err(|e| SendError::Permanent {
-                reason: format!("twilio accepted the text but its answer was unreadable: {e}"),
-            })?;
+            let created: Created =
+                serde_json::from_slice(&bytes).map_err(|e| SendError::Permanent {
+                    reason: format!("twilio accepted the text but its answer was unreadable: {e}"),
+                })?;
             return Ok(Accepted {
                 provider_message_id: Some(created.sid),
             });
@@ -255,15 +269,30 @@ mod tests {
 
     #[test]
     fn the_sdk_test_vectors_sign_as_published() {
-        assert_eq!(signature("12345", URL, &vector_params()), "RSOYDt4T1cUTdK1PDd93/VVr8B8=");
-        assert_eq!(signature("12345", URL_443, &vector_params()), "kvajT1Ptam85bY51eRf/AJRuM3w=");
+        assert_eq!(
+            signature("12345", URL, &vector_params()),
+            "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+        );
+        assert_eq!(
+            signature("12345", URL_443, &vector_params()),
+            "kvajT1Ptam85bY51eRf/AJRuM3w="
+        );
     }
 
     #[test]
     fn a_signature_verifies_with_or_without_the_default_port() {
-        for sig in ["RSOYDt4T1cUTdK1PDd93/VVr8B8=", "kvajT1Ptam85bY51eRf/AJRuM3w="] {
-            assert!(verify("12345", URL, &vector_params(), Some(sig)), "{sig} against {URL}");
-            assert!(verify("12345", URL_443, &vector_params(), Some(sig)), "{sig} against {URL_443}");
+        for sig in [
+            "RSOYDt4T1cUTdK1PDd93/VVr8B8=",
+            "kvajT1Ptam85bY51eRf/AJRuM3w=",
+        ] {
+            assert!(
+                verify("12345", URL, &vector_params(), Some(sig)),
+                "{sig} against {URL}"
+            );
+            assert!(
+                verify("12345", URL_443, &vector_params(), Some(sig)),
+                "{sig} against {URL_443}"
+            );
         }
     }
 
@@ -276,7 +305,12 @@ mod tests {
         assert!(!verify("12345", URL, &params, sig));
         assert!(!verify("12345", URL, &vector_params(), None));
         assert!(!verify("12345", URL, &vector_params(), Some("%%%")));
-        assert!(!verify("12345", "https://mycompany.com/other", &vector_params(), sig));
+        assert!(!verify(
+            "12345",
+            "https://mycompany.com/other",
+            &vector_params(),
+            sig
+        ));
     }
 
     #[test]
@@ -284,7 +318,10 @@ mod tests {
         assert_eq!(url_forms("http://h/p"), ["http://h/p", "http://h:80/p"]);
         assert_eq!(url_forms("https://h:443"), ["https://h:443", "https://h"]);
         assert_eq!(url_forms("https://h:8443/p"), ["https://h:8443/p"]);
-        assert_eq!(url_forms("https://[::1]/p"), ["https://[::1]/p", "https://[::1]:443/p"]);
+        assert_eq!(
+            url_forms("https://[::1]/p"),
+            ["https://[::1]/p", "https://[::1]:443/p"]
+        );
     }
 
     #[test]
@@ -324,7 +361,10 @@ mod tests {
             WebhookEvent::Status(r) => Some((r.state, r.error)),
             _ => None,
         };
-        assert_eq!(state(p("delivered", "")), Some((MessageState::Delivered, None)));
+        assert_eq!(
+            state(p("delivered", "")),
+            Some((MessageState::Delivered, None))
+        );
         assert_eq!(state(p("sent", "")), Some((MessageState::Sent, None)));
         assert_eq!(
             state(p("undelivered", "30003")),

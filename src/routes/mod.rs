@@ -65,6 +65,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::resource("/webhooks/telnyx")
                 .route(web::post().to(webhooks::telnyx))
                 .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/webhooks/twilio")
+                .route(web::post().to(webhooks::twilio))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/webhooks/twilio/status")
+                .route(web::post().to(webhooks::twilio_status))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/webhooks/vonage")
+                .route(web::get().to(webhooks::vonage))
+                .route(web::post().to(webhooks::vonage))
+                .default_service(web::to(method_not_allowed)),
         );
 }
 

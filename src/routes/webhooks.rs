@@ -9,7 +9,7 @@ use crate::db::messages::{self, StatusApplied};
 use crate::db::DbError;
 use crate::domain::phone_number::{mask, PhoneNumber};
 use crate::inbound::{self, Receipt, ReceiveSettings};
-use crate::providers::{telnyx, WebhookEvent};
+use crate::providers::{telnyx, twilio, vonage, WebhookEvent};
 
 fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
@@ -43,6 +43,94 @@ pub async fn telnyx(
         .map(|m| HttpResponse::Ok().json(json!({ "message": m })))
 }
 
+/// Twilio's inbound messages; answered with empty TwiML so Twilio sends nothing itself.
+pub async fn twilio(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let params = twilio_params(&req, &state, payload).await?;
+    let event = twilio::parse_inbound(&params)
+        .map_err(|e| ApiError::BadRequest(format!("Malformed Twilio message: {e}")))?;
+    apply(&state, event).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/xml")
+        .body(twilio::EMPTY_TWIML))
+}
+
+/// Twilio's status callbacks for the texts momentline sent.
+pub async fn twilio_status(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let params = twilio_params(&req, &state, payload).await?;
+    let event = twilio::parse_status(&params)
+        .map_err(|e| ApiError::BadRequest(format!("Malformed Twilio status: {e}")))?;
+    apply(&state, event).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/xml")
+        .body(twilio::EMPTY_TWIML))
+}
+
+/// The form parameters of an authentic Twilio request: signed over the URL Twilio called
+/// (`MOMENTLINE_PUBLIC_URL` with this path and query) and every parameter.
+async fn twilio_params(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<twilio::Params, ApiError> {
+    let Some(token) = state.settings.twilio_auth_token.as_deref() else {
+        tracing::warn!("twilio webhook refused: TWILIO_AUTH_TOKEN is not set");
+        return Err(ApiError::Unauthorized);
+    };
+    let body = read_body(payload, WEBHOOK_BODY_LIMIT).await?;
+    let params: twilio::Params = serde_urlencoded::from_bytes(&body)
+        .map_err(|_| ApiError::BadRequest("Malformed form body".into()))?;
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let url = format!("{}{path}", state.settings.public_url);
+    if !twilio::verify(token, &url, &params, header(req, "x-twilio-signature")) {
+        tracing::warn!(%url, "twilio webhook refused: bad signature");
+        return Err(ApiError::Unauthorized);
+    }
+    Ok(params)
+}
+
+/// Vonage's inbound messages and delivery receipts, by GET or POST (form or JSON).
+pub async fn vonage(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let Some(secret) = state.settings.vonage_signature.as_ref() else {
+        tracing::warn!("vonage webhook refused: VONAGE_SIGNATURE_SECRET is not set");
+        return Err(ApiError::Unauthorized);
+    };
+    let malformed = |_| ApiError::BadRequest("Malformed Vonage parameters".into());
+    let params: vonage::Params = if req.method() == actix_web::http::Method::GET {
+        serde_urlencoded::from_str(req.query_string()).map_err(malformed)?
+    } else {
+        let body = read_body(payload, WEBHOOK_BODY_LIMIT).await?;
+        let json = header(&req, "content-type")
+            .is_some_and(|t| t.trim_start().starts_with("application/json"));
+        if json {
+            vonage::params_from_json(&body)
+                .map_err(|_| ApiError::BadRequest("Malformed Vonage JSON".into()))?
+        } else {
+            serde_urlencoded::from_bytes(&body).map_err(malformed)?
+        }
+    };
+    if !vonage::verify(secret, &params) {
+        tracing::warn!("vonage webhook refused: bad or missing sig");
+        return Err(ApiError::Unauthorized);
+    }
+    let event = vonage::parse(&params)
+        .map_err(|e| ApiError::BadRequest(format!("Malformed Vonage message: {e}")))?;
+    apply(&state, event)
+        .await
+        .map(|m| HttpResponse::Ok().json(json!({ "message": m })))
+}
+
 /// Applies an authentic event; the answer says what was done.
 async fn apply(state: &web::Data<AppState>, event: WebhookEvent) -> Result<String, ApiError> {
     match event {
@@ -68,6 +156,7 @@ async fn apply(state: &web::Data<AppState>, event: WebhookEvent) -> Result<Strin
             .await?;
             Ok(match receipt {
                 Receipt::Duplicate => "Duplicate ignored".into(),
+                Receipt::Partial => "Part kept until the whole message is in".into(),
                 Receipt::Recorded { replies, .. } => {
                     if replies > 0 {
                         state.outbox_wake.notify_one();

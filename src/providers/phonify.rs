@@ -1,0 +1,92 @@
+//! Phonify: outbound texts through `POST /v1/messages`.
+
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{retry_after, Accepted, OutboundText, SendError};
+
+pub const NAME: &str = "phonify";
+
+#[derive(Debug, Clone)]
+pub struct PhonifyConfig {
+    pub api_key: String,
+    pub app: String,
+    pub api_base: String,
+}
+
+pub struct Phonify {
+    config: PhonifyConfig,
+    http: reqwest::Client,
+}
+
+#[derive(Deserialize)]
+struct Created {
+    id: serde_json::Value,
+}
+
+#[derive(Deserialize, Default)]
+struct Errors {
+    #[serde(default)]
+    errors: Vec<ErrorItem>,
+}
+
+#[derive(Deserialize)]
+struct ErrorItem {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    title: Option<String>,
+}
+
+impl Phonify {
+    pub fn new(config: PhonifyConfig, http: reqwest::Client) -> Self {
+        Self { config, http }
+    }
+
+    pub async fn send(&self, text: &OutboundText<'_>) -> Result<Accepted, SendError> {
+        let response = self
+            .http
+            .post(format!("{}/v1/messages", self.config.api_base))
+            .basic_auth(&self.config.api_key, None::<&str>)
+            .json(&json!({ "app": self.config.app, "to": text.to, "body": text.body }))
+            .send()
+            .await
+            .map_err(|e| SendError::from_transport(NAME, &e))?;
+        let status = response.status();
+        let wait = retry_after(response.headers());
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| SendError::from_transport(NAME, &e))?;
+        if status.is_success() {
+            let created: Created =
+                serde_json::from_slice(&bytes).map_err(|e| SendError::Permanent {
+                    reason: format!("phonify accepted the text but its answer was unreadable: {e}"),
+                })?;
+            let id = match created.id {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            return Ok(Accepted {
+                provider_message_id: Some(id),
+            });
+        }
+        let errors: Errors = serde_json::from_slice(&bytes).unwrap_or_default();
+        let detail: Vec<String> = errors
+            .errors
+            .iter()
+            .map(|e| match (&e.kind, &e.title) {
+                (Some(kind), Some(title)) => format!("{kind}: {title}"),
+                (Some(one), None) | (None, Some(one)) => one.clone(),
+                (None, None) => String::new(),
+            })
+            .filter(|d| !d.is_empty())
+            .collect();
+        let reason = if detail.is_empty() {
+            format!("phonify {}", status.as_u16())
+        } else {
+            format!("phonify {}: {}", status.as_u16(), detail.join("; "))
+        };
+        Err(SendError::from_status(status, wait, reason))
+    }
+}
