@@ -125,7 +125,7 @@ async fn numbers_from_countries_not_allowed_are_forbidden() {
 #[tokio::test]
 async fn an_opted_out_number_is_a_conflict_and_is_never_texted() {
     let app = spawn_app().await;
-    telnyx_accepts_texts(&app.telnyx).await;
+    telnyx_accepts_texts(&app.provider_api).await;
     app.text(PHONE, "STOP").await;
     app.drain().await;
     let texts_before = app.sent_to_telnyx().await.len();
@@ -222,7 +222,7 @@ async fn health_is_ok_while_the_database_answers() {
 #[tokio::test]
 async fn one_artist_cannot_read_anothers_messages() {
     let app = spawn_app().await;
-    telnyx_accepts_texts(&app.telnyx).await;
+    telnyx_accepts_texts(&app.provider_api).await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
     let other = create_artist(&app.pool, "Other");
     let mine = app.get_json("/api/messages").await;

@@ -7,7 +7,7 @@ use crate::helpers::*;
 #[tokio::test]
 async fn a_signed_yes_verifies_the_number_and_confirms_by_text() {
     let app = spawn_app().await;
-    telnyx_accepts_texts(&app.telnyx).await;
+    telnyx_accepts_texts(&app.provider_api).await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
     // Texted to a second number of ours: the reply must come from that one.
     let mut yes: Value = serde_json::from_str(&app.sms_event(PHONE, "Yes!")).expect("json");
@@ -40,7 +40,7 @@ async fn a_signed_yes_verifies_the_number_and_confirms_by_text() {
 #[tokio::test]
 async fn a_photo_mms_becomes_one_moment_per_image_with_links_texted_back() {
     let app = spawn_app().await;
-    telnyx_accepts_texts(&app.telnyx).await;
+    telnyx_accepts_texts(&app.provider_api).await;
     app.verified(PHONE).await;
 
     let event = fixture("telnyx/message.received.mms.json").to_string();
@@ -96,7 +96,7 @@ async fn a_photo_mms_becomes_one_moment_per_image_with_links_texted_back() {
 #[tokio::test]
 async fn a_text_with_a_url_becomes_a_link_moment() {
     let app = spawn_app().await;
-    telnyx_accepts_texts(&app.telnyx).await;
+    telnyx_accepts_texts(&app.provider_api).await;
     app.verified(PHONE).await;
     app.text(PHONE, "title: New film\nwatch https://youtu.be/abc123.")
         .await;
@@ -129,7 +129,7 @@ async fn a_text_with_a_url_becomes_a_link_moment() {
 #[tokio::test]
 async fn a_plain_text_becomes_a_text_moment_and_html_is_escaped_on_its_page() {
     let app = spawn_app().await;
-    telnyx_accepts_texts(&app.telnyx).await;
+    telnyx_accepts_texts(&app.provider_api).await;
     app.verified(PHONE).await;
     app.text(PHONE, "<script>alert(1)</script> & friends\nprice: free")
         .await;
@@ -155,7 +155,7 @@ async fn a_plain_text_becomes_a_text_moment_and_html_is_escaped_on_its_page() {
 #[tokio::test]
 async fn a_video_only_mms_is_refused_with_a_pointer_to_links() {
     let app = spawn_app().await;
-    telnyx_accepts_texts(&app.telnyx).await;
+    telnyx_accepts_texts(&app.provider_api).await;
     app.verified(PHONE).await;
     let mut event = fixture("telnyx/message.received.mms.json");
     event["data"]["payload"]["media"] = json!([
@@ -173,7 +173,7 @@ async fn a_video_only_mms_is_refused_with_a_pointer_to_links() {
 #[tokio::test]
 async fn an_unknown_number_is_welcomed_once_a_day() {
     let app = spawn_app().await;
-    telnyx_accepts_texts(&app.telnyx).await;
+    telnyx_accepts_texts(&app.provider_api).await;
     app.text(PHONE, "hello?").await;
     app.text(PHONE, "anyone?").await;
     app.drain().await;
@@ -198,7 +198,7 @@ async fn an_unknown_number_is_welcomed_once_a_day() {
 #[tokio::test]
 async fn texts_from_a_number_that_has_not_said_yes_stay_private() {
     let app = spawn_app().await;
-    telnyx_accepts_texts(&app.telnyx).await;
+    telnyx_accepts_texts(&app.provider_api).await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
     app.text(PHONE, "who is this? my address is 1 Main St")
         .await;
@@ -217,7 +217,7 @@ async fn texts_from_a_number_that_has_not_said_yes_stay_private() {
 #[tokio::test]
 async fn stop_silences_the_number_until_start() {
     let app = spawn_app().await;
-    telnyx_accepts_texts(&app.telnyx).await;
+    telnyx_accepts_texts(&app.provider_api).await;
     app.verified(PHONE).await;
 
     app.text(PHONE, "stop").await;
@@ -255,7 +255,7 @@ async fn stop_silences_the_number_until_start() {
 #[tokio::test]
 async fn a_reply_queued_before_stop_is_never_sent() {
     let app = spawn_app().await;
-    telnyx_accepts_texts(&app.telnyx).await;
+    telnyx_accepts_texts(&app.provider_api).await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
     app.text(PHONE, "STOP").await;
     app.drain().await;
@@ -277,7 +277,7 @@ async fn a_reply_queued_before_stop_is_never_sent() {
 #[tokio::test]
 async fn a_pending_number_is_reminded_a_few_times_an_hour() {
     let app = spawn_app().await;
-    telnyx_accepts_texts(&app.telnyx).await;
+    telnyx_accepts_texts(&app.provider_api).await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
     for text in ["what?", "who is this", "hm", "??", "HELP"] {
         app.text(PHONE, text).await;
@@ -296,7 +296,7 @@ async fn a_pending_number_is_reminded_a_few_times_an_hour() {
 #[tokio::test]
 async fn a_yes_after_the_request_expired_is_told_to_connect_again() {
     let app = spawn_app_with_env(&[("MOMENTLINE_PENDING_TTL_SECS", "0")], |_| {}).await;
-    telnyx_accepts_texts(&app.telnyx).await;
+    telnyx_accepts_texts(&app.provider_api).await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
     app.text(PHONE, "yes").await;
     app.drain().await;
@@ -311,7 +311,7 @@ async fn a_yes_after_the_request_expired_is_told_to_connect_again() {
 async fn a_verified_number_moves_to_another_artist_only_on_its_owners_yes() {
     // The per-number prompt cooldown would hold the rival's prompt back for a minute.
     let app = spawn_app_with(|s| s.connect_limits.prompt_cooldown = chrono::Duration::zero()).await;
-    telnyx_accepts_texts(&app.telnyx).await;
+    telnyx_accepts_texts(&app.provider_api).await;
     app.verified(PHONE).await;
     let rival = create_artist(&app.pool, "Rival");
 
@@ -363,7 +363,7 @@ async fn a_takeover_request_that_expired_leaves_the_owner_in_place() {
         s.connect_limits.prompt_cooldown = chrono::Duration::zero();
     })
     .await;
-    telnyx_accepts_texts(&app.telnyx).await;
+    telnyx_accepts_texts(&app.provider_api).await;
     // With no time to answer, verify the owner directly.
     {
         let conn = app.pool.get().expect("connection");
@@ -392,7 +392,7 @@ async fn a_takeover_request_that_expired_leaves_the_owner_in_place() {
 #[tokio::test]
 async fn the_same_webhook_delivered_twice_has_one_effect() {
     let app = spawn_app().await;
-    telnyx_accepts_texts(&app.telnyx).await;
+    telnyx_accepts_texts(&app.provider_api).await;
     app.verified(PHONE).await;
     let event = app.sms_event(PHONE, "one moment only");
     for _ in 0..2 {
@@ -413,7 +413,7 @@ async fn the_same_webhook_delivered_twice_has_one_effect() {
 #[tokio::test]
 async fn the_same_webhook_delivered_concurrently_has_one_effect() {
     let app = spawn_app().await;
-    telnyx_accepts_texts(&app.telnyx).await;
+    telnyx_accepts_texts(&app.provider_api).await;
     app.verified(PHONE).await;
     let event = app.sms_event(PHONE, "raced moment");
     let now = chrono::Utc::now().timestamp();
@@ -448,7 +448,7 @@ async fn the_same_webhook_delivered_concurrently_has_one_effect() {
 #[tokio::test]
 async fn delivery_reports_move_outbound_texts_forward_only() {
     let app = spawn_app().await;
-    telnyx_accepts_texts(&app.telnyx).await;
+    telnyx_accepts_texts(&app.provider_api).await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
     app.drain().await;
     let provider_id = "40385f64-0000-4000-8000-000000000000";
@@ -474,7 +474,7 @@ async fn delivery_reports_move_outbound_texts_forward_only() {
 #[tokio::test]
 async fn a_delivery_report_that_beats_the_send_record_is_applied_when_it_lands() {
     let app = spawn_app().await;
-    telnyx_accepts_texts(&app.telnyx).await;
+    telnyx_accepts_texts(&app.provider_api).await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
     // Telnyx reports delivery of the id it is about to hand out before the worker writes it.
     let mut delivered = fixture("telnyx/message.finalized.json");
@@ -490,7 +490,7 @@ async fn a_delivery_report_that_beats_the_send_record_is_applied_when_it_lands()
 #[tokio::test]
 async fn a_failed_delivery_report_marks_the_text_as_error_with_its_reason() {
     let app = spawn_app().await;
-    telnyx_accepts_texts(&app.telnyx).await;
+    telnyx_accepts_texts(&app.provider_api).await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
     app.drain().await;
     let mut failed = fixture("telnyx/message.finalized.json");

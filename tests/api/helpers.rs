@@ -1,5 +1,5 @@
 //! Starts the real server on port 0 with a fresh database, and a local server standing in for
-//! Telnyx's API.
+//! the SMS provider's API (Telnyx unless a test picks another).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -26,6 +26,14 @@ const TELNYX_SECRET: [u8; 32] = [
 ];
 pub const TELNYX_PUBLIC_KEY: &str = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
 pub const TELNYX_API_KEY: &str = "KEY0123456789TEST";
+pub const TWILIO_ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
+pub const TWILIO_AUTH_TOKEN: &str = "0123456789abcdef0123456789abcdef";
+pub const VONAGE_API_KEY: &str = "a1b2c3d4";
+pub const VONAGE_API_SECRET: &str = "VonageSecret1";
+pub const VONAGE_SIGNATURE_SECRET: &str = "my_secret_key_for_testing";
+pub const TEXTFLOW_API_KEY: &str = "tf-key-0123";
+pub const PHONIFY_API_KEY: &str = "ph-key-0123";
+pub const PHONIFY_APP: &str = "momentline-test";
 pub const OUR_NUMBER: &str = "+18445550001";
 /// A second number of ours that artists may text.
 pub const OTHER_NUMBER: &str = "+18445550002";
@@ -37,7 +45,8 @@ pub const PHONE: &str = "+14155552671";
 pub struct TestApp {
     pub address: String,
     pub http: reqwest::Client,
-    pub telnyx: MockServer,
+    /// Stands in for every provider's API.
+    pub provider_api: MockServer,
     pub outbox: Outbox,
     pub pool: Pool,
     pub api_key: String,
@@ -62,8 +71,10 @@ pub async fn spawn_app_with_env(
         momentline::telemetry::init();
     }
     let dir = tempfile::tempdir().expect("temp dir");
-    let telnyx = MockServer::start().await;
+    let provider_api = MockServer::start().await;
+    let api_base = provider_api.uri();
     let db_path = dir.path().join("momentline.db");
+    let media_dir = dir.path().join("media");
     let mut env: Vec<(String, String)> = [
         ("MOMENTLINE_ADDR", "127.0.0.1:0"),
         ("MOMENTLINE_DB", db_path.to_str().expect("utf-8 path")),
@@ -73,7 +84,25 @@ pub async fn spawn_app_with_env(
         ("TELNYX_API_KEY", TELNYX_API_KEY),
         ("TELNYX_FROM_NUMBER", OUR_NUMBER),
         ("TELNYX_PUBLIC_KEY", TELNYX_PUBLIC_KEY),
-        ("TELNYX_API_BASE", &telnyx.uri()),
+        ("TELNYX_API_BASE", &api_base),
+        ("TWILIO_ACCOUNT_SID", TWILIO_ACCOUNT_SID),
+        ("TWILIO_AUTH_TOKEN", TWILIO_AUTH_TOKEN),
+        ("TWILIO_FROM_NUMBER", OUR_NUMBER),
+        ("TWILIO_API_BASE", &api_base),
+        ("VONAGE_API_KEY", VONAGE_API_KEY),
+        ("VONAGE_API_SECRET", VONAGE_API_SECRET),
+        ("VONAGE_SIGNATURE_SECRET", VONAGE_SIGNATURE_SECRET),
+        ("VONAGE_FROM", OUR_NUMBER),
+        ("VONAGE_API_BASE", &api_base),
+        ("TEXTFLOW_API_KEY", TEXTFLOW_API_KEY),
+        ("TEXTFLOW_API_BASE", &api_base),
+        ("PHONIFY_API_KEY", PHONIFY_API_KEY),
+        ("PHONIFY_APP", PHONIFY_APP),
+        ("PHONIFY_API_BASE", &api_base),
+        (
+            "MOMENTLINE_MEDIA_DIR",
+            media_dir.to_str().expect("utf-8 path"),
+        ),
     ]
     .iter()
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -100,7 +129,7 @@ pub async fn spawn_app_with_env(
     TestApp {
         address,
         http: reqwest::Client::new(),
-        telnyx,
+        provider_api,
         outbox,
         pool,
         api_key,
@@ -132,6 +161,68 @@ pub fn fixture(name: &str) -> Value {
     serde_json::from_str(&text).expect("fixture is JSON")
 }
 
+/// A form fixture as name/value pairs, in order.
+pub fn fixture_form(name: &str) -> Vec<(String, String)> {
+    let path = format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).expect("fixture exists");
+    serde_urlencoded::from_str(text.trim()).expect("fixture is a form")
+}
+
+/// Twilio's API accepting every text, each with a `sid` of its own.
+pub async fn twilio_accepts_texts(server: &MockServer) {
+    let counter = Arc::new(AtomicUsize::new(0));
+    Mock::given(method("POST"))
+        .and(path(format!(
+            "/2010-04-01/Accounts/{TWILIO_ACCOUNT_SID}/Messages.json"
+        )))
+        .respond_with(move |_: &Request| {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            let mut body = fixture("twilio/message.created.json");
+            body["sid"] = json!(format!("SM{n:032}"));
+            ResponseTemplate::new(201).set_body_json(body)
+        })
+        .mount(server)
+        .await;
+}
+
+/// Vonage's API accepting every text, each with a `message-id` of its own.
+pub async fn vonage_accepts_texts(server: &MockServer) {
+    let counter = Arc::new(AtomicUsize::new(0));
+    Mock::given(method("POST"))
+        .and(path("/sms/json"))
+        .respond_with(move |_: &Request| {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            let mut body = fixture("vonage/send.response.json");
+            body["messages"][0]["message-id"] = json!(format!("0B{n:014}"));
+            ResponseTemplate::new(200).set_body_json(body)
+        })
+        .mount(server)
+        .await;
+}
+
+/// The requests momentline made to `path` on the provider's stand-in, in order.
+pub async fn requests_to(server: &MockServer, path: &str) -> Vec<Request> {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.url.path() == path)
+        .collect()
+}
+
+/// A form body as name/value pairs.
+pub fn form_of(request: &Request) -> Vec<(String, String)> {
+    serde_urlencoded::from_bytes(&request.body).expect("a form body")
+}
+
+/// The value of one form field.
+pub fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    form.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
 /// Telnyx's API accepting every text, each with an id of its own.
 pub async fn telnyx_accepts_texts(server: &MockServer) {
     let counter = Arc::new(AtomicUsize::new(0));
@@ -147,7 +238,139 @@ pub async fn telnyx_accepts_texts(server: &MockServer) {
         .await;
 }
 
+/// Starts the app sending through `provider` (every provider's credentials are set).
+pub async fn spawn_app_sending_with(provider: &str) -> TestApp {
+    spawn_app_with_env(&[("MOMENTLINE_SMS_PROVIDER", provider)], |_| {}).await
+}
+
+/// Signs Twilio form parameters for `path` as Twilio does.
+pub fn twilio_signature(path: &str, params: &[(&str, &str)]) -> String {
+    let owned: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    momentline::providers::twilio::signature(
+        TWILIO_AUTH_TOKEN,
+        &format!("{PUBLIC_URL}{path}"),
+        &owned,
+    )
+}
+
+/// Adds Vonage's `timestamp`, `nonce` and `sig` (HMAC-SHA256, the default method).
+pub fn vonage_signed(params: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut owned: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    owned.push(("timestamp".into(), Utc::now().timestamp().to_string()));
+    owned.push((
+        "nonce".into(),
+        "6d1d5e3a-1b2c-4f1e-9a0b-0c1d2e3f4a5b".into(),
+    ));
+    let secret = momentline::providers::vonage::SignatureSecret {
+        secret: VONAGE_SIGNATURE_SECRET.into(),
+        method: momentline::providers::vonage::SignatureMethod::HmacSha256,
+    };
+    let sig = momentline::providers::vonage::signature(&secret, &owned);
+    owned.push(("sig".into(), sig));
+    owned
+}
+
 impl TestApp {
+    /// Posts a signed Twilio form to `path`.
+    pub async fn twilio_post(&self, path: &str, params: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .header("x-twilio-signature", twilio_signature(path, params))
+            .form(params)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// A Twilio inbound message, as Twilio posts it, with a fresh `MessageSid`.
+    pub async fn twilio_text(
+        &self,
+        from: &str,
+        body: &str,
+        media: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let n = self.message_ids.fetch_add(1, Ordering::SeqCst);
+        let sid = format!("MM{n:032x}");
+        let num_media = media.len().to_string();
+        let mut params: Vec<(String, String)> = [
+            ("ToCountry", "US"),
+            ("ToState", "CA"),
+            ("SmsMessageSid", sid.as_str()),
+            ("NumMedia", num_media.as_str()),
+            ("ToCity", ""),
+            ("FromZip", "94105"),
+            ("SmsSid", sid.as_str()),
+            ("FromState", "CA"),
+            ("SmsStatus", "received"),
+            ("FromCity", "SAN FRANCISCO"),
+            ("Body", body),
+            ("FromCountry", "US"),
+            ("To", OUR_NUMBER),
+            ("MessagingServiceSid", "MG0123456789abcdef0123456789abcdef"),
+            ("ToZip", ""),
+            ("NumSegments", "1"),
+            ("MessageSid", sid.as_str()),
+            ("AccountSid", TWILIO_ACCOUNT_SID),
+            ("From", from),
+            ("ApiVersion", "2010-04-01"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        for (i, (url, content_type)) in media.iter().enumerate() {
+            params.push((format!("MediaContentType{i}"), (*content_type).to_owned()));
+            params.push((format!("MediaUrl{i}"), (*url).to_owned()));
+        }
+        let borrowed: Vec<(&str, &str)> = params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.twilio_post("/webhooks/twilio", &borrowed).await
+    }
+
+    /// Sends signed Vonage parameters by GET (query) or POST (form).
+    pub async fn vonage_webhook(
+        &self,
+        get: bool,
+        params: &[(String, String)],
+    ) -> reqwest::Response {
+        let request = if get {
+            self.http.get(self.url("/webhooks/vonage")).query(params)
+        } else {
+            self.http.post(self.url("/webhooks/vonage")).form(params)
+        };
+        request.send().await.expect("request")
+    }
+
+    /// A Vonage inbound SMS from `from` (E.164 with `+`), signed, with a fresh `messageId`.
+    pub fn vonage_text(
+        &self,
+        from: &str,
+        text: &str,
+        extra: &[(&str, &str)],
+    ) -> Vec<(String, String)> {
+        let n = self.message_ids.fetch_add(1, Ordering::SeqCst);
+        let id = format!("0A00000{n:09X}");
+        let mut params = vec![
+            ("msisdn", from.trim_start_matches('+')),
+            ("to", OUR_NUMBER.trim_start_matches('+')),
+            ("messageId", id.as_str()),
+            ("text", text),
+            ("type", "text"),
+            ("keyword", "KEYWORD"),
+            ("api-key", VONAGE_API_KEY),
+            ("message-timestamp", "2026-11-22 18:10:02"),
+        ];
+        params.extend_from_slice(extra);
+        vonage_signed(&params)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
@@ -242,7 +465,7 @@ impl TestApp {
 
     /// Every text momentline asked Telnyx to send, as JSON bodies, in order.
     pub async fn sent_to_telnyx(&self) -> Vec<Value> {
-        self.telnyx
+        self.provider_api
             .received_requests()
             .await
             .unwrap_or_default()

@@ -22,9 +22,9 @@ async fn a_server_error_is_retried_until_telnyx_accepts() {
         .respond_with(ResponseTemplate::new(503))
         .up_to_n_times(1)
         .with_priority(1)
-        .mount(&app.telnyx)
+        .mount(&app.provider_api)
         .await;
-    telnyx_accepts_texts(&app.telnyx).await;
+    telnyx_accepts_texts(&app.provider_api).await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
 
     let first = app.outbox.run_once().await.expect("round");
@@ -52,7 +52,7 @@ async fn a_text_that_always_fails_ends_in_error_after_the_last_attempt() {
     Mock::given(method("POST"))
         .and(path("/v2/messages"))
         .respond_with(ResponseTemplate::new(500))
-        .mount(&app.telnyx)
+        .mount(&app.provider_api)
         .await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
     let rounds = app.drain().await;
@@ -76,9 +76,9 @@ async fn a_timeout_is_retried() {
         .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(2)))
         .up_to_n_times(1)
         .with_priority(1)
-        .mount(&app.telnyx)
+        .mount(&app.provider_api)
         .await;
-    telnyx_accepts_texts(&app.telnyx).await;
+    telnyx_accepts_texts(&app.provider_api).await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
     let first = app.outbox.run_once().await.expect("round");
     assert_eq!(first.retrying, 1);
@@ -98,7 +98,7 @@ async fn rate_limiting_honours_retry_after() {
                 .insert_header("retry-after", "120")
                 .set_body_json(fixture("telnyx/send.error.rate_limited.json")),
         )
-        .mount(&app.telnyx)
+        .mount(&app.provider_api)
         .await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
     let rounds = app.drain().await;
@@ -125,7 +125,7 @@ async fn an_invalid_number_fails_at_once_with_telnyxs_reason() {
             ResponseTemplate::new(422)
                 .set_body_json(fixture("telnyx/send.error.invalid_number.json")),
         )
-        .mount(&app.telnyx)
+        .mount(&app.provider_api)
         .await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
     let rounds = app.drain().await;
@@ -147,7 +147,7 @@ async fn telnyx_saying_the_recipient_opted_out_opts_the_number_out() {
         .respond_with(
             ResponseTemplate::new(400).set_body_json(fixture("telnyx/send.error.opted_out.json")),
         )
-        .mount(&app.telnyx)
+        .mount(&app.provider_api)
         .await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
     app.drain().await;

@@ -7,7 +7,7 @@ use crate::helpers::*;
 #[tokio::test]
 async fn connecting_a_number_texts_it_the_exact_prompt() {
     let app = spawn_app().await;
-    telnyx_accepts_texts(&app.telnyx).await;
+    telnyx_accepts_texts(&app.provider_api).await;
 
     let response = app.connect(PHONE).await;
     assert_eq!(response.status(), 200);
@@ -18,7 +18,11 @@ async fn connecting_a_number_texts_it_the_exact_prompt() {
     );
 
     assert_eq!(app.drain().await.sent, 1);
-    let requests = app.telnyx.received_requests().await.expect("recorded");
+    let requests = app
+        .provider_api
+        .received_requests()
+        .await
+        .expect("recorded");
     assert_eq!(requests.len(), 1);
     let request = &requests[0];
     assert_eq!(request.method.as_str(), "POST");
@@ -59,7 +63,7 @@ async fn connecting_a_number_texts_it_the_exact_prompt() {
 #[tokio::test]
 async fn the_running_worker_sends_the_prompt_without_being_driven() {
     let app = spawn_app_with(|s| s.run_outbox_worker = true).await;
-    telnyx_accepts_texts(&app.telnyx).await;
+    telnyx_accepts_texts(&app.provider_api).await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
     for _ in 0..100 {
         if !app.texts_to(PHONE).await.is_empty() {
@@ -73,7 +77,7 @@ async fn the_running_worker_sends_the_prompt_without_being_driven() {
 #[tokio::test]
 async fn connecting_an_already_verified_number_sends_nothing() {
     let app = spawn_app().await;
-    telnyx_accepts_texts(&app.telnyx).await;
+    telnyx_accepts_texts(&app.provider_api).await;
     app.verified(PHONE).await;
     let before = app.sent_to_telnyx().await.len();
 
@@ -88,7 +92,7 @@ async fn connecting_an_already_verified_number_sends_nothing() {
 #[tokio::test]
 async fn a_second_connect_within_the_cooldown_is_told_when_to_retry() {
     let app = spawn_app().await;
-    telnyx_accepts_texts(&app.telnyx).await;
+    telnyx_accepts_texts(&app.provider_api).await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
 
     let response = app.connect(PHONE).await;
@@ -112,7 +116,7 @@ async fn a_resend_after_the_cooldown_prompts_again() {
         s.connect_limits.prompt_cooldown = chrono::Duration::zero();
     })
     .await;
-    telnyx_accepts_texts(&app.telnyx).await;
+    telnyx_accepts_texts(&app.provider_api).await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
     assert_eq!(app.connect(PHONE).await.status(), 200);
     app.drain().await;
@@ -133,7 +137,7 @@ async fn an_artist_cannot_prompt_more_numbers_than_the_hourly_limit() {
 #[tokio::test]
 async fn disconnecting_one_number_or_all_releases_them() {
     let app = spawn_app().await;
-    telnyx_accepts_texts(&app.telnyx).await;
+    telnyx_accepts_texts(&app.provider_api).await;
     app.verified(PHONE).await;
     assert_eq!(app.connect("+14155550199").await.status(), 200);
 

@@ -1,0 +1,149 @@
+//! TextFlow and Phonify: the exact request each API documents, and their error shapes.
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use serde_json::{json, Value};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::helpers::*;
+
+const PROMPT: &str = "Someone is trying to connect this phone number to the artist profile for \
+                      Sweetman on In Process. If this was you, please reply 'yes'. If this was \
+                      not you, please ignore this message.";
+
+async fn first_message(app: &TestApp) -> Value {
+    app.get_json("/api/messages").await["messages"][0].clone()
+}
+
+#[tokio::test]
+async fn textflow_gets_a_bearer_json_request_and_the_text_is_kept_by_our_id() {
+    let app = spawn_app_sending_with("textflow").await;
+    Mock::given(method("POST"))
+        .and(path("/api/send-sms"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(fixture("textflow/send.response.json")),
+        )
+        .mount(&app.provider_api)
+        .await;
+    assert_eq!(app.connect(PHONE).await.status(), 200);
+    assert_eq!(app.drain().await.sent, 1);
+    let requests = requests_to(&app.provider_api, "/api/send-sms").await;
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests[0]
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok()),
+        Some(format!("Bearer {TEXTFLOW_API_KEY}").as_str())
+    );
+    let body: Value = serde_json::from_slice(&requests[0].body).expect("json");
+    assert_eq!(body, json!({"phone_number": PHONE, "text": PROMPT}));
+    let message = first_message(&app).await;
+    assert_eq!(message["state"], "sent");
+    assert_eq!(message["provider"], "textflow");
+    assert_eq!(message["provider_message_id"], Value::Null);
+}
+
+#[tokio::test]
+async fn textflow_ok_false_is_a_permanent_failure_with_its_message() {
+    let app = spawn_app_sending_with("textflow").await;
+    Mock::given(method("POST"))
+        .and(path("/api/send-sms"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(fixture("textflow/send.error.api_key.json")),
+        )
+        .mount(&app.provider_api)
+        .await;
+    assert_eq!(app.connect(PHONE).await.status(), 200);
+    assert_eq!(app.drain().await.failed, 1);
+    let message = first_message(&app).await;
+    assert_eq!(message["state"], "error");
+    assert_eq!(message["attempts"], 1);
+    assert_eq!(message["error"], "textflow 400: Invalid API key");
+}
+
+#[tokio::test]
+async fn textflow_server_errors_are_retried() {
+    let app = spawn_app_sending_with("textflow").await;
+    Mock::given(method("POST"))
+        .and(path("/api/send-sms"))
+        .respond_with(ResponseTemplate::new(502))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&app.provider_api)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/send-sms"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(fixture("textflow/send.response.json")),
+        )
+        .mount(&app.provider_api)
+        .await;
+    assert_eq!(app.connect(PHONE).await.status(), 200);
+    let rounds = app.drain().await;
+    assert_eq!((rounds.retrying, rounds.sent), (1, 1));
+    assert_eq!(first_message(&app).await["attempts"], 2);
+}
+
+#[tokio::test]
+async fn phonify_gets_basic_auth_json_and_its_id_is_stored() {
+    let app = spawn_app_sending_with("phonify").await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(fixture("phonify/message.json")))
+        .mount(&app.provider_api)
+        .await;
+    assert_eq!(app.connect(PHONE).await.status(), 200);
+    assert_eq!(app.drain().await.sent, 1);
+    let requests = requests_to(&app.provider_api, "/v1/messages").await;
+    let basic = format!("Basic {}", BASE64.encode(format!("{PHONIFY_API_KEY}:")));
+    assert_eq!(
+        requests[0]
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok()),
+        Some(basic.as_str())
+    );
+    let body: Value = serde_json::from_slice(&requests[0].body).expect("json");
+    assert_eq!(
+        body,
+        json!({"app": PHONIFY_APP, "to": PHONE, "body": PROMPT})
+    );
+    let message = first_message(&app).await;
+    assert_eq!(message["provider_message_id"], "msg_2k8d7f6a5s4d3f2g");
+}
+
+#[tokio::test]
+async fn phonify_402_errors_fail_at_once_with_their_titles() {
+    let app = spawn_app_sending_with("phonify").await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(
+            ResponseTemplate::new(402).set_body_json(fixture("phonify/error.payment.json")),
+        )
+        .mount(&app.provider_api)
+        .await;
+    assert_eq!(app.connect(PHONE).await.status(), 200);
+    assert_eq!(app.drain().await.failed, 1);
+    let message = first_message(&app).await;
+    assert_eq!(message["state"], "error");
+    assert_eq!(
+        message["error"],
+        "phonify 402: payment_required: Your Phonify balance is too low to send this message"
+    );
+}
+
+#[tokio::test]
+async fn phonify_rate_limits_are_retried_after_the_wait_it_asks() {
+    let app = spawn_app_sending_with("phonify").await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "600"))
+        .mount(&app.provider_api)
+        .await;
+    assert_eq!(app.connect(PHONE).await.status(), 200);
+    let rounds = app.drain().await;
+    assert_eq!((rounds.retrying, rounds.failed), (1, 0));
+    assert_eq!(first_message(&app).await["state"], "unconfirmed");
+}

@@ -1,0 +1,301 @@
+//! The story over Twilio: Messages.json out, signed form posts in.
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::helpers::*;
+
+fn messages_path() -> String {
+    format!("/2010-04-01/Accounts/{TWILIO_ACCOUNT_SID}/Messages.json")
+}
+
+async fn twilio_bodies_to(app: &TestApp, phone: &str) -> Vec<String> {
+    requests_to(&app.provider_api, &messages_path())
+        .await
+        .iter()
+        .map(form_of)
+        .filter(|f| field(f, "To") == Some(phone))
+        .filter_map(|f| field(&f, "Body").map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_whole_story_runs_over_twilio() {
+    let app = spawn_app_sending_with("twilio").await;
+    twilio_accepts_texts(&app.provider_api).await;
+
+    // Connect: the prompt goes out through Messages.json exactly as Twilio documents it.
+    assert_eq!(app.connect(PHONE).await.status(), 200);
+    app.drain().await;
+    let requests = requests_to(&app.provider_api, &messages_path()).await;
+    assert_eq!(requests.len(), 1);
+    let basic = format!(
+        "Basic {}",
+        BASE64.encode(format!("{TWILIO_ACCOUNT_SID}:{TWILIO_AUTH_TOKEN}"))
+    );
+    assert_eq!(
+        requests[0]
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok()),
+        Some(basic.as_str())
+    );
+    let mut form = form_of(&requests[0]);
+    form.sort();
+    let prompt = "Someone is trying to connect this phone number to the artist profile for \
+                  Sweetman on In Process. If this was you, please reply 'yes'. If this was not \
+                  you, please ignore this message.";
+    let expected: Vec<(String, String)> = [
+        ("Body", prompt),
+        ("From", OUR_NUMBER),
+        (
+            "StatusCallback",
+            "https://moments.example/webhooks/twilio/status",
+        ),
+        ("To", PHONE),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    assert_eq!(form, expected);
+    let messages = app.get_json("/api/messages").await;
+    assert_eq!(
+        messages["messages"][0]["provider_message_id"],
+        format!("SM{:032}", 0)
+    );
+    assert_eq!(messages["messages"][0]["segments"], 2);
+    assert_eq!(messages["messages"][0]["encoding"], "GSM-7");
+
+    // Yes: verified, answered with empty TwiML and confirmed by text.
+    let response = app.twilio_text(PHONE, "yes", &[]).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("text/xml")
+    );
+    assert_eq!(
+        response.text().await.expect("body"),
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>"
+    );
+    app.drain().await;
+    assert_eq!(app.number_state(PHONE).await.as_deref(), Some("verified"));
+    assert!(twilio_bodies_to(&app, PHONE).await[1].starts_with("Connected to Sweetman"));
+
+    // An MMS with two photos: two Moments, one reply with both links.
+    let mut mms = fixture_form("twilio/inbound.mms.form");
+    for (k, v) in &mut mms {
+        if k.starts_with("MediaUrl") {
+            *v = v.replace("https://api.twilio.com", &app.provider_api.uri());
+        }
+    }
+    let borrowed: Vec<(&str, &str)> = mms.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(
+        app.twilio_post("/webhooks/twilio", &borrowed)
+            .await
+            .status(),
+        200
+    );
+    app.drain().await;
+    let moments = app.get_json("/api/moments").await;
+    let moments = moments["moments"].as_array().expect("moments").clone();
+    assert_eq!(moments.len(), 2);
+    assert!(moments
+        .iter()
+        .all(|m| m["title"] == "Two views of the harbour"));
+    assert_eq!(moments[1]["media"]["content_type"], "image/jpeg");
+    assert_eq!(moments[0]["media"]["content_type"], "image/png");
+    assert!(twilio_bodies_to(&app, PHONE)
+        .await
+        .last()
+        .is_some_and(|b| b.starts_with("2 Moments posted: ")));
+
+    // A status callback moves the prompt to delivered.
+    let status = fixture_form("twilio/status.delivered.form");
+    let borrowed: Vec<(&str, &str)> = status
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let response = app.twilio_post("/webhooks/twilio/status", &borrowed).await;
+    assert_eq!(response.status(), 200);
+    let messages = app.get_json("/api/messages?limit=1000").await;
+    let prompt = messages["messages"]
+        .as_array()
+        .expect("messages")
+        .last()
+        .cloned()
+        .expect("the prompt");
+    assert_eq!(prompt["state"], "delivered");
+
+    // STOP: opted out, one confirmation, then silence.
+    assert_eq!(app.twilio_text(PHONE, "STOP", &[]).await.status(), 200);
+    app.twilio_text(PHONE, "another photo?", &[]).await;
+    app.drain().await;
+    assert_eq!(app.number_state(PHONE).await.as_deref(), Some("opted_out"));
+    let bodies = twilio_bodies_to(&app, PHONE).await;
+    assert!(bodies
+        .last()
+        .is_some_and(|b| b.starts_with("You are unsubscribed")));
+    assert_eq!(
+        bodies.len(),
+        4,
+        "prompt, confirmation, moments, opt-out: {bodies:?}"
+    );
+}
+
+#[tokio::test]
+async fn twilio_webhooks_need_a_valid_signature_and_a_token() {
+    let app = spawn_app_sending_with("twilio").await;
+    let params = [
+        ("MessageSid", "SM1"),
+        ("From", PHONE),
+        ("To", OUR_NUMBER),
+        ("Body", "hi"),
+    ];
+    let unsigned = app
+        .http
+        .post(app.url("/webhooks/twilio"))
+        .form(&params)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(unsigned.status(), 401);
+    let forged = app
+        .http
+        .post(app.url("/webhooks/twilio"))
+        .header(
+            "x-twilio-signature",
+            twilio_signature("/webhooks/twilio", &params),
+        )
+        .form(&[
+            ("MessageSid", "SM1"),
+            ("From", PHONE),
+            ("To", OUR_NUMBER),
+            ("Body", "bye"),
+        ])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(forged.status(), 401);
+    // Signed for the status path, posted to the message path.
+    let misdirected = app
+        .http
+        .post(app.url("/webhooks/twilio"))
+        .header(
+            "x-twilio-signature",
+            twilio_signature("/webhooks/twilio/status", &params),
+        )
+        .form(&params)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(misdirected.status(), 401);
+    assert_eq!(app.count("SELECT count(*) FROM messages"), 0);
+
+    let no_token = spawn_app_with_env(&[("TWILIO_AUTH_TOKEN", "")], |_| {}).await;
+    let response = no_token.twilio_post("/webhooks/twilio", &params).await;
+    assert_eq!(response.status(), 401);
+}
+
+#[tokio::test]
+async fn a_signed_twilio_post_without_its_fields_is_a_bad_request() {
+    let app = spawn_app_sending_with("twilio").await;
+    let response = app.twilio_post("/webhooks/twilio", &[("Body", "hi")]).await;
+    assert_eq!(response.status(), 400);
+    let response = app
+        .twilio_post("/webhooks/twilio/status", &[("MessageSid", "SM1")])
+        .await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(app.count("SELECT count(*) FROM messages"), 0);
+}
+
+#[tokio::test]
+async fn a_signed_twilio_post_with_the_default_port_in_the_url_is_accepted() {
+    let app = spawn_app_sending_with("twilio").await;
+    let params = [
+        ("MessageSid", "SM9"),
+        ("From", PHONE),
+        ("To", OUR_NUMBER),
+        ("Body", "hi"),
+    ];
+    let owned: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let signature = momentline::providers::twilio::signature(
+        TWILIO_AUTH_TOKEN,
+        "https://moments.example:443/webhooks/twilio",
+        &owned,
+    );
+    let response = app
+        .http
+        .post(app.url("/webhooks/twilio"))
+        .header("x-twilio-signature", signature)
+        .form(&params)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn twilio_saying_the_recipient_unsubscribed_opts_the_number_out() {
+    let app = spawn_app_sending_with("twilio").await;
+    Mock::given(method("POST"))
+        .and(path(messages_path()))
+        .respond_with(
+            ResponseTemplate::new(400).set_body_json(fixture("twilio/error.unsubscribed.json")),
+        )
+        .mount(&app.provider_api)
+        .await;
+    assert_eq!(app.connect(PHONE).await.status(), 200);
+    app.drain().await;
+    assert_eq!(app.number_state(PHONE).await.as_deref(), Some("opted_out"));
+    let messages = app.get_json("/api/messages").await;
+    assert_eq!(messages["messages"][0]["state"], "error");
+    assert_eq!(
+        messages["messages"][0]["error"],
+        "twilio 400: 21610 Attempt to send to unsubscribed recipient"
+    );
+}
+
+#[tokio::test]
+async fn a_twilio_authentication_error_fails_at_once_and_a_429_waits() {
+    let app = spawn_app_sending_with("twilio").await;
+    Mock::given(method("POST"))
+        .and(path(messages_path()))
+        .respond_with(
+            ResponseTemplate::new(401).set_body_json(fixture("twilio/error.authenticate.json")),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&app.provider_api)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(messages_path()))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "30"))
+        .mount(&app.provider_api)
+        .await;
+    assert_eq!(app.connect(PHONE).await.status(), 200);
+    assert_eq!(app.connect("+14155550123").await.status(), 200);
+    let round = app.drain().await;
+    assert_eq!((round.failed, round.retrying), (1, 1));
+    let messages = app.get_json("/api/messages").await;
+    let states: Vec<(String, String)> = messages["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| {
+            (
+                m["state"].as_str().unwrap_or_default().to_owned(),
+                m["error"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert!(states.contains(&("error".into(), "twilio 401: 20003 Authenticate".into())));
+    assert!(states.contains(&("unconfirmed".into(), "twilio 429".into())));
+}

@@ -1,0 +1,284 @@
+//! The story over Vonage: `/sms/json` out; signed GET, form and JSON webhooks in, with
+//! multi-part messages joined.
+
+use serde_json::{json, Value};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::helpers::*;
+
+async fn vonage_texts_to(app: &TestApp, phone: &str) -> Vec<Vec<(String, String)>> {
+    requests_to(&app.provider_api, "/sms/json")
+        .await
+        .iter()
+        .map(form_of)
+        .filter(|f| field(f, "to") == Some(phone.trim_start_matches('+')))
+        .collect()
+}
+
+async fn vonage_bodies_to(app: &TestApp, phone: &str) -> Vec<String> {
+    vonage_texts_to(app, phone)
+        .await
+        .iter()
+        .filter_map(|f| field(f, "text").map(str::to_owned))
+        .collect()
+}
+
+/// The fixture's parts of one long message, signed, each with the given messageId suffix.
+fn concat_parts() -> Vec<Vec<(String, String)>> {
+    let parts = fixture("vonage/inbound.concat.parts.json");
+    parts
+        .as_array()
+        .expect("parts")
+        .iter()
+        .map(|part| {
+            let pairs: Vec<(String, String)> = part
+                .as_object()
+                .expect("object")
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                .collect();
+            let borrowed: Vec<(&str, &str)> = pairs
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            vonage_signed(&borrowed)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_whole_story_runs_over_vonage() {
+    let app = spawn_app_sending_with("vonage").await;
+    vonage_accepts_texts(&app.provider_api).await;
+
+    assert_eq!(app.connect(PHONE).await.status(), 200);
+    app.drain().await;
+    let sent = vonage_texts_to(&app, PHONE).await;
+    assert_eq!(sent.len(), 1);
+    let mut form = sent[0].clone();
+    form.sort();
+    let prompt = "Someone is trying to connect this phone number to the artist profile for \
+                  Sweetman on In Process. If this was you, please reply 'yes'. If this was not \
+                  you, please ignore this message.";
+    let expected: Vec<(String, String)> = [
+        ("api_key", VONAGE_API_KEY),
+        ("api_secret", VONAGE_API_SECRET),
+        ("from", "18445550001"),
+        ("text", prompt),
+        ("to", "14155552671"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    assert_eq!(form, expected, "GSM-7 text: no type=unicode");
+
+    // Yes by GET.
+    let yes = app.vonage_text(PHONE, "Yes", &[]);
+    assert_eq!(app.vonage_webhook(true, &yes).await.status(), 200);
+    app.drain().await;
+    assert_eq!(app.number_state(PHONE).await.as_deref(), Some("verified"));
+
+    // A long message in three parts, out of order, one part twice, one of them as JSON.
+    let parts = concat_parts();
+    assert_eq!(app.vonage_webhook(false, &parts[2]).await.status(), 200);
+    assert_eq!(app.vonage_webhook(false, &parts[0]).await.status(), 200);
+    assert_eq!(app.vonage_webhook(false, &parts[0]).await.status(), 200);
+    assert_eq!(
+        app.count("SELECT count(*) FROM moments"),
+        0,
+        "not before every part is in"
+    );
+    let as_json: serde_json::Map<String, Value> = parts[1]
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    let response = app
+        .http
+        .post(app.url("/webhooks/vonage"))
+        .json(&as_json)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    for part in &parts {
+        assert_eq!(
+            app.vonage_webhook(false, part).await.status(),
+            200,
+            "late redelivery"
+        );
+    }
+    app.drain().await;
+    let moments = app.get_json("/api/moments").await;
+    let moments = moments["moments"].as_array().expect("moments").clone();
+    assert_eq!(moments.len(), 1);
+    let description = moments[0]["description"].as_str().expect("text");
+    assert!(description.starts_with("Tonight at the gallery"));
+    assert!(description.contains("started outside in the cold and finished in the studio"));
+    assert!(description.ends_with("tell me which one is your favourite."));
+    let posted: Vec<String> = vonage_bodies_to(&app, PHONE)
+        .await
+        .into_iter()
+        .filter(|b| b.starts_with("Moment posted"))
+        .collect();
+    assert_eq!(posted.len(), 1);
+
+    // A delivery receipt for the prompt.
+    let mut receipt = fixture_form("vonage/receipt.delivered.form");
+    receipt.retain(|(k, _)| k != "messageId");
+    receipt.push(("messageId".into(), format!("0B{:014}", 0)));
+    let borrowed: Vec<(&str, &str)> = receipt
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        app.vonage_webhook(false, &vonage_signed(&borrowed))
+            .await
+            .status(),
+        200
+    );
+    let messages = app.get_json("/api/messages?limit=1000").await;
+    let prompt_state = messages["messages"]
+        .as_array()
+        .expect("messages")
+        .last()
+        .map(|m| m["state"].clone());
+    assert_eq!(prompt_state, Some(json!("delivered")));
+
+    // STOP.
+    let stop = app.vonage_text(PHONE, "stop", &[]);
+    assert_eq!(app.vonage_webhook(false, &stop).await.status(), 200);
+    app.drain().await;
+    assert_eq!(app.number_state(PHONE).await.as_deref(), Some("opted_out"));
+    assert!(vonage_bodies_to(&app, PHONE)
+        .await
+        .last()
+        .is_some_and(|b| b.starts_with("You are unsubscribed")));
+}
+
+#[tokio::test]
+async fn concurrent_last_parts_make_one_moment() {
+    let app = spawn_app_sending_with("vonage").await;
+    vonage_accepts_texts(&app.provider_api).await;
+    app.verified(PHONE).await;
+    let parts = concat_parts();
+    assert_eq!(app.vonage_webhook(false, &parts[0]).await.status(), 200);
+    let mut deliveries = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        for part in &parts[1..] {
+            let (http, url, part) = (app.http.clone(), app.url("/webhooks/vonage"), part.clone());
+            deliveries.spawn(async move {
+                http.post(url)
+                    .form(&part)
+                    .send()
+                    .await
+                    .expect("request")
+                    .status()
+            });
+        }
+    }
+    while let Some(status) = deliveries.join_next().await {
+        assert_eq!(status.expect("task"), 200);
+    }
+    assert_eq!(app.count("SELECT count(*) FROM moments"), 1);
+}
+
+#[tokio::test]
+async fn non_gsm_texts_go_out_as_unicode() {
+    let app = spawn_app_sending_with("vonage").await;
+    vonage_accepts_texts(&app.provider_api).await;
+    let key = create_artist(&app.pool, "Zoë ✨ Studio");
+    assert_eq!(app.connect_as(&key, PHONE).await.status(), 200);
+    app.drain().await;
+    let sent = vonage_texts_to(&app, PHONE).await;
+    assert_eq!(field(&sent[0], "type"), Some("unicode"));
+    let messages: Value = app
+        .get_as(&key, "/api/messages")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(messages["messages"][0]["encoding"], "UCS-2");
+    assert_eq!(messages["messages"][0]["segments"], 3);
+}
+
+#[tokio::test]
+async fn vonage_webhooks_need_a_valid_sig_and_a_secret() {
+    let app = spawn_app_sending_with("vonage").await;
+    let mut params = app.vonage_text(PHONE, "hi", &[]);
+    let unsigned: Vec<(String, String)> =
+        params.iter().filter(|(k, _)| k != "sig").cloned().collect();
+    assert_eq!(app.vonage_webhook(true, &unsigned).await.status(), 401);
+    for (k, v) in &mut params {
+        if k == "text" {
+            *v = "tampered".into();
+        }
+    }
+    assert_eq!(app.vonage_webhook(false, &params).await.status(), 401);
+    assert_eq!(app.count("SELECT count(*) FROM messages"), 0);
+
+    let no_secret = spawn_app_with_env(&[("VONAGE_SIGNATURE_SECRET", "")], |_| {}).await;
+    let signed = no_secret.vonage_text(PHONE, "hi", &[]);
+    assert_eq!(no_secret.vonage_webhook(true, &signed).await.status(), 401);
+}
+
+#[tokio::test]
+async fn a_signed_vonage_message_missing_its_fields_is_a_bad_request() {
+    let app = spawn_app_sending_with("vonage").await;
+    let no_sender = vonage_signed(&[("to", "18445550001"), ("messageId", "X1"), ("text", "hi")]);
+    assert_eq!(app.vonage_webhook(false, &no_sender).await.status(), 400);
+    let bad_part = app.vonage_text(
+        PHONE,
+        "hi",
+        &[
+            ("concat", "true"),
+            ("concat-ref", "1"),
+            ("concat-total", "2"),
+            ("concat-part", "3"),
+        ],
+    );
+    assert_eq!(app.vonage_webhook(false, &bad_part).await.status(), 400);
+    let response = app
+        .http
+        .post(app.url("/webhooks/vonage"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 400);
+    assert_eq!(app.count("SELECT count(*) FROM messages"), 0);
+}
+
+#[tokio::test]
+async fn vonage_failures_are_classed_by_status() {
+    let app = spawn_app_sending_with("vonage").await;
+    Mock::given(method("POST"))
+        .and(path("/sms/json"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(fixture("vonage/send.error.throttled.json")),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&app.provider_api)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/sms/json"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(fixture("vonage/send.error.credentials.json")),
+        )
+        .mount(&app.provider_api)
+        .await;
+    assert_eq!(app.connect(PHONE).await.status(), 200);
+    let first = app.outbox.run_once().await.expect("round");
+    assert_eq!(first.retrying, 1, "throttled is retried");
+    let rounds = app.drain().await;
+    assert_eq!(rounds.failed, 1, "bad credentials fail at once");
+    let messages = app.get_json("/api/messages").await;
+    assert_eq!(messages["messages"][0]["state"], "error");
+    assert_eq!(messages["messages"][0]["attempts"], 2);
+    assert_eq!(
+        messages["messages"][0]["error"],
+        "vonage status 4: Bad Credentials"
+    );
+}
