@@ -136,6 +136,12 @@ CREATE TABLE IF NOT EXISTS moments (
     description        TEXT NOT NULL,
     media_url          TEXT,
     media_content_type TEXT,
+    -- media Moments: the provider's copy is fetched once and kept by content hash
+    media_state        TEXT CHECK (media_state IN ('fetching', 'kept', 'failed')),
+    media_file         TEXT,
+    media_attempts     INTEGER NOT NULL DEFAULT 0,
+    media_next_attempt_at TEXT,
+    media_error        TEXT,
     link_url           TEXT,
     price_micro_usdc   INTEGER NOT NULL CHECK (price_micro_usdc >= 0),
     state              TEXT NOT NULL CHECK (state IN ('pending', 'created', 'failed')),
@@ -145,3 +151,5 @@ CREATE TABLE IF NOT EXISTS moments (
     UNIQUE (message_id, position)
 );
 CREATE INDEX IF NOT EXISTS moments_artist ON moments (artist_id, id);
+CREATE INDEX IF NOT EXISTS moments_media_due ON moments (media_next_attempt_at)
+    WHERE media_state = 'fetching';

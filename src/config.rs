@@ -48,8 +48,8 @@ pub struct Settings {
     pub reply_limits: ReplyLimits,
     /// How long one provider request may take.
     pub provider_timeout: Duration,
-    /// Run the outbox worker inside `serve` (tests drive it round by round instead).
-    pub run_outbox_worker: bool,
+    /// Run the outbox and media workers inside `serve` (tests drive them round by round).
+    pub run_workers: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -222,7 +222,7 @@ impl Settings {
             connect_limits: ConnectLimits::default(),
             reply_limits: ReplyLimits::default(),
             provider_timeout: Duration::from_secs(10),
-            run_outbox_worker: true,
+            run_workers: true,
         })
     }
 }

@@ -18,8 +18,6 @@ use crate::telemetry::error_chain;
 const BATCH: u32 = 32;
 /// How long a claimed text is hidden from other rounds while it is being sent.
 const LEASE: chrono::Duration = chrono::Duration::minutes(5);
-/// How often the worker looks for due retries when nothing wakes it.
-const POLL: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
 pub struct Outbox {
@@ -80,20 +78,13 @@ impl Outbox {
         }
     }
 
-    /// Runs rounds for ever: right after something is queued, or every `POLL` for retries.
+    /// Runs rounds for ever: right after something is queued, or every second for retries.
     pub async fn run(self) {
-        loop {
-            let busy = match self.run_once().await {
-                Ok(round) => round.claimed() > 0,
-                Err(e) => {
-                    tracing::error!(error = %error_chain(&e), "outbox round failed");
-                    false
-                }
-            };
-            if !busy {
-                let _ = tokio::time::timeout(POLL, self.wake.notified()).await;
-            }
-        }
+        let wake = Arc::clone(&self.wake);
+        crate::worker::run_rounds("outbox", wake, || async {
+            self.run_once().await.map(|round| round.claimed())
+        })
+        .await;
     }
 
     /// One round: claim what is due, send it all at once, record each outcome.
@@ -202,30 +193,20 @@ fn record(
         Attempt::Failed(SendError::Retryable {
             reason,
             retry_after,
-        }) => {
-            let wait = usize::try_from(item.attempt)
-                .ok()
-                .and_then(|n| schedule.get(n.saturating_sub(1)));
-            match wait {
-                Some(wait) => {
-                    let wait = with_jitter(*wait).max(retry_after.unwrap_or_default());
-                    let at = chrono::Duration::from_std(wait)
-                        .ok()
-                        .and_then(|wait| now.checked_add_signed(wait))
-                        .unwrap_or(now + LEASE);
-                    messages::schedule_retry(conn, item.id, at, &reason, now)?;
-                    tracing::warn!(message_id = item.id, %to, attempt = item.attempt,
-                        retry_in_secs = wait.as_secs(), %reason, "send failed; will retry");
-                    Outcome::Retrying
-                }
-                None => {
-                    messages::mark_failed(conn, item.id, &reason, now)?;
-                    tracing::error!(message_id = item.id, %to, attempt = item.attempt, %reason,
-                        "send failed on the last attempt; giving up");
-                    Outcome::Failed
-                }
+        }) => match crate::worker::retry_at(schedule, item.attempt, retry_after, now) {
+            Some(at) => {
+                messages::schedule_retry(conn, item.id, at, &reason, now)?;
+                tracing::warn!(message_id = item.id, %to, attempt = item.attempt,
+                    retry_in_secs = (at - now).num_seconds(), %reason, "send failed; will retry");
+                Outcome::Retrying
             }
-        }
+            None => {
+                messages::mark_failed(conn, item.id, &reason, now)?;
+                tracing::error!(message_id = item.id, %to, attempt = item.attempt, %reason,
+                    "send failed on the last attempt; giving up");
+                Outcome::Failed
+            }
+        },
         Attempt::Failed(SendError::Permanent { reason }) => {
             messages::mark_failed(conn, item.id, &reason, now)?;
             tracing::error!(message_id = item.id, %to, %reason, "send refused; not retrying");
@@ -246,13 +227,4 @@ fn record(
             Outcome::Failed
         }
     })
-}
-
-/// Up to a tenth more, so retries of many texts do not arrive together.
-fn with_jitter(wait: Duration) -> Duration {
-    let mut byte = [0u8; 1];
-    if getrandom::fill(&mut byte).is_err() {
-        return wait;
-    }
-    wait + wait.mul_f64(f64::from(byte[0]) / 2550.0)
 }

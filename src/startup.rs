@@ -9,6 +9,7 @@ use tokio::sync::Notify;
 
 use crate::config::{ProviderSettings, Settings};
 use crate::db::{self, DbError, Pool};
+use crate::media::MediaKeeper;
 use crate::outbox::Outbox;
 use crate::providers::{
     console::Console, phonify::Phonify, telnyx::Telnyx, textflow::TextFlow, twilio::Twilio,
@@ -38,8 +39,9 @@ pub struct Application {
     server: Server,
     port: u16,
     outbox: Outbox,
+    media: MediaKeeper,
     pool: Pool,
-    run_worker: bool,
+    run_workers: bool,
 }
 
 impl Application {
@@ -76,12 +78,27 @@ impl Application {
             settings.retry_schedule.clone(),
             Arc::clone(&wake),
         );
-        let run_worker = settings.run_outbox_worker;
+        let media_wake = Arc::new(Notify::new());
+        let media = MediaKeeper::new(
+            pool.clone(),
+            reqwest::Client::builder()
+                .timeout(crate::media::FETCH_TIMEOUT)
+                .build()?,
+            settings.media_dir.clone(),
+            settings
+                .twilio_account_sid
+                .clone()
+                .zip(settings.twilio_auth_token.clone()),
+            settings.retry_schedule.clone(),
+            Arc::clone(&media_wake),
+        );
+        let run_workers = settings.run_workers;
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             settings: Arc::new(settings),
             sender,
             outbox_wake: wake,
+            media_wake,
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -98,8 +115,9 @@ impl Application {
             server,
             port,
             outbox,
+            media,
             pool,
-            run_worker,
+            run_workers,
         })
     }
 
@@ -112,13 +130,19 @@ impl Application {
         self.outbox.clone()
     }
 
+    /// The media keeper, so a caller can drive rounds itself.
+    pub fn media(&self) -> MediaKeeper {
+        self.media.clone()
+    }
+
     pub fn pool(&self) -> Pool {
         self.pool.clone()
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        if self.run_worker {
+        if self.run_workers {
             tokio::spawn(self.outbox.run());
+            tokio::spawn(self.media.run());
         }
         self.server.await
     }

@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::{ts, Text};
 use crate::domain::moment::{MomentCommand, MomentContent, Price};
 use crate::domain::number_state::ArtistId;
-use crate::domain::{MomentKindCode, MomentState};
+use crate::domain::{MediaState, MomentKindCode, MomentState};
 
 /// Records a Moment command as a `pending` Moment.
 pub fn insert(
@@ -29,8 +29,9 @@ pub fn insert(
     conn.execute(
         "INSERT INTO moments (artist_id, message_id, position, kind, title, description,
            media_url, media_content_type, link_url, price_micro_usdc, state, created_at,
-           updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12, ?11, ?11)",
+           updated_at, media_state, media_next_attempt_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12, ?11, ?11, ?13,
+                 CASE WHEN ?13 IS NULL THEN NULL ELSE ?11 END)",
         params![
             artist,
             message_id,
@@ -43,7 +44,8 @@ pub fn insert(
             link,
             price,
             ts(now),
-            Text(MomentState::Pending)
+            Text(MomentState::Pending),
+            media.map(|_| Text(MediaState::Fetching))
         ],
     )?;
     Ok(conn.last_insert_rowid())
@@ -88,26 +90,40 @@ pub struct MomentView {
 
 #[derive(Debug, Serialize)]
 pub struct MomentMedia {
+    /// momentline's kept copy once it is fetched; the provider's URL until then.
     pub url: String,
     pub content_type: String,
+    pub state: MediaState,
+    /// Where the provider had it.
+    pub source_url: String,
 }
 
 const VIEW: &str = "SELECT m.id, m.kind, m.title, m.description, m.media_url,
-    m.media_content_type, m.link_url, m.price_micro_usdc, m.state, m.url, a.name, m.created_at
+    m.media_content_type, m.link_url, m.price_micro_usdc, m.state, m.url, a.name, m.created_at,
+    m.media_state, m.media_file
     FROM moments m JOIN artists a ON a.id = m.artist_id";
 
-fn read_view(r: &rusqlite::Row) -> rusqlite::Result<MomentView> {
+fn read_view(r: &rusqlite::Row, public_url: &str) -> rusqlite::Result<MomentView> {
     let media_url: Option<String> = r.get(4)?;
     let content_type: Option<String> = r.get(5)?;
+    let media_state = r
+        .get::<_, Option<Text<MediaState>>>(12)?
+        .map_or(MediaState::Failed, |t| t.0);
+    let media_file: Option<String> = r.get(13)?;
     let price: i64 = r.get(7)?;
     Ok(MomentView {
         id: r.get(0)?,
         kind: r.get::<_, Text<MomentKindCode>>(1)?.0,
         title: r.get(2)?,
         description: r.get(3)?,
-        media: media_url.map(|url| MomentMedia {
-            url,
+        media: media_url.map(|source_url| MomentMedia {
+            url: match (&media_file, media_state) {
+                (Some(file), MediaState::Kept) => format!("{public_url}/media/{file}"),
+                _ => source_url.clone(),
+            },
             content_type: content_type.unwrap_or_default(),
+            state: media_state,
+            source_url,
         }),
         link: r.get(6)?,
         price: Price::from_micro_usdc(u64::try_from(price).unwrap_or_default()).to_string(),
@@ -124,20 +140,100 @@ pub fn for_artist(
     artist: ArtistId,
     offset: u32,
     limit: u32,
+    public_url: &str,
 ) -> rusqlite::Result<Vec<MomentView>> {
     let mut stmt = conn.prepare(&format!(
         "{VIEW} WHERE m.artist_id = ?1 ORDER BY m.id DESC LIMIT ?2 OFFSET ?3"
     ))?;
-    let rows = stmt.query_map(params![artist, limit, offset], read_view)?;
+    let rows = stmt.query_map(params![artist, limit, offset], |r| read_view(r, public_url))?;
     rows.collect()
 }
 
 /// A created Moment, for its public page.
-pub fn created(conn: &Connection, id: i64) -> rusqlite::Result<Option<MomentView>> {
+pub fn created(
+    conn: &Connection,
+    id: i64,
+    public_url: &str,
+) -> rusqlite::Result<Option<MomentView>> {
     conn.query_row(
         &format!("{VIEW} WHERE m.id = ?1 AND m.state = ?2"),
         params![id, Text(MomentState::Created)],
-        read_view,
+        |r| read_view(r, public_url),
     )
     .optional()
+}
+
+/// A media file to fetch and keep.
+#[derive(Debug, Clone)]
+pub struct MediaJob {
+    pub moment_id: i64,
+    pub url: String,
+    pub content_type: String,
+    /// The provider whose webhook named the URL (its credentials may be needed).
+    pub provider: String,
+    /// Attempts so far, this one included.
+    pub attempt: u32,
+}
+
+/// Claims up to `limit` media files due for fetching, hiding each for `lease`.
+pub fn claim_media(
+    conn: &mut Connection,
+    now: DateTime<Utc>,
+    lease: chrono::Duration,
+    limit: u32,
+) -> rusqlite::Result<Vec<MediaJob>> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let jobs = {
+        let mut stmt = tx.prepare(
+            "UPDATE moments SET media_attempts = media_attempts + 1, media_next_attempt_at = ?2
+             WHERE id IN (SELECT id FROM moments
+                          WHERE media_state = ?4 AND media_next_attempt_at <= ?1
+                          ORDER BY media_next_attempt_at, id LIMIT ?3)
+             RETURNING id, media_url, media_content_type, media_attempts,
+               (SELECT provider FROM messages WHERE messages.id = moments.message_id)",
+        )?;
+        let fetching = Text(MediaState::Fetching);
+        let rows = stmt.query_map(params![ts(now), ts(now + lease), limit, fetching], |r| {
+            Ok(MediaJob {
+                moment_id: r.get(0)?,
+                url: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                content_type: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                attempt: r.get(3)?,
+                provider: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+            })
+        })?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    tx.commit()?;
+    Ok(jobs)
+}
+
+/// The file is kept as `file` in the media directory.
+pub fn media_kept(conn: &Connection, id: i64, file: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE moments SET media_state = ?2, media_file = ?3, media_next_attempt_at = NULL,
+           media_error = NULL WHERE id = ?1",
+        params![id, Text(MediaState::Kept), file],
+    )?;
+    Ok(())
+}
+
+/// Another attempt at `at`, or (`at` = `None`) none: the media is lost.
+pub fn media_failed(
+    conn: &Connection,
+    id: i64,
+    at: Option<DateTime<Utc>>,
+    error: &str,
+) -> rusqlite::Result<()> {
+    let state = if at.is_some() {
+        MediaState::Fetching
+    } else {
+        MediaState::Failed
+    };
+    conn.execute(
+        "UPDATE moments SET media_state = ?2, media_next_attempt_at = ?3, media_error = ?4
+         WHERE id = ?1",
+        params![id, Text(state), at.map(ts), error],
+    )?;
+    Ok(())
 }

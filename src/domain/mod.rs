@@ -89,3 +89,8 @@ text_enum!(
     /// What a Moment carries.
     MomentKindCode { Media => "media", Link => "link", Text => "text" }
 );
+
+text_enum!(
+    /// Where a media Moment's file is: being fetched from the provider, kept here, or lost.
+    MediaState { Fetching => "fetching", Kept => "kept", Failed => "failed" }
+);

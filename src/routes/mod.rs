@@ -2,6 +2,7 @@
 
 mod auth;
 mod health;
+mod media;
 mod messages;
 mod moments;
 mod phones;
@@ -29,6 +30,8 @@ pub struct AppState {
     pub sender: Arc<Sender>,
     /// Wakes the outbox worker when a text is queued.
     pub outbox_wake: Arc<Notify>,
+    /// Wakes the media keeper when a Moment has media to fetch.
+    pub media_wake: Arc<Notify>,
 }
 
 /// The largest API request body.
@@ -61,6 +64,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .default_service(web::to(method_not_allowed)),
         )
         .route("/moments/{id}", web::get().to(moments::page))
+        .route("/media/{file}", web::get().to(media::file))
         .service(
             web::resource("/webhooks/telnyx")
                 .route(web::post().to(webhooks::telnyx))

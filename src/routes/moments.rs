@@ -16,9 +16,11 @@ pub async fn list(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let (offset, limit) = Page::parse(req.query_string())?;
-    let pool = state.pool.clone();
+    let app = state.clone();
     let found = blocking("Failed to list moments", move || {
-        moments::for_artist(&*conn(&pool)?, artist.id, offset, limit).map_err(DbError::from)
+        let public_url = &app.settings.public_url;
+        moments::for_artist(&*conn(&app.pool)?, artist.id, offset, limit, public_url)
+            .map_err(DbError::from)
     })
     .await?;
     Ok(HttpResponse::Ok().json(json!({ "moments": found, "offset": offset, "limit": limit })))
@@ -30,9 +32,9 @@ pub async fn page(
 ) -> Result<HttpResponse, ApiError> {
     let not_found = || ApiError::NotFound("Moment not found".into());
     let id: i64 = path.parse().map_err(|_| not_found())?;
-    let pool = state.pool.clone();
+    let app = state.clone();
     let moment = blocking("Failed to read moment", move || {
-        moments::created(&*conn(&pool)?, id).map_err(DbError::from)
+        moments::created(&*conn(&app.pool)?, id, &app.settings.public_url).map_err(DbError::from)
     })
     .await?
     .ok_or_else(not_found)?;

@@ -157,9 +157,14 @@ async fn apply(state: &web::Data<AppState>, event: WebhookEvent) -> Result<Strin
             Ok(match receipt {
                 Receipt::Duplicate => "Duplicate ignored".into(),
                 Receipt::Partial => "Part kept until the whole message is in".into(),
-                Receipt::Recorded { replies, .. } => {
+                Receipt::Recorded {
+                    replies, moments, ..
+                } => {
                     if replies > 0 {
                         state.outbox_wake.notify_one();
+                    }
+                    if moments > 0 {
+                        state.media_wake.notify_one();
                     }
                     "Received".into()
                 }

@@ -16,6 +16,7 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 use momentline::config::Settings;
 use momentline::db::{self, Pool};
 use momentline::domain::api_key::ApiKey;
+use momentline::media::{MediaKeeper, MediaRound};
 use momentline::outbox::{Outbox, Round};
 use momentline::startup::Application;
 
@@ -48,6 +49,8 @@ pub struct TestApp {
     /// Stands in for every provider's API.
     pub provider_api: MockServer,
     pub outbox: Outbox,
+    pub media: MediaKeeper,
+    pub media_dir: std::path::PathBuf,
     pub pool: Pool,
     pub api_key: String,
     message_ids: AtomicUsize,
@@ -116,12 +119,13 @@ pub async fn spawn_app_with_env(
     let mut settings =
         Settings::from_lookup(|name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
             .expect("test settings");
-    settings.run_outbox_worker = false;
+    settings.run_workers = false;
     adjust(&mut settings);
 
     let app = Application::build(settings).await.expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let outbox = app.outbox();
+    let media = app.media();
     let pool = app.pool();
     tokio::spawn(app.run_until_stopped());
 
@@ -131,6 +135,8 @@ pub async fn spawn_app_with_env(
         http: reqwest::Client::new(),
         provider_api,
         outbox,
+        media,
+        media_dir: media_dir.clone(),
         pool,
         api_key,
         message_ids: AtomicUsize::new(0),
@@ -461,6 +467,21 @@ impl TestApp {
             total.failed += round.failed;
         }
         panic!("the outbox never emptied");
+    }
+
+    /// Runs media rounds until nothing is due.
+    pub async fn drain_media(&self) -> MediaRound {
+        let mut total = MediaRound::default();
+        for _ in 0..20 {
+            let round = self.media.run_once().await.expect("media round");
+            if round.claimed() == 0 {
+                return total;
+            }
+            total.kept += round.kept;
+            total.retrying += round.retrying;
+            total.failed += round.failed;
+        }
+        panic!("the media queue never emptied");
     }
 
     /// Every text momentline asked Telnyx to send, as JSON bodies, in order.

@@ -4,6 +4,7 @@ mod api_errors;
 mod cli;
 mod conversation;
 mod helpers;
+mod media;
 mod outbound_providers;
 mod outbox;
 mod phones;

@@ -62,7 +62,7 @@ async fn connecting_a_number_texts_it_the_exact_prompt() {
 
 #[tokio::test]
 async fn the_running_worker_sends_the_prompt_without_being_driven() {
-    let app = spawn_app_with(|s| s.run_outbox_worker = true).await;
+    let app = spawn_app_with(|s| s.run_workers = true).await;
     telnyx_accepts_texts(&app.provider_api).await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
     for _ in 0..100 {

@@ -1,0 +1,227 @@
+//! Moment media is fetched once in the background and served from momentline's own copy.
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::helpers::*;
+
+/// A tiny PNG and a tiny JPEG-ish body: the keeper checks types by header, not by content.
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01";
+const JPEG: &[u8] = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x02\x00\x00\x01\x00\x01\x00\x00\xff\xd9";
+
+async fn serve(app: &TestApp, at: &str, content_type: &str, body: &[u8]) {
+    Mock::given(method("GET"))
+        .and(path(at))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(body.to_vec(), content_type))
+        .mount(&app.provider_api)
+        .await;
+}
+
+/// Texts an MMS whose media the provider's stand-in holds at `paths`.
+async fn text_mms(app: &TestApp, items: &[(&str, &str)]) {
+    let mut event = fixture("telnyx/message.received.mms.json");
+    let media: Vec<Value> = items
+        .iter()
+        .map(|(at, content_type)| {
+            json!({"url": format!("{}{at}", app.provider_api.uri()), "content_type": content_type})
+        })
+        .collect();
+    event["data"]["payload"]["media"] = json!(media);
+    assert_eq!(app.telnyx_webhook(&event.to_string()).await.status(), 200);
+}
+
+fn hash_name(bytes: &[u8], ext: &str) -> String {
+    format!("{}.{ext}", hex::encode(Sha256::digest(bytes)))
+}
+
+#[tokio::test]
+async fn mms_media_is_kept_by_hash_and_served_by_momentline() {
+    let app = spawn_app().await;
+    telnyx_accepts_texts(&app.provider_api).await;
+    app.verified(PHONE).await;
+    serve(&app, "/media/a.jpg", "image/jpeg", JPEG).await;
+    serve(&app, "/media/b.png", "image/png", PNG).await;
+    text_mms(
+        &app,
+        &[
+            ("/media/a.jpg", "image/jpeg"),
+            ("/media/b.png", "image/png"),
+        ],
+    )
+    .await;
+
+    // The webhook did not fetch anything: that is the keeper's job.
+    assert!(requests_to(&app.provider_api, "/media/a.jpg")
+        .await
+        .is_empty());
+    let before = app.get_json("/api/moments").await;
+    assert_eq!(before["moments"][0]["media"]["state"], "fetching");
+
+    let round = app.drain_media().await;
+    assert_eq!(round.kept, 2);
+    let jpg = hash_name(JPEG, "jpg");
+    let png = hash_name(PNG, "png");
+    assert_eq!(std::fs::read(app.media_dir.join(&jpg)).expect("kept"), JPEG);
+    assert_eq!(std::fs::read(app.media_dir.join(&png)).expect("kept"), PNG);
+
+    let moments = app.get_json("/api/moments").await;
+    let newest = &moments["moments"][0]["media"];
+    assert_eq!(newest["state"], "kept");
+    assert_eq!(newest["url"], format!("{PUBLIC_URL}/media/{png}"));
+    assert_eq!(
+        newest["source_url"],
+        format!("{}/media/b.png", app.provider_api.uri())
+    );
+
+    let response = app
+        .http
+        .get(app.url(&format!("/media/{jpg}")))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("image/jpeg")
+    );
+    assert_eq!(response.bytes().await.expect("bytes").as_ref(), JPEG);
+
+    let id = moments["moments"][1]["id"].as_i64().expect("id");
+    let html = app
+        .http
+        .get(app.url(&format!("/moments/{id}")))
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        html.contains(&format!("<img src=\"{PUBLIC_URL}/media/{jpg}\"")),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn a_media_fetch_that_fails_is_retried() {
+    let app = spawn_app().await;
+    telnyx_accepts_texts(&app.provider_api).await;
+    app.verified(PHONE).await;
+    Mock::given(method("GET"))
+        .and(path("/media/flaky.png"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&app.provider_api)
+        .await;
+    serve(&app, "/media/flaky.png", "image/png", PNG).await;
+    text_mms(&app, &[("/media/flaky.png", "image/png")]).await;
+    let round = app.drain_media().await;
+    assert_eq!((round.retrying, round.kept), (1, 1));
+    assert!(app.media_dir.join(hash_name(PNG, "png")).exists());
+}
+
+#[tokio::test]
+async fn media_that_is_missing_mistyped_or_too_large_is_refused_and_the_moment_stays() {
+    let app = spawn_app().await;
+    telnyx_accepts_texts(&app.provider_api).await;
+    app.verified(PHONE).await;
+    serve(&app, "/media/page.png", "text/html", b"<html>login</html>").await;
+    let huge = vec![0u8; momentline::media::MAX_BYTES + 1];
+    serve(&app, "/media/huge.jpg", "image/jpeg", &huge).await;
+    text_mms(
+        &app,
+        &[
+            ("/media/gone.jpg", "image/jpeg"),
+            ("/media/page.png", "image/png"),
+            ("/media/huge.jpg", "image/jpeg"),
+        ],
+    )
+    .await;
+    let round = app.drain_media().await;
+    assert_eq!(round.failed, 3);
+    let conn = app.pool.get().expect("connection");
+    let mut stmt = conn
+        .prepare("SELECT media_state, media_error FROM moments ORDER BY id")
+        .expect("query");
+    let rows: Vec<(String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(
+        rows,
+        [
+            ("failed".into(), "fetch answered 404".into()),
+            (
+                "failed".into(),
+                "served as 'text/html', announced as 'image/png'".into()
+            ),
+            (
+                "failed".into(),
+                format!("larger than {} bytes", momentline::media::MAX_BYTES)
+            ),
+        ]
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM moments WHERE state = 'created'"),
+        3
+    );
+    assert_eq!(
+        std::fs::read_dir(&app.media_dir)
+            .map(|d| d.count())
+            .unwrap_or(0),
+        0
+    );
+}
+
+#[tokio::test]
+async fn twilio_media_is_fetched_with_the_accounts_credentials() {
+    let app = spawn_app_sending_with("twilio").await;
+    twilio_accepts_texts(&app.provider_api).await;
+    assert_eq!(app.connect(PHONE).await.status(), 200);
+    assert_eq!(app.twilio_text(PHONE, "yes", &[]).await.status(), 200);
+    use base64::Engine;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("{TWILIO_ACCOUNT_SID}:{TWILIO_AUTH_TOKEN}"))
+    );
+    Mock::given(method("GET"))
+        .and(path("/Media/ME1"))
+        .and(header("authorization", basic.as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(JPEG.to_vec(), "image/jpeg"))
+        .mount(&app.provider_api)
+        .await;
+    let url = format!("{}/Media/ME1", app.provider_api.uri());
+    assert_eq!(
+        app.twilio_text(PHONE, "", &[(url.as_str(), "image/jpeg")])
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(app.drain_media().await.kept, 1);
+}
+
+#[tokio::test]
+async fn only_names_the_keeper_writes_are_served() {
+    let app = spawn_app().await;
+    for name in [
+        "..%2Fmomentline.db",
+        "momentline.db",
+        &format!("{}.jpg", "0".repeat(64)),
+    ] {
+        let response = app
+            .http
+            .get(app.url(&format!("/media/{name}")))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 404, "{name}");
+    }
+}
