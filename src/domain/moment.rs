@@ -167,11 +167,16 @@ pub fn parse_moments(
                 .map(str::to_owned)
         })
         .or_else(|| {
+            // A link is the Moment's content, not its title.
             description
                 .lines()
-                .map(str::trim)
+                .map(|l| {
+                    URL.replace_all(l, "")
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
                 .find(|l| !l.is_empty())
-                .map(str::to_owned)
         })
         .map(|t| cut_at_word(&t, TITLE_MAX_CHARS));
     let title = |fallback: &str| {
@@ -278,6 +283,14 @@ mod tests {
             }
         );
         assert_eq!(r.moments.len(), 1);
+        assert_eq!(r.moments[0].title, "new video also");
+    }
+
+    #[test]
+    fn a_bare_link_is_titled_by_kind_and_date() {
+        let r = parse_moments("https://youtu.be/abc123", None, &[], day());
+        assert_eq!(r.moments[0].title, "Link 2026-11-22");
+        assert_eq!(r.moments[0].description, "https://youtu.be/abc123");
     }
 
     #[test]

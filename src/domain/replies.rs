@@ -1,5 +1,6 @@
 //! The words momentline texts. Each fits one GSM-7 segment (160 characters) unless a comment
-//! beside it says why not.
+//! beside it says why not. Names and links are the texter's own: an artist name with a
+//! character outside GSM-7 (an emoji, say) makes its text UCS-2, 70 characters a segment.
 
 use super::number_state::ReplyKind;
 
@@ -70,6 +71,7 @@ pub fn render(kind: ReplyKind, ctx: &ReplyContext) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::segments::{Encoding, Segments};
     use crate::domain::TextEnum;
 
     #[test]
@@ -83,8 +85,8 @@ mod tests {
     }
 
     #[test]
-    fn every_reply_but_the_prompt_fits_one_segment_for_a_typical_artist() {
-        let links = ["http://127.0.0.1:8080/moments/123".to_owned()];
+    fn every_reply_but_the_prompt_fits_one_gsm7_segment_for_a_typical_artist() {
+        let links = ["https://momentline.example.com/moments/123456".to_owned()];
         let ctx = ReplyContext {
             artist: Some("A Twenty Char Artist"),
             manage_url: "https://inprocess.world/manage",
@@ -92,10 +94,15 @@ mod tests {
         };
         for (kind, _) in ReplyKind::ALL {
             let text = render(*kind, &ctx);
-            assert!(text.is_ascii(), "{kind}: {text}");
-            if *kind != ReplyKind::Prompt {
-                assert!(text.len() <= 160, "{kind} is {} chars: {text}", text.len());
-            }
+            let segments = Segments::of(&text);
+            assert_eq!(segments.encoding, Encoding::Gsm7, "{kind}: {text}");
+            let expected = if *kind == ReplyKind::Prompt { 2 } else { 1 };
+            assert_eq!(
+                segments.count,
+                expected,
+                "{kind} ({} chars): {text}",
+                text.len()
+            );
         }
     }
 
