@@ -105,12 +105,15 @@ CREATE TABLE IF NOT EXISTS message_parts (
     total               INTEGER NOT NULL CHECK (total >= part),
     body                TEXT NOT NULL,
     message_id          INTEGER REFERENCES messages(id),
+    -- set when the rest never came and a newer message took the reference over
+    abandoned_at        TEXT,
     created_at          TEXT NOT NULL,
     UNIQUE (provider, provider_message_id)
 );
--- A sender reuses references over time: a part number is unique only among unjoined parts.
+-- A sender reuses references over time: a part number is unique only among open parts.
 CREATE UNIQUE INDEX IF NOT EXISTS message_parts_open
-    ON message_parts (provider, phone, reference, part) WHERE message_id IS NULL;
+    ON message_parts (provider, phone, reference, part)
+    WHERE message_id IS NULL AND abandoned_at IS NULL;
 
 -- Status reports that came before the send they are about was recorded (a provider may
 -- report faster than the worker writes down its answer); applied when it is.
@@ -120,6 +123,7 @@ CREATE TABLE IF NOT EXISTS early_status_reports (
     provider_message_id TEXT NOT NULL,
     state               TEXT NOT NULL CHECK (state IN ('sent', 'delivered', 'error')),
     error               TEXT,
+    recipient_opted_out INTEGER NOT NULL DEFAULT 0 CHECK (recipient_opted_out IN (0, 1)),
     created_at          TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS early_status_reports_id

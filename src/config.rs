@@ -37,6 +37,9 @@ pub struct Settings {
     /// token, and Twilio's media URLs may need both.
     pub twilio_account_sid: Option<String>,
     pub twilio_auth_token: Option<String>,
+    /// Where Twilio's API is (`TWILIO_API_BASE`): media there may be fetched with the
+    /// account's credentials, as may media on Twilio's own hosts.
+    pub twilio_api_base: String,
     /// `None` refuses every Vonage webhook.
     pub vonage_signature: Option<SignatureSecret>,
     pub pending_ttl: chrono::Duration,
@@ -124,6 +127,8 @@ impl Settings {
 
         let twilio_account_sid = get("TWILIO_ACCOUNT_SID");
         let twilio_auth_token = get("TWILIO_AUTH_TOKEN");
+        let twilio_api_base = base_url(&or("TWILIO_API_BASE", "https://api.twilio.com"))
+            .map_err(|p| invalid("TWILIO_API_BASE", p))?;
         let vonage_signature = match get("VONAGE_SIGNATURE_SECRET") {
             None => None,
             Some(secret) => {
@@ -178,7 +183,7 @@ impl Settings {
                     auth_token: need("TWILIO_AUTH_TOKEN")?,
                     from_number,
                     messaging_service_sid,
-                    api_base: api_base("TWILIO_API_BASE", "https://api.twilio.com")?,
+                    api_base: twilio_api_base.clone(),
                     status_callback: format!("{public_url}/webhooks/twilio/status"),
                 })
             }
@@ -214,6 +219,7 @@ impl Settings {
             telnyx_public_key,
             twilio_account_sid,
             twilio_auth_token,
+            twilio_api_base,
             vonage_signature,
             pending_ttl,
             allowed_regions,

@@ -67,9 +67,11 @@ pub fn receive(
                 ..message.clone()
             };
             let receipt = receive_whole(&tx, settings, &whole, from, now)?;
-            if let Receipt::Recorded { message_id, .. } = receipt {
-                parts::mark_joined(&tx, &new_part, message_id)?;
-            }
+            let joined = match receipt {
+                Receipt::Recorded { message_id, .. } => Some(message_id),
+                _ => None,
+            };
+            parts::close(&tx, &new_part, joined, now)?;
             receipt
         }
     };

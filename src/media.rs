@@ -113,13 +113,38 @@ impl MediaRound {
     }
 }
 
+/// The Twilio account's credentials, and the one host besides Twilio's own they may go to.
+#[derive(Debug, Clone)]
+pub struct TwilioMediaAuth {
+    pub account_sid: String,
+    pub auth_token: String,
+    pub api_base: String,
+}
+
+impl TwilioMediaAuth {
+    /// Credentials go only to Twilio over https, or to the configured API base.
+    fn may_see(&self, url: &reqwest::Url) -> bool {
+        let twilio_host = url
+            .host_str()
+            .is_some_and(|h| h == "twilio.com" || h.ends_with(".twilio.com"));
+        if url.scheme() == "https" && twilio_host {
+            return true;
+        }
+        reqwest::Url::parse(&self.api_base).is_ok_and(|base| {
+            base.scheme() == url.scheme()
+                && base.host_str() == url.host_str()
+                && base.port_or_known_default() == url.port_or_known_default()
+        })
+    }
+}
+
 #[derive(Clone)]
 pub struct MediaKeeper {
     pool: Pool,
     http: reqwest::Client,
     dir: Arc<PathBuf>,
     /// Twilio's media URLs may require the account's credentials.
-    twilio_auth: Option<(String, String)>,
+    twilio_auth: Option<Arc<TwilioMediaAuth>>,
     schedule: Arc<Vec<Duration>>,
     wake: Arc<Notify>,
 }
@@ -129,7 +154,7 @@ impl MediaKeeper {
         pool: Pool,
         http: reqwest::Client,
         dir: PathBuf,
-        twilio_auth: Option<(String, String)>,
+        twilio_auth: Option<TwilioMediaAuth>,
         schedule: Vec<Duration>,
         wake: Arc<Notify>,
     ) -> Self {
@@ -137,7 +162,7 @@ impl MediaKeeper {
             pool,
             http,
             dir: Arc::new(dir),
-            twilio_auth,
+            twilio_auth: twilio_auth.map(Arc::new),
             schedule: Arc::new(schedule),
             wake,
         }
@@ -231,10 +256,14 @@ impl MediaKeeper {
 
     /// Fetches the file, checking its status, type and size as it comes.
     async fn fetch(&self, job: &MediaJob) -> Result<Vec<u8>, FetchError> {
-        let mut request = self.http.get(&job.url).timeout(FETCH_TIMEOUT);
+        let url = reqwest::Url::parse(&job.url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| FetchError::Permanent(format!("'{}' is not an http(s) URL", job.url)))?;
+        let mut request = self.http.get(url.clone()).timeout(FETCH_TIMEOUT);
         if job.provider == twilio::NAME {
-            if let Some((sid, token)) = &self.twilio_auth {
-                request = request.basic_auth(sid, Some(token));
+            if let Some(auth) = self.twilio_auth.as_deref().filter(|a| a.may_see(&url)) {
+                request = request.basic_auth(&auth.account_sid, Some(&auth.auth_token));
             }
         }
         let unreachable = |e: reqwest::Error| FetchError::Retryable(format!("fetch failed: {e}"));
@@ -344,6 +373,31 @@ mod tests {
         assert_eq!(content_type_for("x.jpg"), "image/jpeg");
         assert_eq!(extension_for("image/x-unknown"), "bin");
         assert_eq!(content_type_for("x.bin"), "application/octet-stream");
+    }
+
+    #[test]
+    fn twilio_credentials_go_only_to_twilio_or_its_configured_base() {
+        let auth = TwilioMediaAuth {
+            account_sid: "AC1".into(),
+            auth_token: "t".into(),
+            api_base: "http://127.0.0.1:4010".into(),
+        };
+        let url = |u: &str| reqwest::Url::parse(u).expect("url");
+        assert!(auth.may_see(&url(
+            "https://api.twilio.com/2010-04-01/Accounts/AC1/Media/ME1"
+        )));
+        assert!(auth.may_see(&url("https://media.twiliocdn.twilio.com/x")));
+        assert!(auth.may_see(&url("http://127.0.0.1:4010/Media/ME1")));
+        assert!(
+            !auth.may_see(&url("http://api.twilio.com/Media/ME1")),
+            "not over plain http"
+        );
+        assert!(!auth.may_see(&url("https://api.twilio.com.evil.example/x")));
+        assert!(
+            !auth.may_see(&url("http://127.0.0.1:4011/Media/ME1")),
+            "another port"
+        );
+        assert!(!auth.may_see(&url("https://eviltwilio.com/x")));
     }
 
     #[test]

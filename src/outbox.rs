@@ -215,15 +215,8 @@ fn record(
         Attempt::Failed(SendError::RecipientOptedOut { reason }) => {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             messages::mark_failed(&tx, item.id, &reason, now)?;
-            let standing = numbers::standing(&tx, &item.to)?;
-            if !matches!(standing, Standing::OptedOut(_)) {
-                let next = Standing::OptedOut(Box::new(standing.clone()));
-                let cause = numbers::Cause::Provider(item.id);
-                numbers::set_standing(&tx, &item.to, &standing, &next, cause, now)?;
-            }
+            numbers::provider_opt_out(&tx, &item.to, item.id, now)?;
             tx.commit()?;
-            tracing::warn!(message_id = item.id, %to, %reason,
-                "provider says the recipient opted out; number marked opted out");
             Outcome::Failed
         }
     })

@@ -9,7 +9,7 @@ use tokio::sync::Notify;
 
 use crate::config::{ProviderSettings, Settings};
 use crate::db::{self, DbError, Pool};
-use crate::media::MediaKeeper;
+use crate::media::{MediaKeeper, TwilioMediaAuth};
 use crate::outbox::Outbox;
 use crate::providers::{
     console::Console, phonify::Phonify, telnyx::Telnyx, textflow::TextFlow, twilio::Twilio,
@@ -88,7 +88,12 @@ impl Application {
             settings
                 .twilio_account_sid
                 .clone()
-                .zip(settings.twilio_auth_token.clone()),
+                .zip(settings.twilio_auth_token.clone())
+                .map(|(sid, token)| TwilioMediaAuth {
+                    account_sid: sid,
+                    auth_token: token,
+                    api_base: settings.twilio_api_base.clone(),
+                }),
             settings.retry_schedule.clone(),
             Arc::clone(&media_wake),
         );

@@ -7,6 +7,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
+/// The longest a provider's `Retry-After` can hold a text back.
+const LONGEST_WAIT: Duration = Duration::from_secs(24 * 3600);
+
 /// How often a worker looks for due retries when nothing wakes it.
 const POLL: Duration = Duration::from_secs(1);
 
@@ -42,10 +45,13 @@ pub fn retry_at(
     now: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
     let index = usize::try_from(attempt).ok()?.checked_sub(1)?;
-    let wait = with_jitter(*schedule.get(index)?).max(at_least.unwrap_or_default());
-    chrono::Duration::from_std(wait)
-        .ok()
-        .and_then(|wait| now.checked_add_signed(wait))
+    let asked = at_least.unwrap_or_default().min(LONGEST_WAIT);
+    let wait = with_jitter(*schedule.get(index)?).max(asked);
+    let wait = chrono::Duration::from_std(wait).unwrap_or(chrono::TimeDelta::MAX);
+    Some(
+        now.checked_add_signed(wait)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC),
+    )
 }
 
 fn with_jitter(wait: Duration) -> Duration {
@@ -73,9 +79,16 @@ mod tests {
     }
 
     #[test]
-    fn a_providers_wait_is_honoured_when_longer() {
+    fn a_providers_wait_is_honoured_when_longer_up_to_a_day() {
         let now = Utc::now();
         let at = retry_at(&[Duration::ZERO], 1, Some(Duration::from_secs(120)), now);
         assert_eq!(at.map(|t| (t - now).num_seconds()), Some(120));
+        let huge = retry_at(
+            &[Duration::ZERO],
+            1,
+            Some(Duration::from_secs(u64::MAX)),
+            now,
+        );
+        assert_eq!(huge.map(|t| (t - now).num_hours()), Some(24));
     }
 }

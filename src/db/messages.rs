@@ -4,11 +4,13 @@ use chrono::{DateTime, Duration, Utc};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
+use super::numbers;
 use super::{parse_ts, ts, Text};
 use crate::domain::moment::MediaItem;
 use crate::domain::number_state::{ArtistId, RecentReplies, ReplyKind};
 use crate::domain::segments::{Encoding, Segments};
 use crate::domain::{Direction, MessageState, TextEnum};
+use crate::providers::StatusReport;
 
 /// An inbound message about to be recorded.
 pub struct NewInbound<'a> {
@@ -401,32 +403,53 @@ pub enum StatusApplied {
 /// Applies a provider's status report to the outbound text it names, only ever forwards.
 pub fn apply_status(
     conn: &mut Connection,
-    provider: &str,
-    provider_message_id: &str,
-    state: MessageState,
-    error: Option<&str>,
+    report: &StatusReport,
     now: DateTime<Utc>,
 ) -> rusqlite::Result<StatusApplied> {
+    let (provider, provider_message_id) = (report.provider, report.provider_message_id.as_str());
+    let (state, error) = (report.state, report.error.as_deref());
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let current = tx
         .query_row(
-            "SELECT id, state FROM messages
+            "SELECT id, state, phone FROM messages
              WHERE direction = ?3 AND provider = ?1 AND provider_message_id = ?2",
             params![provider, provider_message_id, Text(Direction::Outbound)],
-            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Text<MessageState>>(1)?.0)),
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Text<MessageState>>(1)?.0,
+                    r.get::<_, String>(2)?,
+                ))
+            },
         )
         .optional()?;
     let applied = match current {
         None => {
+            // Reports that never find their text (it was sent before a restore, or by
+            // another system on the same account) are dropped after a week.
+            tx.execute(
+                "DELETE FROM early_status_reports WHERE created_at < ?1",
+                [ts(now - Duration::days(7))],
+            )?;
             tx.execute(
                 "INSERT INTO early_status_reports
-                   (provider, provider_message_id, state, error, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![provider, provider_message_id, Text(state), error, ts(now)],
+                   (provider, provider_message_id, state, error, recipient_opted_out, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    provider,
+                    provider_message_id,
+                    Text(state),
+                    error,
+                    report.recipient_opted_out,
+                    ts(now)
+                ],
             )?;
             StatusApplied::Parked
         }
-        Some((id, current)) => {
+        Some((id, current, phone)) => {
+            if report.recipient_opted_out {
+                numbers::provider_opt_out(&tx, &phone, id, now)?;
+            }
             if advance(&tx, id, current, state, error, now)? {
                 StatusApplied::Advanced
             } else {

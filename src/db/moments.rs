@@ -90,8 +90,8 @@ pub struct MomentView {
 
 #[derive(Debug, Serialize)]
 pub struct MomentMedia {
-    /// momentline's kept copy once it is fetched; the provider's URL until then.
-    pub url: String,
+    /// momentline's kept copy, once it is fetched (provider URLs expire or need credentials).
+    pub url: Option<String>,
     pub content_type: String,
     pub state: MediaState,
     /// Where the provider had it.
@@ -118,8 +118,8 @@ fn read_view(r: &rusqlite::Row, public_url: &str) -> rusqlite::Result<MomentView
         description: r.get(3)?,
         media: media_url.map(|source_url| MomentMedia {
             url: match (&media_file, media_state) {
-                (Some(file), MediaState::Kept) => format!("{public_url}/media/{file}"),
-                _ => source_url.clone(),
+                (Some(file), MediaState::Kept) => Some(format!("{public_url}/media/{file}")),
+                _ => None,
             },
             content_type: content_type.unwrap_or_default(),
             state: media_state,

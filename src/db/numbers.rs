@@ -188,6 +188,31 @@ pub fn set_standing(
     Ok(())
 }
 
+/// A provider says `e164` opted out with the carrier (the refusal of outbound message
+/// `message_id` shows it): nothing is sent to it again until it texts START.
+pub fn provider_opt_out(
+    conn: &Connection,
+    e164: &str,
+    message_id: i64,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<()> {
+    let standing = standing(conn, e164)?;
+    if !matches!(standing, Standing::OptedOut(_)) {
+        let next = Standing::OptedOut(Box::new(standing.clone()));
+        set_standing(
+            conn,
+            e164,
+            &standing,
+            &next,
+            Cause::Provider(message_id),
+            now,
+        )?;
+        tracing::warn!(number = %crate::domain::phone_number::mask(e164), message_id,
+            "provider says the recipient opted out; number marked opted out");
+    }
+    Ok(())
+}
+
 /// A number as an artist sees it in `GET /api/phones`.
 #[derive(Debug, Serialize)]
 pub struct ArtistNumber {

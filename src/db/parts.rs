@@ -25,12 +25,50 @@ pub struct NewPart<'a> {
     pub body: &'a str,
 }
 
+/// How long the parts of one message may take to arrive: Vonage resends for a day.
+const PARTS_WINDOW: chrono::Duration = chrono::Duration::hours(24);
+
 pub fn store(conn: &Connection, p: &NewPart, now: DateTime<Utc>) -> rusqlite::Result<PartStored> {
+    let seen: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM message_parts
+                        WHERE provider = ?1 AND provider_message_id = ?2)",
+        params![p.provider, p.provider_message_id],
+        |r| r.get(0),
+    )?;
+    if seen {
+        return Ok(PartStored::Duplicate);
+    }
+    // Open parts under this reference that cannot belong to this message (the same part
+    // number under another id, another total, or older than the resend window) are what is
+    // left of an earlier message whose other parts never came: the reference is reused.
+    let abandoned = conn.execute(
+        "UPDATE message_parts SET abandoned_at = ?7
+         WHERE provider = ?1 AND phone = ?2 AND reference = ?3
+           AND message_id IS NULL AND abandoned_at IS NULL
+           AND (part = ?4 OR total != ?5 OR created_at < ?6)",
+        params![
+            p.provider,
+            p.phone,
+            p.part.reference,
+            p.part.number,
+            p.part.total,
+            ts(now - PARTS_WINDOW),
+            ts(now)
+        ],
+    )?;
+    if abandoned > 0 {
+        tracing::warn!(
+            provider = p.provider,
+            reference = %p.part.reference,
+            abandoned,
+            "parts of an earlier message never completed; its reference is reused"
+        );
+    }
     let inserted = conn.execute(
         "INSERT INTO message_parts
            (provider, provider_message_id, phone, reference, part, total, body, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-         ON CONFLICT DO NOTHING",
+         ON CONFLICT (provider, provider_message_id) DO NOTHING",
         params![
             p.provider,
             p.provider_message_id,
@@ -48,7 +86,7 @@ pub fn store(conn: &Connection, p: &NewPart, now: DateTime<Utc>) -> rusqlite::Re
     let mut stmt = conn.prepare(
         "SELECT body, provider_message_id FROM message_parts
          WHERE provider = ?1 AND phone = ?2 AND reference = ?3 AND total = ?4
-           AND message_id IS NULL
+           AND message_id IS NULL AND abandoned_at IS NULL
          ORDER BY part",
     )?;
     let parts = stmt
@@ -67,19 +105,97 @@ pub fn store(conn: &Connection, p: &NewPart, now: DateTime<Utc>) -> rusqlite::Re
     })
 }
 
-/// Marks a complete set of parts as joined into `message_id`.
-pub fn mark_joined(conn: &Connection, p: &NewPart, message_id: i64) -> rusqlite::Result<()> {
+/// Closes a complete set of parts: joined into `message_id`, or (`None`) into nothing, when
+/// the whole message turned out to be known already.
+pub fn close(
+    conn: &Connection,
+    p: &NewPart,
+    message_id: Option<i64>,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<()> {
     conn.execute(
-        "UPDATE message_parts SET message_id = ?5
+        "UPDATE message_parts
+         SET message_id = ?5, abandoned_at = CASE WHEN ?5 IS NULL THEN ?6 END
          WHERE provider = ?1 AND phone = ?2 AND reference = ?3 AND total = ?4
-           AND message_id IS NULL",
+           AND message_id IS NULL AND abandoned_at IS NULL",
         params![
             p.provider,
             p.phone,
             p.part.reference,
             p.part.total,
-            message_id
+            message_id,
+            ts(now)
         ],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db;
+
+    fn part<'a>(id: &'a str, reference: &'a Part, body: &'a str) -> NewPart<'a> {
+        NewPart {
+            provider: "vonage",
+            provider_message_id: id,
+            phone: "+14155552671",
+            part: reference,
+            body,
+        }
+    }
+
+    fn of(number: u32, total: u32) -> Part {
+        Part {
+            reference: "08B5".into(),
+            number,
+            total,
+        }
+    }
+
+    #[test]
+    fn a_reused_reference_starts_afresh_and_never_mixes_in_old_parts() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pool = db::open(&dir.path().join("p.db")).expect("open");
+        let conn = pool.get().expect("conn");
+        let now = chrono::Utc::now();
+        let (one, two) = (of(1, 2), of(2, 2));
+        // An old message whose part 2 never came.
+        assert_eq!(
+            store(&conn, &part("old-1", &one, "OLD-ONE "), now).expect("store"),
+            PartStored::Waiting
+        );
+        // A new message under the same reference.
+        assert_eq!(
+            store(&conn, &part("new-1", &one, "NEW-ONE "), now).expect("store"),
+            PartStored::Waiting
+        );
+        assert_eq!(
+            store(&conn, &part("new-2", &two, "NEW-TWO"), now).expect("store"),
+            PartStored::Complete {
+                text: "NEW-ONE NEW-TWO".into(),
+                first_id: "new-1".into()
+            }
+        );
+        // The old part, redelivered, is still a duplicate.
+        assert_eq!(
+            store(&conn, &part("old-1", &one, "OLD-ONE "), now).expect("store"),
+            PartStored::Duplicate
+        );
+    }
+
+    #[test]
+    fn parts_older_than_a_day_are_not_joined_with_new_ones() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pool = db::open(&dir.path().join("p.db")).expect("open");
+        let conn = pool.get().expect("conn");
+        let now = chrono::Utc::now();
+        let (one, two) = (of(1, 2), of(2, 2));
+        let long_ago = now - chrono::Duration::hours(25);
+        store(&conn, &part("old-2", &two, "OLD-TWO"), long_ago).expect("store");
+        assert_eq!(
+            store(&conn, &part("new-1", &one, "NEW-ONE "), now).expect("store"),
+            PartStored::Waiting
+        );
+    }
 }

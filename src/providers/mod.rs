@@ -46,6 +46,8 @@ pub struct StatusReport {
     pub provider_message_id: String,
     pub state: MessageState,
     pub error: Option<String>,
+    /// The provider says the recipient has opted out with the carrier.
+    pub recipient_opted_out: bool,
 }
 
 /// What one webhook call carries.
@@ -125,8 +127,47 @@ impl SendError {
     }
 }
 
+/// A provider's answer, read whole.
+pub struct Answer {
+    pub status: reqwest::StatusCode,
+    pub retry_after: Option<Duration>,
+    pub body: Vec<u8>,
+}
+
+/// Sends a request and reads the whole answer; no answer at all may succeed another time.
+pub async fn call(provider: &str, request: reqwest::RequestBuilder) -> Result<Answer, SendError> {
+    let transport = |e: reqwest::Error| SendError::from_transport(provider, &e);
+    let response = request.send().await.map_err(transport)?;
+    let status = response.status();
+    let retry_after = retry_after(response.headers());
+    let body = response.bytes().await.map_err(transport)?.to_vec();
+    Ok(Answer {
+        status,
+        retry_after,
+        body,
+    })
+}
+
+impl Answer {
+    /// A success body as `T`, if it can be read. One that cannot still means the provider
+    /// took the text: it counts as sent, with no id, and is never sent again.
+    pub fn accepted<T: serde::de::DeserializeOwned>(&self, provider: &str) -> Option<T> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| {
+                tracing::warn!(provider, error = %e,
+                    "the provider took a text but its answer was unreadable; recorded without an id");
+            })
+            .ok()
+    }
+
+    /// A failure classed by this answer's status.
+    pub fn failure(&self, reason: String) -> SendError {
+        SendError::from_status(self.status, self.retry_after, reason)
+    }
+}
+
 /// `Retry-After` in seconds (the form providers use).
-pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     headers
         .get(reqwest::header::RETRY_AFTER)?
         .to_str()

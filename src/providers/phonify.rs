@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{retry_after, Accepted, OutboundText, SendError};
+use super::{call, Accepted, OutboundText, SendError};
 
 pub const NAME: &str = "phonify";
 
@@ -44,34 +44,25 @@ impl Phonify {
     }
 
     pub async fn send(&self, text: &OutboundText<'_>) -> Result<Accepted, SendError> {
-        let response = self
+        let request = self
             .http
             .post(format!("{}/v1/messages", self.config.api_base))
             .basic_auth(&self.config.api_key, None::<&str>)
-            .json(&json!({ "app": self.config.app, "to": text.to, "body": text.body }))
-            .send()
-            .await
-            .map_err(|e| SendError::from_transport(NAME, &e))?;
-        let status = response.status();
-        let wait = retry_after(response.headers());
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| SendError::from_transport(NAME, &e))?;
+            .json(&json!({ "app": self.config.app, "to": text.to, "body": text.body }));
+        let answer = call(NAME, request).await?;
+        let status = answer.status;
         if status.is_success() {
-            let created: Created =
-                serde_json::from_slice(&bytes).map_err(|e| SendError::Permanent {
-                    reason: format!("phonify accepted the text but its answer was unreadable: {e}"),
-                })?;
-            let id = match created.id {
-                serde_json::Value::String(s) => s,
-                other => other.to_string(),
-            };
+            let id = answer
+                .accepted::<Created>(NAME)
+                .map(|created| match created.id {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                });
             return Ok(Accepted {
-                provider_message_id: Some(id),
+                provider_message_id: id,
             });
         }
-        let errors: Errors = serde_json::from_slice(&bytes).unwrap_or_default();
+        let errors: Errors = serde_json::from_slice(&answer.body).unwrap_or_default();
         let detail: Vec<String> = errors
             .errors
             .iter()
@@ -87,6 +78,6 @@ impl Phonify {
         } else {
             format!("phonify {}: {}", status.as_u16(), detail.join("; "))
         };
-        Err(SendError::from_status(status, wait, reason))
+        Err(answer.failure(reason))
     }
 }

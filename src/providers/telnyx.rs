@@ -6,9 +6,7 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{
-    retry_after, Accepted, InboundMessage, OutboundText, SendError, StatusReport, WebhookEvent,
-};
+use super::{call, Accepted, InboundMessage, OutboundText, SendError, StatusReport, WebhookEvent};
 use crate::domain::moment::MediaItem;
 use crate::domain::MessageState;
 
@@ -207,6 +205,10 @@ pub fn parse_event(body: &[u8]) -> Result<WebhookEvent, serde_json::Error> {
                     provider: NAME,
                     provider_message_id: payload.id,
                     state,
+                    recipient_opted_out: payload
+                        .errors
+                        .iter()
+                        .any(|e| e.code.as_deref() == Some(OPTED_OUT_CODE)),
                     error: payload.errors.first().map(ApiError::describe).or_else(|| {
                         (state == MessageState::Error)
                             .then(|| status.unwrap_or_default().to_owned())
@@ -267,30 +269,19 @@ impl Telnyx {
             body["messaging_profile_id"] = json!(profile);
         }
         let url = format!("{}/v2/messages", self.config.api_base.trim_end_matches('/'));
-        let response = self
+        let request = self
             .http
             .post(url)
             .bearer_auth(&self.config.api_key)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| SendError::from_transport(NAME, &e))?;
-        let status = response.status();
-        let wait = retry_after(response.headers());
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| SendError::from_transport(NAME, &e))?;
+            .json(&body);
+        let answer = call(NAME, request).await?;
+        let status = answer.status;
         if status.is_success() {
-            let accepted: SendResponse =
-                serde_json::from_slice(&bytes).map_err(|e| SendError::Permanent {
-                    reason: format!("telnyx accepted the text but its answer was unreadable: {e}"),
-                })?;
             return Ok(Accepted {
-                provider_message_id: Some(accepted.data.id),
+                provider_message_id: answer.accepted::<SendResponse>(NAME).map(|a| a.data.id),
             });
         }
-        let errors = serde_json::from_slice::<ErrorResponse>(&bytes).unwrap_or_default();
+        let errors = serde_json::from_slice::<ErrorResponse>(&answer.body).unwrap_or_default();
         let reason = match errors.errors.first() {
             Some(e) => format!("telnyx {}: {}", status.as_u16(), e.describe()),
             None => format!("telnyx {}", status.as_u16()),
@@ -302,7 +293,7 @@ impl Telnyx {
         {
             return Err(SendError::RecipientOptedOut { reason });
         }
-        Err(SendError::from_status(status, wait, reason))
+        Err(answer.failure(reason))
     }
 }
 
@@ -471,6 +462,7 @@ mod tests {
                 provider_message_id: "o1".into(),
                 state: MessageState::Error,
                 error: Some("40008 Undeliverable".into()),
+                recipient_opted_out: false,
             })
         );
         let queued = br#"{"data":{"event_type":"message.sent","payload":{"id":"o1",

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{retry_after, Accepted, OutboundText, SendError};
+use super::{call, Accepted, OutboundText, SendError};
 
 pub const NAME: &str = "textflow";
 
@@ -35,21 +35,14 @@ impl TextFlow {
 
     /// TextFlow documents no message id, so the text stays known by momentline's own id.
     pub async fn send(&self, text: &OutboundText<'_>) -> Result<Accepted, SendError> {
-        let response = self
+        let request = self
             .http
             .post(format!("{}/api/send-sms", self.config.api_base))
             .bearer_auth(&self.config.api_key)
-            .json(&json!({ "phone_number": text.to, "text": text.body }))
-            .send()
-            .await
-            .map_err(|e| SendError::from_transport(NAME, &e))?;
-        let http_status = response.status();
-        let wait = retry_after(response.headers());
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| SendError::from_transport(NAME, &e))?;
-        let answer: Answer = serde_json::from_slice(&bytes).unwrap_or_default();
+            .json(&json!({ "phone_number": text.to, "text": text.body }));
+        let reply = call(NAME, request).await?;
+        let http_status = reply.status;
+        let answer: Answer = serde_json::from_slice(&reply.body).unwrap_or_default();
         if http_status.is_success() && answer.ok {
             return Ok(Accepted {
                 provider_message_id: None,
@@ -70,6 +63,6 @@ impl TextFlow {
             Some(message) => format!("textflow {}: {message}", status.as_u16()),
             None => format!("textflow {}", status.as_u16()),
         };
-        Err(SendError::from_status(status, wait, reason))
+        Err(SendError::from_status(status, reply.retry_after, reason))
     }
 }

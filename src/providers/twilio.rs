@@ -6,15 +6,14 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha1::Sha1;
 
-use super::{
-    retry_after, Accepted, InboundMessage, OutboundText, SendError, StatusReport, WebhookEvent,
-};
+use super::{call, Accepted, InboundMessage, OutboundText, SendError, StatusReport, WebhookEvent};
 use crate::domain::moment::MediaItem;
 use crate::domain::MessageState;
 
 pub const NAME: &str = "twilio";
 /// Twilio's error for a recipient who texted STOP.
 const OPTED_OUT_CODE: i64 = 21610;
+const OPTED_OUT_WORD: &str = "21610";
 /// What a webhook answers so that Twilio sends nothing back itself.
 pub const EMPTY_TWIML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>";
 
@@ -159,8 +158,8 @@ pub fn parse_status(params: &[(String, String)]) -> Result<WebhookEvent, Missing
         "undelivered" | "failed" | "canceled" => MessageState::Error,
         other => return Ok(WebhookEvent::Ignored(format!("status {other}"))),
     };
-    let error = param(params, "ErrorCode")
-        .filter(|c| !c.is_empty())
+    let code = param(params, "ErrorCode").filter(|c| !c.is_empty());
+    let error = code
         .map(|code| format!("twilio error {code}"))
         .or_else(|| (state == MessageState::Error).then(|| status.to_owned()));
     Ok(WebhookEvent::Status(StatusReport {
@@ -168,6 +167,7 @@ pub fn parse_status(params: &[(String, String)]) -> Result<WebhookEvent, Missing
         provider_message_id: sid.to_owned(),
         state,
         error,
+        recipient_opted_out: code == Some(OPTED_OUT_WORD),
     }))
 }
 
@@ -211,30 +211,19 @@ impl Twilio {
             "{}/2010-04-01/Accounts/{}/Messages.json",
             self.config.api_base, self.config.account_sid
         );
-        let response = self
+        let request = self
             .http
             .post(url)
             .basic_auth(&self.config.account_sid, Some(&self.config.auth_token))
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| SendError::from_transport(NAME, &e))?;
-        let status = response.status();
-        let wait = retry_after(response.headers());
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| SendError::from_transport(NAME, &e))?;
+            .form(&form);
+        let answer = call(NAME, request).await?;
+        let status = answer.status;
         if status.is_success() {
-            let created: Created =
-                serde_json::from_slice(&bytes).map_err(|e| SendError::Permanent {
-                    reason: format!("twilio accepted the text but its answer was unreadable: {e}"),
-                })?;
             return Ok(Accepted {
-                provider_message_id: Some(created.sid),
+                provider_message_id: answer.accepted::<Created>(NAME).map(|c| c.sid),
             });
         }
-        let error: ErrorBody = serde_json::from_slice(&bytes).unwrap_or_default();
+        let error: ErrorBody = serde_json::from_slice(&answer.body).unwrap_or_default();
         let reason = match (error.code, &error.message) {
             (Some(code), Some(message)) => format!("twilio {}: {code} {message}", status.as_u16()),
             (Some(code), None) => format!("twilio {}: {code}", status.as_u16()),
@@ -243,7 +232,7 @@ impl Twilio {
         if error.code == Some(OPTED_OUT_CODE) {
             return Err(SendError::RecipientOptedOut { reason });
         }
-        Err(SendError::from_status(status, wait, reason))
+        Err(answer.failure(reason))
     }
 }
 

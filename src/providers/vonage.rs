@@ -9,8 +9,7 @@ use sha2::{Digest, Sha256, Sha512};
 use subtle::ConstantTimeEq;
 
 use super::{
-    retry_after, Accepted, InboundMessage, OutboundText, Part, SendError, StatusReport,
-    WebhookEvent,
+    call, Accepted, InboundMessage, OutboundText, Part, SendError, StatusReport, WebhookEvent,
 };
 use crate::domain::segments::{Encoding, Segments};
 use crate::domain::MessageState;
@@ -192,6 +191,7 @@ fn parse_receipt(params: &[(String, String)]) -> Result<WebhookEvent, BadParams>
         provider_message_id: required(params, "messageId")?.to_owned(),
         state,
         error,
+        recipient_opted_out: false,
     }))
 }
 
@@ -247,52 +247,47 @@ impl Vonage {
         if Segments::of(text.body).encoding == Encoding::Ucs2 {
             form.push(("type", "unicode"));
         }
-        let response = self
+        let request = self
             .http
             .post(format!("{}/sms/json", self.config.api_base))
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| SendError::from_transport(NAME, &e))?;
-        let status = response.status();
-        let wait = retry_after(response.headers());
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| SendError::from_transport(NAME, &e))?;
-        if !status.is_success() {
-            return Err(SendError::from_status(
-                status,
-                wait,
-                format!("vonage {}", status.as_u16()),
-            ));
+            .form(&form);
+        let reply = call(NAME, request).await?;
+        if !reply.status.is_success() {
+            return Err(reply.failure(format!("vonage {}", reply.status.as_u16())));
         }
-        let answer: SendResponse =
-            serde_json::from_slice(&bytes).map_err(|e| SendError::Permanent {
-                reason: format!("vonage's answer was unreadable: {e}"),
-            })?;
-        let Some(first) = answer.messages.first() else {
+        let Some(answer) = reply.accepted::<SendResponse>(NAME) else {
+            return Ok(Accepted {
+                provider_message_id: None,
+            });
+        };
+        // A long text goes out as several messages. Once any is accepted the text counts as
+        // sent: trying again would send that part twice.
+        if let Some(sent) = answer.messages.iter().find(|m| m.status == "0") {
+            for failed in answer.messages.iter().filter(|m| m.status != "0") {
+                tracing::warn!(status = %failed.status, error = failed.error_text.as_deref().unwrap_or(""),
+                    "vonage refused one part of a text whose other parts it took");
+            }
+            return Ok(Accepted {
+                provider_message_id: sent.message_id.clone(),
+            });
+        }
+        let Some(failed) = answer.messages.first() else {
             return Err(SendError::Permanent {
                 reason: "vonage answered with no message".into(),
             });
         };
-        if let Some(failed) = answer.messages.iter().find(|m| m.status != "0") {
-            let reason = format!(
-                "vonage status {}: {}",
-                failed.status,
-                failed.error_text.as_deref().unwrap_or("no error text")
-            );
-            return Err(if RETRYABLE_STATUSES.contains(&failed.status.as_str()) {
-                SendError::Retryable {
-                    reason,
-                    retry_after: wait,
-                }
-            } else {
-                SendError::Permanent { reason }
-            });
-        }
-        Ok(Accepted {
-            provider_message_id: first.message_id.clone(),
+        let reason = format!(
+            "vonage status {}: {}",
+            failed.status,
+            failed.error_text.as_deref().unwrap_or("no error text")
+        );
+        Err(if RETRYABLE_STATUSES.contains(&failed.status.as_str()) {
+            SendError::Retryable {
+                reason,
+                retry_after: reply.retry_after,
+            }
+        } else {
+            SendError::Permanent { reason }
         })
     }
 }
@@ -433,6 +428,7 @@ mod tests {
                 provider_message_id: "0A0000000123ABCD1".into(),
                 state: MessageState::Error,
                 error: Some("vonage failed: err-code 6".into()),
+                recipient_opted_out: false,
             })
         );
     }

@@ -9,6 +9,7 @@ use super::{blocking, conn, ApiError, AppState, Authenticated, Page};
 use crate::db::moments::{self, MomentView};
 use crate::db::DbError;
 use crate::domain::moment::MediaKind;
+use crate::domain::MediaState;
 
 pub async fn list(
     Authenticated(artist): Authenticated,
@@ -52,13 +53,21 @@ fn safe_url(url: &str) -> Option<&str> {
 fn render(m: &MomentView) -> String {
     let mut body = String::new();
     if let Some(media) = &m.media {
-        if let Some(url) = safe_url(&media.url) {
-            let url = attr(url);
-            body.push_str(&match MediaKind::of(&media.content_type) {
-                MediaKind::Image => format!("<img src=\"{url}\" alt=\"{}\">", attr(&m.title)),
-                MediaKind::Audio => format!("<audio controls src=\"{url}\"></audio>"),
-                _ => format!("<p><a href=\"{url}\">Open the file</a></p>"),
-            });
+        match media.url.as_deref().and_then(safe_url) {
+            Some(url) => {
+                let url = attr(url);
+                body.push_str(&match MediaKind::of(&media.content_type) {
+                    MediaKind::Image => {
+                        format!("<img src=\"{url}\" alt=\"{}\">", attr(&m.title))
+                    }
+                    MediaKind::Audio => format!("<audio controls src=\"{url}\"></audio>"),
+                    _ => format!("<p><a href=\"{url}\">Open the file</a></p>"),
+                });
+            }
+            None if media.state == MediaState::Fetching => {
+                body.push_str("<p class=\"meta\">The media is on its way; reload in a moment.</p>");
+            }
+            None => body.push_str("<p class=\"meta\">The media could not be kept.</p>"),
         }
     }
     if let Some(link) = m.link.as_deref().and_then(safe_url) {

@@ -106,7 +106,8 @@ pub async fn vonage(
         tracing::warn!("vonage webhook refused: VONAGE_SIGNATURE_SECRET is not set");
         return Err(ApiError::Unauthorized);
     };
-    let malformed = |_| ApiError::BadRequest("Malformed Vonage parameters".into());
+    // Parameters that cannot be read cannot be shown to be signed.
+    let malformed = |_| ApiError::Unauthorized;
     let params: vonage::Params = if req.method() == actix_web::http::Method::GET {
         serde_urlencoded::from_str(req.query_string()).map_err(malformed)?
     } else {
@@ -114,8 +115,7 @@ pub async fn vonage(
         let json = header(&req, "content-type")
             .is_some_and(|t| t.trim_start().starts_with("application/json"));
         if json {
-            vonage::params_from_json(&body)
-                .map_err(|_| ApiError::BadRequest("Malformed Vonage JSON".into()))?
+            vonage::params_from_json(&body).map_err(|_| ApiError::Unauthorized)?
         } else {
             serde_urlencoded::from_bytes(&body).map_err(malformed)?
         }
@@ -173,15 +173,8 @@ async fn apply(state: &web::Data<AppState>, event: WebhookEvent) -> Result<Strin
         WebhookEvent::Status(report) => {
             let pool = state.pool.clone();
             let applied = blocking("Failed to record status", move || {
-                messages::apply_status(
-                    &mut *conn(&pool)?,
-                    report.provider,
-                    &report.provider_message_id,
-                    report.state,
-                    report.error.as_deref(),
-                    Utc::now(),
-                )
-                .map_err(DbError::from)
+                messages::apply_status(&mut *conn(&pool)?, &report, Utc::now())
+                    .map_err(DbError::from)
             })
             .await?;
             Ok(match applied {

@@ -53,11 +53,11 @@ async fn a_photo_mms_becomes_one_moment_per_image_with_links_texted_back() {
     // Newest first: the PNG came second.
     let (png, jpg) = (&moments[0], &moments[1]);
     assert_eq!(jpg["kind"], "media");
-    // Until the media keeper has a copy, the provider's URL stands in.
+    // Until the media keeper has a copy, there is no URL of momentline's to give.
     let source = "https://media.telnyx.example/9b2f/IMG_0001.jpg";
     assert_eq!(
         jpg["media"],
-        json!({"url": source, "source_url": source, "content_type": "image/jpeg", "state": "fetching"})
+        json!({"url": null, "source_url": source, "content_type": "image/jpeg", "state": "fetching"})
     );
     assert_eq!(png["media"]["content_type"], "image/png");
     for m in [png, jpg] {
@@ -92,7 +92,11 @@ async fn a_photo_mms_becomes_one_moment_per_image_with_links_texted_back() {
     assert!(html.contains("<h1>Studio light</h1>"), "{html}");
     assert!(html.contains("by Sweetman"));
     assert!(html.contains("5 USDC"));
-    assert!(html.contains("<img src=\"https://media.telnyx.example/9b2f/IMG_0001.jpg\""));
+    assert!(html.contains("The media is on its way"), "{html}");
+    assert!(
+        !html.contains("media.telnyx.example"),
+        "provider URLs are not published"
+    );
 }
 
 #[tokio::test]
@@ -487,6 +491,21 @@ async fn a_delivery_report_that_beats_the_send_record_is_applied_when_it_lands()
     let messages = app.get_json("/api/messages").await;
     assert_eq!(messages["messages"][0]["state"], "delivered");
     assert_eq!(app.count("SELECT count(*) FROM early_status_reports"), 0);
+}
+
+#[tokio::test]
+async fn a_delivery_report_saying_the_recipient_opted_out_opts_the_number_out() {
+    let app = spawn_app().await;
+    telnyx_accepts_texts(&app.provider_api).await;
+    app.verified(PHONE).await;
+    let mut blocked = fixture("telnyx/message.finalized.json");
+    blocked["data"]["payload"]["id"] = json!("40385f64-0000-4000-8000-000000000001");
+    blocked["data"]["payload"]["to"][0]["status"] = json!("sending_failed");
+    blocked["data"]["payload"]["errors"] =
+        fixture("telnyx/send.error.opted_out.json")["errors"].clone();
+    assert_eq!(app.telnyx_webhook(&blocked.to_string()).await.status(), 200);
+    assert_eq!(app.number_state(PHONE).await.as_deref(), Some("opted_out"));
+    assert_eq!(app.connect(PHONE).await.status(), 409);
 }
 
 #[tokio::test]

@@ -58,6 +58,7 @@ async fn mms_media_is_kept_by_hash_and_served_by_momentline() {
         .is_empty());
     let before = app.get_json("/api/moments").await;
     assert_eq!(before["moments"][0]["media"]["state"], "fetching");
+    assert_eq!(before["moments"][0]["media"]["url"], Value::Null);
 
     let round = app.drain_media().await;
     assert_eq!(round.kept, 2);
@@ -209,19 +210,63 @@ async fn twilio_media_is_fetched_with_the_accounts_credentials() {
 }
 
 #[tokio::test]
+async fn twilio_credentials_never_go_to_another_host() {
+    let app = spawn_app_sending_with("twilio").await;
+    twilio_accepts_texts(&app.provider_api).await;
+    assert_eq!(app.connect(PHONE).await.status(), 200);
+    assert_eq!(app.twilio_text(PHONE, "yes", &[]).await.status(), 200);
+    let elsewhere = wiremock::MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/photo.jpg"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(JPEG.to_vec(), "image/jpeg"))
+        .mount(&elsewhere)
+        .await;
+    let url = format!("{}/photo.jpg", elsewhere.uri());
+    assert_eq!(
+        app.twilio_text(PHONE, "", &[(url.as_str(), "image/jpeg")])
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(app.drain_media().await.kept, 1);
+    let fetches = elsewhere.received_requests().await.unwrap_or_default();
+    assert_eq!(fetches.len(), 1);
+    assert!(fetches[0].headers.get("authorization").is_none());
+}
+
+#[tokio::test]
+async fn telnyx_media_is_fetched_without_credentials() {
+    let app = spawn_app().await;
+    telnyx_accepts_texts(&app.provider_api).await;
+    app.verified(PHONE).await;
+    serve(&app, "/media/a.jpg", "image/jpeg", JPEG).await;
+    text_mms(&app, &[("/media/a.jpg", "image/jpeg")]).await;
+    assert_eq!(app.drain_media().await.kept, 1);
+    let fetches = requests_to(&app.provider_api, "/media/a.jpg").await;
+    assert!(fetches[0].headers.get("authorization").is_none());
+}
+
+#[tokio::test]
 async fn only_names_the_keeper_writes_are_served() {
     let app = spawn_app().await;
-    for name in [
-        "..%2Fmomentline.db",
-        "momentline.db",
-        &format!("{}.jpg", "0".repeat(64)),
-    ] {
-        let response = app
-            .http
-            .get(app.url(&format!("/media/{name}")))
-            .send()
-            .await
-            .expect("request");
-        assert_eq!(response.status(), 404, "{name}");
-    }
+    std::fs::create_dir_all(&app.media_dir).expect("media dir");
+    std::fs::write(app.media_dir.join("notes.txt"), "private").expect("write");
+    let kept = hash_name(JPEG, "jpg");
+    std::fs::write(app.media_dir.join(&kept), JPEG).expect("write");
+    let get = |name: String| {
+        let (http, url) = (app.http.clone(), app.url(&format!("/media/{name}")));
+        async move { http.get(url).send().await.expect("request").status() }
+    };
+    assert_eq!(get(kept).await, 200);
+    assert_eq!(
+        get("notes.txt".into()).await,
+        404,
+        "a file the keeper did not write"
+    );
+    assert_eq!(get("..%2Fmomentline.db".into()).await, 404);
+    assert_eq!(
+        get(format!("{}.jpg", "0".repeat(64))).await,
+        404,
+        "not kept"
+    );
 }

@@ -299,3 +299,50 @@ async fn a_twilio_authentication_error_fails_at_once_and_a_429_waits() {
     assert!(states.contains(&("error".into(), "twilio 401: 20003 Authenticate".into())));
     assert!(states.contains(&("unconfirmed".into(), "twilio 429".into())));
 }
+
+#[tokio::test]
+async fn the_same_twilio_message_posted_twice_has_one_effect() {
+    let app = spawn_app_sending_with("twilio").await;
+    twilio_accepts_texts(&app.provider_api).await;
+    app.verified(PHONE).await;
+    let params = [
+        ("MessageSid", "MM0123456789abcdef0123456789abcdef"),
+        ("From", PHONE),
+        ("To", OUR_NUMBER),
+        ("Body", "one moment"),
+        ("NumMedia", "0"),
+    ];
+    for _ in 0..2 {
+        assert_eq!(
+            app.twilio_post("/webhooks/twilio", &params).await.status(),
+            200
+        );
+    }
+    app.drain().await;
+    assert_eq!(app.count("SELECT count(*) FROM moments"), 1);
+    assert_eq!(
+        app.count("SELECT count(*) FROM messages WHERE purpose = 'moment_posted'"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_status_callback_saying_the_recipient_unsubscribed_opts_the_number_out() {
+    let app = spawn_app_sending_with("twilio").await;
+    twilio_accepts_texts(&app.provider_api).await;
+    assert_eq!(app.connect(PHONE).await.status(), 200);
+    app.drain().await;
+    let sid = format!("SM{:032}", 0);
+    let params = [
+        ("MessageSid", sid.as_str()),
+        ("MessageStatus", "failed"),
+        ("ErrorCode", "21610"),
+        ("To", PHONE),
+    ];
+    let response = app.twilio_post("/webhooks/twilio/status", &params).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(app.number_state(PHONE).await.as_deref(), Some("opted_out"));
+    let messages = app.get_json("/api/messages").await;
+    assert_eq!(messages["messages"][0]["state"], "error");
+    assert_eq!(messages["messages"][0]["error"], "twilio error 21610");
+}

@@ -238,6 +238,12 @@ async fn a_signed_vonage_message_missing_its_fields_is_a_bad_request() {
         ],
     );
     assert_eq!(app.vonage_webhook(false, &bad_part).await.status(), 400);
+    assert_eq!(app.count("SELECT count(*) FROM messages"), 0);
+}
+
+#[tokio::test]
+async fn a_vonage_body_that_cannot_be_read_cannot_be_signed() {
+    let app = spawn_app_sending_with("vonage").await;
     let response = app
         .http
         .post(app.url("/webhooks/vonage"))
@@ -246,8 +252,24 @@ async fn a_signed_vonage_message_missing_its_fields_is_a_bad_request() {
         .send()
         .await
         .expect("request");
-    assert_eq!(response.status(), 400);
+    assert_eq!(response.status(), 401);
     assert_eq!(app.count("SELECT count(*) FROM messages"), 0);
+}
+
+#[tokio::test]
+async fn the_same_vonage_message_delivered_twice_has_one_effect() {
+    let app = spawn_app_sending_with("vonage").await;
+    vonage_accepts_texts(&app.provider_api).await;
+    app.verified(PHONE).await;
+    let text = app.vonage_text(PHONE, "one moment", &[]);
+    assert_eq!(app.vonage_webhook(true, &text).await.status(), 200);
+    assert_eq!(app.vonage_webhook(false, &text).await.status(), 200);
+    app.drain().await;
+    assert_eq!(app.count("SELECT count(*) FROM moments"), 1);
+    assert_eq!(
+        app.count("SELECT count(*) FROM messages WHERE purpose = 'moment_posted'"),
+        1
+    );
 }
 
 #[tokio::test]
