@@ -107,7 +107,11 @@ impl Application {
         });
         let server = HttpServer::new(move || {
             App::new()
-                .wrap(middleware::Logger::new("%r %s %b %Dms"))
+                // The path without its query: Vonage puts phone numbers in query strings.
+                .wrap(
+                    middleware::Logger::new("%{method}xi %U %s %b %Dms")
+                        .custom_request_replace("method", |req| req.method().to_string()),
+                )
                 .app_data(state.clone())
                 .configure(routes::configure)
                 .default_service(web::to(routes::not_found))
