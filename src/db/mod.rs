@@ -19,6 +19,9 @@ use crate::domain::TextEnum;
 pub type Pool = r2d2::Pool<SqliteConnectionManager>;
 
 const SCHEMA: &str = include_str!("../../schema.sql");
+/// The schema's version, kept in SQLite's `user_version`: a change to an existing table bumps
+/// it and adds the step that brings older databases up to it.
+const SCHEMA_VERSION: i64 = 1;
 /// How long a writer waits for another's lock before giving up, and how often it looks.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const BUSY_POLL: Duration = Duration::from_millis(1);
@@ -29,6 +32,10 @@ pub enum DbError {
     Pool(#[from] r2d2::Error),
     #[error("database query failed")]
     Sqlite(#[from] rusqlite::Error),
+    #[error(
+        "the database has schema version {found}, newer than this momentline's {SCHEMA_VERSION}"
+    )]
+    NewerSchema { found: i64 },
 }
 
 /// Opens (creating when needed) the database at `path` and applies the schema.
@@ -37,7 +44,12 @@ pub fn open(path: &Path) -> Result<Pool, DbError> {
     let pool = r2d2::Pool::builder().max_size(8).build(manager)?;
     let conn = pool.get()?;
     conn.execute_batch("PRAGMA journal_mode = WAL;")?;
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(DbError::NewerSchema { found });
+    }
     conn.execute_batch(SCHEMA)?;
+    conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))?;
     Ok(pool)
 }
 
@@ -116,6 +128,22 @@ mod tests {
             .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
             .expect("pragma");
         assert_eq!(fk, 1);
+    }
+
+    #[test]
+    fn a_database_from_a_newer_momentline_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("newer.db");
+        let pool = open(&path).expect("open");
+        pool.get()
+            .expect("connection")
+            .execute_batch("PRAGMA user_version = 99;")
+            .expect("bump");
+        drop(pool);
+        assert!(matches!(
+            open(&path),
+            Err(DbError::NewerSchema { found: 99 })
+        ));
     }
 
     #[test]
