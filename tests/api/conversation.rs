@@ -39,9 +39,7 @@ async fn a_signed_yes_verifies_the_number_and_confirms_by_text() {
 
 #[tokio::test]
 async fn a_photo_mms_becomes_one_moment_per_image_with_links_texted_back() {
-    let app = spawn_app().await;
-    telnyx_accepts_texts(&app.provider_api).await;
-    app.verified(PHONE).await;
+    let app = spawn_verified_app().await;
 
     let event = fixture("telnyx/message.received.mms.json").to_string();
     assert_eq!(app.telnyx_webhook(&event).await.status(), 200);
@@ -101,9 +99,7 @@ async fn a_photo_mms_becomes_one_moment_per_image_with_links_texted_back() {
 
 #[tokio::test]
 async fn a_text_with_a_url_becomes_a_link_moment() {
-    let app = spawn_app().await;
-    telnyx_accepts_texts(&app.provider_api).await;
-    app.verified(PHONE).await;
+    let app = spawn_verified_app().await;
     app.text(PHONE, "title: New film\nwatch https://youtu.be/abc123.")
         .await;
     app.drain().await;
@@ -134,9 +130,7 @@ async fn a_text_with_a_url_becomes_a_link_moment() {
 
 #[tokio::test]
 async fn a_plain_text_becomes_a_text_moment_and_html_is_escaped_on_its_page() {
-    let app = spawn_app().await;
-    telnyx_accepts_texts(&app.provider_api).await;
-    app.verified(PHONE).await;
+    let app = spawn_verified_app().await;
     app.text(PHONE, "<script>alert(1)</script> & friends\nprice: free")
         .await;
     app.drain().await;
@@ -145,24 +139,14 @@ async fn a_plain_text_becomes_a_text_moment_and_html_is_escaped_on_its_page() {
     assert_eq!(m["kind"], "text");
     assert_eq!(m["price"], "0");
     let id = m["id"].as_i64().expect("id");
-    let html = app
-        .http
-        .get(app.url(&format!("/moments/{id}")))
-        .send()
-        .await
-        .expect("request")
-        .text()
-        .await
-        .expect("html");
+    let html = app.page(&format!("/moments/{id}")).await;
     assert!(!html.contains("<script>"));
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; friends"));
 }
 
 #[tokio::test]
 async fn a_video_only_mms_is_refused_with_a_pointer_to_links() {
-    let app = spawn_app().await;
-    telnyx_accepts_texts(&app.provider_api).await;
-    app.verified(PHONE).await;
+    let app = spawn_verified_app().await;
     let mut event = fixture("telnyx/message.received.mms.json");
     event["data"]["payload"]["media"] = json!([
         {"url": "https://media.telnyx.example/v/clip.mp4", "content_type": "video/mp4", "size": 9}
@@ -222,9 +206,7 @@ async fn texts_from_a_number_that_has_not_said_yes_stay_private() {
 
 #[tokio::test]
 async fn stop_silences_the_number_until_start() {
-    let app = spawn_app().await;
-    telnyx_accepts_texts(&app.provider_api).await;
-    app.verified(PHONE).await;
+    let app = spawn_verified_app().await;
 
     app.text(PHONE, "stop").await;
     app.drain().await;
@@ -397,9 +379,7 @@ async fn a_takeover_request_that_expired_leaves_the_owner_in_place() {
 
 #[tokio::test]
 async fn the_same_webhook_delivered_twice_has_one_effect() {
-    let app = spawn_app().await;
-    telnyx_accepts_texts(&app.provider_api).await;
-    app.verified(PHONE).await;
+    let app = spawn_verified_app().await;
     let event = app.sms_event(PHONE, "one moment only");
     for _ in 0..2 {
         let response = app.telnyx_webhook(&event).await;
@@ -418,9 +398,7 @@ async fn the_same_webhook_delivered_twice_has_one_effect() {
 
 #[tokio::test]
 async fn the_same_webhook_delivered_concurrently_has_one_effect() {
-    let app = spawn_app().await;
-    telnyx_accepts_texts(&app.provider_api).await;
-    app.verified(PHONE).await;
+    let app = spawn_verified_app().await;
     let event = app.sms_event(PHONE, "raced moment");
     let now = chrono::Utc::now().timestamp();
     let signature = telnyx_signature(now, &event);
@@ -495,9 +473,7 @@ async fn a_delivery_report_that_beats_the_send_record_is_applied_when_it_lands()
 
 #[tokio::test]
 async fn a_delivery_report_saying_the_recipient_opted_out_opts_the_number_out() {
-    let app = spawn_app().await;
-    telnyx_accepts_texts(&app.provider_api).await;
-    app.verified(PHONE).await;
+    let app = spawn_verified_app().await;
     let mut blocked = fixture("telnyx/message.finalized.json");
     blocked["data"]["payload"]["id"] = json!("40385f64-0000-4000-8000-000000000001");
     blocked["data"]["payload"]["to"][0]["status"] = json!("sending_failed");

@@ -61,6 +61,14 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
+/// Starts the app with Telnyx accepting texts and `PHONE` verified for the test artist.
+pub async fn spawn_verified_app() -> TestApp {
+    let app = spawn_app().await;
+    telnyx_accepts_texts(&app.provider_api).await;
+    app.verified(PHONE).await;
+    app
+}
+
 /// Starts the app with settings from its environment variables, then `adjust`ed.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     spawn_app_with_env(&[], adjust).await
@@ -227,6 +235,31 @@ pub fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
     form.iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
+}
+
+/// The provider's stand-in answering every POST to `at` with `template`.
+pub async fn answer_posts(server: &MockServer, at: impl Into<String>, template: ResponseTemplate) {
+    Mock::given(method("POST"))
+        .and(path(at.into()))
+        .respond_with(template)
+        .mount(server)
+        .await;
+}
+
+/// The provider's stand-in answering only the first POST to `at` with `template`, ahead of
+/// whatever else answers there.
+pub async fn answer_first_post(
+    server: &MockServer,
+    at: impl Into<String>,
+    template: ResponseTemplate,
+) {
+    Mock::given(method("POST"))
+        .and(path(at.into()))
+        .respond_with(template)
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(server)
+        .await;
 }
 
 /// Telnyx's API accepting every text, each with an id of its own.
@@ -406,6 +439,13 @@ impl TestApp {
             .send()
             .await
             .expect("request")
+    }
+
+    /// A public page's HTML.
+    pub async fn page(&self, path: &str) -> String {
+        let response = self.http.get(self.url(path)).send().await.expect("request");
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.text().await.expect("html")
     }
 
     pub async fn get_json(&self, path: &str) -> Value {

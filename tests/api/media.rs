@@ -38,9 +38,7 @@ fn hash_name(bytes: &[u8], ext: &str) -> String {
 
 #[tokio::test]
 async fn mms_media_is_kept_by_hash_and_served_by_momentline() {
-    let app = spawn_app().await;
-    telnyx_accepts_texts(&app.provider_api).await;
-    app.verified(PHONE).await;
+    let app = spawn_verified_app().await;
     serve(&app, "/media/a.jpg", "image/jpeg", JPEG).await;
     serve(&app, "/media/b.png", "image/png", PNG).await;
     text_mms(
@@ -93,15 +91,7 @@ async fn mms_media_is_kept_by_hash_and_served_by_momentline() {
     assert_eq!(response.bytes().await.expect("bytes").as_ref(), JPEG);
 
     let id = moments["moments"][1]["id"].as_i64().expect("id");
-    let html = app
-        .http
-        .get(app.url(&format!("/moments/{id}")))
-        .send()
-        .await
-        .expect("request")
-        .text()
-        .await
-        .expect("html");
+    let html = app.page(&format!("/moments/{id}")).await;
     assert!(
         html.contains(&format!("<img src=\"{PUBLIC_URL}/media/{jpg}\"")),
         "{html}"
@@ -110,9 +100,7 @@ async fn mms_media_is_kept_by_hash_and_served_by_momentline() {
 
 #[tokio::test]
 async fn a_media_fetch_that_fails_is_retried() {
-    let app = spawn_app().await;
-    telnyx_accepts_texts(&app.provider_api).await;
-    app.verified(PHONE).await;
+    let app = spawn_verified_app().await;
     Mock::given(method("GET"))
         .and(path("/media/flaky.png"))
         .respond_with(ResponseTemplate::new(503))
@@ -129,9 +117,7 @@ async fn a_media_fetch_that_fails_is_retried() {
 
 #[tokio::test]
 async fn media_that_is_missing_mistyped_or_too_large_is_refused_and_the_moment_stays() {
-    let app = spawn_app().await;
-    telnyx_accepts_texts(&app.provider_api).await;
-    app.verified(PHONE).await;
+    let app = spawn_verified_app().await;
     serve(&app, "/media/page.png", "text/html", b"<html>login</html>").await;
     let huge = vec![0u8; momentline::media::MAX_BYTES + 1];
     serve(&app, "/media/huge.jpg", "image/jpeg", &huge).await;
@@ -236,9 +222,7 @@ async fn twilio_credentials_never_go_to_another_host() {
 
 #[tokio::test]
 async fn telnyx_media_is_fetched_without_credentials() {
-    let app = spawn_app().await;
-    telnyx_accepts_texts(&app.provider_api).await;
-    app.verified(PHONE).await;
+    let app = spawn_verified_app().await;
     serve(&app, "/media/a.jpg", "image/jpeg", JPEG).await;
     text_mms(&app, &[("/media/a.jpg", "image/jpeg")]).await;
     assert_eq!(app.drain_media().await.kept, 1);

@@ -3,8 +3,7 @@
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use serde_json::{json, Value};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, ResponseTemplate};
+use wiremock::ResponseTemplate;
 
 use crate::helpers::*;
 
@@ -19,13 +18,12 @@ async fn first_message(app: &TestApp) -> Value {
 #[tokio::test]
 async fn textflow_gets_a_bearer_json_request_and_the_text_is_kept_by_our_id() {
     let app = spawn_app_sending_with("textflow").await;
-    Mock::given(method("POST"))
-        .and(path("/api/send-sms"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(fixture("textflow/send.response.json")),
-        )
-        .mount(&app.provider_api)
-        .await;
+    answer_posts(
+        &app.provider_api,
+        "/api/send-sms",
+        ResponseTemplate::new(200).set_body_json(fixture("textflow/send.response.json")),
+    )
+    .await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
     assert_eq!(app.drain().await.sent, 1);
     let requests = requests_to(&app.provider_api, "/api/send-sms").await;
@@ -48,13 +46,12 @@ async fn textflow_gets_a_bearer_json_request_and_the_text_is_kept_by_our_id() {
 #[tokio::test]
 async fn textflow_ok_false_is_a_permanent_failure_with_its_message() {
     let app = spawn_app_sending_with("textflow").await;
-    Mock::given(method("POST"))
-        .and(path("/api/send-sms"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(fixture("textflow/send.error.api_key.json")),
-        )
-        .mount(&app.provider_api)
-        .await;
+    answer_posts(
+        &app.provider_api,
+        "/api/send-sms",
+        ResponseTemplate::new(200).set_body_json(fixture("textflow/send.error.api_key.json")),
+    )
+    .await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
     assert_eq!(app.drain().await.failed, 1);
     let message = first_message(&app).await;
@@ -66,20 +63,18 @@ async fn textflow_ok_false_is_a_permanent_failure_with_its_message() {
 #[tokio::test]
 async fn textflow_server_errors_are_retried() {
     let app = spawn_app_sending_with("textflow").await;
-    Mock::given(method("POST"))
-        .and(path("/api/send-sms"))
-        .respond_with(ResponseTemplate::new(502))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&app.provider_api)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/api/send-sms"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(fixture("textflow/send.response.json")),
-        )
-        .mount(&app.provider_api)
-        .await;
+    answer_first_post(
+        &app.provider_api,
+        "/api/send-sms",
+        ResponseTemplate::new(502),
+    )
+    .await;
+    answer_posts(
+        &app.provider_api,
+        "/api/send-sms",
+        ResponseTemplate::new(200).set_body_json(fixture("textflow/send.response.json")),
+    )
+    .await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
     let rounds = app.drain().await;
     assert_eq!((rounds.retrying, rounds.sent), (1, 1));
@@ -89,11 +84,12 @@ async fn textflow_server_errors_are_retried() {
 #[tokio::test]
 async fn phonify_gets_basic_auth_json_and_its_id_is_stored() {
     let app = spawn_app_sending_with("phonify").await;
-    Mock::given(method("POST"))
-        .and(path("/v1/messages"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(fixture("phonify/message.json")))
-        .mount(&app.provider_api)
-        .await;
+    answer_posts(
+        &app.provider_api,
+        "/v1/messages",
+        ResponseTemplate::new(201).set_body_json(fixture("phonify/message.json")),
+    )
+    .await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
     assert_eq!(app.drain().await.sent, 1);
     let requests = requests_to(&app.provider_api, "/v1/messages").await;
@@ -117,13 +113,12 @@ async fn phonify_gets_basic_auth_json_and_its_id_is_stored() {
 #[tokio::test]
 async fn phonify_402_errors_fail_at_once_with_their_titles() {
     let app = spawn_app_sending_with("phonify").await;
-    Mock::given(method("POST"))
-        .and(path("/v1/messages"))
-        .respond_with(
-            ResponseTemplate::new(402).set_body_json(fixture("phonify/error.payment.json")),
-        )
-        .mount(&app.provider_api)
-        .await;
+    answer_posts(
+        &app.provider_api,
+        "/v1/messages",
+        ResponseTemplate::new(402).set_body_json(fixture("phonify/error.payment.json")),
+    )
+    .await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
     assert_eq!(app.drain().await.failed, 1);
     let message = first_message(&app).await;
@@ -137,11 +132,12 @@ async fn phonify_402_errors_fail_at_once_with_their_titles() {
 #[tokio::test]
 async fn phonify_rate_limits_are_retried_after_the_wait_it_asks() {
     let app = spawn_app_sending_with("phonify").await;
-    Mock::given(method("POST"))
-        .and(path("/v1/messages"))
-        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "600"))
-        .mount(&app.provider_api)
-        .await;
+    answer_posts(
+        &app.provider_api,
+        "/v1/messages",
+        ResponseTemplate::new(429).insert_header("retry-after", "600"),
+    )
+    .await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
     let rounds = app.drain().await;
     assert_eq!((rounds.retrying, rounds.failed), (1, 0));

@@ -4,8 +4,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, ResponseTemplate};
+use wiremock::ResponseTemplate;
 
 use crate::helpers::*;
 
@@ -17,13 +16,12 @@ async fn prompt_message(app: &TestApp) -> Value {
 #[tokio::test]
 async fn a_server_error_is_retried_until_telnyx_accepts() {
     let app = spawn_app().await;
-    Mock::given(method("POST"))
-        .and(path("/v2/messages"))
-        .respond_with(ResponseTemplate::new(503))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&app.provider_api)
-        .await;
+    answer_first_post(
+        &app.provider_api,
+        "/v2/messages",
+        ResponseTemplate::new(503),
+    )
+    .await;
     telnyx_accepts_texts(&app.provider_api).await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
 
@@ -49,11 +47,12 @@ async fn a_server_error_is_retried_until_telnyx_accepts() {
 #[tokio::test]
 async fn a_text_that_always_fails_ends_in_error_after_the_last_attempt() {
     let app = spawn_app().await;
-    Mock::given(method("POST"))
-        .and(path("/v2/messages"))
-        .respond_with(ResponseTemplate::new(500))
-        .mount(&app.provider_api)
-        .await;
+    answer_posts(
+        &app.provider_api,
+        "/v2/messages",
+        ResponseTemplate::new(500),
+    )
+    .await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
     let rounds = app.drain().await;
     assert_eq!((rounds.retrying, rounds.failed), (2, 1));
@@ -71,13 +70,12 @@ async fn a_text_that_always_fails_ends_in_error_after_the_last_attempt() {
 #[tokio::test]
 async fn a_timeout_is_retried() {
     let app = spawn_app_with(|s| s.provider_timeout = Duration::from_millis(300)).await;
-    Mock::given(method("POST"))
-        .and(path("/v2/messages"))
-        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(2)))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&app.provider_api)
-        .await;
+    answer_first_post(
+        &app.provider_api,
+        "/v2/messages",
+        ResponseTemplate::new(200).set_delay(Duration::from_secs(2)),
+    )
+    .await;
     telnyx_accepts_texts(&app.provider_api).await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
     let first = app.outbox.run_once().await.expect("round");
@@ -91,15 +89,14 @@ async fn a_timeout_is_retried() {
 #[tokio::test]
 async fn rate_limiting_honours_retry_after() {
     let app = spawn_app().await;
-    Mock::given(method("POST"))
-        .and(path("/v2/messages"))
-        .respond_with(
-            ResponseTemplate::new(429)
-                .insert_header("retry-after", "120")
-                .set_body_json(fixture("telnyx/send.error.rate_limited.json")),
-        )
-        .mount(&app.provider_api)
-        .await;
+    answer_posts(
+        &app.provider_api,
+        "/v2/messages",
+        ResponseTemplate::new(429)
+            .insert_header("retry-after", "120")
+            .set_body_json(fixture("telnyx/send.error.rate_limited.json")),
+    )
+    .await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
     let rounds = app.drain().await;
     assert_eq!((rounds.retrying, rounds.sent, rounds.failed), (1, 0, 0));
@@ -119,14 +116,12 @@ async fn rate_limiting_honours_retry_after() {
 #[tokio::test]
 async fn an_invalid_number_fails_at_once_with_telnyxs_reason() {
     let app = spawn_app().await;
-    Mock::given(method("POST"))
-        .and(path("/v2/messages"))
-        .respond_with(
-            ResponseTemplate::new(422)
-                .set_body_json(fixture("telnyx/send.error.invalid_number.json")),
-        )
-        .mount(&app.provider_api)
-        .await;
+    answer_posts(
+        &app.provider_api,
+        "/v2/messages",
+        ResponseTemplate::new(422).set_body_json(fixture("telnyx/send.error.invalid_number.json")),
+    )
+    .await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
     let rounds = app.drain().await;
     assert_eq!(rounds.failed, 1);
@@ -142,13 +137,12 @@ async fn an_invalid_number_fails_at_once_with_telnyxs_reason() {
 #[tokio::test]
 async fn telnyx_saying_the_recipient_opted_out_opts_the_number_out() {
     let app = spawn_app().await;
-    Mock::given(method("POST"))
-        .and(path("/v2/messages"))
-        .respond_with(
-            ResponseTemplate::new(400).set_body_json(fixture("telnyx/send.error.opted_out.json")),
-        )
-        .mount(&app.provider_api)
-        .await;
+    answer_posts(
+        &app.provider_api,
+        "/v2/messages",
+        ResponseTemplate::new(400).set_body_json(fixture("telnyx/send.error.opted_out.json")),
+    )
+    .await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
     app.drain().await;
     assert_eq!(app.number_state(PHONE).await.as_deref(), Some("opted_out"));

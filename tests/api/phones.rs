@@ -76,9 +76,7 @@ async fn the_running_worker_sends_the_prompt_without_being_driven() {
 
 #[tokio::test]
 async fn connecting_an_already_verified_number_sends_nothing() {
-    let app = spawn_app().await;
-    telnyx_accepts_texts(&app.provider_api).await;
-    app.verified(PHONE).await;
+    let app = spawn_verified_app().await;
     let before = app.sent_to_telnyx().await.len();
 
     let response = app.connect(PHONE).await;
@@ -136,9 +134,7 @@ async fn an_artist_cannot_prompt_more_numbers_than_the_hourly_limit() {
 
 #[tokio::test]
 async fn disconnecting_one_number_or_all_releases_them() {
-    let app = spawn_app().await;
-    telnyx_accepts_texts(&app.provider_api).await;
-    app.verified(PHONE).await;
+    let app = spawn_verified_app().await;
     assert_eq!(app.connect("+14155550199").await.status(), 200);
 
     let response = app

@@ -2,8 +2,7 @@
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, ResponseTemplate};
+use wiremock::ResponseTemplate;
 
 use crate::helpers::*;
 
@@ -245,13 +244,12 @@ async fn a_signed_twilio_post_with_the_default_port_in_the_url_is_accepted() {
 #[tokio::test]
 async fn twilio_saying_the_recipient_unsubscribed_opts_the_number_out() {
     let app = spawn_app_sending_with("twilio").await;
-    Mock::given(method("POST"))
-        .and(path(messages_path()))
-        .respond_with(
-            ResponseTemplate::new(400).set_body_json(fixture("twilio/error.unsubscribed.json")),
-        )
-        .mount(&app.provider_api)
-        .await;
+    answer_posts(
+        &app.provider_api,
+        messages_path(),
+        ResponseTemplate::new(400).set_body_json(fixture("twilio/error.unsubscribed.json")),
+    )
+    .await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
     app.drain().await;
     assert_eq!(app.number_state(PHONE).await.as_deref(), Some("opted_out"));
@@ -266,20 +264,18 @@ async fn twilio_saying_the_recipient_unsubscribed_opts_the_number_out() {
 #[tokio::test]
 async fn a_twilio_authentication_error_fails_at_once_and_a_429_waits() {
     let app = spawn_app_sending_with("twilio").await;
-    Mock::given(method("POST"))
-        .and(path(messages_path()))
-        .respond_with(
-            ResponseTemplate::new(401).set_body_json(fixture("twilio/error.authenticate.json")),
-        )
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&app.provider_api)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(messages_path()))
-        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "30"))
-        .mount(&app.provider_api)
-        .await;
+    answer_first_post(
+        &app.provider_api,
+        messages_path(),
+        ResponseTemplate::new(401).set_body_json(fixture("twilio/error.authenticate.json")),
+    )
+    .await;
+    answer_posts(
+        &app.provider_api,
+        messages_path(),
+        ResponseTemplate::new(429).insert_header("retry-after", "30"),
+    )
+    .await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
     assert_eq!(app.connect("+14155550123").await.status(), 200);
     let round = app.drain().await;

@@ -2,8 +2,7 @@
 //! multi-part messages joined.
 
 use serde_json::{json, Value};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, ResponseTemplate};
+use wiremock::ResponseTemplate;
 
 use crate::helpers::*;
 
@@ -275,22 +274,18 @@ async fn the_same_vonage_message_delivered_twice_has_one_effect() {
 #[tokio::test]
 async fn vonage_failures_are_classed_by_status() {
     let app = spawn_app_sending_with("vonage").await;
-    Mock::given(method("POST"))
-        .and(path("/sms/json"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(fixture("vonage/send.error.throttled.json")),
-        )
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&app.provider_api)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/sms/json"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(fixture("vonage/send.error.credentials.json")),
-        )
-        .mount(&app.provider_api)
-        .await;
+    answer_first_post(
+        &app.provider_api,
+        "/sms/json",
+        ResponseTemplate::new(200).set_body_json(fixture("vonage/send.error.throttled.json")),
+    )
+    .await;
+    answer_posts(
+        &app.provider_api,
+        "/sms/json",
+        ResponseTemplate::new(200).set_body_json(fixture("vonage/send.error.credentials.json")),
+    )
+    .await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
     let first = app.outbox.run_once().await.expect("round");
     assert_eq!(first.retrying, 1, "throttled is retried");
