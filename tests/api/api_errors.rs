@@ -238,3 +238,54 @@ async fn one_artist_cannot_read_anothers_messages() {
         .expect("json");
     assert_eq!(theirs["messages"], json!([]));
 }
+
+#[tokio::test]
+async fn garbage_sent_to_any_webhook_is_refused_and_changes_nothing() {
+    let app = spawn_app().await;
+    let bodies: [&[u8]; 5] = [
+        b"",
+        b"\xff\xfe\x00garbage",
+        b"%FF%FE=%ZZ&&&==",
+        b"{\"data\":",
+        b"MessageSid=SM1&From=%2B14155552671&Body=%E2%28%A1",
+    ];
+    for webhook in [
+        "/webhooks/telnyx",
+        "/webhooks/twilio",
+        "/webhooks/twilio/status",
+        "/webhooks/vonage",
+    ] {
+        for body in bodies {
+            for content_type in ["application/json", "application/x-www-form-urlencoded"] {
+                let response = app
+                    .http
+                    .post(app.url(webhook))
+                    .header("content-type", content_type)
+                    .body(body.to_vec())
+                    .send()
+                    .await
+                    .expect("request");
+                assert_eq!(response.status(), 401, "{webhook} {body:?}");
+                let answer: Value = response.json().await.expect("json");
+                assert_eq!(answer["message"], "Unauthorized");
+            }
+        }
+    }
+    let response = app
+        .http
+        .get(app.url("/webhooks/vonage?msisdn=%FF&text=%E2%28&sig=zz"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 401);
+    assert_eq!(app.count("SELECT count(*) FROM messages"), 0);
+    assert_eq!(
+        app.http
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .expect("up")
+            .status(),
+        200
+    );
+}
