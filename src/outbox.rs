@@ -1,5 +1,6 @@
 //! The outbox worker: sends queued texts through the provider, retrying on a schedule.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -103,19 +104,36 @@ impl Outbox {
         })
         .await??;
 
-        let mut sends = JoinSet::new();
+        // Different numbers are texted at once; one number's texts go out one after another,
+        // in the order they were queued, so a confirmation never overtakes its prompt.
+        let mut by_recipient: BTreeMap<String, Vec<(OutboxItem, bool)>> = BTreeMap::new();
         for (item, withheld) in claimed {
+            by_recipient
+                .entry(item.to.clone())
+                .or_default()
+                .push((item, withheld));
+        }
+        let mut sends = JoinSet::new();
+        for (_, items) in by_recipient {
             let outbox = self.clone();
-            sends.spawn(async move { outbox.attempt(item, withheld).await });
+            sends.spawn(async move {
+                let mut outcomes = Vec::with_capacity(items.len());
+                for (item, withheld) in items {
+                    outcomes.push(outbox.attempt(item, withheld).await);
+                }
+                outcomes
+            });
         }
         let mut round = Round::default();
         while let Some(done) = sends.join_next().await {
-            match done {
-                Ok(Some(Outcome::Sent)) => round.sent += 1,
-                Ok(Some(Outcome::Retrying)) => round.retrying += 1,
-                Ok(Some(Outcome::Failed)) => round.failed += 1,
-                // Already logged; the text's lease runs out and a later round takes it again.
-                Ok(None) | Err(_) => {}
+            // A task that panicked left its texts claimed: their lease runs out and a later
+            // round takes them again. Other outcomes were logged where they happened.
+            for outcome in done.into_iter().flatten().flatten() {
+                match outcome {
+                    Outcome::Sent => round.sent += 1,
+                    Outcome::Retrying => round.retrying += 1,
+                    Outcome::Failed => round.failed += 1,
+                }
             }
         }
         Ok(round)

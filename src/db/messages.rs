@@ -333,18 +333,26 @@ pub fn mark_sent(
     if let Some(provider_id) = provider_message_id {
         let mut stmt = tx.prepare(
             "DELETE FROM early_status_reports WHERE provider = ?1 AND provider_message_id = ?2
-             RETURNING state, error",
+             RETURNING state, error, recipient_opted_out",
         )?;
         let parked = stmt
             .query_map(params![provider, provider_id], |r| {
                 Ok((
                     r.get::<_, Text<MessageState>>(0)?.0,
                     r.get::<_, Option<String>>(1)?,
+                    r.get::<_, bool>(2)?,
                 ))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         drop(stmt);
-        if let Some((state, error)) = parked.into_iter().max_by_key(|(s, _)| s.progress()) {
+        if parked.iter().any(|(_, _, opted_out)| *opted_out) {
+            let phone: String =
+                tx.query_row("SELECT phone FROM messages WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })?;
+            numbers::provider_opt_out(&tx, &phone, id, now)?;
+        }
+        if let Some((state, error, _)) = parked.into_iter().max_by_key(|(s, _, _)| s.progress()) {
             advance(&tx, id, MessageState::Sent, state, error.as_deref(), now)?;
         }
     }
@@ -447,10 +455,12 @@ pub fn apply_status(
             StatusApplied::Parked
         }
         Some((id, current, phone)) => {
-            if report.recipient_opted_out {
-                numbers::provider_opt_out(&tx, &phone, id, now)?;
-            }
             if advance(&tx, id, current, state, error, now)? {
+                // Only a report that moves the text on acts: a redelivered one must not opt
+                // the number out again after it has texted START.
+                if report.recipient_opted_out {
+                    numbers::provider_opt_out(&tx, &phone, id, now)?;
+                }
                 StatusApplied::Advanced
             } else {
                 StatusApplied::Stale

@@ -140,7 +140,16 @@ pub async fn call(provider: &str, request: reqwest::RequestBuilder) -> Result<An
     let response = request.send().await.map_err(transport)?;
     let status = response.status();
     let retry_after = retry_after(response.headers());
-    let body = response.bytes().await.map_err(transport)?.to_vec();
+    let body = match response.bytes().await {
+        Ok(body) => body.to_vec(),
+        // The status already says the text was taken: losing the rest of the answer must not
+        // make it go out again.
+        Err(e) if status.is_success() => {
+            tracing::warn!(provider, error = %e, "the provider's answer broke off after a success status");
+            Vec::new()
+        }
+        Err(e) => return Err(transport(e)),
+    };
     Ok(Answer {
         status,
         retry_after,

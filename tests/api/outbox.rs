@@ -167,3 +167,20 @@ async fn a_text_queued_while_telnyx_is_unreachable_stays_queued() {
         .as_str()
         .is_some_and(|e| e.starts_with("telnyx could not be reached")));
 }
+
+#[tokio::test]
+async fn a_success_whose_answer_cannot_be_read_counts_as_sent_and_is_never_resent() {
+    let app = spawn_app().await;
+    answer_posts(
+        &app.provider_api,
+        "/v2/messages",
+        ResponseTemplate::new(200).set_body_string("<html>gateway</html>"),
+    )
+    .await;
+    assert_eq!(app.connect(PHONE).await.status(), 200);
+    assert_eq!(app.drain().await.sent, 1);
+    let message = prompt_message(&app).await;
+    assert_eq!(message["state"], "sent");
+    assert_eq!(message["provider_message_id"], Value::Null);
+    assert_eq!(app.sent_to_telnyx().await.len(), 1);
+}

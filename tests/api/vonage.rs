@@ -299,3 +299,29 @@ async fn vonage_failures_are_classed_by_status() {
         "vonage status 4: Bad Credentials"
     );
 }
+
+#[tokio::test]
+async fn a_long_text_vonage_took_in_part_is_sent_and_not_repeated() {
+    let app = spawn_app_sending_with("vonage").await;
+    answer_posts(
+        &app.provider_api,
+        "/sms/json",
+        ResponseTemplate::new(200).set_body_json(json!({
+            "message-count": "2",
+            "messages": [
+                {"to": "14155552671", "message-id": "0B0000000000AAAA", "status": "0"},
+                {"status": "1", "error-text": "Throughput Rate Exceeded"}
+            ]
+        })),
+    )
+    .await;
+    assert_eq!(app.connect(PHONE).await.status(), 200);
+    assert_eq!(app.drain().await.sent, 1);
+    let messages = app.get_json("/api/messages").await;
+    assert_eq!(messages["messages"][0]["state"], "sent");
+    assert_eq!(
+        messages["messages"][0]["provider_message_id"],
+        "0B0000000000AAAA"
+    );
+    assert_eq!(requests_to(&app.provider_api, "/sms/json").await.len(), 1);
+}
