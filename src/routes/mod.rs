@@ -40,52 +40,39 @@ const API_BODY_LIMIT: usize = 16 * 1024;
 const WEBHOOK_BODY_LIMIT: usize = 256 * 1024;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(health::healthz))
-        .service(
-            web::resource("/api/phones")
-                .route(web::post().to(phones::connect))
-                .route(web::delete().to(phones::disconnect))
-                .route(web::get().to(phones::list))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .service(
-            web::resource("/api/messages")
-                .route(web::get().to(messages::list))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .service(
-            web::resource("/api/messages/{id}")
-                .route(web::get().to(messages::one))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .service(
-            web::resource("/api/moments")
-                .route(web::get().to(moments::list))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .route("/moments/{id}", web::get().to(moments::page))
-        .route("/media/{file}", web::get().to(media::file))
-        .service(
-            web::resource("/webhooks/telnyx")
-                .route(web::post().to(webhooks::telnyx))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .service(
-            web::resource("/webhooks/twilio")
-                .route(web::post().to(webhooks::twilio))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .service(
-            web::resource("/webhooks/twilio/status")
-                .route(web::post().to(webhooks::twilio_status))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .service(
-            web::resource("/webhooks/vonage")
-                .route(web::get().to(webhooks::vonage))
-                .route(web::post().to(webhooks::vonage))
-                .default_service(web::to(method_not_allowed)),
-        );
+    use web::{delete, get, post};
+    cfg.service(resource("/healthz", [get().to(health::healthz)]))
+        .service(resource(
+            "/api/phones",
+            [
+                post().to(phones::connect),
+                delete().to(phones::disconnect),
+                get().to(phones::list),
+            ],
+        ))
+        .service(resource("/api/messages", [get().to(messages::list)]))
+        .service(resource("/api/messages/{id}", [get().to(messages::one)]))
+        .service(resource("/api/moments", [get().to(moments::list)]))
+        .service(resource("/moments/{id}", [get().to(moments::page)]))
+        .service(resource("/media/{file}", [get().to(media::file)]))
+        .service(resource("/webhooks/telnyx", [post().to(webhooks::telnyx)]))
+        .service(resource("/webhooks/twilio", [post().to(webhooks::twilio)]))
+        .service(resource(
+            "/webhooks/twilio/status",
+            [post().to(webhooks::twilio_status)],
+        ))
+        .service(resource(
+            "/webhooks/vonage",
+            [get().to(webhooks::vonage), post().to(webhooks::vonage)],
+        ));
+}
+
+/// A path with its routes; any other method is answered 405 in JSON.
+fn resource<const N: usize>(path: &str, routes: [actix_web::Route; N]) -> actix_web::Resource {
+    routes
+        .into_iter()
+        .fold(web::resource(path), |resource, route| resource.route(route))
+        .default_service(web::to(method_not_allowed))
 }
 
 pub async fn not_found() -> Result<HttpResponse, ApiError> {

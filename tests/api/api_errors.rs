@@ -173,6 +173,22 @@ async fn unknown_paths_and_methods_answer_in_json() {
         .expect("request");
     assert_eq!(response.status(), 405);
     assert_eq!(message_of(response).await, "Method not allowed");
+    for (method, path) in [
+        (reqwest::Method::GET, "/webhooks/telnyx"),
+        (reqwest::Method::GET, "/webhooks/twilio"),
+        (reqwest::Method::DELETE, "/webhooks/vonage"),
+        (reqwest::Method::POST, "/moments/1"),
+        (reqwest::Method::POST, "/healthz"),
+    ] {
+        let response = app
+            .http
+            .request(method.clone(), app.url(path))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 405, "{method} {path}");
+        assert_eq!(message_of(response).await, "Method not allowed");
+    }
 }
 
 #[tokio::test]
