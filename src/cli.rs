@@ -21,7 +21,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the server: API, webhooks and outbox worker (the default).
+    /// Run the server: API, webhooks, outbox and media workers (the default).
     Serve,
     /// Manage artists.
     Artists {
@@ -54,7 +54,7 @@ enum KeysCommand {
         #[arg(long)]
         artist: String,
     },
-    /// Revoke the key that starts with PREFIX (as printed, e.g. art_sk_1a2b3c4d).
+    /// Revoke a key: give the whole key, or its first 15 characters (e.g. art_sk_1a2b3c4d).
     Revoke { prefix: String },
 }
 
