@@ -204,7 +204,7 @@ impl MediaKeeper {
     async fn keep(&self, job: MediaJob) -> Option<Kept> {
         let fetched = self.fetch(&job).await;
         let stored = match fetched {
-            Ok(bytes) => self.store(&job, bytes).await,
+            Ok((bytes, served)) => self.store(bytes, &served).await,
             Err(e) => Err(e),
         };
         let pool = self.pool.clone();
@@ -255,7 +255,8 @@ impl MediaKeeper {
     }
 
     /// Fetches the file, checking its status, type and size as it comes.
-    async fn fetch(&self, job: &MediaJob) -> Result<Vec<u8>, FetchError> {
+    /// Returns the bytes and the content type they were served as.
+    async fn fetch(&self, job: &MediaJob) -> Result<(Vec<u8>, String), FetchError> {
         let url = reqwest::Url::parse(&job.url)
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https"))
@@ -309,15 +310,16 @@ impl MediaKeeper {
             }
             bytes.extend_from_slice(&chunk);
         }
-        Ok(bytes)
+        Ok((bytes, served))
     }
 
-    /// Writes the file as `{sha256}.{ext}` (once: the same content is the same file).
-    async fn store(&self, job: &MediaJob, bytes: Vec<u8>) -> Result<String, FetchError> {
+    /// Writes the file as `{sha256}.{ext}` (once: the same content is the same file), the
+    /// extension from the type it was served as (of the kind it was announced as).
+    async fn store(&self, bytes: Vec<u8>, served: &str) -> Result<String, FetchError> {
         let file = format!(
             "{}.{}",
             hex::encode(Sha256::digest(&bytes)),
-            extension_for(&job.content_type)
+            extension_for(served)
         );
         let dir = Arc::clone(&self.dir);
         let name = file.clone();

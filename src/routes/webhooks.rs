@@ -96,7 +96,9 @@ async fn twilio_params(
     Ok(params)
 }
 
-/// Vonage's inbound messages and delivery receipts, by GET or POST (form or JSON).
+/// Vonage: the SMS API's inbound messages and delivery receipts, by GET or POST (form or
+/// JSON) and signed with `sig`; and the Messages API's (MMS) JSON webhooks, signed with a
+/// bearer JWT.
 pub async fn vonage(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -106,6 +108,18 @@ pub async fn vonage(
         tracing::warn!("vonage webhook refused: VONAGE_SIGNATURE_SECRET is not set");
         return Err(ApiError::Unauthorized);
     };
+    if let Some(authorization) = header(&req, "authorization") {
+        let body = read_body(payload, WEBHOOK_BODY_LIMIT).await?;
+        vonage::verify_jwt(&secret.secret, Some(authorization), &body).map_err(|e| {
+            tracing::warn!(reason = %e, "vonage messages webhook refused");
+            ApiError::Unauthorized
+        })?;
+        let event = vonage::parse_messages(&body)
+            .map_err(|e| ApiError::BadRequest(format!("Malformed Vonage message: {e}")))?;
+        return apply(&state, event)
+            .await
+            .map(|m| HttpResponse::Ok().json(json!({ "message": m })));
+    }
     // Parameters that cannot be read cannot be shown to be signed.
     let malformed = |_| ApiError::Unauthorized;
     let params: vonage::Params = if req.method() == actix_web::http::Method::GET {

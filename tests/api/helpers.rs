@@ -315,7 +315,48 @@ pub fn vonage_signed(params: &[(&str, &str)]) -> Vec<(String, String)> {
     owned
 }
 
+/// The bearer JWT Vonage's Messages API signs a webhook body with (HS256, the signature
+/// secret, the body's SHA-256 as `payload_hash`).
+pub fn vonage_jwt(body: &str) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+    use hmac::Mac;
+    use sha2::Digest;
+    let header = B64URL.encode(r#"{"alg":"HS256","typ":"JWT"}"#);
+    let claims = B64URL.encode(
+        json!({
+            "iat": Utc::now().timestamp(),
+            "jti": "6e1f0d7a-3c2b-4a59-9e8d-7c6b5a4f3e2d",
+            "iss": "Vonage",
+            "payload_hash": hex::encode(sha2::Sha256::digest(body.as_bytes())),
+            "api_key": VONAGE_API_KEY,
+            "application_id": "5f4e3d2c-1b0a-4998-8776-655443322110",
+        })
+        .to_string(),
+    );
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(VONAGE_SIGNATURE_SECRET.as_bytes())
+        .expect("HMAC key");
+    mac.update(format!("{header}.{claims}").as_bytes());
+    let signature = B64URL.encode(mac.finalize().into_bytes());
+    format!("Bearer {header}.{claims}.{signature}")
+}
+
 impl TestApp {
+    /// Posts a Messages API webhook to `/webhooks/vonage` with the given authorization.
+    pub async fn vonage_messages_post(
+        &self,
+        body: &Value,
+        authorization: &str,
+    ) -> reqwest::Response {
+        self.http
+            .post(self.url("/webhooks/vonage"))
+            .header("authorization", authorization)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request")
+    }
+
     /// Posts a signed Twilio form to `path`.
     pub async fn twilio_post(&self, path: &str, params: &[(&str, &str)]) -> reqwest::Response {
         self.http

@@ -2,7 +2,8 @@
 //! multi-part messages joined.
 
 use serde_json::{json, Value};
-use wiremock::ResponseTemplate;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
 
 use crate::helpers::*;
 
@@ -324,4 +325,86 @@ async fn a_long_text_vonage_took_in_part_is_sent_and_not_repeated() {
         "0B0000000000AAAA"
     );
     assert_eq!(requests_to(&app.provider_api, "/sms/json").await.len(), 1);
+}
+
+#[tokio::test]
+async fn an_mms_with_two_photos_over_vonages_messages_api_becomes_two_kept_moments() {
+    let app = spawn_app_sending_with("vonage").await;
+    vonage_accepts_texts(&app.provider_api).await;
+    assert_eq!(app.connect(PHONE).await.status(), 200);
+    let yes = app.vonage_text(PHONE, "yes", &[]);
+    assert_eq!(app.vonage_webhook(true, &yes).await.status(), 200);
+    app.drain().await;
+    assert_eq!(app.number_state(PHONE).await.as_deref(), Some("verified"));
+
+    // The Messages API delivers each photo of an MMS as a message of its own.
+    let photos: [(&str, &[u8]); 2] = [
+        ("/v3/media/one.jpg", b"\xff\xd8\xffone"),
+        ("/v3/media/two.png", b"\x89PNGtwo"),
+    ];
+    for (n, (at, bytes)) in photos.iter().enumerate() {
+        let content_type = if at.ends_with(".png") {
+            "image/png"
+        } else {
+            "image/jpeg"
+        };
+        Mock::given(method("GET"))
+            .and(path(*at))
+            .respond_with(ResponseTemplate::new(200).set_body_raw(bytes.to_vec(), content_type))
+            .mount(&app.provider_api)
+            .await;
+        let mut event = fixture("vonage/messages.inbound.image.json");
+        event["message_uuid"] = json!(format!("aaaaaaaa-bbbb-4ccc-8ddd-00000000000{n}"));
+        event["image"]["url"] = json!(format!("{}{at}", app.provider_api.uri()));
+        let response = app
+            .vonage_messages_post(&event, &vonage_jwt(&event.to_string()))
+            .await;
+        assert_eq!(response.status(), 200);
+    }
+    app.drain().await;
+    assert_eq!(app.drain_media().await.kept, 2);
+    let moments = app.get_json("/api/moments").await;
+    let moments = moments["moments"].as_array().expect("moments").clone();
+    assert_eq!(moments.len(), 2);
+    for m in &moments {
+        assert_eq!(m["title"], "Two views of the harbour");
+        assert_eq!(m["media"]["state"], "kept");
+        assert!(m["media"]["url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with(PUBLIC_URL)));
+    }
+    assert!(moments[0]["media"]["url"]
+        .as_str()
+        .is_some_and(|u| u.ends_with(".png")));
+    let posted = vonage_bodies_to(&app, PHONE)
+        .await
+        .into_iter()
+        .filter(|b| b.starts_with("Moment posted"))
+        .count();
+    assert_eq!(posted, 2);
+
+    // STOP by the Messages API too.
+    let stop = fixture("vonage/messages.inbound.text.json");
+    let response = app
+        .vonage_messages_post(&stop, &vonage_jwt(&stop.to_string()))
+        .await;
+    assert_eq!(response.status(), 200);
+    app.drain().await;
+    assert_eq!(app.number_state(PHONE).await.as_deref(), Some("opted_out"));
+}
+
+#[tokio::test]
+async fn messages_api_webhooks_need_a_token_signed_over_this_body() {
+    let app = spawn_app_sending_with("vonage").await;
+    let event = fixture("vonage/messages.inbound.text.json");
+    let other = fixture("vonage/messages.inbound.image.json");
+    for authorization in [
+        vonage_jwt(&other.to_string()),
+        "Bearer not.a.token".to_owned(),
+        "Basic dXNlcjpwYXNz".to_owned(),
+    ] {
+        let response = app.vonage_messages_post(&event, &authorization).await;
+        assert_eq!(response.status(), 401, "{authorization}");
+    }
+    assert_eq!(app.count("SELECT count(*) FROM messages"), 0);
 }
