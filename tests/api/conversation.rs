@@ -81,11 +81,7 @@ async fn a_photo_mms_becomes_one_moment_per_image_with_links_texted_back() {
         .await
         .expect("request");
     assert_eq!(page.status(), 200);
-    assert!(page
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/html")));
+    assert!(header_of(&page, "content-type").is_some_and(|v| v.starts_with("text/html")));
     let html = page.text().await.expect("html");
     assert!(html.contains("<h1>Studio light</h1>"), "{html}");
     assert!(html.contains("by Sweetman"));
@@ -104,8 +100,7 @@ async fn a_text_with_a_url_becomes_a_link_moment() {
         .await;
     app.drain().await;
 
-    let moments = app.get_json("/api/moments").await;
-    let m = &moments["moments"][0];
+    let m = &app.newest_moment().await;
     assert_eq!(m["kind"], "link");
     assert_eq!(m["link"], "https://youtu.be/abc123");
     assert_eq!(m["title"], "New film");
@@ -134,8 +129,7 @@ async fn a_plain_text_becomes_a_text_moment_and_html_is_escaped_on_its_page() {
     app.text(PHONE, "<script>alert(1)</script> & friends\nprice: free")
         .await;
     app.drain().await;
-    let moments = app.get_json("/api/moments").await;
-    let m = &moments["moments"][0];
+    let m = &app.newest_moment().await;
     assert_eq!(m["kind"], "text");
     assert_eq!(m["price"], "0");
     let id = m["id"].as_i64().expect("id");
@@ -422,11 +416,7 @@ async fn the_same_webhook_delivered_concurrently_has_one_effect() {
         assert_eq!(status.expect("task"), 200);
     }
     app.drain().await;
-    assert_eq!(app.count("SELECT count(*) FROM moments"), 1);
-    assert_eq!(
-        app.count("SELECT count(*) FROM messages WHERE purpose = 'moment_posted'"),
-        1
-    );
+    app.assert_one_moment_posted();
 }
 
 #[tokio::test]

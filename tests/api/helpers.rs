@@ -175,6 +175,28 @@ pub fn fixture(name: &str) -> Value {
     serde_json::from_str(&text).expect("fixture is JSON")
 }
 
+/// A response header as text.
+pub fn header_of<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
+    response.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A header of a request a provider's stand-in received, as text.
+pub fn request_header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
+    request.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// `Retry-After`, in whole seconds.
+pub fn retry_after_secs(response: &reqwest::Response) -> i64 {
+    header_of(response, "retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in seconds")
+}
+
+/// An HTTP Basic `Authorization` value.
+pub fn basic_auth(user: &str, password: &str) -> String {
+    format!("Basic {}", BASE64.encode(format!("{user}:{password}")))
+}
+
 /// A form fixture as name/value pairs, in order.
 pub fn fixture_form(name: &str) -> Vec<(String, String)> {
     let path = format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -621,6 +643,20 @@ impl TestApp {
             [secs],
         )
         .expect("backdate");
+    }
+
+    /// The artist's newest Moment, as the API shows it.
+    pub async fn newest_moment(&self) -> Value {
+        self.get_json("/api/moments").await["moments"][0].clone()
+    }
+
+    /// One Moment and one "Moment posted" reply, whatever was delivered how often.
+    pub fn assert_one_moment_posted(&self) {
+        assert_eq!(self.count("SELECT count(*) FROM moments"), 1);
+        assert_eq!(
+            self.count("SELECT count(*) FROM messages WHERE purpose = 'moment_posted'"),
+            1
+        );
     }
 
     pub fn count(&self, sql: &str) -> i64 {

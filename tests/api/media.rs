@@ -81,13 +81,7 @@ async fn mms_media_is_kept_by_hash_and_served_by_momentline() {
         .await
         .expect("request");
     assert_eq!(response.status(), 200);
-    assert_eq!(
-        response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok()),
-        Some("image/jpeg")
-    );
+    assert_eq!(header_of(&response, "content-type"), Some("image/jpeg"));
     assert_eq!(response.bytes().await.expect("bytes").as_ref(), JPEG);
 
     let id = moments["moments"][1]["id"].as_i64().expect("id");
@@ -173,12 +167,7 @@ async fn twilio_media_is_fetched_with_the_accounts_credentials() {
     twilio_accepts_texts(&app.provider_api).await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
     assert_eq!(app.twilio_text(PHONE, "yes", &[]).await.status(), 200);
-    use base64::Engine;
-    let basic = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD
-            .encode(format!("{TWILIO_ACCOUNT_SID}:{TWILIO_AUTH_TOKEN}"))
-    );
+    let basic = basic_auth(TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN);
     Mock::given(method("GET"))
         .and(path("/Media/ME1"))
         .and(header("authorization", basic.as_str()))

@@ -1,7 +1,5 @@
 //! TextFlow and Phonify: the exact request each API documents, and their error shapes.
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine;
 use serde_json::{json, Value};
 use wiremock::ResponseTemplate;
 
@@ -29,10 +27,7 @@ async fn textflow_gets_a_bearer_json_request_and_the_text_is_kept_by_our_id() {
     let requests = requests_to(&app.provider_api, "/api/send-sms").await;
     assert_eq!(requests.len(), 1);
     assert_eq!(
-        requests[0]
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok()),
+        request_header(&requests[0], "authorization"),
         Some(format!("Bearer {TEXTFLOW_API_KEY}").as_str())
     );
     let body: Value = serde_json::from_slice(&requests[0].body).expect("json");
@@ -93,12 +88,9 @@ async fn phonify_gets_basic_auth_json_and_its_id_is_stored() {
     assert_eq!(app.connect(PHONE).await.status(), 200);
     assert_eq!(app.drain().await.sent, 1);
     let requests = requests_to(&app.provider_api, "/v1/messages").await;
-    let basic = format!("Basic {}", BASE64.encode(format!("{PHONIFY_API_KEY}:")));
+    let basic = basic_auth(PHONIFY_API_KEY, "");
     assert_eq!(
-        requests[0]
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok()),
+        request_header(&requests[0], "authorization"),
         Some(basic.as_str())
     );
     let body: Value = serde_json::from_slice(&requests[0].body).expect("json");

@@ -28,10 +28,7 @@ async fn connecting_a_number_texts_it_the_exact_prompt() {
     assert_eq!(request.method.as_str(), "POST");
     assert_eq!(request.url.path(), "/v2/messages");
     assert_eq!(
-        request
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok()),
+        request_header(request, "authorization"),
         Some(format!("Bearer {TELNYX_API_KEY}").as_str())
     );
     let sent: Value = serde_json::from_slice(&request.body).expect("json");
@@ -95,12 +92,7 @@ async fn a_second_connect_within_the_cooldown_is_told_when_to_retry() {
 
     let response = app.connect(PHONE).await;
     assert_eq!(response.status(), 429);
-    let retry_after: u64 = response
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .expect("Retry-After in seconds");
+    let retry_after = retry_after_secs(&response);
     assert!((1..=60).contains(&retry_after), "{retry_after}");
     let body: Value = response.json().await.expect("json");
     assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
@@ -208,12 +200,7 @@ async fn a_number_gets_at_most_five_prompts_a_day() {
     }
     let response = app.connect(PHONE).await;
     assert_eq!(response.status(), 429);
-    let retry_after: i64 = response
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .expect("Retry-After");
+    let retry_after = retry_after_secs(&response);
     assert!((86_000..=86_400).contains(&retry_after), "{retry_after}");
     assert_eq!(
         app.count("SELECT count(*) FROM messages WHERE purpose = 'prompt'"),

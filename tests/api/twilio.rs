@@ -1,7 +1,5 @@
 //! The story over Twilio: Messages.json out, signed form posts in.
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine;
 use wiremock::ResponseTemplate;
 
 use crate::helpers::*;
@@ -30,15 +28,9 @@ async fn the_whole_story_runs_over_twilio() {
     app.drain().await;
     let requests = requests_to(&app.provider_api, &messages_path()).await;
     assert_eq!(requests.len(), 1);
-    let basic = format!(
-        "Basic {}",
-        BASE64.encode(format!("{TWILIO_ACCOUNT_SID}:{TWILIO_AUTH_TOKEN}"))
-    );
+    let basic = basic_auth(TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN);
     assert_eq!(
-        requests[0]
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok()),
+        request_header(&requests[0], "authorization"),
         Some(basic.as_str())
     );
     let mut form = form_of(&requests[0]);
@@ -70,13 +62,7 @@ async fn the_whole_story_runs_over_twilio() {
     // Yes: verified, answered with empty TwiML and confirmed by text.
     let response = app.twilio_text(PHONE, "yes", &[]).await;
     assert_eq!(response.status(), 200);
-    assert_eq!(
-        response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok()),
-        Some("text/xml")
-    );
+    assert_eq!(header_of(&response, "content-type"), Some("text/xml"));
     assert_eq!(
         response.text().await.expect("body"),
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>"
@@ -315,11 +301,7 @@ async fn the_same_twilio_message_posted_twice_has_one_effect() {
         );
     }
     app.drain().await;
-    assert_eq!(app.count("SELECT count(*) FROM moments"), 1);
-    assert_eq!(
-        app.count("SELECT count(*) FROM messages WHERE purpose = 'moment_posted'"),
-        1
-    );
+    app.assert_one_moment_posted();
 }
 
 #[tokio::test]

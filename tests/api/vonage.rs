@@ -265,11 +265,7 @@ async fn the_same_vonage_message_delivered_twice_has_one_effect() {
     assert_eq!(app.vonage_webhook(true, &text).await.status(), 200);
     assert_eq!(app.vonage_webhook(false, &text).await.status(), 200);
     app.drain().await;
-    assert_eq!(app.count("SELECT count(*) FROM moments"), 1);
-    assert_eq!(
-        app.count("SELECT count(*) FROM messages WHERE purpose = 'moment_posted'"),
-        1
-    );
+    app.assert_one_moment_posted();
 }
 
 #[tokio::test]
