@@ -1,4 +1,5 @@
--- momentline's whole schema. Applied at every start-up: every statement is idempotent.
+-- momentline's whole schema, at version 2 (src/store/migrations.rs): a new database is made
+-- from this file; an older one is brought up to it by the steps in migrations/.
 -- Times are UTC text in one fixed format (2026-11-22T10:00:00.000Z), so they sort as text.
 -- Status words are mirrored by Rust enums (src/domain/mod.rs, src/domain/number_state.rs).
 
@@ -53,8 +54,7 @@ CREATE TABLE IF NOT EXISTS number_state_changes (
 );
 CREATE INDEX IF NOT EXISTS number_state_changes_e164 ON number_state_changes (e164, id);
 
--- Inbound and outbound texts. Outbound rows are the outbox: the worker sends those in
--- 'unconfirmed' whose next_attempt_at has come.
+-- Inbound and outbound texts. An outbound text in 'unconfirmed' has a send_text job.
 CREATE TABLE IF NOT EXISTS messages (
     id                  INTEGER PRIMARY KEY,
     direction           TEXT NOT NULL CHECK (direction IN ('inbound', 'outbound')),
@@ -78,7 +78,6 @@ CREATE TABLE IF NOT EXISTS messages (
     encoding            TEXT CHECK (encoding IN ('GSM-7', 'UCS-2')),
     segments            INTEGER CHECK (segments >= 1),
     attempts            INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at     TEXT,
     last_error          TEXT,
     created_at          TEXT NOT NULL,
     updated_at          TEXT NOT NULL,
@@ -89,7 +88,6 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE UNIQUE INDEX IF NOT EXISTS messages_provider_id
     ON messages (direction, provider, provider_message_id)
     WHERE provider_message_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS messages_outbox ON messages (next_attempt_at) WHERE state = 'unconfirmed';
 CREATE INDEX IF NOT EXISTS messages_artist ON messages (artist_id, id);
 CREATE INDEX IF NOT EXISTS messages_phone ON messages (phone, direction, created_at);
 
@@ -140,11 +138,10 @@ CREATE TABLE IF NOT EXISTS moments (
     description        TEXT NOT NULL,
     media_url          TEXT,
     media_content_type TEXT,
-    -- media Moments: the provider's copy is fetched once and kept by content hash
+    -- media Moments: the provider's copy is fetched once (a keep_media job) and kept by
+    -- content hash
     media_state        TEXT CHECK (media_state IN ('fetching', 'kept', 'failed')),
     media_file         TEXT,
-    media_attempts     INTEGER NOT NULL DEFAULT 0,
-    media_next_attempt_at TEXT,
     media_error        TEXT,
     link_url           TEXT,
     price_micro_usdc   INTEGER NOT NULL CHECK (price_micro_usdc >= 0),
@@ -155,5 +152,28 @@ CREATE TABLE IF NOT EXISTS moments (
     UNIQUE (message_id, position)
 );
 CREATE INDEX IF NOT EXISTS moments_artist ON moments (artist_id, id);
-CREATE INDEX IF NOT EXISTS moments_media_due ON moments (media_next_attempt_at)
-    WHERE media_state = 'fetching';
+
+-- Background work: sending a text, keeping a Moment's media, dispatching a Moment. Enqueued
+-- in the same write as the change that causes it; run by the jobs runner (src/jobs/).
+CREATE TABLE IF NOT EXISTS jobs (
+    id          INTEGER PRIMARY KEY,
+    kind        TEXT NOT NULL CHECK (kind IN ('send_text', 'keep_media', 'dispatch_moment')),
+    -- what the job is about, as JSON ({"message_id": 7}, {"moment_id": 3, ...})
+    payload     TEXT NOT NULL,
+    -- jobs sharing a queue run one at a time, oldest first (texts to one number)
+    queue       TEXT,
+    state       TEXT NOT NULL CHECK (state IN ('queued', 'running', 'failed')),
+    -- attempts begun, the one running included
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    run_after   TEXT NOT NULL,
+    -- running: the process that claimed it, and until when the claim holds
+    leased_by   TEXT,
+    lease_until TEXT,
+    last_error  TEXT,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    CHECK ((state = 'running') = (leased_by IS NOT NULL AND lease_until IS NOT NULL))
+);
+CREATE INDEX IF NOT EXISTS jobs_due ON jobs (run_after, id) WHERE state = 'queued';
+CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (queue, id) WHERE state IN ('queued', 'running');
+CREATE INDEX IF NOT EXISTS jobs_running ON jobs (lease_until) WHERE state = 'running';

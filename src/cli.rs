@@ -7,6 +7,7 @@ use crate::config::Settings;
 use crate::db::{self, artists};
 use crate::domain::api_key::{ApiKey, DISPLAY_PREFIX_LEN};
 use crate::startup::Application;
+use crate::store::{Store, WriteError};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -21,7 +22,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the server: API, webhooks, outbox and media workers (the default).
+    /// Run the server: API, webhooks and the jobs runner (the default).
     Serve,
     /// Manage artists.
     Artists {
@@ -66,18 +67,14 @@ pub enum CliError {
     Startup(#[from] crate::startup::StartupError),
     #[error(transparent)]
     Database(#[from] db::DbError),
-    #[error("the server stopped with an error")]
-    Serve(#[from] std::io::Error),
+    #[error(transparent)]
+    Serve(#[from] crate::startup::RunError),
+    #[error("could not write to the database")]
+    Write(#[from] WriteError),
     #[error("could not generate a key")]
     Random(#[from] getrandom::Error),
     #[error("{0}")]
     Usage(String),
-}
-
-impl From<rusqlite::Error> for CliError {
-    fn from(e: rusqlite::Error) -> Self {
-        Self::Database(e.into())
-    }
 }
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
@@ -92,11 +89,17 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         } => {
             let name = artist_name(&name)?;
             let address = address.as_deref().map(wallet_address).transpose()?;
-            let pool = db::open(&settings.db_path)?;
+            let store = Store::open(&settings.db_path, settings.writer)?;
             let key = ApiKey::generate()?;
-            let mut conn = pool.get().map_err(db::DbError::from)?;
-            let artist = artists::create(&mut conn, &name, address.as_deref(), &key, Utc::now())?
-                .ok_or_else(|| {
+            let wanted = name.clone();
+            let (artist, key) = store
+                .write(move |tx| {
+                    let artist =
+                        artists::create(tx, &wanted, address.as_deref(), &key, Utc::now())?;
+                    Ok((artist, key))
+                })
+                .await?;
+            let artist = artist.ok_or_else(|| {
                 CliError::Usage(format!("an artist named '{name}' exists already"))
             })?;
             eprintln!(
@@ -108,23 +111,32 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Keys {
             command: KeysCommand::Create { artist },
         } => {
-            let pool = db::open(&settings.db_path)?;
+            let store = Store::open(&settings.db_path, settings.writer)?;
             let key = ApiKey::generate()?;
-            let conn = pool.get().map_err(db::DbError::from)?;
-            let artist = artists::add_key(&conn, &artist, &key, Utc::now())?
-                .ok_or_else(|| CliError::Usage(format!("no artist named '{artist}'")))?;
+            let wanted = artist.clone();
+            let (found, key) = store
+                .write(move |tx| {
+                    let found = artists::add_key(tx, &wanted, &key, Utc::now())?;
+                    Ok((found, key))
+                })
+                .await?;
+            let artist =
+                found.ok_or_else(|| CliError::Usage(format!("no artist named '{artist}'")))?;
             eprintln!("New API key for '{}', shown only now:", artist.name);
             println!("{}", key.expose());
         }
         Command::Keys {
             command: KeysCommand::Revoke { prefix },
         } => {
-            let pool = db::open(&settings.db_path)?;
-            let conn = pool.get().map_err(db::DbError::from)?;
+            let store = Store::open(&settings.db_path, settings.writer)?;
             let revoked = match ApiKey::parse(&prefix) {
                 // The whole key names exactly one key.
-                Some(key) => artists::revoke_key(&conn, &key, Utc::now())?,
-                None => revoke_by_prefix(&conn, &prefix)?,
+                Some(key) => {
+                    store
+                        .write(move |tx| Ok(artists::revoke_key(tx, &key, Utc::now())?))
+                        .await?
+                }
+                None => revoke_by_prefix(&store, &prefix).await?,
             };
             if !revoked {
                 return Err(CliError::Usage(format!("no live key matches {prefix}")));
@@ -139,7 +151,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
 }
 
 /// Revokes the one live key whose shown prefix (`art_sk_` and 8 hex characters) is `prefix`.
-fn revoke_by_prefix(conn: &rusqlite::Connection, prefix: &str) -> Result<bool, CliError> {
+async fn revoke_by_prefix(store: &Store, prefix: &str) -> Result<bool, CliError> {
     let shaped = prefix.len() == DISPLAY_PREFIX_LEN
         && prefix.starts_with("art_sk_")
         && prefix[7..]
@@ -150,9 +162,20 @@ fn revoke_by_prefix(conn: &rusqlite::Connection, prefix: &str) -> Result<bool, C
             "give the whole key, or its first {DISPLAY_PREFIX_LEN} characters as printed (art_sk_ and 8 hex characters)"
         )));
     }
-    match artists::live_keys_matching(conn, prefix)?.len() {
+    // Counted and revoked in one write, so a key made in between cannot be revoked unseen.
+    let owned = prefix.to_owned();
+    let revoked = store
+        .write(move |tx| {
+            let live = artists::live_keys_matching(tx, &owned)?.len();
+            if live == 1 {
+                artists::revoke(tx, &owned, Utc::now())?;
+            }
+            Ok(live)
+        })
+        .await?;
+    match revoked {
         0 => Ok(false),
-        1 => Ok(artists::revoke(conn, prefix, Utc::now())? == 1),
+        1 => Ok(true),
         n => Err(CliError::Usage(format!(
             "{n} live keys start with {prefix}; give the whole key to revoke one"
         ))),

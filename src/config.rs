@@ -12,6 +12,7 @@ use crate::providers::telnyx::{self, TelnyxConfig};
 use crate::providers::textflow::TextFlowConfig;
 use crate::providers::twilio::TwilioConfig;
 use crate::providers::vonage::{SignatureMethod, SignatureSecret, VonageConfig};
+use crate::store::WriterSettings;
 
 /// The outbound provider and its credentials.
 #[derive(Debug, Clone)]
@@ -51,7 +52,17 @@ pub struct Settings {
     pub reply_limits: ReplyLimits,
     /// How long one provider request may take.
     pub provider_timeout: Duration,
-    /// Run the outbox and media workers inside `serve` (tests drive them round by round).
+    /// Texts a second at most (`MOMENTLINE_SEND_RATE`); `None` for no limit.
+    pub send_rate: Option<f64>,
+    /// Jobs run at once (`MOMENTLINE_JOB_CONCURRENCY`).
+    pub job_concurrency: usize,
+    /// How long a claimed job is held before another runner may take it.
+    pub job_lease: chrono::Duration,
+    /// Writes that may wait for the writer (`MOMENTLINE_WRITE_QUEUE`), and per batch.
+    pub writer: WriterSettings,
+    /// On shutdown, how long running jobs may take to finish (`MOMENTLINE_SHUTDOWN_GRACE_SECS`).
+    pub shutdown_grace: Duration,
+    /// Run the jobs runner inside `serve` (tests drive it round by round).
     pub run_workers: bool,
 }
 
@@ -120,6 +131,40 @@ impl Settings {
         let retry_schedule =
             parse_schedule(&or("MOMENTLINE_RETRY_SCHEDULE", DEFAULT_RETRY_SCHEDULE))
                 .map_err(|p| invalid("MOMENTLINE_RETRY_SCHEDULE", p))?;
+        let send_rate = get("MOMENTLINE_SEND_RATE")
+            .map(|v| {
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|r| r.is_finite() && *r > 0.0 && *r <= 100_000.0)
+                    .ok_or_else(|| {
+                        invalid(
+                            "MOMENTLINE_SEND_RATE",
+                            format!("'{v}' is not a number of texts a second above 0 and at most 100000"),
+                        )
+                    })
+            })
+            .transpose()?;
+        let whole =
+            |variable: &'static str, default: &str, range: std::ops::RangeInclusive<u64>| {
+                let value = or(variable, default);
+                value
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| range.contains(n))
+                    .ok_or_else(|| {
+                        invalid(
+                            variable,
+                            format!(
+                                "'{value}' is not a whole number from {} to {}",
+                                range.start(),
+                                range.end()
+                            ),
+                        )
+                    })
+            };
+        let job_concurrency = whole("MOMENTLINE_JOB_CONCURRENCY", "64", 1..=4096)?;
+        let write_queue = whole("MOMENTLINE_WRITE_QUEUE", "1024", 1..=1_000_000)?;
+        let shutdown_grace = whole("MOMENTLINE_SHUTDOWN_GRACE_SECS", "10", 0..=3600)?;
         let telnyx_public_key = get("TELNYX_PUBLIC_KEY")
             .map(|k| telnyx::parse_public_key(&k))
             .transpose()
@@ -228,6 +273,14 @@ impl Settings {
             connect_limits: ConnectLimits::default(),
             reply_limits: ReplyLimits::default(),
             provider_timeout: Duration::from_secs(10),
+            send_rate,
+            job_concurrency: usize::try_from(job_concurrency).unwrap_or(64),
+            job_lease: chrono::Duration::minutes(5),
+            writer: WriterSettings {
+                queue: usize::try_from(write_queue).unwrap_or(1024),
+                ..WriterSettings::default()
+            },
+            shutdown_grace: Duration::from_secs(shutdown_grace),
             run_workers: true,
         })
     }

@@ -1,7 +1,9 @@
 //! Connecting and disconnecting numbers at an artist's request.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::Connection;
 
 use crate::db::artists::Artist;
 use crate::db::{messages, numbers};
@@ -10,28 +12,47 @@ use crate::domain::number_state::{
 };
 use crate::domain::phone_number::PhoneNumber;
 use crate::domain::replies;
+use crate::store::{Store, WriteError};
 
-pub struct ConnectSettings<'a> {
+#[derive(Debug, Clone)]
+pub struct ConnectSettings {
     pub pending_ttl: chrono::Duration,
     pub limits: ConnectLimits,
     /// The provider the prompt is queued for, and the number it goes out from.
-    pub sender: &'a str,
-    pub sender_number: Option<&'a str>,
+    pub sender: &'static str,
+    pub sender_number: Option<String>,
 }
 
-/// Applies a connect request in one transaction; the prompt, if any, is queued with it.
-pub fn connect_number(
-    conn: &mut Connection,
+/// Applies a connect request in one write; the prompt, if any, is queued with it.
+pub async fn connect_number(
+    store: &Store,
+    settings: Arc<ConnectSettings>,
+    artist: Artist,
+    number: PhoneNumber,
+) -> Result<ConnectOutcome, WriteError> {
+    let outcome = store
+        .write(move |tx| {
+            let outcome = connect_in(tx, &settings, &artist, &number, Utc::now())?;
+            if matches!(outcome, ConnectOutcome::Prompt { .. }) {
+                tracing::info!(number = %number.masked(), artist = artist.id, "connect prompt queued");
+            }
+            Ok(outcome)
+        })
+        .await?;
+    Ok(outcome)
+}
+
+fn connect_in(
+    tx: &Connection,
     settings: &ConnectSettings,
     artist: &Artist,
     number: &PhoneNumber,
     now: DateTime<Utc>,
 ) -> rusqlite::Result<ConnectOutcome> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let phone = number.as_str();
-    let standing = numbers::standing(&tx, phone)?;
-    let number_prompts = messages::number_prompt_times(&tx, phone, now)?;
-    let artist_prompts = messages::artist_prompt_times(&tx, artist.id, now)?;
+    let standing = numbers::standing(tx, phone)?;
+    let number_prompts = messages::number_prompt_times(tx, phone, now)?;
+    let artist_prompts = messages::artist_prompt_times(tx, artist.id, now)?;
     let outcome = on_connect(
         &standing,
         artist.id,
@@ -45,7 +66,7 @@ pub fn connect_number(
     );
     if let ConnectOutcome::Prompt { next } = &outcome {
         numbers::set_standing(
-            &tx,
+            tx,
             phone,
             &standing,
             next,
@@ -53,44 +74,51 @@ pub fn connect_number(
             now,
         )?;
         messages::queue_outbound(
-            &tx,
+            tx,
             &messages::NewOutbound {
                 artist: Some(artist.id),
                 to: phone,
-                from: settings.sender_number,
+                from: settings.sender_number.as_deref(),
                 body: &replies::prompt(&artist.name),
                 provider: settings.sender,
                 purpose: ReplyKind::Prompt,
             },
             now,
         )?;
-        tx.commit()?;
-        tracing::info!(number = %number.masked(), artist = artist.id, "connect prompt queued");
     }
     Ok(outcome)
 }
 
-/// Releases one of the artist's numbers, or all of them. Returns how many were released.
-pub fn disconnect(
-    conn: &mut Connection,
+/// Releases one of the artist's numbers, or all of them, in one write. Returns how many
+/// were released.
+pub async fn disconnect(
+    store: &Store,
+    artist: Artist,
+    number: Option<PhoneNumber>,
+) -> Result<usize, WriteError> {
+    store
+        .write(move |tx| Ok(disconnect_in(tx, &artist, number.as_ref(), Utc::now())?))
+        .await
+}
+
+fn disconnect_in(
+    tx: &Connection,
     artist: &Artist,
     number: Option<&PhoneNumber>,
     now: DateTime<Utc>,
 ) -> rusqlite::Result<usize> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let e164s = match number {
         Some(n) => vec![n.as_str().to_owned()],
-        None => numbers::e164s_for_artist(&tx, artist.id)?,
+        None => numbers::e164s_for_artist(tx, artist.id)?,
     };
     let mut released = 0;
     for e164 in e164s {
-        let standing = numbers::standing(&tx, &e164)?;
+        let standing = numbers::standing(tx, &e164)?;
         if let Some(next) = on_disconnect(&standing, artist.id) {
             let cause = numbers::Cause::Disconnect(artist.id);
-            numbers::set_standing(&tx, &e164, &standing, &next, cause, now)?;
+            numbers::set_standing(tx, &e164, &standing, &next, cause, now)?;
             released += 1;
         }
     }
-    tx.commit()?;
     Ok(released)
 }

@@ -1,24 +1,32 @@
-//! Receiving a text: dedupe row, state change, Moments and queued replies in one transaction.
+//! Receiving a text: dedupe row, state change, Moments and their jobs, and queued replies, in
+//! one write.
+
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::Connection;
 
-use crate::db::{self, artists, messages, moments, numbers, parts};
+use crate::db::jobs::{self, NewJob};
+use crate::db::{artists, messages, moments, numbers, parts};
 use crate::domain::keyword::Keyword;
 use crate::domain::moment::parse_moments;
-use crate::domain::number_state::{on_inbound, Inbound, InboundContext, ReplyLimits, Standing};
+use crate::domain::number_state::{
+    on_inbound, Inbound, InboundContext, ReplyKind, ReplyLimits, Standing,
+};
 use crate::domain::phone_number::PhoneNumber;
 use crate::domain::replies::{self, ReplyContext};
+use crate::domain::JobKind;
 use crate::providers::InboundMessage;
+use crate::store::{Store, WriteError};
 
 /// What receiving needs to know besides the message.
-pub struct ReceiveSettings<'a> {
-    pub public_url: &'a str,
-    pub manage_url: &'a str,
+#[derive(Debug, Clone)]
+pub struct ReceiveSettings {
+    pub manage_url: String,
     pub pending_ttl: chrono::Duration,
     pub reply_limits: ReplyLimits,
     /// The provider outbound texts are queued for.
-    pub sender: &'a str,
+    pub sender: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,20 +42,37 @@ pub enum Receipt {
     },
 }
 
-pub fn receive(
-    conn: &mut Connection,
+impl Receipt {
+    /// Whether receiving queued any background work.
+    pub fn queued_work(&self) -> bool {
+        matches!(self, Self::Recorded { moments, replies, .. } if moments + replies > 0)
+    }
+}
+
+/// Receives an authentic message in one write; answers once it is on disk.
+pub async fn receive(
+    store: &Store,
+    settings: Arc<ReceiveSettings>,
+    message: InboundMessage,
+    from: PhoneNumber,
+) -> Result<Receipt, WriteError> {
+    store
+        .write(move |tx| Ok(receive_in(tx, &settings, &message, &from, Utc::now())?))
+        .await
+}
+
+/// Receives a message inside the writer's batch. The writer runs one write at a time, so
+/// concurrent deliveries of one message are applied one after the other and the second
+/// finds the first's row.
+pub fn receive_in(
+    tx: &Connection,
     settings: &ReceiveSettings,
     message: &InboundMessage,
     from: &PhoneNumber,
     now: DateTime<Utc>,
 ) -> rusqlite::Result<Receipt> {
-    // IMMEDIATE takes the write lock first, so concurrent deliveries of one message queue up
-    // here and the second finds the first's row.
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let Some(part) = &message.part else {
-        let receipt = receive_whole(&tx, settings, message, from, now)?;
-        tx.commit()?;
-        return Ok(receipt);
+        return receive_whole(tx, settings, message, from, now);
     };
     let new_part = parts::NewPart {
         provider: message.provider,
@@ -56,7 +81,7 @@ pub fn receive(
         part,
         body: &message.text,
     };
-    let receipt = match parts::store(&tx, &new_part, now)? {
+    let receipt = match parts::store(tx, &new_part, now)? {
         parts::PartStored::Duplicate => Receipt::Duplicate,
         parts::PartStored::Waiting => Receipt::Partial,
         parts::PartStored::Complete { text, first_id } => {
@@ -66,16 +91,15 @@ pub fn receive(
                 part: None,
                 ..message.clone()
             };
-            let receipt = receive_whole(&tx, settings, &whole, from, now)?;
+            let receipt = receive_whole(tx, settings, &whole, from, now)?;
             let joined = match receipt {
                 Receipt::Recorded { message_id, .. } => Some(message_id),
                 _ => None,
             };
-            parts::close(&tx, &new_part, joined, now)?;
+            parts::close(tx, &new_part, joined, now)?;
             receipt
         }
     };
-    tx.commit()?;
     Ok(receipt)
 }
 
@@ -136,11 +160,23 @@ fn receive_whole(
         now,
     )?;
 
-    let mut links = Vec::new();
+    // Each Moment is dispatched by a job of its own; the last to finish queues the "Moment
+    // posted" reply, when the decision allows one.
+    let mut recorded = 0;
+    let posted_reply = decision.replies.contains(&ReplyKind::MomentPosted);
     if let Standing::Verified { owner, .. } = &decision.next {
         for (position, command) in decision.moments.iter().enumerate() {
             let id = moments::insert(tx, *owner, message_id, position, command, now)?;
-            links.push(dispatch_embedded(tx, id, settings.public_url, now)?);
+            jobs::enqueue(
+                tx,
+                &NewJob {
+                    kind: JobKind::DispatchMoment,
+                    payload: serde_json::json!({ "moment_id": id, "reply": posted_reply }),
+                    queue: None,
+                },
+                now,
+            )?;
+            recorded += 1;
         }
     }
 
@@ -157,12 +193,18 @@ fn receive_whole(
         .flatten();
     let reply_context = ReplyContext {
         artist: artist_name.as_deref(),
-        manage_url: settings.manage_url,
-        moment_links: &links,
+        manage_url: &settings.manage_url,
+        moment_links: &[],
     };
     // Replies come from the number the texter wrote to.
     let reply_from = Some(message.to.as_str()).filter(|to| !to.is_empty());
-    for kind in &decision.replies {
+    let replies: Vec<ReplyKind> = decision
+        .replies
+        .iter()
+        .copied()
+        .filter(|kind| !(*kind == ReplyKind::MomentPosted && recorded > 0))
+        .collect();
+    for kind in &replies {
         let body = replies::render(*kind, &reply_context);
         messages::queue_outbound(
             tx,
@@ -188,19 +230,7 @@ fn receive_whole(
     }
     Ok(Receipt::Recorded {
         message_id,
-        moments: links.len(),
-        replies: decision.replies.len(),
+        moments: recorded,
+        replies: replies.len(),
     })
-}
-
-/// The embedded dispatch: the Moment is recorded here and its page is momentline's own.
-fn dispatch_embedded(
-    conn: &Connection,
-    moment_id: i64,
-    public_url: &str,
-    now: DateTime<Utc>,
-) -> rusqlite::Result<String> {
-    let url = format!("{public_url}/moments/{moment_id}");
-    db::moments::mark_created(conn, moment_id, &url, now)?;
-    Ok(url)
 }

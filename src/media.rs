@@ -1,27 +1,21 @@
 //! Keeping Moment media: provider media URLs expire or need credentials, so each file is
-//! fetched once in the background, checked, and kept under the media directory by content hash.
+//! fetched once (by a keep_media job), checked, and kept under the media directory by content
+//! hash.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use sha2::{Digest, Sha256};
-use tokio::sync::Notify;
-use tokio::task::JoinSet;
 
-use crate::db::moments::{self, MediaJob};
-use crate::db::{DbError, Pool};
+use crate::db::moments::MediaSource;
 use crate::domain::moment::MediaKind;
 use crate::providers::twilio;
-use crate::telemetry::error_chain;
 
 /// The largest file kept (carriers cap MMS far lower; email-to-MMS gateways less so).
 pub const MAX_BYTES: usize = 20 * 1024 * 1024;
 /// How long one fetch may take.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
-const BATCH: u32 = 8;
-const LEASE: chrono::Duration = chrono::Duration::minutes(5);
 
 /// Content types kept, and the file extension each is kept under.
 const TYPES: &[(&str, &str)] = &[
@@ -83,34 +77,15 @@ pub fn is_kept_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
+/// Why a file was not kept.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-enum FetchError {
+pub enum FetchError {
+    /// Another fetch may succeed.
     #[error("{0}")]
     Retryable(String),
+    /// No fetch will: missing, mistyped, too large.
     #[error("{0}")]
     Permanent(String),
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum MediaError {
-    #[error(transparent)]
-    Db(#[from] DbError),
-    #[error("a database task did not finish")]
-    Join(#[from] tokio::task::JoinError),
-}
-
-/// What one round did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct MediaRound {
-    pub kept: usize,
-    pub retrying: usize,
-    pub failed: usize,
-}
-
-impl MediaRound {
-    pub fn claimed(&self) -> usize {
-        self.kept + self.retrying + self.failed
-    }
 }
 
 /// The Twilio account's credentials, and the one host besides Twilio's own they may go to.
@@ -138,125 +113,33 @@ impl TwilioMediaAuth {
     }
 }
 
+/// Fetches media files and keeps them.
 #[derive(Clone)]
 pub struct MediaKeeper {
-    pool: Pool,
     http: reqwest::Client,
     dir: Arc<PathBuf>,
     /// Twilio's media URLs may require the account's credentials.
     twilio_auth: Option<Arc<TwilioMediaAuth>>,
-    schedule: Arc<Vec<Duration>>,
-    wake: Arc<Notify>,
 }
 
 impl MediaKeeper {
-    pub fn new(
-        pool: Pool,
-        http: reqwest::Client,
-        dir: PathBuf,
-        twilio_auth: Option<TwilioMediaAuth>,
-        schedule: Vec<Duration>,
-        wake: Arc<Notify>,
-    ) -> Self {
+    pub fn new(http: reqwest::Client, dir: PathBuf, twilio_auth: Option<TwilioMediaAuth>) -> Self {
         Self {
-            pool,
             http,
             dir: Arc::new(dir),
             twilio_auth: twilio_auth.map(Arc::new),
-            schedule: Arc::new(schedule),
-            wake,
         }
     }
 
-    pub async fn run(self) {
-        let wake = Arc::clone(&self.wake);
-        crate::worker::run_rounds("media", wake, || async {
-            self.run_once().await.map(|round| round.claimed())
-        })
-        .await;
-    }
-
-    /// One round: claim the files due, fetch them all at once, record each outcome.
-    pub async fn run_once(&self) -> Result<MediaRound, MediaError> {
-        let pool = self.pool.clone();
-        let jobs = tokio::task::spawn_blocking(move || -> Result<_, DbError> {
-            let mut conn = pool.get()?;
-            Ok(moments::claim_media(&mut conn, Utc::now(), LEASE, BATCH)?)
-        })
-        .await??;
-        let mut fetches = JoinSet::new();
-        for job in jobs {
-            let keeper = self.clone();
-            fetches.spawn(async move { keeper.keep(job).await });
-        }
-        let mut round = MediaRound::default();
-        while let Some(done) = fetches.join_next().await {
-            match done {
-                Ok(Some(Kept::Yes)) => round.kept += 1,
-                Ok(Some(Kept::Later)) => round.retrying += 1,
-                Ok(Some(Kept::Never)) => round.failed += 1,
-                Ok(None) | Err(_) => {}
-            }
-        }
-        Ok(round)
-    }
-
-    async fn keep(&self, job: MediaJob) -> Option<Kept> {
-        let fetched = self.fetch(&job).await;
-        let stored = match fetched {
-            Ok((bytes, served)) => self.store(bytes, &served).await,
-            Err(e) => Err(e),
-        };
-        let pool = self.pool.clone();
-        let schedule = Arc::clone(&self.schedule);
-        let id = job.moment_id;
-        let recorded = tokio::task::spawn_blocking(move || -> Result<Kept, DbError> {
-            let conn = pool.get()?;
-            let now = Utc::now();
-            Ok(match stored {
-                Ok(file) => {
-                    moments::media_kept(&conn, id, &file)?;
-                    tracing::info!(moment_id = id, %file, "media kept");
-                    Kept::Yes
-                }
-                Err(FetchError::Retryable(reason)) => {
-                    match crate::worker::retry_at(&schedule, job.attempt, None, now) {
-                        Some(at) => {
-                            moments::media_failed(&conn, id, Some(at), &reason)?;
-                            tracing::warn!(moment_id = id, %reason, "media fetch failed; will retry");
-                            Kept::Later
-                        }
-                        None => {
-                            moments::media_failed(&conn, id, None, &reason)?;
-                            tracing::error!(moment_id = id, %reason, "media fetch failed for good");
-                            Kept::Never
-                        }
-                    }
-                }
-                Err(FetchError::Permanent(reason)) => {
-                    moments::media_failed(&conn, id, None, &reason)?;
-                    tracing::error!(moment_id = id, %reason, "media refused");
-                    Kept::Never
-                }
-            })
-        })
-        .await;
-        match recorded {
-            Ok(Ok(kept)) => Some(kept),
-            Ok(Err(e)) => {
-                tracing::error!(moment_id = id, error = %error_chain(&e), "could not record a media fetch");
-                None
-            }
-            Err(e) => {
-                tracing::error!(moment_id = id, error = %e, "recording a media fetch failed");
-                None
-            }
-        }
+    /// Fetches the file and keeps it; answers the kept file's name.
+    pub async fn keep(&self, source: &MediaSource) -> Result<String, FetchError> {
+        let (bytes, served) = self.fetch(source).await?;
+        self.store(bytes, &served).await
     }
 
     /// Fetches the file, checking its status, type and size as it comes.
     /// Returns the bytes and the content type they were served as.
-    async fn fetch(&self, job: &MediaJob) -> Result<(Vec<u8>, String), FetchError> {
+    async fn fetch(&self, job: &MediaSource) -> Result<(Vec<u8>, String), FetchError> {
         let url = reqwest::Url::parse(&job.url)
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https"))
@@ -331,13 +214,6 @@ impl MediaKeeper {
             })?;
         Ok(file)
     }
-}
-
-/// Where a media fetch left its Moment.
-enum Kept {
-    Yes,
-    Later,
-    Never,
 }
 
 /// Writes through a temporary file and a rename, so a reader never sees half a file.

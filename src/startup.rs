@@ -1,21 +1,25 @@
-//! Builds the application from settings: database, provider, HTTP server and outbox worker.
+//! Builds the application from settings: database, provider, HTTP server and jobs runner, and
+//! runs them together until a signal or a failure stops them.
 
 use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::{middleware, web, App, HttpServer};
-use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{ProviderSettings, Settings};
-use crate::db::{self, DbError, Pool};
+use crate::connect::ConnectSettings;
+use crate::db::DbError;
+use crate::inbound::ReceiveSettings;
+use crate::jobs::{JobContext, Pacer, Runner, RunnerSettings};
 use crate::media::{MediaKeeper, TwilioMediaAuth};
-use crate::outbox::Outbox;
 use crate::providers::{
     console::Console, phonify::Phonify, telnyx::Telnyx, textflow::TextFlow, twilio::Twilio,
     vonage::Vonage, Sender,
 };
 use crate::routes::{self, AppState};
+use crate::store::{Store, WriteError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -33,23 +37,38 @@ pub enum StartupError {
     },
     #[error("could not build the HTTP client")]
     HttpClient(#[from] reqwest::Error),
+    #[error("could not release the claims of an earlier run")]
+    Release(#[source] WriteError),
+    #[error("no randomness for the runner's name")]
+    Random(#[from] getrandom::Error),
+}
+
+/// Why the service stopped on its own, without being asked to.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("the HTTP server stopped with an error")]
+    Server(#[source] std::io::Error),
+    #[error("the jobs runner stopped unexpectedly")]
+    Runner(#[source] tokio::task::JoinError),
 }
 
 pub struct Application {
     server: Server,
     port: u16,
-    outbox: Outbox,
-    media: MediaKeeper,
-    pool: Pool,
+    store: Store,
+    runner: Runner,
     run_workers: bool,
 }
 
 impl Application {
-    /// Opens the database and binds the listener; nothing runs until `run_until_stopped`.
+    /// Opens the database, releases claims an earlier run left, and binds the listener;
+    /// nothing is served until `run_until_stopped`.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let pool = db::open(&settings.db_path).map_err(|source| StartupError::Database {
-            path: settings.db_path.display().to_string(),
-            source,
+        let store = Store::open(&settings.db_path, settings.writer).map_err(|source| {
+            StartupError::Database {
+                path: settings.db_path.display().to_string(),
+                source,
+            }
         })?;
         let http = reqwest::Client::builder()
             .timeout(settings.provider_timeout)
@@ -71,16 +90,7 @@ impl Application {
         };
         let listener = TcpListener::bind(&settings.addr).map_err(listen_error)?;
         let port = listener.local_addr().map_err(listen_error)?.port();
-        let wake = Arc::new(Notify::new());
-        let outbox = Outbox::new(
-            pool.clone(),
-            Arc::clone(&sender),
-            settings.retry_schedule.clone(),
-            Arc::clone(&wake),
-        );
-        let media_wake = Arc::new(Notify::new());
         let media = MediaKeeper::new(
-            pool.clone(),
             reqwest::Client::builder()
                 .timeout(crate::media::FETCH_TIMEOUT)
                 .build()?,
@@ -94,16 +104,44 @@ impl Application {
                     auth_token: token,
                     api_base: settings.twilio_api_base.clone(),
                 }),
-            settings.retry_schedule.clone(),
-            Arc::clone(&media_wake),
         );
+        let runner = Runner::new(
+            JobContext {
+                store: store.clone(),
+                sender: Arc::clone(&sender),
+                pacer: Pacer::new(settings.send_rate),
+                media,
+                public_url: settings.public_url.clone(),
+            },
+            RunnerSettings {
+                concurrency: settings.job_concurrency,
+                lease: settings.job_lease,
+                schedule: settings.retry_schedule.clone(),
+                grace: settings.shutdown_grace,
+            },
+        )?;
+        runner
+            .release_stale_claims()
+            .await
+            .map_err(StartupError::Release)?;
         let run_workers = settings.run_workers;
         let state = web::Data::new(AppState {
-            pool: pool.clone(),
+            store: store.clone(),
+            pool: store.reads().clone(),
+            receive: Arc::new(ReceiveSettings {
+                manage_url: settings.manage_url.clone(),
+                pending_ttl: settings.pending_ttl,
+                reply_limits: settings.reply_limits,
+                sender: sender.name(),
+            }),
+            connect: Arc::new(ConnectSettings {
+                pending_ttl: settings.pending_ttl,
+                limits: settings.connect_limits,
+                sender: sender.name(),
+                sender_number: sender.default_from().map(str::to_owned),
+            }),
             settings: Arc::new(settings),
-            sender,
-            outbox_wake: wake,
-            media_wake,
+            runner: runner.clone(),
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -116,6 +154,9 @@ impl Application {
                 .configure(routes::configure)
                 .default_service(web::to(routes::not_found))
         })
+        // Signals are handled in `run_until_stopped`, which stops the server and the runner
+        // in order.
+        .disable_signals()
         .listen(listener)
         .map_err(listen_error)?
         .run();
@@ -123,9 +164,8 @@ impl Application {
         Ok(Self {
             server,
             port,
-            outbox,
-            media,
-            pool,
+            store,
+            runner,
             run_workers,
         })
     }
@@ -134,25 +174,79 @@ impl Application {
         self.port
     }
 
-    /// The outbox, so a caller can drive rounds itself.
-    pub fn outbox(&self) -> Outbox {
-        self.outbox.clone()
+    /// The jobs runner, so a caller can drive rounds itself.
+    pub fn runner(&self) -> Runner {
+        self.runner.clone()
     }
 
-    /// The media keeper, so a caller can drive rounds itself.
-    pub fn media(&self) -> MediaKeeper {
-        self.media.clone()
+    pub fn store(&self) -> Store {
+        self.store.clone()
     }
 
-    pub fn pool(&self) -> Pool {
-        self.pool.clone()
-    }
-
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+    /// Serves until SIGTERM or Ctrl-C, or until the server or the runner fails. On a signal:
+    /// the server stops taking requests and finishes those it has, then the runner stops
+    /// claiming, lets running jobs finish within the grace period and releases the rest.
+    pub async fn run_until_stopped(self) -> Result<(), RunError> {
+        let stop = CancellationToken::new();
+        let handle = self.server.handle();
+        let mut server = tokio::spawn(self.server);
+        let mut runner = if self.run_workers {
+            tokio::spawn(self.runner.clone().run(stop.clone()))
+        } else {
+            // Tests drive the runner round by round.
+            tokio::spawn(std::future::pending())
+        };
+        let outcome = tokio::select! {
+            () = shutdown_signal() => {
+                tracing::info!("shutting down: no new requests; finishing running jobs");
+                Ok(())
+            }
+            served = &mut server => {
+                let stopped = match served {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(RunError::Server(e)),
+                    Err(e) => Err(RunError::Runner(e)),
+                };
+                tracing::error!("the HTTP server stopped; stopping the jobs runner");
+                stopped
+            }
+            ran = &mut runner => {
+                tracing::error!("the jobs runner stopped; stopping the HTTP server");
+                ran.map_err(RunError::Runner)
+            }
+        };
+        handle.stop(true).await;
+        stop.cancel();
         if self.run_workers {
-            tokio::spawn(self.outbox.run());
-            tokio::spawn(self.media.run());
+            let _ = runner.await;
+        } else {
+            runner.abort();
         }
-        self.server.await
+        tracing::info!("momentline stopped");
+        outcome
+    }
+}
+
+/// SIGTERM (what service managers and container runtimes send) or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops momentline");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -15,13 +15,12 @@ pub struct Artist {
 
 /// Creates an artist with its first key, or returns `None` when the name is taken.
 pub fn create(
-    conn: &mut Connection,
+    tx: &Connection,
     name: &str,
     address: Option<&str>,
     key: &ApiKey,
     now: DateTime<Utc>,
 ) -> rusqlite::Result<Option<Artist>> {
-    let tx = conn.transaction()?;
     let inserted = tx.execute(
         "INSERT INTO artists (name, address, created_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (name) DO NOTHING",
@@ -34,8 +33,7 @@ pub fn create(
         id: tx.last_insert_rowid(),
         name: name.to_owned(),
     };
-    insert_key(&tx, artist.id, key, now)?;
-    tx.commit()?;
+    insert_key(tx, artist.id, key, now)?;
     Ok(Some(artist))
 }
 

@@ -1,15 +1,16 @@
-//! Inbound and outbound messages; outbound rows are the outbox the worker drains.
+//! Inbound and outbound messages; each queued outbound text has a send_text job.
 
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
+use super::jobs::{self, NewJob};
 use super::numbers;
 use super::{parse_ts, ts, Text};
 use crate::domain::moment::MediaItem;
 use crate::domain::number_state::{ArtistId, RecentReplies, ReplyKind};
 use crate::domain::segments::{Encoding, Segments};
-use crate::domain::{Direction, MessageState, TextEnum};
+use crate::domain::{Direction, JobKind, MessageState, TextEnum};
 use crate::providers::StatusReport;
 
 /// An inbound message about to be recorded.
@@ -72,32 +73,43 @@ pub struct NewOutbound<'a> {
     pub purpose: ReplyKind,
 }
 
-/// Queues an outbound text in the outbox, due now.
+/// Queues an outbound text with the job that sends it, due now. Texts to one number go out
+/// in the order they were queued.
 pub fn queue_outbound(
     conn: &Connection,
     m: &NewOutbound,
     now: DateTime<Utc>,
 ) -> rusqlite::Result<i64> {
     let segments = Segments::of(m.body);
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO messages (direction, artist_id, phone, service_number, body, provider,
-           state, purpose, encoding, segments, next_attempt_at, created_at, updated_at)
-         VALUES (?8, ?1, ?2, ?3, ?4, ?5, ?9, ?6, ?10, ?11, ?7, ?7, ?7)",
-        params![
-            m.artist,
-            m.to,
-            m.from,
-            m.body,
-            m.provider,
-            Text(m.purpose),
-            ts(now),
-            Text(Direction::Outbound),
-            Text(MessageState::Unconfirmed),
-            Text(segments.encoding),
-            segments.count
-        ],
+           state, purpose, encoding, segments, created_at, updated_at)
+         VALUES (?8, ?1, ?2, ?3, ?4, ?5, ?9, ?6, ?10, ?11, ?7, ?7)",
+    )?
+    .execute(params![
+        m.artist,
+        m.to,
+        m.from,
+        m.body,
+        m.provider,
+        Text(m.purpose),
+        ts(now),
+        Text(Direction::Outbound),
+        Text(MessageState::Unconfirmed),
+        Text(segments.encoding),
+        segments.count
+    ])?;
+    let id = conn.last_insert_rowid();
+    jobs::enqueue(
+        conn,
+        &NewJob {
+            kind: JobKind::SendText,
+            payload: serde_json::json!({ "message_id": id }),
+            queue: Some(m.to),
+        },
+        now,
     )?;
-    Ok(conn.last_insert_rowid())
+    Ok(id)
 }
 
 fn count_since(
@@ -262,76 +274,61 @@ pub fn one_for_artist(
     .optional()
 }
 
-/// An outbound text claimed by the worker for one attempt.
+/// An outbound text, as its send_text job needs it.
 #[derive(Debug, Clone)]
-pub struct OutboxItem {
+pub struct Outgoing {
     pub id: i64,
     pub to: String,
     pub from: Option<String>,
     pub body: String,
     pub purpose: Option<ReplyKind>,
-    /// Attempts so far, this one included.
-    pub attempt: u32,
+    pub state: MessageState,
 }
 
-/// Claims up to `limit` due texts: each gets its attempt counted and is hidden from other
-/// rounds for `lease`, so a text is never handed out twice at once.
-pub fn claim_due(
-    conn: &mut Connection,
-    now: DateTime<Utc>,
-    lease: Duration,
-    limit: u32,
-) -> rusqlite::Result<Vec<OutboxItem>> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let items = {
-        let mut stmt = tx.prepare(
-            "UPDATE messages SET attempts = attempts + 1, next_attempt_at = ?2, updated_at = ?1
-             WHERE id IN (SELECT id FROM messages
-                          WHERE state = ?4 AND next_attempt_at <= ?1
-                          ORDER BY next_attempt_at, id LIMIT ?3)
-             RETURNING id, phone, service_number, body, purpose, attempts",
-        )?;
-        let queued = Text(MessageState::Unconfirmed);
-        let rows = stmt.query_map(params![ts(now), ts(now + lease), limit, queued], |r| {
-            Ok(OutboxItem {
-                id: r.get(0)?,
-                to: r.get(1)?,
-                from: r.get(2)?,
-                body: r.get(3)?,
-                purpose: r.get::<_, Option<Text<ReplyKind>>>(4)?.map(|t| t.0),
-                attempt: r.get(5)?,
-            })
-        })?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()?
-    };
-    tx.commit()?;
-    Ok(items)
+/// The outbound text `id`.
+pub fn outgoing(conn: &Connection, id: i64) -> rusqlite::Result<Option<Outgoing>> {
+    conn.prepare_cached(
+        "SELECT id, phone, service_number, body, purpose, state FROM messages
+         WHERE id = ?1 AND direction = ?2",
+    )?
+    .query_row(params![id, Text(Direction::Outbound)], |r| {
+        Ok(Outgoing {
+            id: r.get(0)?,
+            to: r.get(1)?,
+            from: r.get(2)?,
+            body: r.get(3)?,
+            purpose: r.get::<_, Option<Text<ReplyKind>>>(4)?.map(|t| t.0),
+            state: r.get::<_, Text<MessageState>>(5)?.0,
+        })
+    })
+    .optional()
 }
 
 /// The provider accepted the text. A status report that came before this is applied now.
 pub fn mark_sent(
-    conn: &mut Connection,
+    tx: &Connection,
     id: i64,
+    attempts: u32,
     provider: &str,
     provider_message_id: Option<&str>,
     now: DateTime<Utc>,
 ) -> rusqlite::Result<()> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE messages SET state = ?5, provider = ?2, provider_message_id = ?3,
-           next_attempt_at = NULL, last_error = NULL, updated_at = ?4
+           last_error = NULL, attempts = ?7, updated_at = ?4
          WHERE id = ?1 AND state = ?6",
-        params![
-            id,
-            provider,
-            provider_message_id,
-            ts(now),
-            Text(MessageState::Sent),
-            Text(MessageState::Unconfirmed)
-        ],
-    )?;
+    )?
+    .execute(params![
+        id,
+        provider,
+        provider_message_id,
+        ts(now),
+        Text(MessageState::Sent),
+        Text(MessageState::Unconfirmed),
+        attempts
+    ])?;
     if let Some(provider_id) = provider_message_id {
-        let mut stmt = tx.prepare(
+        let mut stmt = tx.prepare_cached(
             "DELETE FROM early_status_reports WHERE provider = ?1 AND provider_message_id = ?2
              RETURNING state, error, recipient_opted_out",
         )?;
@@ -350,28 +347,34 @@ pub fn mark_sent(
                 tx.query_row("SELECT phone FROM messages WHERE id = ?1", [id], |r| {
                     r.get(0)
                 })?;
-            numbers::provider_opt_out(&tx, &phone, id, now)?;
+            numbers::provider_opt_out(tx, &phone, id, now)?;
         }
         if let Some((state, error, _)) = parked.into_iter().max_by_key(|(s, _, _)| s.progress()) {
-            advance(&tx, id, MessageState::Sent, state, error.as_deref(), now)?;
+            advance(tx, id, MessageState::Sent, state, error.as_deref(), now)?;
         }
     }
-    tx.commit()
+    Ok(())
 }
 
-/// The attempt failed but another may succeed at `at`.
-pub fn schedule_retry(
+/// An attempt failed and another will follow: the attempt and its reason are shown.
+pub fn note_failed_attempt(
     conn: &Connection,
     id: i64,
-    at: DateTime<Utc>,
+    attempts: u32,
     error: &str,
     now: DateTime<Utc>,
 ) -> rusqlite::Result<()> {
-    conn.execute(
-        "UPDATE messages SET next_attempt_at = ?2, last_error = ?3, updated_at = ?4
+    conn.prepare_cached(
+        "UPDATE messages SET attempts = ?2, last_error = ?3, updated_at = ?4
          WHERE id = ?1 AND state = ?5",
-        params![id, ts(at), error, ts(now), Text(MessageState::Unconfirmed)],
-    )?;
+    )?
+    .execute(params![
+        id,
+        attempts,
+        error,
+        ts(now),
+        Text(MessageState::Unconfirmed)
+    ])?;
     Ok(())
 }
 
@@ -379,21 +382,22 @@ pub fn schedule_retry(
 pub fn mark_failed(
     conn: &Connection,
     id: i64,
+    attempts: u32,
     error: &str,
     now: DateTime<Utc>,
 ) -> rusqlite::Result<()> {
-    conn.execute(
-        "UPDATE messages SET state = ?4, next_attempt_at = NULL, last_error = ?2,
-           updated_at = ?3
+    conn.prepare_cached(
+        "UPDATE messages SET state = ?4, last_error = ?2, attempts = ?6, updated_at = ?3
          WHERE id = ?1 AND state = ?5",
-        params![
-            id,
-            error,
-            ts(now),
-            Text(MessageState::Error),
-            Text(MessageState::Unconfirmed)
-        ],
-    )?;
+    )?
+    .execute(params![
+        id,
+        error,
+        ts(now),
+        Text(MessageState::Error),
+        Text(MessageState::Unconfirmed),
+        attempts
+    ])?;
     Ok(())
 }
 
@@ -410,13 +414,12 @@ pub enum StatusApplied {
 
 /// Applies a provider's status report to the outbound text it names, only ever forwards.
 pub fn apply_status(
-    conn: &mut Connection,
+    tx: &Connection,
     report: &StatusReport,
     now: DateTime<Utc>,
 ) -> rusqlite::Result<StatusApplied> {
     let (provider, provider_message_id) = (report.provider, report.provider_message_id.as_str());
     let (state, error) = (report.state, report.error.as_deref());
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let current = tx
         .query_row(
             "SELECT id, state, phone FROM messages
@@ -455,11 +458,11 @@ pub fn apply_status(
             StatusApplied::Parked
         }
         Some((id, current, phone)) => {
-            if advance(&tx, id, current, state, error, now)? {
+            if advance(tx, id, current, state, error, now)? {
                 // Only a report that moves the text on acts: a redelivered one must not opt
                 // the number out again after it has texted START.
                 if report.recipient_opted_out {
-                    numbers::provider_opt_out(&tx, &phone, id, now)?;
+                    numbers::provider_opt_out(tx, &phone, id, now)?;
                 }
                 StatusApplied::Advanced
             } else {
@@ -467,7 +470,6 @@ pub fn apply_status(
             }
         }
     };
-    tx.commit()?;
     Ok(applied)
 }
 
@@ -484,8 +486,28 @@ fn advance(
     }
     conn.execute(
         "UPDATE messages SET state = ?2, last_error = coalesce(?3, last_error),
-           next_attempt_at = NULL, updated_at = ?4 WHERE id = ?1",
+           updated_at = ?4 WHERE id = ?1",
         params![id, Text(state), error, ts(now)],
     )?;
     Ok(true)
+}
+
+/// Whose conversation a message is in, and its two numbers.
+#[derive(Debug, Clone)]
+pub struct Conversation {
+    pub artist: Option<ArtistId>,
+    pub phone: String,
+    pub service_number: Option<String>,
+}
+
+pub fn conversation_of(conn: &Connection, id: i64) -> rusqlite::Result<Option<Conversation>> {
+    conn.prepare_cached("SELECT artist_id, phone, service_number FROM messages WHERE id = ?1")?
+        .query_row([id], |r| {
+            Ok(Conversation {
+                artist: r.get(0)?,
+                phone: r.get(1)?,
+                service_number: r.get(2)?,
+            })
+        })
+        .optional()
 }

@@ -4,12 +4,14 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
+use super::jobs::{self, NewJob};
 use super::{ts, Text};
 use crate::domain::moment::{MomentCommand, MomentContent, Price};
 use crate::domain::number_state::ArtistId;
-use crate::domain::{MediaState, MomentKindCode, MomentState};
+use crate::domain::{JobKind, MediaState, MomentKindCode, MomentState};
 
-/// Records a Moment command as a `pending` Moment.
+/// Records a Moment command as a `pending` Moment; a media Moment's file is queued for
+/// keeping in the same write.
 pub fn insert(
     conn: &Connection,
     artist: ArtistId,
@@ -26,29 +28,40 @@ pub fn insert(
     let too_big = |e: std::num::TryFromIntError| rusqlite::Error::ToSqlConversionFailure(e.into());
     let price = i64::try_from(command.price.micro_usdc()).map_err(too_big)?;
     let position = i64::try_from(position).map_err(too_big)?;
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO moments (artist_id, message_id, position, kind, title, description,
            media_url, media_content_type, link_url, price_micro_usdc, state, created_at,
-           updated_at, media_state, media_next_attempt_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12, ?11, ?11, ?13,
-                 CASE WHEN ?13 IS NULL THEN NULL ELSE ?11 END)",
-        params![
-            artist,
-            message_id,
-            position,
-            Text(kind),
-            command.title,
-            command.description,
-            media.map(|m| m.url.as_str()),
-            media.map(|m| m.content_type.as_str()),
-            link,
-            price,
-            ts(now),
-            Text(MomentState::Pending),
-            media.map(|_| Text(MediaState::Fetching))
-        ],
-    )?;
-    Ok(conn.last_insert_rowid())
+           updated_at, media_state)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12, ?11, ?11, ?13)",
+    )?
+    .execute(params![
+        artist,
+        message_id,
+        position,
+        Text(kind),
+        command.title,
+        command.description,
+        media.map(|m| m.url.as_str()),
+        media.map(|m| m.content_type.as_str()),
+        link,
+        price,
+        ts(now),
+        Text(MomentState::Pending),
+        media.map(|_| Text(MediaState::Fetching))
+    ])?;
+    let id = conn.last_insert_rowid();
+    if media.is_some() {
+        jobs::enqueue(
+            conn,
+            &NewJob {
+                kind: JobKind::KeepMedia,
+                payload: serde_json::json!({ "moment_id": id }),
+                queue: None,
+            },
+            now,
+        )?;
+    }
+    Ok(id)
 }
 
 /// Marks a pending Moment created at `url`.
@@ -58,17 +71,57 @@ pub fn mark_created(
     url: &str,
     now: DateTime<Utc>,
 ) -> rusqlite::Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "UPDATE moments SET state = ?4, url = ?2, updated_at = ?3 WHERE id = ?1 AND state = ?5",
-        params![
-            id,
-            url,
-            ts(now),
-            Text(MomentState::Created),
-            Text(MomentState::Pending)
-        ],
-    )?;
+    )?
+    .execute(params![
+        id,
+        url,
+        ts(now),
+        Text(MomentState::Created),
+        Text(MomentState::Pending)
+    ])?;
     Ok(())
+}
+
+/// What dispatching a Moment needs: the message that asked for it, and where it is.
+#[derive(Debug, Clone)]
+pub struct ToDispatch {
+    pub message_id: i64,
+    pub state: MomentState,
+}
+
+pub fn to_dispatch(conn: &Connection, id: i64) -> rusqlite::Result<Option<ToDispatch>> {
+    conn.prepare_cached("SELECT message_id, state FROM moments WHERE id = ?1")?
+        .query_row([id], |r| {
+            Ok(ToDispatch {
+                message_id: r.get(0)?,
+                state: r.get::<_, Text<MomentState>>(1)?.0,
+            })
+        })
+        .optional()
+}
+
+/// The links of a message's Moments once none of them is pending any more, in order;
+/// `None` while one still is.
+pub fn settled_links(conn: &Connection, message_id: i64) -> rusqlite::Result<Option<Vec<String>>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT state, url FROM moments WHERE message_id = ?1 ORDER BY position")?;
+    let rows = stmt.query_map([message_id], |r| {
+        Ok((
+            r.get::<_, Text<MomentState>>(0)?.0,
+            r.get::<_, Option<String>>(1)?,
+        ))
+    })?;
+    let mut links = Vec::new();
+    for row in rows {
+        match row? {
+            (MomentState::Pending, _) => return Ok(None),
+            (MomentState::Created, Some(url)) => links.push(url),
+            _ => {}
+        }
+    }
+    Ok(Some(links))
 }
 
 /// A Moment as the API and its page show it.
@@ -163,77 +216,54 @@ pub fn created(
     .optional()
 }
 
-/// A media file to fetch and keep.
+/// A Moment's media file, where the provider has it.
 #[derive(Debug, Clone)]
-pub struct MediaJob {
-    pub moment_id: i64,
+pub struct MediaSource {
     pub url: String,
     pub content_type: String,
     /// The provider whose webhook named the URL (its credentials may be needed).
     pub provider: String,
-    /// Attempts so far, this one included.
-    pub attempt: u32,
+    pub state: Option<MediaState>,
 }
 
-/// Claims up to `limit` media files due for fetching, hiding each for `lease`.
-pub fn claim_media(
-    conn: &mut Connection,
-    now: DateTime<Utc>,
-    lease: chrono::Duration,
-    limit: u32,
-) -> rusqlite::Result<Vec<MediaJob>> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let jobs = {
-        let mut stmt = tx.prepare(
-            "UPDATE moments SET media_attempts = media_attempts + 1, media_next_attempt_at = ?2
-             WHERE id IN (SELECT id FROM moments
-                          WHERE media_state = ?4 AND media_next_attempt_at <= ?1
-                          ORDER BY media_next_attempt_at, id LIMIT ?3)
-             RETURNING id, media_url, media_content_type, media_attempts,
-               (SELECT provider FROM messages WHERE messages.id = moments.message_id)",
-        )?;
-        let fetching = Text(MediaState::Fetching);
-        let rows = stmt.query_map(params![ts(now), ts(now + lease), limit, fetching], |r| {
-            Ok(MediaJob {
-                moment_id: r.get(0)?,
-                url: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
-                content_type: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
-                attempt: r.get(3)?,
-                provider: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
-            })
-        })?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()?
-    };
-    tx.commit()?;
-    Ok(jobs)
+pub fn media_source(conn: &Connection, id: i64) -> rusqlite::Result<Option<MediaSource>> {
+    conn.prepare_cached(
+        "SELECT m.media_url, m.media_content_type, g.provider, m.media_state
+         FROM moments m JOIN messages g ON g.id = m.message_id WHERE m.id = ?1",
+    )?
+    .query_row([id], |r| {
+        Ok(MediaSource {
+            url: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+            content_type: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+            provider: r.get(2)?,
+            state: r.get::<_, Option<Text<MediaState>>>(3)?.map(|t| t.0),
+        })
+    })
+    .optional()
 }
 
 /// The file is kept as `file` in the media directory.
 pub fn media_kept(conn: &Connection, id: i64, file: &str) -> rusqlite::Result<()> {
-    conn.execute(
-        "UPDATE moments SET media_state = ?2, media_file = ?3, media_next_attempt_at = NULL,
-           media_error = NULL WHERE id = ?1",
-        params![id, Text(MediaState::Kept), file],
-    )?;
+    conn.prepare_cached(
+        "UPDATE moments SET media_state = ?2, media_file = ?3, media_error = NULL WHERE id = ?1",
+    )?
+    .execute(params![id, Text(MediaState::Kept), file])?;
     Ok(())
 }
 
-/// Another attempt at `at`, or (`at` = `None`) none: the media is lost.
+/// A fetch failed: another will follow, or (`for_good`) none will and the media is lost.
 pub fn media_failed(
     conn: &Connection,
     id: i64,
-    at: Option<DateTime<Utc>>,
+    for_good: bool,
     error: &str,
 ) -> rusqlite::Result<()> {
-    let state = if at.is_some() {
-        MediaState::Fetching
-    } else {
+    let state = if for_good {
         MediaState::Failed
+    } else {
+        MediaState::Fetching
     };
-    conn.execute(
-        "UPDATE moments SET media_state = ?2, media_next_attempt_at = ?3, media_error = ?4
-         WHERE id = ?1",
-        params![id, Text(state), at.map(ts), error],
-    )?;
+    conn.prepare_cached("UPDATE moments SET media_state = ?2, media_error = ?3 WHERE id = ?1")?
+        .execute(params![id, Text(state), error])?;
     Ok(())
 }

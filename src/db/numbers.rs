@@ -296,17 +296,20 @@ mod tests {
 
     fn conn() -> (tempfile::TempDir, db::Pool) {
         let dir = tempfile::tempdir().expect("temp dir");
-        let pool = db::open(&dir.path().join("t.db")).expect("open");
+        let pool = crate::store::Store::open(&dir.path().join("t.db"), Default::default())
+            .expect("open")
+            .reads()
+            .clone();
         (dir, pool)
     }
 
     #[test]
     fn every_standing_round_trips_through_its_row() {
         let (_dir, pool) = conn();
-        let mut c = pool.get().expect("conn");
+        let c = pool.get().expect("conn");
         let key = crate::domain::api_key::ApiKey::generate().expect("key");
         let now = DateTime::from_timestamp(1_800_000_000, 0).expect("time");
-        let a = db::artists::create(&mut c, "A", None, &key, now)
+        let a = db::artists::create(&c, "A", None, &key, now)
             .expect("insert")
             .expect("new")
             .id;

@@ -133,7 +133,6 @@ pub fn close(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db;
 
     fn part<'a>(id: &'a str, reference: &'a Part, body: &'a str) -> NewPart<'a> {
         NewPart {
@@ -156,7 +155,10 @@ mod tests {
     #[test]
     fn a_reused_reference_starts_afresh_and_never_mixes_in_old_parts() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let pool = db::open(&dir.path().join("p.db")).expect("open");
+        let pool = crate::store::Store::open(&dir.path().join("p.db"), Default::default())
+            .expect("open")
+            .reads()
+            .clone();
         let conn = pool.get().expect("conn");
         let now = chrono::Utc::now();
         let (one, two) = (of(1, 2), of(2, 2));
@@ -187,7 +189,10 @@ mod tests {
     #[test]
     fn parts_older_than_a_day_are_not_joined_with_new_ones() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let pool = db::open(&dir.path().join("p.db")).expect("open");
+        let pool = crate::store::Store::open(&dir.path().join("p.db"), Default::default())
+            .expect("open")
+            .reads()
+            .clone();
         let conn = pool.get().expect("conn");
         let now = chrono::Utc::now();
         let (one, two) = (of(1, 2), of(2, 2));

@@ -94,3 +94,18 @@ text_enum!(
     /// Where a media Moment's file is: being fetched from the provider, kept here, or lost.
     MediaState { Fetching => "fetching", Kept => "kept", Failed => "failed" }
 );
+
+text_enum!(
+    /// What a background job does.
+    JobKind {
+        SendText => "send_text",
+        KeepMedia => "keep_media",
+        DispatchMoment => "dispatch_moment",
+    }
+);
+
+text_enum!(
+    /// Where a job is: waiting for its time, claimed by a runner, or given up for good.
+    /// A job that succeeds is deleted: the row it worked on keeps the result.
+    JobState { Queued => "queued", Running => "running", Failed => "failed" }
+);

@@ -79,9 +79,15 @@ pub struct Accepted {
 /// Why a provider did not accept a text, in the classes the outbox acts on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
-    /// Timeouts, 5xx, 429: another attempt may succeed (not before `retry_after`, if given).
+    /// Timeouts, 5xx: another attempt may succeed (not before `retry_after`, if given).
     #[error("{reason}")]
     Retryable {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// 429: the provider asks us to slow down. Nothing was tried, so no attempt is spent.
+    #[error("{reason}")]
+    Throttled {
         reason: String,
         retry_after: Option<Duration>,
     },
@@ -94,16 +100,19 @@ pub enum SendError {
 }
 
 impl SendError {
-    /// Classifies an HTTP failure by status: 408, 429 and 5xx are worth another attempt.
+    /// Classifies an HTTP failure by status: 408 and 5xx are worth another attempt, 429
+    /// asks for a slower pace.
     pub fn from_status(
         status: reqwest::StatusCode,
         retry_after: Option<Duration>,
         reason: String,
     ) -> Self {
-        if status.is_server_error()
-            || status == reqwest::StatusCode::TOO_MANY_REQUESTS
-            || status == reqwest::StatusCode::REQUEST_TIMEOUT
-        {
+        if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            Self::Throttled {
+                reason,
+                retry_after,
+            }
+        } else if status.is_server_error() || status == reqwest::StatusCode::REQUEST_TIMEOUT {
             Self::Retryable {
                 reason,
                 retry_after,

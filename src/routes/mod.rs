@@ -14,25 +14,31 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse, ResponseError};
 use serde_json::json;
-use tokio::sync::Notify;
 
 use crate::config::Settings;
+use crate::connect::ConnectSettings;
 use crate::db::{DbError, Pool};
-use crate::providers::Sender;
+use crate::inbound::ReceiveSettings;
+use crate::jobs::Runner;
+use crate::store::{Store, WriteError};
 use crate::telemetry::error_chain;
 
 pub use auth::Authenticated;
 
 /// What every handler shares.
 pub struct AppState {
+    pub store: Store,
+    /// The store's read pool.
     pub pool: Pool,
     pub settings: Arc<Settings>,
-    pub sender: Arc<Sender>,
-    /// Wakes the outbox worker when a text is queued.
-    pub outbox_wake: Arc<Notify>,
-    /// Wakes the media keeper when a Moment has media to fetch.
-    pub media_wake: Arc<Notify>,
+    pub receive: Arc<ReceiveSettings>,
+    pub connect: Arc<ConnectSettings>,
+    /// Woken when a write queued work.
+    pub runner: Runner,
 }
+
+/// How long a client is asked to wait when the write queue is full.
+const BUSY_RETRY_AFTER_SECS: u64 = 1;
 
 /// The largest API request body.
 const API_BODY_LIMIT: usize = 16 * 1024;
@@ -103,6 +109,8 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("{message}")]
     TooManyRequests { message: String, retry_after: u64 },
+    #[error("Busy; try again shortly")]
+    Unavailable { retry_after: u64 },
     #[error("{public}")]
     Internal {
         public: &'static str,
@@ -134,13 +142,15 @@ impl ResponseError for ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
-        if let Self::TooManyRequests { retry_after, .. } = self {
+        if let Self::TooManyRequests { retry_after, .. } | Self::Unavailable { retry_after } = self
+        {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after)));
         }
         response.json(json!({ "message": self.to_string() }))
@@ -160,6 +170,20 @@ where
         Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => Err(ApiError::internal(public)(e.into())),
         Err(e) => Err(ApiError::internal(public)(Box::new(e))),
+    }
+}
+
+/// A write's failure as an answer: a full write queue is 503 with `Retry-After` (providers
+/// redeliver, clients come back); anything else is a 500 saying only `public`.
+pub fn write_failed(public: &'static str) -> impl FnOnce(WriteError) -> ApiError {
+    move |e| match e {
+        WriteError::Busy => {
+            tracing::warn!("{public}: the write queue is full; answered 503");
+            ApiError::Unavailable {
+                retry_after: BUSY_RETRY_AFTER_SECS,
+            }
+        }
+        other => ApiError::internal(public)(Box::new(other)),
     }
 }
 

@@ -5,8 +5,10 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{blocking, conn, read_body, ApiError, AppState, Authenticated, API_BODY_LIMIT};
-use crate::connect::{self, ConnectSettings};
+use super::{
+    blocking, conn, read_body, write_failed, ApiError, AppState, Authenticated, API_BODY_LIMIT,
+};
+use crate::connect;
 use crate::db::{numbers, DbError};
 use crate::domain::number_state::ConnectOutcome;
 use crate::domain::phone_number::PhoneNumber;
@@ -37,22 +39,12 @@ pub async fn connect(
             "Phone numbers from {region} cannot be connected"
         )));
     }
-    let app = state.clone();
-    let outcome = blocking("Failed to connect phone number", move || {
-        let settings = ConnectSettings {
-            pending_ttl: app.settings.pending_ttl,
-            limits: app.settings.connect_limits,
-            sender: app.sender.name(),
-            sender_number: app.sender.default_from(),
-        };
-        let mut conn = conn(&app.pool)?;
-        connect::connect_number(&mut conn, &settings, &artist, &number, Utc::now())
-            .map_err(DbError::from)
-    })
-    .await?;
+    let outcome = connect::connect_number(&state.store, state.connect.clone(), artist, number)
+        .await
+        .map_err(write_failed("Failed to connect phone number"))?;
     match outcome {
         ConnectOutcome::Prompt { .. } => {
-            state.outbox_wake.notify_one();
+            state.runner.wake();
             Ok(HttpResponse::Ok().json(json!({
                 "success": true,
                 "message": "Phone number connected and verification message sent",
@@ -90,13 +82,10 @@ pub async fn disconnect(
             .map_err(|_| ApiError::BadRequest("Invalid request body".into()))?;
         Some(parse_number(&request.phone_number)?)
     };
-    let pool = state.pool.clone();
     let one = number.is_some();
-    let released = blocking("Failed to disconnect phone number", move || {
-        let mut conn = conn(&pool)?;
-        connect::disconnect(&mut conn, &artist, number.as_ref(), Utc::now()).map_err(DbError::from)
-    })
-    .await?;
+    let released = connect::disconnect(&state.store, artist, number)
+        .await
+        .map_err(write_failed("Failed to disconnect phone number"))?;
     if one && released == 0 {
         return Err(ApiError::NotFound(
             "Phone number is not connected to this artist".into(),

@@ -4,11 +4,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde_json::json;
 
-use super::{blocking, conn, read_body, ApiError, AppState, WEBHOOK_BODY_LIMIT};
+use super::{read_body, write_failed, ApiError, AppState, WEBHOOK_BODY_LIMIT};
 use crate::db::messages::{self, StatusApplied};
-use crate::db::DbError;
 use crate::domain::phone_number::{mask, PhoneNumber};
-use crate::inbound::{self, Receipt, ReceiveSettings};
+use crate::inbound::{self, Receipt};
 use crate::providers::{telnyx, twilio, vonage, WebhookEvent};
 
 fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
@@ -154,43 +153,24 @@ async fn apply(state: &web::Data<AppState>, event: WebhookEvent) -> Result<Strin
                     "inbound text ignored: sender is not a valid E.164 number");
                 return Ok("Ignored: sender is not a phone number".into());
             };
-            let app = state.clone();
-            let receipt = blocking("Failed to record message", move || {
-                let settings = ReceiveSettings {
-                    public_url: &app.settings.public_url,
-                    manage_url: &app.settings.manage_url,
-                    pending_ttl: app.settings.pending_ttl,
-                    reply_limits: app.settings.reply_limits,
-                    sender: app.sender.name(),
-                };
-                let mut conn = conn(&app.pool)?;
-                inbound::receive(&mut conn, &settings, &message, &from, Utc::now())
-                    .map_err(DbError::from)
-            })
-            .await?;
+            let receipt = inbound::receive(&state.store, state.receive.clone(), message, from)
+                .await
+                .map_err(write_failed("Failed to record message"))?;
+            if receipt.queued_work() {
+                state.runner.wake();
+            }
             Ok(match receipt {
                 Receipt::Duplicate => "Duplicate ignored".into(),
                 Receipt::Partial => "Part kept until the whole message is in".into(),
-                Receipt::Recorded {
-                    replies, moments, ..
-                } => {
-                    if replies > 0 {
-                        state.outbox_wake.notify_one();
-                    }
-                    if moments > 0 {
-                        state.media_wake.notify_one();
-                    }
-                    "Received".into()
-                }
+                Receipt::Recorded { .. } => "Received".into(),
             })
         }
         WebhookEvent::Status(report) => {
-            let pool = state.pool.clone();
-            let applied = blocking("Failed to record status", move || {
-                messages::apply_status(&mut *conn(&pool)?, &report, Utc::now())
-                    .map_err(DbError::from)
-            })
-            .await?;
+            let applied = state
+                .store
+                .write(move |tx| Ok(messages::apply_status(tx, &report, Utc::now())?))
+                .await
+                .map_err(write_failed("Failed to record status"))?;
             Ok(match applied {
                 StatusApplied::Advanced => "Status recorded".into(),
                 StatusApplied::Stale => {

@@ -313,6 +313,7 @@ async fn a_verified_number_moves_to_another_artist_only_on_its_owners_yes() {
 
     // Until the yes, Moments still go to the owner.
     app.text(PHONE, "still mine").await;
+    app.drain().await;
     let moments = app.get_json("/api/moments").await;
     assert_eq!(moments["moments"].as_array().map(Vec::len), Some(1));
 

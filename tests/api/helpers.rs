@@ -16,9 +16,10 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 use momentline::config::Settings;
 use momentline::db::{self, Pool};
 use momentline::domain::api_key::ApiKey;
-use momentline::media::{MediaKeeper, MediaRound};
-use momentline::outbox::{Outbox, Round};
+use momentline::domain::JobKind;
+use momentline::jobs::{Round, Runner};
 use momentline::startup::Application;
+use momentline::store::Store;
 
 /// RFC 8032 §7.1 TEST 1: the key behind PROVIDERS.md's Telnyx test vector.
 const TELNYX_SECRET: [u8; 32] = [
@@ -48,9 +49,10 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// Stands in for every provider's API.
     pub provider_api: MockServer,
-    pub outbox: Outbox,
-    pub media: MediaKeeper,
+    pub runner: Runner,
+    pub store: Store,
     pub media_dir: std::path::PathBuf,
+    /// The store's read pool; tests also write through it to set a scene.
     pub pool: Pool,
     pub api_key: String,
     message_ids: AtomicUsize,
@@ -75,6 +77,20 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
 }
 
 pub async fn spawn_app_with_env(
+    extra: &[(&str, &str)],
+    adjust: impl FnOnce(&mut Settings),
+) -> TestApp {
+    spawn_app_on(None, extra, adjust).await
+}
+
+/// Starts the app on a database made from `dump` (SQL, e.g. one written by an earlier
+/// momentline), whose artist's key is `key`; the test artist is not created.
+pub async fn spawn_app_on_dump(dump: &str, key: &str) -> TestApp {
+    spawn_app_on(Some((dump, key)), &[], |_| {}).await
+}
+
+async fn spawn_app_on(
+    dump: Option<(&str, &str)>,
     extra: &[(&str, &str)],
     adjust: impl FnOnce(&mut Settings),
 ) -> TestApp {
@@ -124,6 +140,10 @@ pub async fn spawn_app_with_env(
             env.push(((*k).to_owned(), (*v).to_owned()));
         }
     }
+    if let Some((sql, _)) = dump {
+        let conn = rusqlite::Connection::open(&db_path).expect("database for the dump");
+        conn.execute_batch(sql).expect("the dump loads");
+    }
     let mut settings =
         Settings::from_lookup(|name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
             .expect("test settings");
@@ -132,18 +152,21 @@ pub async fn spawn_app_with_env(
 
     let app = Application::build(settings).await.expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
-    let outbox = app.outbox();
-    let media = app.media();
-    let pool = app.pool();
+    let runner = app.runner();
+    let store = app.store();
+    let pool = store.reads().clone();
     tokio::spawn(app.run_until_stopped());
 
-    let api_key = create_artist(&pool, ARTIST);
+    let api_key = match dump {
+        Some((_, key)) => key.to_owned(),
+        None => create_artist(&pool, ARTIST),
+    };
     TestApp {
         address,
         http: reqwest::Client::new(),
         provider_api,
-        outbox,
-        media,
+        runner,
+        store,
         media_dir: media_dir.clone(),
         pool,
         api_key,
@@ -155,8 +178,8 @@ pub async fn spawn_app_with_env(
 /// Creates an artist the way `momentline artists add` does, returning its key.
 pub fn create_artist(pool: &Pool, name: &str) -> String {
     let key = ApiKey::generate().expect("randomness");
-    let mut conn = pool.get().expect("connection");
-    db::artists::create(&mut conn, name, None, &key, Utc::now())
+    let conn = pool.get().expect("connection");
+    db::artists::create(&conn, name, None, &key, Utc::now())
         .expect("insert")
         .expect("new artist");
     key.expose().to_owned()
@@ -557,34 +580,52 @@ impl TestApp {
         assert_eq!(response.status(), 200, "webhook for {text:?}");
     }
 
-    /// Runs outbox rounds until nothing is due.
-    pub async fn drain(&self) -> Round {
-        let mut total = Round::default();
-        for _ in 0..20 {
-            let round = self.outbox.run_once().await.expect("outbox round");
-            if round.claimed() == 0 {
-                return total;
-            }
-            total.sent += round.sent;
-            total.retrying += round.retrying;
-            total.failed += round.failed;
-        }
-        panic!("the outbox never emptied");
+    /// One round of sending texts (after dispatching the Moments that queue them).
+    pub async fn send_round(&self) -> Round {
+        self.runner
+            .run_once(&[JobKind::DispatchMoment])
+            .await
+            .expect("dispatch round");
+        self.runner
+            .run_once(&[JobKind::SendText])
+            .await
+            .expect("send round")
     }
 
-    /// Runs media rounds until nothing is due.
-    pub async fn drain_media(&self) -> MediaRound {
-        let mut total = MediaRound::default();
-        for _ in 0..20 {
-            let round = self.media.run_once().await.expect("media round");
-            if round.claimed() == 0 {
+    /// Dispatches Moments and sends texts until nothing is due; counts the texts.
+    pub async fn drain(&self) -> Round {
+        self.drain_kinds(
+            &[JobKind::DispatchMoment, JobKind::SendText],
+            JobKind::SendText,
+        )
+        .await
+    }
+
+    /// Dispatches Moments and keeps media until nothing is due; counts the files.
+    pub async fn drain_media(&self) -> Round {
+        self.drain_kinds(
+            &[JobKind::DispatchMoment, JobKind::KeepMedia],
+            JobKind::KeepMedia,
+        )
+        .await
+    }
+
+    async fn drain_kinds(&self, kinds: &[JobKind], counted: JobKind) -> Round {
+        let mut total = Round::default();
+        for _ in 0..50 {
+            let mut busy = false;
+            for kind in kinds {
+                let round = self.runner.run_once(&[*kind]).await.expect("jobs round");
+                busy |= round.claimed() > 0;
+                if *kind == counted {
+                    total.add(round);
+                }
+            }
+            if !busy {
                 return total;
             }
-            total.kept += round.kept;
-            total.retrying += round.retrying;
-            total.failed += round.failed;
         }
-        panic!("the media queue never emptied");
+        panic!("the jobs queue never emptied");
     }
 
     /// Every text momentline asked Telnyx to send, as JSON bodies, in order.

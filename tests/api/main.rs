@@ -11,3 +11,4 @@ mod phones;
 mod telnyx_webhook;
 mod twilio;
 mod vonage;
+mod write_path;

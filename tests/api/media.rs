@@ -59,7 +59,7 @@ async fn mms_media_is_kept_by_hash_and_served_by_momentline() {
     assert_eq!(before["moments"][0]["media"]["url"], Value::Null);
 
     let round = app.drain_media().await;
-    assert_eq!(round.kept, 2);
+    assert_eq!(round.done, 2);
     let jpg = hash_name(JPEG, "jpg");
     let png = hash_name(PNG, "png");
     assert_eq!(std::fs::read(app.media_dir.join(&jpg)).expect("kept"), JPEG);
@@ -105,7 +105,7 @@ async fn a_media_fetch_that_fails_is_retried() {
     serve(&app, "/media/flaky.png", "image/png", PNG).await;
     text_mms(&app, &[("/media/flaky.png", "image/png")]).await;
     let round = app.drain_media().await;
-    assert_eq!((round.retrying, round.kept), (1, 1));
+    assert_eq!((round.retrying, round.done), (1, 1));
     assert!(app.media_dir.join(hash_name(PNG, "png")).exists());
 }
 
@@ -181,7 +181,7 @@ async fn twilio_media_is_fetched_with_the_accounts_credentials() {
             .status(),
         200
     );
-    assert_eq!(app.drain_media().await.kept, 1);
+    assert_eq!(app.drain_media().await.done, 1);
 }
 
 #[tokio::test]
@@ -203,7 +203,7 @@ async fn twilio_credentials_never_go_to_another_host() {
             .status(),
         200
     );
-    assert_eq!(app.drain_media().await.kept, 1);
+    assert_eq!(app.drain_media().await.done, 1);
     let fetches = elsewhere.received_requests().await.unwrap_or_default();
     assert_eq!(fetches.len(), 1);
     assert!(fetches[0].headers.get("authorization").is_none());
@@ -214,7 +214,7 @@ async fn telnyx_media_is_fetched_without_credentials() {
     let app = spawn_verified_app().await;
     serve(&app, "/media/a.jpg", "image/jpeg", JPEG).await;
     text_mms(&app, &[("/media/a.jpg", "image/jpeg")]).await;
-    assert_eq!(app.drain_media().await.kept, 1);
+    assert_eq!(app.drain_media().await.done, 1);
     let fetches = requests_to(&app.provider_api, "/media/a.jpg").await;
     assert!(fetches[0].headers.get("authorization").is_none());
 }

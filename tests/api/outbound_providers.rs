@@ -23,7 +23,7 @@ async fn textflow_gets_a_bearer_json_request_and_the_text_is_kept_by_our_id() {
     )
     .await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
-    assert_eq!(app.drain().await.sent, 1);
+    assert_eq!(app.drain().await.done, 1);
     let requests = requests_to(&app.provider_api, "/api/send-sms").await;
     assert_eq!(requests.len(), 1);
     assert_eq!(
@@ -72,7 +72,7 @@ async fn textflow_server_errors_are_retried() {
     .await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
     let rounds = app.drain().await;
-    assert_eq!((rounds.retrying, rounds.sent), (1, 1));
+    assert_eq!((rounds.retrying, rounds.done), (1, 1));
     assert_eq!(first_message(&app).await["attempts"], 2);
 }
 
@@ -86,7 +86,7 @@ async fn phonify_gets_basic_auth_json_and_its_id_is_stored() {
     )
     .await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
-    assert_eq!(app.drain().await.sent, 1);
+    assert_eq!(app.drain().await.done, 1);
     let requests = requests_to(&app.provider_api, "/v1/messages").await;
     let basic = basic_auth(PHONIFY_API_KEY, "");
     assert_eq!(

@@ -25,14 +25,14 @@ async fn a_server_error_is_retried_until_telnyx_accepts() {
     telnyx_accepts_texts(&app.provider_api).await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
 
-    let first = app.outbox.run_once().await.expect("round");
+    let first = app.send_round().await;
     assert_eq!(first.retrying, 1);
     let waiting = prompt_message(&app).await;
     assert_eq!(waiting["state"], "unconfirmed");
     assert_eq!(waiting["error"], "telnyx 503");
 
     let rounds = app.drain().await;
-    assert_eq!(rounds.sent, 1);
+    assert_eq!(rounds.done, 1);
     let sent = prompt_message(&app).await;
     assert_eq!(sent["state"], "sent");
     assert_eq!(sent["attempts"], 2);
@@ -78,12 +78,12 @@ async fn a_timeout_is_retried() {
     .await;
     telnyx_accepts_texts(&app.provider_api).await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
-    let first = app.outbox.run_once().await.expect("round");
+    let first = app.send_round().await;
     assert_eq!(first.retrying, 1);
     assert!(prompt_message(&app).await["error"]
         .as_str()
         .is_some_and(|e| e.starts_with("telnyx timed out")));
-    assert_eq!(app.drain().await.sent, 1);
+    assert_eq!(app.drain().await.done, 1);
 }
 
 #[tokio::test]
@@ -99,7 +99,7 @@ async fn rate_limiting_honours_retry_after() {
     .await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
     let rounds = app.drain().await;
-    assert_eq!((rounds.retrying, rounds.sent, rounds.failed), (1, 0, 0));
+    assert_eq!((rounds.retrying, rounds.done, rounds.failed), (1, 0, 0));
     let message = prompt_message(&app).await;
     assert_eq!(message["state"], "unconfirmed");
     assert_eq!(
@@ -107,8 +107,8 @@ async fn rate_limiting_honours_retry_after() {
         "telnyx 429: 10011 You have exceeded the maximum number of allowed requests."
     );
     let wait = app.count(
-        "SELECT CAST((julianday(next_attempt_at) - julianday('now')) * 86400 AS INTEGER)
-         FROM messages",
+        "SELECT CAST((julianday(run_after) - julianday('now')) * 86400 AS INTEGER)
+         FROM jobs",
     );
     assert!((110..=121).contains(&wait), "next attempt in {wait} s");
 }
@@ -159,7 +159,7 @@ async fn a_text_queued_while_telnyx_is_unreachable_stays_queued() {
     // Nothing listens on port 9: Telnyx is unreachable.
     let down = spawn_app_with_env(&[("TELNYX_API_BASE", "http://127.0.0.1:9")], |_| {}).await;
     assert_eq!(down.connect(PHONE).await.status(), 200);
-    let round = down.outbox.run_once().await.expect("round");
+    let round = down.send_round().await;
     assert_eq!(round.retrying, 1);
     let message = prompt_message(&down).await;
     assert_eq!(message["state"], "unconfirmed");
@@ -178,7 +178,7 @@ async fn a_success_whose_answer_cannot_be_read_counts_as_sent_and_is_never_resen
     )
     .await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
-    assert_eq!(app.drain().await.sent, 1);
+    assert_eq!(app.drain().await.done, 1);
     let message = prompt_message(&app).await;
     assert_eq!(message["state"], "sent");
     assert_eq!(message["provider_message_id"], Value::Null);

@@ -17,7 +17,7 @@ async fn connecting_a_number_texts_it_the_exact_prompt() {
         json!({"success": true, "message": "Phone number connected and verification message sent"})
     );
 
-    assert_eq!(app.drain().await.sent, 1);
+    assert_eq!(app.drain().await.done, 1);
     let requests = app
         .provider_api
         .received_requests()

@@ -284,7 +284,7 @@ async fn vonage_failures_are_classed_by_status() {
     )
     .await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
-    let first = app.outbox.run_once().await.expect("round");
+    let first = app.send_round().await;
     assert_eq!(first.retrying, 1, "throttled is retried");
     let rounds = app.drain().await;
     assert_eq!(rounds.failed, 1, "bad credentials fail at once");
@@ -313,7 +313,7 @@ async fn a_long_text_vonage_took_in_part_is_sent_and_not_repeated() {
     )
     .await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
-    assert_eq!(app.drain().await.sent, 1);
+    assert_eq!(app.drain().await.done, 1);
     let messages = app.get_json("/api/messages").await;
     assert_eq!(messages["messages"][0]["state"], "sent");
     assert_eq!(
@@ -358,7 +358,7 @@ async fn an_mms_with_two_photos_over_vonages_messages_api_becomes_two_kept_momen
         assert_eq!(response.status(), 200);
     }
     app.drain().await;
-    assert_eq!(app.drain_media().await.kept, 2);
+    assert_eq!(app.drain_media().await.done, 2);
     let moments = app.get_json("/api/moments").await;
     let moments = moments["moments"].as_array().expect("moments").clone();
     assert_eq!(moments.len(), 2);

@@ -1,0 +1,159 @@
+-- momentline's whole schema. Applied at every start-up: every statement is idempotent.
+-- Times are UTC text in one fixed format (2026-11-22T10:00:00.000Z), so they sort as text.
+-- Status words are mirrored by Rust enums (src/domain/mod.rs, src/domain/number_state.rs).
+
+CREATE TABLE IF NOT EXISTS artists (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE CHECK (length(name) BETWEEN 1 AND 100),
+    address     TEXT CHECK (address IS NULL OR (length(address) = 42 AND address LIKE '0x%')),
+    created_at  TEXT NOT NULL
+);
+
+-- Only a SHA-256 of each key is kept; the prefix names a key for `keys revoke`.
+CREATE TABLE IF NOT EXISTS api_keys (
+    id          INTEGER PRIMARY KEY,
+    artist_id   INTEGER NOT NULL REFERENCES artists(id),
+    prefix      TEXT NOT NULL,
+    hash        TEXT NOT NULL UNIQUE,
+    created_at  TEXT NOT NULL,
+    revoked_at  TEXT
+);
+
+-- One row per number that has ever been connected or has texted us.
+CREATE TABLE IF NOT EXISTS phone_numbers (
+    e164          TEXT PRIMARY KEY,
+    state         TEXT NOT NULL CHECK (state IN ('unknown', 'pending', 'verified', 'opted_out')),
+    -- verified (or verified before opting out): the artist it is bound to
+    owner_id      INTEGER REFERENCES artists(id),
+    -- a connect request waiting for "yes": pending, or another artist's takeover of a
+    -- verified number
+    requester_id  INTEGER REFERENCES artists(id),
+    requested_at  TEXT,
+    -- opted_out: the state it had before
+    state_before_opt_out TEXT CHECK (state_before_opt_out IN ('unknown', 'pending', 'verified')),
+    updated_at    TEXT NOT NULL,
+    CHECK ((requester_id IS NULL) = (requested_at IS NULL)),
+    CHECK ((state = 'opted_out') = (state_before_opt_out IS NOT NULL))
+);
+
+-- Every change of a number's state, with what caused it.
+CREATE TABLE IF NOT EXISTS number_state_changes (
+    id          INTEGER PRIMARY KEY,
+    e164        TEXT NOT NULL REFERENCES phone_numbers(e164),
+    from_state  TEXT NOT NULL CHECK (from_state IN ('unknown', 'pending', 'verified', 'opted_out')),
+    to_state    TEXT NOT NULL CHECK (to_state IN ('unknown', 'pending', 'verified', 'opted_out')),
+    from_owner_id INTEGER REFERENCES artists(id),
+    to_owner_id   INTEGER REFERENCES artists(id),
+    cause       TEXT NOT NULL CHECK (cause IN ('inbound', 'connect', 'disconnect', 'provider')),
+    -- the message that caused it (inbound text, or the outbound text a provider refused)
+    message_id  INTEGER REFERENCES messages(id),
+    -- the artist whose API request caused it
+    artist_id   INTEGER REFERENCES artists(id),
+    created_at  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS number_state_changes_e164 ON number_state_changes (e164, id);
+
+-- Inbound and outbound texts. Outbound rows are the outbox: the worker sends those in
+-- 'unconfirmed' whose next_attempt_at has come.
+CREATE TABLE IF NOT EXISTS messages (
+    id                  INTEGER PRIMARY KEY,
+    direction           TEXT NOT NULL CHECK (direction IN ('inbound', 'outbound')),
+    -- whose conversation this is (none for numbers no artist has asked for)
+    artist_id           INTEGER REFERENCES artists(id),
+    -- the texter's number: `from` of an inbound message, `to` of an outbound one
+    phone               TEXT NOT NULL,
+    -- our number; NULL on an outbound text means the provider's configured sender
+    service_number      TEXT,
+    body                TEXT NOT NULL,
+    subject             TEXT,
+    media               TEXT NOT NULL DEFAULT '[]',
+    provider            TEXT NOT NULL,
+    provider_message_id TEXT,
+    state               TEXT NOT NULL
+        CHECK (state IN ('received', 'unconfirmed', 'sent', 'delivered', 'error')),
+    -- outbound: which automatic text this is
+    purpose             TEXT CHECK (purpose IN ('prompt', 'verified', 'opted_out', 'opted_in',
+        'welcome', 'expired', 'reminder', 'help', 'video_refused', 'moment_posted')),
+    -- outbound: GSM-7 or UCS-2, and how many SMS segments the text takes
+    encoding            TEXT CHECK (encoding IN ('GSM-7', 'UCS-2')),
+    segments            INTEGER CHECK (segments >= 1),
+    attempts            INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at     TEXT,
+    last_error          TEXT,
+    created_at          TEXT NOT NULL,
+    updated_at          TEXT NOT NULL,
+    CHECK ((direction = 'inbound') = (state = 'received'))
+);
+-- A provider's message id has one effect: the dedupe key of inbound webhooks, and how
+-- status reports find the outbound text they are about.
+CREATE UNIQUE INDEX IF NOT EXISTS messages_provider_id
+    ON messages (direction, provider, provider_message_id)
+    WHERE provider_message_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_outbox ON messages (next_attempt_at) WHERE state = 'unconfirmed';
+CREATE INDEX IF NOT EXISTS messages_artist ON messages (artist_id, id);
+CREATE INDEX IF NOT EXISTS messages_phone ON messages (phone, direction, created_at);
+
+-- Parts of a message its provider delivers in several (Vonage's concat), kept until every
+-- part is in; then they are joined in order into one inbound message (message_id).
+CREATE TABLE IF NOT EXISTS message_parts (
+    id                  INTEGER PRIMARY KEY,
+    provider            TEXT NOT NULL,
+    provider_message_id TEXT NOT NULL,
+    phone               TEXT NOT NULL,
+    reference           TEXT NOT NULL,
+    part                INTEGER NOT NULL CHECK (part >= 1),
+    total               INTEGER NOT NULL CHECK (total >= part),
+    body                TEXT NOT NULL,
+    message_id          INTEGER REFERENCES messages(id),
+    -- set when the rest never came and a newer message took the reference over
+    abandoned_at        TEXT,
+    created_at          TEXT NOT NULL,
+    UNIQUE (provider, provider_message_id)
+);
+-- A sender reuses references over time: a part number is unique only among open parts.
+CREATE UNIQUE INDEX IF NOT EXISTS message_parts_open
+    ON message_parts (provider, phone, reference, part)
+    WHERE message_id IS NULL AND abandoned_at IS NULL;
+
+-- Status reports that came before the send they are about was recorded (a provider may
+-- report faster than the worker writes down its answer); applied when it is.
+CREATE TABLE IF NOT EXISTS early_status_reports (
+    id                  INTEGER PRIMARY KEY,
+    provider            TEXT NOT NULL,
+    provider_message_id TEXT NOT NULL,
+    state               TEXT NOT NULL CHECK (state IN ('sent', 'delivered', 'error')),
+    error               TEXT,
+    recipient_opted_out INTEGER NOT NULL DEFAULT 0 CHECK (recipient_opted_out IN (0, 1)),
+    created_at          TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS early_status_reports_id
+    ON early_status_reports (provider, provider_message_id);
+
+CREATE TABLE IF NOT EXISTS moments (
+    id                 INTEGER PRIMARY KEY,
+    artist_id          INTEGER NOT NULL REFERENCES artists(id),
+    -- the inbound text that asked for it, and its place among that text's Moments
+    message_id         INTEGER NOT NULL REFERENCES messages(id),
+    position           INTEGER NOT NULL,
+    kind               TEXT NOT NULL CHECK (kind IN ('media', 'link', 'text')),
+    title              TEXT NOT NULL,
+    description        TEXT NOT NULL,
+    media_url          TEXT,
+    media_content_type TEXT,
+    -- media Moments: the provider's copy is fetched once and kept by content hash
+    media_state        TEXT CHECK (media_state IN ('fetching', 'kept', 'failed')),
+    media_file         TEXT,
+    media_attempts     INTEGER NOT NULL DEFAULT 0,
+    media_next_attempt_at TEXT,
+    media_error        TEXT,
+    link_url           TEXT,
+    price_micro_usdc   INTEGER NOT NULL CHECK (price_micro_usdc >= 0),
+    state              TEXT NOT NULL CHECK (state IN ('pending', 'created', 'failed')),
+    url                TEXT,
+    created_at         TEXT NOT NULL,
+    updated_at         TEXT NOT NULL,
+    UNIQUE (message_id, position)
+);
+CREATE INDEX IF NOT EXISTS moments_artist ON moments (artist_id, id);
+CREATE INDEX IF NOT EXISTS moments_media_due ON moments (media_next_attempt_at)
+    WHERE media_state = 'fetching';

@@ -1,0 +1,522 @@
+//! The jobs runner: claims due jobs, runs each kind's handler in a slot of its own, and
+//! records the outcome in one write with the handler's own changes: done, retried on the
+//! schedule (or after the provider's `Retry-After`), or failed for good.
+//!
+//! A kind is one file here and one arm in `Runner::perform`. Handlers never open a
+//! transaction: they return what to record, and the runner writes it with the job's outcome.
+
+mod dispatch_moment;
+mod keep_media;
+mod pacer;
+mod send_text;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::Connection;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::db::jobs::{self, Claimed, JobId};
+use crate::domain::JobKind;
+use crate::media::MediaKeeper;
+use crate::providers::Sender;
+use crate::store::{Store, WriteError};
+use crate::telemetry::error_chain;
+
+pub use pacer::Pacer;
+
+/// Every kind, in the order a round considers them.
+pub const ALL_KINDS: &[JobKind] = &[
+    JobKind::DispatchMoment,
+    JobKind::SendText,
+    JobKind::KeepMedia,
+];
+
+/// The longest a provider's `Retry-After` holds a job back.
+pub const LONGEST_WAIT: Duration = Duration::from_secs(3600);
+/// How often the runner looks for due retries when nothing wakes it.
+const POLL: Duration = Duration::from_secs(1);
+
+/// How the runner works.
+#[derive(Debug, Clone)]
+pub struct RunnerSettings {
+    /// Jobs running at once.
+    pub concurrency: usize,
+    /// How long a claim holds before another runner may take the job.
+    pub lease: chrono::Duration,
+    /// The wait before each retry; its length + 1 is the number of attempts.
+    pub schedule: Vec<Duration>,
+    /// On shutdown, how long running jobs may take to finish before they are released.
+    pub grace: Duration,
+}
+
+/// What the handlers share.
+pub struct JobContext {
+    pub store: Store,
+    pub sender: Arc<Sender>,
+    pub pacer: Pacer,
+    pub media: MediaKeeper,
+    pub public_url: String,
+}
+
+/// How one attempt ended, as its kind saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempted {
+    Done,
+    /// Another attempt may succeed, not before `at_least` if given.
+    Retry {
+        reason: String,
+        at_least: Option<Duration>,
+    },
+    /// The provider asked for a slower pace: nothing was tried, no attempt is spent.
+    Throttled {
+        reason: String,
+        wait: Duration,
+    },
+    /// No attempt will succeed.
+    Failed {
+        reason: String,
+    },
+}
+
+/// How the runner settled an attempt, after the retry schedule: what a handler records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled<'a> {
+    Done,
+    Retrying { reason: &'a str },
+    Failed { reason: &'a str },
+}
+
+/// What a handler leaves to record with the job's outcome, inside the same write.
+pub type Record = Box<dyn FnOnce(&Connection, Settled) -> rusqlite::Result<()> + Send>;
+
+/// A handler's answer: how the attempt ended, and what to write about it.
+pub struct Performed {
+    pub attempted: Attempted,
+    pub record: Record,
+}
+
+impl Performed {
+    /// An outcome with nothing of the kind's own to record.
+    pub fn only(attempted: Attempted) -> Self {
+        Self {
+            attempted,
+            record: Box::new(|_, _| Ok(())),
+        }
+    }
+}
+
+/// What a round did, by how its jobs ended.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Round {
+    pub done: usize,
+    pub retrying: usize,
+    pub failed: usize,
+}
+
+impl Round {
+    pub fn claimed(&self) -> usize {
+        self.done + self.retrying + self.failed
+    }
+
+    fn count(&mut self, ended: Ended) {
+        match ended {
+            Ended::Done => self.done += 1,
+            Ended::Retrying => self.retrying += 1,
+            Ended::Failed => self.failed += 1,
+        }
+    }
+
+    pub fn add(&mut self, other: Round) {
+        self.done += other.done;
+        self.retrying += other.retrying;
+        self.failed += other.failed;
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    Done,
+    Retrying,
+    Failed,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error("could not claim jobs")]
+    Claim(#[source] WriteError),
+    #[error("could not look for due jobs")]
+    Read(#[source] crate::db::DbError),
+}
+
+/// Runs jobs. Cheap to clone; every clone is the same runner.
+#[derive(Clone)]
+pub struct Runner {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    ctx: JobContext,
+    settings: RunnerSettings,
+    /// This process's name on its claims.
+    name: String,
+    wake: Notify,
+}
+
+impl Runner {
+    pub fn new(ctx: JobContext, settings: RunnerSettings) -> Result<Self, getrandom::Error> {
+        let mut id = [0u8; 6];
+        getrandom::fill(&mut id)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                ctx,
+                settings,
+                name: format!("runner-{}-{}", std::process::id(), hex::encode(id)),
+                wake: Notify::new(),
+            }),
+        })
+    }
+
+    /// Tells the runner work was queued, so it looks at once.
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Releases claims left by an earlier process on this database (it stopped or died
+    /// mid-job), so their jobs run now instead of when their leases run out.
+    pub async fn release_stale_claims(&self) -> Result<usize, WriteError> {
+        let released = self
+            .inner
+            .ctx
+            .store
+            .write(|tx| Ok(jobs::release(tx, None, Utc::now())?))
+            .await?;
+        if released > 0 {
+            tracing::info!(released, "released jobs an earlier run had claimed");
+        }
+        Ok(released)
+    }
+
+    /// Runs jobs until `stop` is cancelled; then claims nothing more, lets running jobs
+    /// finish within the grace period and puts the rest back in the queue.
+    pub async fn run(self, stop: CancellationToken) {
+        let cap = self.inner.settings.concurrency.max(1);
+        let mut running = JoinSet::new();
+        let mut held: HashMap<tokio::task::Id, JobId> = HashMap::new();
+        loop {
+            while let Some(done) = running.try_join_next_with_id() {
+                self.reap(done, &mut held).await;
+            }
+            let free = cap - running.len();
+            let mut claimed = 0;
+            if free > 0 {
+                match self.claim(ALL_KINDS, free).await {
+                    Ok(jobs) => {
+                        claimed = jobs.len();
+                        for job in jobs {
+                            let id = job.id;
+                            let runner = self.clone();
+                            let task = running.spawn(async move {
+                                runner.execute(job).await;
+                            });
+                            held.insert(task.id(), id);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %error_chain(&e), "jobs runner could not claim");
+                    }
+                }
+            }
+            if claimed > 0 && claimed == free {
+                // There may be more due: look again as soon as a slot frees.
+                tokio::select! {
+                    Some(done) = running.join_next_with_id() => self.reap(done, &mut held).await,
+                    () = stop.cancelled() => break,
+                }
+                continue;
+            }
+            if claimed > 0 {
+                continue;
+            }
+            tokio::select! {
+                Some(done) = running.join_next_with_id(), if !running.is_empty() => {
+                    self.reap(done, &mut held).await;
+                }
+                () = self.inner.wake.notified() => {}
+                () = tokio::time::sleep(POLL) => {}
+                () = stop.cancelled() => break,
+            }
+        }
+        self.shut_down(running, held).await;
+    }
+
+    async fn shut_down(&self, mut running: JoinSet<()>, mut held: HashMap<tokio::task::Id, JobId>) {
+        let in_flight = running.len();
+        if in_flight > 0 {
+            tracing::info!(
+                in_flight,
+                grace_secs = self.inner.settings.grace.as_secs_f64(),
+                "jobs runner stopping: letting running jobs finish"
+            );
+        }
+        let deadline = tokio::time::sleep(self.inner.settings.grace);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                next = running.join_next_with_id() => match next {
+                    Some(done) => self.reap(done, &mut held).await,
+                    None => break,
+                },
+                () = &mut deadline => {
+                    running.abort_all();
+                    while running.join_next().await.is_some() {}
+                    break;
+                }
+            }
+        }
+        let name = self.inner.name.clone();
+        match self
+            .inner
+            .ctx
+            .store
+            .write(move |tx| Ok(jobs::release(tx, Some(&name), Utc::now())?))
+            .await
+        {
+            Ok(0) => {}
+            Ok(released) => {
+                tracing::warn!(
+                    released,
+                    "jobs unfinished at shutdown were put back in the queue"
+                )
+            }
+            Err(e) => tracing::error!(error = %error_chain(&e),
+                "could not release unfinished jobs; they run again when the next start releases them"),
+        }
+        tracing::info!("jobs runner stopped");
+    }
+
+    /// A finished task: a panic leaves its job claimed, so it is put back for a retry.
+    async fn reap(
+        &self,
+        done: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
+        held: &mut HashMap<tokio::task::Id, JobId>,
+    ) {
+        match done {
+            Ok((task, ())) => {
+                held.remove(&task);
+            }
+            Err(e) => {
+                let Some(job) = held.remove(&e.id()) else {
+                    return;
+                };
+                if e.is_panic() {
+                    tracing::error!(job = %job, "a job panicked; it will be retried");
+                    let now = Utc::now();
+                    let at = now + chrono::Duration::seconds(5);
+                    let written = self
+                        .inner
+                        .ctx
+                        .store
+                        .write(move |tx| {
+                            Ok(jobs::retry(tx, job, at, "the job panicked", true, now)?)
+                        })
+                        .await;
+                    if let Err(e) = written {
+                        tracing::error!(job = %job, error = %error_chain(&e),
+                            "could not put a panicked job back; its lease will");
+                    }
+                }
+            }
+        }
+    }
+
+    /// One round, for tests and tools: claims every due job of `kinds` (up to the
+    /// concurrency cap), runs them all at once and records each outcome.
+    pub async fn run_once(&self, kinds: &[JobKind]) -> Result<Round, RunnerError> {
+        let jobs = self
+            .claim(kinds, self.inner.settings.concurrency.max(1))
+            .await?;
+        let mut running = JoinSet::new();
+        for job in jobs {
+            let runner = self.clone();
+            running.spawn(async move { runner.execute(job).await });
+        }
+        let mut round = Round::default();
+        while let Some(done) = running.join_next().await {
+            if let Ok(Some(ended)) = done {
+                round.count(ended);
+            }
+        }
+        Ok(round)
+    }
+
+    async fn claim(&self, kinds: &[JobKind], limit: usize) -> Result<Vec<Claimed>, RunnerError> {
+        let owned = kinds.to_vec();
+        let due = self
+            .inner
+            .ctx
+            .store
+            .read(move |c| Ok(jobs::any_due(c, &owned, Utc::now())?))
+            .await
+            .map_err(RunnerError::Read)?;
+        if !due {
+            return Ok(Vec::new());
+        }
+        let (name, lease, kinds) = (
+            self.inner.name.clone(),
+            self.inner.settings.lease,
+            kinds.to_vec(),
+        );
+        self.inner
+            .ctx
+            .store
+            .write(move |tx| Ok(jobs::claim(tx, &name, &kinds, limit, lease, Utc::now())?))
+            .await
+            .map_err(RunnerError::Claim)
+    }
+
+    /// Runs one claimed job and records how it ended; `None` when that could not be written.
+    async fn execute(&self, job: Claimed) -> Option<Ended> {
+        let ctx = &self.inner.ctx;
+        let performed = match job.kind {
+            JobKind::SendText => send_text::perform(ctx, &job).await,
+            JobKind::KeepMedia => keep_media::perform(ctx, &job).await,
+            JobKind::DispatchMoment => dispatch_moment::perform(ctx, &job).await,
+        };
+        let now = Utc::now();
+        let (ended, at, counted, reason) = match performed.attempted {
+            Attempted::Done => (Ended::Done, None, true, String::new()),
+            Attempted::Retry { reason, at_least } => {
+                match retry_at(&self.inner.settings.schedule, job.attempt, at_least, now) {
+                    Some(at) => (Ended::Retrying, Some(at), true, reason),
+                    None => (Ended::Failed, None, true, reason),
+                }
+            }
+            Attempted::Throttled { reason, wait } => {
+                let wait = chrono::Duration::from_std(wait.min(LONGEST_WAIT))
+                    .unwrap_or(chrono::TimeDelta::MAX);
+                (Ended::Retrying, Some(now + wait), false, reason)
+            }
+            Attempted::Failed { reason } => (Ended::Failed, None, true, reason),
+        };
+        log_outcome(&job, ended, at.map(|at| at - now), &reason);
+        let name = self.inner.name.clone();
+        let record = performed.record;
+        let claim = job.clone();
+        let written = ctx
+            .store
+            .write(move |tx| {
+                if !jobs::holds(tx, &claim, &name)? {
+                    return Ok(false);
+                }
+                let settled = match ended {
+                    Ended::Done => Settled::Done,
+                    Ended::Retrying => Settled::Retrying { reason: &reason },
+                    Ended::Failed => Settled::Failed { reason: &reason },
+                };
+                record(tx, settled)?;
+                match (ended, at) {
+                    (Ended::Done, _) => jobs::finish(tx, claim.id)?,
+                    (Ended::Retrying, Some(at)) => {
+                        jobs::retry(tx, claim.id, at, &reason, counted, now)?
+                    }
+                    _ => jobs::fail(tx, claim.id, &reason, now)?,
+                }
+                Ok(true)
+            })
+            .await;
+        match written {
+            Ok(true) => Some(ended),
+            Ok(false) => {
+                tracing::warn!(job = %job.id, kind = %job.kind,
+                    "a job's claim ran out before it finished; its outcome was not recorded");
+                None
+            }
+            Err(e) => {
+                tracing::error!(job = %job.id, kind = %job.kind, error = %error_chain(&e),
+                    "could not record a job's outcome; it will run again");
+                None
+            }
+        }
+    }
+}
+
+fn log_outcome(job: &Claimed, ended: Ended, wait: Option<chrono::Duration>, reason: &str) {
+    let (id, kind, attempt) = (job.id.0, job.kind, job.attempt);
+    match ended {
+        Ended::Done => tracing::debug!(job = id, %kind, attempt, "job done"),
+        Ended::Retrying => tracing::warn!(job = id, %kind, attempt,
+            retry_in_secs = wait.map_or(0, |w| w.num_seconds()), %reason, "job failed; will retry"),
+        Ended::Failed => {
+            tracing::error!(job = id, %kind, attempt, %reason, "job failed for good")
+        }
+    }
+}
+
+/// When to try again after failed attempt number `attempt` (from 1), or `None` when that was
+/// the last the schedule allows. Each wait gets up to a tenth more at random, so retries of
+/// many jobs do not arrive together, and is never shorter than `at_least` (itself capped at
+/// `LONGEST_WAIT`).
+pub fn retry_at(
+    schedule: &[Duration],
+    attempt: u32,
+    at_least: Option<Duration>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let index = usize::try_from(attempt).ok()?.checked_sub(1)?;
+    let asked = at_least.unwrap_or_default().min(LONGEST_WAIT);
+    let wait = with_jitter(*schedule.get(index)?).max(asked);
+    let wait = chrono::Duration::from_std(wait).unwrap_or(chrono::TimeDelta::MAX);
+    Some(
+        now.checked_add_signed(wait)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC),
+    )
+}
+
+fn with_jitter(wait: Duration) -> Duration {
+    let mut byte = [0u8; 1];
+    if getrandom::fill(&mut byte).is_err() {
+        return wait;
+    }
+    wait + wait.mul_f64(f64::from(byte[0]) / 2550.0)
+}
+
+/// A number from a job's payload.
+fn payload_id(job: &Claimed, field: &str) -> Option<i64> {
+    job.payload.get(field).and_then(serde_json::Value::as_i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_follow_the_schedule_then_stop() {
+        let now = Utc::now();
+        let schedule = [Duration::from_secs(10), Duration::from_secs(100)];
+        let first = retry_at(&schedule, 1, None, now).expect("a retry");
+        assert!((10_000..=11_000).contains(&(first - now).num_milliseconds()));
+        let second = retry_at(&schedule, 2, None, now).expect("a retry");
+        assert!((100_000..=110_000).contains(&(second - now).num_milliseconds()));
+        assert_eq!(retry_at(&schedule, 3, None, now), None);
+        assert_eq!(retry_at(&schedule, 0, None, now), None);
+    }
+
+    #[test]
+    fn a_providers_wait_is_honoured_when_longer_up_to_an_hour() {
+        let now = Utc::now();
+        let at = retry_at(&[Duration::ZERO], 1, Some(Duration::from_secs(120)), now);
+        assert_eq!(at.map(|t| (t - now).num_seconds()), Some(120));
+        let huge = retry_at(
+            &[Duration::ZERO],
+            1,
+            Some(Duration::from_secs(u64::MAX)),
+            now,
+        );
+        assert_eq!(huge.map(|t| (t - now).num_minutes()), Some(60));
+    }
+}

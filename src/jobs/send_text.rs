@@ -1,0 +1,155 @@
+//! send_text: one queued text to the provider, at the provider's pace.
+
+use chrono::Utc;
+
+use super::{payload_id, Attempted, JobContext, Performed, Settled};
+use crate::db::jobs::Claimed;
+use crate::db::{messages, numbers};
+use crate::domain::number_state::{ReplyKind, Standing};
+use crate::domain::phone_number::mask;
+use crate::domain::MessageState;
+use crate::providers::{OutboundText, SendError};
+
+pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
+    let Some(id) = payload_id(job, "message_id") else {
+        return Performed::only(Attempted::Failed {
+            reason: "the job names no message".into(),
+        });
+    };
+    let read = ctx
+        .store
+        .read(move |c| {
+            let Some(text) = messages::outgoing(c, id)? else {
+                return Ok(None);
+            };
+            let standing = numbers::standing(c, &text.to)?;
+            Ok(Some((text, standing)))
+        })
+        .await;
+    let (text, standing) = match read {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            return Performed::only(Attempted::Failed {
+                reason: format!("no outbound text {id}"),
+            })
+        }
+        Err(e) => {
+            return Performed::only(Attempted::Retry {
+                reason: format!(
+                    "could not read the text: {}",
+                    crate::telemetry::error_chain(&e)
+                ),
+                at_least: None,
+            })
+        }
+    };
+    if text.state != MessageState::Unconfirmed {
+        // Recorded as sent already (by an attempt whose job outcome was lost): never twice.
+        return Performed::only(Attempted::Done);
+    }
+    let (attempt, to) = (job.attempt, mask(&text.to));
+    // Only the opt-out confirmation goes to a number that has opted out since it was queued.
+    if matches!(standing, Standing::OptedOut(_)) && text.purpose != Some(ReplyKind::OptedOut) {
+        tracing::info!(message_id = id, %to, "text withheld: recipient opted out");
+        return Performed {
+            attempted: Attempted::Failed {
+                reason: "recipient opted out".into(),
+            },
+            record: Box::new(move |tx, _| {
+                messages::mark_failed(tx, id, attempt, "recipient opted out", Utc::now())
+            }),
+        };
+    }
+
+    ctx.pacer.turn().await;
+    let outbound = OutboundText {
+        id,
+        to: &text.to,
+        from: text.from.as_deref(),
+        body: &text.body,
+    };
+    let provider = ctx.sender.name();
+    match ctx.sender.send(&outbound).await {
+        Ok(accepted) => {
+            tracing::info!(message_id = id, %to, provider, "text sent");
+            let provider_id = accepted.provider_message_id;
+            Performed {
+                attempted: Attempted::Done,
+                record: Box::new(move |tx, _| {
+                    messages::mark_sent(
+                        tx,
+                        id,
+                        attempt,
+                        provider,
+                        provider_id.as_deref(),
+                        Utc::now(),
+                    )
+                }),
+            }
+        }
+        Err(SendError::Throttled {
+            reason,
+            retry_after,
+        }) => {
+            let wait = retry_after.unwrap_or(std::time::Duration::from_secs(1));
+            ctx.pacer.pause(wait);
+            tracing::warn!(message_id = id, provider, wait_secs = wait.as_secs(), %reason,
+                "the provider asked us to slow down; sends paused");
+            let shown = reason.clone();
+            Performed {
+                attempted: Attempted::Throttled { reason, wait },
+                // The attempt was not spent: the count shown stays as it was.
+                record: Box::new(move |tx, _| {
+                    messages::note_failed_attempt(
+                        tx,
+                        id,
+                        attempt.saturating_sub(1),
+                        &shown,
+                        Utc::now(),
+                    )
+                }),
+            }
+        }
+        Err(SendError::Retryable {
+            reason,
+            retry_after,
+        }) => Performed {
+            attempted: Attempted::Retry {
+                reason,
+                at_least: retry_after,
+            },
+            record: Box::new(move |tx, settled| match settled {
+                Settled::Retrying { reason } => {
+                    messages::note_failed_attempt(tx, id, attempt, reason, Utc::now())
+                }
+                Settled::Failed { reason } => {
+                    messages::mark_failed(tx, id, attempt, reason, Utc::now())
+                }
+                Settled::Done => Ok(()),
+            }),
+        },
+        Err(SendError::Permanent { reason }) => Performed {
+            attempted: Attempted::Failed { reason },
+            record: Box::new(move |tx, settled| match settled {
+                Settled::Failed { reason } => {
+                    messages::mark_failed(tx, id, attempt, reason, Utc::now())
+                }
+                _ => Ok(()),
+            }),
+        },
+        Err(SendError::RecipientOptedOut { reason }) => {
+            let phone = text.to.clone();
+            Performed {
+                attempted: Attempted::Failed { reason },
+                record: Box::new(move |tx, settled| {
+                    if let Settled::Failed { reason } = settled {
+                        let now = Utc::now();
+                        messages::mark_failed(tx, id, attempt, reason, now)?;
+                        numbers::provider_opt_out(tx, &phone, id, now)?;
+                    }
+                    Ok(())
+                }),
+            }
+        }
+    }
+}

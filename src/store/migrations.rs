@@ -1,0 +1,145 @@
+//! The schema's versions. A new database gets `schema.sql`, the whole current schema; an
+//! older one is brought up to it step by step. The version is SQLite's `user_version`.
+
+use rusqlite::Connection;
+use rusqlite_migration::{Migrations, M};
+
+use super::DbError;
+
+/// The whole current schema.
+const SCHEMA: &str = include_str!("../../schema.sql");
+
+/// Every step from an empty database; step N leaves the database at version N.
+const STEPS: &[M<'static>] = &[
+    M::up(include_str!("../../migrations/0001_initial.sql")),
+    M::up(include_str!("../../migrations/0002_jobs.sql")),
+];
+
+/// The schema version this momentline writes.
+pub const VERSION: i64 = STEPS.len() as i64;
+
+/// Brings the database's schema to `VERSION`, refusing one from a newer momentline.
+pub fn apply(conn: &mut Connection) -> Result<(), DbError> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > VERSION {
+        return Err(DbError::NewerSchema { found });
+    }
+    let tables: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+        [],
+        |r| r.get(0),
+    )?;
+    if found == 0 && tables == 0 {
+        let tx = conn.transaction()?;
+        tx.execute_batch(SCHEMA)?;
+        tx.pragma_update(None, "user_version", VERSION)?;
+        return Ok(tx.commit()?);
+    }
+    if found < VERSION {
+        tracing::info!(from = found, to = VERSION, "upgrading the database schema");
+    }
+    Migrations::from_slice(STEPS).to_latest(conn)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every table's columns and every index's columns, uniqueness and partial flag.
+    fn shape(conn: &Connection) -> Vec<String> {
+        let mut shape = Vec::new();
+        let mut tables = conn
+            .prepare(
+                "SELECT name, type FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name",
+            )
+            .expect("schema");
+        let names: Vec<(String, String)> = tables
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("names")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        for (name, kind) in names {
+            let pragma = if kind == "table" {
+                "SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_xinfo(?1)"
+            } else {
+                "SELECT coalesce(name, ''), desc, key, '', '' FROM pragma_index_xinfo(?1) WHERE key"
+            };
+            let mut stmt = conn.prepare(pragma).expect("pragma");
+            let columns: Vec<String> = stmt
+                .query_map([&name], |r| {
+                    Ok(format!(
+                        "{}:{}:{}:{:?}:{}",
+                        r.get::<_, String>(0)?,
+                        r.get::<_, rusqlite::types::Value>(1)
+                            .map(|v| format!("{v:?}"))?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, rusqlite::types::Value>(3)?,
+                        r.get::<_, rusqlite::types::Value>(4)
+                            .map(|v| format!("{v:?}"))?,
+                    ))
+                })
+                .expect("columns")
+                .collect::<Result<_, _>>()
+                .expect("rows");
+            shape.push(format!("{kind} {name}: {}", columns.join(", ")));
+        }
+        let mut stmt = conn
+            .prepare(
+                "SELECT m.name || '.' || l.name || ' unique=' || l.\"unique\" || ' partial=' || l.partial
+                 FROM sqlite_master m, pragma_index_list(m.name) l WHERE m.type = 'table'
+                 ORDER BY 1",
+            )
+            .expect("indexes");
+        shape.extend(
+            stmt.query_map([], |r| r.get::<_, String>(0))
+                .expect("rows")
+                .collect::<Result<Vec<_>, _>>()
+                .expect("rows"),
+        );
+        shape
+    }
+
+    #[test]
+    fn schema_sql_and_the_steps_from_version_1_build_the_same_schema() {
+        let mut fresh = Connection::open_in_memory().expect("db");
+        apply(&mut fresh).expect("fresh");
+        let mut upgraded = Connection::open_in_memory().expect("db");
+        upgraded
+            .execute_batch(include_str!("../../migrations/0001_initial.sql"))
+            .expect("version 1");
+        upgraded
+            .pragma_update(None, "user_version", 1)
+            .expect("version");
+        apply(&mut upgraded).expect("upgrade");
+        let version = |c: &Connection| -> i64 {
+            c.query_row("PRAGMA user_version", [], |r| r.get(0))
+                .expect("version")
+        };
+        assert_eq!(version(&fresh), VERSION);
+        assert_eq!(version(&upgraded), VERSION);
+        let (a, b) = (shape(&fresh), shape(&upgraded));
+        assert!(a.iter().any(|line| line.starts_with("table jobs: id:")));
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn applying_twice_changes_nothing() {
+        let mut conn = Connection::open_in_memory().expect("db");
+        apply(&mut conn).expect("first");
+        let before = shape(&conn);
+        apply(&mut conn).expect("second");
+        assert_eq!(shape(&conn), before);
+    }
+
+    #[test]
+    fn a_database_from_a_newer_momentline_is_refused() {
+        let mut conn = Connection::open_in_memory().expect("db");
+        apply(&mut conn).expect("apply");
+        conn.pragma_update(None, "user_version", 99).expect("bump");
+        assert!(matches!(
+            apply(&mut conn),
+            Err(DbError::NewerSchema { found: 99 })
+        ));
+    }
+}

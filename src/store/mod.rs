@@ -1,0 +1,127 @@
+//! Storage: the one writer (group commit), the read pool and the schema's migrations. Every
+//! write goes through `Store::write`; reads take a pooled connection.
+
+pub mod migrations;
+pub mod writer;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::Connection;
+
+pub use crate::db::{DbError, Pool};
+pub use writer::{WriteError, Writer, WriterStats};
+
+/// How long a connection waits for another's lock before giving up, and how often it looks.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+const BUSY_POLL: Duration = Duration::from_millis(1);
+/// Read connections in the pool.
+const READERS: u32 = 8;
+
+/// How the writer is sized.
+#[derive(Debug, Clone, Copy)]
+pub struct WriterSettings {
+    /// Writes that may wait for the writer; past this, `WriteError::Busy`.
+    pub queue: usize,
+    /// Writes committed together at most.
+    pub batch: usize,
+}
+
+impl Default for WriterSettings {
+    fn default() -> Self {
+        Self {
+            queue: 1024,
+            batch: 256,
+        }
+    }
+}
+
+/// The database: one writer, many readers.
+#[derive(Clone)]
+pub struct Store {
+    writer: Writer,
+    reads: Pool,
+    path: Arc<Path>,
+}
+
+impl Store {
+    /// Opens (creating when needed) the database at `path`, brings its schema up to date and
+    /// starts the writer.
+    pub fn open(path: &Path, settings: WriterSettings) -> Result<Self, DbError> {
+        let mut conn = Connection::open(path)?;
+        configure(&mut conn)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        migrations::apply(&mut conn)?;
+        let manager = SqliteConnectionManager::file(path).with_init(configure);
+        let reads = r2d2::Pool::builder()
+            .max_size(READERS)
+            .connection_timeout(Duration::from_secs(5))
+            .build(manager)?;
+        let writer =
+            Writer::start(conn, settings.queue, settings.batch).map_err(DbError::Thread)?;
+        Ok(Self {
+            writer,
+            reads,
+            path: Arc::from(path),
+        })
+    }
+
+    /// Runs `work` in the writer's next batch; answers once it is committed.
+    pub async fn write<T, F>(&self, work: F) -> Result<T, WriteError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
+    {
+        self.writer.write(work).await
+    }
+
+    /// Runs `read` on a pooled connection, off the async threads.
+    pub async fn read<T, F>(&self, read: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
+    {
+        let pool = self.reads.clone();
+        tokio::task::spawn_blocking(move || read(&*pool.get()?))
+            .await
+            .map_err(|e| DbError::Task(e.to_string()))?
+    }
+
+    /// The read pool, for code that is already off the async threads.
+    pub fn reads(&self) -> &Pool {
+        &self.reads
+    }
+
+    pub fn writer_stats(&self) -> &WriterStats {
+        self.writer.stats()
+    }
+
+    /// Writes waiting for the writer.
+    pub fn queued_writes(&self) -> usize {
+        self.writer.queued()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
+    // SQLite's own busy timeout backs off to 100 ms sleeps; polling every millisecond keeps
+    // a reader or a second process waiting for the writer's lock only as long as needed.
+    conn.busy_handler(Some(wait_for_lock))?;
+    // FULL: a write the API says is done survives a power cut, not only a crash.
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")
+}
+
+/// SQLite's busy handler: `true` to try the lock again, after a short sleep.
+fn wait_for_lock(attempts: i32) -> bool {
+    let waited = BUSY_POLL * u32::try_from(attempts).unwrap_or(u32::MAX);
+    if waited >= BUSY_TIMEOUT {
+        return false;
+    }
+    std::thread::sleep(BUSY_POLL);
+    true
+}

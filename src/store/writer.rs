@@ -1,0 +1,199 @@
+//! The one writer: a thread that owns the only writing SQLite connection and commits the
+//! writes of everyone waiting together (group commit), so one fsync covers a whole batch.
+//!
+//! Each write runs inside its own SAVEPOINT: one that fails is rolled back alone and answered
+//! with its own error, while the rest of its batch commits. Nobody is answered before the
+//! batch's COMMIT returns, so an answer means the write is on disk.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+use super::DbError;
+
+/// Why a write did not happen. Nothing of a write that failed is kept.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The queue is full: the caller should ask its client to come back shortly.
+    #[error("the write queue is full")]
+    Busy,
+    /// The writer has stopped (the process is shutting down).
+    #[error("the writer has stopped")]
+    Stopped,
+    /// The write itself failed, and was rolled back alone.
+    #[error("the write failed")]
+    Failed(#[source] DbError),
+    /// The write ran, but its batch could not be committed.
+    #[error("the batch could not be committed")]
+    Commit(#[source] Arc<rusqlite::Error>),
+    /// The write panicked, and was rolled back alone.
+    #[error("the write panicked")]
+    Panicked,
+}
+
+/// What a write leaves for after the commit: whether to keep it, and how to answer.
+struct Ran {
+    keep: bool,
+    answer: Box<dyn FnOnce(Result<(), WriteError>) + Send>,
+}
+
+/// A queued write: given the connection it runs; given `None` (its batch could not begin) it
+/// only prepares its answer.
+type Work = Box<dyn FnOnce(Option<&Connection>) -> Ran + Send>;
+
+/// Counters a benchmark or an operator can read.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    pub batches: AtomicU64,
+    pub writes: AtomicU64,
+    pub largest_batch: AtomicU64,
+}
+
+/// A handle to the writer; cheap to clone.
+#[derive(Clone)]
+pub struct Writer {
+    queue: mpsc::Sender<Work>,
+    stats: Arc<WriterStats>,
+}
+
+impl Writer {
+    /// Starts the writer thread on `conn`. At most `queue` writes wait; each batch takes at
+    /// most `batch` of them. The thread ends once every handle is dropped and the queue is
+    /// empty.
+    pub fn start(conn: Connection, queue: usize, batch: usize) -> std::io::Result<Self> {
+        let (sender, receiver) = mpsc::channel(queue.max(1));
+        let stats = Arc::new(WriterStats::default());
+        let thread_stats = Arc::clone(&stats);
+        std::thread::Builder::new()
+            .name("momentline-writer".into())
+            .spawn(move || run(conn, receiver, batch.max(1), &thread_stats))?;
+        Ok(Self {
+            queue: sender,
+            stats,
+        })
+    }
+
+    /// Runs `work` in the next batch and answers once that batch is committed. Never waits
+    /// for room in the queue: a full queue is `WriteError::Busy` at once.
+    pub async fn write<T, F>(&self, work: F) -> Result<T, WriteError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
+    {
+        let (tell, answer) = oneshot::channel();
+        let job: Work = Box::new(move |conn: Option<&Connection>| match conn.map(work) {
+            None => Ran {
+                keep: false,
+                answer: Box::new(move |refused| {
+                    let _ = tell.send(refused.and(Err(WriteError::Stopped)));
+                }),
+            },
+            Some(Ok(value)) => Ran {
+                keep: true,
+                answer: Box::new(move |committed| {
+                    let _ = tell.send(committed.map(|()| value));
+                }),
+            },
+            Some(Err(e)) => Ran {
+                keep: false,
+                answer: Box::new(move |_| {
+                    let _ = tell.send(Err(WriteError::Failed(e)));
+                }),
+            },
+        });
+        self.queue.try_send(job).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => WriteError::Busy,
+            mpsc::error::TrySendError::Closed(_) => WriteError::Stopped,
+        })?;
+        // The job is dropped unanswered only when it panicked.
+        answer.await.unwrap_or(Err(WriteError::Panicked))
+    }
+
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
+    }
+
+    /// Writes waiting for the writer, not counting the batch it is running.
+    pub fn queued(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
+    }
+}
+
+fn run(mut conn: Connection, mut queue: mpsc::Receiver<Work>, cap: usize, stats: &WriterStats) {
+    let mut batch = Vec::with_capacity(cap);
+    while let Some(first) = queue.blocking_recv() {
+        batch.push(first);
+        while batch.len() < cap {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let size = batch.len() as u64;
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        stats.writes.fetch_add(size, Ordering::Relaxed);
+        stats.largest_batch.fetch_max(size, Ordering::Relaxed);
+        commit_batch(&mut conn, batch.drain(..));
+    }
+    tracing::debug!("writer stopped: every handle is gone");
+}
+
+fn commit_batch(conn: &mut Connection, batch: impl Iterator<Item = Work>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        tracing::error!(error = %e, "could not begin a write batch");
+        let e = Arc::new(e);
+        for job in batch {
+            (job(None).answer)(Err(WriteError::Commit(Arc::clone(&e))));
+        }
+        return;
+    }
+    let mut answers = Vec::new();
+    let mut broken = None;
+    for job in batch {
+        if broken.is_some() {
+            answers.push(job(None));
+            continue;
+        }
+        if let Err(e) = conn.execute_batch("SAVEPOINT write") {
+            broken = Some(e);
+            answers.push(job(None));
+            continue;
+        }
+        let ran = catch_unwind(AssertUnwindSafe(|| job(Some(conn))));
+        let keep = matches!(&ran, Ok(r) if r.keep);
+        let closed = if keep {
+            conn.execute_batch("RELEASE write")
+        } else {
+            conn.execute_batch("ROLLBACK TO write; RELEASE write")
+        };
+        match ran {
+            Ok(ran) => answers.push(ran),
+            Err(_) => tracing::error!("a write panicked; it was rolled back alone"),
+        }
+        if let Err(e) = closed {
+            broken = Some(e);
+        }
+    }
+    let outcome = match broken {
+        Some(e) => Err(e),
+        None => conn.execute_batch("COMMIT"),
+    };
+    match outcome {
+        Ok(()) => {
+            for ran in answers {
+                (ran.answer)(Ok(()));
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, writes = answers.len(), "a write batch failed; rolled back");
+            let _ = conn.execute_batch("ROLLBACK");
+            let e = Arc::new(e);
+            for ran in answers {
+                (ran.answer)(Err(WriteError::Commit(Arc::clone(&e))));
+            }
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! The one write path: batches that isolate a failing write, a full queue that answers 503
+//! and writes nothing, a database from the previous schema brought up to date, and a jobs
+//! runner in which one slow call holds only its own slot.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use wiremock::matchers::{body_partial_json, method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+use momentline::store::{DbError, Store, WriteError};
+
+use crate::helpers::*;
+
+/// Holds the writer busy until the returned sender is dropped or sent to.
+async fn hold_writer(store: &Store) -> std::sync::mpsc::Sender<()> {
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let (started, running) = tokio::sync::oneshot::channel();
+    let store = store.clone();
+    tokio::spawn(async move {
+        store
+            .write(move |_| {
+                let _ = started.send(());
+                let _ = held.recv_timeout(Duration::from_secs(10));
+                Ok(())
+            })
+            .await
+    });
+    running.await.expect("the writer runs the holding write");
+    release
+}
+
+async fn until_queued(store: &Store, writes: usize) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while store.queued_writes() < writes {
+        assert!(Instant::now() < deadline, "writes never queued");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn add_artist(
+    store: &Store,
+    name: &'static str,
+    then_fail: bool,
+) -> tokio::task::JoinHandle<Result<(), WriteError>> {
+    let store = store.clone();
+    tokio::spawn(async move {
+        store
+            .write(move |tx| {
+                tx.execute(
+                    "INSERT INTO artists (name, created_at) VALUES (?1, '2026-11-22T00:00:00.000Z')",
+                    [name],
+                )?;
+                if then_fail {
+                    tx.execute("INSERT INTO no_such_table VALUES (1)", [])?;
+                }
+                Ok::<_, DbError>(())
+            })
+            .await
+    })
+}
+
+#[tokio::test]
+async fn a_failing_write_is_rolled_back_alone_and_its_batch_commits() {
+    let app = spawn_app().await;
+    let release = hold_writer(&app.store).await;
+    let before = app
+        .store
+        .writer_stats()
+        .largest_batch
+        .load(Ordering::Relaxed);
+    let first = add_artist(&app.store, "First", false);
+    until_queued(&app.store, 1).await;
+    let failing = add_artist(&app.store, "Failing", true);
+    until_queued(&app.store, 2).await;
+    let last = add_artist(&app.store, "Last", false);
+    until_queued(&app.store, 3).await;
+    drop(release);
+
+    assert!(first.await.expect("task").is_ok());
+    assert!(matches!(
+        failing.await.expect("task"),
+        Err(WriteError::Failed(_))
+    ));
+    assert!(last.await.expect("task").is_ok());
+    let names = app.count("SELECT count(*) FROM artists WHERE name IN ('First', 'Last')");
+    assert_eq!(names, 2, "the other writes of the batch were committed");
+    assert_eq!(
+        app.count("SELECT count(*) FROM artists WHERE name = 'Failing'"),
+        0,
+        "the failing write left nothing"
+    );
+    let largest = app
+        .store
+        .writer_stats()
+        .largest_batch
+        .load(Ordering::Relaxed);
+    assert!(
+        largest >= 3 && largest > before,
+        "the three waited and were committed together"
+    );
+}
+
+#[tokio::test]
+async fn a_full_write_queue_answers_503_and_writes_nothing_until_redelivered() {
+    let app = spawn_app_with(|s| s.writer.queue = 1).await;
+    telnyx_accepts_texts(&app.provider_api).await;
+    app.verified(PHONE).await;
+    let event = app.sms_event(PHONE, "Kept after a retry");
+
+    let release = hold_writer(&app.store).await;
+    let filler = add_artist(&app.store, "Filler", false);
+    until_queued(&app.store, 1).await;
+    let refused = app.telnyx_webhook(&event).await;
+    assert_eq!(refused.status(), 503);
+    assert_eq!(header_of(&refused, "retry-after"), Some("1"));
+    let connect = app.connect("+14155550123").await;
+    assert_eq!(connect.status(), 503);
+    drop(release);
+    filler.await.expect("task").expect("the filler was written");
+
+    assert_eq!(app.count("SELECT count(*) FROM moments"), 0);
+    assert_eq!(
+        app.count("SELECT count(*) FROM phone_numbers WHERE e164 = '+14155550123'"),
+        0
+    );
+    // The provider delivers again, and now it is taken, once.
+    assert_eq!(app.telnyx_webhook(&event).await.status(), 200);
+    assert_eq!(app.telnyx_webhook(&event).await.status(), 200);
+    app.drain().await;
+    app.assert_one_moment_posted();
+}
+
+/// A database momentline 0.1.0 wrote at schema version 1 (see the dump's header).
+const V1_DUMP: &str = include_str!("../../fixtures/db/v1.sql");
+const V1_KEY: &str = "art_sk_99a0d939099ca5e8dd012ba05d1e25cb92b28a44715c71e4c989fb5576ce258a";
+
+#[tokio::test]
+async fn a_version_1_database_keeps_its_data_and_its_queued_texts_are_sent() {
+    // Its texts were waiting for a retry an hour away; make them due now.
+    let due_now = format!(
+        "{V1_DUMP}\nUPDATE messages SET next_attempt_at = created_at WHERE next_attempt_at IS NOT NULL;"
+    );
+    let app = spawn_app_on_dump(&due_now, V1_KEY).await;
+    telnyx_accepts_texts(&app.provider_api).await;
+    assert_eq!(app.count("PRAGMA user_version"), 2);
+
+    let messages = app.get_json("/api/messages").await;
+    assert_eq!(messages["messages"].as_array().map(Vec::len), Some(8));
+    let moments = app.get_json("/api/moments").await;
+    let moments = moments["moments"].as_array().expect("moments").clone();
+    assert_eq!(moments.len(), 2);
+    assert_eq!(moments[1]["link"], "https://example.com/studio");
+    assert_eq!(moments[0]["media"]["state"], "fetching");
+    let phones = app.get_json("/api/phones").await;
+    let states: Vec<&str> = phones["phones"]
+        .as_array()
+        .expect("phones")
+        .iter()
+        .filter_map(|p| p["state"].as_str())
+        .collect();
+    assert_eq!(states.len(), 2);
+    assert!(states.contains(&"verified") && states.contains(&"pending"));
+    assert_eq!(
+        app.count("SELECT count(*) FROM jobs WHERE kind = 'send_text'"),
+        5
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM jobs WHERE kind = 'keep_media'"),
+        1
+    );
+
+    // Every queued text goes out, once, in the order each number's were queued.
+    assert_eq!(app.drain().await.done, 5);
+    let to_first = app.texts_to("+14155552671").await;
+    assert_eq!(to_first.len(), 4);
+    assert!(to_first[0].starts_with("Someone is trying to connect"));
+    assert!(to_first[1].starts_with("Connected to Sweetman"));
+    assert!(to_first[2].starts_with("Moment posted: "));
+    assert_eq!(app.texts_to("+14155550123").await.len(), 1);
+    assert_eq!(
+        app.count("SELECT count(*) FROM jobs WHERE kind = 'send_text'"),
+        0
+    );
+    assert_eq!(app.drain().await.claimed(), 0);
+
+    // And it goes on working: a new Moment from the verified number.
+    app.text("+14155552671", "After the upgrade").await;
+    app.drain().await;
+    let texts = app.texts_to("+14155552671").await;
+    assert!(texts.last().is_some_and(|t| t.ends_with("/moments/3")));
+}
+
+#[tokio::test]
+async fn a_hanging_provider_call_does_not_delay_another_numbers_text() {
+    let app = spawn_app_with(|s| {
+        s.run_workers = true;
+        s.provider_timeout = Duration::from_secs(8);
+    })
+    .await;
+    let slow = "+14155550123";
+    Mock::given(method("POST"))
+        .and(path("/v2/messages"))
+        .and(body_partial_json(json!({ "to": slow })))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(6)))
+        .with_priority(1)
+        .mount(&app.provider_api)
+        .await;
+    telnyx_accepts_texts(&app.provider_api).await;
+
+    assert_eq!(app.connect(slow).await.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while requests_to(&app.provider_api, "/v2/messages")
+        .await
+        .is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the slow number's text was never sent"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let started = Instant::now();
+    assert_eq!(app.connect(PHONE).await.status(), 200);
+    loop {
+        let states = app.get_json("/api/messages").await;
+        let sent = states["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .any(|m: &Value| m["to"] == PHONE && m["state"] == "sent");
+        if sent {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the other number's prompt waited behind the hanging call"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
