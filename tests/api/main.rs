@@ -8,6 +8,7 @@ mod media;
 mod outbound_providers;
 mod outbox;
 mod phones;
+mod process;
 mod telnyx_webhook;
 mod twilio;
 mod vonage;

@@ -1,0 +1,437 @@
+//! The real binary, stopped and killed: what it answered survives, what it was sending is
+//! finished or released, and a restart sends what was left at once, not after a lease.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde_json::json;
+use tempfile::TempDir;
+use wiremock::{MockServer, ResponseTemplate};
+
+use crate::helpers::*;
+
+/// A database, the stand-in for Telnyx, and the artist's key; servers come and go over them.
+struct Site {
+    dir: TempDir,
+    provider_api: MockServer,
+    key: String,
+}
+
+/// One running `momentline serve`.
+struct Served {
+    child: Child,
+    address: String,
+}
+
+impl Site {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let provider_api = MockServer::start().await;
+        let site = Self {
+            dir,
+            provider_api,
+            key: String::new(),
+        };
+        let out = site
+            .command(&[])
+            .args(["artists", "add", "--name", ARTIST])
+            .output()
+            .expect("artists add runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let key = String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_owned();
+        Self { key, ..site }
+    }
+
+    fn db(&self) -> PathBuf {
+        self.dir.path().join("momentline.db")
+    }
+
+    fn command(&self, extra: &[(&str, &str)]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_momentline"));
+        command
+            .env_clear()
+            .env("MOMENTLINE_DB", self.db())
+            .env("MOMENTLINE_ADDR", "127.0.0.1:0")
+            .env("MOMENTLINE_PUBLIC_URL", PUBLIC_URL)
+            .env("MOMENTLINE_RETRY_SCHEDULE", "0,0,0")
+            .env("MOMENTLINE_SMS_PROVIDER", "telnyx")
+            .env("TELNYX_API_KEY", TELNYX_API_KEY)
+            .env("TELNYX_FROM_NUMBER", OUR_NUMBER)
+            .env("TELNYX_PUBLIC_KEY", TELNYX_PUBLIC_KEY)
+            .env("TELNYX_API_BASE", self.provider_api.uri())
+            .env("RUST_LOG", "info");
+        for (k, v) in extra {
+            command.env(k, v);
+        }
+        command
+    }
+
+    /// Starts the server and waits until it is healthy.
+    async fn serve(&self, extra: &[(&str, &str)]) -> Served {
+        let mut child = self
+            .command(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("serve starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let (port_tx, port_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if std::env::var_os("TEST_LOG").is_some() {
+                    eprintln!("[serve] {line}");
+                }
+                if let Some(port) = line
+                    .split("momentline listening port=")
+                    .nth(1)
+                    .and_then(|p| p.trim().parse::<u16>().ok())
+                {
+                    let _ = port_tx.send(port);
+                }
+            }
+        });
+        let port = port_rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the server says where it listens");
+        let address = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let healthy = http.get(format!("{address}/healthz")).send().await;
+            if healthy.is_ok_and(|r| r.status() == 200) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the server never became healthy");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Served { child, address }
+    }
+
+    fn verify_numbers(&self, numbers: &[String]) {
+        let conn = rusqlite::Connection::open(self.db()).expect("database");
+        for n in numbers {
+            conn.execute(
+                "INSERT INTO phone_numbers (e164, state, owner_id, updated_at)
+                 VALUES (?1, 'verified', 1, '2026-11-22T00:00:00.000Z')",
+                [n],
+            )
+            .expect("verified number");
+        }
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        let conn = rusqlite::Connection::open(self.db()).expect("database");
+        conn.query_row(sql, [], |r| r.get(0)).expect("count")
+    }
+
+    /// Waits until `sql` counts `expected`, for at most `within`.
+    async fn until_count(&self, sql: &str, expected: i64, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let found = self.count(sql);
+            if found == expected {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{sql}: {found}, expected {expected} within {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    async fn until_provider_requests(&self, at_least: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while requests_to(&self.provider_api, "/v2/messages").await.len() < at_least {
+            assert!(Instant::now() < deadline, "the provider never got a text");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Served {
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to end by itself, for at most `within`.
+    fn wait(mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the server did not stop within {within:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        let _ = self.child.wait();
+    }
+
+    async fn connect(&self, key: &str, phone: &str) -> reqwest::StatusCode {
+        reqwest::Client::new()
+            .post(format!("{}/api/phones", self.address))
+            .header("x-api-key", key)
+            .json(&json!({ "phone_number": phone }))
+            .send()
+            .await
+            .expect("request")
+            .status()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A signed Telnyx `message.received` from `from`, with the provider id `id`.
+fn sms_event(id: &str, from: &str, text: &str) -> String {
+    let mut event = fixture("telnyx/message.received.sms.json");
+    event["data"]["payload"]["id"] = json!(id);
+    event["data"]["payload"]["from"]["phone_number"] = json!(from);
+    event["data"]["payload"]["text"] = json!(text);
+    event.to_string()
+}
+
+async fn deliver(http: &reqwest::Client, address: &str, body: &str) -> Option<u16> {
+    let now = Utc::now().timestamp();
+    http.post(format!("{address}/webhooks/telnyx"))
+        .header("content-type", "application/json")
+        .header("telnyx-timestamp", now.to_string())
+        .header("telnyx-signature-ed25519", telnyx_signature(now, body))
+        .body(body.to_owned())
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .ok()
+        .map(|r| r.status().as_u16())
+}
+
+fn numbers(count: usize) -> Vec<String> {
+    (0..count)
+        .map(|i| format!("+1415555{:04}", 2700 + i))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_killed_server_loses_no_answered_text_and_redelivery_changes_nothing() {
+    let site = Site::new().await;
+    telnyx_accepts_texts(&site.provider_api).await;
+    // At most 20 a number: more would meet the cap of 30 automatic replies an hour.
+    let phones = numbers(12);
+    site.verify_numbers(&phones);
+    let events: Vec<(String, String)> = (0..240)
+        .map(|i| {
+            let id = format!("crash-{i:04}");
+            let body = sms_event(&id, &phones[i % phones.len()], &format!("Note {i}"));
+            (id, body)
+        })
+        .collect();
+
+    let served = site.serve(&[]).await;
+    let address = served.address.clone();
+    let answered = Arc::new(AtomicUsize::new(0));
+    let http = reqwest::Client::new();
+    let mut senders = tokio::task::JoinSet::new();
+    for lane in 0..8 {
+        let lane_events: Vec<(String, String)> =
+            events.iter().skip(lane).step_by(8).cloned().collect();
+        let (http, address, answered) = (http.clone(), address.clone(), Arc::clone(&answered));
+        senders.spawn(async move {
+            let mut taken = Vec::new();
+            for (id, body) in lane_events {
+                if deliver(&http, &address, &body).await == Some(200) {
+                    answered.fetch_add(1, Ordering::SeqCst);
+                    taken.push(id);
+                }
+            }
+            taken
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while answered.load(Ordering::SeqCst) < 100 {
+        assert!(Instant::now() < deadline, "the server stopped answering");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    served.kill();
+    let mut taken = Vec::new();
+    while let Some(lane) = senders.join_next().await {
+        taken.extend(lane.expect("sender"));
+    }
+    assert!(
+        taken.len() >= 100 && taken.len() < events.len(),
+        "killed mid-run: {}",
+        taken.len()
+    );
+
+    // Everything answered 200 is there, once, with its Moment.
+    for id in &taken {
+        let sql = format!(
+            "SELECT count(*) FROM messages m JOIN moments o ON o.message_id = m.id
+             WHERE m.provider_message_id = '{id}'"
+        );
+        assert_eq!(
+            site.count(&sql),
+            1,
+            "{id} was answered 200 but is not kept once"
+        );
+    }
+
+    // After a restart, every event delivered again (and again) has exactly one effect, and
+    // every Moment's reply reaches the provider.
+    let served = site.serve(&[]).await;
+    for _ in 0..2 {
+        for (id, body) in &events {
+            assert_eq!(
+                deliver(&http, &served.address, body).await,
+                Some(200),
+                "{id}"
+            );
+        }
+    }
+    let total = i64::try_from(events.len()).expect("count");
+    assert_eq!(
+        site.count("SELECT count(*) FROM messages WHERE direction = 'inbound'"),
+        total
+    );
+    assert_eq!(site.count("SELECT count(*) FROM moments"), total);
+    site.until_count(
+        "SELECT count(*) FROM messages WHERE purpose = 'moment_posted' AND state = 'sent'",
+        total,
+        Duration::from_secs(20),
+    )
+    .await;
+    let sent = requests_to(&site.provider_api, "/v2/messages").await;
+    let twice = sent.len() - events.len();
+    // Only a text in flight at the kill may go out twice: at most one per sending slot.
+    assert!(twice <= 64, "{twice} texts went out twice");
+    eprintln!(
+        "{} answered before the kill; {} texts for {} Moments ({twice} sent twice)",
+        taken.len(),
+        sent.len(),
+        events.len()
+    );
+}
+
+#[tokio::test]
+async fn sigterm_lets_an_in_flight_send_finish() {
+    let site = Site::new().await;
+    answer_posts(
+        &site.provider_api,
+        "/v2/messages",
+        ResponseTemplate::new(200)
+            .set_body_json(fixture("telnyx/send.response.json"))
+            .set_delay(Duration::from_millis(1500)),
+    )
+    .await;
+    let served = site.serve(&[]).await;
+    assert_eq!(served.connect(&site.key, PHONE).await, 200);
+    site.until_provider_requests(1).await;
+    served.terminate();
+    let status = served.wait(Duration::from_secs(10));
+    assert!(status.success(), "stopped cleanly: {status}");
+    assert_eq!(
+        site.count("SELECT count(*) FROM messages WHERE purpose = 'prompt' AND state = 'sent'"),
+        1,
+        "the send that was under way was finished and recorded"
+    );
+    assert_eq!(site.count("SELECT count(*) FROM jobs"), 0);
+    assert_eq!(
+        requests_to(&site.provider_api, "/v2/messages").await.len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn sigterm_releases_a_send_that_outlasts_the_grace_period_and_a_restart_sends_it() {
+    let site = Site::new().await;
+    answer_first_post(
+        &site.provider_api,
+        "/v2/messages",
+        ResponseTemplate::new(200).set_delay(Duration::from_secs(30)),
+    )
+    .await;
+    telnyx_accepts_texts(&site.provider_api).await;
+    let grace = [("MOMENTLINE_SHUTDOWN_GRACE_SECS", "1")];
+    let served = site.serve(&grace).await;
+    assert_eq!(served.connect(&site.key, PHONE).await, 200);
+    site.until_provider_requests(1).await;
+    let stopping = Instant::now();
+    served.terminate();
+    assert!(served.wait(Duration::from_secs(10)).success());
+    assert!(stopping.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        site.count("SELECT count(*) FROM jobs WHERE state = 'queued' AND leased_by IS NULL"),
+        1,
+        "the unfinished send was put back in the queue"
+    );
+
+    let restarted = Instant::now();
+    let _served = site.serve(&[]).await;
+    site.until_count(
+        "SELECT count(*) FROM messages WHERE purpose = 'prompt' AND state = 'sent'",
+        1,
+        Duration::from_secs(5),
+    )
+    .await;
+    eprintln!("sent {:?} after the restart", restarted.elapsed());
+}
+
+#[tokio::test]
+async fn after_a_kill_mid_send_a_restart_sends_the_text_at_once() {
+    let site = Site::new().await;
+    answer_first_post(
+        &site.provider_api,
+        "/v2/messages",
+        ResponseTemplate::new(200).set_delay(Duration::from_secs(30)),
+    )
+    .await;
+    telnyx_accepts_texts(&site.provider_api).await;
+    let served = site.serve(&[]).await;
+    assert_eq!(served.connect(&site.key, PHONE).await, 200);
+    site.until_provider_requests(1).await;
+    served.kill();
+    assert_eq!(
+        site.count("SELECT count(*) FROM jobs WHERE state = 'running'"),
+        1,
+        "killed while the send was claimed"
+    );
+
+    let _served = site.serve(&[]).await;
+    // The claim's lease is five minutes; the restart releases it at once.
+    site.until_count(
+        "SELECT count(*) FROM messages WHERE purpose = 'prompt' AND state = 'sent'",
+        1,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(
+        requests_to(&site.provider_api, "/v2/messages").await.len(),
+        2
+    );
+}
