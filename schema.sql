@@ -73,7 +73,8 @@ CREATE TABLE IF NOT EXISTS messages (
         CHECK (state IN ('received', 'unconfirmed', 'sent', 'delivered', 'error')),
     -- outbound: which automatic text this is
     purpose             TEXT CHECK (purpose IN ('prompt', 'verified', 'opted_out', 'opted_in',
-        'welcome', 'expired', 'reminder', 'help', 'video_refused', 'moment_posted')),
+        'welcome', 'expired', 'reminder', 'help', 'video_refused', 'moment_posted',
+        'moment_failed')),
     -- outbound: GSM-7 or UCS-2, and how many SMS segments the text takes
     encoding            TEXT CHECK (encoding IN ('GSM-7', 'UCS-2')),
     segments            INTEGER CHECK (segments >= 1),

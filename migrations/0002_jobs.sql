@@ -1,5 +1,6 @@
 -- Version 2: one jobs table for every kind of background work. Texts still queued and media
--- still to fetch become jobs; the columns their twin workers used are dropped.
+-- still to fetch become jobs; the columns their twin workers used are dropped. Outbound texts
+-- may also say a Moment could not be posted ('moment_failed').
 
 CREATE TABLE jobs (
     id          INTEGER PRIMARY KEY,
@@ -40,8 +41,51 @@ SELECT 'dispatch_moment', json_object('moment_id', id, 'reply', json('false')), 
        0, updated_at, created_at, updated_at
 FROM moments WHERE state = 'pending' ORDER BY id;
 
-DROP INDEX messages_outbox;
-ALTER TABLE messages DROP COLUMN next_attempt_at;
+-- SQLite cannot change a CHECK in place: messages is rebuilt without next_attempt_at.
+CREATE TABLE messages_v2 (
+    id                  INTEGER PRIMARY KEY,
+    direction           TEXT NOT NULL CHECK (direction IN ('inbound', 'outbound')),
+    -- whose conversation this is (none for numbers no artist has asked for)
+    artist_id           INTEGER REFERENCES artists(id),
+    -- the texter's number: `from` of an inbound message, `to` of an outbound one
+    phone               TEXT NOT NULL,
+    -- our number; NULL on an outbound text means the provider's configured sender
+    service_number      TEXT,
+    body                TEXT NOT NULL,
+    subject             TEXT,
+    media               TEXT NOT NULL DEFAULT '[]',
+    provider            TEXT NOT NULL,
+    provider_message_id TEXT,
+    state               TEXT NOT NULL
+        CHECK (state IN ('received', 'unconfirmed', 'sent', 'delivered', 'error')),
+    -- outbound: which automatic text this is
+    purpose             TEXT CHECK (purpose IN ('prompt', 'verified', 'opted_out', 'opted_in',
+        'welcome', 'expired', 'reminder', 'help', 'video_refused', 'moment_posted',
+        'moment_failed')),
+    -- outbound: GSM-7 or UCS-2, and how many SMS segments the text takes
+    encoding            TEXT CHECK (encoding IN ('GSM-7', 'UCS-2')),
+    segments            INTEGER CHECK (segments >= 1),
+    attempts            INTEGER NOT NULL DEFAULT 0,
+    last_error          TEXT,
+    created_at          TEXT NOT NULL,
+    updated_at          TEXT NOT NULL,
+    CHECK ((direction = 'inbound') = (state = 'received'))
+);
+INSERT INTO messages_v2 (id, direction, artist_id, phone, service_number, body, subject, media,
+    provider, provider_message_id, state, purpose, encoding, segments, attempts, last_error,
+    created_at, updated_at)
+SELECT id, direction, artist_id, phone, service_number, body, subject, media,
+    provider, provider_message_id, state, purpose, encoding, segments, attempts, last_error,
+    created_at, updated_at
+FROM messages;
+DROP TABLE messages;
+ALTER TABLE messages_v2 RENAME TO messages;
+CREATE UNIQUE INDEX messages_provider_id
+    ON messages (direction, provider, provider_message_id)
+    WHERE provider_message_id IS NOT NULL;
+CREATE INDEX messages_artist ON messages (artist_id, id);
+CREATE INDEX messages_phone ON messages (phone, direction, created_at);
+
 DROP INDEX moments_media_due;
 ALTER TABLE moments DROP COLUMN media_next_attempt_at;
 ALTER TABLE moments DROP COLUMN media_attempts;

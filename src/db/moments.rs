@@ -102,9 +102,30 @@ pub fn to_dispatch(conn: &Connection, id: i64) -> rusqlite::Result<Option<ToDisp
         .optional()
 }
 
-/// The links of a message's Moments once none of them is pending any more, in order;
-/// `None` while one still is.
-pub fn settled_links(conn: &Connection, message_id: i64) -> rusqlite::Result<Option<Vec<String>>> {
+/// Marks a pending Moment failed: it could not be posted.
+pub fn mark_failed(conn: &Connection, id: i64, now: DateTime<Utc>) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE moments SET state = ?3, updated_at = ?2 WHERE id = ?1 AND state = ?4",
+    )?
+    .execute(params![
+        id,
+        ts(now),
+        Text(MomentState::Failed),
+        Text(MomentState::Pending)
+    ])?;
+    Ok(())
+}
+
+/// How a message's Moments ended, once none is pending any more.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settled {
+    /// The created Moments' links, in order.
+    pub links: Vec<String>,
+    pub failed: usize,
+}
+
+/// How a message's Moments ended; `None` while one is still pending.
+pub fn settled(conn: &Connection, message_id: i64) -> rusqlite::Result<Option<Settled>> {
     let mut stmt = conn
         .prepare_cached("SELECT state, url FROM moments WHERE message_id = ?1 ORDER BY position")?;
     let rows = stmt.query_map([message_id], |r| {
@@ -113,15 +134,15 @@ pub fn settled_links(conn: &Connection, message_id: i64) -> rusqlite::Result<Opt
             r.get::<_, Option<String>>(1)?,
         ))
     })?;
-    let mut links = Vec::new();
+    let mut settled = Settled::default();
     for row in rows {
         match row? {
             (MomentState::Pending, _) => return Ok(None),
-            (MomentState::Created, Some(url)) => links.push(url),
-            _ => {}
+            (MomentState::Created, Some(url)) => settled.links.push(url),
+            _ => settled.failed += 1,
         }
     }
-    Ok(Some(links))
+    Ok(Some(settled))
 }
 
 /// A Moment as the API and its page show it.

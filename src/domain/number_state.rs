@@ -107,6 +107,7 @@ text_enum!(
         Help => "help",
         VideoRefused => "video_refused",
         MomentPosted => "moment_posted",
+        MomentFailed => "moment_failed",
     }
 );
 

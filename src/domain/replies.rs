@@ -65,6 +65,9 @@ pub fn render(kind: ReplyKind, ctx: &ReplyContext) -> String {
             [one] => format!("Moment posted: {one}"),
             links => format!("{} Moments posted: {}", links.len(), links.join(" ")),
         },
+        ReplyKind::MomentFailed => {
+            "Your Moment could not be posted. Please try again later.".to_owned()
+        }
     }
 }
 

@@ -1,10 +1,12 @@
 //! dispatch_moment: make a recorded Moment public. The embedded dispatch records it here and
-//! links to momentline's own page. The last of a message's Moments to be dispatched queues
-//! its "Moment posted" reply, with every link, when the message's decision allowed one.
+//! links to momentline's own page. The last of a message's Moments to settle queues its
+//! texts: "Moment posted" with every link (when the message's decision allowed a reply), and
+//! one short text when any could not be posted.
 
 use chrono::Utc;
+use rusqlite::Connection;
 
-use super::{payload_id, Attempted, JobContext, Performed};
+use super::{payload_id, Attempted, JobContext, Performed, Settled};
 use crate::db::jobs::Claimed;
 use crate::db::{messages, moments};
 use crate::domain::number_state::ReplyKind;
@@ -26,45 +28,153 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
     let sender = ctx.sender.name();
     Performed {
         attempted: Attempted::Done,
-        record: Box::new(move |tx, _| {
-            let now = Utc::now();
-            let Some(moment) = moments::to_dispatch(tx, id)? else {
-                return Ok(());
+        record: Box::new(move |tx, settled| {
+            let outcome = match settled {
+                Settled::Done => Some(url.as_str()),
+                Settled::Failed { .. } => None,
+                Settled::Retrying { .. } => return Ok(()),
             };
-            if moment.state != MomentState::Pending {
-                return Ok(());
-            }
-            moments::mark_created(tx, id, &url, now)?;
-            if !reply {
-                return Ok(());
-            }
-            let Some(links) = moments::settled_links(tx, moment.message_id)? else {
-                return Ok(());
-            };
-            let Some(inbound) = messages::conversation_of(tx, moment.message_id)? else {
-                return Ok(());
-            };
-            let body = replies::render(
-                ReplyKind::MomentPosted,
-                &ReplyContext {
-                    artist: None,
-                    manage_url: "",
-                    moment_links: &links,
-                },
-            );
-            messages::queue_outbound(
-                tx,
-                &messages::NewOutbound {
-                    artist: inbound.artist,
-                    to: &inbound.phone,
-                    from: inbound.service_number.as_deref().filter(|n| !n.is_empty()),
-                    body: &body,
-                    provider: sender,
-                    purpose: ReplyKind::MomentPosted,
-                },
-                now,
-            )?;
-            Ok(())
+            record(tx, id, outcome, reply, sender)
         }),
+    }
+}
+
+/// Records a pending Moment as created at `url`, or (`None`) failed, then queues the
+/// message's texts if it was the last of its Moments to settle.
+pub fn record(
+    tx: &Connection,
+    id: i64,
+    url: Option<&str>,
+    reply: bool,
+    sender: &str,
+) -> rusqlite::Result<()> {
+    let now = Utc::now();
+    let Some(moment) = moments::to_dispatch(tx, id)? else {
+        return Ok(());
+    };
+    if moment.state != MomentState::Pending {
+        // Settled before (this attempt's outcome was written twice): its texts are queued.
+        return Ok(());
+    }
+    match url {
+        Some(url) => moments::mark_created(tx, id, url, now)?,
+        None => {
+            moments::mark_failed(tx, id, now)?;
+            tracing::warn!(moment_id = id, "Moment could not be posted");
+        }
+    }
+    let Some(settled) = moments::settled(tx, moment.message_id)? else {
+        return Ok(());
+    };
+    let Some(inbound) = messages::conversation_of(tx, moment.message_id)? else {
+        return Ok(());
+    };
+    let mut texts = Vec::new();
+    if reply && !settled.links.is_empty() {
+        texts.push(ReplyKind::MomentPosted);
+    }
+    if settled.failed > 0 {
+        texts.push(ReplyKind::MomentFailed);
+    }
+    for kind in texts {
+        let body = replies::render(
+            kind,
+            &ReplyContext {
+                artist: None,
+                manage_url: "",
+                moment_links: &settled.links,
+            },
+        );
+        messages::queue_outbound(
+            tx,
+            &messages::NewOutbound {
+                artist: inbound.artist,
+                to: &inbound.phone,
+                from: inbound.service_number.as_deref().filter(|n| !n.is_empty()),
+                body: &body,
+                provider: sender,
+                purpose: kind,
+            },
+            now,
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::moment::{MomentCommand, MomentContent, Price};
+
+    fn moment(conn: &Connection, message: i64, position: usize) -> i64 {
+        let command = MomentCommand {
+            title: format!("Moment {position}"),
+            description: String::new(),
+            price: Price::from_micro_usdc(1_000_000),
+            content: MomentContent::Text,
+        };
+        moments::insert(conn, 1, message, position, &command, Utc::now()).expect("moment")
+    }
+
+    #[test]
+    fn the_last_moment_to_settle_queues_one_posted_and_one_failed_text() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store =
+            crate::store::Store::open(&dir.path().join("d.db"), Default::default()).expect("open");
+        let conn = store.reads().get().expect("conn");
+        conn.execute_batch(
+            "INSERT INTO artists (id, name, created_at) VALUES (1, 'A', '2026-11-22T00:00:00.000Z');
+             INSERT INTO messages (id, direction, artist_id, phone, service_number, body, provider,
+               provider_message_id, state, created_at, updated_at)
+             VALUES (1, 'inbound', 1, '+14155552671', '+18445550001', 'x', 'telnyx', 'in-1',
+               'received', '2026-11-22T00:00:00.000Z', '2026-11-22T00:00:00.000Z');",
+        )
+        .expect("scene");
+        let (first, second) = (moment(&conn, 1, 0), moment(&conn, 1, 1));
+        let texts = |c: &Connection| -> Vec<String> {
+            let mut stmt = c
+                .prepare("SELECT purpose || ': ' || body FROM messages WHERE direction = 'outbound' ORDER BY id")
+                .expect("query");
+            stmt.query_map([], |r| r.get(0))
+                .expect("rows")
+                .collect::<Result<_, _>>()
+                .expect("texts")
+        };
+
+        record(
+            &conn,
+            first,
+            Some("https://m.example/moments/1"),
+            true,
+            "telnyx",
+        )
+        .expect("first");
+        assert!(texts(&conn).is_empty(), "one Moment is still pending");
+        record(&conn, second, None, true, "telnyx").expect("second");
+        assert_eq!(
+            texts(&conn),
+            [
+                "moment_posted: Moment posted: https://m.example/moments/1",
+                "moment_failed: Your Moment could not be posted. Please try again later."
+            ]
+        );
+        let state: String = conn
+            .query_row("SELECT state FROM moments WHERE id = ?1", [second], |r| {
+                r.get(0)
+            })
+            .expect("state");
+        assert_eq!(state, "failed");
+        let jobs: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM jobs WHERE kind = 'send_text'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("jobs");
+        assert_eq!(jobs, 2, "each text has the job that sends it");
+
+        // Settling again (an outcome written twice) queues nothing more.
+        record(&conn, second, None, true, "telnyx").expect("again");
+        assert_eq!(texts(&conn).len(), 2);
     }
 }

@@ -12,7 +12,8 @@ const SCHEMA: &str = include_str!("../../schema.sql");
 /// Every step from an empty database; step N leaves the database at version N.
 const STEPS: &[M<'static>] = &[
     M::up(include_str!("../../migrations/0001_initial.sql")),
-    M::up(include_str!("../../migrations/0002_jobs.sql")),
+    // Rebuilds `messages`, which other tables reference: checked once it is done.
+    M::up(include_str!("../../migrations/0002_jobs.sql")).foreign_key_check(),
 ];
 
 /// The schema version this momentline writes.
@@ -35,11 +36,17 @@ pub fn apply(conn: &mut Connection) -> Result<(), DbError> {
         tx.pragma_update(None, "user_version", VERSION)?;
         return Ok(tx.commit()?);
     }
-    if found < VERSION {
-        tracing::info!(from = found, to = VERSION, "upgrading the database schema");
+    if found == VERSION {
+        return Ok(());
     }
-    Migrations::from_slice(STEPS).to_latest(conn)?;
-    Ok(())
+    tracing::info!(from = found, to = VERSION, "upgrading the database schema");
+    // A step may rebuild a table others reference, which SQLite allows only with foreign
+    // keys off (they cannot be switched inside the step's transaction); each such step
+    // checks them itself before it commits.
+    conn.pragma_update(None, "foreign_keys", false)?;
+    let upgraded = Migrations::from_slice(STEPS).to_latest(conn);
+    conn.pragma_update(None, "foreign_keys", true)?;
+    Ok(upgraded?)
 }
 
 #[cfg(test)]

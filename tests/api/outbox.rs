@@ -111,6 +111,11 @@ async fn rate_limiting_honours_retry_after() {
          FROM jobs",
     );
     assert!((110..=121).contains(&wait), "next attempt in {wait} s");
+    assert_eq!(
+        message["attempts"], 0,
+        "being asked to slow down spends no attempt"
+    );
+    assert_eq!(app.count("SELECT attempts FROM jobs"), 0);
 }
 
 #[tokio::test]
