@@ -21,11 +21,12 @@ pub fn create(
     key: &ApiKey,
     now: DateTime<Utc>,
 ) -> rusqlite::Result<Option<Artist>> {
-    let inserted = tx.execute(
-        "INSERT INTO artists (name, address, created_at) VALUES (?1, ?2, ?3)
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO artists (name, address, created_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (name) DO NOTHING",
-        params![name, address, ts(now)],
-    )?;
+        )?
+        .execute(params![name, address, ts(now)])?;
     if inserted == 0 {
         return Ok(None);
     }
@@ -57,54 +58,58 @@ fn insert_key(
     key: &ApiKey,
     now: DateTime<Utc>,
 ) -> rusqlite::Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO api_keys (artist_id, prefix, hash, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![artist, key.display_prefix(), key.hash().to_hex(), ts(now)],
-    )?;
+    )?
+    .execute(params![
+        artist,
+        key.display_prefix(),
+        key.hash().to_hex(),
+        ts(now)
+    ])?;
     Ok(())
 }
 
 pub fn find_by_name(conn: &Connection, name: &str) -> rusqlite::Result<Option<Artist>> {
-    conn.query_row(
-        "SELECT id, name FROM artists WHERE name = ?1",
-        [name],
-        |r| {
+    conn.prepare_cached("SELECT id, name FROM artists WHERE name = ?1")?
+        .query_row([name], |r| {
             Ok(Artist {
                 id: r.get(0)?,
                 name: r.get(1)?,
             })
-        },
-    )
-    .optional()
+        })
+        .optional()
 }
 
 pub fn name_of(conn: &Connection, id: ArtistId) -> rusqlite::Result<Option<String>> {
-    conn.query_row("SELECT name FROM artists WHERE id = ?1", [id], |r| r.get(0))
+    conn.prepare_cached("SELECT name FROM artists WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
         .optional()
 }
 
 /// The live keys whose shown prefix is `prefix`.
 pub fn live_keys_matching(conn: &Connection, prefix: &str) -> rusqlite::Result<Vec<String>> {
-    let mut stmt =
-        conn.prepare("SELECT prefix FROM api_keys WHERE revoked_at IS NULL AND prefix = ?1")?;
+    let mut stmt = conn
+        .prepare_cached("SELECT prefix FROM api_keys WHERE revoked_at IS NULL AND prefix = ?1")?;
     let rows = stmt.query_map([prefix], |r| r.get(0))?;
     rows.collect()
 }
 
 /// Revokes the live keys whose shown prefix is `prefix`.
 pub fn revoke(conn: &Connection, prefix: &str, now: DateTime<Utc>) -> rusqlite::Result<usize> {
-    conn.execute(
+    conn.prepare_cached(
         "UPDATE api_keys SET revoked_at = ?2 WHERE revoked_at IS NULL AND prefix = ?1",
-        params![prefix, ts(now)],
-    )
+    )?
+    .execute(params![prefix, ts(now)])
 }
 
 /// Revokes one key, named in full. Returns whether a live key was revoked.
 pub fn revoke_key(conn: &Connection, key: &ApiKey, now: DateTime<Utc>) -> rusqlite::Result<bool> {
-    let revoked = conn.execute(
-        "UPDATE api_keys SET revoked_at = ?2 WHERE revoked_at IS NULL AND hash = ?1",
-        params![key.hash().to_hex(), ts(now)],
-    )?;
+    let revoked = conn
+        .prepare_cached(
+            "UPDATE api_keys SET revoked_at = ?2 WHERE revoked_at IS NULL AND hash = ?1",
+        )?
+        .execute(params![key.hash().to_hex(), ts(now)])?;
     Ok(revoked == 1)
 }
 

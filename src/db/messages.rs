@@ -32,12 +32,10 @@ pub fn insert_inbound(
 ) -> rusqlite::Result<Option<i64>> {
     let media = serde_json::to_string(m.media)
         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
-    let inserted = conn.execute(
-        "INSERT INTO messages (direction, artist_id, phone, service_number, body, subject, media,
+    let inserted = conn.prepare_cached("INSERT INTO messages (direction, artist_id, phone, service_number, body, subject, media,
            provider, provider_message_id, state, created_at, updated_at)
          VALUES (?10, NULL, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?1, ?9, ?9)
-         ON CONFLICT DO NOTHING",
-        params![
+         ON CONFLICT DO NOTHING")?.execute(params![
             Text(MessageState::Received),
             m.from,
             m.to,
@@ -55,10 +53,8 @@ pub fn insert_inbound(
 
 /// Puts a message in an artist's conversation.
 pub fn assign_artist(conn: &Connection, id: i64, artist: ArtistId) -> rusqlite::Result<()> {
-    conn.execute(
-        "UPDATE messages SET artist_id = ?2 WHERE id = ?1",
-        params![id, artist],
-    )?;
+    conn.prepare_cached("UPDATE messages SET artist_id = ?2 WHERE id = ?1")?
+        .execute(params![id, artist])?;
     Ok(())
 }
 
@@ -119,10 +115,12 @@ fn count_since(
     since: DateTime<Utc>,
 ) -> rusqlite::Result<u32> {
     let words: Vec<&str> = purposes.iter().map(|p| p.as_str()).collect();
-    conn.query_row(
+    conn.prepare_cached(
         "SELECT count(*) FROM messages
          WHERE phone = ?1 AND direction = 'outbound' AND created_at > ?2
            AND purpose IN (SELECT value FROM json_each(?3))",
+    )?
+    .query_row(
         params![phone, ts(since), serde_json::Value::from(words).to_string()],
         |r| r.get(0),
     )
@@ -343,10 +341,9 @@ pub fn mark_sent(
             .collect::<rusqlite::Result<Vec<_>>>()?;
         drop(stmt);
         if parked.iter().any(|(_, _, opted_out)| *opted_out) {
-            let phone: String =
-                tx.query_row("SELECT phone FROM messages WHERE id = ?1", [id], |r| {
-                    r.get(0)
-                })?;
+            let phone: String = tx
+                .prepare_cached("SELECT phone FROM messages WHERE id = ?1")?
+                .query_row([id], |r| r.get(0))?;
             numbers::provider_opt_out(tx, &phone, id, now)?;
         }
         if let Some((state, error, _)) = parked.into_iter().max_by_key(|(s, _, _)| s.progress()) {
@@ -438,23 +435,21 @@ pub fn apply_status(
         None => {
             // Reports that never find their text (it was sent before a restore, or by
             // another system on the same account) are dropped after a week.
-            tx.execute(
-                "DELETE FROM early_status_reports WHERE created_at < ?1",
-                [ts(now - Duration::days(7))],
-            )?;
-            tx.execute(
+            tx.prepare_cached("DELETE FROM early_status_reports WHERE created_at < ?1")?
+                .execute([ts(now - Duration::days(7))])?;
+            tx.prepare_cached(
                 "INSERT INTO early_status_reports
                    (provider, provider_message_id, state, error, recipient_opted_out, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    provider,
-                    provider_message_id,
-                    Text(state),
-                    error,
-                    report.recipient_opted_out,
-                    ts(now)
-                ],
-            )?;
+            )?
+            .execute(params![
+                provider,
+                provider_message_id,
+                Text(state),
+                error,
+                report.recipient_opted_out,
+                ts(now)
+            ])?;
             StatusApplied::Parked
         }
         Some((id, current, phone)) => {
@@ -484,11 +479,11 @@ fn advance(
     if state.progress() <= current.progress() {
         return Ok(false);
     }
-    conn.execute(
+    conn.prepare_cached(
         "UPDATE messages SET state = ?2, last_error = coalesce(?3, last_error),
            updated_at = ?4 WHERE id = ?1",
-        params![id, Text(state), error, ts(now)],
-    )?;
+    )?
+    .execute(params![id, Text(state), error, ts(now)])?;
     Ok(true)
 }
 

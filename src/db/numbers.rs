@@ -144,7 +144,7 @@ pub fn set_standing(
         Some(r) => (Some(r.artist), Some(ts(r.at))),
         None => (None, None),
     };
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO phone_numbers
            (e164, state, owner_id, requester_id, requested_at, state_before_opt_out, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -152,39 +152,39 @@ pub fn set_standing(
            requester_id = excluded.requester_id, requested_at = excluded.requested_at,
            state_before_opt_out = excluded.state_before_opt_out,
            updated_at = excluded.updated_at",
-        params![
-            e164,
-            Text(row.state),
-            row.owner,
-            requester,
-            requested_at,
-            row.before.map(Text),
-            ts(now)
-        ],
-    )?;
+    )?
+    .execute(params![
+        e164,
+        Text(row.state),
+        row.owner,
+        requester,
+        requested_at,
+        row.before.map(Text),
+        ts(now)
+    ])?;
     let (cause_word, message_id, artist_id) = match cause {
         Cause::Inbound(id) => (ChangeCause::Inbound, Some(id), None),
         Cause::Connect(artist) => (ChangeCause::Connect, None, Some(artist)),
         Cause::Disconnect(artist) => (ChangeCause::Disconnect, None, Some(artist)),
         Cause::Provider(id) => (ChangeCause::Provider, Some(id), None),
     };
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO number_state_changes
            (e164, from_state, to_state, from_owner_id, to_owner_id, cause, message_id,
             artist_id, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![
-            e164,
-            Text(from.status()),
-            Text(to.status()),
-            from.owner(),
-            to.owner(),
-            Text(cause_word),
-            message_id,
-            artist_id,
-            ts(now)
-        ],
-    )?;
+    )?
+    .execute(params![
+        e164,
+        Text(from.status()),
+        Text(to.status()),
+        from.owner(),
+        to.owner(),
+        Text(cause_word),
+        message_id,
+        artist_id,
+        ts(now)
+    ])?;
     Ok(())
 }
 
@@ -229,7 +229,7 @@ pub fn for_artist(
     now: DateTime<Utc>,
     ttl: chrono::Duration,
 ) -> rusqlite::Result<Vec<ArtistNumber>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT e164, state, owner_id, requester_id, requested_at, state_before_opt_out,
                 updated_at
          FROM phone_numbers WHERE owner_id = ?1 OR requester_id = ?1 ORDER BY e164",
@@ -282,7 +282,7 @@ fn state_for(
 
 /// The e164 of every number an artist owns or has asked for.
 pub fn e164s_for_artist(conn: &Connection, artist: ArtistId) -> rusqlite::Result<Vec<String>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT e164 FROM phone_numbers WHERE owner_id = ?1 OR requester_id = ?1 ORDER BY e164",
     )?;
     let rows = stmt.query_map([artist], |r| r.get(0))?;

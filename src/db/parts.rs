@@ -29,24 +29,26 @@ pub struct NewPart<'a> {
 const PARTS_WINDOW: chrono::Duration = chrono::Duration::hours(24);
 
 pub fn store(conn: &Connection, p: &NewPart, now: DateTime<Utc>) -> rusqlite::Result<PartStored> {
-    let seen: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM message_parts
+    let seen: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM message_parts
                         WHERE provider = ?1 AND provider_message_id = ?2)",
-        params![p.provider, p.provider_message_id],
-        |r| r.get(0),
-    )?;
+        )?
+        .query_row(params![p.provider, p.provider_message_id], |r| r.get(0))?;
     if seen {
         return Ok(PartStored::Duplicate);
     }
     // Open parts under this reference that cannot belong to this message (the same part
     // number under another id, another total, or older than the resend window) are what is
     // left of an earlier message whose other parts never came: the reference is reused.
-    let abandoned = conn.execute(
-        "UPDATE message_parts SET abandoned_at = ?7
+    let abandoned = conn
+        .prepare_cached(
+            "UPDATE message_parts SET abandoned_at = ?7
          WHERE provider = ?1 AND phone = ?2 AND reference = ?3
            AND message_id IS NULL AND abandoned_at IS NULL
            AND (part = ?4 OR total != ?5 OR created_at < ?6)",
-        params![
+        )?
+        .execute(params![
             p.provider,
             p.phone,
             p.part.reference,
@@ -54,8 +56,7 @@ pub fn store(conn: &Connection, p: &NewPart, now: DateTime<Utc>) -> rusqlite::Re
             p.part.total,
             ts(now - PARTS_WINDOW),
             ts(now)
-        ],
-    )?;
+        ])?;
     if abandoned > 0 {
         tracing::warn!(
             provider = p.provider,
@@ -64,12 +65,14 @@ pub fn store(conn: &Connection, p: &NewPart, now: DateTime<Utc>) -> rusqlite::Re
             "parts of an earlier message never completed; its reference is reused"
         );
     }
-    let inserted = conn.execute(
-        "INSERT INTO message_parts
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO message_parts
            (provider, provider_message_id, phone, reference, part, total, body, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT (provider, provider_message_id) DO NOTHING",
-        params![
+        )?
+        .execute(params![
             p.provider,
             p.provider_message_id,
             p.phone,
@@ -78,12 +81,11 @@ pub fn store(conn: &Connection, p: &NewPart, now: DateTime<Utc>) -> rusqlite::Re
             p.part.total,
             p.body,
             ts(now)
-        ],
-    )?;
+        ])?;
     if inserted == 0 {
         return Ok(PartStored::Duplicate);
     }
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT body, provider_message_id FROM message_parts
          WHERE provider = ?1 AND phone = ?2 AND reference = ?3 AND total = ?4
            AND message_id IS NULL AND abandoned_at IS NULL
@@ -113,20 +115,20 @@ pub fn close(
     message_id: Option<i64>,
     now: DateTime<Utc>,
 ) -> rusqlite::Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "UPDATE message_parts
          SET message_id = ?5, abandoned_at = CASE WHEN ?5 IS NULL THEN ?6 END
          WHERE provider = ?1 AND phone = ?2 AND reference = ?3 AND total = ?4
            AND message_id IS NULL AND abandoned_at IS NULL",
-        params![
-            p.provider,
-            p.phone,
-            p.part.reference,
-            p.part.total,
-            message_id,
-            ts(now)
-        ],
-    )?;
+    )?
+    .execute(params![
+        p.provider,
+        p.phone,
+        p.part.reference,
+        p.part.total,
+        message_id,
+        ts(now)
+    ])?;
     Ok(())
 }
 

@@ -109,6 +109,8 @@ impl Store {
 }
 
 fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
+    // Every statement the hot paths run stays prepared.
+    conn.set_prepared_statement_cache_capacity(128);
     // SQLite's own busy timeout backs off to 100 ms sleeps; polling every millisecond keeps
     // a reader or a second process waiting for the writer's lock only as long as needed.
     conn.busy_handler(Some(wait_for_lock))?;
