@@ -93,7 +93,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let key = ApiKey::generate()?;
             let wanted = name.clone();
             let (artist, key) = store
-                .write(move |tx| {
+                .write_waiting(move |tx| {
                     let artist =
                         artists::create(tx, &wanted, address.as_deref(), &key, Utc::now())?;
                     Ok((artist, key))
@@ -115,7 +115,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let key = ApiKey::generate()?;
             let wanted = artist.clone();
             let (found, key) = store
-                .write(move |tx| {
+                .write_waiting(move |tx| {
                     let found = artists::add_key(tx, &wanted, &key, Utc::now())?;
                     Ok((found, key))
                 })
@@ -133,7 +133,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 // The whole key names exactly one key.
                 Some(key) => {
                     store
-                        .write(move |tx| Ok(artists::revoke_key(tx, &key, Utc::now())?))
+                        .write_waiting(move |tx| Ok(artists::revoke_key(tx, &key, Utc::now())?))
                         .await?
                 }
                 None => revoke_by_prefix(&store, &prefix).await?,
@@ -165,7 +165,7 @@ async fn revoke_by_prefix(store: &Store, prefix: &str) -> Result<bool, CliError>
     // Counted and revoked in one write, so a key made in between cannot be revoked unseen.
     let owned = prefix.to_owned();
     let revoked = store
-        .write(move |tx| {
+        .write_waiting(move |tx| {
             let live = artists::live_keys_matching(tx, &owned)?.len();
             if live == 1 {
                 artists::revoke(tx, &owned, Utc::now())?;

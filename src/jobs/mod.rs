@@ -193,7 +193,7 @@ impl Runner {
             .inner
             .ctx
             .store
-            .write(|tx| Ok(jobs::release(tx, None, Utc::now())?))
+            .write_waiting(|tx| Ok(jobs::release(tx, None, Utc::now())?))
             .await?;
         if released > 0 {
             tracing::info!(released, "released jobs an earlier run had claimed");
@@ -283,7 +283,7 @@ impl Runner {
             .inner
             .ctx
             .store
-            .write(move |tx| Ok(jobs::release(tx, Some(&name), Utc::now())?))
+            .write_waiting(move |tx| Ok(jobs::release(tx, Some(&name), Utc::now())?))
             .await
         {
             Ok(0) => {}
@@ -321,7 +321,7 @@ impl Runner {
                         .inner
                         .ctx
                         .store
-                        .write(move |tx| {
+                        .write_waiting(move |tx| {
                             Ok(jobs::retry(tx, job, at, "the job panicked", true, now)?)
                         })
                         .await;
@@ -374,7 +374,7 @@ impl Runner {
         self.inner
             .ctx
             .store
-            .write(move |tx| Ok(jobs::claim(tx, &name, &kinds, limit, lease, Utc::now())?))
+            .write_waiting(move |tx| Ok(jobs::claim(tx, &name, &kinds, limit, lease, Utc::now())?))
             .await
             .map_err(RunnerError::Claim)
     }
@@ -409,7 +409,7 @@ impl Runner {
         let claim = job.clone();
         let written = ctx
             .store
-            .write(move |tx| {
+            .write_waiting(move |tx| {
                 if !jobs::holds(tx, &claim, &name)? {
                     return Ok(false);
                 }

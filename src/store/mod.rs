@@ -77,6 +77,15 @@ impl Store {
         self.writer.write(work).await
     }
 
+    /// As `write`, but waits for room in the queue instead of answering `Busy`.
+    pub async fn write_waiting<T, F>(&self, work: F) -> Result<T, WriteError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
+    {
+        self.writer.write_waiting(work).await
+    }
+
     /// Runs `read` on a pooled connection, off the async threads.
     pub async fn read<T, F>(&self, read: F) -> Result<T, DbError>
     where

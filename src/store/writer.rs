@@ -83,6 +83,24 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
     {
+        self.submit(work, false).await
+    }
+
+    /// As `write`, but waits for room in the queue: for work that has nobody to send back
+    /// (a job's outcome), where a refusal would only mean doing it again later.
+    pub async fn write_waiting<T, F>(&self, work: F) -> Result<T, WriteError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
+    {
+        self.submit(work, true).await
+    }
+
+    async fn submit<T, F>(&self, work: F, wait: bool) -> Result<T, WriteError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
+    {
         let (tell, answer) = oneshot::channel();
         let job: Work = Box::new(move |conn: Option<&Connection>| match conn.map(work) {
             None => Ran {
@@ -104,10 +122,17 @@ impl Writer {
                 }),
             },
         });
-        self.queue.try_send(job).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => WriteError::Busy,
-            mpsc::error::TrySendError::Closed(_) => WriteError::Stopped,
-        })?;
+        if wait {
+            self.queue
+                .send(job)
+                .await
+                .map_err(|_| WriteError::Stopped)?;
+        } else {
+            self.queue.try_send(job).map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => WriteError::Busy,
+                mpsc::error::TrySendError::Closed(_) => WriteError::Stopped,
+            })?;
+        }
         // The job is dropped unanswered only when it panicked.
         answer.await.unwrap_or(Err(WriteError::Panicked))
     }
