@@ -36,6 +36,10 @@ CREATE TABLE IF NOT EXISTS phone_numbers (
     CHECK ((requester_id IS NULL) = (requested_at IS NULL)),
     CHECK ((state = 'opted_out') = (state_before_opt_out IS NOT NULL))
 );
+-- An artist's numbers, owned or asked for.
+CREATE INDEX IF NOT EXISTS phone_numbers_owner ON phone_numbers (owner_id) WHERE owner_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS phone_numbers_requester ON phone_numbers (requester_id)
+    WHERE requester_id IS NOT NULL;
 
 -- Every change of a number's state, with what caused it.
 CREATE TABLE IF NOT EXISTS number_state_changes (
@@ -91,6 +95,9 @@ CREATE UNIQUE INDEX IF NOT EXISTS messages_provider_id
     WHERE provider_message_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS messages_artist ON messages (artist_id, id);
 CREATE INDEX IF NOT EXISTS messages_phone ON messages (phone, direction, created_at);
+-- An artist's recent prompts, for the connect rate limit.
+CREATE INDEX IF NOT EXISTS messages_prompts ON messages (artist_id, created_at)
+    WHERE purpose = 'prompt';
 
 -- Parts of a message its provider delivers in several (Vonage's concat), kept until every
 -- part is in; then they are joined in order into one inbound message (message_id).

@@ -1,6 +1,7 @@
 -- Version 2: one jobs table for every kind of background work. Texts still queued and media
 -- still to fetch become jobs; the columns their twin workers used are dropped. Outbound texts
--- may also say a Moment could not be posted ('moment_failed').
+-- may also say a Moment could not be posted ('moment_failed'). Indexes for the queries that
+-- scanned an artist's rows.
 
 CREATE TABLE jobs (
     id          INTEGER PRIMARY KEY,
@@ -85,6 +86,12 @@ CREATE UNIQUE INDEX messages_provider_id
     WHERE provider_message_id IS NOT NULL;
 CREATE INDEX messages_artist ON messages (artist_id, id);
 CREATE INDEX messages_phone ON messages (phone, direction, created_at);
+CREATE INDEX messages_prompts ON messages (artist_id, created_at) WHERE purpose = 'prompt';
+
+-- Numbers by artist, for GET /api/phones and disconnecting all of them.
+CREATE INDEX phone_numbers_owner ON phone_numbers (owner_id) WHERE owner_id IS NOT NULL;
+CREATE INDEX phone_numbers_requester ON phone_numbers (requester_id)
+    WHERE requester_id IS NOT NULL;
 
 DROP INDEX moments_media_due;
 ALTER TABLE moments DROP COLUMN media_next_attempt_at;
