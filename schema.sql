@@ -78,7 +78,7 @@ CREATE TABLE IF NOT EXISTS messages (
     -- outbound: which automatic text this is
     purpose             TEXT CHECK (purpose IN ('prompt', 'verified', 'opted_out', 'opted_in',
         'welcome', 'expired', 'reminder', 'help', 'video_refused', 'moment_posted',
-        'moment_failed')),
+        'moment_failed', 'price_too_high')),
     -- outbound: GSM-7 or UCS-2, and how many SMS segments the text takes
     encoding            TEXT CHECK (encoding IN ('GSM-7', 'UCS-2')),
     segments            INTEGER CHECK (segments >= 1),

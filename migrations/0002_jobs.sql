@@ -1,6 +1,7 @@
 -- Version 2: one jobs table for every kind of background work. Texts still queued and media
 -- still to fetch become jobs; the columns their twin workers used are dropped. Outbound texts
--- may also say a Moment could not be posted ('moment_failed'). Indexes for the queries that
+-- may also say a Moment could not be posted ('moment_failed') or its price was too high
+-- ('price_too_high'). Indexes for the queries that
 -- scanned an artist's rows.
 
 CREATE TABLE jobs (
@@ -62,7 +63,7 @@ CREATE TABLE messages_v2 (
     -- outbound: which automatic text this is
     purpose             TEXT CHECK (purpose IN ('prompt', 'verified', 'opted_out', 'opted_in',
         'welcome', 'expired', 'reminder', 'help', 'video_refused', 'moment_posted',
-        'moment_failed')),
+        'moment_failed', 'price_too_high')),
     -- outbound: GSM-7 or UCS-2, and how many SMS segments the text takes
     encoding            TEXT CHECK (encoding IN ('GSM-7', 'UCS-2')),
     segments            INTEGER CHECK (segments >= 1),

@@ -50,15 +50,101 @@ impl Receipt {
 }
 
 /// Receives an authentic message in one write; answers once it is on disk.
+///
+/// A message that cannot be turned into what it asks for (a value the database refuses, a
+/// fault in the code) would fail the same way on every redelivery, so it is kept anyway, with
+/// the failure, and its artist is told: a signed text is never lost. Only faults a retry may
+/// cure (the database busy or unavailable) are errors.
 pub async fn receive(
     store: &Store,
     settings: Arc<ReceiveSettings>,
     message: InboundMessage,
     from: PhoneNumber,
 ) -> Result<Receipt, WriteError> {
-    store
+    let (kept_settings, kept_message, kept_from) =
+        (Arc::clone(&settings), message.clone(), from.clone());
+    let received = store
         .write(move |tx| Ok(receive_in(tx, &settings, &message, &from, Utc::now())?))
+        .await;
+    let reason = match &received {
+        Err(WriteError::Failed(e)) if !e.is_transient() => crate::telemetry::error_chain(e),
+        Err(WriteError::Panicked) => "receiving it panicked".to_owned(),
+        _ => return received,
+    };
+    tracing::error!(provider = kept_message.provider, number = %kept_from.masked(),
+        provider_message_id = %kept_message.provider_message_id, %reason,
+        "a message could not be received as it asks; kept with the failure");
+    store
+        .write(move |tx| {
+            Ok(keep_failed(
+                tx,
+                &kept_settings,
+                &kept_message,
+                &kept_from,
+                &reason,
+                Utc::now(),
+            )?)
+        })
         .await
+}
+
+/// Keeps a message that could not be received as it asks, with the reason, and tells its
+/// artist (if the number is verified) that nothing was posted.
+fn keep_failed(
+    tx: &Connection,
+    settings: &ReceiveSettings,
+    message: &InboundMessage,
+    from: &PhoneNumber,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<Receipt> {
+    let phone = from.as_str();
+    let Some(message_id) = messages::insert_inbound(
+        tx,
+        &messages::NewInbound {
+            from: phone,
+            to: &message.to,
+            body: &message.text,
+            subject: message.subject.as_deref(),
+            media: &message.media,
+            provider: message.provider,
+            provider_message_id: &message.provider_message_id,
+        },
+        now,
+    )?
+    else {
+        return Ok(Receipt::Duplicate);
+    };
+    messages::note_failure(tx, message_id, reason, now)?;
+    let mut replies = 0;
+    if let Standing::Verified { owner, .. } = numbers::standing(tx, phone)? {
+        messages::assign_artist(tx, message_id, owner)?;
+        messages::queue_outbound(
+            tx,
+            &messages::NewOutbound {
+                artist: Some(owner),
+                to: phone,
+                from: Some(message.to.as_str()).filter(|to| !to.is_empty()),
+                body: &replies::render(
+                    ReplyKind::MomentFailed,
+                    &ReplyContext {
+                        artist: None,
+                        manage_url: &settings.manage_url,
+                        moment_links: &[],
+                    },
+                ),
+                provider: settings.sender,
+                purpose: ReplyKind::MomentFailed,
+            },
+            now,
+        )?;
+        replies = 1;
+    }
+    Ok(Receipt::Recorded {
+        message_id,
+        moments: 0,
+        replies,
+    })
 }
 
 /// Receives a message inside the writer's batch. The writer runs one write at a time, so

@@ -51,6 +51,18 @@ pub fn insert_inbound(
     Ok((inserted == 1).then(|| conn.last_insert_rowid()))
 }
 
+/// Notes why a message could not be acted on.
+pub fn note_failure(
+    conn: &Connection,
+    id: i64,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE messages SET last_error = ?2, updated_at = ?3 WHERE id = ?1")?
+        .execute(params![id, reason, ts(now)])?;
+    Ok(())
+}
+
 /// Puts a message in an artist's conversation.
 pub fn assign_artist(conn: &Connection, id: i64, artist: ArtistId) -> rusqlite::Result<()> {
     conn.prepare_cached("UPDATE messages SET artist_id = ?2 WHERE id = ?1")?

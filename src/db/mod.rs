@@ -35,6 +35,31 @@ pub enum DbError {
     Task(String),
 }
 
+impl DbError {
+    /// Whether trying the same thing again may succeed: the database was busy, locked, full
+    /// or could not be read or written. Anything else (a value refused, a constraint broken)
+    /// comes from what was asked, and fails again however often it is asked.
+    pub fn is_transient(&self) -> bool {
+        use rusqlite::ErrorCode as Code;
+        match self {
+            Self::Pool(_) | Self::Thread(_) | Self::Task(_) => true,
+            Self::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                Code::DatabaseBusy
+                    | Code::DatabaseLocked
+                    | Code::SystemIoFailure
+                    | Code::DiskFull
+                    | Code::CannotOpen
+                    | Code::OutOfMemory
+                    | Code::ReadOnly
+                    | Code::OperationInterrupted
+                    | Code::FileLockingProtocolFailed
+            ),
+            Self::Sqlite(_) | Self::Migration(_) | Self::NewerSchema { .. } => false,
+        }
+    }
+}
+
 /// A status enum as a text column: the only bridge between `TextEnum` and SQL.
 pub struct Text<T>(pub T);
 

@@ -56,9 +56,21 @@ impl MediaKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Price(u64);
 
+/// Why a `price:` line's amount was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PriceError {
+    /// Not an amount at all: the line is left in the description.
+    NotAPrice,
+    /// An amount above `Price::MAX_USDC`: no Moment is posted at a price nobody meant.
+    TooHigh,
+}
+
 impl Price {
     pub const DEFAULT: Price = Price(1_000_000);
     const SCALE: u64 = 1_000_000;
+    /// The highest price a Moment may have, in whole USDC: far below what the database
+    /// column holds (2^63 - 1 millionths).
+    pub const MAX_USDC: u64 = 1_000_000_000;
 
     pub fn from_micro_usdc(micro: u64) -> Self {
         Self(micro)
@@ -68,25 +80,31 @@ impl Price {
         self.0
     }
 
-    /// `5`, `$5`, `5 usdc`, `2.50`, `free`.
-    pub fn parse(input: &str) -> Option<Self> {
+    /// `5`, `$5`, `5 usdc`, `2.50`, `free`; at most `MAX_USDC`.
+    pub fn parse(input: &str) -> Result<Self, PriceError> {
         let lowered = input.trim().to_ascii_lowercase();
         if lowered == "free" {
-            return Some(Self(0));
+            return Ok(Self(0));
         }
         let amount = lowered.strip_prefix('$').unwrap_or(&lowered);
         let amount = amount.strip_suffix("usdc").unwrap_or(amount).trim();
         let (whole, fraction) = amount.split_once('.').unwrap_or((amount, ""));
         let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
         if whole.is_empty() || !digits(whole) || !digits(fraction) || fraction.len() > 6 {
-            return None;
+            return Err(PriceError::NotAPrice);
         }
-        let whole: u64 = whole.parse().ok()?;
-        let fraction: u64 = format!("{fraction:0<6}").parse().ok()?;
-        whole
-            .checked_mul(Self::SCALE)?
-            .checked_add(fraction)
-            .map(Self)
+        let whole = whole.trim_start_matches('0');
+        // More digits than the cap has is too high, however many there are.
+        if whole.len() > 10 {
+            return Err(PriceError::TooHigh);
+        }
+        let whole: u64 = whole.parse().unwrap_or(0);
+        let fraction: u64 = format!("{fraction:0<6}").parse().unwrap_or(0);
+        let micro = whole * Self::SCALE + fraction;
+        if micro > Self::MAX_USDC * Self::SCALE {
+            return Err(PriceError::TooHigh);
+        }
+        Ok(Self(micro))
     }
 }
 
@@ -127,6 +145,8 @@ pub struct MomentRequest {
     pub moments: Vec<MomentCommand>,
     /// Video items that were not turned into Moments.
     pub refused_videos: usize,
+    /// A `price:` line above the highest price: nothing is posted.
+    pub price_too_high: bool,
 }
 
 const TITLE_MAX_CHARS: usize = 100;
@@ -151,8 +171,17 @@ pub fn parse_moments(
     for line in text.lines() {
         if let Some(title) = TITLE_LINE.captures(line).map(|c| c[1].to_owned()) {
             title_line.get_or_insert(title);
-        } else if let Some(p) = PRICE_LINE.captures(line).and_then(|c| Price::parse(&c[1])) {
-            price = p;
+        } else if let Some(parsed) = PRICE_LINE.captures(line).map(|c| Price::parse(&c[1])) {
+            match parsed {
+                Ok(p) => price = p,
+                Err(PriceError::TooHigh) => {
+                    return MomentRequest {
+                        price_too_high: true,
+                        ..MomentRequest::default()
+                    }
+                }
+                Err(PriceError::NotAPrice) => kept.push(line),
+            }
         } else {
             kept.push(line);
         }
@@ -399,9 +428,41 @@ mod tests {
         assert_eq!(Price::DEFAULT.to_string(), "1");
         assert_eq!(Price::from_micro_usdc(2_500_000).to_string(), "2.5");
         assert_eq!(Price::from_micro_usdc(0).to_string(), "0");
-        assert_eq!(Price::parse("0.0000001"), None);
-        assert_eq!(Price::parse("99999999999999999999"), None);
-        assert_eq!(Price::parse("-1"), None);
+        assert_eq!(Price::parse("0.0000001"), Err(PriceError::NotAPrice));
+        assert_eq!(Price::parse("-1"), Err(PriceError::NotAPrice));
+    }
+
+    #[test]
+    fn prices_stop_at_a_billion_usdc() {
+        assert_eq!(
+            Price::parse("1000000000").map(Price::micro_usdc),
+            Ok(1_000_000_000_000_000)
+        );
+        assert_eq!(
+            Price::parse("$0001000000000.000000 usdc").map(Price::micro_usdc),
+            Ok(1_000_000_000_000_000)
+        );
+        for too_high in [
+            "1000000000.000001",
+            "10000000000000",
+            "99999999999999999999",
+            "18446744073709551616",
+        ] {
+            assert_eq!(
+                Price::parse(too_high),
+                Err(PriceError::TooHigh),
+                "{too_high}"
+            );
+        }
+        // Whatever else the text asks for, nothing is posted at a price nobody meant.
+        let r = parse_moments("Night\nprice: 10000000000000", None, &[], day());
+        assert_eq!(
+            r,
+            MomentRequest {
+                price_too_high: true,
+                ..MomentRequest::default()
+            }
+        );
     }
 
     #[test]

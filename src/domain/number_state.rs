@@ -108,6 +108,7 @@ text_enum!(
         VideoRefused => "video_refused",
         MomentPosted => "moment_posted",
         MomentFailed => "moment_failed",
+        PriceTooHigh => "price_too_high",
     }
 );
 
@@ -233,6 +234,9 @@ fn moments_reply(
     request: MomentRequest,
 ) -> (Standing, Vec<ReplyKind>, Vec<MomentCommand>) {
     let mut replies = Vec::new();
+    if request.price_too_high {
+        return (standing.clone(), vec![ReplyKind::PriceTooHigh], Vec::new());
+    }
     if !request.moments.is_empty() {
         replies.push(ReplyKind::MomentPosted);
     }

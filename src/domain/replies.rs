@@ -68,6 +68,11 @@ pub fn render(kind: ReplyKind, ctx: &ReplyContext) -> String {
         ReplyKind::MomentFailed => {
             "Your Moment could not be posted. Please try again later.".to_owned()
         }
+        ReplyKind::PriceTooHigh => format!(
+            "Nothing was posted: a Moment's price can be at most {} USDC. Text it again with a \
+             lower price.",
+            crate::domain::moment::Price::MAX_USDC
+        ),
     }
 }
 

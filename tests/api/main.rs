@@ -3,6 +3,7 @@
 mod api_errors;
 mod cli;
 mod conversation;
+mod faults;
 mod helpers;
 mod media;
 mod outbound_providers;

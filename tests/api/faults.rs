@@ -1,0 +1,78 @@
+//! A signed text is never lost: a value out of range is answered, and a message that cannot
+//! be received as it asks is kept with the failure, answered 200 and its artist told.
+
+use serde_json::Value;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn a_price_too_high_is_answered_and_nothing_is_posted() {
+    let app = spawn_verified_app().await;
+    let event = app.sms_event(PHONE, "Night\nprice: 10000000000000");
+    let response = app.telnyx_webhook(&event).await;
+    assert_eq!(response.status(), 200);
+    app.drain().await;
+    assert_eq!(app.count("SELECT count(*) FROM moments"), 0);
+    let last = app.texts_to(PHONE).await.pop().expect("a reply");
+    assert_eq!(
+        last,
+        "Nothing was posted: a Moment's price can be at most 1000000000 USDC. Text it again \
+         with a lower price."
+    );
+    // The message is kept: a redelivery is a duplicate, not a second reply.
+    let again: Value = app.telnyx_webhook(&event).await.json().await.expect("json");
+    assert_eq!(again["message"], "Duplicate ignored");
+    app.drain().await;
+    assert_eq!(
+        app.texts_to(PHONE).await.len(),
+        3,
+        "prompt, confirmation, one answer"
+    );
+}
+
+#[tokio::test]
+async fn a_message_the_database_refuses_is_kept_with_the_failure_and_its_artist_told() {
+    let app = spawn_verified_app().await;
+    // Stands in for any value the database refuses on every attempt.
+    app.pool
+        .get()
+        .expect("connection")
+        .execute_batch(
+            "CREATE TRIGGER refuse_boom BEFORE INSERT ON moments WHEN NEW.title = 'Boom'
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
+        )
+        .expect("trigger");
+    let event = app.sms_event(PHONE, "Boom");
+    let response = app.telnyx_webhook(&event).await;
+    assert_eq!(response.status(), 200, "a retry would fail the same way");
+    assert_eq!(app.count("SELECT count(*) FROM moments"), 0);
+
+    let messages = app.get_json("/api/messages").await;
+    let kept = messages["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .find(|m| m["body"] == "Boom")
+        .cloned()
+        .expect("the message is kept in the artist's conversation");
+    assert!(
+        kept["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("refused by the test")),
+        "{kept}"
+    );
+    app.drain().await;
+    assert_eq!(
+        app.texts_to(PHONE).await.pop().as_deref(),
+        Some("Your Moment could not be posted. Please try again later.")
+    );
+
+    // Redelivered: nothing more happens.
+    let again: Value = app.telnyx_webhook(&event).await.json().await.expect("json");
+    assert_eq!(again["message"], "Duplicate ignored");
+    assert_eq!(
+        app.count("SELECT count(*) FROM messages WHERE body = 'Boom'"),
+        1
+    );
+    assert_eq!(app.drain().await.claimed(), 0);
+}
