@@ -30,15 +30,13 @@ pub async fn connect_number(
     artist: Artist,
     number: PhoneNumber,
 ) -> Result<ConnectOutcome, WriteError> {
+    let (masked, artist_id) = (number.masked().to_string(), artist.id);
     let outcome = store
-        .write(move |tx| {
-            let outcome = connect_in(tx, &settings, &artist, &number, Utc::now())?;
-            if matches!(outcome, ConnectOutcome::Prompt { .. }) {
-                tracing::info!(number = %number.masked(), artist = artist.id, "connect prompt queued");
-            }
-            Ok(outcome)
-        })
+        .write(move |tx| Ok(connect_in(tx, &settings, &artist, &number, Utc::now())?))
         .await?;
+    if matches!(outcome, ConnectOutcome::Prompt { .. }) {
+        tracing::info!(number = %masked, artist = artist_id, "connect prompt queued");
+    }
     Ok(outcome)
 }
 

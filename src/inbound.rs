@@ -11,7 +11,7 @@ use crate::db::{artists, messages, moments, numbers, parts};
 use crate::domain::keyword::Keyword;
 use crate::domain::moment::parse_moments;
 use crate::domain::number_state::{
-    on_inbound, Inbound, InboundContext, ReplyKind, ReplyLimits, Standing,
+    on_inbound, Inbound, InboundContext, NumberStatus, ReplyKind, ReplyLimits, Standing,
 };
 use crate::domain::phone_number::PhoneNumber;
 use crate::domain::replies::{self, ReplyContext};
@@ -39,6 +39,8 @@ pub enum Receipt {
         message_id: i64,
         moments: usize,
         replies: usize,
+        /// The number's status before and after, when it changed.
+        changed: Option<(NumberStatus, NumberStatus)>,
     },
 }
 
@@ -63,10 +65,33 @@ pub async fn receive(
 ) -> Result<Receipt, WriteError> {
     let (kept_settings, kept_message, kept_from) =
         (Arc::clone(&settings), message.clone(), from.clone());
+    // A whole message is read before the write; one joined from parts only inside it.
+    let read = message
+        .part
+        .is_none()
+        .then(|| read_inbound(&message, Utc::now()));
     let received = store
-        .write(move |tx| Ok(receive_in(tx, &settings, &message, &from, Utc::now())?))
+        .write(move |tx| {
+            Ok(receive_in(
+                tx,
+                &settings,
+                &message,
+                &from,
+                read,
+                Utc::now(),
+            )?)
+        })
         .await;
     let reason = match &received {
+        Ok(Receipt::Recorded {
+            message_id,
+            changed: Some((before, after)),
+            ..
+        }) => {
+            tracing::info!(number = %kept_from.masked(), from = %before, to = %after,
+                message_id, "number changed state");
+            return received;
+        }
         Err(WriteError::Failed(e)) if !e.is_transient() => crate::telemetry::error_chain(e),
         Err(WriteError::Panicked) => "receiving it panicked".to_owned(),
         _ => return received,
@@ -144,6 +169,7 @@ fn keep_failed(
         message_id,
         moments: 0,
         replies,
+        changed: None,
     })
 }
 
@@ -155,10 +181,11 @@ pub fn receive_in(
     settings: &ReceiveSettings,
     message: &InboundMessage,
     from: &PhoneNumber,
+    read: Option<Inbound>,
     now: DateTime<Utc>,
 ) -> rusqlite::Result<Receipt> {
     let Some(part) = &message.part else {
-        return receive_whole(tx, settings, message, from, now);
+        return receive_whole(tx, settings, message, from, read, now);
     };
     let new_part = parts::NewPart {
         provider: message.provider,
@@ -177,7 +204,7 @@ pub fn receive_in(
                 part: None,
                 ..message.clone()
             };
-            let receipt = receive_whole(tx, settings, &whole, from, now)?;
+            let receipt = receive_whole(tx, settings, &whole, from, None, now)?;
             let joined = match receipt {
                 Receipt::Recorded { message_id, .. } => Some(message_id),
                 _ => None,
@@ -195,6 +222,7 @@ fn receive_whole(
     settings: &ReceiveSettings,
     message: &InboundMessage,
     from: &PhoneNumber,
+    read: Option<Inbound>,
     now: DateTime<Utc>,
 ) -> rusqlite::Result<Receipt> {
     let phone = from.as_str();
@@ -216,20 +244,7 @@ fn receive_whole(
         return Ok(Receipt::Duplicate);
     };
 
-    let inbound = Inbound {
-        // A keyword is the whole message: a photo captioned "yes" is a Moment.
-        keyword: message
-            .media
-            .is_empty()
-            .then(|| Keyword::classify(&message.text))
-            .flatten(),
-        content: parse_moments(
-            &message.text,
-            message.subject.as_deref(),
-            &message.media,
-            now.date_naive(),
-        ),
-    };
+    let inbound = read.unwrap_or_else(|| read_inbound(message, now));
     let context = InboundContext {
         now,
         pending_ttl: settings.pending_ttl,
@@ -305,18 +320,29 @@ fn receive_whole(
             now,
         )?;
     }
-    if standing != decision.next {
-        tracing::info!(
-            number = %from.masked(),
-            from = %standing.status(),
-            to = %decision.next.status(),
-            message_id,
-            "number changed state"
-        );
-    }
     Ok(Receipt::Recorded {
         message_id,
         moments: recorded,
         replies: replies.len(),
+        changed: (standing != decision.next).then(|| (standing.status(), decision.next.status())),
     })
+}
+
+/// What a whole message says, as the state machine reads it: pure, so it runs before the
+/// write.
+fn read_inbound(message: &InboundMessage, now: DateTime<Utc>) -> Inbound {
+    Inbound {
+        // A keyword is the whole message: a photo captioned "yes" is a Moment.
+        keyword: message
+            .media
+            .is_empty()
+            .then(|| Keyword::classify(&message.text))
+            .flatten(),
+        content: parse_moments(
+            &message.text,
+            message.subject.as_deref(),
+            &message.media,
+            now.date_naive(),
+        ),
+    }
 }

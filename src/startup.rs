@@ -48,6 +48,8 @@ pub enum StartupError {
 pub enum RunError {
     #[error("the HTTP server stopped with an error")]
     Server(#[source] std::io::Error),
+    #[error("the HTTP server failed")]
+    ServerTask(#[source] tokio::task::JoinError),
     #[error("the jobs runner stopped unexpectedly")]
     Runner(#[source] tokio::task::JoinError),
 }
@@ -125,6 +127,7 @@ impl Application {
             .await
             .map_err(StartupError::Release)?;
         let run_workers = settings.run_workers;
+        let grace_secs = settings.shutdown_grace.as_secs();
         let state = web::Data::new(AppState {
             store: store.clone(),
             pool: store.reads().clone(),
@@ -157,6 +160,7 @@ impl Application {
         // Signals are handled in `run_until_stopped`, which stops the server and the runner
         // in order.
         .disable_signals()
+        .shutdown_timeout(grace_secs)
         .listen(listener)
         .map_err(listen_error)?
         .run();
@@ -205,7 +209,7 @@ impl Application {
                 let stopped = match served {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(e)) => Err(RunError::Server(e)),
-                    Err(e) => Err(RunError::Runner(e)),
+                    Err(e) => Err(RunError::ServerTask(e)),
                 };
                 tracing::error!("the HTTP server stopped; stopping the jobs runner");
                 stopped
@@ -215,8 +219,10 @@ impl Application {
                 ran.map_err(RunError::Runner)
             }
         };
-        handle.stop(true).await;
+        // The runner stops claiming at once and finishes its jobs while the server finishes
+        // its requests; both within the grace period.
         stop.cancel();
+        handle.stop(true).await;
         if self.run_workers {
             let _ = runner.await;
         } else {

@@ -173,7 +173,7 @@ fn prompt_times(
     value: &dyn rusqlite::ToSql,
     since: DateTime<Utc>,
 ) -> rusqlite::Result<Vec<DateTime<Utc>>> {
-    let mut stmt = conn.prepare(&format!(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT created_at FROM messages
          WHERE {column} = ?1 AND direction = 'outbound' AND purpose = 'prompt' AND created_at > ?2
          ORDER BY created_at"

@@ -3,6 +3,8 @@
 //! texts: "Moment posted" with every link (when the message's decision allowed a reply), and
 //! one short text when any could not be posted.
 
+use std::sync::Arc;
+
 use chrono::Utc;
 use rusqlite::Connection;
 
@@ -28,7 +30,7 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
     let sender = ctx.sender.name();
     Performed {
         attempted: Attempted::Done,
-        record: Box::new(move |tx, settled| {
+        record: Arc::new(move |tx, settled| {
             let outcome = match settled {
                 Settled::Done => Some(url.as_str()),
                 Settled::Failed { .. } => None,
@@ -58,10 +60,7 @@ pub fn record(
     }
     match url {
         Some(url) => moments::mark_created(tx, id, url, now)?,
-        None => {
-            moments::mark_failed(tx, id, now)?;
-            tracing::warn!(moment_id = id, "Moment could not be posted");
-        }
+        None => moments::mark_failed(tx, id, now)?,
     }
     let Some(settled) = moments::settled(tx, moment.message_id)? else {
         return Ok(());

@@ -1,5 +1,7 @@
 //! keep_media: fetch a media Moment's file from the provider once and keep it by hash.
 
+use std::sync::Arc;
+
 use super::{payload_id, Attempted, JobContext, Performed, Settled};
 use crate::db::jobs::Claimed;
 use crate::db::moments;
@@ -34,7 +36,7 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
             tracing::info!(moment_id = id, %file, "media kept");
             Performed {
                 attempted: Attempted::Done,
-                record: Box::new(move |tx, _| moments::media_kept(tx, id, &file)),
+                record: Arc::new(move |tx, _| moments::media_kept(tx, id, &file)),
             }
         }
         Err(e) => {
@@ -47,7 +49,7 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
             };
             Performed {
                 attempted,
-                record: Box::new(move |tx, settled| match settled {
+                record: Arc::new(move |tx, settled| match settled {
                     Settled::Retrying { reason } => moments::media_failed(tx, id, false, reason),
                     Settled::Failed { reason } => moments::media_failed(tx, id, true, reason),
                     Settled::Done => Ok(()),

@@ -11,6 +11,7 @@ mod pacer;
 mod send_text;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -91,8 +92,9 @@ pub enum Settled<'a> {
     Failed { reason: &'a str },
 }
 
-/// What a handler leaves to record with the job's outcome, inside the same write.
-pub type Record = Box<dyn FnOnce(&Connection, Settled) -> rusqlite::Result<()> + Send>;
+/// What a handler leaves to record with the job's outcome, inside the same write. It may
+/// run more than once (a write that failed is tried again), so it must be idempotent.
+pub type Record = Arc<dyn Fn(&Connection, Settled) -> rusqlite::Result<()> + Send + Sync>;
 
 /// A handler's answer: how the attempt ended, and what to write about it.
 pub struct Performed {
@@ -105,7 +107,7 @@ impl Performed {
     pub fn only(attempted: Attempted) -> Self {
         Self {
             attempted,
-            record: Box::new(|_, _| Ok(())),
+            record: Arc::new(|_, _| Ok(())),
         }
     }
 }
@@ -165,6 +167,8 @@ struct Inner {
     /// This process's name on its claims.
     name: String,
     wake: Notify,
+    /// Texts claimed and not yet settled: each holds or waits for a pacer turn.
+    sends_in_flight: AtomicUsize,
 }
 
 impl Runner {
@@ -177,6 +181,7 @@ impl Runner {
                 settings,
                 name: format!("runner-{}-{}", std::process::id(), hex::encode(id)),
                 wake: Notify::new(),
+                sends_in_flight: AtomicUsize::new(0),
             }),
         })
     }
@@ -186,13 +191,15 @@ impl Runner {
         self.inner.wake.notify_one();
     }
 
+    fn store(&self) -> &Store {
+        &self.inner.ctx.store
+    }
+
     /// Releases claims left by an earlier process on this database (it stopped or died
     /// mid-job), so their jobs run now instead of when their leases run out.
     pub async fn release_stale_claims(&self) -> Result<usize, WriteError> {
         let released = self
-            .inner
-            .ctx
-            .store
+            .store()
             .write_waiting(|tx| Ok(jobs::release(tx, None, Utc::now())?))
             .await?;
         if released > 0 {
@@ -206,7 +213,7 @@ impl Runner {
     pub async fn run(self, stop: CancellationToken) {
         let cap = self.inner.settings.concurrency.max(1);
         let mut running = JoinSet::new();
-        let mut held: HashMap<tokio::task::Id, JobId> = HashMap::new();
+        let mut held: HashMap<tokio::task::Id, Claimed> = HashMap::new();
         loop {
             while let Some(done) = running.try_join_next_with_id() {
                 self.reap(done, &mut held).await;
@@ -214,16 +221,16 @@ impl Runner {
             let free = cap - running.len();
             let mut claimed = 0;
             if free > 0 {
-                match self.claim(ALL_KINDS, free).await {
+                match self.claim_mix(free).await {
                     Ok(jobs) => {
                         claimed = jobs.len();
                         for job in jobs {
-                            let id = job.id;
-                            let runner = self.clone();
+                            let kept = job.clone();
+                            let work = self.start(job);
                             let task = running.spawn(async move {
-                                runner.execute(job).await;
+                                work.await;
                             });
-                            held.insert(task.id(), id);
+                            held.insert(task.id(), kept);
                         }
                     }
                     Err(e) => {
@@ -231,15 +238,8 @@ impl Runner {
                     }
                 }
             }
-            if claimed > 0 && claimed == free {
-                // There may be more due: look again as soon as a slot frees.
-                tokio::select! {
-                    Some(done) = running.join_next_with_id() => self.reap(done, &mut held).await,
-                    () = stop.cancelled() => break,
-                }
-                continue;
-            }
-            if claimed > 0 {
+            if claimed > 0 && running.len() < cap {
+                // More may be due: look again at once.
                 continue;
             }
             tokio::select! {
@@ -254,7 +254,47 @@ impl Runner {
         self.shut_down(running, held).await;
     }
 
-    async fn shut_down(&self, mut running: JoinSet<()>, mut held: HashMap<tokio::task::Id, JobId>) {
+    /// Claims for `free` slots in one write. Texts are claimed only as fast as the pacer
+    /// lets them go, so a claimed text never waits long enough for its lease to run out,
+    /// and slots stay free for the other kinds while sends are paced or paused.
+    async fn claim_mix(&self, free: usize) -> Result<Vec<Claimed>, RunnerError> {
+        let waiting = self.inner.sends_in_flight.load(Ordering::SeqCst);
+        let sends = self
+            .inner
+            .ctx
+            .pacer
+            .turns_within(CLAIM_HORIZON)
+            .map_or(free, |turns| turns.saturating_sub(waiting).min(free));
+        let (name, lease) = (self.inner.name.clone(), self.inner.settings.lease);
+        if !self.due(ALL_KINDS).await? {
+            return Ok(Vec::new());
+        }
+        self.store()
+            .write_waiting(move |tx| {
+                let now = Utc::now();
+                let mut claimed = jobs::claim(tx, &name, &[JobKind::SendText], sends, lease, now)?;
+                let others = [JobKind::DispatchMoment, JobKind::KeepMedia];
+                let rest = free - claimed.len();
+                claimed.extend(jobs::claim(tx, &name, &others, rest, lease, now)?);
+                Ok(claimed)
+            })
+            .await
+            .map_err(RunnerError::Claim)
+    }
+
+    async fn due(&self, kinds: &[JobKind]) -> Result<bool, RunnerError> {
+        let kinds = kinds.to_vec();
+        self.store()
+            .read(move |c| Ok(jobs::any_due(c, &kinds, Utc::now())?))
+            .await
+            .map_err(RunnerError::Read)
+    }
+
+    async fn shut_down(
+        &self,
+        mut running: JoinSet<()>,
+        mut held: HashMap<tokio::task::Id, Claimed>,
+    ) {
         let in_flight = running.len();
         if in_flight > 0 {
             tracing::info!(
@@ -280,9 +320,7 @@ impl Runner {
         }
         let name = self.inner.name.clone();
         match self
-            .inner
-            .ctx
-            .store
+            .store()
             .write_waiting(move |tx| Ok(jobs::release(tx, Some(&name), Utc::now())?))
             .await
         {
@@ -294,56 +332,51 @@ impl Runner {
                 )
             }
             Err(e) => tracing::error!(error = %error_chain(&e),
-                "could not release unfinished jobs; they run again when the next start releases them"),
+                "could not release unfinished jobs; the next start releases them"),
         }
         tracing::info!("jobs runner stopped");
     }
 
-    /// A finished task: a panic leaves its job claimed, so it is put back for a retry.
+    /// A finished task. One that panicked left its job claimed: it is settled as a failed
+    /// attempt, retried on the schedule like any other.
     async fn reap(
         &self,
         done: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
-        held: &mut HashMap<tokio::task::Id, JobId>,
+        held: &mut HashMap<tokio::task::Id, Claimed>,
     ) {
-        match done {
-            Ok((task, ())) => {
-                held.remove(&task);
-            }
-            Err(e) => {
-                let Some(job) = held.remove(&e.id()) else {
-                    return;
-                };
-                if e.is_panic() {
-                    tracing::error!(job = %job, "a job panicked; it will be retried");
-                    let now = Utc::now();
-                    let at = now + chrono::Duration::seconds(5);
-                    let written = self
-                        .inner
-                        .ctx
-                        .store
-                        .write_waiting(move |tx| {
-                            Ok(jobs::retry(tx, job, at, "the job panicked", true, now)?)
-                        })
-                        .await;
-                    if let Err(e) = written {
-                        tracing::error!(job = %job, error = %error_chain(&e),
-                            "could not put a panicked job back; its lease will");
-                    }
-                }
-            }
+        let (task, panicked) = match &done {
+            Ok((task, ())) => (*task, false),
+            Err(e) => (e.id(), e.is_panic()),
+        };
+        let Some(job) = held.remove(&task) else {
+            return;
+        };
+        if panicked {
+            tracing::error!(job = %job.id, kind = %job.kind, "a job panicked");
+            self.settle_only(&job, "the job panicked").await;
         }
     }
 
     /// One round, for tests and tools: claims every due job of `kinds` (up to the
     /// concurrency cap), runs them all at once and records each outcome.
     pub async fn run_once(&self, kinds: &[JobKind]) -> Result<Round, RunnerError> {
+        if !self.due(kinds).await? {
+            return Ok(Round::default());
+        }
+        let (name, lease, kinds, limit) = (
+            self.inner.name.clone(),
+            self.inner.settings.lease,
+            kinds.to_vec(),
+            self.inner.settings.concurrency.max(1),
+        );
         let jobs = self
-            .claim(kinds, self.inner.settings.concurrency.max(1))
-            .await?;
+            .store()
+            .write_waiting(move |tx| Ok(jobs::claim(tx, &name, &kinds, limit, lease, Utc::now())?))
+            .await
+            .map_err(RunnerError::Claim)?;
         let mut running = JoinSet::new();
         for job in jobs {
-            let runner = self.clone();
-            running.spawn(async move { runner.execute(job).await });
+            running.spawn(self.start(job));
         }
         let mut round = Round::default();
         while let Some(done) = running.join_next().await {
@@ -354,32 +387,31 @@ impl Runner {
         Ok(round)
     }
 
-    async fn claim(&self, kinds: &[JobKind], limit: usize) -> Result<Vec<Claimed>, RunnerError> {
-        let owned = kinds.to_vec();
-        let due = self
-            .inner
-            .ctx
-            .store
-            .read(move |c| Ok(jobs::any_due(c, &owned, Utc::now())?))
-            .await
-            .map_err(RunnerError::Read)?;
-        if !due {
-            return Ok(Vec::new());
+    /// Runs one claimed job and records how it ended; `None` when that could not be written.
+    /// Counted among the texts in flight from its claim until it is settled, even if its
+    /// task panics or is aborted.
+    fn start(&self, job: Claimed) -> impl std::future::Future<Output = Option<Ended>> + Send {
+        struct InFlight(Option<Arc<Inner>>);
+        impl Drop for InFlight {
+            fn drop(&mut self) {
+                if let Some(inner) = &self.0 {
+                    inner.sends_in_flight.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
         }
-        let (name, lease, kinds) = (
-            self.inner.name.clone(),
-            self.inner.settings.lease,
-            kinds.to_vec(),
-        );
-        self.inner
-            .ctx
-            .store
-            .write_waiting(move |tx| Ok(jobs::claim(tx, &name, &kinds, limit, lease, Utc::now())?))
-            .await
-            .map_err(RunnerError::Claim)
+        let counted = (job.kind == JobKind::SendText).then(|| {
+            self.inner.sends_in_flight.fetch_add(1, Ordering::SeqCst);
+            Arc::clone(&self.inner)
+        });
+        let guard = InFlight(counted);
+        let runner = self.clone();
+        async move {
+            let ended = runner.execute(job).await;
+            drop(guard);
+            ended
+        }
     }
 
-    /// Runs one claimed job and records how it ended; `None` when that could not be written.
     async fn execute(&self, job: Claimed) -> Option<Ended> {
         let ctx = &self.inner.ctx;
         let performed = match job.kind {
@@ -388,69 +420,192 @@ impl Runner {
             JobKind::DispatchMoment => dispatch_moment::perform(ctx, &job).await,
         };
         let now = Utc::now();
-        let (ended, at, counted, reason) = match performed.attempted {
-            Attempted::Done => (Ended::Done, None, true, String::new()),
+        let settled = self.settle(&job, performed.attempted, now);
+        log_outcome(&job, &settled, now);
+        // A write the database could not take is tried again a few times: its record may
+        // say a provider took a text, which must not be sent again.
+        let mut waits = RECORD_RETRIES.iter();
+        loop {
+            let (name, record, claim, outcome) = (
+                self.inner.name.clone(),
+                Arc::clone(&performed.record),
+                job.clone(),
+                settled.clone(),
+            );
+            let written = self
+                .store()
+                .write_waiting(move |tx| {
+                    let held = jobs::holds(tx, &claim, &name)?;
+                    if held || outcome.ended == Ended::Done {
+                        // What happened out there is recorded even when the claim was lost:
+                        // a text the provider took is sent, whoever holds the job now.
+                        record(tx, outcome.as_settled())?;
+                    }
+                    if held {
+                        outcome.write(tx, claim.id, now)?;
+                    }
+                    Ok(held)
+                })
+                .await;
+            match written {
+                Ok(true) => return Some(settled.ended),
+                Ok(false) => {
+                    tracing::warn!(job = %job.id, kind = %job.kind,
+                        "a job's claim ran out before it finished; its outcome was not recorded");
+                    return None;
+                }
+                Err(e) => {
+                    let transient = match &e {
+                        WriteError::Failed(db) => db.is_transient(),
+                        WriteError::Commit(_) | WriteError::Busy => true,
+                        WriteError::Stopped | WriteError::Panicked => false,
+                    };
+                    match waits.next().filter(|_| transient) {
+                        Some(wait) => {
+                            tracing::warn!(job = %job.id, kind = %job.kind, error = %error_chain(&e),
+                                "could not record a job's outcome; trying again");
+                            tokio::time::sleep(*wait).await;
+                        }
+                        None => {
+                            let reason =
+                                format!("could not record the outcome: {}", error_chain(&e));
+                            tracing::error!(job = %job.id, kind = %job.kind, %reason);
+                            self.settle_only(&job, &reason).await;
+                            return None;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// How an attempt ends, after the retry schedule.
+    fn settle(&self, job: &Claimed, attempted: Attempted, now: DateTime<Utc>) -> Outcome {
+        let schedule = &self.inner.settings.schedule;
+        match attempted {
+            Attempted::Done => Outcome::done(),
             Attempted::Retry { reason, at_least } => {
-                match retry_at(&self.inner.settings.schedule, job.attempt, at_least, now) {
-                    Some(at) => (Ended::Retrying, Some(at), true, reason),
-                    None => (Ended::Failed, None, true, reason),
+                match retry_at(schedule, job.attempt, at_least, now) {
+                    Some(at) => Outcome::retry(reason, at, true),
+                    None => Outcome::failed(reason),
                 }
             }
             Attempted::Throttled { reason, wait } => {
                 let wait = chrono::Duration::from_std(wait.min(LONGEST_WAIT))
                     .unwrap_or(chrono::TimeDelta::MAX);
-                (Ended::Retrying, Some(now + wait), false, reason)
+                Outcome::retry(reason, now + wait, false)
             }
-            Attempted::Failed { reason } => (Ended::Failed, None, true, reason),
-        };
-        log_outcome(&job, ended, at.map(|at| at - now), &reason);
-        let name = self.inner.name.clone();
-        let record = performed.record;
-        let claim = job.clone();
-        let written = ctx
-            .store
+            Attempted::Failed { reason } => Outcome::failed(reason),
+        }
+    }
+
+    /// Settles a job whose own outcome could not be recorded (it panicked, or its record
+    /// fails every time) as a failed attempt, retried on the schedule, if it is still held.
+    async fn settle_only(&self, job: &Claimed, reason: &str) {
+        let now = Utc::now();
+        let outcome = self.settle(
+            job,
+            Attempted::Retry {
+                reason: reason.to_owned(),
+                at_least: None,
+            },
+            now,
+        );
+        let (name, claim) = (self.inner.name.clone(), job.clone());
+        let written = self
+            .store()
             .write_waiting(move |tx| {
-                if !jobs::holds(tx, &claim, &name)? {
-                    return Ok(false);
+                if jobs::holds(tx, &claim, &name)? {
+                    outcome.write(tx, claim.id, now)?;
                 }
-                let settled = match ended {
-                    Ended::Done => Settled::Done,
-                    Ended::Retrying => Settled::Retrying { reason: &reason },
-                    Ended::Failed => Settled::Failed { reason: &reason },
-                };
-                record(tx, settled)?;
-                match (ended, at) {
-                    (Ended::Done, _) => jobs::finish(tx, claim.id)?,
-                    (Ended::Retrying, Some(at)) => {
-                        jobs::retry(tx, claim.id, at, &reason, counted, now)?
-                    }
-                    _ => jobs::fail(tx, claim.id, &reason, now)?,
-                }
-                Ok(true)
+                Ok(())
             })
             .await;
-        match written {
-            Ok(true) => Some(ended),
-            Ok(false) => {
-                tracing::warn!(job = %job.id, kind = %job.kind,
-                    "a job's claim ran out before it finished; its outcome was not recorded");
-                None
-            }
-            Err(e) => {
-                tracing::error!(job = %job.id, kind = %job.kind, error = %error_chain(&e),
-                    "could not record a job's outcome; it will run again");
-                None
-            }
+        if let Err(e) = written {
+            tracing::error!(job = %job.id, error = %error_chain(&e),
+                "could not settle a job; it runs again when its lease runs out");
         }
     }
 }
 
-fn log_outcome(job: &Claimed, ended: Ended, wait: Option<chrono::Duration>, reason: &str) {
-    let (id, kind, attempt) = (job.id.0, job.kind, job.attempt);
-    match ended {
+/// How long the outcome write is retried when the database cannot take it.
+const RECORD_RETRIES: &[Duration] = &[
+    Duration::from_millis(100),
+    Duration::from_secs(1),
+    Duration::from_secs(5),
+];
+
+/// How far ahead the runner claims texts the pacer will let go.
+const CLAIM_HORIZON: Duration = Duration::from_secs(2);
+
+/// Where an attempt left its job.
+#[derive(Debug, Clone)]
+struct Outcome {
+    ended: Ended,
+    /// Retrying: when.
+    at: Option<DateTime<Utc>>,
+    /// Whether the attempt counts against the schedule.
+    counted: bool,
+    reason: String,
+}
+
+impl Outcome {
+    fn done() -> Self {
+        Self {
+            ended: Ended::Done,
+            at: None,
+            counted: true,
+            reason: String::new(),
+        }
+    }
+
+    fn retry(reason: String, at: DateTime<Utc>, counted: bool) -> Self {
+        Self {
+            ended: Ended::Retrying,
+            at: Some(at),
+            counted,
+            reason,
+        }
+    }
+
+    fn failed(reason: String) -> Self {
+        Self {
+            ended: Ended::Failed,
+            at: None,
+            counted: true,
+            reason,
+        }
+    }
+
+    fn as_settled(&self) -> Settled<'_> {
+        match self.ended {
+            Ended::Done => Settled::Done,
+            Ended::Retrying => Settled::Retrying {
+                reason: &self.reason,
+            },
+            Ended::Failed => Settled::Failed {
+                reason: &self.reason,
+            },
+        }
+    }
+
+    /// Writes the job row's side of the outcome.
+    fn write(&self, tx: &Connection, id: JobId, now: DateTime<Utc>) -> rusqlite::Result<()> {
+        match (self.ended, self.at) {
+            (Ended::Done, _) => jobs::finish(tx, id),
+            (Ended::Retrying, Some(at)) => jobs::retry(tx, id, at, &self.reason, self.counted, now),
+            _ => jobs::fail(tx, id, &self.reason, now),
+        }
+    }
+}
+
+fn log_outcome(job: &Claimed, outcome: &Outcome, now: DateTime<Utc>) {
+    let (id, kind, attempt, reason) = (job.id.0, job.kind, job.attempt, &outcome.reason);
+    match outcome.ended {
         Ended::Done => tracing::debug!(job = id, %kind, attempt, "job done"),
         Ended::Retrying => tracing::warn!(job = id, %kind, attempt,
-            retry_in_secs = wait.map_or(0, |w| w.num_seconds()), %reason, "job failed; will retry"),
+            retry_in_secs = outcome.at.map_or(0, |at| (at - now).num_seconds()), %reason,
+            "job failed; will retry"),
         Ended::Failed => {
             tracing::error!(job = id, %kind, attempt, %reason, "job failed for good")
         }

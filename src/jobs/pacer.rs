@@ -12,39 +12,84 @@ const LONGEST_PAUSE: Duration = Duration::from_secs(60);
 pub struct Pacer {
     /// The time between two sends; `None` for no limit.
     interval: Option<Duration>,
-    /// The earliest the next send may go.
-    next: Mutex<Instant>,
+    turns: Mutex<Turns>,
+}
+
+struct Turns {
+    /// The earliest the next turn may be handed out for.
+    next: Instant,
+    /// No send starts before this: a provider asked us to wait.
+    paused_until: Instant,
 }
 
 impl Pacer {
     /// `rate` texts a second at most; `None` for as fast as they come.
     pub fn new(rate: Option<f64>) -> Self {
+        let now = Instant::now();
         Self {
             interval: rate
                 .filter(|r| r.is_finite() && *r > 0.0)
                 .map(|r| Duration::from_secs_f64(1.0 / r)),
-            next: Mutex::new(Instant::now()),
+            turns: Mutex::new(Turns {
+                next: now,
+                paused_until: now,
+            }),
         }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Turns> {
+        self.turns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Waits for this send's turn. Turns are handed out in order, one interval apart, so a
-    /// long queue goes out at exactly the rate.
+    /// long queue goes out at exactly the rate; a pause that comes while a send waits holds
+    /// it back too.
     pub async fn turn(&self) {
         let at = {
-            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
-            let now = Instant::now();
-            let at = (*next).max(now);
-            *next = at + self.interval.unwrap_or_default();
+            let mut turns = self.lock();
+            let at = turns.next.max(turns.paused_until).max(Instant::now());
+            turns.next = at + self.interval.unwrap_or_default();
             at
         };
         tokio::time::sleep_until(at).await;
+        loop {
+            let paused_until = self.lock().paused_until;
+            if paused_until <= Instant::now() {
+                return;
+            }
+            tokio::time::sleep_until(paused_until).await;
+        }
     }
 
     /// A provider asked us to wait `wait` (capped): no send starts before then.
     pub fn pause(&self, wait: Duration) {
         let until = Instant::now() + wait.min(LONGEST_PAUSE);
-        let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
-        *next = (*next).max(until);
+        let mut turns = self.lock();
+        turns.paused_until = turns.paused_until.max(until);
+    }
+
+    /// How many sends could start within `horizon` from now; `None` when there is no limit
+    /// and no pause.
+    pub fn turns_within(&self, horizon: Duration) -> Option<usize> {
+        let turns = self.lock();
+        let now = Instant::now();
+        let end = now + horizon;
+        let start = turns.next.max(turns.paused_until).max(now);
+        if start > end {
+            return Some(0);
+        }
+        let interval = match self.interval {
+            Some(interval) => interval,
+            None if turns.paused_until > now => return Some(0),
+            None => return None,
+        };
+        let spare = (end - start).as_secs_f64() / interval.as_secs_f64();
+        // A float of turns, floored, plus the one at `start`; huge rates are unlimited.
+        Some(
+            usize::try_from(spare as u64)
+                .unwrap_or(usize::MAX)
+                .saturating_add(1),
+        )
     }
 }
 
@@ -72,5 +117,35 @@ mod tests {
         pacer.pause(Duration::from_secs(3600));
         pacer.turn().await;
         assert_eq!(Instant::now() - start, Duration::from_secs(63));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_that_comes_while_a_send_waits_holds_it_back() {
+        let pacer = std::sync::Arc::new(Pacer::new(Some(1.0)));
+        let start = Instant::now();
+        pacer.turn().await;
+        let waiting = {
+            let pacer = std::sync::Arc::clone(&pacer);
+            tokio::spawn(async move { pacer.turn().await })
+        };
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        pacer.pause(Duration::from_secs(10));
+        waiting.await.expect("turn");
+        assert_eq!(Instant::now() - start, Duration::from_millis(10_500));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn turns_within_a_horizon_follow_the_rate_and_the_pause() {
+        assert_eq!(Pacer::new(None).turns_within(Duration::from_secs(2)), None);
+        let pacer = Pacer::new(Some(2.0));
+        assert_eq!(pacer.turns_within(Duration::from_secs(2)), Some(5));
+        pacer.turn().await;
+        pacer.turn().await;
+        assert_eq!(pacer.turns_within(Duration::from_secs(2)), Some(4));
+        pacer.pause(Duration::from_secs(30));
+        assert_eq!(pacer.turns_within(Duration::from_secs(2)), Some(0));
+        let unpaced = Pacer::new(None);
+        unpaced.pause(Duration::from_secs(1));
+        assert_eq!(unpaced.turns_within(Duration::from_secs(2)), Some(0));
     }
 }

@@ -1,5 +1,7 @@
 //! send_text: one queued text to the provider, at the provider's pace.
 
+use std::sync::Arc;
+
 use chrono::Utc;
 
 use super::{payload_id, Attempted, JobContext, Performed, Settled};
@@ -55,7 +57,7 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
             attempted: Attempted::Failed {
                 reason: "recipient opted out".into(),
             },
-            record: Box::new(move |tx, _| {
+            record: Arc::new(move |tx, _| {
                 messages::mark_failed(tx, id, attempt, "recipient opted out", Utc::now())
             }),
         };
@@ -75,7 +77,7 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
             let provider_id = accepted.provider_message_id;
             Performed {
                 attempted: Attempted::Done,
-                record: Box::new(move |tx, _| {
+                record: Arc::new(move |tx, _| {
                     messages::mark_sent(
                         tx,
                         id,
@@ -99,7 +101,7 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
             Performed {
                 attempted: Attempted::Throttled { reason, wait },
                 // The attempt was not spent: the count shown stays as it was.
-                record: Box::new(move |tx, _| {
+                record: Arc::new(move |tx, _| {
                     messages::note_failed_attempt(
                         tx,
                         id,
@@ -118,7 +120,7 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
                 reason,
                 at_least: retry_after,
             },
-            record: Box::new(move |tx, settled| match settled {
+            record: Arc::new(move |tx, settled| match settled {
                 Settled::Retrying { reason } => {
                     messages::note_failed_attempt(tx, id, attempt, reason, Utc::now())
                 }
@@ -130,7 +132,7 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
         },
         Err(SendError::Permanent { reason }) => Performed {
             attempted: Attempted::Failed { reason },
-            record: Box::new(move |tx, settled| match settled {
+            record: Arc::new(move |tx, settled| match settled {
                 Settled::Failed { reason } => {
                     messages::mark_failed(tx, id, attempt, reason, Utc::now())
                 }
@@ -141,7 +143,7 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
             let phone = text.to.clone();
             Performed {
                 attempted: Attempted::Failed { reason },
-                record: Box::new(move |tx, settled| {
+                record: Arc::new(move |tx, settled| {
                     if let Settled::Failed { reason } = settled {
                         let now = Utc::now();
                         messages::mark_failed(tx, id, attempt, reason, now)?;

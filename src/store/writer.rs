@@ -167,6 +167,10 @@ fn run(mut conn: Connection, mut queue: mpsc::Receiver<Work>, cap: usize, stats:
 }
 
 fn commit_batch(conn: &mut Connection, batch: impl Iterator<Item = Work>) {
+    if !conn.is_autocommit() {
+        // A ROLLBACK that failed left a transaction open: end it before anything else.
+        let _ = conn.execute_batch("ROLLBACK");
+    }
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         tracing::error!(error = %e, "could not begin a write batch");
         let e = Arc::new(e);
@@ -200,12 +204,20 @@ fn commit_batch(conn: &mut Connection, batch: impl Iterator<Item = Work>) {
         }
         if let Err(e) = closed {
             broken = Some(e);
+        } else if conn.is_autocommit() {
+            // SQLite rolled the whole transaction back (an I/O error, a full disk): what the
+            // batch did so far is gone, and nothing after it may commit on its own.
+            broken = Some(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                Some("the batch's transaction was rolled back by the database".into()),
+            ));
         }
     }
     let outcome = match broken {
         Some(e) => Err(e),
         None => conn.execute_batch("COMMIT"),
     };
+    // Answers go out only now: a write answered is on disk, one refused left nothing.
     match outcome {
         Ok(()) => {
             for ran in answers {

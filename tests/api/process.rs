@@ -284,8 +284,8 @@ async fn a_killed_server_loses_no_answered_text_and_redelivery_changes_nothing()
         taken.extend(lane.expect("sender"));
     }
     assert!(
-        taken.len() >= 100 && taken.len() < events.len(),
-        "killed mid-run: {}",
+        taken.len() >= 100,
+        "answered before the kill: {}",
         taken.len()
     );
 

@@ -196,14 +196,14 @@ async fn a_version_1_database_keeps_its_data_and_its_queued_texts_are_sent() {
 async fn a_hanging_provider_call_does_not_delay_another_numbers_text() {
     let app = spawn_app_with(|s| {
         s.run_workers = true;
-        s.provider_timeout = Duration::from_secs(8);
+        s.provider_timeout = Duration::from_secs(12);
     })
     .await;
     let slow = "+14155550123";
     Mock::given(method("POST"))
         .and(path("/v2/messages"))
         .and(body_partial_json(json!({ "to": slow })))
-        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(6)))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(10)))
         .with_priority(1)
         .mount(&app.provider_api)
         .await;
@@ -234,9 +234,113 @@ async fn a_hanging_provider_call_does_not_delay_another_numbers_text() {
             break;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(2),
+            started.elapsed() < Duration::from_secs(5),
             "the other number's prompt waited behind the hanging call"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+#[tokio::test]
+async fn a_write_that_panics_is_rolled_back_alone() {
+    let app = spawn_app().await;
+    let release = hold_writer(&app.store).await;
+    let first = add_artist(&app.store, "Before", false);
+    until_queued(&app.store, 1).await;
+    let store = app.store.clone();
+    let panicking = tokio::spawn(async move {
+        store
+            .write(|tx| -> Result<(), DbError> {
+                tx.execute(
+                    "INSERT INTO artists (name, created_at) VALUES ('Panics', 'x')",
+                    [],
+                )?;
+                panic!("a fault in a write");
+            })
+            .await
+    });
+    until_queued(&app.store, 2).await;
+    let last = add_artist(&app.store, "After", false);
+    until_queued(&app.store, 3).await;
+    drop(release);
+    assert!(first.await.expect("task").is_ok());
+    assert!(matches!(
+        panicking.await.expect("task"),
+        Err(WriteError::Panicked)
+    ));
+    assert!(last.await.expect("task").is_ok());
+    assert_eq!(
+        app.count("SELECT count(*) FROM artists WHERE name IN ('Before', 'After')"),
+        2
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM artists WHERE name = 'Panics'"),
+        0
+    );
+    // The writer goes on.
+    assert!(add_artist(&app.store, "Later", false)
+        .await
+        .expect("task")
+        .is_ok());
+}
+
+#[tokio::test]
+async fn a_job_claimed_but_never_finished_runs_again_once_its_lease_runs_out() {
+    let app = spawn_app().await;
+    telnyx_accepts_texts(&app.provider_api).await;
+    assert_eq!(app.connect(PHONE).await.status(), 200);
+    // Another runner claims the prompt and dies without a word.
+    let claimed = app
+        .store
+        .write(|tx| {
+            Ok(momentline::db::jobs::claim(
+                tx,
+                "a-runner-that-died",
+                &[momentline::domain::JobKind::SendText],
+                1,
+                chrono::Duration::milliseconds(300),
+                chrono::Utc::now(),
+            )?)
+        })
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(app.drain().await.claimed(), 0, "held by its lease");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(app.drain().await.done, 1);
+    assert_eq!(app.sent_to_telnyx().await.len(), 1);
+    let prompt = app.get_json("/api/messages").await["messages"][0].clone();
+    assert_eq!(prompt["state"], "sent");
+    assert_eq!(prompt["attempts"], 2);
+}
+
+#[tokio::test]
+async fn paced_texts_go_out_at_the_rate_and_never_outlive_their_claims() {
+    // Eight texts at two a second take 3.5 s; each claim holds for 2 s only, so a text
+    // claimed long before its turn would be taken over and sent twice.
+    let app = spawn_app_with(|s| {
+        s.run_workers = true;
+        s.send_rate = Some(2.0);
+        s.job_lease = chrono::Duration::seconds(2);
+        s.job_concurrency = 8;
+    })
+    .await;
+    telnyx_accepts_texts(&app.provider_api).await;
+    let phones: Vec<String> = (0..8).map(|i| format!("+1415555{:04}", 3100 + i)).collect();
+    let started = Instant::now();
+    for phone in &phones {
+        assert_eq!(app.connect(phone).await.status(), 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while app.count("SELECT count(*) FROM messages WHERE state = 'sent'") < 8 {
+        assert!(Instant::now() < deadline, "the texts were never all sent");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let took = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.sent_to_telnyx().await.len(), 8, "each text once");
+    assert!(
+        took >= Duration::from_millis(3400),
+        "eight texts at two a second went out in {took:?}"
+    );
 }
