@@ -124,9 +124,14 @@ fn keep_failed(
     now: DateTime<Utc>,
 ) -> rusqlite::Result<Receipt> {
     let phone = from.as_str();
+    let owner = match numbers::standing(tx, phone)? {
+        Standing::Verified { owner, .. } => Some(owner),
+        _ => None,
+    };
     let Some(message_id) = messages::insert_inbound(
         tx,
         &messages::NewInbound {
+            artist: owner,
             from: phone,
             to: &message.to,
             body: &message.text,
@@ -142,8 +147,7 @@ fn keep_failed(
     };
     messages::note_failure(tx, message_id, reason, now)?;
     let mut replies = 0;
-    if let Standing::Verified { owner, .. } = numbers::standing(tx, phone)? {
-        messages::assign_artist(tx, message_id, owner)?;
+    if let Some(owner) = owner {
         messages::queue_outbound(
             tx,
             &messages::NewOutbound {
@@ -227,9 +231,22 @@ fn receive_whole(
 ) -> rusqlite::Result<Receipt> {
     let phone = from.as_str();
     let standing = numbers::standing(tx, phone)?;
+    // Decided first (nothing is written until the dedupe row goes in), so the message is
+    // written once, already in its artist's conversation.
+    let inbound = read.unwrap_or_else(|| read_inbound(message, now));
+    let context = InboundContext {
+        now,
+        pending_ttl: settings.pending_ttl,
+        recent: messages::recent_replies(tx, phone, now)?,
+        limits: settings.reply_limits,
+    };
+    let decision = on_inbound(&standing, inbound, &context);
+    // Only the artist a number is verified for sees what it texts, and what we answer it.
+    let artist = decision.next.owner();
     let Some(message_id) = messages::insert_inbound(
         tx,
         &messages::NewInbound {
+            artist,
             from: phone,
             to: &message.to,
             body: &message.text,
@@ -243,15 +260,6 @@ fn receive_whole(
     else {
         return Ok(Receipt::Duplicate);
     };
-
-    let inbound = read.unwrap_or_else(|| read_inbound(message, now));
-    let context = InboundContext {
-        now,
-        pending_ttl: settings.pending_ttl,
-        recent: messages::recent_replies(tx, phone, now)?,
-        limits: settings.reply_limits,
-    };
-    let decision = on_inbound(&standing, inbound, &context);
     numbers::set_standing(
         tx,
         phone,
@@ -281,17 +289,16 @@ fn receive_whole(
         }
     }
 
-    // Only the artist a number is verified for sees what it texts, and what we answer it.
-    let artist = decision.next.owner();
-    if let Some(owner) = artist {
-        messages::assign_artist(tx, message_id, owner)?;
-    }
-    let artist_name = decision
-        .next
-        .artist()
-        .map(|id| artists::name_of(tx, id))
-        .transpose()?
-        .flatten();
+    let replies: Vec<ReplyKind> = decision
+        .replies
+        .iter()
+        .copied()
+        .filter(|kind| !(*kind == ReplyKind::MomentPosted && recorded > 0))
+        .collect();
+    let artist_name = match decision.next.artist() {
+        Some(id) if !replies.is_empty() => artists::name_of(tx, id)?,
+        _ => None,
+    };
     let reply_context = ReplyContext {
         artist: artist_name.as_deref(),
         manage_url: &settings.manage_url,
@@ -299,12 +306,6 @@ fn receive_whole(
     };
     // Replies come from the number the texter wrote to.
     let reply_from = Some(message.to.as_str()).filter(|to| !to.is_empty());
-    let replies: Vec<ReplyKind> = decision
-        .replies
-        .iter()
-        .copied()
-        .filter(|kind| !(*kind == ReplyKind::MomentPosted && recorded > 0))
-        .collect();
     for kind in &replies {
         let body = replies::render(*kind, &reply_context);
         messages::queue_outbound(

@@ -15,6 +15,8 @@ use crate::providers::StatusReport;
 
 /// An inbound message about to be recorded.
 pub struct NewInbound<'a> {
+    /// The artist whose conversation it is in, if any.
+    pub artist: Option<ArtistId>,
     pub from: &'a str,
     pub to: &'a str,
     pub body: &'a str,
@@ -32,9 +34,10 @@ pub fn insert_inbound(
 ) -> rusqlite::Result<Option<i64>> {
     let media = serde_json::to_string(m.media)
         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
-    let inserted = conn.prepare_cached("INSERT INTO messages (direction, artist_id, phone, service_number, body, subject, media,
+    let inserted = conn.prepare_cached(
+        "INSERT INTO messages (direction, artist_id, phone, service_number, body, subject, media,
            provider, provider_message_id, state, created_at, updated_at)
-         VALUES (?10, NULL, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?1, ?9, ?9)
+         VALUES (?10, ?11, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?1, ?9, ?9)
          ON CONFLICT DO NOTHING")?.execute(params![
             Text(MessageState::Received),
             m.from,
@@ -45,7 +48,8 @@ pub fn insert_inbound(
             m.provider,
             m.provider_message_id,
             ts(now),
-            Text(Direction::Inbound)
+            Text(Direction::Inbound),
+            m.artist
         ],
     )?;
     Ok((inserted == 1).then(|| conn.last_insert_rowid()))
@@ -60,13 +64,6 @@ pub fn note_failure(
 ) -> rusqlite::Result<()> {
     conn.prepare_cached("UPDATE messages SET last_error = ?2, updated_at = ?3 WHERE id = ?1")?
         .execute(params![id, reason, ts(now)])?;
-    Ok(())
-}
-
-/// Puts a message in an artist's conversation.
-pub fn assign_artist(conn: &Connection, id: i64, artist: ArtistId) -> rusqlite::Result<()> {
-    conn.prepare_cached("UPDATE messages SET artist_id = ?2 WHERE id = ?1")?
-        .execute(params![id, artist])?;
     Ok(())
 }
 
@@ -120,32 +117,14 @@ pub fn queue_outbound(
     Ok(id)
 }
 
-fn count_since(
-    conn: &Connection,
-    phone: &str,
-    purposes: &[ReplyKind],
-    since: DateTime<Utc>,
-) -> rusqlite::Result<u32> {
-    let words: Vec<&str> = purposes.iter().map(|p| p.as_str()).collect();
-    conn.prepare_cached(
-        "SELECT count(*) FROM messages
-         WHERE phone = ?1 AND direction = 'outbound' AND created_at > ?2
-           AND purpose IN (SELECT value FROM json_each(?3))",
-    )?
-    .query_row(
-        params![phone, ts(since), serde_json::Value::from(words).to_string()],
-        |r| r.get(0),
-    )
-}
-
-/// How many automatic texts went to a number lately, for the reply caps.
+/// How many automatic texts went to a number lately, for the reply caps: one pass over the
+/// number's outbound texts of the last day.
 pub fn recent_replies(
     conn: &Connection,
     phone: &str,
     now: DateTime<Utc>,
 ) -> rusqlite::Result<RecentReplies> {
-    let hour_ago = now - Duration::hours(1);
-    let capped: Vec<ReplyKind> = ReplyKind::ALL
+    let capped: Vec<&str> = ReplyKind::ALL
         .iter()
         .map(|(k, _)| *k)
         .filter(|k| {
@@ -154,17 +133,33 @@ pub fn recent_replies(
                 ReplyKind::Prompt | ReplyKind::OptedOut | ReplyKind::OptedIn
             )
         })
+        .map(ReplyKind::as_str)
         .collect();
-    Ok(RecentReplies {
-        welcomes_last_day: count_since(
-            conn,
+    conn.prepare_cached(
+        "SELECT count(*) FILTER (WHERE purpose = ?4),
+                count(*) FILTER (WHERE purpose = ?5 AND created_at > ?3),
+                count(*) FILTER (WHERE created_at > ?3
+                                 AND purpose IN (SELECT value FROM json_each(?6)))
+         FROM messages
+         WHERE phone = ?1 AND direction = 'outbound' AND created_at > ?2",
+    )?
+    .query_row(
+        params![
             phone,
-            &[ReplyKind::Welcome],
-            now - Duration::days(1),
-        )?,
-        reminders_last_hour: count_since(conn, phone, &[ReplyKind::Reminder], hour_ago)?,
-        replies_last_hour: count_since(conn, phone, &capped, hour_ago)?,
-    })
+            ts(now - Duration::days(1)),
+            ts(now - Duration::hours(1)),
+            Text(ReplyKind::Welcome),
+            Text(ReplyKind::Reminder),
+            serde_json::Value::from(capped).to_string()
+        ],
+        |r| {
+            Ok(RecentReplies {
+                welcomes_last_day: r.get(0)?,
+                reminders_last_hour: r.get(1)?,
+                replies_last_hour: r.get(2)?,
+            })
+        },
+    )
 }
 
 fn prompt_times(

@@ -54,13 +54,23 @@ impl Store {
         configure(&mut conn)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         migrations::apply(&mut conn)?;
+        // The writer never stops to copy the log into the database: a thread of its own
+        // does (see `checkpoint`), so a commit costs one append and one fsync.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let checkpoints = Connection::open(path)?;
+        checkpoints.busy_handler(Some(wait_for_lock))?;
         let manager = SqliteConnectionManager::file(path).with_init(configure);
         let reads = r2d2::Pool::builder()
             .max_size(READERS)
             .connection_timeout(Duration::from_secs(5))
             .build(manager)?;
+        let (nudge, nudged) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("momentline-checkpoint".into())
+            .spawn(move || checkpoint(&checkpoints, &nudged))
+            .map_err(DbError::Thread)?;
         let writer =
-            Writer::start(conn, settings.queue, settings.batch).map_err(DbError::Thread)?;
+            Writer::start(conn, settings.queue, settings.batch, nudge).map_err(DbError::Thread)?;
         Ok(Self {
             writer,
             reads,
@@ -117,6 +127,28 @@ impl Store {
     }
 }
 
+/// How often the log is copied into the database when nothing nudges it.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Copies committed pages from the write-ahead log into the database file, beside the
+/// writer rather than in its way (PASSIVE never waits for it). The writer nudges it when
+/// the log grows fast; it stops, after a last copy, once the writer is gone.
+fn checkpoint(conn: &Connection, nudged: &std::sync::mpsc::Receiver<()>) {
+    use std::sync::mpsc::RecvTimeoutError;
+    loop {
+        let stop = match nudged.recv_timeout(CHECKPOINT_EVERY) {
+            Ok(()) | Err(RecvTimeoutError::Timeout) => false,
+            Err(RecvTimeoutError::Disconnected) => true,
+        };
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "could not copy the write-ahead log into the database");
+        }
+        if stop {
+            return;
+        }
+    }
+}
+
 fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
     // Every statement the hot paths run stays prepared.
     conn.set_prepared_statement_cache_capacity(128);
@@ -124,7 +156,10 @@ fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
     // a reader or a second process waiting for the writer's lock only as long as needed.
     conn.busy_handler(Some(wait_for_lock))?;
     // FULL: a write the API says is done survives a power cut, not only a crash.
-    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")
+    conn.execute_batch(
+        "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY;
+         PRAGMA journal_size_limit = 67108864;",
+    )
 }
 
 /// SQLite's busy handler: `true` to try the lock again, after a short sleep.

@@ -44,6 +44,9 @@ struct Ran {
 /// only prepares its answer.
 type Work = Box<dyn FnOnce(Option<&Connection>) -> Ran + Send>;
 
+/// Commits between two nudges to the checkpointer.
+const NUDGE_EVERY: u64 = 100;
+
 /// Counters a benchmark or an operator can read.
 #[derive(Debug, Default)]
 pub struct WriterStats {
@@ -63,13 +66,20 @@ impl Writer {
     /// Starts the writer thread on `conn`. At most `queue` writes wait; each batch takes at
     /// most `batch` of them. The thread ends once every handle is dropped and the queue is
     /// empty.
-    pub fn start(conn: Connection, queue: usize, batch: usize) -> std::io::Result<Self> {
+    /// Every `NUDGE_EVERY` commits it nudges `committed` (without waiting), so a busy log
+    /// gets copied into the database sooner than the checkpointer's own pace.
+    pub fn start(
+        conn: Connection,
+        queue: usize,
+        batch: usize,
+        committed: std::sync::mpsc::SyncSender<()>,
+    ) -> std::io::Result<Self> {
         let (sender, receiver) = mpsc::channel(queue.max(1));
         let stats = Arc::new(WriterStats::default());
         let thread_stats = Arc::clone(&stats);
         std::thread::Builder::new()
             .name("momentline-writer".into())
-            .spawn(move || run(conn, receiver, batch.max(1), &thread_stats))?;
+            .spawn(move || run(conn, receiver, batch.max(1), &thread_stats, &committed))?;
         Ok(Self {
             queue: sender,
             stats,
@@ -147,7 +157,13 @@ impl Writer {
     }
 }
 
-fn run(mut conn: Connection, mut queue: mpsc::Receiver<Work>, cap: usize, stats: &WriterStats) {
+fn run(
+    mut conn: Connection,
+    mut queue: mpsc::Receiver<Work>,
+    cap: usize,
+    stats: &WriterStats,
+    committed: &std::sync::mpsc::SyncSender<()>,
+) {
     let mut batch = Vec::with_capacity(cap);
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);
@@ -162,6 +178,9 @@ fn run(mut conn: Connection, mut queue: mpsc::Receiver<Work>, cap: usize, stats:
         stats.writes.fetch_add(size, Ordering::Relaxed);
         stats.largest_batch.fetch_max(size, Ordering::Relaxed);
         commit_batch(&mut conn, batch.drain(..));
+        if stats.batches.load(Ordering::Relaxed) % NUDGE_EVERY == 0 {
+            let _ = committed.try_send(());
+        }
     }
     tracing::debug!("writer stopped: every handle is gone");
 }
