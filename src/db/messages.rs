@@ -1,5 +1,7 @@
 //! Inbound and outbound messages; each queued outbound text has a send_text job.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
@@ -117,40 +119,34 @@ pub fn queue_outbound(
     Ok(id)
 }
 
-/// How many automatic texts went to a number lately, for the reply caps: one pass over the
-/// number's outbound texts of the last day.
+/// The reply-cap count: one pass over a number's outbound texts of the last day. The
+/// uncapped purposes are written into the SQL (from their enum) so it is prepared once.
+static RECENT_REPLIES: LazyLock<String> = LazyLock::new(|| {
+    let uncapped = [ReplyKind::Prompt, ReplyKind::OptedOut, ReplyKind::OptedIn]
+        .map(|k| format!("'{}'", k.as_str()))
+        .join(", ");
+    format!(
+        "SELECT count(*) FILTER (WHERE purpose = ?4),
+                count(*) FILTER (WHERE purpose = ?5 AND created_at > ?3),
+                count(*) FILTER (WHERE created_at > ?3 AND purpose NOT IN ({uncapped}))
+         FROM messages
+         WHERE phone = ?1 AND direction = 'outbound' AND created_at > ?2"
+    )
+});
+
+/// How many automatic texts went to a number lately, for the reply caps.
 pub fn recent_replies(
     conn: &Connection,
     phone: &str,
     now: DateTime<Utc>,
 ) -> rusqlite::Result<RecentReplies> {
-    let capped: Vec<&str> = ReplyKind::ALL
-        .iter()
-        .map(|(k, _)| *k)
-        .filter(|k| {
-            !matches!(
-                k,
-                ReplyKind::Prompt | ReplyKind::OptedOut | ReplyKind::OptedIn
-            )
-        })
-        .map(ReplyKind::as_str)
-        .collect();
-    conn.prepare_cached(
-        "SELECT count(*) FILTER (WHERE purpose = ?4),
-                count(*) FILTER (WHERE purpose = ?5 AND created_at > ?3),
-                count(*) FILTER (WHERE created_at > ?3
-                                 AND purpose IN (SELECT value FROM json_each(?6)))
-         FROM messages
-         WHERE phone = ?1 AND direction = 'outbound' AND created_at > ?2",
-    )?
-    .query_row(
+    conn.prepare_cached(&RECENT_REPLIES)?.query_row(
         params![
             phone,
             ts(now - Duration::days(1)),
             ts(now - Duration::hours(1)),
             Text(ReplyKind::Welcome),
-            Text(ReplyKind::Reminder),
-            serde_json::Value::from(capped).to_string()
+            Text(ReplyKind::Reminder)
         ],
         |r| {
             Ok(RecentReplies {

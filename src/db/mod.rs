@@ -80,7 +80,7 @@ impl<T: TextEnum> FromSql for Text<T> {
 
 /// A time as stored: fixed width, so text order is time order.
 pub fn ts(time: DateTime<Utc>) -> String {
-    time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// Reads a time written by `ts`.

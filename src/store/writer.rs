@@ -190,7 +190,7 @@ fn commit_batch(conn: &mut Connection, batch: impl Iterator<Item = Work>) {
         // A ROLLBACK that failed left a transaction open: end it before anything else.
         let _ = conn.execute_batch("ROLLBACK");
     }
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = run_cached(conn, "BEGIN IMMEDIATE") {
         tracing::error!(error = %e, "could not begin a write batch");
         let e = Arc::new(e);
         for job in batch {
@@ -205,7 +205,7 @@ fn commit_batch(conn: &mut Connection, batch: impl Iterator<Item = Work>) {
             answers.push(job(None));
             continue;
         }
-        if let Err(e) = conn.execute_batch("SAVEPOINT write") {
+        if let Err(e) = run_cached(conn, "SAVEPOINT write") {
             broken = Some(e);
             answers.push(job(None));
             continue;
@@ -213,9 +213,9 @@ fn commit_batch(conn: &mut Connection, batch: impl Iterator<Item = Work>) {
         let ran = catch_unwind(AssertUnwindSafe(|| job(Some(conn))));
         let keep = matches!(&ran, Ok(r) if r.keep);
         let closed = if keep {
-            conn.execute_batch("RELEASE write")
+            run_cached(conn, "RELEASE write")
         } else {
-            conn.execute_batch("ROLLBACK TO write; RELEASE write")
+            run_cached(conn, "ROLLBACK TO write").and_then(|()| run_cached(conn, "RELEASE write"))
         };
         match ran {
             Ok(ran) => answers.push(ran),
@@ -234,7 +234,7 @@ fn commit_batch(conn: &mut Connection, batch: impl Iterator<Item = Work>) {
     }
     let outcome = match broken {
         Some(e) => Err(e),
-        None => conn.execute_batch("COMMIT"),
+        None => run_cached(conn, "COMMIT"),
     };
     // Answers go out only now: a write answered is on disk, one refused left nothing.
     match outcome {
@@ -252,4 +252,10 @@ fn commit_batch(conn: &mut Connection, batch: impl Iterator<Item = Work>) {
             }
         }
     }
+}
+
+/// Runs one statement the writer runs for every batch or write, prepared once.
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
 }
