@@ -41,6 +41,32 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
     }
 }
 
+/// The embedded dispatch has nothing to wait for, so it is settled in the write that claims
+/// it. `false` leaves the job to the runner's ordinary path (its payload is not as expected).
+pub fn settle_at_claim(
+    tx: &Connection,
+    job: &Claimed,
+    public_url: &str,
+    sender: &str,
+) -> rusqlite::Result<bool> {
+    let Some(id) = payload_id(job, "moment_id") else {
+        return Ok(false);
+    };
+    let reply = job
+        .payload
+        .get("reply")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
+    record(
+        tx,
+        id,
+        Some(&format!("{public_url}/moments/{id}")),
+        reply,
+        sender,
+    )?;
+    Ok(true)
+}
+
 /// Records a pending Moment as created at `url`, or (`None`) failed, then queues the
 /// message's texts if it was the last of its Moments to settle.
 pub fn record(

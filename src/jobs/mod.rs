@@ -269,17 +269,27 @@ impl Runner {
         if !self.due(ALL_KINDS).await? {
             return Ok(Vec::new());
         }
-        self.store()
+        let inline = self.inline();
+        let (claimed, _) = self
+            .store()
             .write_waiting(move |tx| {
                 let now = Utc::now();
                 let mut claimed = jobs::claim(tx, &name, &[JobKind::SendText], sends, lease, now)?;
                 let others = [JobKind::DispatchMoment, JobKind::KeepMedia];
                 let rest = free - claimed.len();
                 claimed.extend(jobs::claim(tx, &name, &others, rest, lease, now)?);
-                Ok(claimed)
+                Ok(inline.settle(tx, claimed)?)
             })
             .await
-            .map_err(RunnerError::Claim)
+            .map_err(RunnerError::Claim)?;
+        Ok(claimed)
+    }
+
+    fn inline(&self) -> Inline {
+        Inline {
+            public_url: self.inner.ctx.public_url.clone(),
+            sender: self.inner.ctx.sender.name(),
+        }
     }
 
     async fn due(&self, kinds: &[JobKind]) -> Result<bool, RunnerError> {
@@ -369,16 +379,23 @@ impl Runner {
             kinds.to_vec(),
             self.inner.settings.concurrency.max(1),
         );
-        let jobs = self
+        let inline = self.inline();
+        let (jobs, settled) = self
             .store()
-            .write_waiting(move |tx| Ok(jobs::claim(tx, &name, &kinds, limit, lease, Utc::now())?))
+            .write_waiting(move |tx| {
+                let claimed = jobs::claim(tx, &name, &kinds, limit, lease, Utc::now())?;
+                Ok(inline.settle(tx, claimed)?)
+            })
             .await
             .map_err(RunnerError::Claim)?;
         let mut running = JoinSet::new();
         for job in jobs {
             running.spawn(self.start(job));
         }
-        let mut round = Round::default();
+        let mut round = Round {
+            done: settled,
+            ..Round::default()
+        };
         while let Some(done) = running.join_next().await {
             if let Ok(Some(ended)) = done {
                 round.count(ended);
@@ -525,6 +542,53 @@ impl Runner {
             tracing::error!(job = %job.id, error = %error_chain(&e),
                 "could not settle a job; it runs again when its lease runs out");
         }
+    }
+}
+
+/// Jobs with nothing to wait for, settled in the write that claims them: the embedded
+/// dispatch. Each is settled under a savepoint of its own; one that fails is left to the
+/// ordinary path, which retries and reports it.
+struct Inline {
+    public_url: String,
+    sender: &'static str,
+}
+
+impl Inline {
+    /// Settles what it can of `claimed`; answers the rest, and how many it settled.
+    fn settle(
+        &self,
+        tx: &Connection,
+        claimed: Vec<Claimed>,
+    ) -> rusqlite::Result<(Vec<Claimed>, usize)> {
+        let mut rest = Vec::with_capacity(claimed.len());
+        let mut settled = 0;
+        for job in claimed {
+            if job.kind != JobKind::DispatchMoment {
+                rest.push(job);
+                continue;
+            }
+            tx.prepare_cached("SAVEPOINT inline")?.execute([])?;
+            let done = dispatch_moment::settle_at_claim(tx, &job, &self.public_url, self.sender)
+                .and_then(|done| {
+                    if done {
+                        jobs::finish(tx, job.id)?;
+                    }
+                    Ok(done)
+                });
+            if !matches!(done, Ok(true)) {
+                tx.prepare_cached("ROLLBACK TO inline")?.execute([])?;
+            }
+            tx.prepare_cached("RELEASE inline")?.execute([])?;
+            match done {
+                Ok(true) => settled += 1,
+                Ok(false) => rest.push(job),
+                Err(e) => {
+                    tracing::warn!(job = %job.id, error = %e, "dispatch could not be settled at once");
+                    rest.push(job);
+                }
+            }
+        }
+        Ok((rest, settled))
     }
 }
 

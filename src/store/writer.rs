@@ -178,7 +178,11 @@ fn run(
         stats.writes.fetch_add(size, Ordering::Relaxed);
         stats.largest_batch.fetch_max(size, Ordering::Relaxed);
         commit_batch(&mut conn, batch.drain(..));
-        if stats.batches.load(Ordering::Relaxed) % NUDGE_EVERY == 0 {
+        if stats
+            .batches
+            .load(Ordering::Relaxed)
+            .is_multiple_of(NUDGE_EVERY)
+        {
             let _ = committed.try_send(());
         }
     }
