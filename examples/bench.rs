@@ -830,7 +830,8 @@ impl Bench {
             .env("MOMENTLINE_ADDR", format!("127.0.0.1:{port}"))
             .env("MOMENTLINE_DB", db)
             .env("MOMENTLINE_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
-            .env("RUST_LOG", "warn")
+            // Warnings, and the writer's batch figures when the server stops.
+            .env("RUST_LOG", "warn,momentline::startup=info")
             .env("MOMENTLINE_SMS_PROVIDER", "telnyx")
             .env("TELNYX_API_KEY", "KEYBENCH")
             .env("TELNYX_FROM_NUMBER", SERVICE_NUMBER)
@@ -1136,6 +1137,11 @@ impl ServerProcess {
         let deadline = Instant::now() + STOP_TIMEOUT;
         while Instant::now() < deadline {
             if self.child.try_wait()?.is_some() {
+                // momentline says how its writer batched the run as it stops.
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                if let Some(line) = log.lines().rev().find(|l| l.contains("momentline stopped")) {
+                    eprintln!("[bench]   {}: {}", self.name, line.trim());
+                }
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(10));

@@ -2,6 +2,7 @@
 //! runs them together until a signal or a failure stops them.
 
 use std::net::TcpListener;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
@@ -228,7 +229,17 @@ impl Application {
         } else {
             runner.abort();
         }
-        tracing::info!("momentline stopped");
+        let stats = self.store.writer_stats();
+        let (batches, writes) = (
+            stats.batches.load(Ordering::Relaxed),
+            stats.writes.load(Ordering::Relaxed),
+        );
+        tracing::info!(
+            writes,
+            batches,
+            largest_batch = stats.largest_batch.load(Ordering::Relaxed),
+            "momentline stopped"
+        );
         outcome
     }
 }
