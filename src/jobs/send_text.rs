@@ -12,6 +12,10 @@ use crate::domain::phone_number::mask;
 use crate::domain::MessageState;
 use crate::providers::{OutboundText, SendError};
 
+/// How long sending pauses when the provider refuses our credentials: an operator has to
+/// fix them, and each try in between would only be refused again.
+const CREDENTIALS_PAUSE: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
     let Some(id) = payload_id(job, "message_id") else {
         return Performed::only(Attempted::Failed {
@@ -101,6 +105,28 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
             Performed {
                 attempted: Attempted::Throttled { reason, wait },
                 // The attempt was not spent: the count shown stays as it was.
+                record: Arc::new(move |tx, _| {
+                    messages::note_failed_attempt(
+                        tx,
+                        id,
+                        attempt.saturating_sub(1),
+                        &shown,
+                        Utc::now(),
+                    )
+                }),
+            }
+        }
+        Err(SendError::Unauthorized { reason }) => {
+            ctx.pacer.pause(CREDENTIALS_PAUSE);
+            tracing::error!(message_id = id, provider, %reason,
+                pause_secs = CREDENTIALS_PAUSE.as_secs(), check = ctx.sender.credentials(),
+                "THE PROVIDER REFUSES MOMENTLINE'S CREDENTIALS: sending is paused; texts wait, none is dropped");
+            let shown = reason.clone();
+            Performed {
+                attempted: Attempted::Throttled {
+                    reason,
+                    wait: CREDENTIALS_PAUSE,
+                },
                 record: Arc::new(move |tx, _| {
                     messages::note_failed_attempt(
                         tx,

@@ -97,6 +97,10 @@ pub enum SendError {
     /// The recipient has opted out with the carrier: never text them again.
     #[error("{reason}")]
     RecipientOptedOut { reason: String },
+    /// 401 or 403: the provider refuses our credentials. No text can go until they are
+    /// fixed, so sending pauses; no attempt is spent.
+    #[error("{reason}")]
+    Unauthorized { reason: String },
 }
 
 impl SendError {
@@ -107,7 +111,9 @@ impl SendError {
         retry_after: Option<Duration>,
         reason: String,
     ) -> Self {
-        if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+            Self::Unauthorized { reason }
+        } else if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
             Self::Throttled {
                 reason,
                 retry_after,
@@ -215,6 +221,18 @@ impl Sender {
             Self::Vonage(_) => vonage::NAME,
             Self::TextFlow(_) => textflow::NAME,
             Self::Phonify(_) => phonify::NAME,
+        }
+    }
+
+    /// The settings that hold this provider's credentials, for an operator to check.
+    pub fn credentials(&self) -> &'static str {
+        match self {
+            Self::Console(_) => "(none)",
+            Self::Telnyx(_) => "TELNYX_API_KEY",
+            Self::Twilio(_) => "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN",
+            Self::Vonage(_) => "VONAGE_API_KEY and VONAGE_API_SECRET",
+            Self::TextFlow(_) => "TEXTFLOW_API_KEY",
+            Self::Phonify(_) => "PHONIFY_API_KEY",
         }
     }
 

@@ -213,11 +213,30 @@ pub enum JwtError {
     Signature,
     #[error("the token's payload_hash does not match the body")]
     PayloadHash,
+    #[error("the token's iat is missing, or too old or too far ahead")]
+    Stale,
 }
 
+/// How old a Messages API token may be: Vonage retries a webhook for a day, and a retry may
+/// carry the token it was first signed with. A replay within it has no second effect (the
+/// message id is the dedupe key).
+pub const JWT_MAX_AGE_SECS: i64 = 24 * 3600 + 300;
+/// How far ahead of our clock a token's `iat` may be.
+pub const JWT_MAX_SKEW_SECS: i64 = 300;
+
 /// Checks a Messages API webhook: `Authorization: Bearer <jwt>` signed with `secret`, whose
-/// `payload_hash` is the SHA-256 of `body`.
+/// `payload_hash` is the SHA-256 of `body` and whose `iat` is recent, now.
 pub fn verify_jwt(secret: &str, authorization: Option<&str>, body: &[u8]) -> Result<(), JwtError> {
+    verify_jwt_at(secret, authorization, body, chrono::Utc::now().timestamp())
+}
+
+/// `verify_jwt` at the Unix time `now`.
+pub fn verify_jwt_at(
+    secret: &str,
+    authorization: Option<&str>,
+    body: &[u8],
+    now: i64,
+) -> Result<(), JwtError> {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
     use base64::Engine;
 
@@ -246,7 +265,13 @@ pub fn verify_jwt(secret: &str, authorization: Option<&str>, body: &[u8]) -> Res
     mac.update(claims.as_bytes());
     mac.verify_slice(&signature)
         .map_err(|_| JwtError::Signature)?;
-    let claimed = decode_json(claims)?["payload_hash"]
+    let claims = decode_json(claims)?;
+    let issued = claims["iat"].as_i64().ok_or(JwtError::Stale)?;
+    let age = now.saturating_sub(issued);
+    if !(-JWT_MAX_SKEW_SECS..=JWT_MAX_AGE_SECS).contains(&age) {
+        return Err(JwtError::Stale);
+    }
+    let claimed = claims["payload_hash"]
         .as_str()
         .map(str::to_ascii_lowercase)
         .ok_or(JwtError::PayloadHash)?;
@@ -617,6 +642,9 @@ mod tests {
         );
     }
 
+    /// When the test tokens were signed.
+    const ISSUED: i64 = 1_795_370_000;
+
     /// A Messages API token as Vonage makes one.
     fn jwt(secret: &str, alg: &str, body: &[u8]) -> String {
         use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
@@ -636,29 +664,42 @@ mod tests {
     fn messages_api_tokens_verify_only_with_the_secret_alg_and_body() {
         let body = br#"{"message_uuid":"m1"}"#;
         let good = jwt("s3cret", "HS256", body);
-        assert_eq!(verify_jwt("s3cret", Some(&good), body), Ok(()));
+        assert_eq!(verify_jwt_at("s3cret", Some(&good), body, ISSUED), Ok(()));
         assert_eq!(
-            verify_jwt("other", Some(&good), body),
+            verify_jwt_at("other", Some(&good), body, ISSUED),
             Err(JwtError::Signature)
         );
         assert_eq!(
-            verify_jwt("s3cret", Some(&good), br#"{"message_uuid":"m2"}"#),
+            verify_jwt_at("s3cret", Some(&good), br#"{"message_uuid":"m2"}"#, ISSUED),
             Err(JwtError::PayloadHash)
         );
         let none = jwt("s3cret", "none", body);
         assert_eq!(
-            verify_jwt("s3cret", Some(&none), body),
+            verify_jwt_at("s3cret", Some(&none), body, ISSUED),
             Err(JwtError::Algorithm)
         );
-        assert_eq!(verify_jwt("s3cret", None, body), Err(JwtError::Missing));
         assert_eq!(
-            verify_jwt("s3cret", Some("Bearer a.b"), body),
+            verify_jwt_at("s3cret", None, body, ISSUED),
+            Err(JwtError::Missing)
+        );
+        assert_eq!(
+            verify_jwt_at("s3cret", Some("Bearer a.b"), body, ISSUED),
             Err(JwtError::Malformed)
         );
         assert_eq!(
-            verify_jwt("s3cret", Some("Bearer !.!.!"), body),
+            verify_jwt_at("s3cret", Some("Bearer !.!.!"), body, ISSUED),
             Err(JwtError::Malformed)
         );
+        // Signed a day ago (a retry) is taken; a day and a bit, or from the future, is not.
+        for (now, taken) in [
+            (ISSUED + JWT_MAX_AGE_SECS, true),
+            (ISSUED + JWT_MAX_AGE_SECS + 1, false),
+            (ISSUED - JWT_MAX_SKEW_SECS, true),
+            (ISSUED - JWT_MAX_SKEW_SECS - 1, false),
+        ] {
+            let verdict = verify_jwt_at("s3cret", Some(&good), body, now);
+            assert_eq!(verdict.is_ok(), taken, "{now}: {verdict:?}");
+        }
     }
 
     #[test]
