@@ -62,6 +62,9 @@ pub struct Settings {
     pub writer: WriterSettings,
     /// On shutdown, how long running jobs may take to finish (`MOMENTLINE_SHUTDOWN_GRACE_SECS`).
     pub shutdown_grace: Duration,
+    /// Whether media may be fetched from loopback, private and link-local addresses
+    /// (`MOMENTLINE_MEDIA_ALLOW_PRIVATE`): for tests and local stand-ins only.
+    pub media_allow_private: bool,
     /// Run the jobs runner inside `serve` (tests drive it round by round).
     pub run_workers: bool,
 }
@@ -165,6 +168,16 @@ impl Settings {
         let job_concurrency = whole("MOMENTLINE_JOB_CONCURRENCY", "64", 1..=4096)?;
         let write_queue = whole("MOMENTLINE_WRITE_QUEUE", "1024", 1..=1_000_000)?;
         let shutdown_grace = whole("MOMENTLINE_SHUTDOWN_GRACE_SECS", "10", 0..=3600)?;
+        let media_allow_private = match or("MOMENTLINE_MEDIA_ALLOW_PRIVATE", "0").as_str() {
+            "0" | "false" | "no" => false,
+            "1" | "true" | "yes" => true,
+            other => {
+                return Err(invalid(
+                    "MOMENTLINE_MEDIA_ALLOW_PRIVATE",
+                    format!("'{other}' is not 1 or 0"),
+                ))
+            }
+        };
         let telnyx_public_key = get("TELNYX_PUBLIC_KEY")
             .map(|k| telnyx::parse_public_key(&k))
             .transpose()
@@ -281,6 +294,7 @@ impl Settings {
                 ..WriterSettings::default()
             },
             shutdown_grace: Duration::from_secs(shutdown_grace),
+            media_allow_private,
             run_workers: true,
         })
     }

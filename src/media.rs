@@ -12,6 +12,9 @@ use crate::db::moments::MediaSource;
 use crate::domain::moment::MediaKind;
 use crate::providers::twilio;
 
+/// Redirects followed at most.
+const MAX_REDIRECTS: usize = 5;
+
 /// The largest file kept (carriers cap MMS far lower; email-to-MMS gateways less so).
 pub const MAX_BYTES: usize = 20 * 1024 * 1024;
 /// How long one fetch may take.
@@ -120,15 +123,43 @@ pub struct MediaKeeper {
     dir: Arc<PathBuf>,
     /// Twilio's media URLs may require the account's credentials.
     twilio_auth: Option<Arc<TwilioMediaAuth>>,
+    /// Whether URLs may lead to this machine or its network (tests, local stand-ins).
+    allow_private: bool,
 }
 
 impl MediaKeeper {
-    pub fn new(http: reqwest::Client, dir: PathBuf, twilio_auth: Option<TwilioMediaAuth>) -> Self {
-        Self {
-            http,
+    /// A keeper whose fetches reach only public addresses, unless `allow_private`: a media
+    /// URL comes from a webhook, and must not make momentline fetch from its own network
+    /// (a metadata service, an admin port). Names are checked as resolved, and every
+    /// redirect again.
+    pub fn new(
+        dir: PathBuf,
+        twilio_auth: Option<TwilioMediaAuth>,
+        allow_private: bool,
+    ) -> Result<Self, reqwest::Error> {
+        let mut builder = reqwest::Client::builder().timeout(FETCH_TIMEOUT).redirect(
+            reqwest::redirect::Policy::custom(move |attempt| {
+                if attempt.previous().len() >= MAX_REDIRECTS {
+                    attempt.error(address::Refused("too many redirects".into()))
+                } else if !allow_private && address::names_private(attempt.url()) {
+                    let to = attempt.url().to_string();
+                    attempt.error(address::Refused(format!(
+                        "redirected to a private address: {to}"
+                    )))
+                } else {
+                    attempt.follow()
+                }
+            }),
+        );
+        if !allow_private {
+            builder = builder.dns_resolver(Arc::new(address::PublicOnly));
+        }
+        Ok(Self {
+            http: builder.build()?,
             dir: Arc::new(dir),
             twilio_auth: twilio_auth.map(Arc::new),
-        }
+            allow_private,
+        })
     }
 
     /// Fetches the file and keeps it; answers the kept file's name.
@@ -150,7 +181,18 @@ impl MediaKeeper {
                 request = request.basic_auth(&auth.account_sid, Some(&auth.auth_token));
             }
         }
-        let unreachable = |e: reqwest::Error| FetchError::Retryable(format!("fetch failed: {e}"));
+        if !self.allow_private && address::names_private(&url) {
+            return Err(FetchError::Permanent(format!(
+                "refused: {url} is a private address"
+            )));
+        }
+        let unreachable = |e: reqwest::Error| match address::refusal(&e) {
+            Some(refused) => FetchError::Permanent(format!("refused: {refused}")),
+            None => FetchError::Retryable(format!(
+                "fetch failed: {}",
+                crate::telemetry::error_chain(&e)
+            )),
+        };
         let mut response = request.send().await.map_err(unreachable)?;
         let status = response.status();
         if !status.is_success() {
@@ -222,17 +264,179 @@ fn write_once(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     if path.exists() {
         return Ok(());
     }
-    std::fs::create_dir_all(dir)?;
+    owner_only_dir(dir)?;
     let mut suffix = [0u8; 8];
     getrandom::fill(&mut suffix).map_err(std::io::Error::other)?;
     let temp = dir.join(format!(".{name}.{}.part", hex::encode(suffix)));
-    std::fs::write(&temp, bytes)?;
+    let mut file = owner_only_file().open(&temp)?;
+    std::io::Write::write_all(&mut file, bytes)?;
+    file.sync_all()?;
     std::fs::rename(&temp, &path)
+}
+
+/// Creates `dir` (and its parents) readable by the owner only, where it does not exist.
+pub fn owner_only_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Options that create a new file readable and writable by the owner only.
+pub fn owner_only_file() -> std::fs::OpenOptions {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+}
+
+/// Which addresses media may be fetched from.
+mod address {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+    /// A fetch refused for where it would go.
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    pub struct Refused(pub String);
+
+    /// Whether `ip` is on the public internet: not loopback, private, link-local (where
+    /// cloud metadata services answer), shared, unspecified, multicast or documentation.
+    pub fn is_public(ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(v4) => is_public_v4(v4),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => is_public_v4(v4),
+                None => is_public_v6(v6),
+            },
+        }
+    }
+
+    fn is_public_v4(ip: Ipv4Addr) -> bool {
+        let [a, b, ..] = ip.octets();
+        let shared = a == 100 && (64..128).contains(&b);
+        let this_network = a == 0;
+        let reserved = a >= 240;
+        !(ip.is_loopback()
+            || ip.is_private()
+            || ip.is_link_local()
+            || ip.is_unspecified()
+            || ip.is_broadcast()
+            || ip.is_multicast()
+            || ip.is_documentation()
+            || shared
+            || this_network
+            || reserved)
+    }
+
+    fn is_public_v6(ip: Ipv6Addr) -> bool {
+        let first = ip.segments()[0];
+        let unique_local = first & 0xfe00 == 0xfc00;
+        let link_local = first & 0xffc0 == 0xfe80;
+        let documentation = first == 0x2001 && ip.segments()[1] == 0x0db8;
+        !(ip.is_loopback()
+            || ip.is_unspecified()
+            || ip.is_multicast()
+            || unique_local
+            || link_local
+            || documentation)
+    }
+
+    /// Whether a URL names a private address outright (an IP literal, or `localhost`).
+    pub fn names_private(url: &reqwest::Url) -> bool {
+        let Some(host) = url.host_str() else {
+            return true;
+        };
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        match bare.parse::<IpAddr>() {
+            Ok(ip) => !is_public(ip),
+            Err(_) => {
+                let name = bare.trim_end_matches('.').to_ascii_lowercase();
+                name == "localhost" || name.ends_with(".localhost")
+            }
+        }
+    }
+
+    /// Resolves names to their public addresses only; a name with none is refused.
+    pub struct PublicOnly;
+
+    impl reqwest::dns::Resolve for PublicOnly {
+        fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+            Box::pin(async move {
+                let host = name.as_str().to_owned();
+                let found: Vec<SocketAddr> =
+                    tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+                let public: Vec<SocketAddr> =
+                    found.into_iter().filter(|a| is_public(a.ip())).collect();
+                if public.is_empty() {
+                    return Err(
+                        Box::new(Refused(format!("{host} resolves to no public address")))
+                            as Box<dyn std::error::Error + Send + Sync>,
+                    );
+                }
+                Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
+            })
+        }
+    }
+
+    /// The refusal behind a failed request, if that is why it failed.
+    pub fn refusal(error: &reqwest::Error) -> Option<String> {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+        while let Some(e) = source {
+            if let Some(refused) = e.downcast_ref::<Refused>() {
+                return Some(refused.0.clone());
+            }
+            source = e.source();
+        }
+        None
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_public_addresses_may_be_fetched_from() {
+        let public = [
+            "8.8.8.8",
+            "93.184.216.34",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ];
+        let private = [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "::1",
+            "::",
+            "fd00:ec2::254",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+        ];
+        for ip in public {
+            assert!(address::is_public(ip.parse().expect("ip")), "{ip}");
+        }
+        for ip in private {
+            assert!(!address::is_public(ip.parse().expect("ip")), "{ip}");
+        }
+        let url = |u: &str| reqwest::Url::parse(u).expect("url");
+        assert!(address::names_private(&url("http://127.0.0.1:4010/x")));
+        assert!(address::names_private(&url("http://[::1]/x")));
+        assert!(address::names_private(&url("http://localhost/x")));
+        assert!(address::names_private(&url(
+            "http://169.254.169.254/latest/meta-data"
+        )));
+        assert!(!address::names_private(&url("https://api.twilio.com/x")));
+    }
 
     #[test]
     fn kept_names_are_a_hash_and_a_short_extension() {

@@ -94,9 +94,6 @@ impl Application {
         let listener = TcpListener::bind(&settings.addr).map_err(listen_error)?;
         let port = listener.local_addr().map_err(listen_error)?.port();
         let media = MediaKeeper::new(
-            reqwest::Client::builder()
-                .timeout(crate::media::FETCH_TIMEOUT)
-                .build()?,
             settings.media_dir.clone(),
             settings
                 .twilio_account_sid
@@ -107,7 +104,11 @@ impl Application {
                     auth_token: token,
                     api_base: settings.twilio_api_base.clone(),
                 }),
-        );
+            settings.media_allow_private,
+        )?;
+        if settings.media_allow_private {
+            tracing::warn!("MOMENTLINE_MEDIA_ALLOW_PRIVATE is set: media may be fetched from this machine and its network");
+        }
         let runner = Runner::new(
             JobContext {
                 store: store.clone(),

@@ -29,6 +29,8 @@ pub enum DbError {
         crate::store::migrations::VERSION
     )]
     NewerSchema { found: i64 },
+    #[error("could not create the database file")]
+    Create(#[source] std::io::Error),
     #[error("could not start the database writer")]
     Thread(#[source] std::io::Error),
     #[error("a database task did not finish: {0}")]
@@ -42,7 +44,7 @@ impl DbError {
     pub fn is_transient(&self) -> bool {
         use rusqlite::ErrorCode as Code;
         match self {
-            Self::Pool(_) | Self::Thread(_) | Self::Task(_) => true,
+            Self::Pool(_) | Self::Thread(_) | Self::Task(_) | Self::Create(_) => true,
             Self::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
                 e.code,
                 Code::DatabaseBusy

@@ -50,6 +50,15 @@ impl Store {
     /// Opens (creating when needed) the database at `path`, brings its schema up to date and
     /// starts the writer.
     pub fn open(path: &Path, settings: WriterSettings) -> Result<Self, DbError> {
+        // A new database (and so its -wal and -shm files, which SQLite makes alike) is
+        // readable by its owner only: it holds phone numbers and conversations.
+        if !path.exists() {
+            match crate::media::owner_only_file().open(path) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(DbError::Create(e)),
+            }
+        }
         let mut conn = Connection::open(path)?;
         configure(&mut conn)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;

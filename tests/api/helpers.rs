@@ -65,7 +65,12 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the app with Telnyx accepting texts and `PHONE` verified for the test artist.
 pub async fn spawn_verified_app() -> TestApp {
-    let app = spawn_app().await;
+    spawn_verified_app_with_env(&[]).await
+}
+
+/// As `spawn_verified_app`, with some environment variables of its own.
+pub async fn spawn_verified_app_with_env(extra: &[(&str, &str)]) -> TestApp {
+    let app = spawn_app_with_env(extra, |_| {}).await;
     telnyx_accepts_texts(&app.provider_api).await;
     app.verified(PHONE).await;
     app
@@ -130,6 +135,8 @@ async fn spawn_app_on(
             "MOMENTLINE_MEDIA_DIR",
             media_dir.to_str().expect("utf-8 path"),
         ),
+        // The provider's stand-in, media included, is on loopback.
+        ("MOMENTLINE_MEDIA_ALLOW_PRIVATE", "1"),
     ]
     .iter()
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

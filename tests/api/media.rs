@@ -243,3 +243,47 @@ async fn only_names_the_keeper_writes_are_served() {
         "not kept"
     );
 }
+
+#[tokio::test]
+async fn media_on_this_machine_or_its_network_is_refused_unless_allowed() {
+    // Without MOMENTLINE_MEDIA_ALLOW_PRIVATE: the default.
+    let app = spawn_verified_app_with_env(&[("MOMENTLINE_MEDIA_ALLOW_PRIVATE", "")]).await;
+    serve(&app, "/media/p.png", "image/png", PNG).await;
+    text_mms(&app, &[("/media/p.png", "image/png")]).await;
+    let round = app.drain_media().await;
+    assert_eq!(
+        (round.done, round.failed),
+        (0, 1),
+        "refused at once, not retried"
+    );
+    let media = app.newest_moment().await["media"].clone();
+    assert_eq!(media["state"], "failed");
+    assert!(requests_to(&app.provider_api, "/media/p.png")
+        .await
+        .is_empty());
+    let error =
+        app.count("SELECT count(*) FROM moments WHERE media_error LIKE '%private address%'");
+    assert_eq!(error, 1);
+}
+
+#[tokio::test]
+async fn the_database_and_kept_media_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = spawn_verified_app().await;
+    serve(&app, "/media/p.png", "image/png", PNG).await;
+    text_mms(&app, &[("/media/p.png", "image/png")]).await;
+    assert_eq!(app.drain_media().await.done, 1);
+    let dir = app.media_dir.parent().expect("the test's directory");
+    let mode = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .expect("exists")
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    for file in ["momentline.db", "momentline.db-wal", "momentline.db-shm"] {
+        assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
+    }
+    assert_eq!(mode(&app.media_dir), 0o700);
+    assert_eq!(mode(&app.media_dir.join(hash_name(PNG, "png"))), 0o600);
+}
