@@ -14,6 +14,41 @@ use crate::providers::twilio::TwilioConfig;
 use crate::providers::vonage::{SignatureMethod, SignatureSecret, VonageConfig};
 use crate::store::WriterSettings;
 
+/// A credential: shown as `[redacted]` by `Debug` and `Display`, so no log line or printed
+/// setting ever carries it; `expose` is for the one place it is sent.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self(value.to_owned())
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
 /// The outbound provider and its credentials.
 #[derive(Debug, Clone)]
 pub enum ProviderSettings {
@@ -37,7 +72,7 @@ pub struct Settings {
     /// `TWILIO_ACCOUNT_SID` and `TWILIO_AUTH_TOKEN`: Twilio webhooks are refused without the
     /// token, and Twilio's media URLs may need both.
     pub twilio_account_sid: Option<String>,
-    pub twilio_auth_token: Option<String>,
+    pub twilio_auth_token: Option<Secret>,
     /// Where Twilio's API is (`TWILIO_API_BASE`): media there may be fetched with the
     /// account's credentials, as may media on Twilio's own hosts.
     pub twilio_api_base: String,
@@ -184,7 +219,7 @@ impl Settings {
             .map_err(|p| invalid("TELNYX_PUBLIC_KEY", p))?;
 
         let twilio_account_sid = get("TWILIO_ACCOUNT_SID");
-        let twilio_auth_token = get("TWILIO_AUTH_TOKEN");
+        let twilio_auth_token = get("TWILIO_AUTH_TOKEN").map(Secret::from);
         let twilio_api_base = base_url(&or("TWILIO_API_BASE", "https://api.twilio.com"))
             .map_err(|p| invalid("TWILIO_API_BASE", p))?;
         let vonage_signature = match get("VONAGE_SIGNATURE_SECRET") {
@@ -197,7 +232,10 @@ impl Settings {
                         format!("'{word}' is not one of md5hash, md5, sha1, sha256, sha512"),
                     )
                 })?;
-                Some(SignatureSecret { secret, method })
+                Some(SignatureSecret {
+                    secret: secret.into(),
+                    method,
+                })
             }
         };
         let api_base = |variable: &'static str, default: &str| {
@@ -224,7 +262,7 @@ impl Settings {
                     need("TELNYX_FROM_NUMBER")?;
                 }
                 ProviderSettings::Telnyx(TelnyxConfig {
-                    api_key: need("TELNYX_API_KEY")?,
+                    api_key: need("TELNYX_API_KEY")?.into(),
                     from_number,
                     messaging_profile_id,
                     api_base: api_base("TELNYX_API_BASE", "https://api.telnyx.com")?,
@@ -238,7 +276,7 @@ impl Settings {
                 }
                 ProviderSettings::Twilio(TwilioConfig {
                     account_sid: need("TWILIO_ACCOUNT_SID")?,
-                    auth_token: need("TWILIO_AUTH_TOKEN")?,
+                    auth_token: need("TWILIO_AUTH_TOKEN")?.into(),
                     from_number,
                     messaging_service_sid,
                     api_base: twilio_api_base.clone(),
@@ -247,16 +285,16 @@ impl Settings {
             }
             "vonage" => ProviderSettings::Vonage(VonageConfig {
                 api_key: need("VONAGE_API_KEY")?,
-                api_secret: need("VONAGE_API_SECRET")?,
+                api_secret: need("VONAGE_API_SECRET")?.into(),
                 from: need("VONAGE_FROM")?,
                 api_base: api_base("VONAGE_API_BASE", "https://rest.nexmo.com")?,
             }),
             "textflow" => ProviderSettings::TextFlow(TextFlowConfig {
-                api_key: need("TEXTFLOW_API_KEY")?,
+                api_key: need("TEXTFLOW_API_KEY")?.into(),
                 api_base: api_base("TEXTFLOW_API_BASE", "https://textflow.me")?,
             }),
             "phonify" => ProviderSettings::Phonify(PhonifyConfig {
-                api_key: need("PHONIFY_API_KEY")?,
+                api_key: need("PHONIFY_API_KEY")?.into(),
                 app: need("PHONIFY_APP")?,
                 api_base: api_base("PHONIFY_API_BASE", "https://api.phonify.io")?,
             }),
@@ -367,6 +405,32 @@ mod tests {
         assert_eq!(s.pending_ttl, chrono::Duration::seconds(86_400));
         assert_eq!(s.retry_schedule.len(), 5);
         assert!(s.telnyx_public_key.is_none());
+    }
+
+    #[test]
+    fn no_credential_is_shown_when_settings_are_printed() {
+        let secrets = [
+            ("TWILIO_AUTH_TOKEN", "tw-token-0123456789"),
+            ("TELNYX_API_KEY", "KEY-telnyx-0123456789"),
+            ("VONAGE_API_SECRET", "vonage-secret-0123"),
+            ("VONAGE_SIGNATURE_SECRET", "vonage-signature-0123"),
+        ];
+        for provider in ["twilio", "telnyx", "vonage"] {
+            let mut vars = vec![
+                ("MOMENTLINE_SMS_PROVIDER", provider),
+                ("TWILIO_ACCOUNT_SID", "AC1"),
+                ("TWILIO_FROM_NUMBER", "+18445550001"),
+                ("TELNYX_FROM_NUMBER", "+18445550001"),
+                ("VONAGE_API_KEY", "key"),
+                ("VONAGE_FROM", "18445550001"),
+            ];
+            vars.extend_from_slice(&secrets);
+            let printed = format!("{:?}", settings(&vars).expect("settings"));
+            for (name, value) in secrets {
+                assert!(!printed.contains(value), "{name} printed with {provider}");
+            }
+            assert!(printed.contains("[redacted]"));
+        }
     }
 
     #[test]

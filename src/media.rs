@@ -2,6 +2,7 @@
 //! fetched once (by a keep_media job), checked, and kept under the media directory by content
 //! hash.
 
+use crate::config::Secret;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,7 +96,7 @@ pub enum FetchError {
 #[derive(Debug, Clone)]
 pub struct TwilioMediaAuth {
     pub account_sid: String,
-    pub auth_token: String,
+    pub auth_token: Secret,
     pub api_base: String,
 }
 
@@ -178,7 +179,7 @@ impl MediaKeeper {
         let mut request = self.http.get(url.clone()).timeout(FETCH_TIMEOUT);
         if job.provider == twilio::NAME {
             if let Some(auth) = self.twilio_auth.as_deref().filter(|a| a.may_see(&url)) {
-                request = request.basic_auth(&auth.account_sid, Some(&auth.auth_token));
+                request = request.basic_auth(&auth.account_sid, Some(auth.auth_token.expose()));
             }
         }
         if !self.allow_private && address::names_private(&url) {

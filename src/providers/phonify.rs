@@ -1,5 +1,6 @@
 //! Phonify: outbound texts through `POST /v1/messages`.
 
+use crate::config::Secret;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -9,7 +10,7 @@ pub const NAME: &str = "phonify";
 
 #[derive(Debug, Clone)]
 pub struct PhonifyConfig {
-    pub api_key: String,
+    pub api_key: Secret,
     pub app: String,
     pub api_base: String,
 }
@@ -47,7 +48,7 @@ impl Phonify {
         let request = self
             .http
             .post(format!("{}/v1/messages", self.config.api_base))
-            .basic_auth(&self.config.api_key, None::<&str>)
+            .basic_auth(self.config.api_key.expose(), None::<&str>)
             .json(&json!({ "app": self.config.app, "to": text.to, "body": text.body }));
         let answer = call(NAME, request).await?;
         let status = answer.status;

@@ -1,5 +1,6 @@
 //! Telnyx Messaging v2: Ed25519-signed webhooks in, `POST /v2/messages` out.
 
+use crate::config::Secret;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use ed25519_dalek::{Signature, VerifyingKey};
@@ -18,7 +19,7 @@ const OPTED_OUT_CODE: &str = "40300";
 
 #[derive(Debug, Clone)]
 pub struct TelnyxConfig {
-    pub api_key: String,
+    pub api_key: Secret,
     pub from_number: Option<String>,
     pub messaging_profile_id: Option<String>,
     pub api_base: String,
@@ -272,7 +273,7 @@ impl Telnyx {
         let request = self
             .http
             .post(url)
-            .bearer_auth(&self.config.api_key)
+            .bearer_auth(self.config.api_key.expose())
             .json(&body);
         let answer = call(NAME, request).await?;
         let status = answer.status;

@@ -1,5 +1,6 @@
 //! TextFlow: outbound texts through `POST /api/send-sms`.
 
+use crate::config::Secret;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -9,7 +10,7 @@ pub const NAME: &str = "textflow";
 
 #[derive(Debug, Clone)]
 pub struct TextFlowConfig {
-    pub api_key: String,
+    pub api_key: Secret,
     pub api_base: String,
 }
 
@@ -38,7 +39,7 @@ impl TextFlow {
         let request = self
             .http
             .post(format!("{}/api/send-sms", self.config.api_base))
-            .bearer_auth(&self.config.api_key)
+            .bearer_auth(self.config.api_key.expose())
             .json(&json!({ "phone_number": text.to, "text": text.body }));
         let reply = call(NAME, request).await?;
         let http_status = reply.status;

@@ -1,5 +1,6 @@
 //! Twilio Programmable Messaging: signed form posts in, `Messages.json` out.
 
+use crate::config::Secret;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -20,7 +21,7 @@ pub const EMPTY_TWIML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Respon
 #[derive(Debug, Clone)]
 pub struct TwilioConfig {
     pub account_sid: String,
-    pub auth_token: String,
+    pub auth_token: Secret,
     pub from_number: Option<String>,
     pub messaging_service_sid: Option<String>,
     pub api_base: String,
@@ -193,7 +194,7 @@ impl Twilio {
 
     /// The credentials Twilio's media URLs may ask for.
     pub fn basic_auth(&self) -> (&str, &str) {
-        (&self.config.account_sid, &self.config.auth_token)
+        (&self.config.account_sid, self.config.auth_token.expose())
     }
 
     pub async fn send(&self, text: &OutboundText<'_>) -> Result<Accepted, SendError> {
@@ -214,7 +215,10 @@ impl Twilio {
         let request = self
             .http
             .post(url)
-            .basic_auth(&self.config.account_sid, Some(&self.config.auth_token))
+            .basic_auth(
+                &self.config.account_sid,
+                Some(self.config.auth_token.expose()),
+            )
             .form(&form);
         let answer = call(NAME, request).await?;
         let status = answer.status;

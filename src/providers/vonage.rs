@@ -1,6 +1,7 @@
 //! Vonage SMS API: signed inbound messages and delivery receipts in (GET, form or JSON),
 //! `/sms/json` out.
 
+use crate::config::Secret;
 use hmac::{Hmac, Mac};
 use md5::Md5;
 use serde::Deserialize;
@@ -47,7 +48,7 @@ impl SignatureMethod {
 
 #[derive(Debug, Clone)]
 pub struct SignatureSecret {
-    pub secret: String,
+    pub secret: Secret,
     pub method: SignatureMethod,
 }
 
@@ -72,7 +73,7 @@ fn signing_string(params: &[(String, String)]) -> String {
 /// The lowercase hex signature of `params`.
 pub fn signature(secret: &SignatureSecret, params: &[(String, String)]) -> String {
     let data = signing_string(params);
-    let key = secret.secret.as_str();
+    let key = secret.secret.expose();
     match secret.method {
         SignatureMethod::Md5Hash => hex::encode(Md5::digest(format!("{data}{key}").as_bytes())),
         SignatureMethod::HmacMd5 => hmac_hex::<Hmac<Md5>>(key, &data),
@@ -407,7 +408,7 @@ pub fn parse_messages(body: &[u8]) -> Result<WebhookEvent, BadParams> {
 #[derive(Debug, Clone)]
 pub struct VonageConfig {
     pub api_key: String,
-    pub api_secret: String,
+    pub api_secret: Secret,
     pub from: String,
     pub api_base: String,
 }
@@ -448,7 +449,7 @@ impl Vonage {
         let from = text.from.unwrap_or(&self.config.from);
         let mut form = vec![
             ("api_key", self.config.api_key.as_str()),
-            ("api_secret", self.config.api_secret.as_str()),
+            ("api_secret", self.config.api_secret.expose()),
             ("from", from.trim_start_matches('+')),
             ("to", text.to.trim_start_matches('+')),
             ("text", text.body),

@@ -1,5 +1,6 @@
 //! Provider webhooks: authenticate the raw bytes, parse, then apply in one transaction.
 
+use crate::config::Secret;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde_json::json;
@@ -79,7 +80,12 @@ async fn twilio_params(
     state: &web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<twilio::Params, ApiError> {
-    let Some(token) = state.settings.twilio_auth_token.as_deref() else {
+    let Some(token) = state
+        .settings
+        .twilio_auth_token
+        .as_ref()
+        .map(Secret::expose)
+    else {
         tracing::warn!("twilio webhook refused: TWILIO_AUTH_TOKEN is not set");
         return Err(ApiError::Unauthorized);
     };
@@ -109,7 +115,7 @@ pub async fn vonage(
     };
     if let Some(authorization) = header(&req, "authorization") {
         let body = read_body(payload, WEBHOOK_BODY_LIMIT).await?;
-        vonage::verify_jwt(&secret.secret, Some(authorization), &body).map_err(|e| {
+        vonage::verify_jwt(secret.secret.expose(), Some(authorization), &body).map_err(|e| {
             tracing::warn!(reason = %e, "vonage messages webhook refused");
             ApiError::Unauthorized
         })?;
