@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use wiremock::ResponseTemplate;
 
 use crate::helpers::*;
@@ -188,4 +188,96 @@ async fn a_success_whose_answer_cannot_be_read_counts_as_sent_and_is_never_resen
     assert_eq!(message["state"], "sent");
     assert_eq!(message["provider_message_id"], Value::Null);
     assert_eq!(app.sent_to_telnyx().await.len(), 1);
+}
+
+/// What the stand-in answered one send.
+#[derive(Debug, Clone)]
+struct Answered {
+    to: String,
+    status: u16,
+    /// Answered after momentline had stopped waiting: not a definite answer.
+    late: bool,
+}
+
+#[tokio::test]
+async fn through_an_outage_every_text_is_delivered_and_none_twice_after_a_definite_success() {
+    use std::sync::Mutex;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, Request};
+
+    let app = spawn_app_with(|s| {
+        s.run_workers = true;
+        s.retry_schedule = vec![Duration::ZERO; 12];
+        s.provider_timeout = Duration::from_millis(300);
+    })
+    .await;
+    // The provider fails, asks us to wait, hangs past the timeout, then recovers.
+    let log: std::sync::Arc<Mutex<Vec<Answered>>> = std::sync::Arc::default();
+    let answers = std::sync::Arc::clone(&log);
+    Mock::given(method("POST"))
+        .and(path("/v2/messages"))
+        .respond_with(move |request: &Request| {
+            let body: Value = serde_json::from_slice(&request.body).unwrap_or_default();
+            let to = body["to"].as_str().unwrap_or_default().to_owned();
+            let mut answers = answers.lock().unwrap_or_else(|e| e.into_inner());
+            let (status, late, template) = match answers.len() {
+                0..=5 => (503, false, ResponseTemplate::new(503)),
+                6..=8 => (
+                    429,
+                    false,
+                    ResponseTemplate::new(429).insert_header("retry-after", "1"),
+                ),
+                9..=11 => (
+                    200,
+                    true,
+                    ResponseTemplate::new(200)
+                        .set_body_json(fixture("telnyx/send.response.json"))
+                        .set_delay(Duration::from_secs(1)),
+                ),
+                n => {
+                    let mut ok = fixture("telnyx/send.response.json");
+                    ok["data"]["id"] = json!(format!("40385f64-0000-4000-8000-{n:012}"));
+                    (200, false, ResponseTemplate::new(200).set_body_json(ok))
+                }
+            };
+            answers.push(Answered { to, status, late });
+            template
+        })
+        .mount(&app.provider_api)
+        .await;
+
+    let phones: Vec<String> = (0..10)
+        .map(|i| format!("+1415555{:04}", 4100 + i))
+        .collect();
+    for phone in &phones {
+        assert_eq!(app.connect(phone).await.status(), 200);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while app.count("SELECT count(*) FROM messages WHERE state = 'sent'") < 10 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not every text was delivered: {:?}",
+            log.lock().map(|l| l.len())
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let answered = log.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    for phone in &phones {
+        let to_it: Vec<&Answered> = answered.iter().filter(|a| &a.to == phone).collect();
+        let definite = to_it
+            .iter()
+            .position(|a| a.status == 200 && !a.late)
+            .unwrap_or_else(|| panic!("{phone} never got a definite success: {to_it:?}"));
+        assert_eq!(
+            definite,
+            to_it.len() - 1,
+            "{phone} was sent again after a definite success: {to_it:?}"
+        );
+    }
+    assert_eq!(
+        app.count("SELECT count(*) FROM messages WHERE state = 'error'"),
+        0
+    );
+    assert_eq!(app.count("SELECT count(*) FROM jobs"), 0);
 }

@@ -435,3 +435,102 @@ async fn after_a_kill_mid_send_a_restart_sends_the_text_at_once() {
         2
     );
 }
+
+#[tokio::test]
+async fn killed_and_restarted_again_and_again_under_load_it_loses_nothing_and_sends_every_reply() {
+    let site = Site::new().await;
+    telnyx_accepts_texts(&site.provider_api).await;
+    // At most 20 a number: more would meet the cap of 30 automatic replies an hour.
+    let phones = numbers(15);
+    site.verify_numbers(&phones);
+    let events: Vec<(String, String)> = (0..300)
+        .map(|i| {
+            let id = format!("cycle-{i:04}");
+            let body = sms_event(&id, &phones[i % phones.len()], &format!("Take {i}"));
+            (id, body)
+        })
+        .collect();
+    // Every restart listens on the same port, so senders need not know of the restarts.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+        .to_string();
+    let addr = format!("127.0.0.1:{port}");
+    let env = [("MOMENTLINE_ADDR", addr.as_str())];
+    let address = format!("http://{addr}");
+
+    let mut served = site.serve(&env).await;
+    let http = reqwest::Client::new();
+    let answered = Arc::new(AtomicUsize::new(0));
+    let mut senders = tokio::task::JoinSet::new();
+    for lane in 0..8 {
+        let lane_events: Vec<(String, String)> =
+            events.iter().skip(lane).step_by(8).cloned().collect();
+        let (http, address, answered) = (http.clone(), address.clone(), Arc::clone(&answered));
+        senders.spawn(async move {
+            let deadline = Instant::now() + Duration::from_secs(40);
+            for (id, body) in lane_events {
+                // A provider delivers again until it gets a 200.
+                while deliver(&http, &address, &body).await != Some(200) {
+                    assert!(Instant::now() < deadline, "{id} was never taken");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                answered.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+    }
+    let mut kills = 0;
+    for at in [60, 120, 180] {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while answered.load(Ordering::SeqCst) < at {
+            assert!(Instant::now() < deadline, "stuck before kill {kills}");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        served.kill();
+        kills += 1;
+        served = site.serve(&env).await;
+    }
+    while let Some(lane) = senders.join_next().await {
+        lane.expect("sender");
+    }
+
+    let total = i64::try_from(events.len()).expect("count");
+    let inbound =
+        "SELECT count(DISTINCT provider_message_id) FROM messages WHERE direction = 'inbound'";
+    assert_eq!(site.count(inbound), total);
+    assert_eq!(
+        site.count("SELECT count(*) FROM messages WHERE direction = 'inbound'"),
+        total,
+        "one message for each, however often delivered"
+    );
+    assert_eq!(site.count("SELECT count(*) FROM moments"), total);
+    site.until_count(
+        "SELECT count(*) FROM messages WHERE purpose = 'moment_posted' AND state = 'sent'",
+        total,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(
+        site.count("SELECT count(*) FROM messages WHERE purpose = 'moment_posted'"),
+        total,
+        "one reply each"
+    );
+    // Delivering everything once more changes nothing.
+    for (id, body) in &events {
+        assert_eq!(
+            deliver(&http, &served.address, body).await,
+            Some(200),
+            "{id}"
+        );
+    }
+    assert_eq!(site.count("SELECT count(*) FROM moments"), total);
+    let sent = requests_to(&site.provider_api, "/v2/messages").await;
+    let twice = sent.len() - events.len();
+    // Only a text in flight at a kill may go out twice.
+    assert!(twice <= kills * 64, "{twice} texts went out twice");
+    eprintln!(
+        "{kills} kills; {} texts for {total} replies ({twice} sent twice)",
+        sent.len()
+    );
+}
