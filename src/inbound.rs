@@ -11,7 +11,7 @@ use crate::db::{artists, messages, moments, numbers, parts};
 use crate::domain::keyword::Keyword;
 use crate::domain::moment::parse_moments;
 use crate::domain::number_state::{
-    on_inbound, Inbound, InboundContext, NumberStatus, ReplyKind, ReplyLimits, Standing,
+    on_inbound, ArtistId, Inbound, InboundContext, NumberStatus, ReplyKind, ReplyLimits, Standing,
 };
 use crate::domain::phone_number::PhoneNumber;
 use crate::domain::replies::{self, ReplyContext};
@@ -128,21 +128,7 @@ fn keep_failed(
         Standing::Verified { owner, .. } => Some(owner),
         _ => None,
     };
-    let Some(message_id) = messages::insert_inbound(
-        tx,
-        &messages::NewInbound {
-            artist: owner,
-            from: phone,
-            to: &message.to,
-            body: &message.text,
-            subject: message.subject.as_deref(),
-            media: &message.media,
-            provider: message.provider,
-            provider_message_id: &message.provider_message_id,
-        },
-        now,
-    )?
-    else {
+    let Some(message_id) = insert(tx, message, phone, owner, now)? else {
         return Ok(Receipt::Duplicate);
     };
     messages::note_failure(tx, message_id, reason, now)?;
@@ -243,21 +229,7 @@ fn receive_whole(
     let decision = on_inbound(&standing, inbound, &context);
     // Only the artist a number is verified for sees what it texts, and what we answer it.
     let artist = decision.next.owner();
-    let Some(message_id) = messages::insert_inbound(
-        tx,
-        &messages::NewInbound {
-            artist,
-            from: phone,
-            to: &message.to,
-            body: &message.text,
-            subject: message.subject.as_deref(),
-            media: &message.media,
-            provider: message.provider,
-            provider_message_id: &message.provider_message_id,
-        },
-        now,
-    )?
-    else {
+    let Some(message_id) = insert(tx, message, phone, artist, now)? else {
         return Ok(Receipt::Duplicate);
     };
     numbers::set_standing(
@@ -327,6 +299,30 @@ fn receive_whole(
         replies: replies.len(),
         changed: (standing != decision.next).then(|| (standing.status(), decision.next.status())),
     })
+}
+
+/// Records the message, in `artist`'s conversation; `None` when its provider id was seen.
+fn insert(
+    tx: &Connection,
+    message: &InboundMessage,
+    phone: &str,
+    artist: Option<ArtistId>,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<Option<i64>> {
+    messages::insert_inbound(
+        tx,
+        &messages::NewInbound {
+            artist,
+            from: phone,
+            to: &message.to,
+            body: &message.text,
+            subject: message.subject.as_deref(),
+            media: &message.media,
+            provider: message.provider,
+            provider_message_id: &message.provider_message_id,
+        },
+        now,
+    )
 }
 
 /// What a whole message says, as the state machine reads it: pure, so it runs before the

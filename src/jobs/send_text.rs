@@ -101,42 +101,14 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
             ctx.pacer.pause(wait);
             tracing::warn!(message_id = id, provider, wait_secs = wait.as_secs(), %reason,
                 "the provider asked us to slow down; sends paused");
-            let shown = reason.clone();
-            Performed {
-                attempted: Attempted::Throttled { reason, wait },
-                // The attempt was not spent: the count shown stays as it was.
-                record: Arc::new(move |tx, _| {
-                    messages::note_failed_attempt(
-                        tx,
-                        id,
-                        attempt.saturating_sub(1),
-                        &shown,
-                        Utc::now(),
-                    )
-                }),
-            }
+            held_back(id, attempt, reason, wait)
         }
         Err(SendError::Unauthorized { reason }) => {
             ctx.pacer.pause(CREDENTIALS_PAUSE);
             tracing::error!(message_id = id, provider, %reason,
                 pause_secs = CREDENTIALS_PAUSE.as_secs(), check = ctx.sender.credentials(),
                 "THE PROVIDER REFUSES MOMENTLINE'S CREDENTIALS: sending is paused; texts wait, none is dropped");
-            let shown = reason.clone();
-            Performed {
-                attempted: Attempted::Throttled {
-                    reason,
-                    wait: CREDENTIALS_PAUSE,
-                },
-                record: Arc::new(move |tx, _| {
-                    messages::note_failed_attempt(
-                        tx,
-                        id,
-                        attempt.saturating_sub(1),
-                        &shown,
-                        Utc::now(),
-                    )
-                }),
-            }
+            held_back(id, attempt, reason, CREDENTIALS_PAUSE)
         }
         Err(SendError::Retryable {
             reason,
@@ -179,5 +151,17 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
                 }),
             }
         }
+    }
+}
+
+/// Not sent, and not tried: the provider asked us to wait. The attempt is not spent, so the
+/// count shown stays as it was; the reason is shown.
+fn held_back(id: i64, attempt: u32, reason: String, wait: std::time::Duration) -> Performed {
+    let shown = reason.clone();
+    Performed {
+        attempted: Attempted::Throttled { reason, wait },
+        record: Arc::new(move |tx, _| {
+            messages::note_failed_attempt(tx, id, attempt.saturating_sub(1), &shown, Utc::now())
+        }),
     }
 }

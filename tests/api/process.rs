@@ -232,6 +232,55 @@ async fn deliver(http: &reqwest::Client, address: &str, body: &str) -> Option<u1
         .map(|r| r.status().as_u16())
 }
 
+/// `count` signed texts from `phones` in turn, each with the provider id `{prefix}-{i}`.
+fn signed_events(prefix: &str, phones: &[String], count: usize) -> Vec<(String, String)> {
+    (0..count)
+        .map(|i| {
+            let id = format!("{prefix}-{i:04}");
+            let body = sms_event(&id, &phones[i % phones.len()], &format!("Note {i}"));
+            (id, body)
+        })
+        .collect()
+}
+
+/// Eight senders delivering `events` at once, counting each 200 in `answered`; each answers
+/// the ids it had taken. `until_taken`: a sender delivers again until it gets a 200, as a
+/// provider does; otherwise it tries each once.
+fn send_all(
+    http: &reqwest::Client,
+    address: &str,
+    events: &[(String, String)],
+    answered: &Arc<AtomicUsize>,
+    until_taken: bool,
+) -> tokio::task::JoinSet<Vec<String>> {
+    let mut senders = tokio::task::JoinSet::new();
+    for lane in 0..8 {
+        let lane_events: Vec<(String, String)> =
+            events.iter().skip(lane).step_by(8).cloned().collect();
+        let (http, address, answered) = (http.clone(), address.to_owned(), Arc::clone(answered));
+        senders.spawn(async move {
+            let deadline = Instant::now() + Duration::from_secs(40);
+            let mut taken = Vec::new();
+            for (id, body) in lane_events {
+                loop {
+                    if deliver(&http, &address, &body).await == Some(200) {
+                        answered.fetch_add(1, Ordering::SeqCst);
+                        taken.push(id);
+                        break;
+                    }
+                    if !until_taken {
+                        break;
+                    }
+                    assert!(Instant::now() < deadline, "{id} was never taken");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            taken
+        });
+    }
+    senders
+}
+
 fn numbers(count: usize) -> Vec<String> {
     (0..count)
         .map(|i| format!("+1415555{:04}", 2700 + i))
@@ -245,34 +294,12 @@ async fn a_killed_server_loses_no_answered_text_and_redelivery_changes_nothing()
     // At most 20 a number: more would meet the cap of 30 automatic replies an hour.
     let phones = numbers(12);
     site.verify_numbers(&phones);
-    let events: Vec<(String, String)> = (0..240)
-        .map(|i| {
-            let id = format!("crash-{i:04}");
-            let body = sms_event(&id, &phones[i % phones.len()], &format!("Note {i}"));
-            (id, body)
-        })
-        .collect();
+    let events = signed_events("crash", &phones, 240);
 
     let served = site.serve(&[]).await;
-    let address = served.address.clone();
-    let answered = Arc::new(AtomicUsize::new(0));
     let http = reqwest::Client::new();
-    let mut senders = tokio::task::JoinSet::new();
-    for lane in 0..8 {
-        let lane_events: Vec<(String, String)> =
-            events.iter().skip(lane).step_by(8).cloned().collect();
-        let (http, address, answered) = (http.clone(), address.clone(), Arc::clone(&answered));
-        senders.spawn(async move {
-            let mut taken = Vec::new();
-            for (id, body) in lane_events {
-                if deliver(&http, &address, &body).await == Some(200) {
-                    answered.fetch_add(1, Ordering::SeqCst);
-                    taken.push(id);
-                }
-            }
-            taken
-        });
-    }
+    let answered = Arc::new(AtomicUsize::new(0));
+    let mut senders = send_all(&http, &served.address, &events, &answered, false);
     let deadline = Instant::now() + Duration::from_secs(20);
     while answered.load(Ordering::SeqCst) < 100 {
         assert!(Instant::now() < deadline, "the server stopped answering");
@@ -443,13 +470,7 @@ async fn killed_and_restarted_again_and_again_under_load_it_loses_nothing_and_se
     // At most 20 a number: more would meet the cap of 30 automatic replies an hour.
     let phones = numbers(15);
     site.verify_numbers(&phones);
-    let events: Vec<(String, String)> = (0..300)
-        .map(|i| {
-            let id = format!("cycle-{i:04}");
-            let body = sms_event(&id, &phones[i % phones.len()], &format!("Take {i}"));
-            (id, body)
-        })
-        .collect();
+    let events = signed_events("cycle", &phones, 300);
     // Every restart listens on the same port, so senders need not know of the restarts.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -463,23 +484,7 @@ async fn killed_and_restarted_again_and_again_under_load_it_loses_nothing_and_se
     let mut served = site.serve(&env).await;
     let http = reqwest::Client::new();
     let answered = Arc::new(AtomicUsize::new(0));
-    let mut senders = tokio::task::JoinSet::new();
-    for lane in 0..8 {
-        let lane_events: Vec<(String, String)> =
-            events.iter().skip(lane).step_by(8).cloned().collect();
-        let (http, address, answered) = (http.clone(), address.clone(), Arc::clone(&answered));
-        senders.spawn(async move {
-            let deadline = Instant::now() + Duration::from_secs(40);
-            for (id, body) in lane_events {
-                // A provider delivers again until it gets a 200.
-                while deliver(&http, &address, &body).await != Some(200) {
-                    assert!(Instant::now() < deadline, "{id} was never taken");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                answered.fetch_add(1, Ordering::SeqCst);
-            }
-        });
-    }
+    let mut senders = send_all(&http, &address, &events, &answered, true);
     let mut kills = 0;
     for at in [60, 120, 180] {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -491,9 +496,11 @@ async fn killed_and_restarted_again_and_again_under_load_it_loses_nothing_and_se
         kills += 1;
         served = site.serve(&env).await;
     }
+    let mut taken = 0;
     while let Some(lane) = senders.join_next().await {
-        lane.expect("sender");
+        taken += lane.expect("sender").len();
     }
+    assert_eq!(taken, events.len(), "every event was taken in the end");
 
     let total = i64::try_from(events.len()).expect("count");
     let inbound =
