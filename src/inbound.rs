@@ -16,7 +16,7 @@ use crate::domain::number_state::{
 use crate::domain::phone_number::PhoneNumber;
 use crate::domain::replies::{self, ReplyContext};
 use crate::domain::JobKind;
-use crate::providers::InboundMessage;
+use crate::providers::{InboundMessage, StatusReport};
 use crate::store::{Store, WriteError};
 
 /// What receiving needs to know besides the message.
@@ -161,6 +161,16 @@ fn keep_failed(
         replies,
         changed: None,
     })
+}
+
+/// Applies a provider's report on one of our texts, in one write.
+pub async fn apply_status(
+    store: &Store,
+    report: StatusReport,
+) -> Result<messages::StatusApplied, WriteError> {
+    store
+        .write(move |tx| Ok(messages::apply_status(tx, &report, Utc::now())?))
+        .await
 }
 
 /// Receives a message inside the writer's batch. The writer runs one write at a time, so

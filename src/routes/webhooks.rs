@@ -6,7 +6,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::{read_body, write_failed, ApiError, AppState, WEBHOOK_BODY_LIMIT};
-use crate::db::messages::{self, StatusApplied};
+use crate::db::messages::StatusApplied;
 use crate::domain::phone_number::{mask, PhoneNumber};
 use crate::inbound::{self, Receipt};
 use crate::providers::{telnyx, twilio, vonage, WebhookEvent};
@@ -172,9 +172,7 @@ async fn apply(state: &web::Data<AppState>, event: WebhookEvent) -> Result<Strin
             })
         }
         WebhookEvent::Status(report) => {
-            let applied = state
-                .store
-                .write(move |tx| Ok(messages::apply_status(tx, &report, Utc::now())?))
+            let applied = inbound::apply_status(&state.store, report)
                 .await
                 .map_err(write_failed("Failed to record status"))?;
             Ok(match applied {

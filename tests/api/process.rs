@@ -541,3 +541,42 @@ async fn killed_and_restarted_again_and_again_under_load_it_loses_nothing_and_se
         sent.len()
     );
 }
+
+#[tokio::test]
+async fn a_provider_call_hanging_for_one_number_holds_back_no_other_numbers_text() {
+    use wiremock::matchers::{body_partial_json, method, path};
+    use wiremock::Mock;
+
+    let site = Site::new().await;
+    let slow = "+14155550123";
+    Mock::given(method("POST"))
+        .and(path("/v2/messages"))
+        .and(body_partial_json(json!({ "to": slow })))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(8)))
+        .with_priority(1)
+        .mount(&site.provider_api)
+        .await;
+    telnyx_accepts_texts(&site.provider_api).await;
+    let served = site.serve(&[]).await;
+    assert_eq!(served.connect(&site.key, slow).await, 200);
+    site.until_provider_requests(1).await;
+    let started = Instant::now();
+    assert_eq!(served.connect(&site.key, PHONE).await, 200);
+    site.until_count(
+        &format!("SELECT count(*) FROM messages WHERE phone = '{PHONE}' AND state = 'sent'"),
+        1,
+        Duration::from_secs(4),
+    )
+    .await;
+    assert_eq!(
+        site.count(&format!(
+            "SELECT count(*) FROM messages WHERE phone = '{slow}' AND state = 'sent'"
+        )),
+        0,
+        "the slow number's text is still under way"
+    );
+    eprintln!(
+        "the other number's prompt went out {:?} after it was queued",
+        started.elapsed()
+    );
+}
