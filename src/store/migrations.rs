@@ -130,6 +130,50 @@ mod tests {
         assert_eq!(a, b);
     }
 
+    /// Every table's and index's SQL without comments, quotes, spacing or `IF NOT EXISTS`:
+    /// what the pragmas above do not show (CHECK constraints, partial indexes' WHERE).
+    fn definitions(conn: &Connection) -> Vec<String> {
+        let mut stmt = conn
+            .prepare("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")
+            .expect("schema");
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .expect("rows")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("rows");
+        rows.iter()
+            .map(|sql| {
+                let code: String = sql
+                    .lines()
+                    .map(|l| l.split("--").next().unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                code.replace("IF NOT EXISTS ", "")
+                    .replace('"', "")
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .replace("( ", "(")
+                    .replace(" )", ")")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn schema_sql_and_the_steps_define_the_same_constraints_and_partial_indexes() {
+        let mut fresh = Connection::open_in_memory().expect("db");
+        apply(&mut fresh).expect("fresh");
+        let mut upgraded = Connection::open_in_memory().expect("db");
+        upgraded
+            .execute_batch(include_str!("../../migrations/0001_initial.sql"))
+            .expect("version 1");
+        upgraded
+            .pragma_update(None, "user_version", 1)
+            .expect("version");
+        apply(&mut upgraded).expect("upgrade");
+        assert_eq!(definitions(&fresh), definitions(&upgraded));
+    }
+
     #[test]
     fn applying_twice_changes_nothing() {
         let mut conn = Connection::open_in_memory().expect("db");
