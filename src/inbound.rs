@@ -15,7 +15,7 @@ use crate::domain::number_state::{
 };
 use crate::domain::phone_number::PhoneNumber;
 use crate::domain::replies::{self, ReplyContext};
-use crate::domain::JobKind;
+use crate::domain::{JobKind, TextEnum};
 use crate::providers::{InboundMessage, StatusReport};
 use crate::store::{Store, WriteError};
 
@@ -254,7 +254,21 @@ fn receive_whole(
     // Each Moment is dispatched by a job of its own; the last to finish queues the "Moment
     // posted" reply, when the decision allows one.
     let mut recorded = 0;
-    let posted_reply = decision.replies.contains(&ReplyKind::MomentPosted);
+    // "Moment posted" waits for the dispatch, and the replies that follow it wait with it,
+    // so they still go out in the order decided.
+    let (replies, after_posted) = match decision
+        .replies
+        .iter()
+        .position(|kind| *kind == ReplyKind::MomentPosted)
+    {
+        Some(at) if !decision.moments.is_empty() => (
+            decision.replies[..at].to_vec(),
+            decision.replies[at + 1..].to_vec(),
+        ),
+        _ => (decision.replies.clone(), Vec::new()),
+    };
+    let posted_reply = replies.len() < decision.replies.len();
+    let then: Vec<&str> = after_posted.iter().map(|kind| kind.as_str()).collect();
     if let Standing::Verified { owner, .. } = &decision.next {
         for (position, command) in decision.moments.iter().enumerate() {
             let id = moments::insert(tx, *owner, message_id, position, command, now)?;
@@ -262,7 +276,11 @@ fn receive_whole(
                 tx,
                 &NewJob {
                     kind: JobKind::DispatchMoment,
-                    payload: serde_json::json!({ "moment_id": id, "reply": posted_reply }),
+                    payload: serde_json::json!({
+                        "moment_id": id,
+                        "reply": posted_reply,
+                        "then": then,
+                    }),
                     queue: None,
                 },
                 now,
@@ -271,12 +289,6 @@ fn receive_whole(
         }
     }
 
-    let replies: Vec<ReplyKind> = decision
-        .replies
-        .iter()
-        .copied()
-        .filter(|kind| !(*kind == ReplyKind::MomentPosted && recorded > 0))
-        .collect();
     let artist_name = match decision.next.artist() {
         Some(id) if !replies.is_empty() => artists::name_of(tx, id)?,
         _ => None,

@@ -13,7 +13,7 @@ use crate::db::jobs::Claimed;
 use crate::db::{messages, moments};
 use crate::domain::number_state::ReplyKind;
 use crate::domain::replies::{self, ReplyContext};
-use crate::domain::MomentState;
+use crate::domain::{MomentState, TextEnum};
 
 pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
     let Some(id) = payload_id(job, "moment_id") else {
@@ -21,11 +21,7 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
             reason: "the job names no Moment".into(),
         });
     };
-    let reply = job
-        .payload
-        .get("reply")
-        .and_then(serde_json::Value::as_bool)
-        .unwrap_or(false);
+    let texts = Texts::of(job);
     let url = format!("{}/moments/{id}", ctx.public_url);
     let sender = ctx.sender.name();
     Performed {
@@ -36,8 +32,40 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
                 Settled::Failed { .. } => None,
                 Settled::Retrying { .. } => return Ok(()),
             };
-            record(tx, id, outcome, reply, sender)
+            record(tx, id, outcome, &texts, sender)
         }),
+    }
+}
+
+/// The texts a message's decision left for its Moments' dispatch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Texts {
+    /// Whether to say "Moment posted".
+    pub posted: bool,
+    /// Replies decided after "Moment posted", sent after it.
+    pub then: Vec<ReplyKind>,
+}
+
+impl Texts {
+    fn of(job: &Claimed) -> Self {
+        Self {
+            posted: job
+                .payload
+                .get("reply")
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false),
+            then: job
+                .payload
+                .get("then")
+                .and_then(serde_json::Value::as_array)
+                .map(|words| {
+                    words
+                        .iter()
+                        .filter_map(|w| w.as_str().and_then(ReplyKind::parse))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
     }
 }
 
@@ -52,18 +80,8 @@ pub fn settle_at_claim(
     let Some(id) = payload_id(job, "moment_id") else {
         return Ok(false);
     };
-    let reply = job
-        .payload
-        .get("reply")
-        .and_then(serde_json::Value::as_bool)
-        .unwrap_or(false);
-    record(
-        tx,
-        id,
-        Some(&format!("{public_url}/moments/{id}")),
-        reply,
-        sender,
-    )?;
+    let url = format!("{public_url}/moments/{id}");
+    record(tx, id, Some(&url), &Texts::of(job), sender)?;
     Ok(true)
 }
 
@@ -73,7 +91,7 @@ pub fn record(
     tx: &Connection,
     id: i64,
     url: Option<&str>,
-    reply: bool,
+    texts: &Texts,
     sender: &str,
 ) -> rusqlite::Result<()> {
     let now = Utc::now();
@@ -94,14 +112,15 @@ pub fn record(
     let Some(inbound) = messages::conversation_of(tx, moment.message_id)? else {
         return Ok(());
     };
-    let mut texts = Vec::new();
-    if reply && !settled.links.is_empty() {
-        texts.push(ReplyKind::MomentPosted);
+    let mut kinds = Vec::new();
+    if texts.posted && !settled.links.is_empty() {
+        kinds.push(ReplyKind::MomentPosted);
     }
     if settled.failed > 0 {
-        texts.push(ReplyKind::MomentFailed);
+        kinds.push(ReplyKind::MomentFailed);
     }
-    for kind in texts {
+    kinds.extend_from_slice(&texts.then);
+    for kind in kinds {
         let body = replies::render(
             kind,
             &ReplyContext {
@@ -142,7 +161,7 @@ mod tests {
     }
 
     #[test]
-    fn the_last_moment_to_settle_queues_one_posted_and_one_failed_text() {
+    fn the_last_moment_to_settle_queues_its_texts_once_and_in_order() {
         let dir = tempfile::tempdir().expect("temp dir");
         let store =
             crate::store::Store::open(&dir.path().join("d.db"), Default::default()).expect("open");
@@ -166,21 +185,26 @@ mod tests {
                 .expect("texts")
         };
 
+        let posted = Texts {
+            posted: true,
+            then: vec![ReplyKind::VideoRefused],
+        };
         record(
             &conn,
             first,
             Some("https://m.example/moments/1"),
-            true,
+            &posted,
             "telnyx",
         )
         .expect("first");
         assert!(texts(&conn).is_empty(), "one Moment is still pending");
-        record(&conn, second, None, true, "telnyx").expect("second");
+        record(&conn, second, None, &posted, "telnyx").expect("second");
         assert_eq!(
             texts(&conn),
             [
                 "moment_posted: Moment posted: https://m.example/moments/1",
-                "moment_failed: Your Moment could not be posted. Please try again later."
+                "moment_failed: Your Moment could not be posted. Please try again later.",
+                "video_refused: Videos are not supported. Text a link to the video instead."
             ]
         );
         let state: String = conn
@@ -196,10 +220,10 @@ mod tests {
                 |r| r.get(0),
             )
             .expect("jobs");
-        assert_eq!(jobs, 2, "each text has the job that sends it");
+        assert_eq!(jobs, 3, "each text has the job that sends it");
 
         // Settling again (an outcome written twice) queues nothing more.
-        record(&conn, second, None, true, "telnyx").expect("again");
-        assert_eq!(texts(&conn).len(), 2);
+        record(&conn, second, None, &posted, "telnyx").expect("again");
+        assert_eq!(texts(&conn).len(), 3);
     }
 }

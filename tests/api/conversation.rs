@@ -155,6 +155,31 @@ async fn a_video_only_mms_is_refused_with_a_pointer_to_links() {
 }
 
 #[tokio::test]
+async fn a_photo_with_a_video_is_posted_then_the_video_refused_in_that_order() {
+    let app = spawn_verified_app().await;
+    let mut event = fixture("telnyx/message.received.mms.json");
+    event["data"]["payload"]["media"] = json!([
+        {"url": "https://media.telnyx.example/p/a.jpg", "content_type": "image/jpeg", "size": 9},
+        {"url": "https://media.telnyx.example/v/clip.mp4", "content_type": "video/mp4", "size": 9}
+    ]);
+    assert_eq!(app.telnyx_webhook(&event.to_string()).await.status(), 200);
+    app.drain().await;
+    assert_eq!(app.count("SELECT count(*) FROM moments"), 1);
+    let texts = app.texts_to(PHONE).await;
+    let last_two: Vec<&str> = texts[texts.len() - 2..]
+        .iter()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        last_two,
+        [
+            format!("Moment posted: {PUBLIC_URL}/moments/1").as_str(),
+            "Videos are not supported. Text a link to the video instead."
+        ]
+    );
+}
+
+#[tokio::test]
 async fn an_unknown_number_is_welcomed_once_a_day() {
     let app = spawn_app().await;
     telnyx_accepts_texts(&app.provider_api).await;
