@@ -49,6 +49,18 @@ impl std::fmt::Display for Secret {
     }
 }
 
+/// Where Moments are created.
+#[derive(Debug, Clone)]
+pub enum DispatchSettings {
+    /// Recorded here, with momentline's own page (the default).
+    Embedded,
+    /// Posted to the host platform as Standard Webhooks.
+    Webhook {
+        url: String,
+        secret: crate::host::WebhookSecret,
+    },
+}
+
 /// The outbound provider and its credentials.
 #[derive(Debug, Clone)]
 pub enum ProviderSettings {
@@ -100,6 +112,8 @@ pub struct Settings {
     /// Whether media may be fetched from loopback, private and link-local addresses
     /// (`MOMENTLINE_MEDIA_ALLOW_PRIVATE`): for tests and local stand-ins only.
     pub media_allow_private: bool,
+    /// Where Moments are created (`MOMENTLINE_DISPATCH`).
+    pub dispatch: DispatchSettings,
     /// Run the jobs runner inside `serve` (tests drive it round by round).
     pub run_workers: bool,
 }
@@ -210,6 +224,33 @@ impl Settings {
                 return Err(invalid(
                     "MOMENTLINE_MEDIA_ALLOW_PRIVATE",
                     format!("'{other}' is not 1 or 0"),
+                ))
+            }
+        };
+        let dispatch = match or("MOMENTLINE_DISPATCH", "embedded").as_str() {
+            "embedded" => DispatchSettings::Embedded,
+            "webhook" => {
+                let needed = |variable: &'static str| {
+                    get(variable).ok_or_else(|| {
+                        invalid(
+                            variable,
+                            "must be set when MOMENTLINE_DISPATCH is webhook".into(),
+                        )
+                    })
+                };
+                DispatchSettings::Webhook {
+                    url: base_url(&needed("MOMENTLINE_DISPATCH_URL")?)
+                        .map_err(|p| invalid("MOMENTLINE_DISPATCH_URL", p))?,
+                    secret: crate::host::WebhookSecret::parse(&needed(
+                        "MOMENTLINE_DISPATCH_SECRET",
+                    )?)
+                    .map_err(|p| invalid("MOMENTLINE_DISPATCH_SECRET", p))?,
+                }
+            }
+            other => {
+                return Err(invalid(
+                    "MOMENTLINE_DISPATCH",
+                    format!("'{other}' is not embedded or webhook"),
                 ))
             }
         };
@@ -333,6 +374,7 @@ impl Settings {
             },
             shutdown_grace: Duration::from_secs(shutdown_grace),
             media_allow_private,
+            dispatch,
             run_workers: true,
         })
     }

@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use crate::db::jobs::{self, NewJob};
 use crate::db::{artists, messages, moments, numbers, parts};
 use crate::domain::keyword::Keyword;
-use crate::domain::moment::parse_moments;
+use crate::domain::moment::{parse_moments, MomentContent};
 use crate::domain::number_state::{
     on_inbound, ArtistId, Inbound, InboundContext, NumberStatus, ReplyKind, ReplyLimits, Standing,
 };
@@ -27,6 +27,9 @@ pub struct ReceiveSettings {
     pub reply_limits: ReplyLimits,
     /// The provider outbound texts are queued for.
     pub sender: &'static str,
+    /// Whether a media Moment waits for its media to be kept before it is dispatched (the
+    /// host is sent the kept copy).
+    pub media_first: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -272,19 +275,39 @@ fn receive_whole(
     if let Standing::Verified { owner, .. } = &decision.next {
         for (position, command) in decision.moments.iter().enumerate() {
             let id = moments::insert(tx, *owner, message_id, position, command, now)?;
-            jobs::enqueue(
-                tx,
-                &NewJob {
-                    kind: JobKind::DispatchMoment,
-                    payload: serde_json::json!({
-                        "moment_id": id,
-                        "reply": posted_reply,
-                        "then": then,
-                    }),
-                    queue: None,
-                },
-                now,
-            )?;
+            let dispatch = serde_json::json!({
+                "moment_id": id,
+                "reply": posted_reply,
+                "then": then,
+            });
+            let has_media = matches!(command.content, MomentContent::Media { .. });
+            if has_media {
+                let mut keep = serde_json::json!({ "moment_id": id });
+                if settings.media_first {
+                    // The keep_media job enqueues the dispatch once the file is kept.
+                    keep["dispatch"] = dispatch.clone();
+                }
+                jobs::enqueue(
+                    tx,
+                    &NewJob {
+                        kind: JobKind::KeepMedia,
+                        payload: keep,
+                        queue: None,
+                    },
+                    now,
+                )?;
+            }
+            if !(has_media && settings.media_first) {
+                jobs::enqueue(
+                    tx,
+                    &NewJob {
+                        kind: JobKind::DispatchMoment,
+                        payload: dispatch,
+                        queue: None,
+                    },
+                    now,
+                )?;
+            }
             recorded += 1;
         }
     }

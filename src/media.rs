@@ -163,6 +163,14 @@ impl MediaKeeper {
         })
     }
 
+    /// The size of a kept file, if it is there.
+    pub fn size_of(&self, file: &str) -> Option<u64> {
+        is_kept_name(file)
+            .then(|| std::fs::metadata(self.dir.join(file)).ok())
+            .flatten()
+            .map(|m| m.len())
+    }
+
     /// Fetches the file and keeps it; answers the kept file's name.
     pub async fn keep(&self, source: &MediaSource) -> Result<String, FetchError> {
         let (bytes, served) = self.fetch(source).await?;

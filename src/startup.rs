@@ -9,9 +9,10 @@ use actix_web::dev::Server;
 use actix_web::{middleware, web, App, HttpServer};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ProviderSettings, Settings};
+use crate::config::{DispatchSettings, ProviderSettings, Settings};
 use crate::connect::ConnectSettings;
 use crate::db::DbError;
+use crate::host::Host;
 use crate::inbound::ReceiveSettings;
 use crate::jobs::{JobContext, Pacer, Runner, RunnerSettings};
 use crate::media::{MediaKeeper, TwilioMediaAuth};
@@ -109,6 +110,14 @@ impl Application {
         if settings.media_allow_private {
             tracing::warn!("MOMENTLINE_MEDIA_ALLOW_PRIVATE is set: media may be fetched from this machine and its network");
         }
+        let host = match &settings.dispatch {
+            DispatchSettings::Embedded => None,
+            DispatchSettings::Webhook { url, secret } => Some(Host::new(
+                url.clone(),
+                secret.clone(),
+                settings.provider_timeout,
+            )?),
+        };
         let runner = Runner::new(
             JobContext {
                 store: store.clone(),
@@ -116,6 +125,7 @@ impl Application {
                 pacer: Pacer::new(settings.send_rate),
                 media,
                 public_url: settings.public_url.clone(),
+                host: host.clone(),
             },
             RunnerSettings {
                 concurrency: settings.job_concurrency,
@@ -138,6 +148,7 @@ impl Application {
                 pending_ttl: settings.pending_ttl,
                 reply_limits: settings.reply_limits,
                 sender: sender.name(),
+                media_first: host.is_some(),
             }),
             connect: Arc::new(ConnectSettings {
                 pending_ttl: settings.pending_ttl,

@@ -4,11 +4,10 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
-use super::jobs::{self, NewJob};
 use super::{ts, Text};
 use crate::domain::moment::{MomentCommand, MomentContent, Price};
 use crate::domain::number_state::ArtistId;
-use crate::domain::{JobKind, MediaState, MomentKindCode, MomentState};
+use crate::domain::{MediaState, MomentKindCode, MomentState};
 
 /// Records a Moment command as a `pending` Moment; a media Moment's file is queued for
 /// keeping in the same write.
@@ -49,19 +48,58 @@ pub fn insert(
         Text(MomentState::Pending),
         media.map(|_| Text(MediaState::Fetching))
     ])?;
-    let id = conn.last_insert_rowid();
-    if media.is_some() {
-        jobs::enqueue(
-            conn,
-            &NewJob {
-                kind: JobKind::KeepMedia,
-                payload: serde_json::json!({ "moment_id": id }),
-                queue: None,
-            },
-            now,
-        )?;
-    }
-    Ok(id)
+    Ok(conn.last_insert_rowid())
+}
+
+/// A Moment as the host platform is told of it.
+#[derive(Debug, Clone)]
+pub struct ForHost {
+    pub id: i64,
+    pub kind: MomentKindCode,
+    pub title: String,
+    pub description: String,
+    pub price_micro_usdc: i64,
+    pub link: Option<String>,
+    pub created_at: String,
+    pub artist_id: ArtistId,
+    pub artist_name: String,
+    pub artist_address: Option<String>,
+    /// The number it was texted from.
+    pub phone: String,
+    /// The kept file and the type it is served as, for a media Moment.
+    pub media: Option<(String, String)>,
+    pub state: MomentState,
+}
+
+pub fn for_host(conn: &Connection, id: i64) -> rusqlite::Result<Option<ForHost>> {
+    conn.prepare_cached(
+        "SELECT m.id, m.kind, m.title, m.description, m.price_micro_usdc, m.link_url,
+           m.created_at, a.id, a.name, a.address, g.phone, m.media_file, m.media_content_type,
+           m.state
+         FROM moments m JOIN artists a ON a.id = m.artist_id
+           JOIN messages g ON g.id = m.message_id
+         WHERE m.id = ?1",
+    )?
+    .query_row([id], |r| {
+        let file: Option<String> = r.get(11)?;
+        let content_type: Option<String> = r.get(12)?;
+        Ok(ForHost {
+            id: r.get(0)?,
+            kind: r.get::<_, Text<MomentKindCode>>(1)?.0,
+            title: r.get(2)?,
+            description: r.get(3)?,
+            price_micro_usdc: r.get(4)?,
+            link: r.get(5)?,
+            created_at: r.get(6)?,
+            artist_id: r.get(7)?,
+            artist_name: r.get(8)?,
+            artist_address: r.get(9)?,
+            phone: r.get(10)?,
+            media: file.map(|f| (f, content_type.unwrap_or_default())),
+            state: r.get::<_, Text<MomentState>>(13)?.0,
+        })
+    })
+    .optional()
 }
 
 /// Marks a pending Moment created at `url`.

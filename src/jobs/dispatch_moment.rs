@@ -11,9 +11,12 @@ use rusqlite::Connection;
 use super::{payload_id, Attempted, JobContext, Performed, Settled};
 use crate::db::jobs::Claimed;
 use crate::db::{messages, moments};
+use crate::domain::moment::Price;
 use crate::domain::number_state::ReplyKind;
+use crate::domain::phone_number::mask;
 use crate::domain::replies::{self, ReplyContext};
 use crate::domain::{MomentState, TextEnum};
+use crate::host::{DispatchError, Host};
 
 pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
     let Some(id) = payload_id(job, "moment_id") else {
@@ -22,10 +25,18 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
         });
     };
     let texts = Texts::of(job);
-    let url = format!("{}/moments/{id}", ctx.public_url);
     let sender = ctx.sender.name();
+    let (attempted, url) = match &ctx.host {
+        None => (Attempted::Done, format!("{}/moments/{id}", ctx.public_url)),
+        Some(host) => match to_host(ctx, host, id).await {
+            Ok(Some(url)) => (Attempted::Done, url),
+            // Settled before: nothing to send.
+            Ok(None) => return Performed::only(Attempted::Done),
+            Err(attempted) => (attempted, String::new()),
+        },
+    };
     Performed {
-        attempted: Attempted::Done,
+        attempted,
         record: Arc::new(move |tx, settled| {
             let outcome = match settled {
                 Settled::Done => Some(url.as_str()),
@@ -35,6 +46,75 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
             record(tx, id, outcome, &texts, sender)
         }),
     }
+}
+
+/// Posts the Moment to the host; answers the URL it gives, `None` when the Moment is no
+/// longer pending, or how the attempt failed.
+async fn to_host(ctx: &JobContext, host: &Host, id: i64) -> Result<Option<String>, Attempted> {
+    let found = ctx
+        .store
+        .read(move |c| Ok(moments::for_host(c, id)?))
+        .await
+        .map_err(|e| Attempted::Retry {
+            reason: format!(
+                "could not read the Moment: {}",
+                crate::telemetry::error_chain(&e)
+            ),
+            at_least: None,
+        })?;
+    let Some(moment) = found.filter(|m| m.state == MomentState::Pending) else {
+        return Ok(None);
+    };
+    let body = host_body(ctx, &moment).to_string().into_bytes();
+    // One id for every attempt: the host posts a Moment once however often it is sent.
+    match host.dispatch(&format!("moment_{id}"), body).await {
+        Ok(url) => {
+            tracing::info!(moment_id = id, %url, "Moment created on the host");
+            Ok(Some(url))
+        }
+        Err(DispatchError::Retryable {
+            reason,
+            retry_after,
+        }) => Err(Attempted::Retry {
+            reason,
+            at_least: retry_after,
+        }),
+        Err(DispatchError::Permanent { reason }) => Err(Attempted::Failed { reason }),
+    }
+}
+
+/// What the host is told of a Moment (the README documents it). The number is masked: the
+/// host knows the artist, and needs no one's phone number.
+fn host_body(ctx: &JobContext, m: &moments::ForHost) -> serde_json::Value {
+    let media = m.media.as_ref().map(|(file, content_type)| {
+        serde_json::json!({
+            "url": format!("{}/media/{file}", ctx.public_url),
+            "content_type": content_type,
+            "size": ctx.media.size_of(file),
+            "sha256": file.split('.').next().unwrap_or_default(),
+        })
+    });
+    let price = u64::try_from(m.price_micro_usdc).unwrap_or_default();
+    serde_json::json!({
+        "type": "moment.create",
+        "moment": {
+            "id": m.id,
+            "kind": m.kind,
+            "title": m.title,
+            "description": m.description,
+            "price": Price::from_micro_usdc(price).to_string(),
+            "price_micro_usdc": price,
+            "link": m.link,
+            "media": media,
+            "created_at": m.created_at,
+        },
+        "artist": {
+            "id": m.artist_id,
+            "name": m.artist_name,
+            "address": m.artist_address,
+        },
+        "phone_number": mask(&m.phone).to_string(),
+    })
 }
 
 /// The texts a message's decision left for its Moments' dispatch.
@@ -48,14 +128,17 @@ pub struct Texts {
 
 impl Texts {
     fn of(job: &Claimed) -> Self {
+        Self::from_payload(&job.payload)
+    }
+
+    /// From a dispatch job's payload.
+    pub fn from_payload(payload: &serde_json::Value) -> Self {
         Self {
-            posted: job
-                .payload
+            posted: payload
                 .get("reply")
                 .and_then(serde_json::Value::as_bool)
                 .unwrap_or(false),
-            then: job
-                .payload
+            then: payload
                 .get("then")
                 .and_then(serde_json::Value::as_array)
                 .map(|words| {

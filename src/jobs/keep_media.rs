@@ -1,11 +1,14 @@
-//! keep_media: fetch a media Moment's file from the provider once and keep it by hash.
+//! keep_media: fetch a media Moment's file from the provider once and keep it by hash. When
+//! the Moment goes to a host, the host is sent the kept copy: the job carries the dispatch,
+//! enqueued once the file is kept, or settled as failed (and the artist told) when it never
+//! will be.
 
 use std::sync::Arc;
 
-use super::{payload_id, Attempted, JobContext, Performed, Settled};
-use crate::db::jobs::Claimed;
+use super::{dispatch_moment, payload_id, Attempted, JobContext, Performed, Settled};
+use crate::db::jobs::{self, Claimed, NewJob};
 use crate::db::moments;
-use crate::domain::MediaState;
+use crate::domain::{JobKind, MediaState};
 use crate::media::FetchError;
 
 pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
@@ -31,12 +34,25 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
             })
         }
     };
+    let dispatch = job.payload.get("dispatch").cloned();
+    let sender = ctx.sender.name();
     match ctx.media.keep(&source).await {
         Ok(file) => {
             tracing::info!(moment_id = id, %file, "media kept");
             Performed {
                 attempted: Attempted::Done,
-                record: Arc::new(move |tx, _| moments::media_kept(tx, id, &file)),
+                record: Arc::new(move |tx, _| {
+                    moments::media_kept(tx, id, &file)?;
+                    if let Some(dispatch) = &dispatch {
+                        let job = NewJob {
+                            kind: JobKind::DispatchMoment,
+                            payload: dispatch.clone(),
+                            queue: None,
+                        };
+                        jobs::enqueue(tx, &job, chrono::Utc::now())?;
+                    }
+                    Ok(())
+                }),
             }
         }
         Err(e) => {
@@ -51,7 +67,17 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
                 attempted,
                 record: Arc::new(move |tx, settled| match settled {
                     Settled::Retrying { reason } => moments::media_failed(tx, id, false, reason),
-                    Settled::Failed { reason } => moments::media_failed(tx, id, true, reason),
+                    Settled::Failed { reason } => {
+                        moments::media_failed(tx, id, true, reason)?;
+                        match &dispatch {
+                            // Without its media the Moment cannot go to the host.
+                            Some(dispatch) => {
+                                let texts = dispatch_moment::Texts::from_payload(dispatch);
+                                dispatch_moment::record(tx, id, None, &texts, sender)
+                            }
+                            None => Ok(()),
+                        }
+                    }
                     Settled::Done => Ok(()),
                 }),
             }

@@ -62,6 +62,8 @@ pub struct JobContext {
     pub pacer: Pacer,
     pub media: MediaKeeper,
     pub public_url: String,
+    /// Where Moments are dispatched; `None` for the embedded dispatch.
+    pub host: Option<crate::host::Host>,
 }
 
 /// How one attempt ended, as its kind saw it.
@@ -287,6 +289,7 @@ impl Runner {
 
     fn inline(&self) -> Inline {
         Inline {
+            embedded: self.inner.ctx.host.is_none(),
             public_url: self.inner.ctx.public_url.clone(),
             sender: self.inner.ctx.sender.name(),
         }
@@ -549,6 +552,8 @@ impl Runner {
 /// dispatch. Each is settled under a savepoint of its own; one that fails is left to the
 /// ordinary path, which retries and reports it.
 struct Inline {
+    /// Only the embedded dispatch is settled at once; a host has to be asked.
+    embedded: bool,
     public_url: String,
     sender: &'static str,
 }
@@ -563,7 +568,7 @@ impl Inline {
         let mut rest = Vec::with_capacity(claimed.len());
         let mut settled = 0;
         for job in claimed {
-            if job.kind != JobKind::DispatchMoment {
+            if job.kind != JobKind::DispatchMoment || !self.embedded {
                 rest.push(job);
                 continue;
             }

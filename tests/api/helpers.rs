@@ -49,6 +49,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// Stands in for every provider's API.
     pub provider_api: MockServer,
+    /// Stands in for the host platform, when Moments are dispatched to one.
+    pub host: Option<MockServer>,
     pub runner: Runner,
     pub store: Store,
     pub media_dir: std::path::PathBuf,
@@ -172,6 +174,7 @@ async fn spawn_app_on(
         address,
         http: reqwest::Client::new(),
         provider_api,
+        host: None,
         runner,
         store,
         media_dir: media_dir.clone(),

@@ -5,6 +5,7 @@ mod cli;
 mod conversation;
 mod faults;
 mod helpers;
+mod host;
 mod media;
 mod outbound_providers;
 mod outbox;
