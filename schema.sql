@@ -182,6 +182,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated_at  TEXT NOT NULL,
     CHECK ((state = 'running') = (leased_by IS NOT NULL AND lease_until IS NOT NULL))
 );
-CREATE INDEX IF NOT EXISTS jobs_due ON jobs (run_after, id) WHERE state = 'queued';
+-- Due jobs of a kind, oldest first: a backlog of one kind never slows claiming another.
+CREATE INDEX IF NOT EXISTS jobs_due ON jobs (kind, run_after, id) WHERE state = 'queued';
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (queue, id) WHERE state IN ('queued', 'running');
 CREATE INDEX IF NOT EXISTS jobs_running ON jobs (lease_until) WHERE state = 'running';

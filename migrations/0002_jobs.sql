@@ -23,7 +23,7 @@ CREATE TABLE jobs (
     updated_at  TEXT NOT NULL,
     CHECK ((state = 'running') = (leased_by IS NOT NULL AND lease_until IS NOT NULL))
 );
-CREATE INDEX jobs_due ON jobs (run_after, id) WHERE state = 'queued';
+CREATE INDEX jobs_due ON jobs (kind, run_after, id) WHERE state = 'queued';
 CREATE INDEX jobs_queue ON jobs (queue, id) WHERE state IN ('queued', 'running');
 CREATE INDEX jobs_running ON jobs (lease_until) WHERE state = 'running';
 

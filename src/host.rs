@@ -105,10 +105,11 @@ impl Host {
             .body(body)
             .send()
             .await;
+        // Errors are shown without the URL: it may carry a token.
         let response = sent.map_err(|e| DispatchError::Retryable {
             reason: format!(
                 "host could not be reached: {}",
-                crate::telemetry::error_chain(&e)
+                crate::telemetry::error_chain(&e.without_url())
             ),
             retry_after: None,
         })?;

@@ -136,7 +136,10 @@ fn keep_failed(
     };
     messages::note_failure(tx, message_id, reason, now)?;
     let mut replies = 0;
-    if let Some(owner) = owner {
+    // A keyword (STOP, HELP, yes) asked for no Moment: "could not be posted" would make no
+    // sense, and after a STOP no text may go at all.
+    let keyword = message.media.is_empty() && Keyword::classify(&message.text).is_some();
+    if let Some(owner) = owner.filter(|_| !keyword) {
         messages::queue_outbound(
             tx,
             &messages::NewOutbound {

@@ -138,8 +138,11 @@ impl MediaKeeper {
         twilio_auth: Option<TwilioMediaAuth>,
         allow_private: bool,
     ) -> Result<Self, reqwest::Error> {
-        let mut builder = reqwest::Client::builder().timeout(FETCH_TIMEOUT).redirect(
-            reqwest::redirect::Policy::custom(move |attempt| {
+        // No proxy: a proxy would resolve names itself, past the check below.
+        let mut builder = reqwest::Client::builder()
+            .timeout(FETCH_TIMEOUT)
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
                 if attempt.previous().len() >= MAX_REDIRECTS {
                     attempt.error(address::Refused("too many redirects".into()))
                 } else if !allow_private && address::names_private(attempt.url()) {
@@ -150,8 +153,7 @@ impl MediaKeeper {
                 } else {
                     attempt.follow()
                 }
-            }),
-        );
+            }));
         if !allow_private {
             builder = builder.dns_resolver(Arc::new(address::PublicOnly));
         }
@@ -197,9 +199,10 @@ impl MediaKeeper {
         }
         let unreachable = |e: reqwest::Error| match address::refusal(&e) {
             Some(refused) => FetchError::Permanent(format!("refused: {refused}")),
+            // Without the URL: a provider's may carry a token.
             None => FetchError::Retryable(format!(
                 "fetch failed: {}",
-                crate::telemetry::error_chain(&e)
+                crate::telemetry::error_chain(&e.without_url())
             )),
         };
         let mut response = request.send().await.map_err(unreachable)?;
@@ -315,9 +318,10 @@ mod address {
     pub fn is_public(ip: IpAddr) -> bool {
         match ip {
             IpAddr::V4(v4) => is_public_v4(v4),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => is_public_v4(v4),
-                None => is_public_v6(v6),
+            // IPv4-mapped and -compatible forms are their IPv4 address.
+            IpAddr::V6(v6) => match v6.to_ipv4() {
+                Some(v4) if !v6.is_loopback() && !v6.is_unspecified() => is_public_v4(v4),
+                _ => is_public_v6(v6),
             },
         }
     }
@@ -340,16 +344,24 @@ mod address {
     }
 
     fn is_public_v6(ip: Ipv6Addr) -> bool {
-        let first = ip.segments()[0];
-        let unique_local = first & 0xfe00 == 0xfc00;
-        let link_local = first & 0xffc0 == 0xfe80;
-        let documentation = first == 0x2001 && ip.segments()[1] == 0x0db8;
+        let s = ip.segments();
+        let unique_local = s[0] & 0xfe00 == 0xfc00;
+        let link_local = s[0] & 0xffc0 == 0xfe80;
+        let site_local = s[0] & 0xffc0 == 0xfec0;
+        let documentation = s[0] == 0x2001 && s[1] == 0x0db8;
+        // Prefixes that carry an IPv4 address (NAT64, 6to4): as public as that address.
+        let embedded = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+        let nat64 = s[0] == 0x0064 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0];
+        let carried_private = (nat64 && !is_public_v4(embedded(s[6], s[7])))
+            || (s[0] == 0x2002 && !is_public_v4(embedded(s[1], s[2])));
         !(ip.is_loopback()
             || ip.is_unspecified()
             || ip.is_multicast()
             || unique_local
             || link_local
-            || documentation)
+            || site_local
+            || documentation
+            || carried_private)
     }
 
     /// Whether a URL names a private address outright (an IP literal, or `localhost`).
@@ -413,6 +425,7 @@ mod tests {
             "93.184.216.34",
             "2606:4700::1111",
             "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
         ];
         let private = [
             "127.0.0.1",
@@ -430,6 +443,10 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
+            "::7f00:1",
+            "64:ff9b::a9fe:a9fe",
+            "2002:0a00:0001::1",
+            "fec0::1",
         ];
         for ip in public {
             assert!(address::is_public(ip.parse().expect("ip")), "{ip}");

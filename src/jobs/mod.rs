@@ -224,8 +224,10 @@ impl Runner {
             let mut claimed = 0;
             if free > 0 {
                 match self.claim_mix(free).await {
-                    Ok(jobs) => {
-                        claimed = jobs.len();
+                    Ok((jobs, settled)) => {
+                        // Jobs settled at the claim may have queued more (a dispatch its
+                        // reply): they count, so the runner looks again at once.
+                        claimed = jobs.len() + settled;
                         for job in jobs {
                             let kept = job.clone();
                             let work = self.start(job);
@@ -259,7 +261,7 @@ impl Runner {
     /// Claims for `free` slots in one write. Texts are claimed only as fast as the pacer
     /// lets them go, so a claimed text never waits long enough for its lease to run out,
     /// and slots stay free for the other kinds while sends are paced or paused.
-    async fn claim_mix(&self, free: usize) -> Result<Vec<Claimed>, RunnerError> {
+    async fn claim_mix(&self, free: usize) -> Result<(Vec<Claimed>, usize), RunnerError> {
         let waiting = self.inner.sends_in_flight.load(Ordering::SeqCst);
         let sends = self
             .inner
@@ -269,11 +271,10 @@ impl Runner {
             .map_or(free, |turns| turns.saturating_sub(waiting).min(free));
         let (name, lease) = (self.inner.name.clone(), self.inner.settings.lease);
         if !self.due(ALL_KINDS).await? {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), 0));
         }
         let inline = self.inline();
-        let (claimed, _) = self
-            .store()
+        self.store()
             .write_waiting(move |tx| {
                 let now = Utc::now();
                 let mut claimed = jobs::claim(tx, &name, &[JobKind::SendText], sends, lease, now)?;
@@ -283,8 +284,7 @@ impl Runner {
                 Ok(inline.settle(tx, claimed)?)
             })
             .await
-            .map_err(RunnerError::Claim)?;
-        Ok(claimed)
+            .map_err(RunnerError::Claim)
     }
 
     fn inline(&self) -> Inline {
@@ -366,7 +366,8 @@ impl Runner {
         };
         if panicked {
             tracing::error!(job = %job.id, kind = %job.kind, "a job panicked");
-            self.settle_only(&job, "the job panicked").await;
+            self.settle_only(&job, "the job panicked", false, None)
+                .await;
         }
     }
 
@@ -490,7 +491,10 @@ impl Runner {
                             let reason =
                                 format!("could not record the outcome: {}", error_chain(&e));
                             tracing::error!(job = %job.id, kind = %job.kind, %reason);
-                            self.settle_only(&job, &reason).await;
+                            let record = (settled.ended != Ended::Done)
+                                .then(|| Arc::clone(&performed.record));
+                            self.settle_only(&job, &reason, settled.ended == Ended::Done, record)
+                                .await;
                             return None;
                         }
                     }
@@ -520,24 +524,40 @@ impl Runner {
     }
 
     /// Settles a job whose own outcome could not be recorded (it panicked, or its record
-    /// fails every time) as a failed attempt, retried on the schedule, if it is still held.
-    async fn settle_only(&self, job: &Claimed, reason: &str) {
+    /// fails every time), if it is still held. One whose work was done (a provider took the
+    /// text) is failed with the reason, never tried again: that would do it twice. Any other
+    /// is a failed attempt, retried on the schedule; on the last, the kind's `record` says
+    /// it failed for good where it can (the text in error, the Moment failed).
+    async fn settle_only(&self, job: &Claimed, reason: &str, done: bool, record: Option<Record>) {
         let now = Utc::now();
-        let outcome = self.settle(
-            job,
-            Attempted::Retry {
-                reason: reason.to_owned(),
-                at_least: None,
-            },
-            now,
-        );
+        let outcome = if done {
+            Outcome::failed(reason.to_owned())
+        } else {
+            self.settle(
+                job,
+                Attempted::Retry {
+                    reason: reason.to_owned(),
+                    at_least: None,
+                },
+                now,
+            )
+        };
         let (name, claim) = (self.inner.name.clone(), job.clone());
         let written = self
             .store()
             .write_waiting(move |tx| {
-                if jobs::holds(tx, &claim, &name)? {
-                    outcome.write(tx, claim.id, now)?;
+                if !jobs::holds(tx, &claim, &name)? {
+                    return Ok(());
                 }
+                if let (Ended::Failed, false, Some(record)) = (outcome.ended, done, &record) {
+                    // Under a savepoint: if this fails too, the job row is still settled.
+                    tx.prepare_cached("SAVEPOINT last_word")?.execute([])?;
+                    if record(tx, outcome.as_settled()).is_err() {
+                        tx.prepare_cached("ROLLBACK TO last_word")?.execute([])?;
+                    }
+                    tx.prepare_cached("RELEASE last_word")?.execute([])?;
+                }
+                outcome.write(tx, claim.id, now)?;
                 Ok(())
             })
             .await;

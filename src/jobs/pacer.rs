@@ -20,6 +20,9 @@ struct Turns {
     next: Instant,
     /// No send starts before this: a provider asked us to wait.
     paused_until: Instant,
+    /// How many pauses there have been: a send whose turn was given before a pause takes
+    /// a new one after it, so the waiting sends do not all go at once when it ends.
+    pauses: u64,
 }
 
 impl Pacer {
@@ -33,6 +36,7 @@ impl Pacer {
             turns: Mutex::new(Turns {
                 next: now,
                 paused_until: now,
+                pauses: 0,
             }),
         }
     }
@@ -45,19 +49,17 @@ impl Pacer {
     /// long queue goes out at exactly the rate; a pause that comes while a send waits holds
     /// it back too.
     pub async fn turn(&self) {
-        let at = {
-            let mut turns = self.lock();
-            let at = turns.next.max(turns.paused_until).max(Instant::now());
-            turns.next = at + self.interval.unwrap_or_default();
-            at
-        };
-        tokio::time::sleep_until(at).await;
         loop {
-            let paused_until = self.lock().paused_until;
-            if paused_until <= Instant::now() {
+            let (at, pauses) = {
+                let mut turns = self.lock();
+                let at = turns.next.max(turns.paused_until).max(Instant::now());
+                turns.next = at + self.interval.unwrap_or_default();
+                (at, turns.pauses)
+            };
+            tokio::time::sleep_until(at).await;
+            if self.lock().pauses == pauses {
                 return;
             }
-            tokio::time::sleep_until(paused_until).await;
         }
     }
 
@@ -66,6 +68,9 @@ impl Pacer {
         let until = Instant::now() + wait.min(LONGEST_PAUSE);
         let mut turns = self.lock();
         turns.paused_until = turns.paused_until.max(until);
+        turns.pauses += 1;
+        // Turns given out are void: every waiting send takes a new one after the pause.
+        turns.next = turns.paused_until;
     }
 
     /// How many sends could start within `horizon` from now; `None` when there is no limit
@@ -132,6 +137,36 @@ mod tests {
         pacer.pause(Duration::from_secs(10));
         waiting.await.expect("turn");
         assert_eq!(Instant::now() - start, Duration::from_millis(10_500));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sends_held_by_a_pause_go_out_at_the_rate_after_it() {
+        let pacer = std::sync::Arc::new(Pacer::new(Some(2.0)));
+        let start = Instant::now();
+        let mut sends = tokio::task::JoinSet::new();
+        for _ in 0..3 {
+            let pacer = std::sync::Arc::clone(&pacer);
+            sends.spawn(async move {
+                pacer.turn().await;
+                Instant::now()
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        pacer.pause(Duration::from_secs(5));
+        let mut at: Vec<Duration> = Vec::new();
+        while let Some(sent) = sends.join_next().await {
+            at.push(sent.expect("send") - start);
+        }
+        at.sort();
+        // The first went before the pause; the other two after it, half a second apart.
+        assert_eq!(
+            at,
+            [
+                Duration::ZERO,
+                Duration::from_millis(5_100),
+                Duration::from_millis(5_600)
+            ]
+        );
     }
 
     #[tokio::test(start_paused = true)]

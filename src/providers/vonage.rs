@@ -433,8 +433,12 @@ struct SentPart {
     error_text: Option<String>,
 }
 
-/// Vonage's status codes worth another attempt: throttled, internal error.
-const RETRYABLE_STATUSES: &[&str] = &["1", "5"];
+/// Vonage's status codes worth another attempt: internal error.
+const RETRYABLE_STATUSES: &[&str] = &["5"];
+/// "Throttled": sending faster than the account allows.
+const THROTTLED: &str = "1";
+/// "Invalid credentials": the API key or secret is wrong.
+const BAD_CREDENTIALS: &str = "4";
 
 impl Vonage {
     pub fn new(config: VonageConfig, http: reqwest::Client) -> Self {
@@ -491,7 +495,14 @@ impl Vonage {
             failed.status,
             failed.error_text.as_deref().unwrap_or("no error text")
         );
-        Err(if RETRYABLE_STATUSES.contains(&failed.status.as_str()) {
+        Err(if failed.status == THROTTLED {
+            SendError::Throttled {
+                reason,
+                retry_after: reply.retry_after,
+            }
+        } else if failed.status == BAD_CREDENTIALS {
+            SendError::Unauthorized { reason }
+        } else if RETRYABLE_STATUSES.contains(&failed.status.as_str()) {
             SendError::Retryable {
                 reason,
                 retry_after: reply.retry_after,

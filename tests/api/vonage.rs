@@ -269,7 +269,7 @@ async fn the_same_vonage_message_delivered_twice_has_one_effect() {
 }
 
 #[tokio::test]
-async fn vonage_failures_are_classed_by_status() {
+async fn vonage_throttling_and_bad_credentials_pause_sending_and_spend_no_attempt() {
     let app = spawn_app_sending_with("vonage").await;
     answer_first_post(
         &app.provider_api,
@@ -285,16 +285,28 @@ async fn vonage_failures_are_classed_by_status() {
     .await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
     let first = app.send_round().await;
-    assert_eq!(first.retrying, 1, "throttled is retried");
-    let rounds = app.drain().await;
-    assert_eq!(rounds.failed, 1, "bad credentials fail at once");
-    let messages = app.get_json("/api/messages").await;
-    assert_eq!(messages["messages"][0]["state"], "error");
-    assert_eq!(messages["messages"][0]["attempts"], 2);
+    assert_eq!(first.retrying, 1, "throttled waits");
+    let prompt = app.get_json("/api/messages").await["messages"][0].clone();
+    assert_eq!(prompt["attempts"], 0, "being throttled spends no attempt");
+    assert!(prompt["error"]
+        .as_str()
+        .is_some_and(|e| e.starts_with("vonage status 1")));
+
+    // Throttled without a Retry-After waits a second.
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let second = app.send_round().await;
+    assert_eq!(second.retrying, 1, "bad credentials pause sending");
+    let prompt = app.get_json("/api/messages").await["messages"][0].clone();
     assert_eq!(
-        messages["messages"][0]["error"],
-        "vonage status 4: Bad Credentials"
+        prompt["state"], "unconfirmed",
+        "the text waits for new credentials"
     );
+    assert_eq!(prompt["attempts"], 0);
+    assert_eq!(prompt["error"], "vonage status 4: Bad Credentials");
+    let wait = app.count(
+        "SELECT CAST((julianday(run_after) - julianday('now')) * 86400 AS INTEGER) FROM jobs",
+    );
+    assert!((55..=60).contains(&wait), "tried again in {wait} s");
 }
 
 #[tokio::test]

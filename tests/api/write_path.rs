@@ -316,12 +316,12 @@ async fn a_job_claimed_but_never_finished_runs_again_once_its_lease_runs_out() {
 
 #[tokio::test]
 async fn paced_texts_go_out_at_the_rate_and_never_outlive_their_claims() {
-    // Eight texts at two a second take 3.5 s; each claim holds for 2 s only, so a text
+    // Eight texts at two a second take 3.5 s; each claim holds for 3 s only, so a text
     // claimed long before its turn would be taken over and sent twice.
     let app = spawn_app_with(|s| {
         s.run_workers = true;
         s.send_rate = Some(2.0);
-        s.job_lease = chrono::Duration::seconds(2);
+        s.job_lease = chrono::Duration::seconds(3);
         s.job_concurrency = 8;
     })
     .await;
@@ -343,4 +343,27 @@ async fn paced_texts_go_out_at_the_rate_and_never_outlive_their_claims() {
         took >= Duration::from_millis(3400),
         "eight texts at two a second went out in {took:?}"
     );
+}
+
+#[tokio::test]
+async fn the_moment_posted_text_follows_its_webhook_at_once() {
+    let app = spawn_app_with(|s| s.run_workers = true).await;
+    telnyx_accepts_texts(&app.provider_api).await;
+    assert_eq!(app.connect(PHONE).await.status(), 200);
+    app.text(PHONE, "yes").await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while app.texts_to(PHONE).await.len() < 2 {
+        assert!(Instant::now() < deadline, "the confirmation never went out");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let started = Instant::now();
+    app.text(PHONE, "Straight out").await;
+    while app.texts_to(PHONE).await.len() < 3 {
+        assert!(
+            started.elapsed() < Duration::from_millis(700),
+            "the Moment's link waited for the runner's poll"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(app.texts_to(PHONE).await[2].starts_with("Moment posted: "));
 }
