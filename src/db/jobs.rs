@@ -73,22 +73,23 @@ fn three(kinds: &[JobKind]) -> [Option<&'static str>; 3] {
     [word(0), word(1), word(2)]
 }
 
-/// The claim's SQL: due jobs of the kinds asked for, oldest first, skipping any whose queue
-/// has an older job waiting or running (so one queue runs in order).
+/// The claim's SQL: due jobs of one kind, oldest first (the order of `jobs_due`, so a long
+/// backlog is never sorted), skipping any whose queue has an older job waiting or running
+/// (so one queue runs in order).
 const CLAIM: &str = "UPDATE jobs SET state = 'running', attempts = attempts + 1, leased_by = ?1,
        lease_until = ?2, updated_at = ?3
      WHERE id IN (
        SELECT j.id FROM jobs j
-       WHERE j.state = 'queued' AND j.run_after <= ?3
-         AND j.kind IN (?4, ?6, ?7)
+       WHERE j.state = 'queued' AND j.kind = ?4 AND j.run_after <= ?3
          AND (j.queue IS NULL OR NOT EXISTS (
            SELECT 1 FROM jobs e
            WHERE e.queue = j.queue AND e.id < j.id AND e.state IN ('queued', 'running')))
        ORDER BY j.run_after, j.id LIMIT ?5)
      RETURNING id, kind, payload, attempts";
 
-/// Claims up to `limit` due jobs of `kinds` for `runner` until `now + lease`. Claims whose
-/// lease ran out (their runner died or hung) are taken back first.
+/// Claims up to `limit` due jobs of `kinds` (in that order of kinds) for `runner` until
+/// `now + lease`. Claims whose lease ran out (their runner died or hung) are taken back
+/// first.
 pub fn claim(
     conn: &Connection,
     runner: &str,
@@ -106,28 +107,34 @@ pub fn claim(
     )?
     .execute([ts(now)])?;
     let mut stmt = conn.prepare_cached(CLAIM)?;
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let [a, b, c] = three(kinds);
-    let rows = stmt.query_map(
-        params![runner, ts(now + lease), ts(now), a, limit, b, c],
-        |r| {
-            let payload: String = r.get(2)?;
-            Ok(Claimed {
-                id: JobId(r.get(0)?),
-                kind: r.get::<_, Text<JobKind>>(1)?.0,
-                payload: serde_json::from_str(&payload).map_err(|e| {
-                    rusqlite::Error::FromSqlConversionFailure(
-                        2,
-                        rusqlite::types::Type::Text,
-                        e.into(),
-                    )
-                })?,
-                attempt: r.get(3)?,
-            })
-        },
-    )?;
-    let mut claimed: Vec<Claimed> = rows.collect::<rusqlite::Result<_>>()?;
-    claimed.sort_by_key(|c| c.id);
+    let mut claimed: Vec<Claimed> = Vec::new();
+    for kind in kinds {
+        let left = i64::try_from(limit - claimed.len()).unwrap_or(i64::MAX);
+        if left == 0 {
+            break;
+        }
+        let rows = stmt.query_map(
+            params![runner, ts(now + lease), ts(now), Text(*kind), left],
+            |r| {
+                let payload: String = r.get(2)?;
+                Ok(Claimed {
+                    id: JobId(r.get(0)?),
+                    kind: r.get::<_, Text<JobKind>>(1)?.0,
+                    payload: serde_json::from_str(&payload).map_err(|e| {
+                        rusqlite::Error::FromSqlConversionFailure(
+                            2,
+                            rusqlite::types::Type::Text,
+                            e.into(),
+                        )
+                    })?,
+                    attempt: r.get(3)?,
+                })
+            },
+        )?;
+        let mut of_kind: Vec<Claimed> = rows.collect::<rusqlite::Result<_>>()?;
+        of_kind.sort_by_key(|c| c.id);
+        claimed.extend(of_kind);
+    }
     Ok(claimed)
 }
 
@@ -233,15 +240,21 @@ mod tests {
         let plan: Vec<String> = conn
             .prepare(&format!("EXPLAIN QUERY PLAN {CLAIM}"))
             .expect("plan")
-            .query_map(
-                params!["r", "t", "t", "send_text", 1, "send_text", "send_text"],
-                |r| r.get::<_, String>(3),
-            )
+            .query_map(params!["r", "t", "t", "send_text", 1], |r| {
+                r.get::<_, String>(3)
+            })
             .expect("rows")
             .collect::<Result<_, _>>()
             .expect("plan rows");
         let plan = plan.join("\n");
-        assert!(plan.contains("USING INDEX jobs_due"), "{plan}");
+        assert!(
+            plan.contains("USING INDEX jobs_due (kind=? AND run_after<?)"),
+            "{plan}"
+        );
+        assert!(
+            !plan.contains("TEMP B-TREE"),
+            "a backlog is never sorted: {plan}"
+        );
         assert!(
             plan.contains("USING INDEX jobs_queue (queue=? AND id<?)"),
             "{plan}"
