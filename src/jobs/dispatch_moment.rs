@@ -1,7 +1,9 @@
-//! dispatch_moment: make a recorded Moment public. The embedded dispatch records it here and
-//! links to momentline's own page. The last of a message's Moments to settle queues its
-//! texts: "Moment posted" with every link (when the message's decision allowed a reply), and
-//! one short text when any could not be posted.
+//! dispatch_moment: make a recorded Moment public. With a host (`MOMENTLINE_DISPATCH=webhook`)
+//! it is posted there, and the host answers with its URL; by default it is recorded here with
+//! momentline's own page, settled in the write that claims it. The last of a message's Moments
+//! to settle queues its texts: "Moment posted" with every link (when the message's decision
+//! allowed a reply), one short text when any could not be posted, then the replies decided
+//! after "Moment posted".
 
 use std::sync::Arc;
 
