@@ -2,7 +2,7 @@
 //! records the outcome in one write with the handler's own changes: done, retried on the
 //! schedule (or after the provider's `Retry-After`), or failed for good.
 //!
-//! A kind is one file here and one arm in `Runner::perform`. Handlers never open a
+//! A kind is one file here and one arm in `Runner::execute`. Handlers never open a
 //! transaction: they return what to record, and the runner writes it with the job's outcome.
 
 mod dispatch_moment;

@@ -76,7 +76,7 @@ pub struct Accepted {
     pub provider_message_id: Option<String>,
 }
 
-/// Why a provider did not accept a text, in the classes the outbox acts on.
+/// Why a provider did not accept a text, in the classes the send_text job acts on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
     /// Timeouts, 5xx: another attempt may succeed (not before `retry_after`, if given).
