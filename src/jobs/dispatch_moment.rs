@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use rusqlite::Connection;
+use serde::Serialize;
 
 use super::{payload_id, Attempted, JobContext, Performed, Settled};
 use crate::db::jobs::Claimed;
@@ -17,7 +18,7 @@ use crate::domain::moment::Price;
 use crate::domain::number_state::ReplyKind;
 use crate::domain::phone_number::mask;
 use crate::domain::replies::{self, ReplyContext};
-use crate::domain::{MomentState, TextEnum};
+use crate::domain::{MomentKindCode, MomentState, TextEnum};
 use crate::host::{DispatchError, Host};
 
 pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
@@ -67,7 +68,7 @@ async fn to_host(ctx: &JobContext, host: &Host, id: i64) -> Result<Option<String
     let Some(moment) = found.filter(|m| m.state == MomentState::Pending) else {
         return Ok(None);
     };
-    let body = host_body(ctx, &moment).to_string().into_bytes();
+    let body = host_body(ctx, &moment);
     // One id for every attempt: the host posts a Moment once however often it is sent.
     match host.dispatch(&format!("moment_{id}"), body).await {
         Ok(url) => {
@@ -85,38 +86,77 @@ async fn to_host(ctx: &JobContext, host: &Host, id: i64) -> Result<Option<String
     }
 }
 
-/// What the host is told of a Moment (the README documents it). The number is masked: the
-/// host knows the artist, and needs no one's phone number.
-fn host_body(ctx: &JobContext, m: &moments::ForHost) -> serde_json::Value {
-    let media = m.media.as_ref().map(|(file, content_type)| {
-        serde_json::json!({
-            "url": format!("{}/media/{file}", ctx.public_url),
-            "content_type": content_type,
-            "size": ctx.media.size_of(file),
-            "sha256": file.split('.').next().unwrap_or_default(),
-        })
-    });
+/// What the host is told of a Moment: the body of a `moment.create` message (the README
+/// documents it). The number is masked: the host knows the artist, and needs no one's phone
+/// number.
+#[derive(Debug, Serialize)]
+pub struct MomentCreate<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub moment: HostMoment<'a>,
+    pub artist: HostArtist<'a>,
+    pub phone_number: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HostMoment<'a> {
+    pub id: i64,
+    pub kind: MomentKindCode,
+    pub title: &'a str,
+    pub description: &'a str,
+    /// USDC, as a decimal string.
+    pub price: String,
+    pub price_micro_usdc: u64,
+    pub link: Option<&'a str>,
+    pub media: Option<HostMedia>,
+    pub created_at: &'a str,
+}
+
+/// momentline's kept copy of a Moment's media.
+#[derive(Debug, Serialize)]
+pub struct HostMedia {
+    pub url: String,
+    pub content_type: String,
+    pub size: Option<u64>,
+    pub sha256: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HostArtist<'a> {
+    pub id: i64,
+    pub name: &'a str,
+    pub address: Option<&'a str>,
+}
+
+fn host_body(ctx: &JobContext, m: &moments::ForHost) -> Vec<u8> {
     let price = u64::try_from(m.price_micro_usdc).unwrap_or_default();
-    serde_json::json!({
-        "type": "moment.create",
-        "moment": {
-            "id": m.id,
-            "kind": m.kind,
-            "title": m.title,
-            "description": m.description,
-            "price": Price::from_micro_usdc(price).to_string(),
-            "price_micro_usdc": price,
-            "link": m.link,
-            "media": media,
-            "created_at": m.created_at,
+    let body = MomentCreate {
+        kind: "moment.create",
+        moment: HostMoment {
+            id: m.id,
+            kind: m.kind,
+            title: &m.title,
+            description: &m.description,
+            price: Price::from_micro_usdc(price).to_string(),
+            price_micro_usdc: price,
+            link: m.link.as_deref(),
+            media: m.media.as_ref().map(|(file, content_type)| HostMedia {
+                url: format!("{}/media/{file}", ctx.public_url),
+                content_type: content_type.clone(),
+                size: ctx.media.size_of(file),
+                sha256: file.split('.').next().unwrap_or_default().to_owned(),
+            }),
+            created_at: &m.created_at,
         },
-        "artist": {
-            "id": m.artist_id,
-            "name": m.artist_name,
-            "address": m.artist_address,
+        artist: HostArtist {
+            id: m.artist_id,
+            name: &m.artist_name,
+            address: m.artist_address.as_deref(),
         },
-        "phone_number": mask(&m.phone).to_string(),
-    })
+        phone_number: mask(&m.phone).to_string(),
+    };
+    // Plain structs of strings and numbers always serialize.
+    serde_json::to_vec(&body).unwrap_or_default()
 }
 
 /// The texts a message's decision left for its Moments' dispatch.
