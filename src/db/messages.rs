@@ -36,11 +36,14 @@ pub fn insert_inbound(
 ) -> rusqlite::Result<Option<i64>> {
     let media = serde_json::to_string(m.media)
         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
-    let inserted = conn.prepare_cached(
-        "INSERT INTO messages (direction, artist_id, phone, service_number, body, subject, media,
-           provider, provider_message_id, state, created_at, updated_at)
-         VALUES (?10, ?11, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?1, ?9, ?9)
-         ON CONFLICT DO NOTHING")?.execute(params![
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO messages (direction, artist_id, phone, service_number, body, subject,
+               media, provider, provider_message_id, state, created_at, updated_at)
+             VALUES (?10, ?11, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?1, ?9, ?9)
+             ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![
             Text(MessageState::Received),
             m.from,
             m.to,
@@ -52,8 +55,7 @@ pub fn insert_inbound(
             ts(now),
             Text(Direction::Inbound),
             m.artist
-        ],
-    )?;
+        ])?;
     Ok((inserted == 1).then(|| conn.last_insert_rowid()))
 }
 

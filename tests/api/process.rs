@@ -54,6 +54,29 @@ impl Site {
         Self { key, ..site }
     }
 
+    /// A site whose provider hangs 30 s on the first text, then takes every text at once.
+    async fn with_first_send_hanging() -> Self {
+        let site = Self::new().await;
+        answer_first_post(
+            &site.provider_api,
+            "/v2/messages",
+            ResponseTemplate::new(200).set_delay(Duration::from_secs(30)),
+        )
+        .await;
+        telnyx_accepts_texts(&site.provider_api).await;
+        site
+    }
+
+    /// Waits until the connect prompt is recorded as sent, for at most `within`.
+    async fn until_prompt_sent(&self, within: Duration) {
+        self.until_count(
+            "SELECT count(*) FROM messages WHERE purpose = 'prompt' AND state = 'sent'",
+            1,
+            within,
+        )
+        .await;
+    }
+
     fn db(&self) -> PathBuf {
         self.dir.path().join("momentline.db")
     }
@@ -396,14 +419,7 @@ async fn sigterm_lets_an_in_flight_send_finish() {
 
 #[tokio::test]
 async fn sigterm_releases_a_send_that_outlasts_the_grace_period_and_a_restart_sends_it() {
-    let site = Site::new().await;
-    answer_first_post(
-        &site.provider_api,
-        "/v2/messages",
-        ResponseTemplate::new(200).set_delay(Duration::from_secs(30)),
-    )
-    .await;
-    telnyx_accepts_texts(&site.provider_api).await;
+    let site = Site::with_first_send_hanging().await;
     let grace = [("MOMENTLINE_SHUTDOWN_GRACE_SECS", "1")];
     let served = site.serve(&grace).await;
     assert_eq!(served.connect(&site.key, PHONE).await, 200);
@@ -420,25 +436,13 @@ async fn sigterm_releases_a_send_that_outlasts_the_grace_period_and_a_restart_se
 
     let restarted = Instant::now();
     let _served = site.serve(&[]).await;
-    site.until_count(
-        "SELECT count(*) FROM messages WHERE purpose = 'prompt' AND state = 'sent'",
-        1,
-        Duration::from_secs(5),
-    )
-    .await;
+    site.until_prompt_sent(Duration::from_secs(5)).await;
     eprintln!("sent {:?} after the restart", restarted.elapsed());
 }
 
 #[tokio::test]
 async fn after_a_kill_mid_send_a_restart_sends_the_text_at_once() {
-    let site = Site::new().await;
-    answer_first_post(
-        &site.provider_api,
-        "/v2/messages",
-        ResponseTemplate::new(200).set_delay(Duration::from_secs(30)),
-    )
-    .await;
-    telnyx_accepts_texts(&site.provider_api).await;
+    let site = Site::with_first_send_hanging().await;
     let served = site.serve(&[]).await;
     assert_eq!(served.connect(&site.key, PHONE).await, 200);
     site.until_provider_requests(1).await;
@@ -451,12 +455,7 @@ async fn after_a_kill_mid_send_a_restart_sends_the_text_at_once() {
 
     let _served = site.serve(&[]).await;
     // The claim's lease is five minutes; the restart releases it at once.
-    site.until_count(
-        "SELECT count(*) FROM messages WHERE purpose = 'prompt' AND state = 'sent'",
-        1,
-        Duration::from_secs(5),
-    )
-    .await;
+    site.until_prompt_sent(Duration::from_secs(5)).await;
     assert_eq!(
         requests_to(&site.provider_api, "/v2/messages").await.len(),
         2
