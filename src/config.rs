@@ -450,6 +450,62 @@ mod tests {
     }
 
     #[test]
+    fn bad_values_of_the_job_and_dispatch_variables_are_refused_by_name() {
+        let refused = |vars: &[(&str, &str)], variable: &str| match settings(vars) {
+            Err(ConfigError::Invalid {
+                variable: named, ..
+            }) => assert_eq!(named, variable),
+            other => panic!("{vars:?} gave {other:?}"),
+        };
+        refused(&[("MOMENTLINE_SEND_RATE", "abc")], "MOMENTLINE_SEND_RATE");
+        refused(&[("MOMENTLINE_SEND_RATE", "0")], "MOMENTLINE_SEND_RATE");
+        refused(
+            &[("MOMENTLINE_JOB_CONCURRENCY", "0")],
+            "MOMENTLINE_JOB_CONCURRENCY",
+        );
+        refused(
+            &[("MOMENTLINE_WRITE_QUEUE", "-1")],
+            "MOMENTLINE_WRITE_QUEUE",
+        );
+        refused(
+            &[("MOMENTLINE_SHUTDOWN_GRACE_SECS", "1h")],
+            "MOMENTLINE_SHUTDOWN_GRACE_SECS",
+        );
+        refused(
+            &[("MOMENTLINE_MEDIA_ALLOW_PRIVATE", "maybe")],
+            "MOMENTLINE_MEDIA_ALLOW_PRIVATE",
+        );
+        refused(&[("MOMENTLINE_DISPATCH", "ftp")], "MOMENTLINE_DISPATCH");
+        refused(
+            &[("MOMENTLINE_DISPATCH", "webhook")],
+            "MOMENTLINE_DISPATCH_URL",
+        );
+        refused(
+            &[
+                ("MOMENTLINE_DISPATCH", "webhook"),
+                ("MOMENTLINE_DISPATCH_URL", "https://host.example/moments"),
+                ("MOMENTLINE_DISPATCH_SECRET", "whsec_!!"),
+            ],
+            "MOMENTLINE_DISPATCH_SECRET",
+        );
+        let good = settings(&[
+            ("MOMENTLINE_SEND_RATE", "2.5"),
+            ("MOMENTLINE_DISPATCH", "webhook"),
+            ("MOMENTLINE_DISPATCH_URL", "https://host.example/moments/"),
+            (
+                "MOMENTLINE_DISPATCH_SECRET",
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            ),
+        ])
+        .expect("settings");
+        assert_eq!(good.send_rate, Some(2.5));
+        assert!(matches!(
+            good.dispatch,
+            DispatchSettings::Webhook { ref url, .. } if url == "https://host.example/moments"
+        ));
+    }
+
+    #[test]
     fn no_credential_is_shown_when_settings_are_printed() {
         let secrets = [
             ("TWILIO_AUTH_TOKEN", "tw-token-0123456789"),
