@@ -5,7 +5,6 @@ pub mod migrations;
 pub mod writer;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
@@ -43,7 +42,6 @@ impl Default for WriterSettings {
 pub struct Store {
     writer: Writer,
     reads: Pool,
-    path: Arc<Path>,
 }
 
 impl Store {
@@ -83,7 +81,6 @@ impl Store {
         Ok(Self {
             writer,
             reads,
-            path: Arc::from(path),
         })
     }
 
@@ -129,10 +126,6 @@ impl Store {
     /// Writes waiting for the writer.
     pub fn queued_writes(&self) -> usize {
         self.writer.queued()
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 
