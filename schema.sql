@@ -1,4 +1,4 @@
--- momentline's whole schema, at version 2 (src/store/migrations.rs): a new database is made
+-- momentline's whole schema, at version 3 (src/store/migrations.rs): a new database is made
 -- from this file; an older one is brought up to it by the steps in migrations/.
 -- Times are UTC text in one fixed format (2026-11-22T10:00:00.000Z), so they sort as text.
 -- Status words are mirrored by Rust enums (src/domain/mod.rs, src/domain/number_state.rs).
@@ -58,6 +58,20 @@ CREATE TABLE IF NOT EXISTS number_state_changes (
 );
 CREATE INDEX IF NOT EXISTS number_state_changes_e164 ON number_state_changes (e164, id);
 
+-- An operator's text to every verified number (`momentline broadcast`), queued by a
+-- broadcast job a batch of numbers at a time.
+CREATE TABLE IF NOT EXISTS broadcasts (
+    id          INTEGER PRIMARY KEY,
+    body        TEXT NOT NULL CHECK (length(body) >= 1),
+    -- numbers it has been queued for so far
+    queued      INTEGER NOT NULL DEFAULT 0,
+    -- the fan-out's place: the last number queued
+    cursor      TEXT,
+    -- set once every verified number has its text
+    queued_at   TEXT,
+    created_at  TEXT NOT NULL
+);
+
 -- Inbound and outbound texts. An outbound text in 'unconfirmed' has a send_text job.
 CREATE TABLE IF NOT EXISTS messages (
     id                  INTEGER PRIMARY KEY,
@@ -78,7 +92,10 @@ CREATE TABLE IF NOT EXISTS messages (
     -- outbound: which automatic text this is
     purpose             TEXT CHECK (purpose IN ('prompt', 'verified', 'opted_out', 'opted_in',
         'welcome', 'expired', 'reminder', 'help', 'video_refused', 'moment_posted',
-        'moment_failed', 'price_too_high')),
+        'moment_failed', 'price_too_high', 'code', 'broadcast', 'moment_deleted',
+        'nothing_to_undo')),
+    -- outbound: the broadcast this text is one of
+    broadcast_id        INTEGER REFERENCES broadcasts(id),
     -- outbound: GSM-7 or UCS-2, and how many SMS segments the text takes
     encoding            TEXT CHECK (encoding IN ('GSM-7', 'UCS-2')),
     segments            INTEGER CHECK (segments >= 1),
@@ -98,6 +115,9 @@ CREATE INDEX IF NOT EXISTS messages_phone ON messages (phone, direction, created
 -- An artist's recent prompts, for the connect rate limit.
 CREATE INDEX IF NOT EXISTS messages_prompts ON messages (artist_id, created_at)
     WHERE purpose = 'prompt';
+-- A broadcast's texts by state, for `momentline broadcast status`.
+CREATE INDEX IF NOT EXISTS messages_broadcast ON messages (broadcast_id, state)
+    WHERE broadcast_id IS NOT NULL;
 
 -- Parts of a message its provider delivers in several (Vonage's concat), kept until every
 -- part is in; then they are joined in order into one inbound message (message_id).
@@ -157,15 +177,19 @@ CREATE TABLE IF NOT EXISTS moments (
     url                TEXT,
     created_at         TEXT NOT NULL,
     updated_at         TEXT NOT NULL,
+    -- UNDO: hidden from the API and its page
+    deleted_at         TEXT,
     UNIQUE (message_id, position)
 );
 CREATE INDEX IF NOT EXISTS moments_artist ON moments (artist_id, id);
 
--- Background work: sending a text, keeping a Moment's media, dispatching a Moment. Enqueued
+-- Background work: sending a text, keeping a Moment's media, dispatching a Moment, delivering
+-- an event to the host, sending a code through the provider, fanning out a broadcast. Enqueued
 -- in the same write as the change that causes it; run by the jobs runner (src/jobs/).
 CREATE TABLE IF NOT EXISTS jobs (
     id          INTEGER PRIMARY KEY,
-    kind        TEXT NOT NULL CHECK (kind IN ('send_text', 'keep_media', 'dispatch_moment')),
+    kind        TEXT NOT NULL CHECK (kind IN ('send_text', 'keep_media', 'dispatch_moment',
+        'deliver_event', 'send_code', 'broadcast')),
     -- what the job is about, as JSON ({"message_id": 7}, {"moment_id": 3, ...})
     payload     TEXT NOT NULL,
     -- jobs sharing a queue run one at a time, oldest first (texts to one number)
