@@ -13,7 +13,8 @@ use crate::store::{Store, WriteError};
 #[command(
     name = "momentline",
     version,
-    about = "Post Moments on In Process by text message"
+    about = "Post Moments on In Process by text message",
+    after_long_help = crate::config::variables_help()
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -61,6 +61,14 @@ pub enum DispatchSettings {
     },
 }
 
+/// Where events about numbers and Moments are delivered (`MOMENTLINE_EVENTS_URL`, or the
+/// dispatch URL in `webhook` mode), signed as Standard Webhooks.
+#[derive(Debug, Clone)]
+pub struct EventsSettings {
+    pub url: String,
+    pub secret: crate::host::WebhookSecret,
+}
+
 /// The outbound provider and its credentials.
 #[derive(Debug, Clone)]
 pub enum ProviderSettings {
@@ -114,6 +122,8 @@ pub struct Settings {
     pub media_allow_private: bool,
     /// Where Moments are created (`MOMENTLINE_DISPATCH`).
     pub dispatch: DispatchSettings,
+    /// Where events go; `None` sends none.
+    pub events: Option<EventsSettings>,
     /// Run the jobs runner inside `serve` (tests drive it round by round).
     pub run_workers: bool,
 }
@@ -137,6 +147,175 @@ const PROVIDERS: &[&str] = &[
     "console", "telnyx", "twilio", "vonage", "textflow", "phonify",
 ];
 const DEFAULT_RETRY_SCHEDULE: &str = "5,30,120,600,3600";
+/// Every variable momentline reads: its name, its default, and what it sets. `momentline
+/// --help` prints these; the README's tables say more (a test checks both list them all).
+pub const VARIABLES: &[(&str, &str, &str)] = &[
+    (
+        "MOMENTLINE_ADDR",
+        "127.0.0.1:8080",
+        "listen address; port 0 picks a free one",
+    ),
+    ("MOMENTLINE_DB", "momentline.db", "SQLite file"),
+    (
+        "MOMENTLINE_PUBLIC_URL",
+        "http://127.0.0.1:8080",
+        "public base URL of links and callbacks",
+    ),
+    (
+        "MOMENTLINE_MANAGE_URL",
+        "https://inprocess.world/manage",
+        "where unknown numbers are sent",
+    ),
+    (
+        "MOMENTLINE_SMS_PROVIDER",
+        "console",
+        "console, telnyx, twilio, vonage, textflow or phonify",
+    ),
+    (
+        "MOMENTLINE_PENDING_TTL_SECS",
+        "86400",
+        "how long a connect request waits for its yes",
+    ),
+    (
+        "MOMENTLINE_ALLOWED_COUNTRIES",
+        "US,CA",
+        "ISO regions that may be connected; * for all",
+    ),
+    (
+        "MOMENTLINE_MEDIA_DIR",
+        "media/ beside the database",
+        "where Moment media is kept",
+    ),
+    (
+        "MOMENTLINE_RETRY_SCHEDULE",
+        DEFAULT_RETRY_SCHEDULE,
+        "seconds before each retry of a job",
+    ),
+    ("MOMENTLINE_SEND_RATE", "no limit", "texts a second at most"),
+    ("MOMENTLINE_JOB_CONCURRENCY", "64", "jobs running at once"),
+    (
+        "MOMENTLINE_WRITE_QUEUE",
+        "1024",
+        "writes that may wait; past it, 503",
+    ),
+    (
+        "MOMENTLINE_SHUTDOWN_GRACE_SECS",
+        "10",
+        "on SIGTERM, time for running jobs to finish",
+    ),
+    (
+        "MOMENTLINE_DISPATCH",
+        "embedded",
+        "where Moments are created: embedded or webhook",
+    ),
+    (
+        "MOMENTLINE_DISPATCH_URL",
+        "",
+        "webhook: the host's endpoint for new Moments",
+    ),
+    (
+        "MOMENTLINE_DISPATCH_SECRET",
+        "",
+        "webhook: the signing secret, whsec_ and base64",
+    ),
+    (
+        "MOMENTLINE_EVENTS_URL",
+        "the dispatch URL in webhook mode",
+        "where events go; off for none",
+    ),
+    (
+        "MOMENTLINE_EVENTS_SECRET",
+        "MOMENTLINE_DISPATCH_SECRET",
+        "the events' signing secret",
+    ),
+    (
+        "MOMENTLINE_MEDIA_ALLOW_PRIVATE",
+        "0",
+        "1 fetches media from private addresses (tests)",
+    ),
+    ("TELNYX_API_KEY", "", "Telnyx: API v2 key"),
+    ("TELNYX_FROM_NUMBER", "", "Telnyx: the sender number"),
+    (
+        "TELNYX_MESSAGING_PROFILE_ID",
+        "",
+        "Telnyx: or the sending messaging profile",
+    ),
+    (
+        "TELNYX_PUBLIC_KEY",
+        "",
+        "Telnyx: webhook Ed25519 public key",
+    ),
+    (
+        "TELNYX_API_BASE",
+        "https://api.telnyx.com",
+        "Telnyx: API base",
+    ),
+    ("TWILIO_ACCOUNT_SID", "", "Twilio: account SID"),
+    (
+        "TWILIO_AUTH_TOKEN",
+        "",
+        "Twilio: auth token (also verifies webhooks)",
+    ),
+    ("TWILIO_FROM_NUMBER", "", "Twilio: the sender number"),
+    (
+        "TWILIO_MESSAGING_SERVICE_SID",
+        "",
+        "Twilio: or the sending messaging service",
+    ),
+    (
+        "TWILIO_API_BASE",
+        "https://api.twilio.com",
+        "Twilio: API base",
+    ),
+    ("VONAGE_API_KEY", "", "Vonage: API key"),
+    ("VONAGE_API_SECRET", "", "Vonage: API secret"),
+    ("VONAGE_FROM", "", "Vonage: the sender"),
+    (
+        "VONAGE_SIGNATURE_SECRET",
+        "",
+        "Vonage: webhook signature secret",
+    ),
+    (
+        "VONAGE_SIGNATURE_METHOD",
+        "sha256",
+        "Vonage: md5hash, md5, sha1, sha256 or sha512",
+    ),
+    (
+        "VONAGE_API_BASE",
+        "https://rest.nexmo.com",
+        "Vonage: API base",
+    ),
+    ("TEXTFLOW_API_KEY", "", "TextFlow: API key"),
+    (
+        "TEXTFLOW_API_BASE",
+        "https://textflow.me",
+        "TextFlow: API base",
+    ),
+    ("PHONIFY_API_KEY", "", "Phonify: API key"),
+    ("PHONIFY_APP", "", "Phonify: app id"),
+    (
+        "PHONIFY_API_BASE",
+        "https://api.phonify.io",
+        "Phonify: API base",
+    ),
+    ("RUST_LOG", "info", "log filter"),
+];
+
+/// The variables, as `momentline --help` shows them.
+pub fn variables_help() -> String {
+    let width = VARIABLES.iter().map(|(n, _, _)| n.len()).max().unwrap_or(0);
+    let mut help = String::from("Environment variables:\n");
+    for (name, default, what) in VARIABLES {
+        let default = if default.is_empty() {
+            String::new()
+        } else {
+            format!(" [default: {default}]")
+        };
+        help.push_str(&format!("  {name:width$}  {what}{default}\n"));
+    }
+    help
+}
+
 /// The longest wait any duration setting takes: a year.
 const MAX_SECS: i64 = 366 * 24 * 3600;
 
@@ -252,6 +431,38 @@ impl Settings {
                     "MOMENTLINE_DISPATCH",
                     format!("'{other}' is not embedded or webhook"),
                 ))
+            }
+        };
+        let events = {
+            let secret = get("MOMENTLINE_EVENTS_SECRET")
+                .map(|s| {
+                    crate::host::WebhookSecret::parse(&s)
+                        .map_err(|p| invalid("MOMENTLINE_EVENTS_SECRET", p))
+                })
+                .transpose()?;
+            let dispatched = match &dispatch {
+                DispatchSettings::Webhook { url, secret } => Some((url.clone(), secret.clone())),
+                DispatchSettings::Embedded => None,
+            };
+            match get("MOMENTLINE_EVENTS_URL").as_deref() {
+                Some("off") => None,
+                Some(url) => Some(EventsSettings {
+                    url: base_url(url).map_err(|p| invalid("MOMENTLINE_EVENTS_URL", p))?,
+                    secret: secret
+                        .or_else(|| dispatched.map(|(_, s)| s))
+                        .ok_or_else(|| {
+                            invalid(
+                                "MOMENTLINE_EVENTS_SECRET",
+                                "must be set with MOMENTLINE_EVENTS_URL unless \
+                                 MOMENTLINE_DISPATCH_SECRET is"
+                                    .into(),
+                            )
+                        })?,
+                }),
+                None => dispatched.map(|(url, dispatch_secret)| EventsSettings {
+                    url,
+                    secret: secret.unwrap_or(dispatch_secret),
+                }),
             }
         };
         let telnyx_public_key = get("TELNYX_PUBLIC_KEY")
@@ -375,6 +586,7 @@ impl Settings {
             shutdown_grace: Duration::from_secs(shutdown_grace),
             media_allow_private,
             dispatch,
+            events,
             run_workers: true,
         })
     }
@@ -503,6 +715,95 @@ mod tests {
             good.dispatch,
             DispatchSettings::Webhook { ref url, .. } if url == "https://host.example/moments"
         ));
+    }
+
+    #[test]
+    fn events_go_to_their_own_url_or_the_dispatch_url_and_need_a_secret() {
+        const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let url = |vars: &[(&str, &str)]| {
+            settings(vars)
+                .expect("settings")
+                .events
+                .map(|events| events.url)
+        };
+        assert_eq!(url(&[]), None, "no events by default");
+        let webhook = [
+            ("MOMENTLINE_DISPATCH", "webhook"),
+            ("MOMENTLINE_DISPATCH_URL", "https://host.example/moments"),
+            ("MOMENTLINE_DISPATCH_SECRET", SECRET),
+        ];
+        assert_eq!(
+            url(&webhook).as_deref(),
+            Some("https://host.example/moments"),
+            "webhook mode sends events to the dispatch URL"
+        );
+        let off = [webhook.as_slice(), &[("MOMENTLINE_EVENTS_URL", "off")]].concat();
+        assert_eq!(url(&off), None);
+        let own = [
+            webhook.as_slice(),
+            &[("MOMENTLINE_EVENTS_URL", "https://host.example/events/")],
+        ]
+        .concat();
+        assert_eq!(url(&own).as_deref(), Some("https://host.example/events"));
+        assert_eq!(
+            settings(&[("MOMENTLINE_EVENTS_URL", "https://host.example/events")])
+                .err()
+                .map(|e| e.to_string().split(' ').next().map(str::to_owned)),
+            Some(Some("MOMENTLINE_EVENTS_SECRET".to_owned())),
+            "embedded dispatch has no secret to share"
+        );
+        let embedded = [
+            ("MOMENTLINE_EVENTS_URL", "https://host.example/events"),
+            ("MOMENTLINE_EVENTS_SECRET", SECRET),
+        ];
+        assert_eq!(
+            url(&embedded).as_deref(),
+            Some("https://host.example/events")
+        );
+        let bad = [
+            ("MOMENTLINE_EVENTS_URL", "https://host.example/events"),
+            ("MOMENTLINE_EVENTS_SECRET", "whsec_!!"),
+        ];
+        assert!(settings(&bad)
+            .err()
+            .is_some_and(|e| e.to_string().starts_with("MOMENTLINE_EVENTS_SECRET")));
+        assert!(settings(&[
+            ("MOMENTLINE_EVENTS_URL", "ftp://x"),
+            ("MOMENTLINE_EVENTS_SECRET", SECRET)
+        ])
+        .err()
+        .is_some_and(|e| e.to_string().starts_with("MOMENTLINE_EVENTS_URL")));
+    }
+
+    #[test]
+    fn every_variable_read_is_listed_for_help_and_in_the_readme() {
+        let source = include_str!("config.rs");
+        let readme = include_str!("../README.md");
+        let listed: Vec<&str> = VARIABLES.iter().map(|(name, _, _)| *name).collect();
+        let read = source
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .filter(|word| {
+                word.len() > 4
+                    && word.contains('_')
+                    && word
+                        .bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+            })
+            .collect::<std::collections::BTreeSet<_>>();
+        for name in read {
+            assert!(
+                listed.contains(&name),
+                "{name} is read but not in VARIABLES"
+            );
+        }
+        for name in &listed {
+            assert!(
+                readme.contains(&format!("`{name}`")),
+                "{name} is not in the README"
+            );
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::domain::number_state::{
 };
 use crate::domain::phone_number::PhoneNumber;
 use crate::domain::replies;
+use crate::events::Events;
 use crate::store::{Store, WriteError};
 
 #[derive(Debug, Clone)]
@@ -21,6 +22,8 @@ pub struct ConnectSettings {
     /// The provider the prompt is queued for, and the number it goes out from.
     pub sender: &'static str,
     pub sender_number: Option<String>,
+    /// Whether changes make events for the host.
+    pub events: Events,
 }
 
 /// Applies a connect request in one write; the prompt, if any, is queued with it.
@@ -69,6 +72,7 @@ fn connect_in(
             &standing,
             next,
             numbers::Cause::Connect(artist.id),
+            settings.events,
             now,
         )?;
         messages::queue_outbound(
@@ -91,16 +95,26 @@ fn connect_in(
 /// were released.
 pub async fn disconnect(
     store: &Store,
+    settings: Arc<ConnectSettings>,
     artist: Artist,
     number: Option<PhoneNumber>,
 ) -> Result<usize, WriteError> {
     store
-        .write(move |tx| Ok(disconnect_in(tx, &artist, number.as_ref(), Utc::now())?))
+        .write(move |tx| {
+            Ok(disconnect_in(
+                tx,
+                settings.events,
+                &artist,
+                number.as_ref(),
+                Utc::now(),
+            )?)
+        })
         .await
 }
 
 fn disconnect_in(
     tx: &Connection,
+    events: Events,
     artist: &Artist,
     number: Option<&PhoneNumber>,
     now: DateTime<Utc>,
@@ -114,7 +128,7 @@ fn disconnect_in(
         let standing = numbers::standing(tx, &e164)?;
         if let Some(next) = on_disconnect(&standing, artist.id) {
             let cause = numbers::Cause::Disconnect(artist.id);
-            numbers::set_standing(tx, &e164, &standing, &next, cause, now)?;
+            numbers::set_standing(tx, &e164, &standing, &next, cause, events, now)?;
             released += 1;
         }
     }

@@ -1,6 +1,7 @@
-//! The host platform: Moments dispatched to it as Standard Webhooks (a `webhook-id` stable
-//! across retries, a `webhook-timestamp`, and `webhook-signature: v1,` + base64 HMAC-SHA256
-//! over `id.timestamp.body`), answered with the Moment's URL there.
+//! The host platform: Moments dispatched to it, and events delivered to it, as Standard
+//! Webhooks (a `webhook-id` stable across retries, a `webhook-timestamp`, and
+//! `webhook-signature: v1,` + base64 HMAC-SHA256 over `id.timestamp.body`). A Moment is
+//! answered with its URL there; an event with any 2xx.
 
 use std::time::Duration;
 
@@ -91,8 +92,25 @@ impl Host {
         })
     }
 
-    /// Posts one signed message; answers the URL the host gives the Moment.
+    /// Posts one signed Moment; answers the URL the host gives it.
     pub async fn dispatch(&self, id: &str, body: Vec<u8>) -> Result<String, DispatchError> {
+        let answer = self.post(id, body).await?;
+        match serde_json::from_str::<Created>(&answer.text) {
+            Ok(created) if created.url.starts_with("http") => Ok(created.url),
+            _ => Err(DispatchError::Retryable {
+                reason: answer.reason(" without a Moment URL"),
+                retry_after: None,
+            }),
+        }
+    }
+
+    /// Posts one signed event; any 2xx takes it.
+    pub async fn deliver(&self, id: &str, body: Vec<u8>) -> Result<(), DispatchError> {
+        self.post(id, body).await.map(|_| ())
+    }
+
+    /// Posts one signed message: a 2xx answer, or why it was not taken.
+    async fn post(&self, id: &str, body: Vec<u8>) -> Result<Answer, DispatchError> {
         let timestamp = chrono::Utc::now().timestamp();
         let signature = sign(&self.secret, id, timestamp, &body);
         let sent = self
@@ -120,30 +138,39 @@ impl Host {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let text = response.text().await.unwrap_or_default();
-        let reason = |what: &str| {
-            let shown: String = text.chars().take(200).collect();
-            format!("host {}{what}: {shown}", status.as_u16())
+        let answer = Answer {
+            status,
+            text: response.text().await.unwrap_or_default(),
         };
         if status.is_success() {
-            return match serde_json::from_str::<Created>(&text) {
-                Ok(created) if created.url.starts_with("http") => Ok(created.url),
-                _ => Err(DispatchError::Retryable {
-                    reason: reason(" without a Moment URL"),
-                    retry_after: None,
-                }),
-            };
+            return Ok(answer);
         }
         if status.is_server_error()
             || status == reqwest::StatusCode::TOO_MANY_REQUESTS
             || status == reqwest::StatusCode::REQUEST_TIMEOUT
         {
             return Err(DispatchError::Retryable {
-                reason: reason(""),
+                reason: answer.reason(""),
                 retry_after,
             });
         }
-        Err(DispatchError::Permanent { reason: reason("") })
+        Err(DispatchError::Permanent {
+            reason: answer.reason(""),
+        })
+    }
+}
+
+/// What the host answered.
+struct Answer {
+    status: reqwest::StatusCode,
+    text: String,
+}
+
+impl Answer {
+    /// The answer as a recorded reason: its status, `what`, and the start of its body.
+    fn reason(&self, what: &str) -> String {
+        let shown: String = self.text.chars().take(200).collect();
+        format!("host {}{what}: {shown}", self.status.as_u16())
     }
 }
 

@@ -12,10 +12,12 @@ use crate::domain::keyword::Keyword;
 use crate::domain::moment::{parse_moments, MomentContent};
 use crate::domain::number_state::{
     on_inbound, ArtistId, Inbound, InboundContext, NumberStatus, ReplyKind, ReplyLimits, Standing,
+    UNDO_WINDOW,
 };
 use crate::domain::phone_number::PhoneNumber;
 use crate::domain::replies::{self, ReplyContext};
-use crate::domain::{JobKind, TextEnum};
+use crate::domain::{JobKind, MomentState, TextEnum};
+use crate::events::{EventType, Events};
 use crate::providers::{InboundMessage, StatusReport};
 use crate::store::{Store, WriteError};
 
@@ -30,6 +32,8 @@ pub struct ReceiveSettings {
     /// Whether a media Moment waits for its media to be kept before it is dispatched (the
     /// host is sent the kept copy).
     pub media_first: bool,
+    /// Whether changes make events for the host.
+    pub events: Events,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,9 +177,10 @@ fn keep_failed(
 pub async fn apply_status(
     store: &Store,
     report: StatusReport,
+    events: Events,
 ) -> Result<messages::StatusApplied, WriteError> {
     store
-        .write(move |tx| Ok(messages::apply_status(tx, &report, Utc::now())?))
+        .write(move |tx| Ok(messages::apply_status(tx, &report, events, Utc::now())?))
         .await
 }
 
@@ -236,11 +241,19 @@ fn receive_whole(
     // Decided first (nothing is written until the dedupe row goes in), so the message is
     // written once, already in its artist's conversation.
     let inbound = read.unwrap_or_else(|| read_inbound(message, now));
+    // UNDO's Moment, looked up only when it is asked for.
+    let undoable = match (&standing, inbound.keyword) {
+        (Standing::Verified { owner, .. }, Some(Keyword::Undo)) => {
+            moments::last_undoable(tx, phone, *owner, now - UNDO_WINDOW)?
+        }
+        _ => None,
+    };
     let context = InboundContext {
         now,
         pending_ttl: settings.pending_ttl,
         recent: messages::recent_replies(tx, phone, now)?,
         limits: settings.reply_limits,
+        undoable: undoable.is_some(),
     };
     let decision = on_inbound(&standing, inbound, &context);
     // Only the artist a number is verified for sees what it texts, and what we answer it.
@@ -254,8 +267,13 @@ fn receive_whole(
         &standing,
         &decision.next,
         numbers::Cause::Inbound(message_id),
+        settings.events,
         now,
     )?;
+
+    if let Some(id) = undoable.filter(|_| decision.undo) {
+        undo(tx, id, settings.events, now)?;
+    }
 
     // Each Moment is dispatched by a job of its own; the last to finish queues the "Moment
     // posted" reply, when the decision allows one.
@@ -347,6 +365,20 @@ fn receive_whole(
         replies: replies.len(),
         changed: (standing != decision.next).then(|| (standing.status(), decision.next.status())),
     })
+}
+
+/// Removes a Moment for UNDO. One already on the host is withdrawn there with a
+/// `moment.deleted` event; one not yet posted never will be (its dispatch sees it removed).
+fn undo(tx: &Connection, id: i64, events: Events, now: DateTime<Utc>) -> rusqlite::Result<()> {
+    moments::delete(tx, id, now)?;
+    if let Some(moment) = moments::for_host(tx, id)? {
+        tracing::info!(moment_id = id, state = %moment.state, "Moment removed by UNDO");
+        if moment.state == MomentState::Created {
+            let url = moment.url.as_deref();
+            events.moment(tx, EventType::MomentDeleted, &moment, url, None, now)?;
+        }
+    }
+    Ok(())
 }
 
 /// Records the message, in `artist`'s conversation; `None` when its provider id was seen.

@@ -5,6 +5,7 @@ pub mod config;
 pub mod connect;
 pub mod db;
 pub mod domain;
+pub mod events;
 pub mod host;
 pub mod inbound;
 pub mod jobs;

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{DispatchSettings, ProviderSettings, Settings};
 use crate::connect::ConnectSettings;
 use crate::db::DbError;
+use crate::events::Events;
 use crate::host::Host;
 use crate::inbound::ReceiveSettings;
 use crate::jobs::{JobContext, Pacer, Runner, RunnerSettings};
@@ -118,6 +119,12 @@ impl Application {
                 settings.provider_timeout,
             )?),
         };
+        let events = settings
+            .events
+            .as_ref()
+            .map(|e| Host::new(e.url.clone(), e.secret.clone(), settings.provider_timeout))
+            .transpose()?;
+        let events_on = Events::when(events.is_some());
         let runner = Runner::new(
             JobContext {
                 store: store.clone(),
@@ -126,6 +133,7 @@ impl Application {
                 media,
                 public_url: settings.public_url.clone(),
                 host: host.clone(),
+                events,
             },
             RunnerSettings {
                 concurrency: settings.job_concurrency,
@@ -149,12 +157,14 @@ impl Application {
                 reply_limits: settings.reply_limits,
                 sender: sender.name(),
                 media_first: host.is_some(),
+                events: events_on,
             }),
             connect: Arc::new(ConnectSettings {
                 pending_ttl: settings.pending_ttl,
                 limits: settings.connect_limits,
                 sender: sender.name(),
                 sender_number: sender.default_from().map(str::to_owned),
+                events: events_on,
             }),
             settings: Arc::new(settings),
             runner: runner.clone(),

@@ -57,20 +57,21 @@ pub struct Claimed {
 /// Whether any job of `kinds` is due, or any claim has run out: a read, so an idle runner
 /// costs no write.
 pub fn any_due(conn: &Connection, kinds: &[JobKind], now: DateTime<Utc>) -> rusqlite::Result<bool> {
-    let [a, b, c] = three(kinds);
-    conn.prepare_cached(
+    // One parameter a kind: the statement is prepared once for each number of kinds asked.
+    let places = (2..kinds.len() + 2)
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let now = ts(now);
+    let mut values: Vec<&dyn rusqlite::ToSql> = vec![&now];
+    let words: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+    values.extend(words.iter().map(|w| w as &dyn rusqlite::ToSql));
+    conn.prepare_cached(&format!(
         "SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'queued' AND run_after <= ?1
-           AND kind IN (?2, ?3, ?4))
-         OR EXISTS (SELECT 1 FROM jobs WHERE state = 'running' AND lease_until <= ?1)",
-    )?
-    .query_row(params![ts(now), a, b, c], |r| r.get(0))
-}
-
-/// Up to three kinds as three parameters (the first repeated), so one statement serves
-/// every set of kinds.
-fn three(kinds: &[JobKind]) -> [Option<&'static str>; 3] {
-    let word = |i: usize| kinds.get(i).or(kinds.first()).map(|k| k.as_str());
-    [word(0), word(1), word(2)]
+           AND kind IN ({places}))
+         OR EXISTS (SELECT 1 FROM jobs WHERE state = 'running' AND lease_until <= ?1)"
+    ))?
+    .query_row(values.as_slice(), |r| r.get(0))
 }
 
 /// The claim's SQL: due jobs of one kind, oldest first (the order of `jobs_due`, so a long

@@ -1,5 +1,6 @@
 //! Inbound and outbound messages; each queued outbound text has a send_text job.
 
+use crate::events::Events;
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Duration, Utc};
@@ -314,6 +315,7 @@ pub fn mark_sent(
     attempts: u32,
     provider: &str,
     provider_message_id: Option<&str>,
+    events: Events,
     now: DateTime<Utc>,
 ) -> rusqlite::Result<()> {
     tx.prepare_cached(
@@ -349,7 +351,7 @@ pub fn mark_sent(
             let phone: String = tx
                 .prepare_cached("SELECT phone FROM messages WHERE id = ?1")?
                 .query_row([id], |r| r.get(0))?;
-            numbers::provider_opt_out(tx, &phone, id, now)?;
+            numbers::provider_opt_out(tx, &phone, id, events, now)?;
         }
         if let Some((state, error, _)) = parked.into_iter().max_by_key(|(s, _, _)| s.progress()) {
             advance(tx, id, MessageState::Sent, state, error.as_deref(), now)?;
@@ -418,6 +420,7 @@ pub enum StatusApplied {
 pub fn apply_status(
     tx: &Connection,
     report: &StatusReport,
+    events: Events,
     now: DateTime<Utc>,
 ) -> rusqlite::Result<StatusApplied> {
     let (provider, provider_message_id) = (report.provider, report.provider_message_id.as_str());
@@ -462,7 +465,7 @@ pub fn apply_status(
                 // Only a report that moves the text on acts: a redelivered one must not opt
                 // the number out again after it has texted START.
                 if report.recipient_opted_out {
-                    numbers::provider_opt_out(tx, &phone, id, now)?;
+                    numbers::provider_opt_out(tx, &phone, id, events, now)?;
                 }
                 StatusApplied::Advanced
             } else {

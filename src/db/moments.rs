@@ -69,13 +69,17 @@ pub struct ForHost {
     /// The kept file and the type it is served as, for a media Moment.
     pub media: Option<(String, String)>,
     pub state: MomentState,
+    /// Where it was created, once it is.
+    pub url: Option<String>,
+    /// Removed by UNDO.
+    pub deleted: bool,
 }
 
 pub fn for_host(conn: &Connection, id: i64) -> rusqlite::Result<Option<ForHost>> {
     conn.prepare_cached(
         "SELECT m.id, m.kind, m.title, m.description, m.price_micro_usdc, m.link_url,
            m.created_at, a.id, a.name, a.address, g.phone, m.media_file, m.media_content_type,
-           m.state
+           m.state, m.url, m.deleted_at IS NOT NULL
          FROM moments m JOIN artists a ON a.id = m.artist_id
            JOIN messages g ON g.id = m.message_id
          WHERE m.id = ?1",
@@ -97,6 +101,8 @@ pub fn for_host(conn: &Connection, id: i64) -> rusqlite::Result<Option<ForHost>>
             phone: r.get(10)?,
             media: file.map(|f| (f, content_type.unwrap_or_default())),
             state: r.get::<_, Text<MomentState>>(13)?.0,
+            url: r.get(14)?,
+            deleted: r.get(15)?,
         })
     })
     .optional()
@@ -127,17 +133,53 @@ pub fn mark_created(
 pub struct ToDispatch {
     pub message_id: i64,
     pub state: MomentState,
+    /// Removed by UNDO.
+    pub deleted: bool,
 }
 
 pub fn to_dispatch(conn: &Connection, id: i64) -> rusqlite::Result<Option<ToDispatch>> {
-    conn.prepare_cached("SELECT message_id, state FROM moments WHERE id = ?1")?
-        .query_row([id], |r| {
-            Ok(ToDispatch {
-                message_id: r.get(0)?,
-                state: r.get::<_, Text<MomentState>>(1)?.0,
-            })
+    conn.prepare_cached(
+        "SELECT message_id, state, deleted_at IS NOT NULL FROM moments WHERE id = ?1",
+    )?
+    .query_row([id], |r| {
+        Ok(ToDispatch {
+            message_id: r.get(0)?,
+            state: r.get::<_, Text<MomentState>>(1)?.0,
+            deleted: r.get(2)?,
         })
-        .optional()
+    })
+    .optional()
+}
+
+/// The Moment UNDO would remove: the last one `phone` texted for `artist` since `since` that
+/// is not failed or removed already.
+pub fn last_undoable(
+    conn: &Connection,
+    phone: &str,
+    artist: ArtistId,
+    since: DateTime<Utc>,
+) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached(
+        "SELECT m.id FROM messages g JOIN moments m ON m.message_id = g.id
+         WHERE g.phone = ?1 AND g.direction = 'inbound' AND g.created_at > ?3
+           AND m.artist_id = ?2 AND m.created_at > ?3 AND m.deleted_at IS NULL
+           AND m.state != ?4
+         ORDER BY m.id DESC LIMIT 1",
+    )?
+    .query_row(
+        params![phone, artist, ts(since), Text(MomentState::Failed)],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+/// Removes a Moment (UNDO): hidden from the API and its page from now on.
+pub fn delete(conn: &Connection, id: i64, now: DateTime<Utc>) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE moments SET deleted_at = ?2, updated_at = ?2 WHERE id = ?1 AND deleted_at IS NULL",
+    )?
+    .execute(params![id, ts(now)])?;
+    Ok(())
 }
 
 /// Marks a pending Moment failed: it could not be posted.
@@ -164,8 +206,10 @@ pub struct Settled {
 
 /// How a message's Moments ended; `None` while one is still pending.
 pub fn settled(conn: &Connection, message_id: i64) -> rusqlite::Result<Option<Settled>> {
-    let mut stmt = conn
-        .prepare_cached("SELECT state, url FROM moments WHERE message_id = ?1 ORDER BY position")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT state, url FROM moments WHERE message_id = ?1 AND deleted_at IS NULL
+             ORDER BY position",
+    )?;
     let rows = stmt.query_map([message_id], |r| {
         Ok((
             r.get::<_, Text<MomentState>>(0)?.0,
@@ -255,7 +299,8 @@ pub fn for_artist(
     public_url: &str,
 ) -> rusqlite::Result<Vec<MomentView>> {
     let mut stmt = conn.prepare(&format!(
-        "{VIEW} WHERE m.artist_id = ?1 ORDER BY m.id DESC LIMIT ?2 OFFSET ?3"
+        "{VIEW} WHERE m.artist_id = ?1 AND m.deleted_at IS NULL ORDER BY m.id DESC
+         LIMIT ?2 OFFSET ?3"
     ))?;
     let rows = stmt.query_map(params![artist, limit, offset], |r| read_view(r, public_url))?;
     rows.collect()
@@ -268,7 +313,7 @@ pub fn created(
     public_url: &str,
 ) -> rusqlite::Result<Option<MomentView>> {
     conn.query_row(
-        &format!("{VIEW} WHERE m.id = ?1 AND m.state = ?2"),
+        &format!("{VIEW} WHERE m.id = ?1 AND m.state = ?2 AND m.deleted_at IS NULL"),
         params![id, Text(MomentState::Created)],
         |r| read_view(r, public_url),
     )

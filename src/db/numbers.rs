@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::{opt_ts, parse_ts, ts, Text};
 use crate::domain::number_state::{ArtistId, ChangeCause, ConnectRequest, NumberStatus, Standing};
+use crate::events::Events;
 
 /// Why a number's standing changed.
 #[derive(Debug, Clone, Copy)]
@@ -126,14 +127,15 @@ pub fn standing(conn: &Connection, e164: &str) -> rusqlite::Result<Standing> {
     }
 }
 
-/// Stores a number's new standing and records the change with its cause. Storing the same
-/// standing again records nothing.
+/// Stores a number's new standing and records the change with its cause, and the events it
+/// makes. Storing the same standing again records nothing.
 pub fn set_standing(
     conn: &Connection,
     e164: &str,
     from: &Standing,
     to: &Standing,
     cause: Cause,
+    events: Events,
     now: DateTime<Utc>,
 ) -> rusqlite::Result<()> {
     if from == to {
@@ -185,7 +187,7 @@ pub fn set_standing(
         artist_id,
         ts(now)
     ])?;
-    Ok(())
+    events.number_changed(conn, e164, from, to, conn.last_insert_rowid(), now)
 }
 
 /// A provider says `e164` opted out with the carrier (the refusal of outbound message
@@ -194,6 +196,7 @@ pub fn provider_opt_out(
     conn: &Connection,
     e164: &str,
     message_id: i64,
+    events: Events,
     now: DateTime<Utc>,
 ) -> rusqlite::Result<()> {
     let standing = standing(conn, e164)?;
@@ -205,6 +208,7 @@ pub fn provider_opt_out(
             &standing,
             &next,
             Cause::Provider(message_id),
+            events,
             now,
         )?;
         tracing::warn!(number = %crate::domain::phone_number::mask(e164), message_id,
@@ -334,7 +338,16 @@ mod tests {
         ];
         let mut previous = Standing::Unknown;
         for s in standings {
-            set_standing(&c, "+14155552671", &previous, &s, Cause::Connect(a), now).expect("store");
+            set_standing(
+                &c,
+                "+14155552671",
+                &previous,
+                &s,
+                Cause::Connect(a),
+                Events::ON,
+                now,
+            )
+            .expect("store");
             assert_eq!(standing(&c, "+14155552671").expect("load"), s);
             previous = s;
         }

@@ -7,6 +7,8 @@ pub enum Keyword {
     OptIn,
     Help,
     Affirmative,
+    /// Removes the number's last Moment (within `UNDO_WINDOW` of it).
+    Undo,
 }
 
 const OPT_OUT: &[&str] = &[
@@ -21,6 +23,7 @@ const OPT_OUT: &[&str] = &[
 ];
 const OPT_IN: &[&str] = &["START", "UNSTOP"];
 const HELP: &[&str] = &["HELP", "INFO"];
+const UNDO: &[&str] = &["UNDO", "DELETE"];
 const AFFIRMATIVE: &[&str] = &["YES", "Y", "YEA", "YEAH", "YEP", "YUP", "YES PLEASE"];
 
 impl Keyword {
@@ -41,6 +44,8 @@ impl Keyword {
             Some(Self::Help)
         } else if is(AFFIRMATIVE) {
             Some(Self::Affirmative)
+        } else if is(UNDO) {
+            Some(Self::Undo)
         } else {
             None
         }
@@ -77,6 +82,9 @@ mod tests {
         assert_eq!(Keyword::classify("UNSTOP"), Some(Keyword::OptIn));
         assert_eq!(Keyword::classify("Help?"), Some(Keyword::Help));
         assert_eq!(Keyword::classify("info"), Some(Keyword::Help));
+        for undo in ["UNDO", "undo", "Undo!", "delete", "DELETE."] {
+            assert_eq!(Keyword::classify(undo), Some(Keyword::Undo), "{undo}");
+        }
         for yes in [
             "yes",
             "YES",
@@ -101,6 +109,8 @@ mod tests {
             "   ",
             "!!!",
             "helpful",
+            "delete the last one",
+            "undone",
         ] {
             assert_eq!(Keyword::classify(text), None, "{text}");
         }

@@ -101,6 +101,7 @@ text_enum!(
         SendText => "send_text",
         KeepMedia => "keep_media",
         DispatchMoment => "dispatch_moment",
+        DeliverEvent => "deliver_event",
     }
 );
 

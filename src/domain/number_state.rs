@@ -109,6 +109,8 @@ text_enum!(
         MomentPosted => "moment_posted",
         MomentFailed => "moment_failed",
         PriceTooHigh => "price_too_high",
+        MomentDeleted => "moment_deleted",
+        NothingToUndo => "nothing_to_undo",
     }
 );
 
@@ -156,7 +158,12 @@ pub struct InboundContext {
     pub pending_ttl: Duration,
     pub recent: RecentReplies,
     pub limits: ReplyLimits,
+    /// Whether the number has a Moment UNDO may still remove (looked up only for UNDO).
+    pub undoable: bool,
 }
+
+/// How long after a Moment UNDO may remove it.
+pub const UNDO_WINDOW: Duration = Duration::minutes(10);
 
 /// What an inbound message does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,6 +171,8 @@ pub struct Decision {
     pub next: Standing,
     pub replies: Vec<ReplyKind>,
     pub moments: Vec<MomentCommand>,
+    /// Remove the number's last Moment (UNDO).
+    pub undo: bool,
 }
 
 /// DESIGN.md's inbound table, row by row.
@@ -219,6 +228,15 @@ pub fn on_inbound(standing: &Standing, message: Inbound, ctx: &InboundContext) -
             }
         }
         (Standing::Verified { .. }, Some(Keyword::Help)) => stay(vec![ReplyKind::Help]),
+        (Standing::Verified { .. }, Some(Keyword::Undo)) if ctx.undoable => {
+            return Decision {
+                next: standing.clone(),
+                replies: cap(vec![ReplyKind::MomentDeleted], ctx),
+                moments: Vec::new(),
+                undo: true,
+            };
+        }
+        (Standing::Verified { .. }, Some(Keyword::Undo)) => stay(vec![ReplyKind::NothingToUndo]),
         // With no request waiting, "yes" (or START) is just words: a text Moment.
         (Standing::Verified { .. }, _) => moments_reply(standing, message.content),
     };
@@ -226,6 +244,7 @@ pub fn on_inbound(standing: &Standing, message: Inbound, ctx: &InboundContext) -
         next,
         replies: cap(replies, ctx),
         moments,
+        undo: false,
     }
 }
 
@@ -400,6 +419,7 @@ mod tests {
             pending_ttl: Duration::hours(24),
             recent: RecentReplies::default(),
             limits: ReplyLimits::default(),
+            undoable: false,
         }
     }
 
@@ -518,6 +538,30 @@ mod tests {
         );
         assert_eq!(d.next, Standing::Unknown);
         assert_eq!(d.replies, [ReplyKind::Expired]);
+    }
+
+    #[test]
+    fn undo_removes_a_verified_numbers_last_moment_when_there_is_one() {
+        let mut c = ctx();
+        c.undoable = true;
+        let d = on_inbound(&verified(A), kw(Keyword::Undo), &c);
+        assert!(d.undo);
+        assert_eq!(d.replies, [ReplyKind::MomentDeleted]);
+        assert_eq!(d.next, verified(A));
+        assert!(d.moments.is_empty());
+
+        let d = on_inbound(&verified(A), kw(Keyword::Undo), &ctx());
+        assert!(!d.undo);
+        assert_eq!(d.replies, [ReplyKind::NothingToUndo]);
+
+        // Anywhere else it is no command.
+        for standing in [Standing::Unknown, Standing::Pending(fresh(A))] {
+            let d = on_inbound(&standing, kw(Keyword::Undo), &c);
+            assert!(!d.undo, "{standing:?}");
+        }
+        let out = Standing::OptedOut(Box::new(verified(A)));
+        let d = on_inbound(&out, kw(Keyword::Undo), &c);
+        assert!(!d.undo && d.replies.is_empty());
     }
 
     #[test]

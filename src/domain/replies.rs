@@ -54,7 +54,7 @@ pub fn render(kind: ReplyKind, ctx: &ReplyContext) -> String {
         ),
         ReplyKind::Help => {
             "Text a photo, audio, PDF, link or words to post a Moment. Optional lines: \
-             'title: ...' and 'price: 5' (USDC). Reply STOP to opt out."
+             'title: ...' and 'price: 5' (USDC). UNDO removes your last Moment. STOP to opt out."
                 .to_owned()
         }
         ReplyKind::VideoRefused => {
@@ -67,6 +67,11 @@ pub fn render(kind: ReplyKind, ctx: &ReplyContext) -> String {
         },
         ReplyKind::MomentFailed => {
             "Your Moment could not be posted. Please try again later.".to_owned()
+        }
+        ReplyKind::MomentDeleted => "Your last Moment was removed.".to_owned(),
+        ReplyKind::NothingToUndo => {
+            "Nothing to undo: UNDO removes your last Moment within 10 minutes of posting it."
+                .to_owned()
         }
         ReplyKind::PriceTooHigh => format!(
             "Nothing was posted: a Moment's price can be at most {} USDC. Text it again with a \

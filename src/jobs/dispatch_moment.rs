@@ -19,6 +19,7 @@ use crate::domain::number_state::ReplyKind;
 use crate::domain::phone_number::mask;
 use crate::domain::replies::{self, ReplyContext};
 use crate::domain::{MomentKindCode, MomentState, TextEnum};
+use crate::events::{EventType, Events};
 use crate::host::{DispatchError, Host};
 
 pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
@@ -28,7 +29,7 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
         });
     };
     let texts = Texts::of(job);
-    let sender = ctx.sender.name();
+    let (sender, events) = (ctx.sender.name(), ctx.events());
     let (attempted, url) = match &ctx.host {
         None => (Attempted::Done, format!("{}/moments/{id}", ctx.public_url)),
         Some(host) => match to_host(ctx, host, id).await {
@@ -42,17 +43,18 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
         attempted,
         record: Arc::new(move |tx, settled| {
             let outcome = match settled {
-                Settled::Done => Some(url.as_str()),
-                Settled::Failed { .. } => None,
+                Settled::Done => Ok(url.as_str()),
+                Settled::Failed { reason } => Err(reason),
                 Settled::Retrying { .. } => return Ok(()),
             };
-            record(tx, id, outcome, &texts, sender)
+            record(tx, id, outcome, &texts, sender, events)
         }),
     }
 }
 
-/// Posts the Moment to the host; answers the URL it gives, `None` when the Moment is no
-/// longer pending, or how the attempt failed.
+/// Posts the Moment to the host; answers the URL it gives (empty for a Moment UNDO removed
+/// first, which is not posted), `None` when the Moment is no longer pending, or how the
+/// attempt failed.
 async fn to_host(ctx: &JobContext, host: &Host, id: i64) -> Result<Option<String>, Attempted> {
     let found = ctx
         .store
@@ -68,6 +70,10 @@ async fn to_host(ctx: &JobContext, host: &Host, id: i64) -> Result<Option<String
     let Some(moment) = found.filter(|m| m.state == MomentState::Pending) else {
         return Ok(None);
     };
+    if moment.deleted {
+        // UNDO came first: it is never posted (`record` settles it).
+        return Ok(Some(String::new()));
+    }
     let body = host_body(ctx, &moment);
     // One id for every attempt: the host posts a Moment once however often it is sent.
     match host.dispatch(&format!("moment_{id}"), body).await {
@@ -201,23 +207,25 @@ pub fn settle_at_claim(
     job: &Claimed,
     public_url: &str,
     sender: &str,
+    events: Events,
 ) -> rusqlite::Result<bool> {
     let Some(id) = payload_id(job, "moment_id") else {
         return Ok(false);
     };
     let url = format!("{public_url}/moments/{id}");
-    record(tx, id, Some(&url), &Texts::of(job), sender)?;
+    record(tx, id, Ok(&url), &Texts::of(job), sender, events)?;
     Ok(true)
 }
 
-/// Records a pending Moment as created at `url`, or (`None`) failed, then queues the
-/// message's texts if it was the last of its Moments to settle.
+/// Records a pending Moment as created at its URL, or failed with the reason, with its event;
+/// then queues the message's texts if it was the last of its Moments to settle.
 pub fn record(
     tx: &Connection,
     id: i64,
-    url: Option<&str>,
+    outcome: Result<&str, &str>,
     texts: &Texts,
     sender: &str,
+    events: Events,
 ) -> rusqlite::Result<()> {
     let now = Utc::now();
     let Some(moment) = moments::to_dispatch(tx, id)? else {
@@ -227,9 +235,24 @@ pub fn record(
         // Settled before (this attempt's outcome was written twice): its texts are queued.
         return Ok(());
     }
-    match url {
-        Some(url) => moments::mark_created(tx, id, url, now)?,
-        None => moments::mark_failed(tx, id, now)?,
+    if moment.deleted {
+        // UNDO removed it before it was posted: it never will be. It is settled as failed,
+        // quietly (no event, no text: the artist asked for this), and its message's texts go
+        // as if it had never been.
+        moments::mark_failed(tx, id, now)?;
+    } else {
+        match outcome {
+            Ok(url) => moments::mark_created(tx, id, url, now)?,
+            Err(_) => moments::mark_failed(tx, id, now)?,
+        }
+    }
+    if let Some(told) = moments::for_host(tx, id)?.filter(|m| !m.deleted) {
+        match outcome {
+            Ok(url) => events.moment(tx, EventType::MomentCreated, &told, Some(url), None, now)?,
+            Err(reason) => {
+                events.moment(tx, EventType::MomentFailed, &told, None, Some(reason), now)?
+            }
+        }
     }
     let Some(settled) = moments::settled(tx, moment.message_id)? else {
         return Ok(());
@@ -317,13 +340,22 @@ mod tests {
         record(
             &conn,
             first,
-            Some("https://m.example/moments/1"),
+            Ok("https://m.example/moments/1"),
             &posted,
             "telnyx",
+            Events::OFF,
         )
         .expect("first");
         assert!(texts(&conn).is_empty(), "one Moment is still pending");
-        record(&conn, second, None, &posted, "telnyx").expect("second");
+        record(
+            &conn,
+            second,
+            Err("host 400"),
+            &posted,
+            "telnyx",
+            Events::OFF,
+        )
+        .expect("second");
         assert_eq!(
             texts(&conn),
             [
@@ -348,7 +380,15 @@ mod tests {
         assert_eq!(jobs, 3, "each text has the job that sends it");
 
         // Settling again (an outcome written twice) queues nothing more.
-        record(&conn, second, None, &posted, "telnyx").expect("again");
+        record(
+            &conn,
+            second,
+            Err("host 400"),
+            &posted,
+            "telnyx",
+            Events::OFF,
+        )
+        .expect("again");
         assert_eq!(texts(&conn).len(), 3);
     }
 }

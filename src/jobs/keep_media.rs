@@ -35,7 +35,7 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
         }
     };
     let dispatch = job.payload.get("dispatch").cloned();
-    let sender = ctx.sender.name();
+    let (sender, events) = (ctx.sender.name(), ctx.events());
     match ctx.media.keep(&source).await {
         Ok(file) => {
             tracing::info!(moment_id = id, %file, "media kept");
@@ -73,7 +73,7 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
                             // Without its media the Moment cannot go to the host.
                             Some(dispatch) => {
                                 let texts = dispatch_moment::Texts::from_payload(dispatch);
-                                dispatch_moment::record(tx, id, None, &texts, sender)
+                                dispatch_moment::record(tx, id, Err(reason), &texts, sender, events)
                             }
                             None => Ok(()),
                         }

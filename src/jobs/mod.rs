@@ -5,6 +5,7 @@
 //! A kind is one file here and one arm in `Runner::execute`. Handlers never open a
 //! transaction: they return what to record, and the runner writes it with the job's outcome.
 
+mod deliver_event;
 mod dispatch_moment;
 mod keep_media;
 mod pacer;
@@ -23,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::db::jobs::{self, Claimed, JobId};
 use crate::domain::JobKind;
+use crate::events::Events;
 use crate::media::MediaKeeper;
 use crate::providers::Sender;
 use crate::store::{Store, WriteError};
@@ -35,6 +37,7 @@ pub const ALL_KINDS: &[JobKind] = &[
     JobKind::DispatchMoment,
     JobKind::SendText,
     JobKind::KeepMedia,
+    JobKind::DeliverEvent,
 ];
 
 /// The longest a provider's `Retry-After` holds a job back.
@@ -64,6 +67,15 @@ pub struct JobContext {
     pub public_url: String,
     /// Where Moments are dispatched; `None` for the embedded dispatch.
     pub host: Option<crate::host::Host>,
+    /// Where events are delivered; `None` when none are.
+    pub events: Option<crate::host::Host>,
+}
+
+impl JobContext {
+    /// Whether the changes jobs record make events.
+    pub fn events(&self) -> Events {
+        Events::when(self.events.is_some())
+    }
 }
 
 /// How one attempt ended, as its kind saw it.
@@ -278,7 +290,11 @@ impl Runner {
             .write_waiting(move |tx| {
                 let now = Utc::now();
                 let mut claimed = jobs::claim(tx, &name, &[JobKind::SendText], sends, lease, now)?;
-                let others = [JobKind::DispatchMoment, JobKind::KeepMedia];
+                let others = [
+                    JobKind::DispatchMoment,
+                    JobKind::KeepMedia,
+                    JobKind::DeliverEvent,
+                ];
                 let rest = free - claimed.len();
                 claimed.extend(jobs::claim(tx, &name, &others, rest, lease, now)?);
                 Ok(inline.settle(tx, claimed)?)
@@ -292,6 +308,7 @@ impl Runner {
             embedded: self.inner.ctx.host.is_none(),
             public_url: self.inner.ctx.public_url.clone(),
             sender: self.inner.ctx.sender.name(),
+            events: self.inner.ctx.events(),
         }
     }
 
@@ -439,6 +456,7 @@ impl Runner {
             JobKind::SendText => send_text::perform(ctx, &job).await,
             JobKind::KeepMedia => keep_media::perform(ctx, &job).await,
             JobKind::DispatchMoment => dispatch_moment::perform(ctx, &job).await,
+            JobKind::DeliverEvent => deliver_event::perform(ctx, &job).await,
         };
         let now = Utc::now();
         let settled = self.settle(&job, performed.attempted, now);
@@ -576,6 +594,7 @@ struct Inline {
     embedded: bool,
     public_url: String,
     sender: &'static str,
+    events: Events,
 }
 
 impl Inline {
@@ -593,13 +612,19 @@ impl Inline {
                 continue;
             }
             tx.prepare_cached("SAVEPOINT inline")?.execute([])?;
-            let done = dispatch_moment::settle_at_claim(tx, &job, &self.public_url, self.sender)
-                .and_then(|done| {
-                    if done {
-                        jobs::finish(tx, job.id)?;
-                    }
-                    Ok(done)
-                });
+            let done = dispatch_moment::settle_at_claim(
+                tx,
+                &job,
+                &self.public_url,
+                self.sender,
+                self.events,
+            )
+            .and_then(|done| {
+                if done {
+                    jobs::finish(tx, job.id)?;
+                }
+                Ok(done)
+            });
             if !matches!(done, Ok(true)) {
                 tx.prepare_cached("ROLLBACK TO inline")?.execute([])?;
             }

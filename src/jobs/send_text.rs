@@ -75,6 +75,7 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
         body: &text.body,
     };
     let provider = ctx.sender.name();
+    let events = ctx.events();
     match ctx.sender.send(&outbound).await {
         Ok(accepted) => {
             tracing::info!(message_id = id, %to, provider, "text sent");
@@ -88,6 +89,7 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
                         attempt,
                         provider,
                         provider_id.as_deref(),
+                        events,
                         Utc::now(),
                     )
                 }),
@@ -145,7 +147,7 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
                     if let Settled::Failed { reason } = settled {
                         let now = Utc::now();
                         messages::mark_failed(tx, id, attempt, reason, now)?;
-                        numbers::provider_opt_out(tx, &phone, id, now)?;
+                        numbers::provider_opt_out(tx, &phone, id, events, now)?;
                     }
                     Ok(())
                 }),

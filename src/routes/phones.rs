@@ -1,5 +1,7 @@
 //! `/api/phones`: connect, disconnect and list an artist's numbers.
 
+use std::sync::Arc;
+
 use actix_web::{web, HttpResponse};
 use chrono::Utc;
 use serde::Deserialize;
@@ -83,7 +85,7 @@ pub async fn disconnect(
         Some(parse_number(&request.phone_number)?)
     };
     let one = number.is_some();
-    let released = connect::disconnect(&state.store, artist, number)
+    let released = connect::disconnect(&state.store, Arc::clone(&state.connect), artist, number)
         .await
         .map_err(write_failed("Failed to disconnect phone number"))?;
     if one && released == 0 {

@@ -172,7 +172,7 @@ async fn apply(state: &web::Data<AppState>, event: WebhookEvent) -> Result<Strin
             })
         }
         WebhookEvent::Status(report) => {
-            let applied = inbound::apply_status(&state.store, report)
+            let applied = inbound::apply_status(&state.store, report, state.receive.events)
                 .await
                 .map_err(write_failed("Failed to record status"))?;
             Ok(match applied {

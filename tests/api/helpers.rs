@@ -620,6 +620,12 @@ impl TestApp {
         .await
     }
 
+    /// Delivers events until none is due; counts them.
+    pub async fn drain_events(&self) -> Round {
+        self.drain_kinds(&[JobKind::DeliverEvent], JobKind::DeliverEvent)
+            .await
+    }
+
     async fn drain_kinds(&self, kinds: &[JobKind], counted: JobKind) -> Round {
         let mut total = Round::default();
         for _ in 0..50 {

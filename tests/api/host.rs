@@ -14,7 +14,7 @@ use wiremock::{Mock, Request, ResponseTemplate};
 use crate::helpers::*;
 
 /// The Standard Webhooks specification's example secret.
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const HOST_URL: &str = "https://inprocess.world/moments/abc123";
 
 /// The app dispatching to a host's stand-in, with `PHONE` verified.
@@ -37,7 +37,7 @@ async fn spawn_host_app() -> TestApp {
 }
 
 /// Checks a request as a Standard Webhooks consumer does, with the secret it shares.
-fn assert_signed(request: &Request) {
+pub fn assert_signed(request: &Request) {
     let id = request_header(request, "webhook-id").expect("webhook-id");
     let timestamp = request_header(request, "webhook-timestamp").expect("webhook-timestamp");
     let signature = request_header(request, "webhook-signature").expect("webhook-signature");

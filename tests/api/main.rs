@@ -3,6 +3,7 @@
 mod api_errors;
 mod cli;
 mod conversation;
+mod events;
 mod faults;
 mod helpers;
 mod host;
@@ -13,5 +14,6 @@ mod phones;
 mod process;
 mod telnyx_webhook;
 mod twilio;
+mod undo;
 mod vonage;
 mod write_path;

@@ -1,0 +1,238 @@
+//! Events to the host: every change of a number or a Moment the host should know of is
+//! delivered as a signed Standard Webhook, with an id that stays the same across retries.
+
+use serde_json::Value;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+use crate::helpers::*;
+use crate::host::{assert_signed, SECRET};
+
+/// The app with events going to a stand-in host's `/events`.
+async fn spawn_events_app(extra: &[(&str, &str)]) -> TestApp {
+    let host = MockServer::start().await;
+    let url = format!("{}/events", host.uri());
+    let mut env = vec![
+        ("MOMENTLINE_EVENTS_URL", url.as_str()),
+        ("MOMENTLINE_EVENTS_SECRET", SECRET),
+    ];
+    env.extend_from_slice(extra);
+    let mut app = spawn_app_with_env(&env, |_| {}).await;
+    app.host = Some(host);
+    telnyx_accepts_texts(&app.provider_api).await;
+    app
+}
+
+fn events_answer(template: ResponseTemplate) -> Mock {
+    Mock::given(method("POST"))
+        .and(path("/events"))
+        .respond_with(template)
+}
+
+/// Every event the host was sent (each checked for its signature): its id and its body.
+async fn delivered(app: &TestApp, at: &str) -> Vec<(String, Value)> {
+    let requests: Vec<Request> = requests_to(app.host.as_ref().expect("a host"), at).await;
+    requests
+        .iter()
+        .map(|request| {
+            assert_signed(request);
+            let id = request_header(request, "webhook-id").expect("an id");
+            let body: Value = serde_json::from_slice(&request.body).expect("json");
+            (id.to_owned(), body)
+        })
+        .collect()
+}
+
+fn types(events: &[(String, Value)]) -> Vec<String> {
+    events
+        .iter()
+        .map(|(_, body)| body["type"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// The events whose type starts with `prefix`, in the order they came. Events about one
+/// number, or one Moment, come in order; events about different ones may interleave.
+fn about(events: &[(String, Value)], prefix: &str) -> Vec<(String, Value)> {
+    events
+        .iter()
+        .filter(|(_, body)| body["type"].as_str().is_some_and(|t| t.starts_with(prefix)))
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn numbers_and_moments_tell_the_host_what_happened_signed_and_with_stable_ids() {
+    let app = spawn_events_app(&[]).await;
+    let host = app.host.as_ref().expect("a host");
+    events_answer(ResponseTemplate::new(500))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(host)
+        .await;
+    events_answer(ResponseTemplate::new(204)).mount(host).await;
+
+    app.verified(PHONE).await;
+    app.drain_events().await;
+    let events = delivered(&app, "/events").await;
+    assert_eq!(events.len(), 2, "refused once, then taken");
+    assert_eq!(events[0], events[1], "a retry sends the same id and body");
+    let (id, verified) = &events[1];
+    assert!(
+        id.starts_with("evt_number_") && id.ends_with("_phone_verified"),
+        "{id}"
+    );
+    assert_eq!(verified["type"], "phone.verified");
+    assert_eq!(verified["data"]["phone_number"], PHONE);
+    assert_eq!(verified["data"]["artist"]["name"], ARTIST);
+    assert!(verified["timestamp"]
+        .as_str()
+        .is_some_and(|t| t.ends_with('Z')));
+
+    app.text(PHONE, "Sunrise over the bay\nprice: 5").await;
+    app.drain().await;
+    app.text(PHONE, "UNDO").await;
+    app.drain().await;
+    app.text(PHONE, "STOP").await;
+    app.text(PHONE, "START").await;
+    app.drain().await;
+    let released = app
+        .http
+        .delete(app.url("/api/phones"))
+        .header("x-api-key", &app.api_key)
+        .json(&serde_json::json!({ "phone_number": PHONE }))
+        .send()
+        .await
+        .expect("disconnect");
+    assert_eq!(released.status(), 200);
+    app.drain_events().await;
+
+    let events = delivered(&app, "/events").await;
+    let number = about(&events[1..], "phone.");
+    assert_eq!(
+        types(&number),
+        [
+            "phone.verified",
+            "phone.opted_out",
+            "phone.opted_in",
+            "phone.disconnected"
+        ]
+    );
+    for (_, body) in &number {
+        assert_eq!(body["data"]["phone_number"], PHONE);
+        assert_eq!(body["data"]["artist"]["name"], ARTIST);
+    }
+    let moment = about(&events, "moment.");
+    assert_eq!(types(&moment), ["moment.created", "moment.deleted"]);
+    let created = &moment[0];
+    assert_eq!(created.0, "evt_moment_1_created");
+    let shown = &created.1["data"]["moment"];
+    assert_eq!(shown["title"], "Sunrise over the bay");
+    assert_eq!(shown["price"], "5");
+    assert_eq!(shown["url"], format!("{PUBLIC_URL}/moments/1"));
+    assert_eq!(created.1["data"]["phone_number"], "+1415***2671");
+    let deleted = &moment[1];
+    assert_eq!(deleted.0, "evt_moment_1_deleted");
+    assert_eq!(deleted.1["data"]["moment"]["id"], 1);
+    let ids: std::collections::HashSet<&String> = events[1..].iter().map(|(id, _)| id).collect();
+    assert_eq!(ids.len(), events.len() - 1, "every event has its own id");
+}
+
+#[tokio::test]
+async fn a_takeover_tells_the_host_one_artist_lost_the_number_and_another_gained_it() {
+    let app = spawn_events_app(&[]).await;
+    events_answer(ResponseTemplate::new(200))
+        .mount(app.host.as_ref().expect("a host"))
+        .await;
+    app.verified(PHONE).await;
+    let other = create_artist(&app.pool, "Other Artist");
+    // Past the cooldown between two prompts to one number.
+    app.backdate_messages(120);
+    assert_eq!(app.connect_as(&other, PHONE).await.status(), 200);
+    app.text(PHONE, "yes").await;
+    app.drain().await;
+    app.drain_events().await;
+
+    let events = delivered(&app, "/events").await;
+    assert_eq!(
+        types(&events),
+        ["phone.verified", "phone.disconnected", "phone.verified"]
+    );
+    assert_eq!(events[1].1["data"]["artist"]["name"], ARTIST);
+    assert_eq!(events[2].1["data"]["artist"]["name"], "Other Artist");
+}
+
+#[tokio::test]
+async fn an_event_the_host_refuses_is_failed_with_the_reason_and_not_sent_again() {
+    let app = spawn_events_app(&[]).await;
+    events_answer(ResponseTemplate::new(410).set_body_string("no such endpoint"))
+        .mount(app.host.as_ref().expect("a host"))
+        .await;
+    app.verified(PHONE).await;
+    app.drain_events().await;
+    app.drain_events().await;
+    assert_eq!(delivered(&app, "/events").await.len(), 1);
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM jobs WHERE kind = 'deliver_event' AND state = 'failed'
+               AND last_error LIKE 'host 410%no such endpoint'"
+        ),
+        1
+    );
+}
+
+#[tokio::test]
+async fn without_an_events_url_no_event_is_queued() {
+    let app = spawn_verified_app().await;
+    app.text(PHONE, "A Moment").await;
+    app.drain().await;
+    assert_eq!(app.count("SELECT count(*) FROM moments"), 1);
+    assert_eq!(
+        app.count("SELECT count(*) FROM jobs WHERE kind = 'deliver_event'"),
+        0
+    );
+}
+
+#[tokio::test]
+async fn in_webhook_mode_events_go_to_the_dispatch_url_and_undo_withdraws_a_hosted_moment() {
+    let host = MockServer::start().await;
+    let url = format!("{}/moments", host.uri());
+    let mut app = spawn_app_with_env(
+        &[
+            ("MOMENTLINE_DISPATCH", "webhook"),
+            ("MOMENTLINE_DISPATCH_URL", url.as_str()),
+            ("MOMENTLINE_DISPATCH_SECRET", SECRET),
+        ],
+        |_| {},
+    )
+    .await;
+    Mock::given(method("POST"))
+        .and(path("/moments"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({ "url": "https://inprocess.world/m/1" })),
+        )
+        .mount(&host)
+        .await;
+    app.host = Some(host);
+    telnyx_accepts_texts(&app.provider_api).await;
+    app.verified(PHONE).await;
+    app.text(PHONE, "Posted then withdrawn").await;
+    app.drain().await;
+    app.text(PHONE, "delete").await;
+    app.drain().await;
+    app.drain_events().await;
+
+    let sent = delivered(&app, "/moments").await;
+    assert_eq!(types(&sent[..1]), ["moment.create"]);
+    assert_eq!(types(&about(&sent, "phone.")), ["phone.verified"]);
+    let moment = about(&sent[1..], "moment.");
+    assert_eq!(types(&moment), ["moment.created", "moment.deleted"]);
+    assert_eq!(
+        moment[1].1["data"]["moment"]["url"],
+        "https://inprocess.world/m/1"
+    );
+    assert_eq!(
+        app.texts_to(PHONE).await.last().map(String::as_str),
+        Some("Your last Moment was removed.")
+    );
+}

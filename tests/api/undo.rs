@@ -1,0 +1,124 @@
+//! UNDO (or DELETE): a verified number removes its last Moment within 10 minutes of it.
+
+use crate::helpers::*;
+
+const REMOVED: &str = "Your last Moment was removed.";
+const NOTHING: &str =
+    "Nothing to undo: UNDO removes your last Moment within 10 minutes of posting it.";
+
+async fn moment_titles(app: &TestApp) -> Vec<String> {
+    app.get_json("/api/moments").await["moments"]
+        .as_array()
+        .expect("moments")
+        .iter()
+        .map(|m| m["title"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+async fn page_status(app: &TestApp, id: i64) -> u16 {
+    app.http
+        .get(app.url(&format!("/moments/{id}")))
+        .send()
+        .await
+        .expect("page")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn undo_removes_the_last_moment_from_the_api_and_its_page_and_says_so() {
+    let app = spawn_verified_app().await;
+    app.text(PHONE, "First").await;
+    app.text(PHONE, "Second").await;
+    app.drain().await;
+    assert_eq!(moment_titles(&app).await, ["Second", "First"]);
+
+    app.text(PHONE, "undo").await;
+    app.drain().await;
+    assert_eq!(
+        app.texts_to(PHONE).await.last().map(String::as_str),
+        Some(REMOVED)
+    );
+    assert_eq!(moment_titles(&app).await, ["First"]);
+    assert_eq!(page_status(&app, 2).await, 404);
+    assert_eq!(page_status(&app, 1).await, 200);
+
+    // Each UNDO takes the one before; then there is nothing left to take.
+    app.text(PHONE, "DELETE").await;
+    app.text(PHONE, "UNDO").await;
+    app.drain().await;
+    assert!(moment_titles(&app).await.is_empty());
+    let texts = app.texts_to(PHONE).await;
+    assert_eq!(texts[texts.len() - 2..], [REMOVED, NOTHING]);
+    assert_eq!(
+        app.count("SELECT count(*) FROM messages WHERE purpose = 'moment_deleted'"),
+        2
+    );
+}
+
+#[tokio::test]
+async fn undo_after_ten_minutes_removes_nothing() {
+    let app = spawn_verified_app().await;
+    app.text(PHONE, "Old news").await;
+    app.drain().await;
+    app.backdate_messages(11 * 60);
+    let conn = app.pool.get().expect("connection");
+    conn.execute(
+        "UPDATE moments SET created_at =
+           strftime('%Y-%m-%dT%H:%M:%fZ', julianday(created_at) - 660 / 86400.0)",
+        [],
+    )
+    .expect("backdate moments");
+    drop(conn);
+
+    app.text(PHONE, "UNDO").await;
+    app.drain().await;
+    assert_eq!(
+        app.texts_to(PHONE).await.last().map(String::as_str),
+        Some(NOTHING)
+    );
+    assert_eq!(moment_titles(&app).await, ["Old news"]);
+}
+
+#[tokio::test]
+async fn a_moment_undone_before_it_is_posted_is_never_posted() {
+    let app = spawn_verified_app().await;
+    app.text(PHONE, "Oops, wrong number").await;
+    app.text(PHONE, "UNDO").await;
+    app.drain().await;
+    let texts = app.texts_to(PHONE).await;
+    assert_eq!(texts.last().map(String::as_str), Some(REMOVED));
+    assert!(
+        !texts.iter().any(|t| t.starts_with("Moment posted")),
+        "{texts:?}"
+    );
+    assert!(moment_titles(&app).await.is_empty());
+    assert_eq!(
+        app.count("SELECT count(*) FROM moments WHERE deleted_at IS NOT NULL AND url IS NULL"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn undo_from_a_number_that_is_not_verified_is_not_a_command() {
+    let app = spawn_app().await;
+    telnyx_accepts_texts(&app.provider_api).await;
+    app.text(PHONE, "UNDO").await;
+    app.drain().await;
+    let texts = app.texts_to(PHONE).await;
+    assert_eq!(texts.len(), 1);
+    assert!(
+        texts[0].starts_with("This number is not connected"),
+        "{texts:?}"
+    );
+}
+
+#[tokio::test]
+async fn help_tells_how_to_undo_in_one_segment() {
+    let app = spawn_verified_app().await;
+    app.text(PHONE, "HELP").await;
+    app.drain().await;
+    let help = app.texts_to(PHONE).await.pop().expect("help");
+    assert!(help.contains("UNDO removes your last Moment"), "{help}");
+    assert!(help.len() <= 160, "{} characters", help.len());
+}
