@@ -17,6 +17,12 @@ use crate::store::{Store, WriteError};
     after_long_help = crate::config::variables_help()
 )]
 pub struct Cli {
+    /// The SQLite database file (overrides MOMENTLINE_DB).
+    #[arg(long, global = true, value_name = "PATH")]
+    db: Option<String>,
+    /// The address to listen on, e.g. 127.0.0.1:8080 or :8080 (overrides MOMENTLINE_ADDR).
+    #[arg(long, global = true, value_name = "ADDR")]
+    addr: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -35,29 +41,81 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Copy the database, safely while the server runs (SQLite's online backup).
+    Backup {
+        /// Where to write the copy; an existing file is not overwritten.
+        path: std::path::PathBuf,
+    },
+    /// Tools for playing with momentline on this machine.
+    Dev {
+        #[command(subcommand)]
+        command: DevCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DevCommand {
+    /// Text the running server as a phone would: signs and posts the provider's webhook with
+    /// the secret the server is configured with (same environment), then prints the answers.
+    Text {
+        /// The phone number texting, in E.164 (+14155552671).
+        #[arg(long)]
+        from: String,
+        /// What the phone texts.
+        text: String,
+        /// A photo, audio or PDF file to attach (served on loopback for the server to fetch;
+        /// the server needs MOMENTLINE_MEDIA_ALLOW_PRIVATE=1 to fetch it).
+        #[arg(long, value_name = "FILE")]
+        media: Option<std::path::PathBuf>,
+        /// Whose webhook to play.
+        #[arg(long, value_enum, default_value = "twilio")]
+        provider: crate::dev::DevProvider,
+        /// Our number the phone texts.
+        #[arg(long, default_value = "+18445550001")]
+        to: String,
+        /// The server's base URL (default: from MOMENTLINE_ADDR, on loopback).
+        #[arg(long)]
+        url: Option<String>,
+        /// Seconds to wait for momentline's answers (0: do not wait).
+        #[arg(long, default_value_t = 30)]
+        wait: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 enum ArtistsCommand {
     /// Create an artist and print its first API key.
     Add {
+        /// The artist's name (1 to 100 characters, unique).
         #[arg(long)]
         name: String,
         /// The artist's wallet address (0x and 40 hex characters).
         #[arg(long)]
         address: Option<String>,
     },
+    /// List artists, with their live keys and verified numbers.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
 enum KeysCommand {
     /// Create another API key for an artist and print it.
     Create {
+        /// The artist's name, as given to `artists add`.
         #[arg(long)]
         artist: String,
     },
     /// Revoke a key: give the whole key, or its first 15 characters (e.g. art_sk_1a2b3c4d).
-    Revoke { prefix: String },
+    Revoke {
+        /// The whole key, or its first 15 characters as `keys list` shows them.
+        prefix: String,
+    },
+    /// List keys by their first characters (never the keys themselves).
+    List {
+        /// Only this artist's keys.
+        #[arg(long)]
+        artist: Option<String>,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,10 +134,19 @@ pub enum CliError {
     Random(#[from] getrandom::Error),
     #[error("{0}")]
     Usage(String),
+    #[error(transparent)]
+    Dev(#[from] crate::dev::DevError),
+    #[error("could not back up the database")]
+    Backup(#[source] rusqlite::Error),
 }
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
-    let settings = Settings::from_env()?;
+    // A flag wins over its variable.
+    let settings = Settings::from_lookup(|name| match name {
+        "MOMENTLINE_DB" if cli.db.is_some() => cli.db.clone(),
+        "MOMENTLINE_ADDR" if cli.addr.is_some() => cli.addr.clone(),
+        _ => std::env::var(name).ok(),
+    })?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let app = Application::build(settings).await?;
@@ -147,6 +214,129 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 &prefix[..DISPLAY_PREFIX_LEN.min(prefix.len())]
             );
         }
+        Command::Artists {
+            command: ArtistsCommand::List,
+        } => {
+            let store = Store::open(&settings.db_path, settings.writer)?;
+            let listed = store.read(|c| Ok(artists::list(c)?)).await?;
+            println!("id\tname\tlive keys\tverified numbers\taddress\tcreated");
+            for a in listed {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    a.id,
+                    a.name,
+                    a.live_keys,
+                    a.verified_numbers,
+                    a.address.as_deref().unwrap_or("-"),
+                    a.created_at
+                );
+            }
+        }
+        Command::Keys {
+            command: KeysCommand::List { artist },
+        } => {
+            let store = Store::open(&settings.db_path, settings.writer)?;
+            let wanted = artist.clone();
+            let keys = store
+                .read(move |c| Ok(artists::list_keys(c, wanted.as_deref())?))
+                .await?;
+            if let (Some(name), true) = (&artist, keys.is_empty()) {
+                let known = store
+                    .read({
+                        let name = name.clone();
+                        move |c| Ok(artists::find_by_name(c, &name)?)
+                    })
+                    .await?;
+                if known.is_none() {
+                    return Err(CliError::Usage(format!("no artist named '{name}'")));
+                }
+            }
+            println!("key\tartist\tcreated\trevoked");
+            for k in keys {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    k.prefix,
+                    k.artist,
+                    k.created_at,
+                    k.revoked_at.as_deref().unwrap_or("-")
+                );
+            }
+        }
+        Command::Backup { path } => {
+            backup(&settings.db_path, &path)?;
+            println!(
+                "Backed up {} to {}",
+                settings.db_path.display(),
+                path.display()
+            );
+        }
+        Command::Dev {
+            command:
+                DevCommand::Text {
+                    from,
+                    text,
+                    media,
+                    provider,
+                    to,
+                    url,
+                    wait,
+                },
+        } => {
+            crate::dev::text(
+                &settings,
+                crate::dev::DevText {
+                    from,
+                    text,
+                    media,
+                    provider,
+                    to: Some(to),
+                    url,
+                    wait: std::time::Duration::from_secs(wait),
+                },
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Copies the live database to `to` page by page with SQLite's online backup, which sees one
+/// consistent state however the server writes meanwhile. The copy is readable by its owner
+/// only, like the database.
+fn backup(from: &std::path::Path, to: &std::path::Path) -> Result<(), CliError> {
+    if !from.exists() {
+        return Err(CliError::Usage(format!(
+            "no database at {} (set MOMENTLINE_DB or --db)",
+            from.display()
+        )));
+    }
+    match crate::media::owner_only_file().open(to) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(CliError::Usage(format!(
+                "{} exists already; give a new path",
+                to.display()
+            )))
+        }
+        Err(e) => {
+            return Err(CliError::Usage(format!(
+                "cannot create {}: {e}",
+                to.display()
+            )))
+        }
+    }
+    let source = rusqlite::Connection::open_with_flags(
+        from,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(CliError::Backup)?;
+    let mut copy = rusqlite::Connection::open(to).map_err(CliError::Backup)?;
+    let done = rusqlite::backup::Backup::new(&source, &mut copy)
+        .and_then(|b| b.run_to_completion(256, std::time::Duration::from_millis(5), None));
+    if let Err(e) = done {
+        drop(copy);
+        let _ = std::fs::remove_file(to);
+        return Err(CliError::Backup(e));
     }
     Ok(())
 }

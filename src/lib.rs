@@ -4,6 +4,7 @@ pub mod cli;
 pub mod config;
 pub mod connect;
 pub mod db;
+pub mod dev;
 pub mod domain;
 pub mod events;
 pub mod host;

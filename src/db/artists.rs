@@ -81,6 +81,65 @@ pub fn find_by_name(conn: &Connection, name: &str) -> rusqlite::Result<Option<Ar
         .optional()
 }
 
+/// An artist as `momentline artists list` shows it.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub id: ArtistId,
+    pub name: String,
+    pub address: Option<String>,
+    pub created_at: String,
+    pub live_keys: i64,
+    pub verified_numbers: i64,
+}
+
+/// Every artist, oldest first.
+pub fn list(conn: &Connection) -> rusqlite::Result<Vec<Listed>> {
+    let mut stmt = conn.prepare(
+        "SELECT a.id, a.name, a.address, a.created_at,
+           (SELECT count(*) FROM api_keys k WHERE k.artist_id = a.id AND k.revoked_at IS NULL),
+           (SELECT count(*) FROM phone_numbers p WHERE p.owner_id = a.id AND p.state = 'verified')
+         FROM artists a ORDER BY a.id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(Listed {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            address: r.get(2)?,
+            created_at: r.get(3)?,
+            live_keys: r.get(4)?,
+            verified_numbers: r.get(5)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// A key as `momentline keys list` shows it: never the key, only its shown prefix.
+#[derive(Debug, Clone)]
+pub struct ListedKey {
+    pub prefix: String,
+    pub artist: String,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+/// Every key (of one artist, when named), oldest first.
+pub fn list_keys(conn: &Connection, artist: Option<&str>) -> rusqlite::Result<Vec<ListedKey>> {
+    let mut stmt = conn.prepare(
+        "SELECT k.prefix, a.name, k.created_at, k.revoked_at
+         FROM api_keys k JOIN artists a ON a.id = k.artist_id
+         WHERE ?1 IS NULL OR a.name = ?1 ORDER BY k.id",
+    )?;
+    let rows = stmt.query_map([artist], |r| {
+        Ok(ListedKey {
+            prefix: r.get(0)?,
+            artist: r.get(1)?,
+            created_at: r.get(2)?,
+            revoked_at: r.get(3)?,
+        })
+    })?;
+    rows.collect()
+}
+
 pub fn name_of(conn: &Connection, id: ArtistId) -> rusqlite::Result<Option<String>> {
     conn.prepare_cached("SELECT name FROM artists WHERE id = ?1")?
         .query_row([id], |r| r.get(0))

@@ -112,3 +112,218 @@ fn a_missing_provider_credential_stops_start_up_naming_the_variable() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("TELNYX_API_KEY"));
 }
+
+#[tokio::test]
+async fn artists_and_keys_are_listed_by_prefix_never_the_key_itself() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("cli.db");
+    let out = momentline(&db, &["artists", "add", "--name", "Ada"]);
+    let key = String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned();
+    assert!(momentline(&db, &["artists", "add", "--name", "Bo"])
+        .status
+        .success());
+    assert!(momentline(&db, &["keys", "revoke", &key]).status.success());
+
+    let artists = String::from_utf8(momentline(&db, &["artists", "list"]).stdout).expect("utf-8");
+    let rows: Vec<Vec<&str>> = artists.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(rows.len(), 3, "{artists}");
+    assert_eq!(
+        rows[1][..4],
+        ["1", "Ada", "0", "0"],
+        "Ada's one key is revoked"
+    );
+    assert_eq!(rows[2][..4], ["2", "Bo", "1", "0"]);
+
+    let keys = momentline(&db, &["keys", "list", "--artist", "Ada"]);
+    let keys = String::from_utf8(keys.stdout).expect("utf-8");
+    assert!(keys.contains(&key[..15]), "{keys}");
+    assert!(!keys.contains(&key), "the key itself is never shown");
+    let ada = keys.lines().nth(1).expect("Ada's key");
+    assert_ne!(ada.rsplit('\t').next(), Some("-"), "shown revoked: {ada}");
+    assert_eq!(
+        String::from_utf8(momentline(&db, &["keys", "list"]).stdout)
+            .expect("utf-8")
+            .lines()
+            .count(),
+        3
+    );
+    let nobody = momentline(&db, &["keys", "list", "--artist", "Nobody"]);
+    assert!(!nobody.status.success());
+    assert!(String::from_utf8_lossy(&nobody.stderr).contains("no artist named 'Nobody'"));
+}
+
+#[test]
+fn the_db_flag_wins_over_the_variable_and_help_lists_every_variable() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let flagged = dir.path().join("flag.db");
+    let out = momentline(
+        &dir.path().join("env.db"),
+        &[
+            "--db",
+            flagged.to_str().expect("utf-8"),
+            "artists",
+            "add",
+            "--name",
+            "Ada",
+        ],
+    );
+    assert!(out.status.success());
+    assert!(flagged.exists());
+    assert!(!dir.path().join("env.db").exists());
+
+    let help = momentline(&flagged, &["--help"]);
+    let help = String::from_utf8(help.stdout).expect("utf-8");
+    for (name, _, _) in momentline::config::VARIABLES {
+        assert!(help.contains(name), "{name} missing from --help");
+    }
+    assert!(
+        help.contains("--db <PATH>") && help.contains("--addr <ADDR>"),
+        "{help}"
+    );
+}
+
+#[tokio::test]
+async fn backup_copies_a_live_database_and_never_overwrites() {
+    let app = spawn_verified_app().await;
+    app.text(PHONE, "Kept in the copy").await;
+    app.drain().await;
+    let db = app.db_path();
+    let copy = tempfile::tempdir().expect("temp dir");
+    let to = copy.path().join("backup.db");
+    let out = momentline(&db, &["backup", to.to_str().expect("utf-8")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let conn = rusqlite::Connection::open(&to).expect("the copy opens");
+    let title: String = conn
+        .query_row("SELECT title FROM moments", [], |r| r.get(0))
+        .expect("the Moment is in the copy");
+    assert_eq!(title, "Kept in the copy");
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("check");
+    assert_eq!(check, "ok");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&to).expect("meta").permissions().mode();
+    assert_eq!(mode & 0o077, 0, "owner only: {mode:o}");
+
+    let again = momentline(&db, &["backup", to.to_str().expect("utf-8")]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+}
+
+/// Runs `momentline dev text` against `app`, as the server's own environment would.
+fn dev_text(app: &TestApp, args: &[&str]) -> std::process::Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_momentline"));
+    command
+        .args(["dev", "text", "--url", &app.address])
+        .args(args)
+        .env_clear()
+        .env("MOMENTLINE_DB", app.db_path())
+        .env("MOMENTLINE_PUBLIC_URL", PUBLIC_URL)
+        .env("TWILIO_AUTH_TOKEN", TWILIO_AUTH_TOKEN)
+        .env("VONAGE_SIGNATURE_SECRET", VONAGE_SIGNATURE_SECRET)
+        .env("RUST_LOG", "warn");
+    command
+}
+
+#[tokio::test]
+async fn dev_text_plays_the_phone_as_twilio_or_vonage_signs() {
+    let app = spawn_app().await;
+    telnyx_accepts_texts(&app.provider_api).await;
+    assert_eq!(app.connect(PHONE).await.status(), 200);
+    let out = dev_text(&app, &["--from", PHONE, "--wait", "0", "yes"])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(app.number_state(PHONE).await.as_deref(), Some("verified"));
+
+    let out = dev_text(
+        &app,
+        &[
+            "--from",
+            PHONE,
+            "--provider",
+            "vonage",
+            "--wait",
+            "0",
+            "By Vonage",
+        ],
+    )
+    .output()
+    .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM messages WHERE provider = 'vonage' AND body = 'By Vonage'"),
+        1
+    );
+
+    let telnyx = dev_text(&app, &["--from", PHONE, "--provider", "telnyx", "hi"])
+        .output()
+        .expect("runs");
+    assert!(!telnyx.status.success());
+    assert!(String::from_utf8_lossy(&telnyx.stderr).contains("private key"));
+}
+
+#[tokio::test]
+async fn dev_text_attaches_a_photo_served_on_loopback_and_prints_the_answers() {
+    let app = spawn_verified_app().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let photo = dir.path().join("studio.png");
+    std::fs::write(
+        &photo,
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01",
+    )
+    .expect("photo");
+    let child = dev_text(
+        &app,
+        &[
+            "--from",
+            PHONE,
+            "--media",
+            photo.to_str().expect("utf-8"),
+            "Studio wall",
+        ],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("runs");
+    // The server fetches the photo while the command waits for its answers.
+    for _ in 0..100 {
+        if app.count("SELECT count(*) FROM moments") == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    app.drain_media().await;
+    app.drain().await;
+    let out = child.wait_with_output().expect("finishes");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM moments WHERE media_state = 'kept'"),
+        1
+    );
+    assert!(
+        stdout.contains(&format!("momentline -> {PHONE}")) && stdout.contains("Moment posted: "),
+        "{stdout}"
+    );
+}

@@ -506,6 +506,19 @@ impl TestApp {
         vonage_signed(&params)
     }
 
+    /// The database file the app serves (its settings may have put it elsewhere).
+    pub fn db_path(&self) -> std::path::PathBuf {
+        let conn = self.pool.get().expect("connection");
+        let file: String = conn
+            .query_row(
+                "SELECT file FROM pragma_database_list WHERE name = 'main'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("database file");
+        file.into()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }

@@ -1,0 +1,389 @@
+//! `momentline dev text`: plays a phone from the terminal. It signs and posts a webhook to the
+//! running server exactly as the provider would, with the secret the server is configured
+//! with (read from the same environment), serves an attached file on loopback for the
+//! server to fetch, and prints the texts momentline answers with.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+
+use crate::config::Settings;
+use crate::domain::phone_number::PhoneNumber;
+use crate::providers::{twilio, vonage};
+
+/// Which provider's webhook to play.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DevProvider {
+    Twilio,
+    Vonage,
+    Telnyx,
+}
+
+/// What to text.
+#[derive(Debug, Clone)]
+pub struct DevText {
+    pub from: String,
+    pub text: String,
+    pub media: Option<PathBuf>,
+    pub provider: DevProvider,
+    /// Our number the text is sent to.
+    pub to: Option<String>,
+    /// Where the server listens; by default worked out from `MOMENTLINE_ADDR`.
+    pub url: Option<String>,
+    /// How long to wait for momentline's answers.
+    pub wait: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DevError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("could not read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not serve the media file on loopback")]
+    Serve(#[source] std::io::Error),
+    #[error(
+        "could not reach the server at {url} (is it running? set --url if it listens elsewhere)"
+    )]
+    Post {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("the server answered {status}: {body}")]
+    Refused { status: u16, body: String },
+    #[error("could not read the database to show the answers")]
+    Database(#[from] rusqlite::Error),
+    #[error("could not make a message id")]
+    Random(#[from] getrandom::Error),
+}
+
+/// Posts the text and prints what comes back.
+pub async fn text(settings: &Settings, request: DevText) -> Result<(), DevError> {
+    let from =
+        PhoneNumber::parse(&request.from).map_err(|e| DevError::Usage(format!("--from: {e}")))?;
+    let base = request
+        .url
+        .clone()
+        .unwrap_or_else(|| local_url(&settings.addr));
+    let to = request.to.clone().unwrap_or_else(|| DEFAULT_TO.to_owned());
+    let media = match &request.media {
+        Some(path) => Some(MediaFile::serve(path).await?),
+        None => None,
+    };
+    let mut id = [0u8; 16];
+    getrandom::fill(&mut id)?;
+    let (id, response) =
+        match request.provider {
+            DevProvider::Twilio => {
+                let id = format!("SMdev{}", hex::encode(id));
+                let response = post_twilio(
+                    settings,
+                    &base,
+                    &id,
+                    from.as_str(),
+                    &to,
+                    &request.text,
+                    media.as_ref(),
+                )
+                .await?;
+                (id, response)
+            }
+            DevProvider::Vonage => {
+                if media.is_some() {
+                    return Err(DevError::Usage(
+                    "--media needs --provider twilio: a Vonage photo comes through its Messages \
+                     API, which `dev text` does not play"
+                        .into(),
+                ));
+                }
+                let id = format!("dev{}", hex::encode(id));
+                let response =
+                    post_vonage(settings, &base, &id, from.as_str(), &to, &request.text).await?;
+                (id, response)
+            }
+            DevProvider::Telnyx => return Err(DevError::Usage(
+                "Telnyx signs its webhooks with its own private key, which momentline never has \
+                 (it holds only TELNYX_PUBLIC_KEY): play the phone with --provider twilio or \
+                 vonage, or the dev phone page"
+                    .into(),
+            )),
+        };
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap_or_default();
+    if status != 200 {
+        return Err(DevError::Refused { status, body });
+    }
+    eprintln!(
+        "{} -> momentline: {:?} ({})",
+        from.as_str(),
+        request.text,
+        body.trim()
+    );
+    let answered = show_answers(settings, &id, from.as_str(), request.wait).await?;
+    if let Some(media) = media {
+        if !media.fetched() {
+            eprintln!(
+                "The server has not fetched the attached file. It fetches media only from public \
+                 addresses unless started with MOMENTLINE_MEDIA_ALLOW_PRIVATE=1, which playing a \
+                 photo from this machine needs."
+            );
+        }
+        media.stop().await;
+    }
+    if !answered {
+        eprintln!("(no answer yet; `GET /api/messages` shows the conversation as it goes)");
+    }
+    Ok(())
+}
+
+/// Where texts are sent to when `--to` is not given.
+const DEFAULT_TO: &str = "+18445550001";
+
+/// The loopback URL of a listen address (`127.0.0.1:8080`, `:8080`, `0.0.0.0:8080`).
+pub fn local_url(addr: &str) -> String {
+    let port = addr.rsplit(':').next().unwrap_or("8080");
+    let host = addr[..addr.len() - port.len()].trim_end_matches(':');
+    let host = match host {
+        "" | "0.0.0.0" | "[::]" => "127.0.0.1",
+        other => other,
+    };
+    format!("http://{host}:{port}")
+}
+
+async fn post_twilio(
+    settings: &Settings,
+    base: &str,
+    id: &str,
+    from: &str,
+    to: &str,
+    text: &str,
+    media: Option<&MediaFile>,
+) -> Result<reqwest::Response, DevError> {
+    let token = settings.twilio_auth_token.as_ref().ok_or_else(|| {
+        DevError::Usage(
+            "TWILIO_AUTH_TOKEN is not set: the server refuses every Twilio webhook without it. \
+             Start the server with TWILIO_AUTH_TOKEN set (any value, e.g. dev) and run this \
+             with the same"
+                .into(),
+        )
+    })?;
+    let mut params: Vec<(String, String)> = vec![
+        ("MessageSid".into(), id.into()),
+        ("From".into(), from.into()),
+        ("To".into(), to.into()),
+        ("Body".into(), text.into()),
+        ("NumMedia".into(), "0".into()),
+    ];
+    if let Some(media) = media {
+        params.retain(|(k, _)| k != "NumMedia");
+        params.push(("NumMedia".into(), "1".into()));
+        params.push(("MediaUrl0".into(), media.url.clone()));
+        params.push(("MediaContentType0".into(), media.content_type.into()));
+    }
+    // Twilio signs the URL it was given: momentline's public one.
+    let signed_url = format!("{}/webhooks/twilio", settings.public_url);
+    let signature = twilio::signature(token.expose(), &signed_url, &params);
+    let url = format!("{base}/webhooks/twilio");
+    reqwest::Client::new()
+        .post(&url)
+        .header("X-Twilio-Signature", signature)
+        .form(&params)
+        .send()
+        .await
+        .map_err(|source| DevError::Post { url, source })
+}
+
+async fn post_vonage(
+    settings: &Settings,
+    base: &str,
+    id: &str,
+    from: &str,
+    to: &str,
+    text: &str,
+) -> Result<reqwest::Response, DevError> {
+    let secret = settings.vonage_signature.as_ref().ok_or_else(|| {
+        DevError::Usage(
+            "VONAGE_SIGNATURE_SECRET is not set: the server refuses every Vonage webhook \
+             without it. Start the server with it set and run this with the same"
+                .into(),
+        )
+    })?;
+    let now = chrono::Utc::now();
+    let mut params: Vec<(String, String)> = vec![
+        ("msisdn".into(), from.trim_start_matches('+').into()),
+        ("to".into(), to.trim_start_matches('+').into()),
+        ("messageId".into(), id.into()),
+        ("text".into(), text.into()),
+        ("type".into(), "text".into()),
+        (
+            "message-timestamp".into(),
+            now.format("%Y-%m-%d %H:%M:%S").to_string(),
+        ),
+        ("timestamp".into(), now.timestamp().to_string()),
+        ("nonce".into(), id.into()),
+    ];
+    let sig = vonage::signature(secret, &params);
+    params.push(("sig".into(), sig));
+    let url = format!("{base}/webhooks/vonage");
+    reqwest::Client::new()
+        .post(&url)
+        .form(&params)
+        .send()
+        .await
+        .map_err(|source| DevError::Post { url, source })
+}
+
+/// Prints momentline's texts to `phone` that answer the message `id`, until none is still
+/// on its way or `wait` is over. Answers whether any came.
+async fn show_answers(
+    settings: &Settings,
+    id: &str,
+    phone: &str,
+    wait: Duration,
+) -> Result<bool, DevError> {
+    if wait.is_zero() {
+        return Ok(false);
+    }
+    let conn = Connection::open_with_flags(
+        &settings.db_path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    let started = Instant::now();
+    let mut shown = 0;
+    let mut received: Option<i64> = None;
+    while started.elapsed() < wait {
+        if received.is_none() {
+            received = conn
+                .query_row(
+                    "SELECT id FROM messages WHERE direction = 'inbound' AND provider_message_id = ?1",
+                    [id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+        }
+        if let Some(message) = received {
+            let mut stmt = conn.prepare_cached(
+                "SELECT body, state FROM messages
+                 WHERE direction = 'outbound' AND phone = ?1 AND id > ?2 ORDER BY id",
+            )?;
+            let answers: Vec<(String, String)> = stmt
+                .query_map(rusqlite::params![phone, message], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            for (body, state) in answers.iter().skip(shown) {
+                println!("momentline -> {phone} ({state}): {body}");
+            }
+            shown = shown.max(answers.len());
+            let waiting: i64 = conn.query_row(
+                "SELECT (SELECT count(*) FROM moments WHERE message_id = ?1 AND state = 'pending')
+                      + (SELECT count(*) FROM jobs WHERE queue = ?2 AND state IN ('queued', 'running'))",
+                rusqlite::params![message, phone],
+                |r| r.get(0),
+            )?;
+            if waiting == 0 && (shown > 0 || started.elapsed() > Duration::from_secs(2)) {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(shown > 0)
+}
+
+/// A file served once on loopback, for the server to fetch as a provider's media.
+struct MediaFile {
+    url: String,
+    content_type: &'static str,
+    server: actix_web::dev::ServerHandle,
+    fetched: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl MediaFile {
+    async fn serve(path: &Path) -> Result<Self, DevError> {
+        let content_type = content_type_of(path).ok_or_else(|| {
+            DevError::Usage(format!(
+                "--media {}: give a .png, .jpg, .jpeg, .gif, .webp, .mp3, .m4a, .wav or .pdf file",
+                path.display()
+            ))
+        })?;
+        let bytes = std::fs::read(path).map_err(|source| DevError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let fetched = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = std::sync::Arc::clone(&fetched);
+        let body = web::Bytes::from(bytes);
+        let server = HttpServer::new(move || {
+            let (body, seen) = (body.clone(), std::sync::Arc::clone(&seen));
+            App::new().default_service(web::to(move || {
+                seen.store(true, std::sync::atomic::Ordering::SeqCst);
+                let body = body.clone();
+                async move { HttpResponse::Ok().content_type(content_type).body(body) }
+            }))
+        })
+        .workers(1)
+        .disable_signals()
+        .bind(("127.0.0.1", 0))
+        .map_err(DevError::Serve)?;
+        let port = server
+            .addrs()
+            .first()
+            .map(std::net::SocketAddr::port)
+            .unwrap_or_default();
+        let running = server.run();
+        let handle = running.handle();
+        tokio::spawn(running);
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("media");
+        Ok(Self {
+            url: format!("http://127.0.0.1:{port}/{name}"),
+            content_type,
+            server: handle,
+            fetched,
+        })
+    }
+
+    fn fetched(&self) -> bool {
+        self.fetched.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    async fn stop(self) {
+        self.server.stop(false).await;
+    }
+}
+
+fn content_type_of(path: &Path) -> Option<&'static str> {
+    let extension = path.extension()?.to_str()?.to_ascii_lowercase();
+    Some(match extension.as_str() {
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "mp3" => "audio/mpeg",
+        "m4a" => "audio/mp4",
+        "wav" => "audio/wav",
+        "pdf" => "application/pdf",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listen_address_becomes_a_loopback_url() {
+        assert_eq!(local_url("127.0.0.1:8080"), "http://127.0.0.1:8080");
+        assert_eq!(local_url(":9000"), "http://127.0.0.1:9000");
+        assert_eq!(local_url("0.0.0.0:80"), "http://127.0.0.1:80");
+        assert_eq!(local_url("[::]:8080"), "http://127.0.0.1:8080");
+        assert_eq!(local_url("[::1]:8080"), "http://[::1]:8080");
+    }
+}
