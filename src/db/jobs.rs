@@ -31,15 +31,26 @@ pub struct NewJob<'a> {
 
 /// Enqueues a job, due now.
 pub fn enqueue(conn: &Connection, job: &NewJob, now: DateTime<Utc>) -> rusqlite::Result<JobId> {
+    enqueue_due(conn, job, now, now)
+}
+
+/// Enqueues a job, due at `due`.
+pub fn enqueue_due(
+    conn: &Connection,
+    job: &NewJob,
+    due: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<JobId> {
     conn.prepare_cached(
         "INSERT INTO jobs (kind, payload, queue, state, run_after, created_at, updated_at)
-         VALUES (?1, ?2, ?3, 'queued', ?4, ?4, ?4)",
+         VALUES (?1, ?2, ?3, 'queued', ?5, ?4, ?4)",
     )?
     .execute(params![
         Text(job.kind),
         job.payload.to_string(),
         job.queue,
-        ts(now)
+        ts(now),
+        ts(due)
     ])?;
     Ok(JobId(conn.last_insert_rowid()))
 }
@@ -57,20 +68,20 @@ pub struct Claimed {
 /// Whether any job of `kinds` is due, or any claim has run out: a read, so an idle runner
 /// costs no write.
 pub fn any_due(conn: &Connection, kinds: &[JobKind], now: DateTime<Utc>) -> rusqlite::Result<bool> {
-    let [a, b, c] = three(kinds);
+    let [a, b, c, d, e, f] = six(kinds);
     conn.prepare_cached(
         "SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'queued' AND run_after <= ?1
-           AND kind IN (?2, ?3, ?4))
+           AND kind IN (?2, ?3, ?4, ?5, ?6, ?7))
          OR EXISTS (SELECT 1 FROM jobs WHERE state = 'running' AND lease_until <= ?1)",
     )?
-    .query_row(params![ts(now), a, b, c], |r| r.get(0))
+    .query_row(params![ts(now), a, b, c, d, e, f], |r| r.get(0))
 }
 
-/// Up to three kinds as three parameters (the first repeated), so one statement serves
-/// every set of kinds.
-fn three(kinds: &[JobKind]) -> [Option<&'static str>; 3] {
+/// Up to six kinds as six parameters (the first repeated), so one statement serves every
+/// set of kinds.
+fn six(kinds: &[JobKind]) -> [Option<&'static str>; 6] {
     let word = |i: usize| kinds.get(i).or(kinds.first()).map(|k| k.as_str());
-    [word(0), word(1), word(2)]
+    [word(0), word(1), word(2), word(3), word(4), word(5)]
 }
 
 /// The claim's SQL: due jobs of one kind, oldest first (the order of `jobs_due`, so a long

@@ -95,7 +95,8 @@ text_enum!(
 );
 
 text_enum!(
-    /// Every automatic text momentline sends; also the `purpose` of an outbound message.
+    /// Every automatic text momentline sends, and an operator's broadcast; also the `purpose`
+    /// of an outbound message.
     ReplyKind {
         Prompt => "prompt",
         Verified => "verified",
@@ -109,6 +110,7 @@ text_enum!(
         MomentPosted => "moment_posted",
         MomentFailed => "moment_failed",
         PriceTooHigh => "price_too_high",
+        Broadcast => "broadcast",
     }
 );
 

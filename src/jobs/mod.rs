@@ -5,6 +5,7 @@
 //! A kind is one file here and one arm in `Runner::execute`. Handlers never open a
 //! transaction: they return what to record, and the runner writes it with the job's outcome.
 
+mod broadcast;
 mod dispatch_moment;
 mod keep_media;
 mod pacer;
@@ -35,6 +36,7 @@ pub const ALL_KINDS: &[JobKind] = &[
     JobKind::DispatchMoment,
     JobKind::SendText,
     JobKind::KeepMedia,
+    JobKind::Broadcast,
 ];
 
 /// The longest a provider's `Retry-After` holds a job back.
@@ -278,7 +280,11 @@ impl Runner {
             .write_waiting(move |tx| {
                 let now = Utc::now();
                 let mut claimed = jobs::claim(tx, &name, &[JobKind::SendText], sends, lease, now)?;
-                let others = [JobKind::DispatchMoment, JobKind::KeepMedia];
+                let others = [
+                    JobKind::DispatchMoment,
+                    JobKind::KeepMedia,
+                    JobKind::Broadcast,
+                ];
                 let rest = free - claimed.len();
                 claimed.extend(jobs::claim(tx, &name, &others, rest, lease, now)?);
                 Ok(inline.settle(tx, claimed)?)
@@ -439,6 +445,7 @@ impl Runner {
             JobKind::SendText => send_text::perform(ctx, &job).await,
             JobKind::KeepMedia => keep_media::perform(ctx, &job).await,
             JobKind::DispatchMoment => dispatch_moment::perform(ctx, &job).await,
+            JobKind::Broadcast => broadcast::perform(ctx, &job).await,
         };
         let now = Utc::now();
         let settled = self.settle(&job, performed.attempted, now);
