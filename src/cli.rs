@@ -4,8 +4,10 @@ use chrono::Utc;
 use clap::{Parser, Subcommand};
 
 use crate::config::Settings;
+use crate::db::broadcasts::{self, BroadcastId};
 use crate::db::{self, artists};
 use crate::domain::api_key::{ApiKey, DISPLAY_PREFIX_LEN};
+use crate::domain::broadcast::BroadcastText;
 use crate::startup::Application;
 use crate::store::{Store, WriteError};
 
@@ -51,6 +53,26 @@ enum Command {
         #[command(subcommand)]
         command: DevCommand,
     },
+    /// Text every verified number that has not opted out, at MOMENTLINE_SEND_RATE; prints
+    /// the broadcast's id. `broadcast status ID` shows how far it has got.
+    Broadcast(BroadcastArgs),
+}
+
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+struct BroadcastArgs {
+    #[command(subcommand)]
+    command: Option<BroadcastCommand>,
+    /// The text, at most 10 SMS segments (1,530 GSM-7 characters, 670 otherwise). A text
+    /// that is exactly "status" goes after `--`.
+    #[arg(required = true)]
+    text: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum BroadcastCommand {
+    /// Print a broadcast's numbers and its texts sent, waiting and failed.
+    Status { id: BroadcastId },
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,6 +154,8 @@ pub enum CliError {
     Write(#[from] WriteError),
     #[error("could not generate a key")]
     Random(#[from] getrandom::Error),
+    #[error(transparent)]
+    BroadcastText(#[from] crate::domain::broadcast::BroadcastTextError),
     #[error("{0}")]
     Usage(String),
     #[error(transparent)]
@@ -213,6 +237,38 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 "Revoked {}",
                 &prefix[..DISPLAY_PREFIX_LEN.min(prefix.len())]
             );
+        }
+        Command::Broadcast(BroadcastArgs {
+            command: Some(BroadcastCommand::Status { id }),
+            ..
+        }) => {
+            let store = Store::open(&settings.db_path, settings.writer)?;
+            let status = store
+                .read(move |c| Ok(broadcasts::status(c, id)?))
+                .await?
+                .ok_or_else(|| CliError::Usage(format!("no broadcast {id}")))?;
+            print!("{}", status_report(&status));
+        }
+        Command::Broadcast(BroadcastArgs {
+            command: None,
+            text,
+        }) => {
+            let text = BroadcastText::parse(text.as_deref().unwrap_or_default())?;
+            let store = Store::open(&settings.db_path, settings.writer)?;
+            let body = text.as_str().to_owned();
+            let (id, verified) = store
+                .write_waiting(move |tx| Ok(broadcasts::create(tx, &body, Utc::now())?))
+                .await?;
+            let segments = text.segments();
+            eprintln!(
+                "Broadcast {id} queued: {} SMS segment{} ({}) to each verified number that has \
+                 not opted out ({verified} now), sent by the server's jobs runner. \
+                 `momentline broadcast status {id}` shows how far it has got.",
+                segments.count,
+                if segments.count == 1 { "" } else { "s" },
+                segments.encoding,
+            );
+            println!("{id}");
         }
         Command::Artists {
             command: ArtistsCommand::List,
@@ -339,6 +395,20 @@ fn backup(from: &std::path::Path, to: &std::path::Path) -> Result<(), CliError> 
         return Err(CliError::Backup(e));
     }
     Ok(())
+}
+
+/// `broadcast status`: one `name: value` line each.
+fn status_report(s: &broadcasts::Status) -> String {
+    let queuing = match (&s.queued_at, &s.queuing_failed) {
+        (Some(at), _) => format!("finished {at}"),
+        (None, Some(reason)) => format!("stopped: {reason}"),
+        (None, None) => "in progress".to_owned(),
+    };
+    format!(
+        "broadcast: {}\ncreated: {}\nnumbers: {}\nqueuing: {queuing}\nsent: {}\nwaiting: {}\n\
+         failed: {}\nwithheld (opted out after queuing): {}\n",
+        s.id, s.created_at, s.numbers, s.sent, s.waiting, s.failed, s.withheld
+    )
 }
 
 /// Revokes the one live key whose shown prefix (`art_sk_` and 8 hex characters) is `prefix`.

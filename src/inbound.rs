@@ -143,21 +143,22 @@ fn keep_failed(
     // A keyword (STOP, HELP, yes) asked for no Moment: "could not be posted" would make no
     // sense, and after a STOP no text may go at all.
     let keyword = message.media.is_empty() && Keyword::classify(&message.text).is_some();
-    if let Some(owner) = owner.filter(|_| !keyword) {
+    let failed = replies::render(
+        ReplyKind::MomentFailed,
+        &ReplyContext {
+            artist: None,
+            manage_url: &settings.manage_url,
+            moment_links: &[],
+        },
+    );
+    if let (Some(owner), Some(body)) = (owner.filter(|_| !keyword), failed) {
         messages::queue_outbound(
             tx,
             &messages::NewOutbound {
                 artist: Some(owner),
                 to: phone,
                 from: Some(message.to.as_str()).filter(|to| !to.is_empty()),
-                body: &replies::render(
-                    ReplyKind::MomentFailed,
-                    &ReplyContext {
-                        artist: None,
-                        manage_url: &settings.manage_url,
-                        moment_links: &[],
-                    },
-                ),
+                body: &body,
                 provider: settings.sender,
                 purpose: ReplyKind::MomentFailed,
             },
@@ -345,7 +346,10 @@ fn receive_whole(
     // Replies come from the number the texter wrote to.
     let reply_from = Some(message.to.as_str()).filter(|to| !to.is_empty());
     for kind in &replies {
-        let body = replies::render(*kind, &reply_context);
+        // The state machine decides only automatic texts, each with words of ours.
+        let Some(body) = replies::render(*kind, &reply_context) else {
+            continue;
+        };
         messages::queue_outbound(
             tx,
             &messages::NewOutbound {

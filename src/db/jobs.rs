@@ -31,15 +31,26 @@ pub struct NewJob<'a> {
 
 /// Enqueues a job, due now.
 pub fn enqueue(conn: &Connection, job: &NewJob, now: DateTime<Utc>) -> rusqlite::Result<JobId> {
+    enqueue_due(conn, job, now, now)
+}
+
+/// Enqueues a job, due at `due`.
+pub fn enqueue_due(
+    conn: &Connection,
+    job: &NewJob,
+    due: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<JobId> {
     conn.prepare_cached(
         "INSERT INTO jobs (kind, payload, queue, state, run_after, created_at, updated_at)
-         VALUES (?1, ?2, ?3, 'queued', ?4, ?4, ?4)",
+         VALUES (?1, ?2, ?3, 'queued', ?5, ?4, ?4)",
     )?
     .execute(params![
         Text(job.kind),
         job.payload.to_string(),
         job.queue,
-        ts(now)
+        ts(now),
+        ts(due)
     ])?;
     Ok(JobId(conn.last_insert_rowid()))
 }

@@ -90,11 +90,32 @@ pub fn queue_outbound(
     m: &NewOutbound,
     now: DateTime<Utc>,
 ) -> rusqlite::Result<i64> {
+    insert_outbound(conn, m, None, now, now)
+}
+
+/// Queues one text of broadcast `broadcast` (its purpose `Broadcast`), its job due at `due`.
+pub fn queue_broadcast_text(
+    conn: &Connection,
+    m: &NewOutbound,
+    broadcast: i64,
+    due: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<i64> {
+    insert_outbound(conn, m, Some(broadcast), due, now)
+}
+
+fn insert_outbound(
+    conn: &Connection,
+    m: &NewOutbound,
+    broadcast: Option<i64>,
+    due: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<i64> {
     let segments = Segments::of(m.body);
     conn.prepare_cached(
         "INSERT INTO messages (direction, artist_id, phone, service_number, body, provider,
-           state, purpose, encoding, segments, created_at, updated_at)
-         VALUES (?8, ?1, ?2, ?3, ?4, ?5, ?9, ?6, ?10, ?11, ?7, ?7)",
+           state, purpose, broadcast_id, encoding, segments, created_at, updated_at)
+         VALUES (?8, ?1, ?2, ?3, ?4, ?5, ?9, ?6, ?12, ?10, ?11, ?7, ?7)",
     )?
     .execute(params![
         m.artist,
@@ -107,27 +128,39 @@ pub fn queue_outbound(
         Text(Direction::Outbound),
         Text(MessageState::Unconfirmed),
         Text(segments.encoding),
-        segments.count
+        segments.count,
+        broadcast
     ])?;
     let id = conn.last_insert_rowid();
-    jobs::enqueue(
+    jobs::enqueue_due(
         conn,
         &NewJob {
             kind: JobKind::SendText,
             payload: serde_json::json!({ "message_id": id }),
             queue: Some(m.to),
         },
+        due,
         now,
     )?;
     Ok(id)
 }
 
+/// Why a text was never sent to a number that opted out after it was queued: its
+/// `last_error`, by which a broadcast's status tells these apart from failures.
+pub const WITHHELD_OPTED_OUT: &str = "recipient opted out";
+
 /// The reply-cap count: one pass over a number's outbound texts of the last day. The
-/// uncapped purposes are written into the SQL (from their enum) so it is prepared once.
+/// uncapped purposes are written into the SQL (from their enum) so it is prepared once. A
+/// broadcast is the operator's, not a reply: it never holds back the number's own replies.
 static RECENT_REPLIES: LazyLock<String> = LazyLock::new(|| {
-    let uncapped = [ReplyKind::Prompt, ReplyKind::OptedOut, ReplyKind::OptedIn]
-        .map(|k| format!("'{}'", k.as_str()))
-        .join(", ");
+    let uncapped = [
+        ReplyKind::Prompt,
+        ReplyKind::OptedOut,
+        ReplyKind::OptedIn,
+        ReplyKind::Broadcast,
+    ]
+    .map(|k| format!("'{}'", k.as_str()))
+    .join(", ");
     format!(
         "SELECT count(*) FILTER (WHERE purpose = ?4),
                 count(*) FILTER (WHERE purpose = ?5 AND created_at > ?3),

@@ -1,6 +1,7 @@
 //! The words of the problem as types and pure functions: no I/O lives here.
 
 pub mod api_key;
+pub mod broadcast;
 pub mod keyword;
 pub mod moment;
 pub mod number_state;
@@ -102,6 +103,7 @@ text_enum!(
         KeepMedia => "keep_media",
         DispatchMoment => "dispatch_moment",
         DeliverEvent => "deliver_event",
+        Broadcast => "broadcast",
     }
 );
 

@@ -95,7 +95,8 @@ text_enum!(
 );
 
 text_enum!(
-    /// Every automatic text momentline sends; also the `purpose` of an outbound message.
+    /// Every automatic text momentline sends, and an operator's broadcast; also the `purpose`
+    /// of an outbound message.
     ReplyKind {
         Prompt => "prompt",
         Verified => "verified",
@@ -111,6 +112,7 @@ text_enum!(
         PriceTooHigh => "price_too_high",
         MomentDeleted => "moment_deleted",
         NothingToUndo => "nothing_to_undo",
+        Broadcast => "broadcast",
     }
 );
 

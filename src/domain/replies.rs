@@ -22,9 +22,11 @@ pub fn prompt(artist: &str) -> String {
     )
 }
 
-pub fn render(kind: ReplyKind, ctx: &ReplyContext) -> String {
+/// The words of an automatic text; `None` for a broadcast, whose words are its operator's
+/// (checked by `BroadcastText`, not here).
+pub fn render(kind: ReplyKind, ctx: &ReplyContext) -> Option<String> {
     let artist = ctx.artist.unwrap_or(SOMEONE);
-    match kind {
+    let text = match kind {
         ReplyKind::Prompt => prompt(artist),
         ReplyKind::Verified => format!(
             "Connected to {artist} on In Process. Text a photo, link or words to post a Moment. \
@@ -78,7 +80,9 @@ pub fn render(kind: ReplyKind, ctx: &ReplyContext) -> String {
              lower price.",
             crate::domain::moment::Price::MAX_USDC
         ),
-    }
+        ReplyKind::Broadcast => return None,
+    };
+    Some(text)
 }
 
 #[cfg(test)]
@@ -106,7 +110,14 @@ mod tests {
             moment_links: &links,
         };
         for (kind, _) in ReplyKind::ALL {
-            let text = render(*kind, &ctx);
+            let Some(text) = render(*kind, &ctx) else {
+                assert_eq!(
+                    *kind,
+                    ReplyKind::Broadcast,
+                    "only a broadcast has no words of ours"
+                );
+                continue;
+            };
             let segments = Segments::of(&text);
             assert_eq!(segments.encoding, Encoding::Gsm7, "{kind}: {text}");
             let expected = if *kind == ReplyKind::Prompt { 2 } else { 1 };
@@ -128,8 +139,8 @@ mod tests {
             moment_links: &links,
         };
         assert_eq!(
-            render(ReplyKind::MomentPosted, &ctx),
-            "2 Moments posted: u1 u2"
+            render(ReplyKind::MomentPosted, &ctx).as_deref(),
+            Some("2 Moments posted: u1 u2")
         );
     }
 }

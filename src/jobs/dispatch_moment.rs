@@ -269,14 +269,16 @@ pub fn record(
     }
     kinds.extend_from_slice(&texts.then);
     for kind in kinds {
-        let body = replies::render(
+        let Some(body) = replies::render(
             kind,
             &ReplyContext {
                 artist: None,
                 manage_url: "",
                 moment_links: &settled.links,
             },
-        );
+        ) else {
+            continue;
+        };
         messages::queue_outbound(
             tx,
             &messages::NewOutbound {

@@ -5,6 +5,7 @@
 //! A kind is one file here and one arm in `Runner::execute`. Handlers never open a
 //! transaction: they return what to record, and the runner writes it with the job's outcome.
 
+mod broadcast;
 mod deliver_event;
 mod dispatch_moment;
 mod keep_media;
@@ -38,6 +39,7 @@ pub const ALL_KINDS: &[JobKind] = &[
     JobKind::SendText,
     JobKind::KeepMedia,
     JobKind::DeliverEvent,
+    JobKind::Broadcast,
 ];
 
 /// The longest a provider's `Retry-After` holds a job back.
@@ -294,6 +296,7 @@ impl Runner {
                     JobKind::DispatchMoment,
                     JobKind::KeepMedia,
                     JobKind::DeliverEvent,
+                    JobKind::Broadcast,
                 ];
                 let rest = free - claimed.len();
                 claimed.extend(jobs::claim(tx, &name, &others, rest, lease, now)?);
@@ -457,6 +460,7 @@ impl Runner {
             JobKind::KeepMedia => keep_media::perform(ctx, &job).await,
             JobKind::DispatchMoment => dispatch_moment::perform(ctx, &job).await,
             JobKind::DeliverEvent => deliver_event::perform(ctx, &job).await,
+            JobKind::Broadcast => broadcast::perform(ctx, &job).await,
         };
         let now = Utc::now();
         let settled = self.settle(&job, performed.attempted, now);

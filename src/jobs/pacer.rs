@@ -41,6 +41,11 @@ impl Pacer {
         }
     }
 
+    /// The time between two sends; `None` for no limit.
+    pub fn interval(&self) -> Option<Duration> {
+        self.interval
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Turns> {
         self.turns.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -59,10 +59,10 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
         tracing::info!(message_id = id, %to, "text withheld: recipient opted out");
         return Performed {
             attempted: Attempted::Failed {
-                reason: "recipient opted out".into(),
+                reason: messages::WITHHELD_OPTED_OUT.into(),
             },
             record: Arc::new(move |tx, _| {
-                messages::mark_failed(tx, id, attempt, "recipient opted out", Utc::now())
+                messages::mark_failed(tx, id, attempt, messages::WITHHELD_OPTED_OUT, Utc::now())
             }),
         };
     }

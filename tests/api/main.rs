@@ -1,6 +1,7 @@
 //! Integration tests: the real server, a fresh database, and a stand-in for Telnyx's API.
 
 mod api_errors;
+mod broadcast;
 mod cli;
 mod conversation;
 mod events;

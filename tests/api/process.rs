@@ -579,3 +579,78 @@ async fn a_provider_call_hanging_for_one_number_holds_back_no_other_numbers_text
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn a_broadcast_queued_beside_the_running_server_survives_a_kill_mid_fan_out() {
+    let site = Site::new().await;
+    telnyx_accepts_texts(&site.provider_api).await;
+    let phones = numbers(1200);
+    site.verify_numbers(&phones);
+    // Paced, so the fan-out's second batch is due only as the first one's texts go out.
+    let paced = [("MOMENTLINE_SEND_RATE", "400")];
+    let served = site.serve(&paced).await;
+    let out = site
+        .command(&[])
+        .args(["broadcast", "Tour dates are up"])
+        .output()
+        .expect("broadcast runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id: i64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("an id");
+    site.until_count(
+        &format!("SELECT queued FROM broadcasts WHERE id = {id}"),
+        500,
+        Duration::from_secs(5),
+    )
+    .await;
+    served.kill();
+    assert_eq!(
+        site.count(&format!("SELECT queued FROM broadcasts WHERE id = {id}")),
+        500,
+        "killed between batches"
+    );
+    let in_flight = site.count("SELECT count(*) FROM jobs WHERE state = 'running'");
+
+    let _served = site.serve(&paced).await;
+    site.until_count(
+        &format!("SELECT count(*) FROM messages WHERE broadcast_id = {id} AND state = 'sent'"),
+        1200,
+        Duration::from_secs(15),
+    )
+    .await;
+    let status = site
+        .command(&[])
+        .args(["broadcast", "status", &id.to_string()])
+        .output()
+        .expect("status runs");
+    let status = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(status.contains("numbers: 1200\n"), "{status}");
+    assert!(status.contains("queuing: finished "), "{status}");
+    assert!(
+        status.contains("sent: 1200\nwaiting: 0\nfailed: 0\n"),
+        "{status}"
+    );
+
+    let mut sent: Vec<String> = requests_to(&site.provider_api, "/v2/messages")
+        .await
+        .iter()
+        .map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).expect("json"))
+        .filter(|b| b["text"] == "Tour dates are up")
+        .map(|b| b["to"].as_str().expect("to").to_owned())
+        .collect();
+    let requests = sent.len();
+    sent.sort();
+    sent.dedup();
+    assert_eq!(sent, phones, "every number, in order of number");
+    // A send under way at the kill may go out again after it: at least once, never more.
+    assert!(
+        requests - sent.len() <= usize::try_from(in_flight).expect("a count"),
+        "{requests} requests for 1200 numbers, {in_flight} in flight at the kill"
+    );
+}

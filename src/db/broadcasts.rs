@@ -1,0 +1,248 @@
+//! Broadcasts: an operator's text to every verified number, queued a batch of numbers at a
+//! time by a `broadcast` job that keeps its place in the row, so no write holds the writer
+//! long and a restart carries on where the last batch ended.
+
+use chrono::{DateTime, Duration, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::jobs::{self, NewJob};
+use super::messages::{self, NewOutbound};
+use super::{ts, Text};
+use crate::domain::number_state::{ArtistId, ReplyKind};
+use crate::domain::{JobKind, MessageState};
+
+/// A broadcast's id.
+pub type BroadcastId = i64;
+
+/// Numbers a broadcast job queues texts for in one write.
+pub const BATCH: usize = 500;
+
+fn fan_out_job(id: BroadcastId) -> NewJob<'static> {
+    NewJob {
+        kind: JobKind::Broadcast,
+        payload: serde_json::json!({ "broadcast_id": id }),
+        queue: None,
+    }
+}
+
+/// Records a broadcast and the job that queues its texts; answers its id and how many
+/// numbers are verified now (what it will reach unless that changes while it is queued).
+pub fn create(
+    tx: &Connection,
+    body: &str,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<(BroadcastId, i64)> {
+    tx.prepare_cached("INSERT INTO broadcasts (body, created_at) VALUES (?1, ?2)")?
+        .execute(params![body, ts(now)])?;
+    let id = tx.last_insert_rowid();
+    jobs::enqueue(tx, &fan_out_job(id), now)?;
+    let verified = tx
+        .prepare_cached("SELECT count(*) FROM phone_numbers WHERE state = 'verified'")?
+        .query_row([], |r| r.get(0))?;
+    Ok((id, verified))
+}
+
+/// Whether broadcast `id` has been queued for every verified number; `None` when there is no
+/// such broadcast.
+pub fn finished(conn: &Connection, id: BroadcastId) -> rusqlite::Result<Option<bool>> {
+    conn.prepare_cached("SELECT queued_at IS NOT NULL FROM broadcasts WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()
+}
+
+/// What one batch of a fan-out did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batch {
+    /// Texts queued by this batch.
+    pub queued: usize,
+    /// Numbers queued so far, this batch included.
+    pub total: i64,
+    /// Whether every verified number now has its text.
+    pub finished: bool,
+}
+
+/// Queues broadcast `id`'s text for the next `limit` verified numbers after its cursor, in
+/// order of number, and moves the cursor past them. A number verified later than the cursor
+/// passed it gets nothing; one that opts out before its text goes is never sent it
+/// (send_text withholds it). The texts' jobs are due one `spacing` apart from `now`, so a
+/// paced provider sees them no faster than it takes them and an automatic reply queued
+/// meanwhile waits behind only those due before it. When more numbers may remain, the next
+/// batch's job is queued, due when this batch's last text is. `None` when there is no such
+/// broadcast.
+pub fn fan_out(
+    tx: &Connection,
+    id: BroadcastId,
+    limit: usize,
+    provider: &str,
+    spacing: Duration,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<Option<Batch>> {
+    let row = tx
+        .prepare_cached("SELECT body, cursor, queued, queued_at FROM broadcasts WHERE id = ?1")?
+        .query_row([id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Option<String>>(3)?,
+            ))
+        })
+        .optional()?;
+    let Some((body, cursor, queued, queued_at)) = row else {
+        return Ok(None);
+    };
+    if queued_at.is_some() {
+        return Ok(Some(Batch {
+            queued: 0,
+            total: queued,
+            finished: true,
+        }));
+    }
+    let numbers: Vec<(String, Option<ArtistId>)> = tx
+        .prepare_cached(
+            "SELECT e164, owner_id FROM phone_numbers
+             WHERE state = 'verified' AND e164 > ?1 ORDER BY e164 LIMIT ?2",
+        )?
+        .query_map(
+            params![
+                cursor.as_deref().unwrap_or(""),
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut due = now;
+    for (to, owner) in &numbers {
+        let text = NewOutbound {
+            artist: *owner,
+            to,
+            from: None,
+            body: &body,
+            provider,
+            purpose: ReplyKind::Broadcast,
+        };
+        messages::queue_broadcast_text(tx, &text, id, due, now)?;
+        due += spacing;
+    }
+    let finished = numbers.len() < limit;
+    let total = queued + i64::try_from(numbers.len()).unwrap_or(i64::MAX);
+    tx.prepare_cached(
+        "UPDATE broadcasts SET queued = ?2, cursor = coalesce(?3, cursor),
+           queued_at = CASE WHEN ?4 THEN ?5 END
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        id,
+        total,
+        numbers.last().map(|(e164, _)| e164.as_str()),
+        finished,
+        ts(now)
+    ])?;
+    if !finished {
+        jobs::enqueue_due(tx, &fan_out_job(id), due - spacing, now)?;
+    }
+    Ok(Some(Batch {
+        queued: numbers.len(),
+        total,
+        finished,
+    }))
+}
+
+/// Where a broadcast stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub id: BroadcastId,
+    pub body: String,
+    pub created_at: String,
+    /// Numbers its text was queued for.
+    pub numbers: i64,
+    /// When every verified number had its text; `None` while queuing goes on.
+    pub queued_at: Option<String>,
+    /// Why queuing stopped, if its job failed for good.
+    pub queuing_failed: Option<String>,
+    /// Accepted by the provider (or delivered).
+    pub sent: i64,
+    /// Queued, not yet accepted.
+    pub waiting: i64,
+    /// Refused for good, or out of attempts.
+    pub failed: i64,
+    /// Never sent: the number opted out after the text was queued.
+    pub withheld: i64,
+}
+
+/// Broadcast `id`'s status; `None` when there is no such broadcast. Counted from the
+/// `messages_broadcast` index, reading rows only for the texts that failed.
+pub fn status(conn: &Connection, id: BroadcastId) -> rusqlite::Result<Option<Status>> {
+    let row = conn
+        .query_row(
+            "SELECT body, created_at, queued, queued_at FROM broadcasts WHERE id = ?1",
+            [id],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((body, created_at, numbers, queued_at)) = row else {
+        return Ok(None);
+    };
+    let mut status = Status {
+        id,
+        body,
+        created_at,
+        numbers,
+        queued_at,
+        queuing_failed: None,
+        sent: 0,
+        waiting: 0,
+        failed: 0,
+        withheld: 0,
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT state, count(*) FROM messages WHERE broadcast_id = ?1 GROUP BY state",
+    )?;
+    let counts = stmt.query_map([id], |r| {
+        Ok((r.get::<_, Text<MessageState>>(0)?.0, r.get::<_, i64>(1)?))
+    })?;
+    for count in counts {
+        let (state, n) = count?;
+        match state {
+            MessageState::Sent | MessageState::Delivered => status.sent += n,
+            MessageState::Unconfirmed => status.waiting += n,
+            MessageState::Error => status.failed += n,
+            MessageState::Received => {}
+        }
+    }
+    status.withheld = conn
+        .prepare_cached(
+            "SELECT count(*) FROM messages
+             WHERE broadcast_id = ?1 AND state = ?2 AND last_error = ?3",
+        )?
+        .query_row(
+            params![id, Text(MessageState::Error), messages::WITHHELD_OPTED_OUT],
+            |r| r.get(0),
+        )?;
+    status.failed -= status.withheld.min(status.failed);
+    if status.queued_at.is_none() {
+        status.queuing_failed = conn
+            .prepare_cached(
+                "SELECT last_error FROM jobs
+                 WHERE kind = ?1 AND state = 'failed' AND payload = ?2
+                 ORDER BY id DESC LIMIT 1",
+            )?
+            .query_row(
+                params![
+                    Text(JobKind::Broadcast),
+                    fan_out_job(id).payload.to_string()
+                ],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()?
+            .map(|reason| reason.unwrap_or_else(|| "no reason recorded".into()));
+    }
+    Ok(Some(status))
+}

@@ -1,0 +1,75 @@
+//! broadcast: queues one batch of an operator's broadcast, a text and its send_text job per
+//! verified number, in the write that settles the job; the next batch is a job of its own.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use super::{payload_id, Attempted, JobContext, Performed, Settled};
+use crate::db::broadcasts::{self, BATCH};
+use crate::db::jobs::Claimed;
+
+pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
+    let Some(id) = payload_id(job, "broadcast_id") else {
+        return Performed::only(Attempted::Failed {
+            reason: "the job names no broadcast".into(),
+        });
+    };
+    let found = ctx
+        .store
+        .read(move |c| Ok(broadcasts::finished(c, id)?))
+        .await;
+    match found {
+        Ok(Some(false)) => {}
+        Ok(Some(true)) => return Performed::only(Attempted::Done),
+        Ok(None) => {
+            return Performed::only(Attempted::Failed {
+                reason: format!("no broadcast {id}"),
+            })
+        }
+        Err(e) => {
+            return Performed::only(Attempted::Retry {
+                reason: format!(
+                    "could not read the broadcast: {}",
+                    crate::telemetry::error_chain(&e)
+                ),
+                at_least: None,
+            })
+        }
+    }
+    let provider = ctx.sender.name();
+    // Texts go out no faster than the pacer lets them: each batch is spread at its pace.
+    let spacing = ctx
+        .pacer
+        .interval()
+        .and_then(|i| chrono::Duration::from_std(i).ok())
+        .unwrap_or_default();
+    Performed {
+        attempted: Attempted::Done,
+        record: Arc::new(move |tx, settled| {
+            if settled != Settled::Done {
+                return Ok(());
+            }
+            match broadcasts::fan_out(tx, id, BATCH, provider, spacing, Utc::now())? {
+                Some(batch) if batch.finished => {
+                    tracing::info!(
+                        broadcast = id,
+                        queued = batch.queued,
+                        numbers = batch.total,
+                        "broadcast queued for every verified number"
+                    );
+                }
+                Some(batch) => {
+                    tracing::info!(
+                        broadcast = id,
+                        queued = batch.queued,
+                        numbers = batch.total,
+                        "broadcast queued a batch; the next follows"
+                    );
+                }
+                None => tracing::warn!(broadcast = id, "the broadcast is gone; nothing queued"),
+            }
+            Ok(())
+        }),
+    }
+}

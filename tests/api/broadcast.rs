@@ -1,0 +1,353 @@
+//! `momentline broadcast`: the real binary queues an operator's text beside the running
+//! server, whose jobs runner fans it out and sends it.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use chrono::Utc;
+use serde_json::json;
+use wiremock::matchers::{body_partial_json, method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::helpers::*;
+use momentline::domain::JobKind;
+
+const VERIFIED_TOO: &str = "+14155552672";
+const REFUSED: &str = "+14155552673";
+const PENDING: &str = "+14155552674";
+const STRANGER: &str = "+14155552675";
+const OPTED_OUT: &str = "+14155552676";
+
+fn momentline(db: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_momentline"))
+        .args(args)
+        .env_clear()
+        .env("MOMENTLINE_DB", db)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("runs")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Queues `text` with the binary, answering the broadcast's id.
+fn broadcast(db: &Path, text: &str) -> String {
+    let out = momentline(db, &["broadcast", text]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = stdout(&out).trim().to_owned();
+    assert!(id.parse::<i64>().is_ok(), "the id alone on stdout: {id:?}");
+    id
+}
+
+/// `broadcast status ID`, as `name → value`.
+fn status(db: &Path, id: &str) -> Vec<(String, String)> {
+    let out = momentline(db, &["broadcast", "status", id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+        .lines()
+        .map(|line| {
+            let (name, value) = line.split_once(": ").expect("name: value");
+            (name.to_owned(), value.to_owned())
+        })
+        .collect()
+}
+
+fn value<'a>(status: &'a [(String, String)], name: &str) -> &'a str {
+    status
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_else(|| panic!("no {name} in {status:?}"))
+}
+
+/// sent, waiting, failed, withheld.
+fn counts(status: &[(String, String)]) -> [u64; 4] {
+    [
+        "sent",
+        "waiting",
+        "failed",
+        "withheld (opted out after queuing)",
+    ]
+    .map(|name| value(status, name).parse().expect("a count"))
+}
+
+async fn spawn_app_on_file() -> (TestApp, tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("broadcast.db");
+    let wanted = db.clone();
+    let app = spawn_app_with(|s| s.db_path = wanted).await;
+    telnyx_accepts_texts(&app.provider_api).await;
+    (app, dir, db)
+}
+
+/// Runs the fan-out alone until it has queued every number.
+async fn fan_out(app: &TestApp) {
+    for _ in 0..100 {
+        let round = app
+            .runner
+            .run_once(&[JobKind::Broadcast])
+            .await
+            .expect("broadcast round");
+        if round.claimed() == 0 {
+            return;
+        }
+    }
+    panic!("the fan-out never ended");
+}
+
+/// Whom momentline asked the provider to send `body` to (accepted or not), in order.
+async fn recipients_of(app: &TestApp, body: &str) -> Vec<String> {
+    let mut to: Vec<String> = app
+        .sent_to_telnyx()
+        .await
+        .iter()
+        .filter(|b| b["text"] == body)
+        .map(|b| {
+            assert_eq!(b["from"], OUR_NUMBER, "{b}");
+            b["to"].as_str().expect("to").to_owned()
+        })
+        .collect();
+    to.sort();
+    to
+}
+
+#[tokio::test]
+async fn a_broadcast_reaches_every_verified_number_and_no_other_and_its_status_counts_each_text() {
+    let (app, _dir, db) = spawn_app_on_file().await;
+    for phone in [PHONE, VERIFIED_TOO, REFUSED, OPTED_OUT] {
+        app.verified(phone).await;
+    }
+    app.text(OPTED_OUT, "STOP").await;
+    assert_eq!(app.connect(PENDING).await.status(), 200);
+    app.text(STRANGER, "hello?").await;
+    app.drain().await;
+    // From now on Telnyx refuses one number for good.
+    Mock::given(method("POST"))
+        .and(path("/v2/messages"))
+        .and(body_partial_json(json!({ "to": REFUSED })))
+        .respond_with(ResponseTemplate::new(422).set_body_json(json!({
+            "errors": [{ "code": "40310", "title": "Invalid 'to' address" }]
+        })))
+        .with_priority(1)
+        .mount(&app.provider_api)
+        .await;
+
+    let body = "New show Friday at 8 — doors at 7.\nReply STOP to opt out.";
+    let id = broadcast(&db, body);
+    let queued = status(&db, &id);
+    assert_eq!(value(&queued, "broadcast"), id);
+    assert_eq!(value(&queued, "numbers"), "0");
+    assert_eq!(value(&queued, "queuing"), "in progress");
+    assert_eq!(counts(&queued), [0, 0, 0, 0]);
+
+    fan_out(&app).await;
+    let fanned = status(&db, &id);
+    assert_eq!(value(&fanned, "numbers"), "3");
+    assert!(
+        value(&fanned, "queuing").starts_with("finished "),
+        "{fanned:?}"
+    );
+    assert_eq!(counts(&fanned), [0, 3, 0, 0]);
+
+    app.drain().await;
+    let drained = status(&db, &id);
+    assert_eq!(counts(&drained), [2, 0, 1, 0], "{drained:?}");
+    assert_eq!(
+        recipients_of(&app, body).await,
+        [PHONE, VERIFIED_TOO, REFUSED],
+        "each verified number once (the last refused it)"
+    );
+    for phone in [PENDING, STRANGER, OPTED_OUT] {
+        assert!(
+            !app.texts_to(phone).await.iter().any(|t| t == body),
+            "{phone} was sent the broadcast"
+        );
+    }
+    // Broadcast texts are in each artist's conversation, as what they are.
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM messages WHERE purpose = 'broadcast' AND artist_id IS NOT NULL"
+        ),
+        3
+    );
+}
+
+#[tokio::test]
+async fn a_number_that_opts_out_after_the_broadcast_is_queued_is_never_sent_it() {
+    let (app, _dir, db) = spawn_app_on_file().await;
+    for phone in [PHONE, VERIFIED_TOO] {
+        app.verified(phone).await;
+    }
+    let body = "Studio open day on Sunday";
+    let id = broadcast(&db, body);
+    fan_out(&app).await;
+    app.text(VERIFIED_TOO, "stop").await;
+    app.drain().await;
+
+    assert_eq!(recipients_of(&app, body).await, [PHONE]);
+    let after = status(&db, &id);
+    assert_eq!(value(&after, "numbers"), "2");
+    assert_eq!(counts(&after), [1, 0, 0, 1], "{after:?}");
+}
+
+#[tokio::test]
+async fn a_fan_out_larger_than_a_batch_reaches_every_number_once() {
+    let (app, _dir, db) = spawn_app_on_file().await;
+    // A thousand verified numbers: two whole batches, then one that finds none left.
+    let numbers: Vec<String> = (0..1000).map(|n| format!("+1415555{n:04}")).collect();
+    {
+        let conn = app.pool.get().expect("connection");
+        let now = Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+        for e164 in &numbers {
+            conn.execute(
+                "INSERT INTO phone_numbers (e164, state, owner_id, updated_at)
+                 VALUES (?1, 'verified', 1, ?2)",
+                [e164, &now],
+            )
+            .expect("a verified number");
+        }
+    }
+    let body = "Thank you for a thousand Moments";
+    let id = broadcast(&db, body);
+
+    app.runner
+        .run_once(&[JobKind::Broadcast])
+        .await
+        .expect("a batch");
+    let first = status(&db, &id);
+    assert_eq!(value(&first, "numbers"), "500");
+    assert_eq!(value(&first, "queuing"), "in progress");
+
+    fan_out(&app).await;
+    let queued = status(&db, &id);
+    assert_eq!(value(&queued, "numbers"), "1000");
+    assert!(value(&queued, "queuing").starts_with("finished "));
+    assert_eq!(counts(&queued), [0, 1000, 0, 0]);
+
+    app.drain().await;
+    assert_eq!(counts(&status(&db, &id)), [1000, 0, 0, 0]);
+    assert_eq!(recipients_of(&app, body).await, numbers);
+}
+
+#[tokio::test]
+async fn broadcast_texts_are_spread_at_the_send_rate() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("rated.db");
+    let wanted = db.clone();
+    let app = spawn_app_with_env(&[("MOMENTLINE_SEND_RATE", "10")], |s| s.db_path = wanted).await;
+    {
+        let conn = app.pool.get().expect("connection");
+        for e164 in [PHONE, VERIFIED_TOO, REFUSED] {
+            conn.execute(
+                "INSERT INTO phone_numbers (e164, state, owner_id, updated_at)
+                 VALUES (?1, 'verified', 1, '2026-01-01T00:00:00.000Z')",
+                [e164],
+            )
+            .expect("a verified number");
+        }
+    }
+    broadcast(&db, "Paced");
+    fan_out(&app).await;
+    let conn = app.pool.get().expect("connection");
+    let gaps: Vec<f64> = conn
+        .prepare(
+            "SELECT (julianday(run_after) - julianday(lag(run_after) OVER (ORDER BY id))) * 86400
+             FROM jobs WHERE kind = 'send_text' ORDER BY id",
+        )
+        .expect("query")
+        .query_map([], |r| r.get::<_, Option<f64>>(0))
+        .expect("rows")
+        .filter_map(|g| g.expect("a gap"))
+        .collect();
+    assert_eq!(gaps.len(), 2, "{gaps:?}");
+    for gap in gaps {
+        assert!(
+            (gap - 0.1).abs() < 0.002,
+            "one tenth of a second apart: {gap}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn broadcasts_do_not_count_against_a_numbers_reply_cap() {
+    let (app, _dir, db) = spawn_app_on_file().await;
+    app.verified(PHONE).await;
+    // As many broadcasts in the hour as the cap allows automatic replies.
+    for n in 0..30 {
+        broadcast(&db, &format!("News {n}"));
+    }
+    fan_out(&app).await;
+    app.drain().await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM messages WHERE purpose = 'broadcast' AND state = 'sent'"),
+        30
+    );
+    app.text(PHONE, "First light").await;
+    app.drain().await;
+    let last = app.texts_to(PHONE).await.pop().expect("a reply");
+    assert!(last.starts_with("Moment posted: "), "{last}");
+}
+
+#[test]
+fn bad_broadcasts_are_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("bad.db");
+
+    let empty = momentline(&db, &["broadcast", "  \n"]);
+    assert_eq!(empty.status.code(), Some(1));
+    assert!(
+        stderr(&empty).contains("the broadcast text is empty"),
+        "{}",
+        stderr(&empty)
+    );
+
+    let long = momentline(&db, &["broadcast", &"a".repeat(1531)]);
+    assert_eq!(long.status.code(), Some(1));
+    assert!(
+        stderr(&long).contains("takes 11 SMS segments (GSM-7); at most 10 are allowed"),
+        "{}",
+        stderr(&long)
+    );
+
+    let missing = momentline(&db, &["broadcast"]);
+    assert_eq!(missing.status.code(), Some(2), "a usage error");
+    assert!(stderr(&missing).contains("<TEXT>"), "{}", stderr(&missing));
+
+    let unknown = momentline(&db, &["broadcast", "status", "42"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        stderr(&unknown).contains("no broadcast 42"),
+        "{}",
+        stderr(&unknown)
+    );
+
+    let not_an_id = momentline(&db, &["broadcast", "status", "first"]);
+    assert_eq!(not_an_id.status.code(), Some(2));
+    assert!(
+        stderr(&not_an_id).contains("invalid value 'first'"),
+        "{}",
+        stderr(&not_an_id)
+    );
+
+    // Nothing was queued by any of them.
+    let conn = rusqlite::Connection::open(&db).expect("database");
+    let broadcasts: i64 = conn
+        .query_row("SELECT count(*) FROM broadcasts", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(broadcasts, 0);
+
+    // The text "status" itself goes after `--`.
+    let out = momentline(&db, &["broadcast", "--", "status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("1 SMS segment (GSM-7)"),
+        "{}",
+        stderr(&out)
+    );
+}
