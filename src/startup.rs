@@ -126,6 +126,7 @@ impl Application {
                 media,
                 public_url: settings.public_url.clone(),
                 host: host.clone(),
+                code_ttl: settings.code_ttl,
             },
             RunnerSettings {
                 concurrency: settings.job_concurrency,
@@ -155,9 +156,12 @@ impl Application {
                 limits: settings.connect_limits,
                 sender: sender.name(),
                 sender_number: sender.default_from().map(str::to_owned),
+                receives_replies: sender.receives_replies(),
+                code_ttl: settings.code_ttl,
             }),
             settings: Arc::new(settings),
             runner: runner.clone(),
+            sender: Arc::clone(&sender),
         });
         let server = HttpServer::new(move || {
             App::new()

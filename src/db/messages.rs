@@ -124,9 +124,14 @@ pub fn queue_outbound(
 /// The reply-cap count: one pass over a number's outbound texts of the last day. The
 /// uncapped purposes are written into the SQL (from their enum) so it is prepared once.
 static RECENT_REPLIES: LazyLock<String> = LazyLock::new(|| {
-    let uncapped = [ReplyKind::Prompt, ReplyKind::OptedOut, ReplyKind::OptedIn]
-        .map(|k| format!("'{}'", k.as_str()))
-        .join(", ");
+    let uncapped = [
+        ReplyKind::Prompt,
+        ReplyKind::Code,
+        ReplyKind::OptedOut,
+        ReplyKind::OptedIn,
+    ]
+    .map(|k| format!("'{}'", k.as_str()))
+    .join(", ");
     format!(
         "SELECT count(*) FILTER (WHERE purpose = ?4),
                 count(*) FILTER (WHERE purpose = ?5 AND created_at > ?3),
@@ -168,7 +173,8 @@ fn prompt_times(
 ) -> rusqlite::Result<Vec<DateTime<Utc>>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT created_at FROM messages
-         WHERE {column} = ?1 AND direction = 'outbound' AND purpose = 'prompt' AND created_at > ?2
+         WHERE {column} = ?1 AND direction = 'outbound' AND purpose IN ('prompt', 'code')
+           AND created_at > ?2
          ORDER BY created_at"
     ))?;
     let rows = stmt.query_map(params![value, ts(since)], |r| {
@@ -177,7 +183,8 @@ fn prompt_times(
     rows.collect()
 }
 
-/// When prompts went to this number in the last day, oldest first.
+/// When prompts or codes (both ask a number to verify) went to this number in the last
+/// day, oldest first.
 pub fn number_prompt_times(
     conn: &Connection,
     phone: &str,
@@ -186,7 +193,7 @@ pub fn number_prompt_times(
     prompt_times(conn, "phone", &phone, now - Duration::days(1))
 }
 
-/// When this artist's connects sent prompts in the last hour, oldest first.
+/// When this artist's connects sent prompts or codes in the last hour, oldest first.
 pub fn artist_prompt_times(
     conn: &Connection,
     artist: ArtistId,

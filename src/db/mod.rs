@@ -1,6 +1,7 @@
 //! SQLite's SQL, a module per table. Writes run inside the writer's batches (`crate::store`).
 
 pub mod artists;
+pub mod codes;
 pub mod jobs;
 pub mod messages;
 pub mod moments;

@@ -1,6 +1,7 @@
 //! The words of the problem as types and pure functions: no I/O lives here.
 
 pub mod api_key;
+pub mod code;
 pub mod keyword;
 pub mod moment;
 pub mod number_state;
