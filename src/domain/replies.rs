@@ -31,6 +31,7 @@ pub fn code(code: &str, ttl: chrono::Duration) -> String {
     let minutes = ttl.num_minutes();
     let expires = match (minutes, ttl.num_seconds()) {
         (1, 60) => "1 minute".to_owned(),
+        (_, 1) => "1 second".to_owned(),
         (m, s) if m >= 1 && s % 60 == 0 => format!("{m} minutes"),
         (_, s) => format!("{s} seconds"),
     };

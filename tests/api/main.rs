@@ -2,6 +2,7 @@
 
 mod api_errors;
 mod cli;
+mod codes;
 mod conversation;
 mod faults;
 mod helpers;
