@@ -9,11 +9,40 @@ use crate::domain::api_key::{ApiKey, DISPLAY_PREFIX_LEN};
 use crate::startup::Application;
 use crate::store::{Store, WriteError};
 
+/// Every variable the configuration reads (README's configuration table says more).
+const ENVIRONMENT: &str = "\
+Environment (every variable optional; README's configuration table says more):
+  MOMENTLINE_ADDR                 listen address [127.0.0.1:8080]
+  MOMENTLINE_DB                   SQLite file [momentline.db]
+  MOMENTLINE_PUBLIC_URL           public base URL [http://127.0.0.1:8080]
+  MOMENTLINE_MANAGE_URL           where unknown numbers are sent [https://inprocess.world/manage]
+  MOMENTLINE_SMS_PROVIDER         console, telnyx, twilio, vonage, textflow, phonify [console]
+  MOMENTLINE_PENDING_TTL_SECS     how long a connect request waits for its 'yes' [86400]
+  MOMENTLINE_CODE_TTL_SECS        how long a texted verification code holds [600]
+  MOMENTLINE_ALLOWED_COUNTRIES    ISO regions that may be connected, * for all [US,CA]
+  MOMENTLINE_MEDIA_DIR            where Moment media is kept [media/ beside the database]
+  MOMENTLINE_MEDIA_ALLOW_PRIVATE  1 fetches media from private addresses (tests only) [0]
+  MOMENTLINE_RETRY_SCHEDULE       seconds before each retry of a failed job [5,30,120,600,3600]
+  MOMENTLINE_SEND_RATE            texts a second at most [no limit]
+  MOMENTLINE_JOB_CONCURRENCY      jobs running at once [64]
+  MOMENTLINE_WRITE_QUEUE          writes that may wait for the writer [1024]
+  MOMENTLINE_SHUTDOWN_GRACE_SECS  time running jobs get on SIGTERM [10]
+  MOMENTLINE_DISPATCH             embedded or webhook [embedded]
+  MOMENTLINE_DISPATCH_URL, MOMENTLINE_DISPATCH_SECRET   the host's endpoint and signing secret
+  TELNYX_API_KEY, TELNYX_FROM_NUMBER, TELNYX_MESSAGING_PROFILE_ID, TELNYX_PUBLIC_KEY, TELNYX_API_BASE
+  TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_FROM_NUMBER, TWILIO_MESSAGING_SERVICE_SID, TWILIO_API_BASE
+  VONAGE_API_KEY, VONAGE_API_SECRET, VONAGE_FROM, VONAGE_SIGNATURE_SECRET, VONAGE_SIGNATURE_METHOD,
+    VONAGE_API_BASE
+  TEXTFLOW_API_KEY, TEXTFLOW_API_BASE
+  PHONIFY_API_KEY, PHONIFY_APP, PHONIFY_API_BASE
+  RUST_LOG                        log filter [info]";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "momentline",
     version,
-    about = "Post Moments on In Process by text message"
+    about = "Post Moments on In Process by text message",
+    after_help = ENVIRONMENT
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -200,4 +229,31 @@ fn wallet_address(input: &str) -> Result<String, CliError> {
         ));
     }
     Ok(input.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn help_lists_every_variable_the_configuration_reads() {
+        let help = super::Cli::command().render_help().to_string();
+        let read = regex::Regex::new(
+            r#""((?:MOMENTLINE|TELNYX|TWILIO|VONAGE|TEXTFLOW|PHONIFY)_[A-Z_]+)""#,
+        )
+        .expect("pattern");
+        let config = include_str!("config.rs");
+        let names: Vec<&str> = read
+            .captures_iter(config)
+            .filter_map(|c| c.get(1))
+            .map(|m| m.as_str())
+            .collect();
+        assert!(names.contains(&"MOMENTLINE_CODE_TTL_SECS"));
+        for name in names {
+            assert!(
+                help.contains(name),
+                "momentline --help does not name {name}"
+            );
+        }
+    }
 }
