@@ -27,6 +27,8 @@ pub enum Verdict {
     NoCode,
     /// The code's text has not gone out yet.
     NotSent,
+    /// The code's text failed for good (the provider refused it): nobody has the code.
+    TextFailed,
     Expired,
     /// Too many wrong codes: the code is dead until it would have expired.
     Locked {
@@ -125,6 +127,9 @@ fn open_code(
     let Some(stored) = codes::find(tx, phone, artist)? else {
         return Ok(Err(Verdict::NoCode));
     };
+    if stored.text_failed {
+        return Ok(Err(Verdict::TextFailed));
+    }
     Ok(match stored.state(now) {
         CodeState::NotSent => Err(Verdict::NotSent),
         CodeState::Expired => Err(Verdict::Expired),

@@ -19,6 +19,8 @@ pub struct StoredCode {
     pub hash: Option<Vec<u8>>,
     pub expires_at: Option<DateTime<Utc>>,
     pub tries: u32,
+    /// Its text failed for good: nobody has the code.
+    pub text_failed: bool,
 }
 
 impl StoredCode {
@@ -50,8 +52,10 @@ pub fn replace(
 /// The code carried by text `message_id`, if no newer request has replaced it.
 pub fn carried_by(conn: &Connection, message_id: i64) -> rusqlite::Result<Option<StoredCode>> {
     conn.prepare_cached(
-        "SELECT artist_id, message_id, salt, code_hash, expires_at, tries FROM verification_codes
-         WHERE message_id = ?1",
+        "SELECT c.artist_id, c.message_id, c.salt, c.code_hash, c.expires_at, c.tries,
+                m.state = 'error'
+         FROM verification_codes c JOIN messages m ON m.id = c.message_id
+         WHERE c.message_id = ?1",
     )?
     .query_row([message_id], read)
     .optional()
@@ -64,8 +68,10 @@ pub fn find(
     artist: ArtistId,
 ) -> rusqlite::Result<Option<StoredCode>> {
     conn.prepare_cached(
-        "SELECT artist_id, message_id, salt, code_hash, expires_at, tries FROM verification_codes
-         WHERE e164 = ?1 AND artist_id = ?2",
+        "SELECT c.artist_id, c.message_id, c.salt, c.code_hash, c.expires_at, c.tries,
+                m.state = 'error'
+         FROM verification_codes c JOIN messages m ON m.id = c.message_id
+         WHERE c.e164 = ?1 AND c.artist_id = ?2",
     )?
     .query_row(params![e164, artist], read)
     .optional()
@@ -79,6 +85,7 @@ fn read(r: &rusqlite::Row) -> rusqlite::Result<StoredCode> {
         hash: r.get(3)?,
         expires_at: opt_ts(r.get(4)?)?,
         tries: r.get(5)?,
+        text_failed: r.get(6)?,
     })
 }
 

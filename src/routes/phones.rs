@@ -183,6 +183,9 @@ pub async fn verify(
         Verdict::NotSent => Err(ApiError::Conflict(
             "The code has not been texted yet; try again in a moment".into(),
         )),
+        Verdict::TextFailed => Err(ApiError::Conflict(format!(
+            "The code could not be texted (the SMS provider refused it); {resend}"
+        ))),
         Verdict::OptedOut => Err(ApiError::Conflict(
             "This phone number has opted out of texts (it replied STOP); it must text START \
              to opt back in"

@@ -199,6 +199,39 @@ async fn a_code_replaced_before_it_was_sent_is_never_sent() {
 }
 
 #[tokio::test]
+async fn a_code_whose_text_failed_says_so_and_a_code_not_yet_sent_waits() {
+    let app = spawn_app().await;
+    answer_first_post(
+        &app.provider_api,
+        "/v2/messages",
+        ResponseTemplate::new(400).set_body_json(json!({"errors": [{"detail": "bad number"}]})),
+    )
+    .await;
+    telnyx_accepts_texts(&app.provider_api).await;
+    assert_eq!(
+        app.connect_by(&app.api_key, PHONE, "code").await.status(),
+        200
+    );
+    let (status, body) = verify(&app, "123456").await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        body["message"],
+        "The code has not been texted yet; try again in a moment"
+    );
+    assert_eq!(app.drain().await.failed, 1);
+    let (status, body) = verify(&app, "123456").await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        body["message"],
+        "The code could not be texted (the SMS provider refused it); request a new one with \
+         POST /api/phones and \"method\": \"code\""
+    );
+    app.backdate_messages(120);
+    let code = requested_code(&app).await;
+    assert_eq!(verify(&app, &code).await.0, 200);
+}
+
+#[tokio::test]
 async fn an_opted_out_number_gets_no_code() {
     let app = code_app().await;
     app.text(PHONE, "STOP").await;
