@@ -49,10 +49,11 @@ CREATE TABLE IF NOT EXISTS number_state_changes (
     to_state    TEXT NOT NULL CHECK (to_state IN ('unknown', 'pending', 'verified', 'opted_out')),
     from_owner_id INTEGER REFERENCES artists(id),
     to_owner_id   INTEGER REFERENCES artists(id),
-    cause       TEXT NOT NULL CHECK (cause IN ('inbound', 'connect', 'disconnect', 'provider')),
+    cause       TEXT NOT NULL CHECK (cause IN ('inbound', 'connect', 'disconnect', 'provider',
+        'code')),
     -- the message that caused it (inbound text, or the outbound text a provider refused)
     message_id  INTEGER REFERENCES messages(id),
-    -- the artist whose API request caused it
+    -- the artist whose API request caused it (for 'code', who entered the right code)
     artist_id   INTEGER REFERENCES artists(id),
     created_at  TEXT NOT NULL
 );
@@ -112,9 +113,9 @@ CREATE UNIQUE INDEX IF NOT EXISTS messages_provider_id
     WHERE provider_message_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS messages_artist ON messages (artist_id, id);
 CREATE INDEX IF NOT EXISTS messages_phone ON messages (phone, direction, created_at);
--- An artist's recent prompts, for the connect rate limit.
+-- An artist's recent prompts and verification codes, for the connect rate limit.
 CREATE INDEX IF NOT EXISTS messages_prompts ON messages (artist_id, created_at)
-    WHERE purpose = 'prompt';
+    WHERE purpose IN ('prompt', 'code');
 -- A broadcast's texts by state, for `momentline broadcast status`.
 CREATE INDEX IF NOT EXISTS messages_broadcast ON messages (broadcast_id, state)
     WHERE broadcast_id IS NOT NULL;
@@ -210,3 +211,24 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_due ON jobs (kind, run_after, id) WHERE state = 'queued';
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (queue, id) WHERE state IN ('queued', 'running');
 CREATE INDEX IF NOT EXISTS jobs_running ON jobs (lease_until) WHERE state = 'running';
+
+-- A verification code an artist asked to text a number ("method": "code"). Only a salted
+-- SHA-256 of the code is kept, and none at all while its text waits to be sent or when the
+-- provider makes and checks the code itself (TextFlow's send-code). A new request replaces
+-- the artist's code for that number.
+CREATE TABLE IF NOT EXISTS verification_codes (
+    e164        TEXT NOT NULL REFERENCES phone_numbers(e164),
+    artist_id   INTEGER NOT NULL REFERENCES artists(id),
+    -- the outbound text (purpose 'code') that carries it
+    message_id  INTEGER NOT NULL REFERENCES messages(id),
+    salt        BLOB,
+    code_hash   BLOB,
+    -- set when the code is made and sent; none while its text waits
+    expires_at  TEXT,
+    -- wrong codes entered; the code dies at 5
+    tries       INTEGER NOT NULL DEFAULT 0 CHECK (tries >= 0),
+    created_at  TEXT NOT NULL,
+    PRIMARY KEY (e164, artist_id),
+    CHECK ((salt IS NULL) = (code_hash IS NULL))
+);
+CREATE INDEX IF NOT EXISTS verification_codes_message ON verification_codes (message_id);

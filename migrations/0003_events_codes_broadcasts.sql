@@ -93,8 +93,51 @@ CREATE UNIQUE INDEX messages_provider_id
     WHERE provider_message_id IS NOT NULL;
 CREATE INDEX messages_artist ON messages (artist_id, id);
 CREATE INDEX messages_phone ON messages (phone, direction, created_at);
-CREATE INDEX messages_prompts ON messages (artist_id, created_at) WHERE purpose = 'prompt';
+CREATE INDEX messages_prompts ON messages (artist_id, created_at)
+    WHERE purpose IN ('prompt', 'code');
 CREATE INDEX messages_broadcast ON messages (broadcast_id, state) WHERE broadcast_id IS NOT NULL;
 
 -- UNDO: a deleted Moment is hidden from the API and its page.
 ALTER TABLE moments ADD COLUMN deleted_at TEXT;
+
+-- Verification codes: a number verified by a code its owner entered records cause 'code'.
+CREATE TABLE number_state_changes_v3 (
+    id          INTEGER PRIMARY KEY,
+    e164        TEXT NOT NULL REFERENCES phone_numbers(e164),
+    from_state  TEXT NOT NULL CHECK (from_state IN ('unknown', 'pending', 'verified', 'opted_out')),
+    to_state    TEXT NOT NULL CHECK (to_state IN ('unknown', 'pending', 'verified', 'opted_out')),
+    from_owner_id INTEGER REFERENCES artists(id),
+    to_owner_id   INTEGER REFERENCES artists(id),
+    cause       TEXT NOT NULL CHECK (cause IN ('inbound', 'connect', 'disconnect', 'provider',
+        'code')),
+    -- the message that caused it (inbound text, or the outbound text a provider refused)
+    message_id  INTEGER REFERENCES messages(id),
+    -- the artist whose API request caused it (for 'code', who entered the right code)
+    artist_id   INTEGER REFERENCES artists(id),
+    created_at  TEXT NOT NULL
+);
+INSERT INTO number_state_changes_v3 (id, e164, from_state, to_state, from_owner_id,
+    to_owner_id, cause, message_id, artist_id, created_at)
+SELECT id, e164, from_state, to_state, from_owner_id, to_owner_id, cause, message_id,
+    artist_id, created_at
+FROM number_state_changes;
+DROP TABLE number_state_changes;
+ALTER TABLE number_state_changes_v3 RENAME TO number_state_changes;
+CREATE INDEX number_state_changes_e164 ON number_state_changes (e164, id);
+
+CREATE TABLE verification_codes (
+    e164        TEXT NOT NULL REFERENCES phone_numbers(e164),
+    artist_id   INTEGER NOT NULL REFERENCES artists(id),
+    -- the outbound text (purpose 'code') that carries it
+    message_id  INTEGER NOT NULL REFERENCES messages(id),
+    salt        BLOB,
+    code_hash   BLOB,
+    -- set when the code is made and sent; none while its text waits
+    expires_at  TEXT,
+    -- wrong codes entered; the code dies at 5
+    tries       INTEGER NOT NULL DEFAULT 0 CHECK (tries >= 0),
+    created_at  TEXT NOT NULL,
+    PRIMARY KEY (e164, artist_id),
+    CHECK ((salt IS NULL) = (code_hash IS NULL))
+);
+CREATE INDEX verification_codes_message ON verification_codes (message_id);

@@ -99,6 +99,8 @@ pub struct Settings {
     /// `None` refuses every Vonage webhook.
     pub vonage_signature: Option<SignatureSecret>,
     pub pending_ttl: chrono::Duration,
+    /// How long a verification code holds from when it is sent.
+    pub code_ttl: chrono::Duration,
     pub allowed_regions: AllowedRegions,
     pub media_dir: PathBuf,
     /// The wait before each retry of a failed send; its length + 1 is the number of attempts.
@@ -175,6 +177,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "MOMENTLINE_PENDING_TTL_SECS",
         "86400",
         "how long a connect request waits for its yes",
+    ),
+    (
+        "MOMENTLINE_CODE_TTL_SECS",
+        "600",
+        "how long a texted verification code holds",
     ),
     (
         "MOMENTLINE_ALLOWED_COUNTRIES",
@@ -355,6 +362,17 @@ impl Settings {
                 invalid(
                     "MOMENTLINE_PENDING_TTL_SECS",
                     format!("not a whole number of seconds from 0 to {MAX_SECS}"),
+                )
+            })?;
+        let code_ttl = or("MOMENTLINE_CODE_TTL_SECS", "600")
+            .parse::<i64>()
+            .ok()
+            .filter(|s| (1..=MAX_SECS).contains(s))
+            .and_then(chrono::Duration::try_seconds)
+            .ok_or_else(|| {
+                invalid(
+                    "MOMENTLINE_CODE_TTL_SECS",
+                    format!("not a whole number of seconds from 1 to {MAX_SECS}"),
                 )
             })?;
         let allowed_regions = AllowedRegions::parse(&or("MOMENTLINE_ALLOWED_COUNTRIES", "US,CA"))
@@ -570,6 +588,7 @@ impl Settings {
             twilio_api_base,
             vonage_signature,
             pending_ttl,
+            code_ttl,
             allowed_regions,
             media_dir,
             retry_schedule,
@@ -657,6 +676,7 @@ mod tests {
         assert_eq!(s.public_url, "http://127.0.0.1:8080");
         assert!(matches!(s.provider, ProviderSettings::Console));
         assert_eq!(s.pending_ttl, chrono::Duration::seconds(86_400));
+        assert_eq!(s.code_ttl, chrono::Duration::seconds(600));
         assert_eq!(s.retry_schedule.len(), 5);
         assert!(s.telnyx_public_key.is_none());
     }
@@ -910,6 +930,8 @@ mod tests {
             ("MOMENTLINE_SMS_PROVIDER", "pigeon"),
             ("MOMENTLINE_PENDING_TTL_SECS", "soon"),
             ("MOMENTLINE_PENDING_TTL_SECS", "99999999999999999"),
+            ("MOMENTLINE_CODE_TTL_SECS", "0"),
+            ("MOMENTLINE_CODE_TTL_SECS", "ten minutes"),
             ("MOMENTLINE_RETRY_SCHEDULE", "5,99999999999999"),
             ("MOMENTLINE_ALLOWED_COUNTRIES", "USA"),
             ("MOMENTLINE_PUBLIC_URL", "example.com"),

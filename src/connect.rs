@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 
 use crate::db::artists::Artist;
-use crate::db::{messages, numbers};
+use crate::db::{codes, messages, numbers};
+use crate::domain::code::CodeState;
 use crate::domain::number_state::{
     on_connect, on_disconnect, ConnectContext, ConnectLimits, ConnectOutcome, ReplyKind,
 };
@@ -24,23 +25,63 @@ pub struct ConnectSettings {
     pub sender_number: Option<String>,
     /// Whether changes make events for the host.
     pub events: Events,
+    /// Whether the provider brings replies back, so a reply 'yes' can verify a number.
+    pub receives_replies: bool,
+    /// How long a verification code holds from when it is sent.
+    pub code_ttl: chrono::Duration,
 }
 
-/// Applies a connect request in one write; the prompt, if any, is queued with it.
+/// How the number proves it wants to be connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// It replies 'yes' to the prompt.
+    Prompt,
+    /// Its owner enters the code texted to it (`POST /api/phones/verify`).
+    Code,
+}
+
+/// What a connect request did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Connected {
+    Outcome(ConnectOutcome),
+    /// The artist's code for the number died of wrong tries; no new one until it would have
+    /// expired.
+    CodeLocked {
+        retry_after: chrono::Duration,
+    },
+}
+
+/// Applies a connect request in one write; the prompt or code text, if any, is queued with
+/// it.
 pub async fn connect_number(
     store: &Store,
     settings: Arc<ConnectSettings>,
     artist: Artist,
     number: PhoneNumber,
-) -> Result<ConnectOutcome, WriteError> {
+    method: Method,
+) -> Result<Connected, WriteError> {
     let (masked, artist_id) = (number.masked().to_string(), artist.id);
-    let outcome = store
-        .write(move |tx| Ok(connect_in(tx, &settings, &artist, &number, Utc::now())?))
+    let connected = store
+        .write(move |tx| {
+            let now = Utc::now();
+            if method == Method::Code {
+                let stored = codes::find(tx, number.as_str(), artist.id)?;
+                if let Some(CodeState::Locked { retry_after }) = stored.map(|c| c.state(now)) {
+                    return Ok(Connected::CodeLocked { retry_after });
+                }
+            }
+            let outcome = connect_in(tx, &settings, &artist, &number, method, now)?;
+            Ok(Connected::Outcome(outcome))
+        })
         .await?;
-    if matches!(outcome, ConnectOutcome::Prompt { .. }) {
-        tracing::info!(number = %masked, artist = artist_id, "connect prompt queued");
+    if let Connected::Outcome(ConnectOutcome::Prompt { .. }) = connected {
+        let what = match method {
+            Method::Prompt => "connect prompt queued",
+            Method::Code => "verification code text queued",
+        };
+        tracing::info!(number = %masked, artist = artist_id, "{what}");
     }
-    Ok(outcome)
+    Ok(connected)
 }
 
 fn connect_in(
@@ -48,6 +89,7 @@ fn connect_in(
     settings: &ConnectSettings,
     artist: &Artist,
     number: &PhoneNumber,
+    method: Method,
     now: DateTime<Utc>,
 ) -> rusqlite::Result<ConnectOutcome> {
     let phone = number.as_str();
@@ -75,18 +117,30 @@ fn connect_in(
             settings.events,
             now,
         )?;
-        messages::queue_outbound(
+        // A code text is stored with the code masked: the code itself is made when it is
+        // sent, and the artist must not read it back from the conversation.
+        let (body, purpose) = match method {
+            Method::Prompt => (replies::prompt(&artist.name), ReplyKind::Prompt),
+            Method::Code => (
+                replies::code(replies::CODE_MASK, settings.code_ttl),
+                ReplyKind::Code,
+            ),
+        };
+        let message_id = messages::queue_outbound(
             tx,
             &messages::NewOutbound {
                 artist: Some(artist.id),
                 to: phone,
                 from: settings.sender_number.as_deref(),
-                body: &replies::prompt(&artist.name),
+                body: &body,
                 provider: settings.sender,
-                purpose: ReplyKind::Prompt,
+                purpose,
             },
             now,
         )?;
+        if method == Method::Code {
+            codes::replace(tx, phone, artist.id, message_id, now)?;
+        }
     }
     Ok(outcome)
 }
@@ -129,6 +183,7 @@ fn disconnect_in(
         if let Some(next) = on_disconnect(&standing, artist.id) {
             let cause = numbers::Cause::Disconnect(artist.id);
             numbers::set_standing(tx, &e164, &standing, &next, cause, events, now)?;
+            codes::forget(tx, &e164, artist.id)?;
             released += 1;
         }
     }

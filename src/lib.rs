@@ -1,6 +1,7 @@
 //! momentline: connect a phone number and post Moments on In Process by text message.
 
 pub mod cli;
+pub mod codes;
 pub mod config;
 pub mod connect;
 pub mod db;

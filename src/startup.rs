@@ -134,6 +134,7 @@ impl Application {
                 public_url: settings.public_url.clone(),
                 host: host.clone(),
                 events,
+                code_ttl: settings.code_ttl,
             },
             RunnerSettings {
                 concurrency: settings.job_concurrency,
@@ -165,9 +166,12 @@ impl Application {
                 sender: sender.name(),
                 sender_number: sender.default_from().map(str::to_owned),
                 events: events_on,
+                receives_replies: sender.receives_replies(),
+                code_ttl: settings.code_ttl,
             }),
             settings: Arc::new(settings),
             runner: runner.clone(),
+            sender: Arc::clone(&sender),
         });
         let server = HttpServer::new(move || {
             App::new()

@@ -155,6 +155,7 @@ pub const WITHHELD_OPTED_OUT: &str = "recipient opted out";
 static RECENT_REPLIES: LazyLock<String> = LazyLock::new(|| {
     let uncapped = [
         ReplyKind::Prompt,
+        ReplyKind::Code,
         ReplyKind::OptedOut,
         ReplyKind::OptedIn,
         ReplyKind::Broadcast,
@@ -194,24 +195,31 @@ pub fn recent_replies(
     )
 }
 
+/// The purposes here are written as `messages_prompts` is, so the artist's count uses it.
+fn prompt_times_sql(column: &str) -> String {
+    format!(
+        "SELECT created_at FROM messages
+         WHERE {column} = ?1 AND direction = 'outbound' AND purpose IN ('prompt', 'code')
+           AND created_at > ?2
+         ORDER BY created_at"
+    )
+}
+
 fn prompt_times(
     conn: &Connection,
     column: &str,
     value: &dyn rusqlite::ToSql,
     since: DateTime<Utc>,
 ) -> rusqlite::Result<Vec<DateTime<Utc>>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT created_at FROM messages
-         WHERE {column} = ?1 AND direction = 'outbound' AND purpose = 'prompt' AND created_at > ?2
-         ORDER BY created_at"
-    ))?;
+    let mut stmt = conn.prepare_cached(&prompt_times_sql(column))?;
     let rows = stmt.query_map(params![value, ts(since)], |r| {
         parse_ts(&r.get::<_, String>(0)?)
     })?;
     rows.collect()
 }
 
-/// When prompts went to this number in the last day, oldest first.
+/// When prompts or codes (both ask a number to verify) went to this number in the last
+/// day, oldest first.
 pub fn number_prompt_times(
     conn: &Connection,
     phone: &str,
@@ -220,7 +228,7 @@ pub fn number_prompt_times(
     prompt_times(conn, "phone", &phone, now - Duration::days(1))
 }
 
-/// When this artist's connects sent prompts in the last hour, oldest first.
+/// When this artist's connects sent prompts or codes in the last hour, oldest first.
 pub fn artist_prompt_times(
     conn: &Connection,
     artist: ArtistId,
@@ -546,4 +554,29 @@ pub fn conversation_of(conn: &Connection, id: i64) -> rusqlite::Result<Option<Co
             })
         })
         .optional()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_artists_prompts_and_codes_are_counted_by_their_index() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store =
+            crate::store::Store::open(&dir.path().join("t.db"), Default::default()).expect("open");
+        let conn = store.reads().get().expect("conn");
+        let plan: Vec<String> = conn
+            .prepare(&format!(
+                "EXPLAIN QUERY PLAN {}",
+                prompt_times_sql("artist_id")
+            ))
+            .expect("plan")
+            .query_map(params![1, "t"], |r| r.get::<_, String>(3))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("plan rows");
+        let plan = plan.join("\n");
+        assert!(plan.contains("USING INDEX messages_prompts"), "{plan}");
+    }
 }

@@ -2,6 +2,7 @@
 
 pub mod artists;
 pub mod broadcasts;
+pub mod codes;
 pub mod jobs;
 pub mod messages;
 pub mod moments;

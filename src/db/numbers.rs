@@ -19,6 +19,8 @@ pub enum Cause {
     Disconnect(ArtistId),
     /// A provider refused an outbound message (its id) because the recipient opted out.
     Provider(i64),
+    /// An artist entered the right verification code for the number.
+    Code(ArtistId),
 }
 
 /// The columns one standing is stored as.
@@ -169,6 +171,7 @@ pub fn set_standing(
         Cause::Connect(artist) => (ChangeCause::Connect, None, Some(artist)),
         Cause::Disconnect(artist) => (ChangeCause::Disconnect, None, Some(artist)),
         Cause::Provider(id) => (ChangeCause::Provider, Some(id), None),
+        Cause::Code(artist) => (ChangeCause::Code, None, Some(artist)),
     };
     conn.prepare_cached(
         "INSERT INTO number_state_changes

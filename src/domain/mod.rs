@@ -2,6 +2,7 @@
 
 pub mod api_key;
 pub mod broadcast;
+pub mod code;
 pub mod keyword;
 pub mod moment;
 pub mod number_state;

@@ -91,6 +91,7 @@ text_enum!(
         Connect => "connect",
         Disconnect => "disconnect",
         Provider => "provider",
+        Code => "code",
     }
 );
 
@@ -113,6 +114,7 @@ text_enum!(
         MomentDeleted => "moment_deleted",
         NothingToUndo => "nothing_to_undo",
         Broadcast => "broadcast",
+        Code => "code",
     }
 );
 
@@ -315,6 +317,39 @@ pub fn on_disconnect(standing: &Standing, artist: ArtistId) -> Option<Standing> 
             on_disconnect(before, artist).map(|b| Standing::OptedOut(Box::new(b)))
         }
         _ => None,
+    }
+}
+
+/// What entering the right verification code for `artist` does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeConfirmed {
+    /// Move to `next`: verified for the artist.
+    Verified {
+        next: Standing,
+    },
+    AlreadyVerified,
+    OptedOut,
+}
+
+/// The right code proves the artist holds the phone: it is the number's own "yes" to that
+/// artist, even over a number verified for someone else. Another artist's request waiting
+/// on the number keeps waiting, as a takeover of the new owner.
+pub fn on_code_confirmed(standing: &Standing, artist: ArtistId) -> CodeConfirmed {
+    let others = |r: &ConnectRequest| r.artist != artist;
+    let takeover = match standing {
+        Standing::OptedOut(_) => return CodeConfirmed::OptedOut,
+        Standing::Verified { owner, .. } if *owner == artist => {
+            return CodeConfirmed::AlreadyVerified
+        }
+        Standing::Verified { takeover, .. } => takeover.clone().filter(others),
+        Standing::Pending(request) => Some(request.clone()).filter(others),
+        Standing::Unknown => None,
+    };
+    CodeConfirmed::Verified {
+        next: Standing::Verified {
+            owner: artist,
+            takeover,
+        },
     }
 }
 
@@ -667,6 +702,44 @@ mod tests {
         assert_eq!(
             on_disconnect(&Standing::OptedOut(Box::new(verified(A))), A),
             Some(Standing::OptedOut(Box::new(Standing::Unknown)))
+        );
+    }
+
+    #[test]
+    fn the_right_code_verifies_for_the_artist_who_asked() {
+        let verified_a = CodeConfirmed::Verified { next: verified(A) };
+        assert_eq!(
+            on_code_confirmed(&Standing::Pending(fresh(A)), A),
+            verified_a
+        );
+        assert_eq!(on_code_confirmed(&Standing::Unknown, A), verified_a);
+        assert_eq!(
+            on_code_confirmed(&verified(A), A),
+            CodeConfirmed::AlreadyVerified
+        );
+        let out = Standing::OptedOut(Box::new(Standing::Pending(fresh(A))));
+        assert_eq!(on_code_confirmed(&out, A), CodeConfirmed::OptedOut);
+    }
+
+    #[test]
+    fn the_right_code_takes_a_number_over_as_its_yes_would() {
+        let contested = Standing::Verified {
+            owner: B,
+            takeover: Some(fresh(A)),
+        };
+        assert_eq!(
+            on_code_confirmed(&contested, A),
+            CodeConfirmed::Verified { next: verified(A) }
+        );
+        // B's own request waiting on the number still waits, now on A.
+        assert_eq!(
+            on_code_confirmed(&Standing::Pending(fresh(B)), A),
+            CodeConfirmed::Verified {
+                next: Standing::Verified {
+                    owner: A,
+                    takeover: Some(fresh(B))
+                }
+            }
         );
     }
 

@@ -22,6 +22,22 @@ pub fn prompt(artist: &str) -> String {
     )
 }
 
+/// What stands for the code in the stored text of a code message: the code itself is never
+/// stored, and the artist who asked must not read it back from their conversation.
+pub const CODE_MASK: &str = "******";
+
+/// The verification code text (`CODE_MASK` for the code in the stored copy).
+pub fn code(code: &str, ttl: chrono::Duration) -> String {
+    let minutes = ttl.num_minutes();
+    let expires = match (minutes, ttl.num_seconds()) {
+        (1, 60) => "1 minute".to_owned(),
+        (_, 1) => "1 second".to_owned(),
+        (m, s) if m >= 1 && s % 60 == 0 => format!("{m} minutes"),
+        (_, s) => format!("{s} seconds"),
+    };
+    format!("Your In Process code is {code}. It expires in {expires}.")
+}
+
 /// The words of an automatic text; `None` for a broadcast, whose words are its operator's
 /// (checked by `BroadcastText`, not here).
 pub fn render(kind: ReplyKind, ctx: &ReplyContext) -> Option<String> {
@@ -75,6 +91,7 @@ pub fn render(kind: ReplyKind, ctx: &ReplyContext) -> Option<String> {
             "Nothing to undo: UNDO removes your last Moment within 10 minutes of posting it."
                 .to_owned()
         }
+        ReplyKind::Code => code(CODE_MASK, chrono::Duration::minutes(10)),
         ReplyKind::PriceTooHigh => format!(
             "Nothing was posted: a Moment's price can be at most {} USDC. Text it again with a \
              lower price.",
@@ -128,6 +145,24 @@ mod tests {
                 text.len()
             );
         }
+    }
+
+    #[test]
+    fn the_code_text_says_when_it_expires_in_one_segment() {
+        let text = code("123456", chrono::Duration::minutes(10));
+        assert_eq!(
+            text,
+            "Your In Process code is 123456. It expires in 10 minutes."
+        );
+        assert_eq!(Segments::of(&text).count, 1);
+        assert_eq!(
+            code("000001", chrono::Duration::seconds(90)),
+            "Your In Process code is 000001. It expires in 90 seconds."
+        );
+        assert_eq!(
+            code(CODE_MASK, chrono::Duration::seconds(60)).len(),
+            code("999999", chrono::Duration::seconds(60)).len()
+        );
     }
 
     #[test]

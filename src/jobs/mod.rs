@@ -69,6 +69,8 @@ pub struct JobContext {
     pub public_url: String,
     /// Where Moments are dispatched; `None` for the embedded dispatch.
     pub host: Option<crate::host::Host>,
+    /// How long a verification code holds from when it is sent.
+    pub code_ttl: chrono::Duration,
     /// Where events are delivered; `None` when none are.
     pub events: Option<crate::host::Host>,
 }

@@ -6,9 +6,11 @@ use chrono::Utc;
 
 use super::{payload_id, Attempted, JobContext, Performed, Settled};
 use crate::db::jobs::Claimed;
-use crate::db::{messages, numbers};
+use crate::db::{codes, messages, numbers};
+use crate::domain::code::{self, Code};
 use crate::domain::number_state::{ReplyKind, Standing};
 use crate::domain::phone_number::mask;
+use crate::domain::replies;
 use crate::domain::MessageState;
 use crate::providers::{OutboundText, SendError};
 
@@ -68,15 +70,23 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
     }
 
     ctx.pacer.turn().await;
-    let outbound = OutboundText {
-        id,
-        to: &text.to,
-        from: text.from.as_deref(),
-        body: &text.body,
-    };
     let provider = ctx.sender.name();
     let events = ctx.events();
-    match ctx.sender.send(&outbound).await {
+    let sent = if text.purpose == Some(ReplyKind::Code) {
+        match send_code(ctx, id, attempt, &text).await {
+            Ok(sent) => sent,
+            Err(withheld) => return withheld,
+        }
+    } else {
+        let outbound = OutboundText {
+            id,
+            to: &text.to,
+            from: text.from.as_deref(),
+            body: &text.body,
+        };
+        ctx.sender.send(&outbound).await
+    };
+    match sent {
         Ok(accepted) => {
             tracing::info!(message_id = id, %to, provider, "text sent");
             let provider_id = accepted.provider_message_id;
@@ -154,6 +164,89 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
             }
         }
     }
+}
+
+/// Who makes a code: the provider's own service, or momentline (the code and its salt).
+enum Maker<'a> {
+    Provider(&'a crate::providers::textflow::TextFlow),
+    Here(Code, [u8; 16]),
+}
+
+/// Makes the code a code text carries and sends it. The code is made now, not when it was
+/// asked for, so only its hash is ever stored and it expires counted from its sending; a
+/// retry makes a new one. With TextFlow the provider makes, texts and later checks it.
+/// `Err` is the job's outcome when nothing was sent.
+async fn send_code(
+    ctx: &JobContext,
+    id: i64,
+    attempt: u32,
+    text: &messages::Outgoing,
+) -> Result<Result<crate::providers::Accepted, SendError>, Performed> {
+    let retry = |reason: String| {
+        Performed::only(Attempted::Retry {
+            reason,
+            at_least: None,
+        })
+    };
+    let ttl = ctx.code_ttl;
+    let maker = match ctx.sender.code_service() {
+        Some(service) => Maker::Provider(service),
+        None => match Code::generate().and_then(|c| Ok((c, code::salt()?))) {
+            Ok((code, salt)) => Maker::Here(code, salt),
+            Err(e) => return Err(retry(format!("no randomness for a code: {e}"))),
+        },
+    };
+    let hashed = match &maker {
+        Maker::Here(code, salt) => Some((code.clone(), *salt)),
+        Maker::Provider(_) => None,
+    };
+    let to = text.to.clone();
+    let armed = ctx
+        .store
+        .write_waiting(move |tx| {
+            let Some(stored) = codes::carried_by(tx, id)? else {
+                return Ok(false);
+            };
+            let hash = hashed
+                .as_ref()
+                .map(|(code, salt)| (*salt, code.hash(salt, &to, stored.artist)));
+            let salted = hash.as_ref().map(|(s, h)| (s.as_slice(), h.as_slice()));
+            Ok(codes::arm(tx, id, salted, Utc::now() + ttl)?)
+        })
+        .await;
+    match armed {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!(message_id = id, to = %mask(&text.to),
+                "code text withheld: a newer request replaced its code");
+            let reason = "a newer code request replaced this code";
+            return Err(Performed {
+                attempted: Attempted::Failed {
+                    reason: reason.into(),
+                },
+                record: Arc::new(move |tx, _| {
+                    messages::mark_failed(tx, id, attempt, reason, Utc::now())
+                }),
+            });
+        }
+        Err(e) => {
+            let cause = crate::telemetry::error_chain(&e);
+            return Err(retry(format!("could not record the code: {cause}")));
+        }
+    }
+    Ok(match maker {
+        Maker::Provider(service) => service.send_code(&text.to, ttl.num_seconds()).await,
+        Maker::Here(code, _) => {
+            let body = replies::code(code.expose(), ttl);
+            let outbound = OutboundText {
+                id,
+                to: &text.to,
+                from: text.from.as_deref(),
+                body: &body,
+            };
+            ctx.sender.send(&outbound).await
+        }
+    })
 }
 
 /// Not sent, and not tried: the provider asked us to wait. The attempt is not spent, so the

@@ -246,6 +246,21 @@ impl Sender {
         }
     }
 
+    /// Whether texts to this provider's numbers reach momentline, so a reply 'yes' can
+    /// verify a number. TextFlow and Phonify have no inbound webhook: codes only.
+    pub fn receives_replies(&self) -> bool {
+        !matches!(self, Self::TextFlow(_) | Self::Phonify(_))
+    }
+
+    /// The provider's own verification service, when momentline uses it for codes
+    /// (TextFlow's send-code and verify-code): the provider makes, texts and checks the code.
+    pub fn code_service(&self) -> Option<&textflow::TextFlow> {
+        match self {
+            Self::TextFlow(t) => Some(t),
+            _ => None,
+        }
+    }
+
     pub async fn send(&self, text: &OutboundText<'_>) -> Result<Accepted, SendError> {
         match self {
             Self::Console(c) => Ok(c.send(text)),

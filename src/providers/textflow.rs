@@ -1,4 +1,5 @@
-//! TextFlow: outbound texts through `POST /api/send-sms`.
+//! TextFlow: outbound texts through `POST /api/send-sms`; verification codes it makes and
+//! checks itself through `POST /api/send-code` and `POST /api/verify-code`.
 
 use crate::config::Secret;
 use serde::Deserialize;
@@ -29,18 +30,63 @@ struct Answer {
     message: Option<String>,
 }
 
+/// What `verify-code` says of a code.
+#[derive(Deserialize)]
+struct Verdict {
+    #[serde(default)]
+    ok: Option<bool>,
+    #[serde(default)]
+    valid: bool,
+}
+
+/// The name TextFlow's code text gives the service.
+pub const SERVICE_NAME: &str = "In Process";
+
 impl TextFlow {
     pub fn new(config: TextFlowConfig, http: reqwest::Client) -> Self {
         Self { config, http }
     }
 
+    fn post(&self, endpoint: &str, body: &serde_json::Value) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("{}/api/{endpoint}", self.config.api_base))
+            .bearer_auth(self.config.api_key.expose())
+            .json(body)
+    }
+
     /// TextFlow documents no message id, so the text stays known by momentline's own id.
     pub async fn send(&self, text: &OutboundText<'_>) -> Result<Accepted, SendError> {
-        let request = self
-            .http
-            .post(format!("{}/api/send-sms", self.config.api_base))
-            .bearer_auth(self.config.api_key.expose())
-            .json(&json!({ "phone_number": text.to, "text": text.body }));
+        let body = json!({ "phone_number": text.to, "text": text.body });
+        self.answered(self.post("send-sms", &body)).await
+    }
+
+    /// Asks TextFlow to make a code for `to`, valid for `seconds`, and text it.
+    pub async fn send_code(&self, to: &str, seconds: i64) -> Result<Accepted, SendError> {
+        let body = json!({ "phone_number": to, "service_name": SERVICE_NAME, "seconds": seconds });
+        self.answered(self.post("send-code", &body)).await
+    }
+
+    /// Whether `code` is the one TextFlow texted `phone`. A refusal of the code (a success
+    /// answer without `valid: true`, or a 4xx other than 401, 403 and 429) is `Ok(false)`;
+    /// no answer, a 5xx, a throttle or refused credentials is an error: nothing was decided.
+    /// The answer is never logged: it may carry the code.
+    pub async fn verify_code(&self, phone: &str, code: &str) -> Result<bool, SendError> {
+        let body = json!({ "phone_number": phone, "code": code });
+        let reply = call(NAME, self.post("verify-code", &body)).await?;
+        let status = reply.status;
+        let undecided = status.is_server_error()
+            || status == reqwest::StatusCode::UNAUTHORIZED
+            || status == reqwest::StatusCode::FORBIDDEN
+            || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+            || status == reqwest::StatusCode::REQUEST_TIMEOUT;
+        if undecided {
+            return Err(reply.failure(format!("textflow verify-code {}", status.as_u16())));
+        }
+        let verdict: Option<Verdict> = serde_json::from_slice(&reply.body).ok();
+        Ok(status.is_success() && verdict.is_some_and(|v| v.valid && v.ok != Some(false)))
+    }
+
+    async fn answered(&self, request: reqwest::RequestBuilder) -> Result<Accepted, SendError> {
         let reply = call(NAME, request).await?;
         let http_status = reply.status;
         // A success status with an answer that cannot be read still means TextFlow took it.

@@ -35,6 +35,8 @@ pub struct AppState {
     pub connect: Arc<ConnectSettings>,
     /// Woken when a write queued work.
     pub runner: Runner,
+    /// The SMS provider, for the codes it checks itself.
+    pub sender: Arc<crate::providers::Sender>,
 }
 
 /// How long a client is asked to wait when the write queue is full.
@@ -56,6 +58,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 get().to(phones::list),
             ],
         ))
+        .service(resource("/api/phones/verify", [post().to(phones::verify)]))
         .service(resource("/api/messages", [get().to(messages::list)]))
         .service(resource("/api/messages/{id}", [get().to(messages::one)]))
         .service(resource("/api/moments", [get().to(moments::list)]))
@@ -153,7 +156,12 @@ impl ResponseError for ApiError {
         {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after)));
         }
-        response.json(json!({ "message": self.to_string() }))
+        match self {
+            Self::TooManyRequests { retry_after, .. } => {
+                response.json(json!({ "message": self.to_string(), "retry_after": retry_after }))
+            }
+            _ => response.json(json!({ "message": self.to_string() })),
+        }
     }
 }
 

@@ -537,6 +537,47 @@ impl TestApp {
             .expect("request")
     }
 
+    /// `POST /api/phones` with a `method` (`"code"`, `"prompt"`, or anything a client sends).
+    pub async fn connect_by(&self, key: &str, phone: &str, method: &str) -> reqwest::Response {
+        self.http
+            .post(self.url("/api/phones"))
+            .header("x-api-key", key)
+            .json(&json!({ "phone_number": phone, "method": method }))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// `POST /api/phones/verify` as the artist whose key is `key`.
+    pub async fn verify_code_as(&self, key: &str, phone: &str, code: &str) -> reqwest::Response {
+        self.http
+            .post(self.url("/api/phones/verify"))
+            .header("x-api-key", key)
+            .json(&json!({ "phone_number": phone, "code": code }))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Queues a text to `phone` through `provider` as momentline's own replies are queued.
+    pub async fn queue_text(&self, provider: &'static str, phone: &str, body: &str) {
+        let (phone, body) = (phone.to_owned(), body.to_owned());
+        self.store
+            .write_waiting(move |tx| {
+                let text = db::messages::NewOutbound {
+                    artist: None,
+                    to: &phone,
+                    from: None,
+                    body: &body,
+                    provider,
+                    purpose: momentline::domain::number_state::ReplyKind::Help,
+                };
+                Ok(db::messages::queue_outbound(tx, &text, Utc::now())?)
+            })
+            .await
+            .expect("queued");
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.get_as(&self.api_key, path).await
     }

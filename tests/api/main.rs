@@ -3,6 +3,7 @@
 mod api_errors;
 mod broadcast;
 mod cli;
+mod codes;
 mod conversation;
 mod events;
 mod faults;
