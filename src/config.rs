@@ -142,6 +142,29 @@ pub enum ConfigError {
         variable: &'static str,
         provider: &'static str,
     },
+    /// More than one problem, each on a line of its own.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Several(Vec<ConfigError>),
+}
+
+impl ConfigError {
+    /// The variable to set aside to look for further problems: the one at fault when it is
+    /// set, else the one that made it required.
+    fn set_aside(&self, is_set: impl Fn(&str) -> bool) -> Option<&'static str> {
+        let variable = match self {
+            Self::Invalid { variable, .. } => *variable,
+            Self::Missing { .. } => return Some("MOMENTLINE_SMS_PROVIDER"),
+            Self::Several(_) => return None,
+        };
+        if is_set(variable) {
+            return Some(variable);
+        }
+        Some(match variable {
+            "MOMENTLINE_DISPATCH_URL" | "MOMENTLINE_DISPATCH_SECRET" => "MOMENTLINE_DISPATCH",
+            "MOMENTLINE_EVENTS_SECRET" => "MOMENTLINE_EVENTS_URL",
+            _ => return None,
+        })
+    }
 }
 
 /// The values of `MOMENTLINE_SMS_PROVIDER`.
@@ -177,6 +200,36 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "MOMENTLINE_PENDING_TTL_SECS",
         "86400",
         "how long a connect request waits for its yes",
+    ),
+    (
+        "MOMENTLINE_PROMPT_COOLDOWN_SECS",
+        "60",
+        "least time between two prompts or codes to one number",
+    ),
+    (
+        "MOMENTLINE_PROMPTS_PER_DAY",
+        "5",
+        "prompts and codes one number may get in 24 hours",
+    ),
+    (
+        "MOMENTLINE_CONNECTS_PER_HOUR",
+        "30",
+        "prompts and codes one artist may cause in an hour",
+    ),
+    (
+        "MOMENTLINE_REPLIES_PER_HOUR",
+        "30",
+        "automatic replies one number may get in an hour",
+    ),
+    (
+        "MOMENTLINE_REMINDERS_PER_HOUR",
+        "3",
+        "reminders to reply yes one number may get in an hour",
+    ),
+    (
+        "MOMENTLINE_WELCOME_INTERVAL_SECS",
+        "86400",
+        "least time between two welcomes to one unknown number",
     ),
     (
         "MOMENTLINE_CODE_TTL_SECS",
@@ -331,8 +384,45 @@ impl Settings {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
-    /// Reads settings through `var`, so tests need not touch the process environment.
+    /// Reads settings through `var`, so tests need not touch the process environment. Every
+    /// problem is reported at once: a variable at fault is set aside (as if unset) and the
+    /// rest read again, until no new problem turns up.
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut aside: Vec<&'static str> = Vec::new();
+        let mut problems: Vec<ConfigError> = Vec::new();
+        loop {
+            let read = Self::read(|name| {
+                if aside.contains(&name) {
+                    None
+                } else {
+                    var(name)
+                }
+            });
+            let problem = match read {
+                Ok(settings) if problems.is_empty() => return Ok(settings),
+                Ok(_) => break,
+                Err(problem) => problem,
+            };
+            let next = problem.set_aside(|name| {
+                var(name).is_some_and(|v| !v.trim().is_empty()) && !aside.contains(&name)
+            });
+            // A variable set aside for its bad value may then be missing: said once.
+            let again = matches!(&problem, ConfigError::Invalid { variable, .. } if aside.contains(variable));
+            if !again {
+                problems.push(problem);
+            }
+            match next {
+                Some(variable) if !aside.contains(&variable) => aside.push(variable),
+                _ => break,
+            }
+        }
+        Err(match problems.len() {
+            1 => problems.remove(0),
+            _ => ConfigError::Several(problems),
+        })
+    }
+
+    fn read(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| {
             var(name)
                 .map(|v| v.trim().to_owned())
@@ -414,6 +504,24 @@ impl Settings {
         let job_concurrency = whole("MOMENTLINE_JOB_CONCURRENCY", "64", 1..=4096)?;
         let write_queue = whole("MOMENTLINE_WRITE_QUEUE", "1024", 1..=1_000_000)?;
         let shutdown_grace = whole("MOMENTLINE_SHUTDOWN_GRACE_SECS", "10", 0..=3600)?;
+        // The limits against texting a number too often (DESIGN.md's pumping limits).
+        let count = |variable: &'static str, default: &str| {
+            whole(variable, default, 0..=1_000_000).map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+        };
+        let secs = |variable: &'static str, default: &str| {
+            whole(variable, default, 0..=MAX_SECS.unsigned_abs())
+                .map(|n| chrono::Duration::seconds(i64::try_from(n).unwrap_or(MAX_SECS)))
+        };
+        let connect_limits = ConnectLimits {
+            prompt_cooldown: secs("MOMENTLINE_PROMPT_COOLDOWN_SECS", "60")?,
+            prompts_per_day: count("MOMENTLINE_PROMPTS_PER_DAY", "5")? as usize,
+            connects_per_hour: count("MOMENTLINE_CONNECTS_PER_HOUR", "30")? as usize,
+        };
+        let reply_limits = ReplyLimits {
+            reminders_per_hour: count("MOMENTLINE_REMINDERS_PER_HOUR", "3")?,
+            replies_per_hour: count("MOMENTLINE_REPLIES_PER_HOUR", "30")?,
+            welcome_interval: secs("MOMENTLINE_WELCOME_INTERVAL_SECS", "86400")?,
+        };
         let media_allow_private = match or("MOMENTLINE_MEDIA_ALLOW_PRIVATE", "0").as_str() {
             "0" | "false" | "no" => false,
             "1" | "true" | "yes" => true,
@@ -592,8 +700,8 @@ impl Settings {
             allowed_regions,
             media_dir,
             retry_schedule,
-            connect_limits: ConnectLimits::default(),
-            reply_limits: ReplyLimits::default(),
+            connect_limits,
+            reply_limits,
             provider_timeout: Duration::from_secs(10),
             send_rate,
             job_concurrency: usize::try_from(job_concurrency).unwrap_or(64),
@@ -793,6 +901,66 @@ mod tests {
         ])
         .err()
         .is_some_and(|e| e.to_string().starts_with("MOMENTLINE_EVENTS_URL")));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_each_naming_its_variable() {
+        let problems = settings(&[
+            ("MOMENTLINE_SEND_RATE", "fast"),
+            ("MOMENTLINE_JOB_CONCURRENCY", "0"),
+            ("MOMENTLINE_DISPATCH", "webhook"),
+            ("MOMENTLINE_SMS_PROVIDER", "telnyx"),
+            ("MOMENTLINE_PROMPTS_PER_DAY", "-1"),
+        ])
+        .err()
+        .map(|e| e.to_string())
+        .expect("refused");
+        let lines: Vec<&str> = problems.lines().collect();
+        for variable in [
+            "MOMENTLINE_SEND_RATE",
+            "MOMENTLINE_JOB_CONCURRENCY",
+            "MOMENTLINE_DISPATCH_URL",
+            "TELNYX_FROM_NUMBER",
+            "MOMENTLINE_PROMPTS_PER_DAY",
+        ] {
+            assert!(
+                lines.iter().any(|l| l.starts_with(variable)),
+                "{variable} not reported in:\n{problems}"
+            );
+        }
+        // One problem alone is reported as it is.
+        assert!(matches!(
+            settings(&[("MOMENTLINE_SEND_RATE", "fast")]),
+            Err(ConfigError::Invalid {
+                variable: "MOMENTLINE_SEND_RATE",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn the_texting_limits_are_variables() {
+        let s = settings(&[
+            ("MOMENTLINE_PROMPT_COOLDOWN_SECS", "5"),
+            ("MOMENTLINE_PROMPTS_PER_DAY", "2"),
+            ("MOMENTLINE_CONNECTS_PER_HOUR", "7"),
+            ("MOMENTLINE_REPLIES_PER_HOUR", "9"),
+            ("MOMENTLINE_REMINDERS_PER_HOUR", "1"),
+            ("MOMENTLINE_WELCOME_INTERVAL_SECS", "3600"),
+        ])
+        .expect("settings");
+        assert_eq!(
+            s.connect_limits.prompt_cooldown,
+            chrono::Duration::seconds(5)
+        );
+        assert_eq!(s.connect_limits.prompts_per_day, 2);
+        assert_eq!(s.connect_limits.connects_per_hour, 7);
+        assert_eq!(s.reply_limits.replies_per_hour, 9);
+        assert_eq!(s.reply_limits.reminders_per_hour, 1);
+        assert_eq!(s.reply_limits.welcome_interval, chrono::Duration::hours(1));
+        let defaults = settings(&[]).expect("settings");
+        assert_eq!(defaults.connect_limits, ConnectLimits::default());
+        assert_eq!(defaults.reply_limits, ReplyLimits::default());
     }
 
     #[test]

@@ -252,7 +252,7 @@ fn receive_whole(
     let context = InboundContext {
         now,
         pending_ttl: settings.pending_ttl,
-        recent: messages::recent_replies(tx, phone, now)?,
+        recent: messages::recent_replies(tx, phone, now, settings.reply_limits.welcome_interval)?,
         limits: settings.reply_limits,
         undoable: undoable.is_some(),
     };

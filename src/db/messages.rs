@@ -163,11 +163,11 @@ static RECENT_REPLIES: LazyLock<String> = LazyLock::new(|| {
     .map(|k| format!("'{}'", k.as_str()))
     .join(", ");
     format!(
-        "SELECT count(*) FILTER (WHERE purpose = ?4),
+        "SELECT count(*) FILTER (WHERE purpose = ?4 AND created_at > ?2),
                 count(*) FILTER (WHERE purpose = ?5 AND created_at > ?3),
                 count(*) FILTER (WHERE created_at > ?3 AND purpose NOT IN ({uncapped}))
          FROM messages
-         WHERE phone = ?1 AND direction = 'outbound' AND created_at > ?2"
+         WHERE phone = ?1 AND direction = 'outbound' AND created_at > min(?2, ?3)"
     )
 });
 
@@ -176,18 +176,19 @@ pub fn recent_replies(
     conn: &Connection,
     phone: &str,
     now: DateTime<Utc>,
+    welcome_interval: Duration,
 ) -> rusqlite::Result<RecentReplies> {
     conn.prepare_cached(&RECENT_REPLIES)?.query_row(
         params![
             phone,
-            ts(now - Duration::days(1)),
+            ts(now - welcome_interval),
             ts(now - Duration::hours(1)),
             Text(ReplyKind::Welcome),
             Text(ReplyKind::Reminder)
         ],
         |r| {
             Ok(RecentReplies {
-                welcomes_last_day: r.get(0)?,
+                recent_welcomes: r.get(0)?,
                 reminders_last_hour: r.get(1)?,
                 replies_last_hour: r.get(2)?,
             })

@@ -136,7 +136,8 @@ pub struct Inbound {
 /// How many automatic texts this number was sent lately.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RecentReplies {
-    pub welcomes_last_day: u32,
+    /// Welcomes within the welcome interval.
+    pub recent_welcomes: u32,
     pub reminders_last_hour: u32,
     pub replies_last_hour: u32,
 }
@@ -145,6 +146,8 @@ pub struct RecentReplies {
 pub struct ReplyLimits {
     pub reminders_per_hour: u32,
     pub replies_per_hour: u32,
+    /// Least time between two welcomes to one unknown number.
+    pub welcome_interval: Duration,
 }
 
 impl Default for ReplyLimits {
@@ -152,6 +155,7 @@ impl Default for ReplyLimits {
         Self {
             reminders_per_hour: 3,
             replies_per_hour: 30,
+            welcome_interval: Duration::days(1),
         }
     }
 }
@@ -284,7 +288,7 @@ fn cap(replies: Vec<ReplyKind>, ctx: &InboundContext) -> Vec<ReplyKind> {
             }
             let allowed = sent_this_hour < ctx.limits.replies_per_hour
                 && match kind {
-                    ReplyKind::Welcome => ctx.recent.welcomes_last_day == 0,
+                    ReplyKind::Welcome => ctx.recent.recent_welcomes == 0,
                     ReplyKind::Reminder => {
                         ctx.recent.reminders_last_hour < ctx.limits.reminders_per_hour
                     }
@@ -549,7 +553,7 @@ mod tests {
         assert_eq!(d.replies, [ReplyKind::Welcome]);
         assert!(d.moments.is_empty());
         let mut c = ctx();
-        c.recent.welcomes_last_day = 1;
+        c.recent.recent_welcomes = 1;
         assert!(on_inbound(&Standing::Unknown, text("hi"), &c)
             .replies
             .is_empty());
