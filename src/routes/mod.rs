@@ -2,8 +2,10 @@
 
 mod auth;
 mod health;
+mod html;
 mod media;
 mod messages;
+mod moment_page;
 mod moments;
 mod phones;
 mod webhooks;
@@ -12,7 +14,7 @@ use std::sync::Arc;
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse, ResponseError};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde_json::json;
 
 use crate::config::Settings;
@@ -81,8 +83,9 @@ fn resource<const N: usize>(path: &str, routes: [actix_web::Route; N]) -> actix_
         .default_service(web::to(method_not_allowed))
 }
 
-pub async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound("Not found".into()))
+/// Any other path: a 404 page for a browser, JSON for everyone else.
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    html::not_found(&req, "Not found", "There is no page at this address.")
 }
 
 async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
