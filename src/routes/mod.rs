@@ -48,7 +48,7 @@ const API_BODY_LIMIT: usize = 16 * 1024;
 const WEBHOOK_BODY_LIMIT: usize = 256 * 1024;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    use web::{delete, get, post};
+    use web::{delete, get, head, post};
     cfg.service(resource("/healthz", [get().to(health::healthz)]))
         .service(resource(
             "/api/phones",
@@ -61,7 +61,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/api/messages", [get().to(messages::list)]))
         .service(resource("/api/messages/{id}", [get().to(messages::one)]))
         .service(resource("/api/moments", [get().to(moments::list)]))
-        .service(resource("/moments/{id}", [get().to(moments::page)]))
+        // Some link-preview fetchers ask with HEAD first.
+        .service(resource(
+            "/moments/{id}",
+            [get().to(moments::page), head().to(moments::page)],
+        ))
         .service(resource("/media/{file}", [get().to(media::file)]))
         .service(resource("/webhooks/telnyx", [post().to(webhooks::telnyx)]))
         .service(resource("/webhooks/twilio", [post().to(webhooks::twilio)]))

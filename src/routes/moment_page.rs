@@ -1,5 +1,7 @@
 //! The public page of one Moment, as an artist shares it: the Moment once, who made it and
 //! when, what it costs to collect, and the Open Graph and Twitter tags a link preview reads.
+//! An askama template (`templates/moment.html`): plain HTML to edit, compiled and type-checked
+//! with the code, and every value HTML-escaped unless the template says otherwise (it never does).
 
 use askama::Template;
 use chrono::DateTime;
@@ -68,16 +70,17 @@ impl<'a> MomentPage<'a> {
         };
         let link = m.link.as_deref().and_then(safe_url);
         let description = shown_description(&m.title, &m.description, link);
-        let summary = match &description {
-            Some(d) => summary_of(d),
-            None => format!("A Moment by {}.", m.artist),
-        };
         let date = DateTime::parse_from_rfc3339(&m.created_at)
             .map(|d| d.format("%-d %B %Y").to_string())
             .map_err(
                 |e| tracing::warn!(id = m.id, error = %e, "a Moment's created_at is not a time"),
             )
             .ok();
+        let summary = match (&description, &date) {
+            (Some(d), _) => summary_of(d),
+            (None, Some(date)) => format!("A Moment by {}, {date}.", m.artist),
+            (None, None) => format!("A Moment by {}.", m.artist),
+        };
         let free = Price::parse(&m.price).is_ok_and(|p| p.micro_usdc() == 0);
         let price = if free {
             "Free to collect".to_owned()

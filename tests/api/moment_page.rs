@@ -13,6 +13,17 @@ async fn posted(app: &TestApp, text: &str) -> Value {
     app.newest_moment().await
 }
 
+fn set_created_at(app: &TestApp, id: i64, at: &str) {
+    app.pool
+        .get()
+        .expect("connection")
+        .execute(
+            "UPDATE moments SET created_at = ?2 WHERE id = ?1",
+            rusqlite::params![id, at],
+        )
+        .expect("date the Moment");
+}
+
 fn id_of(moment: &Value) -> i64 {
     moment["id"].as_i64().expect("id")
 }
@@ -66,14 +77,7 @@ async fn the_page_shows_the_title_once_a_description_that_adds_something_the_art
 {
     let app = spawn_verified_app().await;
     let m = posted(&app, "title: Night swim\nThe lake at 2am\nprice: 5").await;
-    app.pool
-        .get()
-        .expect("connection")
-        .execute(
-            "UPDATE moments SET created_at = '2026-03-05T22:10:00.000Z' WHERE id = ?1",
-            [id_of(&m)],
-        )
-        .expect("date the Moment");
+    set_created_at(&app, id_of(&m), "2026-03-05T22:10:00.000Z");
     let html = app.page(&format!("/moments/{}", id_of(&m))).await;
     let body = body_of(&html);
     assert_eq!(body.matches("Night swim").count(), 1, "{body}");
@@ -100,6 +104,7 @@ async fn a_description_that_only_repeats_the_title_is_not_shown_and_free_says_so
         (&same["title"], &same["description"]),
         (&"Night swim".into(), &"Night swim".into())
     );
+    set_created_at(&app, id_of(&same), "2026-12-31T23:59:59.999Z");
     let html = app.page(&format!("/moments/{}", id_of(&same))).await;
     let body = body_of(&html);
     assert_eq!(body.matches("Night swim").count(), 1, "{body}");
@@ -108,7 +113,7 @@ async fn a_description_that_only_repeats_the_title_is_not_shown_and_free_says_so
     assert!(!body.contains("USDC"), "{body}");
     assert_eq!(
         meta(&html, "name", "description"),
-        Some("A Moment by Sweetman.")
+        Some("A Moment by Sweetman, 31 December 2026.")
     );
 
     // The first line is the title: the rest is the description.
@@ -141,6 +146,18 @@ async fn a_text_moment_has_preview_tags_with_its_absolute_url_and_no_image() {
     assert_eq!(twitter(&html, "description"), Some("The lake at 2am"));
     assert_eq!(twitter(&html, "image"), None, "{html}");
     assert!(html.contains(&format!("<link rel=\"canonical\" href=\"{url}\">")));
+    let head = app
+        .http
+        .head(app.url(&format!("/moments/{}", id_of(&m))))
+        .send()
+        .await
+        .expect("HEAD");
+    assert_eq!(
+        head.status(),
+        200,
+        "link-preview fetchers may ask with HEAD"
+    );
+    assert!(header_of(&head, "content-type").is_some_and(|v| v.starts_with("text/html")));
     assert!(!html.contains("<script"), "no JavaScript");
     assert!(
         !html.contains("<link rel=\"stylesheet\""),
