@@ -36,7 +36,7 @@ pub async fn page(
         html::not_found(
             &req,
             "Moment not found",
-            "This Moment does not exist, or its artist removed it.",
+            "This Moment does not exist, is not posted yet, or was removed.",
         )
     };
     let Ok(id) = path.parse::<i64>() else {
