@@ -256,7 +256,7 @@ fn trim_url(url: &str) -> String {
 }
 
 /// At most `max` characters, cut at the last word boundary that fits when there is one.
-fn cut_at_word(text: &str, max: usize) -> String {
+pub fn cut_at_word(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_owned();
     }

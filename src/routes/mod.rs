@@ -2,8 +2,10 @@
 
 mod auth;
 mod health;
+mod html;
 mod media;
 mod messages;
+mod moment_page;
 mod moments;
 mod phones;
 mod webhooks;
@@ -12,7 +14,7 @@ use std::sync::Arc;
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse, ResponseError};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde_json::json;
 
 use crate::config::Settings;
@@ -48,7 +50,7 @@ const API_BODY_LIMIT: usize = 16 * 1024;
 const WEBHOOK_BODY_LIMIT: usize = 256 * 1024;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    use web::{delete, get, post};
+    use web::{delete, get, head, post};
     cfg.service(resource("/healthz", [get().to(health::healthz)]))
         .service(resource(
             "/api/phones",
@@ -62,7 +64,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/api/messages", [get().to(messages::list)]))
         .service(resource("/api/messages/{id}", [get().to(messages::one)]))
         .service(resource("/api/moments", [get().to(moments::list)]))
-        .service(resource("/moments/{id}", [get().to(moments::page)]))
+        // Some link-preview fetchers ask with HEAD first.
+        .service(resource(
+            "/moments/{id}",
+            [get().to(moments::page), head().to(moments::page)],
+        ))
         .service(resource("/media/{file}", [get().to(media::file)]))
         .service(resource("/webhooks/telnyx", [post().to(webhooks::telnyx)]))
         .service(resource("/webhooks/twilio", [post().to(webhooks::twilio)]))
@@ -84,8 +90,9 @@ fn resource<const N: usize>(path: &str, routes: [actix_web::Route; N]) -> actix_
         .default_service(web::to(method_not_allowed))
 }
 
-pub async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound("Not found".into()))
+/// Any other path: a 404 page for a browser, JSON for everyone else.
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    html::not_found(&req, "Not found", "There is no page at this address.")
 }
 
 async fn method_not_allowed() -> Result<HttpResponse, ApiError> {

@@ -2,14 +2,13 @@
 
 use actix_web::http::header::ContentType;
 use actix_web::{web, HttpRequest, HttpResponse};
-use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
+use askama::Template;
 use serde_json::json;
 
-use super::{blocking, conn, ApiError, AppState, Authenticated, Page};
-use crate::db::moments::{self, MomentView};
+use super::moment_page::MomentPage;
+use super::{blocking, conn, html, ApiError, AppState, Authenticated, Page};
+use crate::db::moments;
 use crate::db::DbError;
-use crate::domain::moment::MediaKind;
-use crate::domain::MediaState;
 
 pub async fn list(
     Authenticated(artist): Authenticated,
@@ -30,69 +29,32 @@ pub async fn list(
 pub async fn page(
     state: web::Data<AppState>,
     path: web::Path<String>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let not_found = || ApiError::NotFound("Moment not found".into());
-    let id: i64 = path.parse().map_err(|_| not_found())?;
+    // Deleted (UNDO) and not yet created Moments are as missing as unknown ones.
+    let missing = || {
+        html::not_found(
+            &req,
+            "Moment not found",
+            "This Moment does not exist, is not posted yet, or was removed.",
+        )
+    };
+    let Ok(id) = path.parse::<i64>() else {
+        return Ok(missing());
+    };
     let app = state.clone();
     let moment = blocking("Failed to read moment", move || {
         moments::created(&*conn(&app.pool)?, id, &app.settings.public_url).map_err(DbError::from)
     })
-    .await?
-    .ok_or_else(not_found)?;
+    .await?;
+    let Some(moment) = moment else {
+        return Ok(missing());
+    };
+    let own_url = format!("{}/moments/{id}", state.settings.public_url);
+    let body = MomentPage::new(&moment, own_url)
+        .render()
+        .map_err(|e| ApiError::internal("Failed to show moment")(Box::new(e)))?;
     Ok(HttpResponse::Ok()
         .content_type(ContentType::html())
-        .body(render(&moment)))
-}
-
-/// Only http(s) links are ever put in an attribute.
-fn safe_url(url: &str) -> Option<&str> {
-    let lower = url.to_ascii_lowercase();
-    (lower.starts_with("https://") || lower.starts_with("http://")).then_some(url)
-}
-
-fn render(m: &MomentView) -> String {
-    let mut body = String::new();
-    if let Some(media) = &m.media {
-        match media.url.as_deref().and_then(safe_url) {
-            Some(url) => {
-                let url = attr(url);
-                body.push_str(&match MediaKind::of(&media.content_type) {
-                    MediaKind::Image => {
-                        format!("<img src=\"{url}\" alt=\"{}\">", attr(&m.title))
-                    }
-                    MediaKind::Audio => format!("<audio controls src=\"{url}\"></audio>"),
-                    _ => format!("<p><a href=\"{url}\">Open the file</a></p>"),
-                });
-            }
-            None if media.state == MediaState::Fetching => {
-                body.push_str("<p class=\"meta\">The media is on its way; reload in a moment.</p>");
-            }
-            None => body.push_str("<p class=\"meta\">The media could not be kept.</p>"),
-        }
-    }
-    if let Some(link) = m.link.as_deref().and_then(safe_url) {
-        body.push_str(&format!(
-            "<p><a href=\"{}\">{}</a></p>",
-            attr(link),
-            text(link)
-        ));
-    }
-    if !m.description.is_empty() {
-        body.push_str(&format!(
-            "<p class=\"description\">{}</p>",
-            text(&m.description).replace('\n', "<br>")
-        ));
-    }
-    format!(
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{title} by {artist}</title>\n\
-         <style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;\
-         padding:0 1rem;line-height:1.5}}img,audio{{max-width:100%}}\
-         .meta{{color:#555}}</style>\n</head>\n<body>\n<main>\n<h1>{title}</h1>\n\
-         <p class=\"meta\">by {artist} &middot; {price} USDC</p>\n{body}\n</main>\n</body>\n</html>\n",
-        title = text(&m.title),
-        artist = text(&m.artist),
-        price = text(&m.price),
-    )
+        .body(body))
 }

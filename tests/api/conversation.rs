@@ -135,7 +135,7 @@ async fn a_plain_text_becomes_a_text_moment_and_html_is_escaped_on_its_page() {
     let id = m["id"].as_i64().expect("id");
     let html = app.page(&format!("/moments/{id}")).await;
     assert!(!html.contains("<script>"));
-    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; friends"));
+    assert!(html.contains("&#60;script&#62;alert(1)&#60;/script&#62; &#38; friends"));
 }
 
 #[tokio::test]

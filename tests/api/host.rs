@@ -232,3 +232,22 @@ async fn a_photo_whose_media_is_never_kept_ends_failed_and_its_artist_is_told() 
         Some("Your Moment could not be posted. Please try again later.")
     );
 }
+
+#[tokio::test]
+async fn the_page_of_a_moment_created_on_the_host_names_the_hosts_url_as_its_own() {
+    let app = spawn_host_app().await;
+    host_answers(created())
+        .mount(app.host.as_ref().expect("a host"))
+        .await;
+    app.text(PHONE, "Night swim").await;
+    app.drain().await;
+    let id = app.newest_moment().await["id"].as_i64().expect("id");
+    let html = app.page(&format!("/moments/{id}")).await;
+    assert!(
+        html.contains(&format!(
+            "<meta property=\"og:url\" content=\"{HOST_URL}\">"
+        )),
+        "{html}"
+    );
+    assert!(html.contains(&format!("<link rel=\"canonical\" href=\"{HOST_URL}\">")));
+}

@@ -10,6 +10,7 @@ mod faults;
 mod helpers;
 mod host;
 mod media;
+mod moment_page;
 mod outbound_providers;
 mod outbox;
 mod phones;

@@ -8,10 +8,11 @@ use wiremock::{Mock, ResponseTemplate};
 use crate::helpers::*;
 
 /// A tiny PNG and a tiny JPEG-ish body: the keeper checks types by header, not by content.
-const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01";
+pub(crate) const PNG: &[u8] =
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01";
 const JPEG: &[u8] = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x02\x00\x00\x01\x00\x01\x00\x00\xff\xd9";
 
-async fn serve(app: &TestApp, at: &str, content_type: &str, body: &[u8]) {
+pub(crate) async fn serve(app: &TestApp, at: &str, content_type: &str, body: &[u8]) {
     Mock::given(method("GET"))
         .and(path(at))
         .respond_with(ResponseTemplate::new(200).set_body_raw(body.to_vec(), content_type))
@@ -20,7 +21,7 @@ async fn serve(app: &TestApp, at: &str, content_type: &str, body: &[u8]) {
 }
 
 /// Texts an MMS whose media the provider's stand-in holds at `paths`.
-async fn text_mms(app: &TestApp, items: &[(&str, &str)]) {
+pub(crate) async fn text_mms(app: &TestApp, items: &[(&str, &str)]) {
     let mut event = fixture("telnyx/message.received.mms.json");
     let media: Vec<Value> = items
         .iter()
@@ -32,7 +33,7 @@ async fn text_mms(app: &TestApp, items: &[(&str, &str)]) {
     assert_eq!(app.telnyx_webhook(&event.to_string()).await.status(), 200);
 }
 
-fn hash_name(bytes: &[u8], ext: &str) -> String {
+pub(crate) fn hash_name(bytes: &[u8], ext: &str) -> String {
     format!("{}.{ext}", hex::encode(Sha256::digest(bytes)))
 }
 
