@@ -124,6 +124,8 @@ pub struct Settings {
     pub dispatch: DispatchSettings,
     /// Where events go; `None` sends none.
     pub events: Option<EventsSettings>,
+    /// Whether `GET /metrics` answers (`MOMENTLINE_METRICS`).
+    pub metrics: bool,
     /// Run the jobs runner inside `serve` (tests drive it round by round).
     pub run_workers: bool,
 }
@@ -232,6 +234,16 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "MOMENTLINE_MEDIA_ALLOW_PRIVATE",
         "0",
         "1 fetches media from private addresses (tests)",
+    ),
+    (
+        "MOMENTLINE_METRICS",
+        "1",
+        "0 turns GET /metrics (Prometheus) off",
+    ),
+    (
+        "MOMENTLINE_LOG_FORMAT",
+        "text",
+        "log lines as text or json (one object a line)",
     ),
     ("TELNYX_API_KEY", "", "Telnyx: API v2 key"),
     ("TELNYX_FROM_NUMBER", "", "Telnyx: the sender number"),
@@ -396,16 +408,13 @@ impl Settings {
         let job_concurrency = whole("MOMENTLINE_JOB_CONCURRENCY", "64", 1..=4096)?;
         let write_queue = whole("MOMENTLINE_WRITE_QUEUE", "1024", 1..=1_000_000)?;
         let shutdown_grace = whole("MOMENTLINE_SHUTDOWN_GRACE_SECS", "10", 0..=3600)?;
-        let media_allow_private = match or("MOMENTLINE_MEDIA_ALLOW_PRIVATE", "0").as_str() {
-            "0" | "false" | "no" => false,
-            "1" | "true" | "yes" => true,
-            other => {
-                return Err(invalid(
-                    "MOMENTLINE_MEDIA_ALLOW_PRIVATE",
-                    format!("'{other}' is not 1 or 0"),
-                ))
-            }
+        let switch = |variable: &'static str, default: &str| match or(variable, default).as_str() {
+            "0" | "false" | "no" => Ok(false),
+            "1" | "true" | "yes" => Ok(true),
+            other => Err(invalid(variable, format!("'{other}' is not 1 or 0"))),
         };
+        let media_allow_private = switch("MOMENTLINE_MEDIA_ALLOW_PRIVATE", "0")?;
+        let metrics = switch("MOMENTLINE_METRICS", "1")?;
         let dispatch = match or("MOMENTLINE_DISPATCH", "embedded").as_str() {
             "embedded" => DispatchSettings::Embedded,
             "webhook" => {
@@ -587,6 +596,7 @@ impl Settings {
             media_allow_private,
             dispatch,
             events,
+            metrics,
             run_workers: true,
         })
     }

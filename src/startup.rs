@@ -17,6 +17,7 @@ use crate::host::Host;
 use crate::inbound::ReceiveSettings;
 use crate::jobs::{JobContext, Pacer, Runner, RunnerSettings};
 use crate::media::{MediaKeeper, TwilioMediaAuth};
+use crate::metrics::Metrics;
 use crate::providers::{
     console::Console, phonify::Phonify, telnyx::Telnyx, textflow::TextFlow, twilio::Twilio,
     vonage::Vonage, Sender,
@@ -44,6 +45,8 @@ pub enum StartupError {
     Release(#[source] WriteError),
     #[error("no randomness for the runner's name")]
     Random(#[from] getrandom::Error),
+    #[error("could not set up the metrics")]
+    Metrics(#[from] prometheus::Error),
 }
 
 /// Why the service stopped on its own, without being asked to.
@@ -75,6 +78,7 @@ impl Application {
                 source,
             }
         })?;
+        let metrics = Arc::new(Metrics::new(store.writer_stats())?);
         let http = reqwest::Client::builder()
             .timeout(settings.provider_timeout)
             .build()?;
@@ -134,6 +138,7 @@ impl Application {
                 public_url: settings.public_url.clone(),
                 host: host.clone(),
                 events,
+                metrics: Arc::clone(&metrics),
             },
             RunnerSettings {
                 concurrency: settings.job_concurrency,
@@ -168,6 +173,7 @@ impl Application {
             }),
             settings: Arc::new(settings),
             runner: runner.clone(),
+            metrics,
         });
         let server = HttpServer::new(move || {
             App::new()

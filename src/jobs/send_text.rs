@@ -76,7 +76,10 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
     };
     let provider = ctx.sender.name();
     let events = ctx.events();
-    match ctx.sender.send(&outbound).await {
+    let started = std::time::Instant::now();
+    let sent = ctx.sender.send(&outbound).await;
+    ctx.metrics.sent(provider, started);
+    match sent {
         Ok(accepted) => {
             tracing::info!(message_id = id, %to, provider, "text sent");
             let provider_id = accepted.provider_message_id;

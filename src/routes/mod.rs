@@ -4,6 +4,7 @@ mod auth;
 mod health;
 mod media;
 mod messages;
+mod metrics;
 mod moments;
 mod phones;
 mod webhooks;
@@ -12,7 +13,7 @@ use std::sync::Arc;
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse, ResponseError};
+use actix_web::{guard, web, HttpResponse, ResponseError};
 use serde_json::json;
 
 use crate::config::Settings;
@@ -20,6 +21,7 @@ use crate::connect::ConnectSettings;
 use crate::db::{DbError, Pool};
 use crate::inbound::ReceiveSettings;
 use crate::jobs::Runner;
+use crate::metrics::Metrics;
 use crate::store::{Store, WriteError};
 use crate::telemetry::error_chain;
 
@@ -35,6 +37,7 @@ pub struct AppState {
     pub connect: Arc<ConnectSettings>,
     /// Woken when a write queued work.
     pub runner: Runner,
+    pub metrics: Arc<Metrics>,
 }
 
 /// How long a client is asked to wait when the write queue is full.
@@ -46,8 +49,9 @@ const API_BODY_LIMIT: usize = 16 * 1024;
 const WEBHOOK_BODY_LIMIT: usize = 256 * 1024;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    use web::{delete, get, post};
+    use web::{delete, post};
     cfg.service(resource("/healthz", [get().to(health::healthz)]))
+        .service(resource("/metrics", [get().to(metrics::metrics)]))
         .service(resource(
             "/api/phones",
             [
@@ -71,6 +75,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/webhooks/vonage",
             [get().to(webhooks::vonage), post().to(webhooks::vonage)],
         ));
+}
+
+/// A route for GET and HEAD: actix-web does not answer HEAD from GET routes by itself. Its
+/// answer to HEAD carries the GET's status and headers, and no body.
+fn get() -> actix_web::Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
 }
 
 /// A path with its routes; any other method is answered 405 in JSON.
