@@ -8,6 +8,7 @@ mod faults;
 mod helpers;
 mod host;
 mod media;
+mod observability;
 mod outbound_providers;
 mod outbox;
 mod phones;
