@@ -925,6 +925,7 @@ mod tests {
             ("MOMENTLINE_PUBLIC_URL", "example.com"),
             ("TELNYX_PUBLIC_KEY", "nope"),
             ("MOMENTLINE_RETRY_SCHEDULE", "5,x"),
+            ("MOMENTLINE_METRICS", "maybe"),
         ] {
             let err = settings(&[(var, value)]).expect_err(var);
             assert!(err.to_string().starts_with(var), "{err}");

@@ -1,5 +1,9 @@
 //! Prometheus metrics: one registry per application, gathered where the work happens and
 //! served as text on `GET /metrics`.
+//!
+//! The `prometheus` crate without its default features (no protobuf) builds fewer crates
+//! than the `metrics` facade and its exporter, and its registries need not be process-wide:
+//! each application (and so each test server) keeps its own.
 
 use std::time::Instant;
 

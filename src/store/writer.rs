@@ -324,3 +324,42 @@ fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([])?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counted(stats: &WriterStats, labels: [&str; 3]) -> u64 {
+        stats.transitions.with_label_values(&labels).get()
+    }
+
+    #[tokio::test]
+    async fn a_state_change_is_counted_only_when_its_write_commits() {
+        let (nudge, _nudges) = std::sync::mpsc::sync_channel(1);
+        let conn = Connection::open_in_memory().expect("database");
+        let writer = Writer::start(conn, 8, 8, nudge).expect("writer");
+        let kept = ["pending", "verified", "inbound"];
+        let rolled_back = ["verified", "opted_out", "inbound"];
+        writer
+            .write(move |_| {
+                note_transition(kept[0], kept[1], kept[2]);
+                Ok(())
+            })
+            .await
+            .expect("committed");
+        let failed = writer
+            .write(move |c| {
+                note_transition(rolled_back[0], rolled_back[1], rolled_back[2]);
+                c.execute_batch("NOT SQL")?;
+                Ok(())
+            })
+            .await;
+        assert!(matches!(failed, Err(WriteError::Failed(_))));
+        assert_eq!(counted(writer.stats(), kept), 1);
+        assert_eq!(counted(writer.stats(), rolled_back), 0);
+        assert_eq!(writer.stats().batch_sizes.get_sample_count(), 2);
+        // Off the writer's thread nothing is kept (and nothing grows).
+        note_transition(kept[0], kept[1], kept[2]);
+        assert_eq!(noted_len(), 0);
+    }
+}
