@@ -2,6 +2,7 @@
 
 use std::io::IsTerminal;
 
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::EnvFilter;
 
 /// Targets momentline's log lines come from: a bare word in `RUST_LOG` that is neither a
@@ -67,7 +68,7 @@ fn filter(rust_log: Option<&str>) -> (EnvFilter, Option<String>) {
         .filter(|d| !d.is_empty() && !d.contains(['=', '[']))
         .find(|word| {
             let target = word.split("::").next().unwrap_or(word);
-            !LEVELS.contains(&word.to_ascii_lowercase().as_str()) && !TARGETS.contains(&target)
+            word.parse::<LevelFilter>().is_err() && !TARGETS.contains(&target)
         });
     if let Some(word) = unknown {
         let problem = format!(
@@ -108,6 +109,7 @@ mod tests {
         for good in [
             "info",
             "DEBUG",
+            "5",
             "momentline=debug,actix_web=warn",
             "momentline::jobs",
             "warn,momentline::routes=trace",
