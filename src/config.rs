@@ -126,6 +126,8 @@ pub struct Settings {
     pub dispatch: DispatchSettings,
     /// Where events go; `None` sends none.
     pub events: Option<EventsSettings>,
+    /// Whether `GET /metrics` answers (`MOMENTLINE_METRICS`).
+    pub metrics: bool,
     /// Run the jobs runner inside `serve` (tests drive it round by round).
     pub run_workers: bool,
 }
@@ -292,6 +294,16 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "MOMENTLINE_MEDIA_ALLOW_PRIVATE",
         "0",
         "1 fetches media from private addresses (tests)",
+    ),
+    (
+        "MOMENTLINE_METRICS",
+        "1",
+        "0 turns GET /metrics (Prometheus) off",
+    ),
+    (
+        "MOMENTLINE_LOG_FORMAT",
+        "text",
+        "log lines as text or json (one object a line)",
     ),
     ("TELNYX_API_KEY", "", "Telnyx: API v2 key"),
     ("TELNYX_FROM_NUMBER", "", "Telnyx: the sender number"),
@@ -522,16 +534,13 @@ impl Settings {
             replies_per_hour: count("MOMENTLINE_REPLIES_PER_HOUR", "30")?,
             welcome_interval: secs("MOMENTLINE_WELCOME_INTERVAL_SECS", "86400")?,
         };
-        let media_allow_private = match or("MOMENTLINE_MEDIA_ALLOW_PRIVATE", "0").as_str() {
-            "0" | "false" | "no" => false,
-            "1" | "true" | "yes" => true,
-            other => {
-                return Err(invalid(
-                    "MOMENTLINE_MEDIA_ALLOW_PRIVATE",
-                    format!("'{other}' is not 1 or 0"),
-                ))
-            }
+        let switch = |variable: &'static str, default: &str| match or(variable, default).as_str() {
+            "0" | "false" | "no" => Ok(false),
+            "1" | "true" | "yes" => Ok(true),
+            other => Err(invalid(variable, format!("'{other}' is not 1 or 0"))),
         };
+        let media_allow_private = switch("MOMENTLINE_MEDIA_ALLOW_PRIVATE", "0")?;
+        let metrics = switch("MOMENTLINE_METRICS", "1")?;
         let dispatch = match or("MOMENTLINE_DISPATCH", "embedded").as_str() {
             "embedded" => DispatchSettings::Embedded,
             "webhook" => {
@@ -714,6 +723,7 @@ impl Settings {
             media_allow_private,
             dispatch,
             events,
+            metrics,
             run_workers: true,
         })
     }
@@ -1105,6 +1115,7 @@ mod tests {
             ("MOMENTLINE_PUBLIC_URL", "example.com"),
             ("TELNYX_PUBLIC_KEY", "nope"),
             ("MOMENTLINE_RETRY_SCHEDULE", "5,x"),
+            ("MOMENTLINE_METRICS", "maybe"),
         ] {
             let err = settings(&[(var, value)]).expect_err(var);
             assert!(err.to_string().starts_with(var), "{err}");

@@ -6,7 +6,11 @@ use momentline::telemetry;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    telemetry::init();
+    // Before the settings are read, so that reading them can be logged.
+    if let Err(e) = telemetry::init() {
+        eprintln!("momentline: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
     match cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -17,6 +17,7 @@ use crate::host::Host;
 use crate::inbound::ReceiveSettings;
 use crate::jobs::{JobContext, Pacer, Runner, RunnerSettings};
 use crate::media::{MediaKeeper, TwilioMediaAuth};
+use crate::metrics::Metrics;
 use crate::providers::{
     console::Console, phonify::Phonify, telnyx::Telnyx, textflow::TextFlow, twilio::Twilio,
     vonage::Vonage, Sender,
@@ -44,6 +45,8 @@ pub enum StartupError {
     Release(#[source] WriteError),
     #[error("no randomness for the runner's name")]
     Random(#[from] getrandom::Error),
+    #[error("could not set up the metrics")]
+    Metrics(#[from] prometheus::Error),
 }
 
 /// Why the service stopped on its own, without being asked to.
@@ -75,6 +78,7 @@ impl Application {
                 source,
             }
         })?;
+        let metrics = Arc::new(Metrics::new(store.writer_stats())?);
         let http = reqwest::Client::builder()
             .timeout(settings.provider_timeout)
             .build()?;
@@ -135,6 +139,7 @@ impl Application {
                 host: host.clone(),
                 events,
                 code_ttl: settings.code_ttl,
+                metrics: Arc::clone(&metrics),
             },
             RunnerSettings {
                 concurrency: settings.job_concurrency,
@@ -172,6 +177,7 @@ impl Application {
             settings: Arc::new(settings),
             runner: runner.clone(),
             sender: Arc::clone(&sender),
+            metrics,
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -191,7 +197,6 @@ impl Application {
         .listen(listener)
         .map_err(listen_error)?
         .run();
-        tracing::info!(port, "momentline listening");
         Ok(Self {
             server,
             port,
@@ -218,6 +223,9 @@ impl Application {
     /// the server stops taking requests and finishes those it has, then the runner stops
     /// claiming, lets running jobs finish within the grace period and releases the rest.
     pub async fn run_until_stopped(self) -> Result<(), RunError> {
+        // Listening for SIGTERM before saying so: a service manager may send it at once.
+        let signalled = shutdown_signal();
+        tracing::info!(port = self.port, "momentline listening");
         let stop = CancellationToken::new();
         let handle = self.server.handle();
         let mut server = tokio::spawn(self.server);
@@ -228,7 +236,7 @@ impl Application {
             tokio::spawn(std::future::pending())
         };
         let outcome = tokio::select! {
-            () = shutdown_signal() => {
+            () = signalled => {
                 tracing::info!("shutting down: no new requests; finishing running jobs");
                 Ok(())
             }
@@ -270,12 +278,14 @@ impl Application {
     }
 }
 
-/// SIGTERM (what service managers and container runtimes send) or Ctrl-C.
-async fn shutdown_signal() {
+/// SIGTERM (what service managers and container runtimes send) or Ctrl-C. SIGTERM is
+/// listened for from the call on, before the future is first polled.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    async move {
+        #[cfg(unix)]
+        match term {
             Ok(mut term) => {
                 tokio::select! {
                     _ = term.recv() => {}
@@ -287,9 +297,9 @@ async fn shutdown_signal() {
                 let _ = tokio::signal::ctrl_c().await;
             }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

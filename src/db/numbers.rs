@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::{opt_ts, parse_ts, ts, Text};
 use crate::domain::number_state::{ArtistId, ChangeCause, ConnectRequest, NumberStatus, Standing};
+use crate::domain::TextEnum;
 use crate::events::Events;
 
 /// Why a number's standing changed.
@@ -190,6 +191,11 @@ pub fn set_standing(
         artist_id,
         ts(now)
     ])?;
+    crate::store::note_transition(
+        from.status().as_str(),
+        to.status().as_str(),
+        cause_word.as_str(),
+    );
     events.number_changed(conn, e164, from, to, conn.last_insert_rowid(), now)
 }
 

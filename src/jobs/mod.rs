@@ -73,6 +73,7 @@ pub struct JobContext {
     pub code_ttl: chrono::Duration,
     /// Where events are delivered; `None` when none are.
     pub events: Option<crate::host::Host>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl JobContext {
@@ -163,6 +164,17 @@ enum Ended {
     Done,
     Retrying,
     Failed,
+}
+
+impl Ended {
+    /// The outcome label of `momentline_jobs_finished_total`.
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Done => "done",
+            Self::Retrying => "retrying",
+            Self::Failed => "failed",
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -306,6 +318,17 @@ impl Runner {
             })
             .await
             .map_err(RunnerError::Claim)
+            .inspect(|(_, settled)| self.count_settled_at_claim(*settled))
+    }
+
+    /// Embedded dispatches settled in the write that claimed them are done jobs too.
+    fn count_settled_at_claim(&self, settled: usize) {
+        for _ in 0..settled {
+            self.inner
+                .ctx
+                .metrics
+                .job_finished(JobKind::DispatchMoment, Ended::Done.as_str());
+        }
     }
 
     fn inline(&self) -> Inline {
@@ -414,6 +437,7 @@ impl Runner {
             })
             .await
             .map_err(RunnerError::Claim)?;
+        self.count_settled_at_claim(settled);
         let mut running = JoinSet::new();
         for job in jobs {
             running.spawn(self.start(job));
@@ -493,7 +517,13 @@ impl Runner {
                 })
                 .await;
             match written {
-                Ok(true) => return Some(settled.ended),
+                Ok(true) => {
+                    self.inner
+                        .ctx
+                        .metrics
+                        .job_finished(job.kind, settled.ended.as_str());
+                    return Some(settled.ended);
+                }
                 Ok(false) => {
                     tracing::warn!(job = %job.id, kind = %job.kind,
                         "a job's claim ran out before it finished; its outcome was not recorded");
@@ -571,7 +601,7 @@ impl Runner {
             .store()
             .write_waiting(move |tx| {
                 if !jobs::holds(tx, &claim, &name)? {
-                    return Ok(());
+                    return Ok(None);
                 }
                 if let (Ended::Failed, false, Some(record)) = (outcome.ended, done, &record) {
                     // Under a savepoint: if this fails too, the job row is still settled.
@@ -582,12 +612,18 @@ impl Runner {
                     tx.prepare_cached("RELEASE last_word")?.execute([])?;
                 }
                 outcome.write(tx, claim.id, now)?;
-                Ok(())
+                Ok(Some(outcome.ended))
             })
             .await;
-        if let Err(e) = written {
-            tracing::error!(job = %job.id, error = %error_chain(&e),
-                "could not settle a job; it runs again when its lease runs out");
+        match written {
+            Ok(Some(ended)) => self
+                .inner
+                .ctx
+                .metrics
+                .job_finished(job.kind, ended.as_str()),
+            Ok(None) => {}
+            Err(e) => tracing::error!(job = %job.id, error = %error_chain(&e),
+                "could not settle a job; it runs again when its lease runs out"),
         }
     }
 }

@@ -72,6 +72,7 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
     ctx.pacer.turn().await;
     let provider = ctx.sender.name();
     let events = ctx.events();
+    let started = std::time::Instant::now();
     let sent = if text.purpose == Some(ReplyKind::Code) {
         match send_code(ctx, id, attempt, &text).await {
             Ok(sent) => sent,
@@ -86,6 +87,7 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
         };
         ctx.sender.send(&outbound).await
     };
+    ctx.metrics.sent(provider, started);
     match sent {
         Ok(accepted) => {
             tracing::info!(message_id = id, %to, provider, "text sent");

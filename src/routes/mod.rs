@@ -5,6 +5,7 @@ mod health;
 mod html;
 mod media;
 mod messages;
+mod metrics;
 mod moment_page;
 mod moments;
 mod phones;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{guard, web, HttpRequest, HttpResponse, ResponseError};
 use serde_json::json;
 
 use crate::config::Settings;
@@ -22,6 +23,7 @@ use crate::connect::ConnectSettings;
 use crate::db::{DbError, Pool};
 use crate::inbound::ReceiveSettings;
 use crate::jobs::Runner;
+use crate::metrics::Metrics;
 use crate::store::{Store, WriteError};
 use crate::telemetry::error_chain;
 
@@ -39,6 +41,7 @@ pub struct AppState {
     pub runner: Runner,
     /// The SMS provider, for the codes it checks itself.
     pub sender: Arc<crate::providers::Sender>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// How long a client is asked to wait when the write queue is full.
@@ -50,8 +53,9 @@ const API_BODY_LIMIT: usize = 16 * 1024;
 const WEBHOOK_BODY_LIMIT: usize = 256 * 1024;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    use web::{delete, get, head, post};
+    use web::{delete, post};
     cfg.service(resource("/healthz", [get().to(health::healthz)]))
+        .service(resource("/metrics", [get().to(metrics::metrics)]))
         .service(resource(
             "/api/phones",
             [
@@ -65,10 +69,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/api/messages/{id}", [get().to(messages::one)]))
         .service(resource("/api/moments", [get().to(moments::list)]))
         // Some link-preview fetchers ask with HEAD first.
-        .service(resource(
-            "/moments/{id}",
-            [get().to(moments::page), head().to(moments::page)],
-        ))
+        .service(resource("/moments/{id}", [get().to(moments::page)]))
         .service(resource("/media/{file}", [get().to(media::file)]))
         .service(resource("/webhooks/telnyx", [post().to(webhooks::telnyx)]))
         .service(resource("/webhooks/twilio", [post().to(webhooks::twilio)]))
@@ -80,6 +81,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/webhooks/vonage",
             [get().to(webhooks::vonage), post().to(webhooks::vonage)],
         ));
+}
+
+/// A route for GET and HEAD: actix-web does not answer HEAD from GET routes by itself. Its
+/// answer to HEAD carries the GET's status and headers, and no body.
+fn get() -> actix_web::Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
 }
 
 /// A path with its routes; any other method is answered 405 in JSON.

@@ -1,6 +1,8 @@
 //! Provider webhooks: authenticate the raw bytes, parse, then apply in one transaction.
 
 use crate::config::Secret;
+use std::time::Instant;
+
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde_json::json;
@@ -9,6 +11,7 @@ use super::{read_body, write_failed, ApiError, AppState, WEBHOOK_BODY_LIMIT};
 use crate::db::messages::StatusApplied;
 use crate::domain::phone_number::{mask, PhoneNumber};
 use crate::inbound::{self, Receipt};
+use crate::metrics::WebhookOutcome;
 use crate::providers::{telnyx, twilio, vonage, WebhookEvent};
 
 fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
@@ -20,6 +23,16 @@ pub async fn telnyx(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let answered = telnyx_answer(req, &state, payload).await;
+    counted(&state, "telnyx", started, answered)
+}
+
+async fn telnyx_answer(
+    req: HttpRequest,
+    state: &web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<Answered, ApiError> {
     let Some(key) = state.settings.telnyx_public_key else {
         tracing::warn!("telnyx webhook refused: TELNYX_PUBLIC_KEY is not set");
         return Err(ApiError::Unauthorized);
@@ -38,9 +51,7 @@ pub async fn telnyx(
     })?;
     let event = telnyx::parse_event(&body)
         .map_err(|e| ApiError::BadRequest(format!("Malformed Telnyx event: {e}")))?;
-    apply(&state, event)
-        .await
-        .map(|m| HttpResponse::Ok().json(json!({ "message": m })))
+    apply(state, event).await.map(Answered::json)
 }
 
 /// Twilio's inbound messages; answered with empty TwiML so Twilio sends nothing itself.
@@ -49,13 +60,15 @@ pub async fn twilio(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let params = twilio_params(&req, &state, payload).await?;
-    let event = twilio::parse_inbound(&params)
-        .map_err(|e| ApiError::BadRequest(format!("Malformed Twilio message: {e}")))?;
-    apply(&state, event).await?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/xml")
-        .body(twilio::EMPTY_TWIML))
+    let started = Instant::now();
+    let answered = async {
+        let params = twilio_params(&req, &state, payload).await?;
+        let event = twilio::parse_inbound(&params)
+            .map_err(|e| ApiError::BadRequest(format!("Malformed Twilio message: {e}")))?;
+        apply(&state, event).await.map(Answered::twiml)
+    }
+    .await;
+    counted(&state, "twilio", started, answered)
 }
 
 /// Twilio's status callbacks for the texts momentline sent.
@@ -64,13 +77,15 @@ pub async fn twilio_status(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let params = twilio_params(&req, &state, payload).await?;
-    let event = twilio::parse_status(&params)
-        .map_err(|e| ApiError::BadRequest(format!("Malformed Twilio status: {e}")))?;
-    apply(&state, event).await?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/xml")
-        .body(twilio::EMPTY_TWIML))
+    let started = Instant::now();
+    let answered = async {
+        let params = twilio_params(&req, &state, payload).await?;
+        let event = twilio::parse_status(&params)
+            .map_err(|e| ApiError::BadRequest(format!("Malformed Twilio status: {e}")))?;
+        apply(&state, event).await.map(Answered::twiml)
+    }
+    .await;
+    counted(&state, "twilio", started, answered)
 }
 
 /// The form parameters of an authentic Twilio request: signed over the URL Twilio called
@@ -109,6 +124,16 @@ pub async fn vonage(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let answered = vonage_answer(req, &state, payload).await;
+    counted(&state, "vonage", started, answered)
+}
+
+async fn vonage_answer(
+    req: HttpRequest,
+    state: &web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<Answered, ApiError> {
     let Some(secret) = state.settings.vonage_signature.as_ref() else {
         tracing::warn!("vonage webhook refused: VONAGE_SIGNATURE_SECRET is not set");
         return Err(ApiError::Unauthorized);
@@ -121,13 +146,12 @@ pub async fn vonage(
         })?;
         let event = vonage::parse_messages(&body)
             .map_err(|e| ApiError::BadRequest(format!("Malformed Vonage message: {e}")))?;
-        return apply(&state, event)
-            .await
-            .map(|m| HttpResponse::Ok().json(json!({ "message": m })));
+        return apply(state, event).await.map(Answered::json);
     }
     // Parameters that cannot be read cannot be shown to be signed.
     let malformed = |_| ApiError::Unauthorized;
-    let params: vonage::Params = if req.method() == actix_web::http::Method::GET {
+    let by_query = [actix_web::http::Method::GET, actix_web::http::Method::HEAD];
+    let params: vonage::Params = if by_query.contains(req.method()) {
         serde_urlencoded::from_str(req.query_string()).map_err(malformed)?
     } else {
         let body = read_body(payload, WEBHOOK_BODY_LIMIT).await?;
@@ -145,19 +169,74 @@ pub async fn vonage(
     }
     let event = vonage::parse(&params)
         .map_err(|e| ApiError::BadRequest(format!("Malformed Vonage message: {e}")))?;
-    apply(&state, event)
-        .await
-        .map(|m| HttpResponse::Ok().json(json!({ "message": m })))
+    apply(state, event).await.map(Answered::json)
+}
+
+/// What an applied webhook is answered with, and whether it had been applied before.
+struct Answered {
+    response: HttpResponse,
+    duplicate: bool,
+}
+
+impl Answered {
+    fn json(applied: Applied) -> Self {
+        Self {
+            response: HttpResponse::Ok().json(json!({ "message": applied.message })),
+            duplicate: applied.duplicate,
+        }
+    }
+
+    /// Empty TwiML, so Twilio sends nothing itself.
+    fn twiml(applied: Applied) -> Self {
+        Self {
+            response: HttpResponse::Ok()
+                .content_type("text/xml")
+                .body(twilio::EMPTY_TWIML),
+            duplicate: applied.duplicate,
+        }
+    }
+}
+
+/// Counts a webhook's outcome and time in the metrics, and answers it.
+fn counted(
+    state: &AppState,
+    provider: &str,
+    started: Instant,
+    answered: Result<Answered, ApiError>,
+) -> Result<HttpResponse, ApiError> {
+    let outcome = match &answered {
+        Ok(a) if a.duplicate => WebhookOutcome::Duplicate,
+        Ok(_) => WebhookOutcome::Received,
+        Err(ApiError::Unauthorized) => WebhookOutcome::Rejected,
+        Err(_) => WebhookOutcome::Error,
+    };
+    state.metrics.webhook(provider, outcome, started);
+    answered.map(|a| a.response)
+}
+
+/// What `apply` did: its answer's message, and whether the event was a duplicate.
+struct Applied {
+    message: String,
+    duplicate: bool,
+}
+
+impl From<String> for Applied {
+    fn from(message: String) -> Self {
+        Self {
+            message,
+            duplicate: false,
+        }
+    }
 }
 
 /// Applies an authentic event; the answer says what was done.
-async fn apply(state: &web::Data<AppState>, event: WebhookEvent) -> Result<String, ApiError> {
+async fn apply(state: &web::Data<AppState>, event: WebhookEvent) -> Result<Applied, ApiError> {
     match event {
         WebhookEvent::Message(message) => {
             let Ok(from) = PhoneNumber::parse(&message.from) else {
                 tracing::warn!(provider = message.provider, from = %mask(&message.from),
                     "inbound text ignored: sender is not a valid E.164 number");
-                return Ok("Ignored: sender is not a phone number".into());
+                return Ok(String::from("Ignored: sender is not a phone number").into());
             };
             let receipt = inbound::receive(&state.store, state.receive.clone(), message, from)
                 .await
@@ -166,23 +245,25 @@ async fn apply(state: &web::Data<AppState>, event: WebhookEvent) -> Result<Strin
                 state.runner.wake();
             }
             Ok(match receipt {
-                Receipt::Duplicate => "Duplicate ignored".into(),
-                Receipt::Partial => "Part kept until the whole message is in".into(),
-                Receipt::Recorded { .. } => "Received".into(),
+                Receipt::Duplicate => Applied {
+                    message: "Duplicate ignored".into(),
+                    duplicate: true,
+                },
+                Receipt::Partial => String::from("Part kept until the whole message is in").into(),
+                Receipt::Recorded { .. } => String::from("Received").into(),
             })
         }
         WebhookEvent::Status(report) => {
             let applied = inbound::apply_status(&state.store, report, state.receive.events)
                 .await
                 .map_err(write_failed("Failed to record status"))?;
-            Ok(match applied {
-                StatusApplied::Advanced => "Status recorded".into(),
-                StatusApplied::Stale => {
-                    "Status ignored: the message is already further along".into()
-                }
-                StatusApplied::Parked => "Status kept until the message is recorded".into(),
-            })
+            let message = match applied {
+                StatusApplied::Advanced => "Status recorded",
+                StatusApplied::Stale => "Status ignored: the message is already further along",
+                StatusApplied::Parked => "Status kept until the message is recorded",
+            };
+            Ok(String::from(message).into())
         }
-        WebhookEvent::Ignored(what) => Ok(format!("Ignored {what}")),
+        WebhookEvent::Ignored(what) => Ok(format!("Ignored {what}").into()),
     }
 }

@@ -11,7 +11,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
 
 pub use crate::db::{DbError, Pool};
-pub use writer::{WriteError, Writer, WriterStats};
+pub use writer::{note_transition, WriteError, Writer, WriterStats};
 
 /// How long a connection waits for another's lock before giving up, and how often it looks.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -5,6 +5,7 @@
 //! with its own error, while the rest of its batch commits. Nobody is answered before the
 //! batch's COMMIT returns, so an answer means the write is on disk.
 
+use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -47,12 +48,57 @@ type Work = Box<dyn FnOnce(Option<&Connection>) -> Ran + Send>;
 /// Commits between two nudges to the checkpointer.
 const NUDGE_EVERY: u64 = 100;
 
-/// Counters a benchmark or an operator can read.
-#[derive(Debug, Default)]
+/// Counters a benchmark or an operator can read; `batch_sizes` and `transitions` are also
+/// served on `/metrics` (see `crate::metrics`).
+#[derive(Debug)]
 pub struct WriterStats {
     pub batches: AtomicU64,
     pub writes: AtomicU64,
     pub largest_batch: AtomicU64,
+    /// Writes in each committed batch.
+    pub batch_sizes: prometheus::Histogram,
+    /// Number state changes committed, by from, to and cause.
+    pub transitions: prometheus::IntCounterVec,
+}
+
+impl Default for WriterStats {
+    fn default() -> Self {
+        Self {
+            batches: AtomicU64::default(),
+            writes: AtomicU64::default(),
+            largest_batch: AtomicU64::default(),
+            batch_sizes: crate::metrics::writer_batch_sizes(),
+            transitions: crate::metrics::number_transitions(),
+        }
+    }
+}
+
+thread_local! {
+    /// On a writer's thread, the number state changes of the batch being written: counted
+    /// once it commits, forgotten with a write rolled back. Elsewhere `None`.
+    static NOTED: RefCell<Option<Vec<[&'static str; 3]>>> = const { RefCell::new(None) };
+}
+
+/// Notes that the write running changed a number's state from `from` to `to` because of
+/// `cause`; it is counted in `WriterStats::transitions` when (and only if) it commits.
+pub fn note_transition(from: &'static str, to: &'static str, cause: &'static str) {
+    NOTED.with(|noted| {
+        if let Some(noted) = noted.borrow_mut().as_mut() {
+            noted.push([from, to, cause]);
+        }
+    });
+}
+
+fn noted_len() -> usize {
+    NOTED.with(|noted| noted.borrow().as_ref().map_or(0, Vec::len))
+}
+
+fn forget_noted_from(mark: usize) {
+    NOTED.with(|noted| {
+        if let Some(noted) = noted.borrow_mut().as_mut() {
+            noted.truncate(mark);
+        }
+    });
 }
 
 /// A handle to the writer; cheap to clone.
@@ -165,6 +211,7 @@ fn run(
     committed: &std::sync::mpsc::SyncSender<()>,
 ) {
     let mut batch = Vec::with_capacity(cap);
+    NOTED.with(|noted| *noted.borrow_mut() = Some(Vec::new()));
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);
         while batch.len() < cap {
@@ -177,7 +224,14 @@ fn run(
         stats.batches.fetch_add(1, Ordering::Relaxed);
         stats.writes.fetch_add(size, Ordering::Relaxed);
         stats.largest_batch.fetch_max(size, Ordering::Relaxed);
-        commit_batch(&mut conn, batch.drain(..));
+        stats.batch_sizes.observe(size as f64);
+        let committed_ok = commit_batch(&mut conn, batch.drain(..));
+        let noted = NOTED.with(|noted| noted.borrow_mut().as_mut().map(std::mem::take));
+        if committed_ok {
+            for labels in noted.unwrap_or_default() {
+                stats.transitions.with_label_values(&labels).inc();
+            }
+        }
         if stats
             .batches
             .load(Ordering::Relaxed)
@@ -189,7 +243,8 @@ fn run(
     tracing::debug!("writer stopped: every handle is gone");
 }
 
-fn commit_batch(conn: &mut Connection, batch: impl Iterator<Item = Work>) {
+/// Whether the batch committed.
+fn commit_batch(conn: &mut Connection, batch: impl Iterator<Item = Work>) -> bool {
     if !conn.is_autocommit() {
         // A ROLLBACK that failed left a transaction open: end it before anything else.
         let _ = conn.execute_batch("ROLLBACK");
@@ -200,7 +255,7 @@ fn commit_batch(conn: &mut Connection, batch: impl Iterator<Item = Work>) {
         for job in batch {
             (job(None).answer)(Err(WriteError::Commit(Arc::clone(&e))));
         }
-        return;
+        return false;
     }
     let mut answers = Vec::new();
     let mut broken = None;
@@ -214,8 +269,12 @@ fn commit_batch(conn: &mut Connection, batch: impl Iterator<Item = Work>) {
             answers.push(job(None));
             continue;
         }
+        let mark = noted_len();
         let ran = catch_unwind(AssertUnwindSafe(|| job(Some(conn))));
         let keep = matches!(&ran, Ok(r) if r.keep);
+        if !keep {
+            forget_noted_from(mark);
+        }
         let closed = if keep {
             run_cached(conn, "RELEASE write")
         } else {
@@ -246,6 +305,7 @@ fn commit_batch(conn: &mut Connection, batch: impl Iterator<Item = Work>) {
             for ran in answers {
                 (ran.answer)(Ok(()));
             }
+            true
         }
         Err(e) => {
             tracing::error!(error = %e, writes = answers.len(), "a write batch failed; rolled back");
@@ -254,6 +314,7 @@ fn commit_batch(conn: &mut Connection, batch: impl Iterator<Item = Work>) {
             for ran in answers {
                 (ran.answer)(Err(WriteError::Commit(Arc::clone(&e))));
             }
+            false
         }
     }
 }
@@ -262,4 +323,43 @@ fn commit_batch(conn: &mut Connection, batch: impl Iterator<Item = Work>) {
 fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counted(stats: &WriterStats, labels: [&str; 3]) -> u64 {
+        stats.transitions.with_label_values(&labels).get()
+    }
+
+    #[tokio::test]
+    async fn a_state_change_is_counted_only_when_its_write_commits() {
+        let (nudge, _nudges) = std::sync::mpsc::sync_channel(1);
+        let conn = Connection::open_in_memory().expect("database");
+        let writer = Writer::start(conn, 8, 8, nudge).expect("writer");
+        let kept = ["pending", "verified", "inbound"];
+        let rolled_back = ["verified", "opted_out", "inbound"];
+        writer
+            .write(move |_| {
+                note_transition(kept[0], kept[1], kept[2]);
+                Ok(())
+            })
+            .await
+            .expect("committed");
+        let failed = writer
+            .write(move |c| {
+                note_transition(rolled_back[0], rolled_back[1], rolled_back[2]);
+                c.execute_batch("NOT SQL")?;
+                Ok(())
+            })
+            .await;
+        assert!(matches!(failed, Err(WriteError::Failed(_))));
+        assert_eq!(counted(writer.stats(), kept), 1);
+        assert_eq!(counted(writer.stats(), rolled_back), 0);
+        assert_eq!(writer.stats().batch_sizes.get_sample_count(), 2);
+        // Off the writer's thread nothing is kept (and nothing grows).
+        note_transition(kept[0], kept[1], kept[2]);
+        assert_eq!(noted_len(), 0);
+    }
 }

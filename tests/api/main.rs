@@ -11,6 +11,7 @@ mod helpers;
 mod host;
 mod media;
 mod moment_page;
+mod observability;
 mod outbound_providers;
 mod outbox;
 mod phones;
