@@ -98,3 +98,6 @@ CREATE INDEX messages_broadcast ON messages (broadcast_id, state) WHERE broadcas
 
 -- UNDO: a deleted Moment is hidden from the API and its page.
 ALTER TABLE moments ADD COLUMN deleted_at TEXT;
+
+-- Caption merging: a photo alone or a caption alone waits this long for its other half.
+ALTER TABLE moments ADD COLUMN merge_until TEXT;

@@ -114,6 +114,9 @@ pub struct Settings {
     pub media_allow_private: bool,
     /// Where Moments are created (`MOMENTLINE_DISPATCH`).
     pub dispatch: DispatchSettings,
+    /// How long a photo alone or a caption alone waits for its other half
+    /// (`MOMENTLINE_MERGE_SECS`); zero turns merging off.
+    pub merge_window: chrono::Duration,
     /// Run the jobs runner inside `serve` (tests drive it round by round).
     pub run_workers: bool,
 }
@@ -217,6 +220,7 @@ impl Settings {
         let job_concurrency = whole("MOMENTLINE_JOB_CONCURRENCY", "64", 1..=4096)?;
         let write_queue = whole("MOMENTLINE_WRITE_QUEUE", "1024", 1..=1_000_000)?;
         let shutdown_grace = whole("MOMENTLINE_SHUTDOWN_GRACE_SECS", "10", 0..=3600)?;
+        let merge_secs = whole("MOMENTLINE_MERGE_SECS", "20", 0..=3600)?;
         let media_allow_private = match or("MOMENTLINE_MEDIA_ALLOW_PRIVATE", "0").as_str() {
             "0" | "false" | "no" => false,
             "1" | "true" | "yes" => true,
@@ -375,6 +379,8 @@ impl Settings {
             shutdown_grace: Duration::from_secs(shutdown_grace),
             media_allow_private,
             dispatch,
+            // At most 3600, so always whole seconds chrono holds.
+            merge_window: chrono::Duration::seconds(i64::try_from(merge_secs).unwrap_or(20)),
             run_workers: true,
         })
     }
@@ -447,6 +453,7 @@ mod tests {
         assert_eq!(s.pending_ttl, chrono::Duration::seconds(86_400));
         assert_eq!(s.retry_schedule.len(), 5);
         assert!(s.telnyx_public_key.is_none());
+        assert_eq!(s.merge_window, chrono::Duration::seconds(20));
     }
 
     #[test]
@@ -474,6 +481,11 @@ mod tests {
         refused(
             &[("MOMENTLINE_MEDIA_ALLOW_PRIVATE", "maybe")],
             "MOMENTLINE_MEDIA_ALLOW_PRIVATE",
+        );
+        refused(&[("MOMENTLINE_MERGE_SECS", "-1")], "MOMENTLINE_MERGE_SECS");
+        refused(
+            &[("MOMENTLINE_MERGE_SECS", "3601")],
+            "MOMENTLINE_MERGE_SECS",
         );
         refused(&[("MOMENTLINE_DISPATCH", "ftp")], "MOMENTLINE_DISPATCH");
         refused(

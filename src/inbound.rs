@@ -3,19 +3,20 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use rusqlite::Connection;
 
 use crate::db::jobs::{self, NewJob};
 use crate::db::{artists, messages, moments, numbers, parts};
 use crate::domain::keyword::Keyword;
-use crate::domain::moment::{parse_moments, MomentContent};
+use crate::domain::moment::{parse_moments, MomentContent, SplitHalf};
 use crate::domain::number_state::{
     on_inbound, ArtistId, Inbound, InboundContext, NumberStatus, ReplyKind, ReplyLimits, Standing,
 };
 use crate::domain::phone_number::PhoneNumber;
 use crate::domain::replies::{self, ReplyContext};
 use crate::domain::{JobKind, TextEnum};
+use crate::merge;
 use crate::providers::{InboundMessage, StatusReport};
 use crate::store::{Store, WriteError};
 
@@ -30,6 +31,9 @@ pub struct ReceiveSettings {
     /// Whether a media Moment waits for its media to be kept before it is dispatched (the
     /// host is sent the kept copy).
     pub media_first: bool,
+    /// How long a photo alone or a caption alone waits for its other half
+    /// (`MOMENTLINE_MERGE_SECS`); zero never waits.
+    pub merge_window: chrono::Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +46,8 @@ pub enum Receipt {
         message_id: i64,
         moments: usize,
         replies: usize,
+        /// Whether it joined the Moment of an MMS's other half instead of recording one.
+        merged: bool,
         /// The number's status before and after, when it changed.
         changed: Option<(NumberStatus, NumberStatus)>,
     },
@@ -50,7 +56,8 @@ pub enum Receipt {
 impl Receipt {
     /// Whether receiving queued any background work.
     pub fn queued_work(&self) -> bool {
-        matches!(self, Self::Recorded { moments, replies, .. } if moments + replies > 0)
+        matches!(self, Self::Recorded { moments, replies, merged, .. }
+            if moments + replies > 0 || *merged)
     }
 }
 
@@ -165,6 +172,7 @@ fn keep_failed(
         message_id,
         moments: 0,
         replies,
+        merged: false,
         changed: None,
     })
 }
@@ -236,6 +244,7 @@ fn receive_whole(
     // Decided first (nothing is written until the dedupe row goes in), so the message is
     // written once, already in its artist's conversation.
     let inbound = read.unwrap_or_else(|| read_inbound(message, now));
+    let keyword = inbound.keyword.is_some();
     let context = InboundContext {
         now,
         pending_ttl: settings.pending_ttl,
@@ -275,9 +284,41 @@ fn receive_whole(
     };
     let posted_reply = replies.len() < decision.replies.len();
     let then: Vec<&str> = after_posted.iter().map(|kind| kind.as_str()).collect();
-    if let Standing::Verified { owner, .. } = &decision.next {
+    // A photo alone or a caption alone may be half of a split MMS: it joins the other half's
+    // Moment if one is waiting, or waits for it.
+    let half = match &decision.next {
+        Standing::Verified { owner, .. }
+            if !keyword && settings.merge_window > Duration::zero() =>
+        {
+            SplitHalf::of(
+                &message.text,
+                message.subject.as_deref(),
+                &message.media,
+                &decision.moments,
+            )
+            .zip(decision.moments.first())
+            .map(|(half, command)| merge::Half {
+                half,
+                command,
+                phone,
+                provider: message.provider,
+                artist: *owner,
+            })
+        }
+        _ => None,
+    };
+    let merged = match &half {
+        Some(half) => merge::join(tx, settings, half, now)?.is_some(),
+        None => false,
+    };
+    // Held back until the window ends, so the other half can still join.
+    let merge_until = half.as_ref().map(|_| now + settings.merge_window);
+    if let (Standing::Verified { owner, .. }, false) = (&decision.next, merged) {
         for (position, command) in decision.moments.iter().enumerate() {
             let id = moments::insert(tx, *owner, message_id, position, command, now)?;
+            if let Some(until) = merge_until {
+                moments::open_for_merge(tx, id, until)?;
+            }
             let dispatch = serde_json::json!({
                 "moment_id": id,
                 "reply": posted_reply,
@@ -301,13 +342,14 @@ fn receive_whole(
                 )?;
             }
             if !(has_media && settings.media_first) {
-                jobs::enqueue(
+                jobs::enqueue_at(
                     tx,
                     &NewJob {
                         kind: JobKind::DispatchMoment,
                         payload: dispatch,
                         queue: None,
                     },
+                    merge_until.unwrap_or(now),
                     now,
                 )?;
             }
@@ -345,6 +387,7 @@ fn receive_whole(
         message_id,
         moments: recorded,
         replies: replies.len(),
+        merged,
         changed: (standing != decision.next).then(|| (standing.status(), decision.next.status())),
     })
 }

@@ -9,6 +9,7 @@ pub mod host;
 pub mod inbound;
 pub mod jobs;
 pub mod media;
+pub mod merge;
 pub mod providers;
 pub mod routes;
 pub mod startup;

@@ -149,6 +149,7 @@ impl Application {
                 reply_limits: settings.reply_limits,
                 sender: sender.name(),
                 media_first: host.is_some(),
+                merge_window: settings.merge_window,
             }),
             connect: Arc::new(ConnectSettings {
                 pending_ttl: settings.pending_ttl,

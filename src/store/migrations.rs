@@ -15,7 +15,10 @@ const STEPS: &[M<'static>] = &[
     // Rebuilds `messages`, which other tables reference: checked once it is done.
     M::up(include_str!("../../migrations/0002_jobs.sql")).foreign_key_check(),
     // Rebuilds `jobs` and `messages`.
-    M::up(include_str!("../../migrations/0003_events_codes_broadcasts.sql")).foreign_key_check(),
+    M::up(include_str!(
+        "../../migrations/0003_events_codes_broadcasts.sql"
+    ))
+    .foreign_key_check(),
 ];
 
 /// The schema version this momentline writes.

@@ -78,10 +78,7 @@ impl Store {
             .map_err(DbError::Thread)?;
         let writer =
             Writer::start(conn, settings.queue, settings.batch, nudge).map_err(DbError::Thread)?;
-        Ok(Self {
-            writer,
-            reads,
-        })
+        Ok(Self { writer, reads })
     }
 
     /// Runs `work` in the writer's next batch; answers once it is committed.

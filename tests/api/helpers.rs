@@ -139,6 +139,9 @@ async fn spawn_app_on(
         ),
         // The provider's stand-in, media included, is on loopback.
         ("MOMENTLINE_MEDIA_ALLOW_PRIVATE", "1"),
+        // Tests drain the jobs a text queues at once: a photo or caption held back for its
+        // other half would not be due yet. The merge tests set a short window of their own.
+        ("MOMENTLINE_MERGE_SECS", "0"),
     ]
     .iter()
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
