@@ -587,6 +587,17 @@ impl TestApp {
         event.to_string()
     }
 
+    /// An MMS from `from` with `text` and one image the provider's stand-in holds at `at`
+    /// (a path), with a fresh id.
+    pub fn photo_event(&self, from: &str, text: &str, at: &str) -> String {
+        let mut event: Value = serde_json::from_str(&self.sms_event(from, text)).expect("json");
+        event["data"]["payload"]["type"] = json!("MMS");
+        event["data"]["payload"]["media"] = json!([
+            {"url": format!("{}{at}", self.provider_api.uri()), "content_type": "image/png"}
+        ]);
+        event.to_string()
+    }
+
     /// Texts `text` from `from`, asserting the webhook took it.
     pub async fn text(&self, from: &str, text: &str) {
         let response = self.telnyx_webhook(&self.sms_event(from, text)).await;

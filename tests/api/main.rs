@@ -7,6 +7,7 @@ mod faults;
 mod helpers;
 mod host;
 mod media;
+mod merge;
 mod outbound_providers;
 mod outbox;
 mod phones;
