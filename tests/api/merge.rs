@@ -90,7 +90,7 @@ async fn assert_one_captioned_photo(app: &TestApp) {
 
 #[tokio::test]
 async fn a_photo_then_its_caption_within_the_window_are_one_moment_with_one_link() {
-    let app = spawn_merging_app("2").await;
+    let app = spawn_merging_app("5").await;
     photo(&app, PHONE).await;
     settle(&app).await;
     assert!(
@@ -107,7 +107,7 @@ async fn a_photo_then_its_caption_within_the_window_are_one_moment_with_one_link
 
 #[tokio::test]
 async fn a_caption_then_its_photo_within_the_window_are_one_moment_with_one_link() {
-    let app = spawn_merging_app("2").await;
+    let app = spawn_merging_app("5").await;
     app.text(PHONE, CAPTION).await;
     settle(&app).await;
     assert!(
