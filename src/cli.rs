@@ -13,12 +13,44 @@ use crate::store::{Store, WriteError};
 #[command(
     name = "momentline",
     version,
-    about = "Post Moments on In Process by text message"
+    about = "Post Moments on In Process by text message",
+    after_help = ENVIRONMENT
 )]
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
 }
+
+/// Every variable the commands read, for `--help`; README.md's Configuration says more.
+const ENVIRONMENT: &str = "\
+Environment (every variable optional; README.md has the details):
+  MOMENTLINE_ADDR                 listen address [127.0.0.1:8080]
+  MOMENTLINE_DB                   SQLite file [momentline.db]
+  MOMENTLINE_PUBLIC_URL           public base URL for links and Twilio signatures [http://127.0.0.1:8080]
+  MOMENTLINE_MANAGE_URL           where unknown numbers are sent [https://inprocess.world/manage]
+  MOMENTLINE_SMS_PROVIDER         console, telnyx, twilio, vonage, textflow or phonify [console]
+  MOMENTLINE_PENDING_TTL_SECS     how long a connect request waits for its yes [86400]
+  MOMENTLINE_ALLOWED_COUNTRIES    ISO regions that may be connected, * for all [US,CA]
+  MOMENTLINE_MEDIA_DIR            where Moment media is kept [media/ beside the database]
+  MOMENTLINE_MERGE_SECS           how long a photo alone and a caption alone wait to be one Moment; 0 off [20]
+  MOMENTLINE_RETRY_SCHEDULE       seconds before each retry of a failed job [5,30,120,600,3600]
+  MOMENTLINE_SEND_RATE            texts a second at most [no limit]
+  MOMENTLINE_JOB_CONCURRENCY      jobs running at once [64]
+  MOMENTLINE_WRITE_QUEUE          writes that may wait for the writer [1024]
+  MOMENTLINE_SHUTDOWN_GRACE_SECS  on SIGTERM, how long running jobs may finish [10]
+  MOMENTLINE_DISPATCH             embedded or webhook [embedded]
+  MOMENTLINE_DISPATCH_URL         webhook: the host's endpoint for new Moments
+  MOMENTLINE_DISPATCH_SECRET      webhook: the Standard Webhooks secret (whsec_...)
+  MOMENTLINE_MEDIA_ALLOW_PRIVATE  1 lets media come from private addresses (tests only) [0]
+  TELNYX_API_KEY, TELNYX_FROM_NUMBER or TELNYX_MESSAGING_PROFILE_ID, TELNYX_PUBLIC_KEY,
+    TELNYX_API_BASE
+  TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID,
+    TWILIO_API_BASE
+  VONAGE_API_KEY, VONAGE_API_SECRET, VONAGE_FROM, VONAGE_SIGNATURE_SECRET,
+    VONAGE_SIGNATURE_METHOD, VONAGE_API_BASE
+  TEXTFLOW_API_KEY, TEXTFLOW_API_BASE
+  PHONIFY_API_KEY, PHONIFY_APP, PHONIFY_API_BASE
+  RUST_LOG                        log filter [info]";
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -200,4 +232,26 @@ fn wallet_address(input: &str) -> Result<String, CliError> {
         ));
     }
     Ok(input.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_names_every_variable_the_settings_read() {
+        let config = include_str!("config.rs");
+        let name = regex::Regex::new(
+            r#""((?:MOMENTLINE|TELNYX|TWILIO|VONAGE|TEXTFLOW|PHONIFY)_[A-Z_]+)""#,
+        )
+        .expect("regex");
+        let read: Vec<&str> = name
+            .captures_iter(config)
+            .filter_map(|c| c.get(1).map(|m| m.as_str()))
+            .collect();
+        assert!(read.contains(&"MOMENTLINE_MERGE_SECS"), "{read:?}");
+        for name in read {
+            assert!(ENVIRONMENT.contains(name), "--help does not name {name}");
+        }
+    }
 }
