@@ -334,6 +334,15 @@ pub fn open_for_merge(conn: &Connection, id: i64, until: DateTime<Utc>) -> rusql
     Ok(())
 }
 
+/// The number's messages of the window, then their Moments: `CROSS JOIN` keeps that order
+/// and `+` keeps the artist's index out, so an artist's every Moment is never walked.
+const OPEN_TO_MERGE: &str =
+    "SELECT m.id FROM messages g CROSS JOIN moments m ON m.message_id = g.id
+     WHERE g.phone = ?1 AND g.direction = 'inbound' AND g.created_at >= ?2
+       AND g.provider = ?3 AND +m.artist_id = ?4 AND m.kind = ?5 AND m.state = ?6
+       AND m.deleted_at IS NULL AND m.merge_until > ?7
+     ORDER BY m.id DESC LIMIT 1";
+
 /// The newest Moment of `kind` that `phone` texted `artist` through `provider` which is still
 /// open for merging at `now`: pending, not deleted, its window not over. Found through the
 /// number's recent messages (`messages_phone`).
@@ -346,26 +355,20 @@ pub fn open_to_merge(
     window: chrono::Duration,
     now: DateTime<Utc>,
 ) -> rusqlite::Result<Option<i64>> {
-    conn.prepare_cached(
-        "SELECT m.id FROM messages g JOIN moments m ON m.message_id = g.id
-         WHERE g.phone = ?1 AND g.direction = 'inbound' AND g.created_at >= ?2
-           AND g.provider = ?3 AND m.artist_id = ?4 AND m.kind = ?5 AND m.state = ?6
-           AND m.deleted_at IS NULL AND m.merge_until > ?7
-         ORDER BY m.id DESC LIMIT 1",
-    )?
-    .query_row(
-        params![
-            phone,
-            ts(now - window),
-            provider,
-            artist,
-            Text(kind),
-            Text(MomentState::Pending),
-            ts(now)
-        ],
-        |r| r.get(0),
-    )
-    .optional()
+    conn.prepare_cached(OPEN_TO_MERGE)?
+        .query_row(
+            params![
+                phone,
+                ts(now - window),
+                provider,
+                artist,
+                Text(kind),
+                Text(MomentState::Pending),
+                ts(now)
+            ],
+            |r| r.get(0),
+        )
+        .optional()
 }
 
 /// A caption joins a photo's Moment: its title, description and price; the Moment is closed
@@ -407,4 +410,38 @@ pub fn merge_until(conn: &Connection, id: i64) -> rusqlite::Result<Option<DateTi
         .query_row([id], |r| r.get(0))
         .optional()?;
     super::opt_ts(until.flatten())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_open_half_is_found_through_the_numbers_recent_messages() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store =
+            crate::store::Store::open(&dir.path().join("m.db"), Default::default()).expect("open");
+        let conn = store.reads().get().expect("conn");
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {OPEN_TO_MERGE}"))
+            .expect("plan")
+            .query_map(
+                params!["+1", "t", "telnyx", 1, "text", "pending", "t"],
+                |r| r.get::<_, String>(3),
+            )
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("plan rows");
+        let plan = plan.join("\n");
+        assert!(
+            plan.contains(
+                "SEARCH g USING INDEX messages_phone (phone=? AND direction=? AND created_at>?)"
+            ),
+            "{plan}"
+        );
+        assert!(
+            plan.contains("SEARCH m USING INDEX sqlite_autoindex_moments_1 (message_id=?)"),
+            "{plan}"
+        );
+    }
 }
