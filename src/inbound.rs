@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 
 use crate::db::jobs::{self, NewJob};
 use crate::db::{artists, messages, moments, numbers, parts};
 use crate::domain::keyword::Keyword;
-use crate::domain::moment::{parse_moments, MomentContent, SplitHalf};
+use crate::domain::moment::{parse_moments, MomentContent};
 use crate::domain::number_state::{
     on_inbound, ArtistId, Inbound, InboundContext, NumberStatus, ReplyKind, ReplyLimits, Standing,
 };
@@ -286,27 +286,14 @@ fn receive_whole(
     let then: Vec<&str> = after_posted.iter().map(|kind| kind.as_str()).collect();
     // A photo alone or a caption alone may be half of a split MMS: it joins the other half's
     // Moment if one is waiting, or waits for it.
-    let half = match &decision.next {
-        Standing::Verified { owner, .. }
-            if !keyword && settings.merge_window > Duration::zero() =>
-        {
-            SplitHalf::of(
-                &message.text,
-                message.subject.as_deref(),
-                &message.media,
-                &decision.moments,
-            )
-            .zip(decision.moments.first())
-            .map(|(half, command)| merge::Half {
-                half,
-                command,
-                phone,
-                provider: message.provider,
-                artist: *owner,
-            })
-        }
-        _ => None,
-    };
+    let half = merge::Half::of(
+        settings,
+        &decision.next,
+        keyword,
+        message,
+        &decision.moments,
+        phone,
+    );
     let merged = match &half {
         Some(half) => merge::join(tx, settings, half, now)?.is_some(),
         None => false,

@@ -9,9 +9,10 @@ use rusqlite::Connection;
 use crate::db::jobs::{self, NewJob};
 use crate::db::moments;
 use crate::domain::moment::{MomentCommand, MomentContent, SplitHalf};
-use crate::domain::number_state::ArtistId;
+use crate::domain::number_state::{ArtistId, Standing};
 use crate::domain::{JobKind, MomentKindCode};
 use crate::inbound::ReceiveSettings;
+use crate::providers::InboundMessage;
 
 /// The half a message just received is, and what it asks for.
 pub struct Half<'a> {
@@ -21,6 +22,39 @@ pub struct Half<'a> {
     pub phone: &'a str,
     pub provider: &'a str,
     pub artist: ArtistId,
+}
+
+impl<'a> Half<'a> {
+    /// The half a message is, when merging is on and it is a photo alone or a caption alone
+    /// (never a keyword) from a verified number.
+    pub fn of(
+        settings: &ReceiveSettings,
+        next: &Standing,
+        keyword: bool,
+        message: &'a InboundMessage,
+        moments: &'a [MomentCommand],
+        phone: &'a str,
+    ) -> Option<Self> {
+        let Standing::Verified { owner, .. } = next else {
+            return None;
+        };
+        if keyword || settings.merge_window <= chrono::Duration::zero() {
+            return None;
+        }
+        let half = SplitHalf::of(
+            &message.text,
+            message.subject.as_deref(),
+            &message.media,
+            moments,
+        )?;
+        Some(Self {
+            half,
+            command: moments.first()?,
+            phone,
+            provider: message.provider,
+            artist: *owner,
+        })
+    }
 }
 
 /// Joins `half` to the other half's Moment when one is open for it; answers that Moment's id,
