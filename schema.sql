@@ -180,6 +180,9 @@ CREATE TABLE IF NOT EXISTS moments (
     updated_at         TEXT NOT NULL,
     -- UNDO: hidden from the API and its page
     deleted_at         TEXT,
+    -- a photo alone or a caption alone: until when the other half, sent as a message of its
+    -- own, joins this Moment (its dispatch waits until then)
+    merge_until        TEXT,
     UNIQUE (message_id, position)
 );
 CREATE INDEX IF NOT EXISTS moments_artist ON moments (artist_id, id);

@@ -839,7 +839,11 @@ impl Bench {
                 "TELNYX_API_BASE",
                 format!("http://127.0.0.1:{}", self.stand_in.port),
             )
-            .env("TELNYX_PUBLIC_KEY", public_key_base64());
+            .env("TELNYX_PUBLIC_KEY", public_key_base64())
+            // Every webhook here is a text alone, which would otherwise wait
+            // MOMENTLINE_MERGE_SECS for a photo before its reply is due: the drain sections
+            // would time the window, not the server.
+            .env("MOMENTLINE_MERGE_SECS", "0");
         if let Some(rate) = send_rate {
             command.env("MOMENTLINE_SEND_RATE", rate.to_string());
         }

@@ -141,3 +141,5 @@ CREATE TABLE verification_codes (
     CHECK ((salt IS NULL) = (code_hash IS NULL))
 );
 CREATE INDEX verification_codes_message ON verification_codes (message_id);
+-- Caption merging: a photo alone or a caption alone waits this long for its other half.
+ALTER TABLE moments ADD COLUMN merge_until TEXT;

@@ -128,6 +128,9 @@ pub struct Settings {
     pub events: Option<EventsSettings>,
     /// Whether `GET /metrics` answers (`MOMENTLINE_METRICS`).
     pub metrics: bool,
+    /// How long a photo alone or a caption alone waits for its other half
+    /// (`MOMENTLINE_MERGE_SECS`); zero turns merging off.
+    pub merge_window: chrono::Duration,
     /// Run the jobs runner inside `serve` (tests drive it round by round).
     pub run_workers: bool,
 }
@@ -237,6 +240,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "MOMENTLINE_CODE_TTL_SECS",
         "600",
         "how long a texted verification code holds",
+    ),
+    (
+        "MOMENTLINE_MERGE_SECS",
+        "20",
+        "how long a photo alone or a caption alone waits for its other half; 0 for never",
     ),
     (
         "MOMENTLINE_ALLOWED_COUNTRIES",
@@ -516,6 +524,7 @@ impl Settings {
         let job_concurrency = whole("MOMENTLINE_JOB_CONCURRENCY", "64", 1..=4096)?;
         let write_queue = whole("MOMENTLINE_WRITE_QUEUE", "1024", 1..=1_000_000)?;
         let shutdown_grace = whole("MOMENTLINE_SHUTDOWN_GRACE_SECS", "10", 0..=3600)?;
+        let merge_secs = whole("MOMENTLINE_MERGE_SECS", "20", 0..=3600)?;
         // The limits against texting a number too often (DESIGN.md's pumping limits).
         let count = |variable: &'static str, default: &str| {
             whole(variable, default, 0..=1_000_000).map(|n| u32::try_from(n).unwrap_or(u32::MAX))
@@ -724,6 +733,8 @@ impl Settings {
             dispatch,
             events,
             metrics,
+            // At most 3600, so always whole seconds chrono holds.
+            merge_window: chrono::Duration::seconds(i64::try_from(merge_secs).unwrap_or(20)),
             run_workers: true,
         })
     }
@@ -797,6 +808,7 @@ mod tests {
         assert_eq!(s.code_ttl, chrono::Duration::seconds(600));
         assert_eq!(s.retry_schedule.len(), 5);
         assert!(s.telnyx_public_key.is_none());
+        assert_eq!(s.merge_window, chrono::Duration::seconds(20));
     }
 
     #[test]
@@ -824,6 +836,11 @@ mod tests {
         refused(
             &[("MOMENTLINE_MEDIA_ALLOW_PRIVATE", "maybe")],
             "MOMENTLINE_MEDIA_ALLOW_PRIVATE",
+        );
+        refused(&[("MOMENTLINE_MERGE_SECS", "-1")], "MOMENTLINE_MERGE_SECS");
+        refused(
+            &[("MOMENTLINE_MERGE_SECS", "3601")],
+            "MOMENTLINE_MERGE_SECS",
         );
         refused(&[("MOMENTLINE_DISPATCH", "ftp")], "MOMENTLINE_DISPATCH");
         refused(

@@ -18,6 +18,7 @@ use crate::domain::phone_number::PhoneNumber;
 use crate::domain::replies::{self, ReplyContext};
 use crate::domain::{JobKind, MomentState, TextEnum};
 use crate::events::{EventType, Events};
+use crate::merge;
 use crate::providers::{InboundMessage, StatusReport};
 use crate::store::{Store, WriteError};
 
@@ -34,6 +35,9 @@ pub struct ReceiveSettings {
     pub media_first: bool,
     /// Whether changes make events for the host.
     pub events: Events,
+    /// How long a photo alone or a caption alone waits for its other half
+    /// (`MOMENTLINE_MERGE_SECS`); zero never waits.
+    pub merge_window: chrono::Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +50,8 @@ pub enum Receipt {
         message_id: i64,
         moments: usize,
         replies: usize,
+        /// Whether it joined the Moment of an MMS's other half instead of recording one.
+        merged: bool,
         /// The number's status before and after, when it changed.
         changed: Option<(NumberStatus, NumberStatus)>,
     },
@@ -54,7 +60,8 @@ pub enum Receipt {
 impl Receipt {
     /// Whether receiving queued any background work.
     pub fn queued_work(&self) -> bool {
-        matches!(self, Self::Recorded { moments, replies, .. } if moments + replies > 0)
+        matches!(self, Self::Recorded { moments, replies, merged, .. }
+            if moments + replies > 0 || *merged)
     }
 }
 
@@ -170,6 +177,7 @@ fn keep_failed(
         message_id,
         moments: 0,
         replies,
+        merged: false,
         changed: None,
     })
 }
@@ -249,6 +257,7 @@ fn receive_whole(
         }
         _ => None,
     };
+    let keyword = inbound.keyword.is_some();
     let context = InboundContext {
         now,
         pending_ttl: settings.pending_ttl,
@@ -294,9 +303,28 @@ fn receive_whole(
     };
     let posted_reply = replies.len() < decision.replies.len();
     let then: Vec<&str> = after_posted.iter().map(|kind| kind.as_str()).collect();
-    if let Standing::Verified { owner, .. } = &decision.next {
+    // A photo alone or a caption alone may be half of a split MMS: it joins the other half's
+    // Moment if one is waiting, or waits for it.
+    let half = merge::Half::of(
+        settings,
+        &decision.next,
+        keyword,
+        message,
+        &decision.moments,
+        phone,
+    );
+    let merged = match &half {
+        Some(half) => merge::join(tx, settings, half, now)?.is_some(),
+        None => false,
+    };
+    // Held back until the window ends, so the other half can still join.
+    let merge_until = half.as_ref().map(|_| now + settings.merge_window);
+    if let (Standing::Verified { owner, .. }, false) = (&decision.next, merged) {
         for (position, command) in decision.moments.iter().enumerate() {
             let id = moments::insert(tx, *owner, message_id, position, command, now)?;
+            if let Some(until) = merge_until {
+                moments::open_for_merge(tx, id, until)?;
+            }
             let dispatch = serde_json::json!({
                 "moment_id": id,
                 "reply": posted_reply,
@@ -320,13 +348,14 @@ fn receive_whole(
                 )?;
             }
             if !(has_media && settings.media_first) {
-                jobs::enqueue(
+                jobs::enqueue_due(
                     tx,
                     &NewJob {
                         kind: JobKind::DispatchMoment,
                         payload: dispatch,
                         queue: None,
                     },
+                    merge_until.unwrap_or(now),
                     now,
                 )?;
             }
@@ -367,6 +396,7 @@ fn receive_whole(
         message_id,
         moments: recorded,
         replies: replies.len(),
+        merged,
         changed: (standing != decision.next).then(|| (standing.status(), decision.next.status())),
     })
 }

@@ -12,6 +12,7 @@ pub mod host;
 pub mod inbound;
 pub mod jobs;
 pub mod media;
+pub mod merge;
 pub mod metrics;
 pub mod providers;
 pub mod routes;

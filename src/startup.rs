@@ -164,6 +164,7 @@ impl Application {
                 sender: sender.name(),
                 media_first: host.is_some(),
                 events: events_on,
+                merge_window: settings.merge_window,
             }),
             connect: Arc::new(ConnectSettings {
                 pending_ttl: settings.pending_ttl,

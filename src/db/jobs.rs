@@ -6,7 +6,7 @@
 //! words against `JobState`, and the claim's plan against the indexes.
 
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{ts, Text};
 use crate::domain::{JobKind, TextEnum};
@@ -50,9 +50,57 @@ pub fn enqueue_due(
         job.payload.to_string(),
         job.queue,
         ts(now),
-        ts(due)
+        ts(due.max(now))
     ])?;
     Ok(JobId(conn.last_insert_rowid()))
+}
+
+// A Moment's own jobs, found by the `moment_id` in their payload. Only jobs due later than
+// now are looked at (few: those held back on purpose), through `jobs_due`.
+
+/// Takes a Moment's job of `kind` that is queued for later out of the queue; answers its
+/// payload, `None` when there is no such job.
+pub fn take_later(
+    conn: &Connection,
+    kind: JobKind,
+    moment_id: i64,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<Option<serde_json::Value>> {
+    let payload: Option<String> = conn
+        .prepare_cached(
+            "DELETE FROM jobs WHERE id = (
+               SELECT id FROM jobs WHERE state = 'queued' AND kind = ?1 AND run_after > ?3
+                 AND json_extract(payload, '$.moment_id') = ?2
+               LIMIT 1)
+             RETURNING payload",
+        )?
+        .query_row(params![Text(kind), moment_id, ts(now)], |r| r.get(0))
+        .optional()?;
+    Ok(payload.and_then(|p| serde_json::from_str(&p).ok()))
+}
+
+/// Makes a Moment's jobs of `kind` that are queued for later due now.
+pub fn due_now(
+    conn: &Connection,
+    kind: JobKind,
+    moment_id: i64,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "UPDATE jobs SET run_after = ?3, updated_at = ?3
+         WHERE state = 'queued' AND kind = ?1 AND run_after > ?3
+           AND json_extract(payload, '$.moment_id') = ?2",
+    )?
+    .execute(params![Text(kind), moment_id, ts(now)])
+}
+
+/// Whether a job of `kind` for the Moment is running.
+pub fn running_for(conn: &Connection, kind: JobKind, moment_id: i64) -> rusqlite::Result<bool> {
+    conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'running' AND kind = ?1
+           AND json_extract(payload, '$.moment_id') = ?2)",
+    )?
+    .query_row(params![Text(kind), moment_id], |r| r.get(0))
 }
 
 /// A job a runner holds: its claim is (id, runner, attempt).

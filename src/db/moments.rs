@@ -5,7 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use super::{ts, Text};
-use crate::domain::moment::{MomentCommand, MomentContent, Price};
+use crate::domain::moment::{MediaItem, MomentCommand, MomentContent, Price};
 use crate::domain::number_state::ArtistId;
 use crate::domain::{MediaState, MomentKindCode, MomentState};
 
@@ -370,4 +370,123 @@ pub fn media_failed(
     conn.prepare_cached("UPDATE moments SET media_state = ?2, media_error = ?3 WHERE id = ?1")?
         .execute(params![id, Text(state), error])?;
     Ok(())
+}
+
+/// Holds a just-recorded Moment open until `until` for the other half of a split MMS.
+pub fn open_for_merge(conn: &Connection, id: i64, until: DateTime<Utc>) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE moments SET merge_until = ?2 WHERE id = ?1")?
+        .execute(params![id, ts(until)])?;
+    Ok(())
+}
+
+/// The number's messages of the window, then their Moments: `CROSS JOIN` keeps that order
+/// and `+` keeps the artist's index out, so an artist's every Moment is never walked.
+const OPEN_TO_MERGE: &str =
+    "SELECT m.id FROM messages g CROSS JOIN moments m ON m.message_id = g.id
+     WHERE g.phone = ?1 AND g.direction = 'inbound' AND g.created_at >= ?2
+       AND g.provider = ?3 AND +m.artist_id = ?4 AND m.kind = ?5 AND m.state = ?6
+       AND m.deleted_at IS NULL AND m.merge_until > ?7
+     ORDER BY m.id DESC LIMIT 1";
+
+/// The newest Moment of `kind` that `phone` texted `artist` through `provider` which is still
+/// open for merging at `now`: pending, not deleted, its window not over. Found through the
+/// number's recent messages (`messages_phone`).
+pub fn open_to_merge(
+    conn: &Connection,
+    artist: ArtistId,
+    phone: &str,
+    provider: &str,
+    kind: MomentKindCode,
+    window: chrono::Duration,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached(OPEN_TO_MERGE)?
+        .query_row(
+            params![
+                phone,
+                ts(now - window),
+                provider,
+                artist,
+                Text(kind),
+                Text(MomentState::Pending),
+                ts(now)
+            ],
+            |r| r.get(0),
+        )
+        .optional()
+}
+
+/// A caption joins a photo's Moment: its title, description and price; the Moment is closed
+/// to further merging.
+pub fn take_caption(conn: &Connection, id: i64, caption: &MomentCommand) -> rusqlite::Result<()> {
+    let price = i64::try_from(caption.price.micro_usdc())
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+    conn.prepare_cached(
+        "UPDATE moments SET title = ?2, description = ?3, price_micro_usdc = ?4,
+           merge_until = NULL
+         WHERE id = ?1",
+    )?
+    .execute(params![id, caption.title, caption.description, price])?;
+    Ok(())
+}
+
+/// A photo joins a caption's Moment, which becomes a media Moment whose file is to be kept;
+/// the Moment is closed to further merging.
+pub fn take_photo(conn: &Connection, id: i64, item: &MediaItem) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE moments SET kind = ?2, media_url = ?3, media_content_type = ?4,
+           media_state = ?5, merge_until = NULL
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        id,
+        Text(MomentKindCode::Media),
+        item.url,
+        item.content_type,
+        Text(MediaState::Fetching)
+    ])?;
+    Ok(())
+}
+
+/// Until when the Moment waits for the other half of a split MMS, if it still does.
+pub fn merge_until(conn: &Connection, id: i64) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    let until: Option<Option<String>> = conn
+        .prepare_cached("SELECT merge_until FROM moments WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    super::opt_ts(until.flatten())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_open_half_is_found_through_the_numbers_recent_messages() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store =
+            crate::store::Store::open(&dir.path().join("m.db"), Default::default()).expect("open");
+        let conn = store.reads().get().expect("conn");
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {OPEN_TO_MERGE}"))
+            .expect("plan")
+            .query_map(
+                params!["+1", "t", "telnyx", 1, "text", "pending", "t"],
+                |r| r.get::<_, String>(3),
+            )
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("plan rows");
+        let plan = plan.join("\n");
+        assert!(
+            plan.contains(
+                "SEARCH g USING INDEX messages_phone (phone=? AND direction=? AND created_at>?)"
+            ),
+            "{plan}"
+        );
+        assert!(
+            plan.contains("SEARCH m USING INDEX sqlite_autoindex_moments_1 (message_id=?)"),
+            "{plan}"
+        );
+    }
 }

@@ -249,6 +249,50 @@ pub fn parse_moments(
     request
 }
 
+/// One half of an MMS that a carrier delivered as two messages: the photo without its words,
+/// or the words without their photo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SplitHalf {
+    /// Media and no words: one media Moment, nothing refused.
+    Photo,
+    /// Words and no media, making exactly one text Moment (not a link).
+    Caption,
+}
+
+impl SplitHalf {
+    /// Which half a message may be, from what it says and the Moments it asks for. A keyword
+    /// is never a caption: the caller, who reads keywords, leaves those out.
+    pub fn of(
+        text: &str,
+        subject: Option<&str>,
+        media: &[MediaItem],
+        moments: &[MomentCommand],
+    ) -> Option<Self> {
+        let [only] = moments else {
+            return None;
+        };
+        let no_words = text.trim().is_empty() && subject.is_none_or(|s| s.trim().is_empty());
+        let video = media
+            .iter()
+            .any(|m| MediaKind::of(&m.content_type) == MediaKind::Video);
+        match only.content {
+            MomentContent::Media { .. } if no_words && !video => Some(Self::Photo),
+            // A text Moment comes only from a message without Moment media (a SMIL layout or
+            // a text part is none).
+            MomentContent::Text => Some(Self::Caption),
+            _ => None,
+        }
+    }
+
+    /// The other half, which this one joins.
+    pub fn other(self) -> Self {
+        match self {
+            Self::Photo => Self::Caption,
+            Self::Caption => Self::Photo,
+        }
+    }
+}
+
 /// Punctuation that ends a sentence is not part of the link before it.
 fn trim_url(url: &str) -> String {
     url.trim_end_matches(['.', ',', ';', ':', '!', '?', ')', ']'])
@@ -274,6 +318,41 @@ pub fn cut_at_word(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_photo_alone_and_words_alone_are_the_halves_of_a_split_mms() {
+        let half = |text: &str, subject: Option<&str>, media: &[MediaItem]| {
+            let r = parse_moments(text, subject, media, day());
+            SplitHalf::of(text, subject, media, &r.moments)
+        };
+        let photo = [item("https://m.example/a.jpg", "image/jpeg")];
+        let two = [
+            photo[0].clone(),
+            item("https://m.example/b.png", "image/png"),
+        ];
+        let with_video = [
+            photo[0].clone(),
+            item("https://m.example/v.mp4", "video/mp4"),
+        ];
+        let smil = [item("https://m.example/s.smil", "application/smil")];
+        assert_eq!(half("", None, &photo), Some(SplitHalf::Photo));
+        assert_eq!(half(" \n", Some(" "), &photo), Some(SplitHalf::Photo));
+        assert_eq!(half("Studio day", None, &[]), Some(SplitHalf::Caption));
+        assert_eq!(
+            half("Studio day\nprice: 5", None, &[]),
+            Some(SplitHalf::Caption)
+        );
+        // A photo with words is whole; so is a link, two photos, or a photo and a video.
+        assert_eq!(half("Studio day", None, &photo), None);
+        assert_eq!(half("", Some("Studio day"), &photo), None);
+        assert_eq!(half("see https://x.example", None, &[]), None);
+        assert_eq!(half("", None, &two), None);
+        assert_eq!(half("", None, &with_video), None);
+        // A SMIL layout is no Moment's media: words with one are still a caption alone.
+        assert_eq!(half("Studio day", None, &smil), Some(SplitHalf::Caption));
+        assert_eq!(half("", None, &[]), None);
+        assert_eq!(SplitHalf::Photo.other(), SplitHalf::Caption);
+    }
 
     fn day() -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 11, 22).expect("date")

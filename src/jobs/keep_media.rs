@@ -1,7 +1,7 @@
 //! keep_media: fetch a media Moment's file from the provider once and keep it by hash. When
 //! the Moment goes to a host, the host is sent the kept copy: the job carries the dispatch,
-//! enqueued once the file is kept, or settled as failed (and the artist told) when it never
-//! will be.
+//! enqueued once the file is kept (due when a photo's wait for its caption ends), or settled
+//! as failed (and the artist told) when it never will be.
 
 use std::sync::Arc;
 
@@ -49,7 +49,10 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
                             payload: dispatch.clone(),
                             queue: None,
                         };
-                        jobs::enqueue(tx, &job, chrono::Utc::now())?;
+                        // A photo alone still waits for its caption until its window ends.
+                        let now = chrono::Utc::now();
+                        let due = moments::merge_until(tx, id)?.unwrap_or(now);
+                        jobs::enqueue_due(tx, &job, due, now)?;
                     }
                     Ok(())
                 }),

@@ -19,17 +19,20 @@ const HOST_URL: &str = "https://inprocess.world/moments/abc123";
 
 /// The app dispatching to a host's stand-in, with `PHONE` verified.
 async fn spawn_host_app() -> TestApp {
+    spawn_host_app_with_env(&[]).await
+}
+
+/// As `spawn_host_app`, with some environment variables of its own.
+async fn spawn_host_app_with_env(extra: &[(&str, &str)]) -> TestApp {
     let host = wiremock::MockServer::start().await;
     let url = format!("{}/moments", host.uri());
-    let mut app = spawn_app_with_env(
-        &[
-            ("MOMENTLINE_DISPATCH", "webhook"),
-            ("MOMENTLINE_DISPATCH_URL", url.as_str()),
-            ("MOMENTLINE_DISPATCH_SECRET", SECRET),
-        ],
-        |_| {},
-    )
-    .await;
+    let mut env = vec![
+        ("MOMENTLINE_DISPATCH", "webhook"),
+        ("MOMENTLINE_DISPATCH_URL", url.as_str()),
+        ("MOMENTLINE_DISPATCH_SECRET", SECRET),
+    ];
+    env.extend_from_slice(extra);
+    let mut app = spawn_app_with_env(&env, |_| {}).await;
     app.host = Some(host);
     telnyx_accepts_texts(&app.provider_api).await;
     app.verified(PHONE).await;
@@ -250,4 +253,78 @@ async fn the_page_of_a_moment_created_on_the_host_names_the_hosts_url_as_its_own
         "{html}"
     );
     assert!(html.contains(&format!("<link rel=\"canonical\" href=\"{HOST_URL}\">")));
+}
+
+#[tokio::test]
+async fn a_photo_and_its_caption_go_to_the_host_as_one_moment_in_either_order() {
+    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01";
+    let app = spawn_host_app_with_env(&[("MOMENTLINE_MERGE_SECS", "5")]).await;
+    host_answers(created())
+        .mount(app.host.as_ref().expect("a host"))
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/media/p.png"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(PNG.to_vec(), "image/png"))
+        .mount(&app.provider_api)
+        .await;
+    let photo = || async {
+        let event = app.photo_event(PHONE, "", "/media/p.png");
+        assert_eq!(app.telnyx_webhook(&event).await.status(), 200);
+    };
+    let settle = || async {
+        app.drain_media().await;
+        app.drain().await;
+    };
+    let caption = "Studio wall\nfirst coat\nprice: 5";
+
+    // The photo first: its media is kept, and its dispatch still waits for the caption.
+    photo().await;
+    settle().await;
+    assert!(host_requests(&app).await.is_empty(), "the photo waits");
+    app.text(PHONE, caption).await;
+    settle().await;
+    assert_eq!(host_requests(&app).await.len(), 1);
+
+    // The caption first: its dispatch moves behind the photo's media, and runs once.
+    app.text(PHONE, caption).await;
+    settle().await;
+    assert_eq!(host_requests(&app).await.len(), 1, "the caption waits");
+    photo().await;
+    settle().await;
+
+    let requests = host_requests(&app).await;
+    assert_eq!(requests.len(), 2, "one moment.create a pair");
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(PNG));
+    for (request, id) in requests.iter().zip(["moment_1", "moment_2"]) {
+        assert_signed(request);
+        assert_eq!(request_header(request, "webhook-id"), Some(id));
+        let body: Value = serde_json::from_slice(&request.body).expect("json");
+        assert_eq!(body["moment"]["kind"], "media");
+        assert_eq!(body["moment"]["title"], "Studio wall");
+        assert_eq!(body["moment"]["description"], "Studio wall\nfirst coat");
+        assert_eq!(body["moment"]["price"], "5");
+        assert_eq!(
+            body["moment"]["media"]["url"],
+            format!("{PUBLIC_URL}/media/{sha}.png")
+        );
+    }
+    let posted: Vec<String> = app
+        .texts_to(PHONE)
+        .await
+        .into_iter()
+        .filter(|t| t.starts_with("Moment posted"))
+        .collect();
+    assert_eq!(
+        posted,
+        [
+            format!("Moment posted: {HOST_URL}"),
+            format!("Moment posted: {HOST_URL}")
+        ]
+    );
+    assert_eq!(app.count("SELECT count(*) FROM moments"), 2);
+    assert_eq!(
+        app.count("SELECT count(*) FROM jobs WHERE kind != 'deliver_event'"),
+        0,
+        "nothing left to do but tell the host's events"
+    );
 }

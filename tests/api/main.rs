@@ -10,6 +10,7 @@ mod faults;
 mod helpers;
 mod host;
 mod media;
+mod merge;
 mod moment_page;
 mod observability;
 mod outbound_providers;

@@ -1,0 +1,118 @@
+//! Caption merging: a photo and its caption that a carrier delivered as two messages become
+//! one Moment. The first half's Moment is held open for `MOMENTLINE_MERGE_SECS` (its
+//! dispatch is not due before); the other half, arriving from the same number in that time,
+//! joins it in the write that receives it, and records no Moment of its own.
+
+use chrono::{DateTime, Utc};
+use rusqlite::Connection;
+
+use crate::db::jobs::{self, NewJob};
+use crate::db::moments;
+use crate::domain::moment::{MomentCommand, MomentContent, SplitHalf};
+use crate::domain::number_state::{ArtistId, Standing};
+use crate::domain::{JobKind, MomentKindCode};
+use crate::inbound::ReceiveSettings;
+use crate::providers::InboundMessage;
+
+/// The half a message just received is, and what it asks for.
+pub struct Half<'a> {
+    pub half: SplitHalf,
+    pub command: &'a MomentCommand,
+    /// Who texted it, through which provider, for which artist.
+    pub phone: &'a str,
+    pub provider: &'a str,
+    pub artist: ArtistId,
+}
+
+impl<'a> Half<'a> {
+    /// The half a message is, when merging is on and it is a photo alone or a caption alone
+    /// (never a keyword) from a verified number.
+    pub fn of(
+        settings: &ReceiveSettings,
+        next: &Standing,
+        keyword: bool,
+        message: &'a InboundMessage,
+        moments: &'a [MomentCommand],
+        phone: &'a str,
+    ) -> Option<Self> {
+        let Standing::Verified { owner, .. } = next else {
+            return None;
+        };
+        if keyword || settings.merge_window <= chrono::Duration::zero() {
+            return None;
+        }
+        let half = SplitHalf::of(
+            &message.text,
+            message.subject.as_deref(),
+            &message.media,
+            moments,
+        )?;
+        Some(Self {
+            half,
+            command: moments.first()?,
+            phone,
+            provider: message.provider,
+            artist: *owner,
+        })
+    }
+}
+
+/// Joins `half` to the other half's Moment when one is open for it; answers that Moment's id,
+/// or `None` (nothing was changed) when there is none.
+pub fn join(
+    tx: &Connection,
+    settings: &ReceiveSettings,
+    half: &Half,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<Option<i64>> {
+    let wanted = match half.half.other() {
+        SplitHalf::Photo => MomentKindCode::Media,
+        SplitHalf::Caption => MomentKindCode::Text,
+    };
+    let Some(id) = moments::open_to_merge(
+        tx,
+        half.artist,
+        half.phone,
+        half.provider,
+        wanted,
+        settings.merge_window,
+        now,
+    )?
+    else {
+        return Ok(None);
+    };
+    // A dispatch is never due before the window ends, so none runs; were the clock set back,
+    // one under way would post the Moment as it was: the halves stay apart.
+    if jobs::running_for(tx, JobKind::DispatchMoment, id)? {
+        return Ok(None);
+    }
+    match (&half.half, &half.command.content) {
+        (SplitHalf::Caption, _) => moments::take_caption(tx, id, half.command)?,
+        (SplitHalf::Photo, MomentContent::Media { item, .. }) => {
+            let mut keep = serde_json::json!({ "moment_id": id });
+            if settings.media_first {
+                // The caption's dispatch now waits for the media: it moves into the job that
+                // keeps it, so it runs once, after the file is kept.
+                let Some(dispatch) = jobs::take_later(tx, JobKind::DispatchMoment, id, now)? else {
+                    return Ok(None);
+                };
+                keep["dispatch"] = dispatch;
+            }
+            moments::take_photo(tx, id, item)?;
+            jobs::enqueue(
+                tx,
+                &NewJob {
+                    kind: JobKind::KeepMedia,
+                    payload: keep,
+                    queue: None,
+                },
+                now,
+            )?;
+        }
+        (SplitHalf::Photo, _) => return Ok(None),
+    }
+    // Whole now: nothing more can join it, so it need not wait out the window.
+    jobs::due_now(tx, JobKind::DispatchMoment, id, now)?;
+    tracing::info!(moment_id = id, half = ?half.half, "the other half of a split MMS joined its Moment");
+    Ok(Some(id))
+}
