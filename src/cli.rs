@@ -171,7 +171,15 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         "MOMENTLINE_ADDR" if cli.addr.is_some() => cli.addr.clone(),
         _ => std::env::var(name).ok(),
     })?;
-    match cli.command.unwrap_or(Command::Serve) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    // Every command but `serve` (which checks more) and `dev` opens the database directly.
+    if !matches!(command, Command::Serve | Command::Dev { .. }) {
+        let problems = crate::startup::database_problems(&settings.db_path);
+        if !problems.is_empty() {
+            return Err(CliError::Usage(problems.join("\n")));
+        }
+    }
+    match command {
         Command::Serve => {
             let app = Application::build(settings).await?;
             app.run_until_stopped().await?;

@@ -27,6 +27,9 @@ use crate::store::{Store, WriteError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    /// What stops the service before anything is opened, every problem on a line.
+    #[error("{}", .0.join("\n"))]
+    Preflight(Vec<String>),
     #[error("could not open the database {path}")]
     Database {
         path: String,
@@ -63,6 +66,8 @@ pub enum RunError {
 pub struct Application {
     server: Server,
     port: u16,
+    /// What start-up tells the operator once it listens.
+    summary: Vec<(tracing::Level, String)>,
     store: Store,
     runner: Runner,
     run_workers: bool,
@@ -72,6 +77,10 @@ impl Application {
     /// Opens the database, releases claims an earlier run left, and binds the listener;
     /// nothing is served until `run_until_stopped`.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let problems = preflight(&settings);
+        if !problems.is_empty() {
+            return Err(StartupError::Preflight(problems));
+        }
         let store = Store::open(&settings.db_path, settings.writer).map_err(|source| {
             StartupError::Database {
                 path: settings.db_path.display().to_string(),
@@ -180,6 +189,7 @@ impl Application {
             sender: Arc::clone(&sender),
             metrics,
         });
+        let summary = summary(&state.settings, port, &sender, events_on);
         let server = HttpServer::new(move || {
             App::new()
                 // The path without its query: Vonage puts phone numbers in query strings.
@@ -201,6 +211,7 @@ impl Application {
         Ok(Self {
             server,
             port,
+            summary,
             store,
             runner,
             run_workers,
@@ -226,7 +237,18 @@ impl Application {
     pub async fn run_until_stopped(self) -> Result<(), RunError> {
         // Listening for SIGTERM before saying so: a service manager may send it at once.
         let signalled = shutdown_signal();
-        tracing::info!(port = self.port, "momentline listening");
+        tracing::info!(
+            port = self.port,
+            version = env!("CARGO_PKG_VERSION"),
+            "momentline listening"
+        );
+        for (level, line) in &self.summary {
+            if *level == tracing::Level::WARN {
+                tracing::warn!("{line}");
+            } else {
+                tracing::info!("{line}");
+            }
+        }
         let stop = CancellationToken::new();
         let handle = self.server.handle();
         let mut server = tokio::spawn(self.server);
@@ -302,5 +324,289 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
         {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+/// Every problem with the database path, the media directory and the listen address, found
+/// before anything is opened or bound, each with what to do about it.
+pub fn preflight(settings: &Settings) -> Vec<String> {
+    let mut problems = Vec::new();
+    problems.extend(database_problems(&settings.db_path));
+    let media = &settings.media_dir;
+    if media.exists() && !media.is_dir() {
+        problems.push(format!(
+            "MOMENTLINE_MEDIA_DIR {} is a file, not a directory",
+            media.display()
+        ));
+    } else {
+        // The directory, or the nearest one above it that exists (the rest is created).
+        let existing = media.ancestors().find(|a| a.is_dir());
+        match existing {
+            Some(dir) if writable(dir) => {}
+            Some(dir) => problems.push(format!(
+                "MOMENTLINE_MEDIA_DIR {}: cannot write in {}; give access, or point \
+                 MOMENTLINE_MEDIA_DIR elsewhere",
+                media.display(),
+                dir.display()
+            )),
+            None => problems.push(format!(
+                "MOMENTLINE_MEDIA_DIR {}: no directory on its path exists",
+                media.display()
+            )),
+        }
+    }
+    use std::net::ToSocketAddrs;
+    if settings
+        .addr
+        .to_socket_addrs()
+        .map_or(true, |mut a| a.next().is_none())
+    {
+        problems.push(format!(
+            "MOMENTLINE_ADDR '{}' is not an address to listen on: give host:port, e.g. \
+             127.0.0.1:8080, or :8080 for every interface",
+            settings.addr
+        ));
+    }
+    problems
+}
+
+/// What stops momentline from opening or creating the database at `db`, if anything.
+pub fn database_problems(db: &std::path::Path) -> Vec<String> {
+    let mut problems = Vec::new();
+    if db.is_dir() {
+        problems.push(format!(
+            "MOMENTLINE_DB {} is a directory: give the path of a database file in it, e.g. {}",
+            db.display(),
+            db.join("momentline.db").display()
+        ));
+    } else if db.exists() {
+        let read_only = std::fs::metadata(db).map(|m| m.permissions().readonly());
+        if read_only.unwrap_or(true) {
+            problems.push(format!(
+                "MOMENTLINE_DB {} cannot be written: give momentline write access to it",
+                db.display()
+            ));
+        }
+    } else {
+        let parent = match db.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        if !parent.is_dir() {
+            problems.push(format!(
+                "MOMENTLINE_DB {}: the directory {} does not exist; create it, or point \
+                 MOMENTLINE_DB elsewhere",
+                db.display(),
+                parent.display()
+            ));
+        } else if !writable(&parent) {
+            problems.push(format!(
+                "MOMENTLINE_DB {}: cannot create the database in {} (no write access); \
+                 give access, or point MOMENTLINE_DB elsewhere",
+                db.display(),
+                parent.display()
+            ));
+        }
+    }
+    problems
+}
+
+/// Whether a file can be made in `dir`, answered by making one.
+fn writable(dir: &std::path::Path) -> bool {
+    let probe = dir.join(format!(".momentline-check-{}", std::process::id()));
+    let made = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .is_ok();
+    if made {
+        let _ = std::fs::remove_file(&probe);
+    }
+    made
+}
+
+/// What start-up tells the operator: where it serves, what it sends with, which webhooks
+/// accept requests, the limits; and warnings for what will not work as configured.
+fn summary(
+    settings: &Settings,
+    port: u16,
+    sender: &Sender,
+    events: Events,
+) -> Vec<(tracing::Level, String)> {
+    use tracing::Level;
+    let mut lines = Vec::new();
+    let mut say = |level: Level, line: String| lines.push((level, line));
+    let public = &settings.public_url;
+    say(
+        Level::INFO,
+        format!(
+            "address {} (port {port}); public URL {public}",
+            settings.addr
+        ),
+    );
+    say(
+        Level::INFO,
+        format!(
+            "database {} (schema version {}); media in {}",
+            settings.db_path.display(),
+            crate::store::migrations::VERSION,
+            settings.media_dir.display()
+        ),
+    );
+    let provider = sender.name();
+    say(
+        Level::INFO,
+        match provider {
+            "console" => "provider console: texts are written to this log, not sent".to_owned(),
+            name => format!("provider {name}: texts are sent through its API"),
+        },
+    );
+    let webhooks = [
+        (
+            "telnyx",
+            settings.telnyx_public_key.is_some(),
+            "TELNYX_PUBLIC_KEY",
+        ),
+        (
+            "twilio",
+            settings.twilio_auth_token.is_some(),
+            "TWILIO_AUTH_TOKEN",
+        ),
+        (
+            "vonage",
+            settings.vonage_signature.is_some(),
+            "VONAGE_SIGNATURE_SECRET",
+        ),
+    ];
+    for (name, on, secret) in webhooks {
+        let url = format!("{public}/webhooks/{name}");
+        if on {
+            say(Level::INFO, format!("webhook {url}: on"));
+        } else {
+            // The configured provider's replies cannot arrive: worth a warning.
+            let level = if name == provider {
+                Level::WARN
+            } else {
+                Level::INFO
+            };
+            say(
+                level,
+                format!("webhook {url}: off, every request refused (401) until {secret} is set"),
+            );
+        }
+    }
+    say(
+        Level::INFO,
+        match &settings.dispatch {
+            DispatchSettings::Embedded => "Moments are created here (embedded)".to_owned(),
+            DispatchSettings::Webhook { url, .. } => {
+                format!("Moments are created on the host at {url}")
+            }
+        },
+    );
+    say(
+        Level::INFO,
+        match (&settings.events, events) {
+            (Some(e), Events::ON) => format!("events go to {}", e.url),
+            _ => "events: off".to_owned(),
+        },
+    );
+    let c = &settings.connect_limits;
+    let r = &settings.reply_limits;
+    say(
+        Level::INFO,
+        format!(
+            "limits: {} texts/s; {} jobs at once; a number gets a prompt at most every {} s and \
+             {} a day; an artist causes {} an hour; {} replies and {} reminders a number an \
+             hour; merge window {} s",
+            settings
+                .send_rate
+                .map_or_else(|| "unlimited".to_owned(), |r| r.to_string()),
+            settings.job_concurrency,
+            c.prompt_cooldown.num_seconds(),
+            c.prompts_per_day,
+            c.connects_per_hour,
+            r.replies_per_hour,
+            r.reminders_per_hour,
+            settings.merge_window.num_seconds(),
+        ),
+    );
+    if let Some(warning) = public_port_warning(public, port) {
+        say(Level::WARN, warning);
+    }
+    lines
+}
+
+/// A public URL on this machine whose port is not the one momentline listens on: its links
+/// do not open, and Twilio's signatures (made over that URL) will not match.
+fn public_port_warning(public_url: &str, port: u16) -> Option<String> {
+    let url = reqwest::Url::parse(public_url).ok()?;
+    let host = url.host_str()?;
+    let loopback = host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    let named = url.port_or_known_default()?;
+    (loopback && named != port).then(|| {
+        format!(
+            "MOMENTLINE_PUBLIC_URL {public_url} names port {named}, but momentline listens on \
+             {port}: links will not open and Twilio webhooks will be refused (401, the signature \
+             is made over the public URL); set MOMENTLINE_PUBLIC_URL to http://127.0.0.1:{port}"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Settings {
+        Settings::from_lookup(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+        .expect("settings")
+    }
+
+    #[test]
+    fn every_problem_with_paths_and_address_is_found_before_start() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, b"x").expect("file");
+        let missing = dir.path().join("no/such/dir/momentline.db");
+        let s = settings(&[
+            ("MOMENTLINE_DB", missing.to_str().expect("utf-8")),
+            ("MOMENTLINE_MEDIA_DIR", file.to_str().expect("utf-8")),
+            ("MOMENTLINE_ADDR", "no-port-here"),
+        ]);
+        let problems = preflight(&s);
+        assert_eq!(problems.len(), 3, "{problems:#?}");
+        assert!(problems[0].starts_with("MOMENTLINE_DB") && problems[0].contains("does not exist"));
+        assert!(
+            problems[1].starts_with("MOMENTLINE_MEDIA_DIR") && problems[1].contains("is a file")
+        );
+        assert!(problems[2].starts_with("MOMENTLINE_ADDR"));
+
+        let s = settings(&[("MOMENTLINE_DB", dir.path().to_str().expect("utf-8"))]);
+        assert!(preflight(&s)[0].contains("is a directory"));
+
+        let fine = dir.path().join("momentline.db");
+        let s = settings(&[
+            ("MOMENTLINE_DB", fine.to_str().expect("utf-8")),
+            ("MOMENTLINE_ADDR", "127.0.0.1:0"),
+        ]);
+        assert!(preflight(&s).is_empty(), "{:?}", preflight(&s));
+    }
+
+    #[test]
+    fn a_public_url_on_this_machine_with_another_port_is_warned_of() {
+        let warned = public_port_warning("http://127.0.0.1:8080", 9000).expect("a warning");
+        assert!(warned.contains("http://127.0.0.1:9000"), "{warned}");
+        assert!(public_port_warning("http://localhost", 8080).is_some());
+        assert!(public_port_warning("http://[::1]:8080", 8081).is_some());
+        assert_eq!(public_port_warning("http://127.0.0.1:8080", 8080), None);
+        assert_eq!(public_port_warning("https://moments.example", 8080), None);
     }
 }

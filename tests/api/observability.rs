@@ -371,3 +371,68 @@ fn an_unknown_log_format_stops_every_command_with_a_clear_error() {
         "momentline: MOMENTLINE_LOG_FORMAT is invalid: 'xml' is not text or json"
     );
 }
+
+#[test]
+fn start_up_says_where_it_serves_what_it_sends_with_and_which_webhooks_are_on() {
+    let lines = serve_and_stop(&[
+        ("MOMENTLINE_SMS_PROVIDER", "twilio"),
+        ("TWILIO_ACCOUNT_SID", "AC0123"),
+        ("TWILIO_FROM_NUMBER", "+18445550001"),
+        ("TWILIO_AUTH_TOKEN", "token"),
+        ("MOMENTLINE_PUBLIC_URL", "http://127.0.0.1:1"),
+        ("RUST_LOG", "info"),
+    ]);
+    let said = |what: &str| lines.iter().any(|l| l.contains(what));
+    assert!(said("momentline listening"), "{lines:#?}");
+    assert!(said("provider twilio"), "{lines:#?}");
+    assert!(
+        said("webhook http://127.0.0.1:1/webhooks/twilio: on"),
+        "{lines:#?}"
+    );
+    assert!(
+        said("webhook http://127.0.0.1:1/webhooks/telnyx: off, every request refused (401) until TELNYX_PUBLIC_KEY is set"),
+        "{lines:#?}"
+    );
+    assert!(said("schema version"), "{lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("WARN") && l.contains("names port 1, but momentline listens on")),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn bad_paths_and_address_stop_start_up_at_once_each_named() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").expect("file");
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_momentline"))
+        .env_clear()
+        .env("MOMENTLINE_DB", dir.path().join("missing/momentline.db"))
+        .env("MOMENTLINE_MEDIA_DIR", &file)
+        .env("MOMENTLINE_ADDR", "nowhere")
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for variable in ["MOMENTLINE_DB", "MOMENTLINE_MEDIA_DIR", "MOMENTLINE_ADDR"] {
+        assert!(stderr.contains(variable), "{variable} not named: {stderr}");
+    }
+    assert!(!stderr.contains("unable to open database file"), "{stderr}");
+
+    let artists = Command::new(env!("CARGO_BIN_EXE_momentline"))
+        .args(["artists", "add", "--name", "Ada"])
+        .env_clear()
+        .env("MOMENTLINE_DB", dir.path().join("missing/momentline.db"))
+        .output()
+        .expect("runs");
+    assert!(!artists.status.success());
+    assert!(String::from_utf8_lossy(&artists.stderr).contains("does not exist; create it"));
+}

@@ -122,7 +122,8 @@ impl Site {
                 if let Some(port) = line
                     .split("momentline listening port=")
                     .nth(1)
-                    .and_then(|p| p.trim().parse::<u16>().ok())
+                    .and_then(|p| p.split_whitespace().next())
+                    .and_then(|p| p.parse::<u16>().ok())
                 {
                     let _ = port_tx.send(port);
                 }
