@@ -1,6 +1,7 @@
 //! The HTTP surface: thin handlers that parse, call the domain, persist and answer.
 
 mod auth;
+mod dev_phone;
 mod health;
 mod media;
 mod messages;
@@ -71,6 +72,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/webhooks/vonage",
             [get().to(webhooks::vonage), post().to(webhooks::vonage)],
         ));
+}
+
+/// The dev phone's page and endpoints (`MOMENTLINE_DEV_PHONE`); without them, 404.
+pub fn configure_dev_phone(cfg: &mut web::ServiceConfig) {
+    dev_phone::configure(cfg);
 }
 
 /// A path with its routes; any other method is answered 405 in JSON.

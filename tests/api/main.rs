@@ -3,6 +3,7 @@
 mod api_errors;
 mod cli;
 mod conversation;
+mod dev_phone;
 mod events;
 mod faults;
 mod helpers;
