@@ -979,7 +979,13 @@ mod tests {
 
     #[test]
     fn the_dev_phone_refuses_to_start_on_a_public_address_unless_forced() {
-        for addr in ["0.0.0.0:8080", ":8080", "[::]:8080", "192.168.1.5:80", "m.example:80"] {
+        for addr in [
+            "0.0.0.0:8080",
+            ":8080",
+            "[::]:8080",
+            "192.168.1.5:80",
+            "m.example:80",
+        ] {
             let refused = settings(&[("MOMENTLINE_DEV_PHONE", "1"), ("MOMENTLINE_ADDR", addr)])
                 .expect_err(addr)
                 .to_string();
@@ -989,17 +995,17 @@ mod tests {
                     && refused.contains("force"),
                 "{refused}"
             );
-            let forced = settings(&[
-                ("MOMENTLINE_DEV_PHONE", "force"),
-                ("MOMENTLINE_ADDR", addr),
-            ]);
+            let forced = settings(&[("MOMENTLINE_DEV_PHONE", "force"), ("MOMENTLINE_ADDR", addr)]);
             assert!(forced.expect(addr).dev_phone);
         }
         let off = settings(&[("MOMENTLINE_DEV_PHONE", "0"), ("MOMENTLINE_ADDR", ":8080")]);
         assert!(!off.expect("off").dev_phone);
         assert!(matches!(
             settings(&[("MOMENTLINE_DEV_PHONE", "maybe")]),
-            Err(ConfigError::Invalid { variable: "MOMENTLINE_DEV_PHONE", .. })
+            Err(ConfigError::Invalid {
+                variable: "MOMENTLINE_DEV_PHONE",
+                ..
+            })
         ));
     }
 

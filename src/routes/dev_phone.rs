@@ -66,12 +66,10 @@ async fn conversation(
 
 /// `POST /dev/phone/messages`: a text from the page, received as an inbound text is. An
 /// attached image is kept in the media directory first, so its Moment never fetches it.
-async fn send(
-    state: web::Data<AppState>,
-    payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
+async fn send(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
     let too_large = || {
-        HttpResponse::PayloadTooLarge().json(json!({ "message": DevTextError::ImageTooLarge.to_string() }))
+        HttpResponse::PayloadTooLarge()
+            .json(json!({ "message": DevTextError::ImageTooLarge.to_string() }))
     };
     let body = match read_body(payload, dev::MAX_BODY_BYTES).await {
         Err(ApiError::PayloadTooLarge) => return Ok(too_large()),

@@ -136,10 +136,7 @@ async fn the_whole_story_plays_through_the_dev_phone_and_a_double_submit_has_one
     let moment = app.newest_moment().await;
     assert_eq!(moment["title"], "Sunrise");
     assert_eq!(moment["media"]["state"], "kept");
-    assert_eq!(
-        moment["media"]["url"],
-        format!("{PUBLIC_URL}/media/{kept}")
-    );
+    assert_eq!(moment["media"]["url"], format!("{PUBLIC_URL}/media/{kept}"));
     app.assert_one_moment_posted();
 
     let texts = conversation(&app, PHONE).await;
