@@ -12,7 +12,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use chrono::Utc;
-use fantoccini::{elements::Element, Client, ClientBuilder, Locator};
+use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
 
@@ -22,6 +22,8 @@ use momentline::domain::api_key::ApiKey;
 use momentline::startup::Application;
 
 const PHONE: &str = "+14155552671";
+/// Links name this; the page is opened at the server's own address.
+const PUBLIC_URL: &str = "https://moments.example";
 /// A 1×1 PNG.
 const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
 /// How long one answer may take to show: the runner sends it, the page polls every second.
@@ -103,6 +105,7 @@ async fn serve(dir: &Path) -> (String, String) {
         ("MOMENTLINE_DB", db.display().to_string()),
         ("MOMENTLINE_MEDIA_DIR", media.display().to_string()),
         ("MOMENTLINE_SMS_PROVIDER", "console".to_owned()),
+        ("MOMENTLINE_PUBLIC_URL", PUBLIC_URL.to_owned()),
         ("MOMENTLINE_DEV_PHONE", "1".to_owned()),
         ("MOMENTLINE_RETRY_SCHEDULE", "0,0".to_owned()),
     ];
@@ -122,12 +125,31 @@ async fn serve(dir: &Path) -> (String, String) {
     (address, key.expose().to_owned())
 }
 
-/// Waits for a bubble of `side` (`me`: the phone's; `them`: momentline's) holding `text`.
-async fn bubble(client: &Client, side: &str, text: &str) -> Element {
-    let xpath = format!(
+/// A bubble of `side` (`me`: the phone's; `them`: momentline's) holding `text`.
+fn bubble_xpath(side: &str, text: &str) -> String {
+    format!(
         "//div[contains(concat(' ', @class, ' '), ' bubble ') and \
          contains(concat(' ', @class, ' '), ' {side} ') and contains(., \"{text}\")]"
-    );
+    )
+}
+
+/// An attribute of the element at `xpath`, once it is there. The page redraws the chat when
+/// it changes, so an element found may be gone by the time it is read: found again then.
+async fn attr_of(client: &Client, xpath: &str, name: &str) -> String {
+    for _ in 0..100 {
+        if let Ok(element) = client.find(Locator::XPath(xpath)).await {
+            if let Ok(Some(value)) = element.attr(name).await {
+                return value;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("no {name} at {xpath}");
+}
+
+/// Waits for a bubble of `side` holding `text`.
+async fn bubble(client: &Client, side: &str, text: &str) {
+    let xpath = bubble_xpath(side, text);
     match client
         .wait()
         .at_most(ANSWER_WITHIN)
@@ -135,7 +157,7 @@ async fn bubble(client: &Client, side: &str, text: &str) -> Element {
         .for_element(Locator::XPath(&xpath))
         .await
     {
-        Ok(found) => found,
+        Ok(_) => {}
         Err(e) => {
             let chat = match client.find(Locator::Id("chat")).await {
                 Ok(chat) => chat.text().await.unwrap_or_default(),
@@ -202,29 +224,38 @@ async fn the_dev_phone_plays_the_whole_story_in_a_browser() {
     type_into(&client, "image", &png.display().to_string()).await;
     type_into(&client, "text", "Sunrise").await;
     click(&client, "send").await;
-    let sent = bubble(&client, "me", "Sunrise").await;
-    let shown = sent
-        .find(Locator::Css("img"))
-        .await
-        .expect("the photo in its bubble");
-    let src = shown.attr("src").await.expect("src").unwrap_or_default();
+    bubble(&client, "me", "Sunrise").await;
+    // The photo shows in its bubble, served from momentline's kept copy.
+    let photo = format!("{}//img", bubble_xpath("me", "Sunrise"));
+    let src = attr_of(&client, &photo, "src").await;
     assert!(src.contains("/media/") && src.ends_with(".png"), "{src}");
+    let loaded = format!(
+        "const img = document.evaluate({photo:?}, document, null, \
+         XPathResult.FIRST_ORDERED_NODE_TYPE, null).singleNodeValue; \
+         return img && img.complete ? img.naturalWidth : 0;"
+    );
+    let mut width = json!(0);
+    for _ in 0..50 {
+        width = client.execute(&loaded, vec![]).await.expect("script runs");
+        if width != json!(0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(width, json!(1), "the 1×1 photo loads");
 
-    let posted = bubble(&client, "them", "Moment posted: ").await;
-    let link = posted
-        .find(Locator::Css("a"))
+    bubble(&client, "them", "Moment posted: ").await;
+    let link = format!("{}//a", bubble_xpath("them", "Moment posted: "));
+    let href = attr_of(&client, &link, "href").await;
+    let id = href
+        .strip_prefix(&format!("{PUBLIC_URL}/moments/"))
+        .unwrap_or_else(|| panic!("a link to the Moment: {href}"));
+    // It is the Moment's page, with the photo.
+    let page = reqwest::get(format!("{address}/moments/{id}"))
         .await
-        .expect("a link to the Moment");
-    let href = link.attr("href").await.expect("href").unwrap_or_default();
-    assert!(href.contains("/moments/"), "{href}");
-    // The link leads to the Moment's page, with the photo.
-    let page = reqwest::get(format!(
-        "{address}/moments/{}",
-        href.rsplit('/').next().unwrap_or_default()
-    ))
-    .await
-    .expect("moment page");
+        .expect("moment page");
     assert_eq!(page.status(), 200);
+    assert!(page.text().await.expect("html").contains("Sunrise"));
 
     client.close().await.expect("session closes");
 }
