@@ -67,17 +67,21 @@ async fn conversation(
 /// `POST /dev/phone/messages`: a text from the page, received as an inbound text is. An
 /// attached image is kept in the media directory first, so its Moment never fetches it.
 async fn send(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
-    let too_large = || {
-        HttpResponse::PayloadTooLarge()
-            .json(json!({ "message": DevTextError::ImageTooLarge.to_string() }))
-    };
+    // 413 in words the page can show.
+    let too_large =
+        |message: String| HttpResponse::PayloadTooLarge().json(json!({ "message": message }));
     let body = match read_body(payload, dev::MAX_BODY_BYTES).await {
-        Err(ApiError::PayloadTooLarge) => return Ok(too_large()),
+        Err(ApiError::PayloadTooLarge) => {
+            return Ok(too_large(format!(
+                "The message is too large: an image may be at most {} MB",
+                dev::MAX_IMAGE_BYTES / 1024 / 1024
+            )))
+        }
         read => read?,
     };
     let text = match dev::parse(&body) {
         Ok(text) => text,
-        Err(DevTextError::ImageTooLarge) => return Ok(too_large()),
+        Err(e @ DevTextError::ImageTooLarge) => return Ok(too_large(e.to_string())),
         Err(DevTextError::Malformed(m)) => return Err(ApiError::BadRequest(m)),
     };
     let from = parse_number(&text.from)?;

@@ -172,7 +172,7 @@ async fn the_dev_phone_refuses_what_it_cannot_send() {
     let message = response.json::<Value>().await.expect("json")["message"].clone();
     assert_eq!(message, "The image is larger than 5 MB");
 
-    // A body far past the limit is refused as it streams in, with the same words.
+    // A body far past the limit is refused as it streams in.
     let huge = format!(
         "{{\"id\":\"huge-0123456789\",\"from\":\"{PHONE}\",\"text\":\"{}\"}}",
         "x".repeat(8 * 1024 * 1024)
@@ -186,6 +186,11 @@ async fn the_dev_phone_refuses_what_it_cannot_send() {
         .await
         .expect("request");
     assert_eq!(response.status(), 413);
+    let message = response.json::<Value>().await.expect("json")["message"].clone();
+    assert_eq!(
+        message,
+        "The message is too large: an image may be at most 5 MB"
+    );
 
     for (body, words) in [
         (
