@@ -133,6 +133,8 @@ pub struct Settings {
     pub merge_window: chrono::Duration,
     /// Run the jobs runner inside `serve` (tests drive it round by round).
     pub run_workers: bool,
+    /// Serve the dev phone at `/dev/phone` (`MOMENTLINE_DEV_PHONE`): for development only.
+    pub dev_phone: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -312,6 +314,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "MOMENTLINE_LOG_FORMAT",
         "text",
         "log lines as text or json (one object a line)",
+    ),
+    (
+        "MOMENTLINE_DEV_PHONE",
+        "0",
+        "1 serves the dev phone at /dev/phone (development only)",
     ),
     ("TELNYX_API_KEY", "", "Telnyx: API v2 key"),
     ("TELNYX_FROM_NUMBER", "", "Telnyx: the sender number"),
@@ -550,6 +557,28 @@ impl Settings {
         };
         let media_allow_private = switch("MOMENTLINE_MEDIA_ALLOW_PRIVATE", "0")?;
         let metrics = switch("MOMENTLINE_METRICS", "1")?;
+        let addr = listen_addr(&or("MOMENTLINE_ADDR", "127.0.0.1:8080"));
+        // The dev phone texts as any number, unauthenticated: never by accident on a network.
+        let dev_phone = match or("MOMENTLINE_DEV_PHONE", "0").as_str() {
+            "0" | "false" | "no" => false,
+            "1" | "true" | "yes" if !listens_on_loopback(&addr) => {
+                return Err(invalid(
+                    "MOMENTLINE_DEV_PHONE",
+                    format!(
+                        "the dev phone lets anyone who reaches it text as any number, and \
+                         MOMENTLINE_ADDR ({addr}) is not a loopback address; listen on \
+                         127.0.0.1, or set MOMENTLINE_DEV_PHONE=force to serve it anyway"
+                    ),
+                ))
+            }
+            "1" | "true" | "yes" | "force" => true,
+            other => {
+                return Err(invalid(
+                    "MOMENTLINE_DEV_PHONE",
+                    format!("'{other}' is not 1, 0 or force"),
+                ))
+            }
+        };
         let dispatch = match or("MOMENTLINE_DISPATCH", "embedded").as_str() {
             "embedded" => DispatchSettings::Embedded,
             "webhook" => {
@@ -703,7 +732,7 @@ impl Settings {
         };
 
         Ok(Self {
-            addr: listen_addr(&or("MOMENTLINE_ADDR", "127.0.0.1:8080")),
+            addr,
             db_path,
             public_url,
             manage_url,
@@ -736,6 +765,7 @@ impl Settings {
             // At most 3600, so always whole seconds chrono holds.
             merge_window: chrono::Duration::seconds(i64::try_from(merge_secs).unwrap_or(20)),
             run_workers: true,
+            dev_phone,
         })
     }
 }
@@ -766,6 +796,15 @@ fn listen_addr(input: &str) -> String {
         Some(port) => format!("0.0.0.0:{port}"),
         None => input.to_owned(),
     }
+}
+
+/// Whether a listen address reaches this machine only: a loopback IP, or `localhost`.
+fn listens_on_loopback(addr: &str) -> bool {
+    if let Ok(socket) = addr.parse::<std::net::SocketAddr>() {
+        return socket.ip().is_loopback();
+    }
+    addr.rsplit_once(':')
+        .is_some_and(|(host, _)| host.eq_ignore_ascii_case("localhost"))
 }
 
 /// `5,30,120` seconds between attempts.
@@ -1143,6 +1182,49 @@ mod tests {
     fn a_bare_port_listens_everywhere() {
         let s = settings(&[("MOMENTLINE_ADDR", ":0")]).expect("ok");
         assert_eq!(s.addr, "0.0.0.0:0");
+    }
+
+    #[test]
+    fn the_dev_phone_is_off_unless_asked_for() {
+        assert!(!settings(&[]).expect("defaults").dev_phone);
+        let on = settings(&[("MOMENTLINE_DEV_PHONE", "1")]).expect("loopback");
+        assert!(on.dev_phone);
+        for addr in ["localhost:8080", "[::1]:0", "127.0.0.2:9000"] {
+            let on = settings(&[("MOMENTLINE_DEV_PHONE", "1"), ("MOMENTLINE_ADDR", addr)]);
+            assert!(on.expect(addr).dev_phone, "{addr}");
+        }
+    }
+
+    #[test]
+    fn the_dev_phone_refuses_to_start_on_a_public_address_unless_forced() {
+        for addr in [
+            "0.0.0.0:8080",
+            ":8080",
+            "[::]:8080",
+            "192.168.1.5:80",
+            "m.example:80",
+        ] {
+            let refused = settings(&[("MOMENTLINE_DEV_PHONE", "1"), ("MOMENTLINE_ADDR", addr)])
+                .expect_err(addr)
+                .to_string();
+            assert!(
+                refused.starts_with("MOMENTLINE_DEV_PHONE is invalid")
+                    && refused.contains("MOMENTLINE_ADDR")
+                    && refused.contains("force"),
+                "{refused}"
+            );
+            let forced = settings(&[("MOMENTLINE_DEV_PHONE", "force"), ("MOMENTLINE_ADDR", addr)]);
+            assert!(forced.expect(addr).dev_phone);
+        }
+        let off = settings(&[("MOMENTLINE_DEV_PHONE", "0"), ("MOMENTLINE_ADDR", ":8080")]);
+        assert!(!off.expect("off").dev_phone);
+        assert!(matches!(
+            settings(&[("MOMENTLINE_DEV_PHONE", "maybe")]),
+            Err(ConfigError::Invalid {
+                variable: "MOMENTLINE_DEV_PHONE",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::db::moments::MediaSource;
 use crate::domain::moment::MediaKind;
-use crate::providers::twilio;
+use crate::providers::{dev, twilio};
 
 /// Redirects followed at most.
 const MAX_REDIRECTS: usize = 5;
@@ -55,6 +55,11 @@ fn extension_for(content_type: &str) -> &'static str {
         .iter()
         .find(|(t, _)| *t == essence)
         .map_or("bin", |(_, ext)| ext)
+}
+
+/// Whether files of this type are kept (with an extension of their own).
+pub fn keeps_type(content_type: &str) -> bool {
+    extension_for(content_type) != "bin"
 }
 
 /// The content type a kept file is served with.
@@ -175,8 +180,25 @@ impl MediaKeeper {
 
     /// Fetches the file and keeps it; answers the kept file's name.
     pub async fn keep(&self, source: &MediaSource) -> Result<String, FetchError> {
+        if source.provider == dev::NAME {
+            return self.kept_upload(&source.url);
+        }
         let (bytes, served) = self.fetch(source).await?;
         self.store(bytes, &served).await
+    }
+
+    /// The dev phone keeps its uploads itself (`keep_upload`) and names them by their
+    /// `/media/{file}` URL: nothing to fetch, only to find.
+    fn kept_upload(&self, url: &str) -> Result<String, FetchError> {
+        let name = url.rsplit('/').next().unwrap_or_default();
+        if is_kept_name(name) && self.dir.join(name).is_file() {
+            Ok(name.to_owned())
+        } else {
+            Err(FetchError::Permanent(format!(
+                "the dev phone's upload {url} is not in {}",
+                self.dir.display()
+            )))
+        }
     }
 
     /// Fetches the file, checking its status, type and size as it comes.
@@ -253,11 +275,7 @@ impl MediaKeeper {
     /// Writes the file as `{sha256}.{ext}` (once: the same content is the same file), the
     /// extension from the type it was served as (of the kind it was announced as).
     async fn store(&self, bytes: Vec<u8>, served: &str) -> Result<String, FetchError> {
-        let file = format!(
-            "{}.{}",
-            hex::encode(Sha256::digest(&bytes)),
-            extension_for(served)
-        );
+        let file = kept_name(&bytes, served);
         let dir = Arc::clone(&self.dir);
         let name = file.clone();
         tokio::task::spawn_blocking(move || write_once(&dir, &name, &bytes))
@@ -268,6 +286,23 @@ impl MediaKeeper {
             })?;
         Ok(file)
     }
+}
+
+/// Keeps a file that came with a request (the dev phone's uploads) as the keeper keeps a
+/// fetched one; answers the kept file's name.
+pub fn keep_upload(dir: &Path, bytes: &[u8], content_type: &str) -> std::io::Result<String> {
+    let file = kept_name(bytes, content_type);
+    write_once(dir, &file, bytes)?;
+    Ok(file)
+}
+
+/// `{sha256}.{ext}`: the same content is the same file.
+fn kept_name(bytes: &[u8], content_type: &str) -> String {
+    format!(
+        "{}.{}",
+        hex::encode(Sha256::digest(bytes)),
+        extension_for(content_type)
+    )
 }
 
 /// Writes through a temporary file and a rename, so a reader never sees half a file.

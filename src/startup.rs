@@ -121,6 +121,10 @@ impl Application {
                 }),
             settings.media_allow_private,
         )?;
+        let dev_phone = settings.dev_phone;
+        if dev_phone {
+            tracing::warn!("MOMENTLINE_DEV_PHONE is set: /dev/phone texts as any number without a key; for development only");
+        }
         if settings.media_allow_private {
             tracing::warn!("MOMENTLINE_MEDIA_ALLOW_PRIVATE is set: media may be fetched from this machine and its network");
         }
@@ -199,6 +203,11 @@ impl Application {
                 )
                 .app_data(state.clone())
                 .configure(routes::configure)
+                .configure(|cfg| {
+                    if dev_phone {
+                        routes::configure_dev_phone(cfg);
+                    }
+                })
                 .default_service(web::to(routes::not_found))
         })
         // Signals are handled in `run_until_stopped`, which stops the server and the runner

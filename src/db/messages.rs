@@ -307,6 +307,17 @@ pub fn for_artist(
     rows.collect()
 }
 
+/// The last `limit` messages to and from one number, whoever's conversation they are in,
+/// oldest first (the dev phone shows them).
+pub fn for_phone(conn: &Connection, phone: &str, limit: u32) -> rusqlite::Result<Vec<MessageView>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT * FROM (SELECT {VIEW_COLUMNS} FROM messages WHERE phone = ?1
+         ORDER BY id DESC LIMIT ?2) ORDER BY id"
+    ))?;
+    let rows = stmt.query_map(params![phone, limit], read_view)?;
+    rows.collect()
+}
+
 pub fn one_for_artist(
     conn: &Connection,
     artist: ArtistId,

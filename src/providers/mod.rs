@@ -2,6 +2,7 @@
 //! sends one outbound text. Adding a provider touches one file and the matches below.
 
 pub mod console;
+pub mod dev;
 pub mod phonify;
 pub mod telnyx;
 pub mod textflow;

@@ -1,6 +1,7 @@
 //! The HTTP surface: thin handlers that parse, call the domain, persist and answer.
 
 mod auth;
+mod dev_phone;
 mod health;
 mod html;
 mod media;
@@ -87,6 +88,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// answer to HEAD carries the GET's status and headers, and no body.
 fn get() -> actix_web::Route {
     web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
+
+/// The dev phone's page and endpoints (`MOMENTLINE_DEV_PHONE`); without them, 404.
+pub fn configure_dev_phone(cfg: &mut web::ServiceConfig) {
+    dev_phone::configure(cfg);
 }
 
 /// A path with its routes; any other method is answered 405 in JSON.

@@ -327,3 +327,39 @@ async fn dev_text_attaches_a_photo_served_on_loopback_and_prints_the_answers() {
         "{stdout}"
     );
 }
+
+#[tokio::test]
+async fn serve_refuses_to_start_the_dev_phone_on_a_public_address() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_momentline"))
+        .env_clear()
+        .env("MOMENTLINE_DB", dir.path().join("dev.db"))
+        .env("MOMENTLINE_ADDR", "0.0.0.0:0")
+        .env("MOMENTLINE_DEV_PHONE", "1")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    // A server that started anyway would never exit: stop waiting after a while.
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("momentline served the dev phone on 0.0.0.0");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+        .expect("stderr");
+    assert!(!status.success());
+    assert!(
+        stderr.contains("MOMENTLINE_DEV_PHONE") && stderr.contains("MOMENTLINE_ADDR"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("dev.db").exists(), "nothing was opened");
+}

@@ -5,6 +5,7 @@ mod broadcast;
 mod cli;
 mod codes;
 mod conversation;
+mod dev_phone;
 mod events;
 mod faults;
 mod helpers;

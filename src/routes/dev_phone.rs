@@ -1,0 +1,125 @@
+//! `/dev/phone` (only with `MOMENTLINE_DEV_PHONE`): a page playing an artist's phone, the
+//! conversation it shows, and the texts it sends, received as a provider webhook's are.
+
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{blocking, conn, read_body, write_failed, ApiError, AppState};
+use crate::db::{messages, DbError};
+use crate::domain::moment::MediaItem;
+use crate::domain::phone_number::PhoneNumber;
+use crate::inbound::{self, Receipt};
+use crate::providers::dev::{self, DevTextError};
+use crate::providers::InboundMessage;
+
+/// The page: one file, no external resources.
+const PAGE: &str = include_str!("dev_phone.html");
+/// Messages of a conversation shown at most.
+const CONVERSATION_LIMIT: u32 = 200;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    use web::{get, post};
+    cfg.service(super::resource("/dev/phone", [get().to(page)]))
+        .service(super::resource(
+            "/dev/phone/messages",
+            [get().to(conversation), post().to(send)],
+        ));
+}
+
+async fn page() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+             img-src 'self' blob:",
+        ))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(PAGE)
+}
+
+#[derive(Deserialize)]
+struct ConversationQuery {
+    number: String,
+}
+
+fn parse_number(raw: &str) -> Result<PhoneNumber, ApiError> {
+    PhoneNumber::parse(raw.trim()).map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
+/// `GET /dev/phone/messages?number=…`: every text to and from the number, oldest first.
+async fn conversation(
+    state: web::Data<AppState>,
+    query: web::Query<ConversationQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let number = parse_number(&query.number)?;
+    let pool = state.pool.clone();
+    let phone = number.as_str().to_owned();
+    let texts = blocking("Failed to read the conversation", move || {
+        messages::for_phone(&*conn(&pool)?, &phone, CONVERSATION_LIMIT).map_err(DbError::from)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({ "number": number.as_str(), "messages": texts })))
+}
+
+/// `POST /dev/phone/messages`: a text from the page, received as an inbound text is. An
+/// attached image is kept in the media directory first, so its Moment never fetches it.
+async fn send(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    // 413 in words the page can show.
+    let too_large =
+        |message: String| HttpResponse::PayloadTooLarge().json(json!({ "message": message }));
+    let body = match read_body(payload, dev::MAX_BODY_BYTES).await {
+        Err(ApiError::PayloadTooLarge) => {
+            return Ok(too_large(format!(
+                "The message is too large: an image may be at most {} MB",
+                dev::MAX_IMAGE_BYTES / 1024 / 1024
+            )))
+        }
+        read => read?,
+    };
+    let text = match dev::parse(&body) {
+        Ok(text) => text,
+        Err(e @ DevTextError::ImageTooLarge) => return Ok(too_large(e.to_string())),
+        Err(DevTextError::Malformed(m)) => return Err(ApiError::BadRequest(m)),
+    };
+    let from = parse_number(&text.from)?;
+    let mut media = Vec::new();
+    if let Some(image) = text.image {
+        let dir = state.settings.media_dir.clone();
+        let content_type = image.content_type.clone();
+        let file = blocking("Failed to keep the image", move || {
+            crate::media::keep_upload(&dir, &image.bytes, &image.content_type)
+        })
+        .await?;
+        media.push(MediaItem {
+            url: format!("{}/media/{file}", state.settings.public_url),
+            content_type,
+        });
+    }
+    let message = InboundMessage {
+        provider: dev::NAME,
+        provider_message_id: text.id,
+        from: from.as_str().to_owned(),
+        to: state.connect.sender_number.clone().unwrap_or_default(),
+        text: text.text,
+        subject: None,
+        media,
+        part: None,
+    };
+    tracing::info!(number = %from.masked(), "dev phone text");
+    let receipt = inbound::receive(&state.store, state.receive.clone(), message, from)
+        .await
+        .map_err(write_failed("Failed to record message"))?;
+    if receipt.queued_work() {
+        state.runner.wake();
+    }
+    Ok(HttpResponse::Ok().json(json!({
+        "message": match receipt {
+            Receipt::Duplicate => "Duplicate ignored",
+            Receipt::Partial => "Part kept until the whole message is in",
+            Receipt::Recorded { .. } => "Received",
+        }
+    })))
+}
