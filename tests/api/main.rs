@@ -10,6 +10,7 @@ mod faults;
 mod helpers;
 mod host;
 mod media;
+mod openapi;
 mod outbound_providers;
 mod outbox;
 mod phones;
