@@ -75,8 +75,9 @@ impl Modify for Additions {
                 "A Moment to create on the host",
                 "Posted to MOMENTLINE_DISPATCH_URL (MOMENTLINE_DISPATCH=webhook). webhook-id is \
                  moment_{id}, the same on every attempt. The host answers 2xx with \
-                 {\"url\": \"https://…\"}, the Moment's page; 4xx other than 408 and 429 fails \
-                 it for good, anything else is retried (Retry-After honoured).",
+                 {\"url\": \"https://…\"}, the Moment's page. 5xx, 429 (Retry-After \
+                 honoured), timeouts and a 2xx without a URL are retried on \
+                 MOMENTLINE_RETRY_SCHEDULE; any other answer (redirects included) fails it.",
                 "MomentCreate",
                 true,
             ),
@@ -92,9 +93,10 @@ impl Modify for Additions {
                 kind.to_string(),
                 to_host(
                     &format!("Event {kind}"),
-                    "Posted to MOMENTLINE_EVENTS_URL. webhook-id is made from the change, the \
-                     same on every attempt; events about one number or one Moment arrive in \
-                     order. Any 2xx is delivered; anything else is retried.",
+                    "Posted to MOMENTLINE_EVENTS_URL (or MOMENTLINE_DISPATCH_URL). webhook-id is \
+                     made from the change, the same on every attempt; events about one number \
+                     or one Moment arrive in order. Any 2xx takes it; 5xx, 429 and timeouts \
+                     are retried on MOMENTLINE_RETRY_SCHEDULE; any other answer fails it.",
                     schema,
                     false,
                 ),
