@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::helpers::*;
 
-async fn document(app: &TestApp) -> Value {
+pub async fn document(app: &TestApp) -> Value {
     let response = app
         .http
         .get(app.url("/openapi.json"))
@@ -40,7 +40,7 @@ fn names(value: &Value) -> BTreeSet<String> {
 }
 
 /// `body` has every property the schema requires, and none it does not name.
-fn conforms(doc: &Value, name: &str, body: &Value) {
+pub fn conforms(doc: &Value, name: &str, body: &Value) {
     let schema = schema(doc, name);
     let keys = names(body);
     let properties = names(&schema["properties"]);
