@@ -6,7 +6,9 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::Connection;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::json;
+use utoipa::ToSchema;
 
 use crate::db::artists;
 use crate::db::jobs::{self, NewJob};
@@ -14,7 +16,7 @@ use crate::db::moments::ForHost;
 use crate::domain::moment::Price;
 use crate::domain::number_state::{ArtistId, Standing};
 use crate::domain::phone_number::mask;
-use crate::domain::{text_enum, JobKind, TextEnum};
+use crate::domain::{text_enum, JobKind, MomentKindCode, TextEnum};
 
 text_enum!(
     /// What an event tells of: its `type`.
@@ -28,6 +30,78 @@ text_enum!(
         MomentDeleted => "moment.deleted",
     }
 );
+
+/// A `phone.*` event: the body momentline posts to the events URL.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NumberEvent {
+    /// `phone.verified`, `phone.disconnected`, `phone.opted_out` or `phone.opted_in`.
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    /// When it happened, RFC 3339 with milliseconds, UTC.
+    pub timestamp: String,
+    pub data: NumberEventData,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NumberEventData {
+    /// The whole number, E.164: the host asked to connect it.
+    pub phone_number: String,
+    /// The artist that gained, lost or holds the number.
+    pub artist: EventArtist,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventArtist {
+    #[schema(value_type = i64)]
+    pub id: ArtistId,
+    pub name: Option<String>,
+}
+
+/// A `moment.*` event: the body momentline posts to the events URL.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MomentEvent {
+    /// `moment.created`, `moment.failed` or `moment.deleted`.
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    /// When it happened, RFC 3339 with milliseconds, UTC.
+    pub timestamp: String,
+    pub data: MomentEventData,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MomentEventData {
+    pub moment: EventMoment,
+    pub artist: EventMomentArtist,
+    /// The number it was texted from, masked (`+1415•••2671`).
+    pub phone_number: String,
+    /// Why it failed (`moment.failed` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventMoment {
+    pub id: i64,
+    pub kind: MomentKindCode,
+    pub title: String,
+    pub description: String,
+    /// USDC, as a decimal string.
+    pub price: String,
+    pub price_micro_usdc: u64,
+    pub link: Option<String>,
+    /// Where it was created (`moment.created`), else null.
+    pub url: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventMomentArtist {
+    #[schema(value_type = i64)]
+    pub id: ArtistId,
+    pub name: String,
+    /// The artist's wallet address, when known.
+    pub address: Option<String>,
+}
 
 /// Whether events are delivered: writes that could cause one are told, so that with no
 /// events URL nothing is queued.
@@ -49,20 +123,16 @@ impl Events {
     fn emit(
         self,
         tx: &Connection,
-        kind: EventType,
         id: String,
         queue: &str,
-        data: Value,
+        body: impl Serialize,
         now: DateTime<Utc>,
     ) -> rusqlite::Result<()> {
         if !self.on {
             return Ok(());
         }
-        let body = json!({
-            "type": kind,
-            "timestamp": now.to_rfc3339_opts(SecondsFormat::Millis, true),
-            "data": data,
-        });
+        let body = serde_json::to_value(body)
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
         jobs::enqueue(
             tx,
             &NewJob {
@@ -107,12 +177,19 @@ impl Events {
         for (kind, artist) in events {
             // A number no artist has asked for is none of the host's business.
             let Some(artist) = artist else { continue };
-            let data = json!({
-                "phone_number": e164,
-                "artist": artist_json(tx, artist)?,
-            });
+            let body = NumberEvent {
+                kind,
+                timestamp: timestamp(now),
+                data: NumberEventData {
+                    phone_number: e164.to_owned(),
+                    artist: EventArtist {
+                        id: artist,
+                        name: artists::name_of(tx, artist)?,
+                    },
+                },
+            };
             let id = format!("evt_number_{change}_{}", kind.as_str().replace('.', "_"));
-            self.emit(tx, kind, id, &queue, data, now)?;
+            self.emit(tx, id, &queue, body, now)?;
         }
         Ok(())
     }
@@ -131,38 +208,40 @@ impl Events {
             return Ok(());
         }
         let price = u64::try_from(moment.price_micro_usdc).unwrap_or_default();
-        let mut data = json!({
-            "moment": {
-                "id": moment.id,
-                "kind": moment.kind,
-                "title": moment.title,
-                "description": moment.description,
-                "price": Price::from_micro_usdc(price).to_string(),
-                "price_micro_usdc": price,
-                "link": moment.link,
-                "url": url,
-                "created_at": moment.created_at,
+        let body = MomentEvent {
+            kind,
+            timestamp: timestamp(now),
+            data: MomentEventData {
+                moment: EventMoment {
+                    id: moment.id,
+                    kind: moment.kind,
+                    title: moment.title.clone(),
+                    description: moment.description.clone(),
+                    price: Price::from_micro_usdc(price).to_string(),
+                    price_micro_usdc: price,
+                    link: moment.link.clone(),
+                    url: url.map(str::to_owned),
+                    created_at: moment.created_at.clone(),
+                },
+                artist: EventMomentArtist {
+                    id: moment.artist_id,
+                    name: moment.artist_name.clone(),
+                    address: moment.artist_address.clone(),
+                },
+                phone_number: mask(&moment.phone).to_string(),
+                reason: reason.map(str::to_owned),
             },
-            "artist": {
-                "id": moment.artist_id,
-                "name": moment.artist_name,
-                "address": moment.artist_address,
-            },
-            "phone_number": mask(&moment.phone).to_string(),
-        });
-        if let Some(reason) = reason {
-            data["reason"] = json!(reason);
-        }
+        };
         let id = format!(
             "evt_moment_{}_{}",
             moment.id,
             kind.as_str().trim_start_matches("moment.")
         );
         let queue = format!("events/moment/{}", moment.id);
-        self.emit(tx, kind, id, &queue, data, now)
+        self.emit(tx, id, &queue, body, now)
     }
 }
 
-fn artist_json(tx: &Connection, id: ArtistId) -> rusqlite::Result<Value> {
-    Ok(json!({ "id": id, "name": artists::name_of(tx, id)? }))
+fn timestamp(now: DateTime<Utc>) -> String {
+    now.to_rfc3339_opts(SecondsFormat::Millis, true)
 }

@@ -172,13 +172,23 @@ pub fn revoke_key(conn: &Connection, key: &ApiKey, now: DateTime<Utc>) -> rusqli
     Ok(revoked == 1)
 }
 
-/// The artist a live key belongs to.
-pub fn authenticate(conn: &Connection, key: &ApiKey) -> rusqlite::Result<Option<Artist>> {
+/// What a presented key is: an artist's live key, a key revoked since, or no key at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyCheck {
+    Live(Artist),
+    Revoked,
+    Unknown,
+}
+
+/// The artist a key belongs to, and whether it is still live. Revoked keys are found too, so
+/// a client can be told its key was revoked rather than that it never existed.
+pub fn authenticate(conn: &Connection, key: &ApiKey) -> rusqlite::Result<KeyCheck> {
     let presented = key.hash();
     let found = conn
         .query_row(
-            "SELECT a.id, a.name, k.hash FROM api_keys k JOIN artists a ON a.id = k.artist_id
-             WHERE k.hash = ?1 AND k.revoked_at IS NULL",
+            "SELECT a.id, a.name, k.hash, k.revoked_at IS NOT NULL
+             FROM api_keys k JOIN artists a ON a.id = k.artist_id
+             WHERE k.hash = ?1",
             [presented.to_hex()],
             |r| {
                 Ok((
@@ -187,14 +197,22 @@ pub fn authenticate(conn: &Connection, key: &ApiKey) -> rusqlite::Result<Option<
                         name: r.get(1)?,
                     },
                     r.get::<_, String>(2)?,
+                    r.get::<_, bool>(3)?,
                 ))
             },
         )
         .optional()?;
     // The lookup is by hash; the final word is a constant-time comparison of the hashes.
-    Ok(found.and_then(|(artist, stored)| {
-        KeyHash::from_hex(&stored)
-            .is_some_and(|stored| stored.matches(&presented))
-            .then_some(artist)
-    }))
+    Ok(match found {
+        Some((artist, stored, revoked))
+            if KeyHash::from_hex(&stored).is_some_and(|stored| stored.matches(&presented)) =>
+        {
+            if revoked {
+                KeyCheck::Revoked
+            } else {
+                KeyCheck::Live(artist)
+            }
+        }
+        _ => KeyCheck::Unknown,
+    })
 }

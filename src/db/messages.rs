@@ -239,7 +239,7 @@ pub fn artist_prompt_times(
 }
 
 /// A message as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MessageView {
     pub id: i64,
     pub direction: Direction,

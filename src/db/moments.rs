@@ -228,7 +228,7 @@ pub fn settled(conn: &Connection, message_id: i64) -> rusqlite::Result<Option<Se
 }
 
 /// A Moment as the API and its page show it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MomentView {
     pub id: i64,
     pub kind: MomentKindCode,
@@ -244,7 +244,7 @@ pub struct MomentView {
     pub created_at: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MomentMedia {
     /// momentline's kept copy, once it is fetched (provider URLs expire or need credentials).
     pub url: Option<String>,

@@ -227,7 +227,7 @@ pub fn provider_opt_out(
 }
 
 /// A number as an artist sees it in `GET /api/phones`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ArtistNumber {
     pub phone_number: String,
     pub state: NumberStatus,

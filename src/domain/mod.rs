@@ -3,6 +3,7 @@
 pub mod api_key;
 pub mod broadcast;
 pub mod code;
+pub mod country;
 pub mod keyword;
 pub mod moment;
 pub mod number_state;
@@ -44,6 +45,18 @@ macro_rules! text_enum {
                 s.serialize_str($crate::domain::TextEnum::as_str(*self))
             }
         }
+
+        // Documented in the OpenAPI document as a string with these values.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$($word),+]))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
 
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use rusqlite::Connection;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::{payload_id, Attempted, JobContext, Performed, Settled};
 use crate::db::jobs::Claimed;
@@ -95,8 +96,9 @@ async fn to_host(ctx: &JobContext, host: &Host, id: i64) -> Result<Option<String
 /// What the host is told of a Moment: the body of a `moment.create` message (the README
 /// documents it). The number is masked: the host knows the artist, and needs no one's phone
 /// number.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MomentCreate<'a> {
+    /// Always `moment.create`.
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub moment: HostMoment<'a>,
@@ -104,7 +106,7 @@ pub struct MomentCreate<'a> {
     pub phone_number: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct HostMoment<'a> {
     pub id: i64,
     pub kind: MomentKindCode,
@@ -119,7 +121,7 @@ pub struct HostMoment<'a> {
 }
 
 /// momentline's kept copy of a Moment's media.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct HostMedia {
     pub url: String,
     pub content_type: String,
@@ -127,7 +129,7 @@ pub struct HostMedia {
     pub sha256: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct HostArtist<'a> {
     pub id: i64,
     pub name: &'a str,

@@ -7,7 +7,7 @@
 
 mod broadcast;
 mod deliver_event;
-mod dispatch_moment;
+pub(crate) mod dispatch_moment;
 mod keep_media;
 mod pacer;
 mod send_text;

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use actix_web::{web, FromRequest, HttpRequest};
 
 use super::{blocking, conn, ApiError, AppState};
-use crate::db::artists::{self, Artist};
+use crate::db::artists::{self, Artist, KeyCheck};
 use crate::domain::api_key::ApiKey;
 
 /// The artist whose live key came with the request.
@@ -18,23 +18,28 @@ impl FromRequest for Authenticated {
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         // Anything not shaped like a key is refused without touching the database.
-        let key = req
-            .headers()
-            .get("x-api-key")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| ApiKey::parse(v.trim()));
+        let key = match req.headers().get("x-api-key").map(|v| v.to_str()) {
+            None => Err(ApiError::MissingKey),
+            Some(Ok(v)) if v.trim().is_empty() => Err(ApiError::MissingKey),
+            Some(Ok(v)) => ApiKey::parse(v.trim()).ok_or(ApiError::MalformedKey),
+            Some(Err(_)) => Err(ApiError::MalformedKey),
+        };
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
-            let key = key.ok_or(ApiError::Unauthorized)?;
+            let key = key?;
             let state = state.ok_or_else(|| {
                 ApiError::internal("Application state missing")("no AppState".into())
             })?;
             let pool = state.pool.clone();
-            let artist = blocking("Failed to check API key", move || {
+            let check = blocking("Failed to check API key", move || {
                 artists::authenticate(&*conn(&pool)?, &key).map_err(crate::db::DbError::from)
             })
             .await?;
-            artist.map(Authenticated).ok_or(ApiError::Unauthorized)
+            match check {
+                KeyCheck::Live(artist) => Ok(Authenticated(artist)),
+                KeyCheck::Revoked => Err(ApiError::RevokedKey),
+                KeyCheck::Unknown => Err(ApiError::UnknownKey),
+            }
         })
     }
 }

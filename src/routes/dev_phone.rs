@@ -20,11 +20,11 @@ const PAGE: &str = include_str!("dev_phone.html");
 const CONVERSATION_LIMIT: u32 = 200;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    use web::{get, post};
-    cfg.service(super::resource("/dev/phone", [get().to(page)]))
+    use actix_web::http::Method as M;
+    cfg.service(super::resource("/dev/phone", vec![super::on(M::GET, page)]))
         .service(super::resource(
             "/dev/phone/messages",
-            [get().to(conversation), post().to(send)],
+            vec![super::on(M::GET, conversation), super::on(M::POST, send)],
         ));
 }
 

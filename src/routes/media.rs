@@ -3,9 +3,22 @@
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 
-use super::{blocking, ApiError, AppState};
+use super::{blocking, ApiError, AppState, ErrorBody};
 use crate::media::{content_type_for, is_kept_name};
 
+#[utoipa::path(
+    get,
+    path = "/media/{file}",
+    tag = "public",
+    summary = "A Moment's media, as momentline keeps it",
+    description = "The file the media keeper fetched from the provider, named by its SHA-256 \
+        and extension; cached for a year. Public; no key.",
+    params(("file" = String, Path, description = "`<sha256>.<extension>`")),
+    responses(
+        (status = 200, description = "The file, with its content type", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 404, description = "No such file", body = ErrorBody),
+    )
+)]
 pub async fn file(
     state: web::Data<AppState>,
     name: web::Path<String>,

@@ -1,11 +1,37 @@
 //! `/api/messages`: an artist's conversation, newest first.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use super::{blocking, conn, ApiError, AppState, Authenticated, Page};
-use crate::db::{messages, DbError};
+use super::{blocking, conn, ApiError, AppState, Authenticated, ErrorBody, Page};
+use crate::db::messages::{self, MessageView};
+use crate::db::DbError;
 
+/// A page of the artist's messages, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessagePage {
+    pub messages: Vec<MessageView>,
+    pub offset: u32,
+    pub limit: u32,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/messages",
+    tag = "messages",
+    summary = "The artist's conversation, newest first",
+    params(
+        ("offset" = Option<u32>, Query, description = "How many to skip (default 0)"),
+        ("limit" = Option<u32>, Query, description = "How many at most, 1 to 1000 (default 50)"),
+    ),
+    responses(
+        (status = 200, description = "A page of messages", body = MessagePage),
+        (status = 400, description = "offset or limit is not a whole number in range", body = ErrorBody),
+        (status = 401, description = "No key, a malformed, unknown or revoked key", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn list(
     Authenticated(artist): Authenticated,
     state: web::Data<AppState>,
@@ -17,9 +43,26 @@ pub async fn list(
         messages::for_artist(&*conn(&pool)?, artist.id, offset, limit).map_err(DbError::from)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(json!({ "messages": found, "offset": offset, "limit": limit })))
+    Ok(HttpResponse::Ok().json(MessagePage {
+        messages: found,
+        offset,
+        limit,
+    }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/messages/{id}",
+    tag = "messages",
+    summary = "One of the artist's messages",
+    params(("id" = i64, Path, description = "The message's id")),
+    responses(
+        (status = 200, description = "The message", body = MessageView),
+        (status = 401, description = "No key, a malformed, unknown or revoked key", body = ErrorBody),
+        (status = 404, description = "No such message of this artist", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn one(
     Authenticated(artist): Authenticated,
     state: web::Data<AppState>,

@@ -9,15 +9,19 @@ mod messages;
 mod metrics;
 mod moment_page;
 mod moments;
+mod openapi;
 mod phones;
 mod webhooks;
 
 use std::sync::Arc;
 
 use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::Method;
 use actix_web::http::StatusCode;
 use actix_web::{guard, web, HttpRequest, HttpResponse, ResponseError};
-use serde_json::json;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::config::Settings;
 use crate::connect::ConnectSettings;
@@ -29,6 +33,7 @@ use crate::store::{Store, WriteError};
 use crate::telemetry::error_chain;
 
 pub use auth::Authenticated;
+pub use openapi::ApiDoc;
 
 /// What every handler shares.
 pub struct AppState {
@@ -53,41 +58,72 @@ const API_BODY_LIMIT: usize = 16 * 1024;
 /// The largest webhook body (an MMS notification with many media items stays far below).
 const WEBHOOK_BODY_LIMIT: usize = 256 * 1024;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    use web::{delete, post};
-    cfg.service(resource("/healthz", [get().to(health::healthz)]))
-        .service(resource("/metrics", [get().to(metrics::metrics)]))
-        .service(resource(
-            "/api/phones",
-            [
-                post().to(phones::connect),
-                delete().to(phones::disconnect),
-                get().to(phones::list),
-            ],
-        ))
-        .service(resource("/api/phones/verify", [post().to(phones::verify)]))
-        .service(resource("/api/messages", [get().to(messages::list)]))
-        .service(resource("/api/messages/{id}", [get().to(messages::one)]))
-        .service(resource("/api/moments", [get().to(moments::list)]))
-        // Some link-preview fetchers ask with HEAD first.
-        .service(resource("/moments/{id}", [get().to(moments::page)]))
-        .service(resource("/media/{file}", [get().to(media::file)]))
-        .service(resource("/webhooks/telnyx", [post().to(webhooks::telnyx)]))
-        .service(resource("/webhooks/twilio", [post().to(webhooks::twilio)]))
-        .service(resource(
-            "/webhooks/twilio/status",
-            [post().to(webhooks::twilio_status)],
-        ))
-        .service(resource(
-            "/webhooks/vonage",
-            [get().to(webhooks::vonage), post().to(webhooks::vonage)],
-        ));
+/// One method of a path, with its handler.
+pub type Endpoint = (Method, actix_web::Route);
+
+/// A method of a path. A GET route answers HEAD too (actix-web does not by itself): with
+/// the GET's status and headers, and no body.
+fn on<F, Args>(method: Method, handler: F) -> Endpoint
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    let route = if method == Method::GET {
+        web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+    } else {
+        web::method(method.clone())
+    };
+    (method, route.to(handler))
 }
 
-/// A route for GET and HEAD: actix-web does not answer HEAD from GET routes by itself. Its
-/// answer to HEAD carries the GET's status and headers, and no body.
-fn get() -> actix_web::Route {
-    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+/// Every path momentline serves, with its methods: `configure` registers exactly these, and
+/// the OpenAPI document is checked against them.
+fn route_table() -> Vec<(&'static str, Vec<Endpoint>)> {
+    use Method as M;
+    vec![
+        ("/healthz", vec![on(M::GET, health::healthz)]),
+        ("/metrics", vec![on(M::GET, metrics::metrics)]),
+        ("/openapi.json", vec![on(M::GET, openapi::document)]),
+        (
+            "/api/phones",
+            vec![
+                on(M::POST, phones::connect),
+                on(M::DELETE, phones::disconnect),
+                on(M::GET, phones::list),
+            ],
+        ),
+        ("/api/phones/verify", vec![on(M::POST, phones::verify)]),
+        ("/api/messages", vec![on(M::GET, messages::list)]),
+        ("/api/messages/{id}", vec![on(M::GET, messages::one)]),
+        ("/api/moments", vec![on(M::GET, moments::list)]),
+        ("/moments/{id}", vec![on(M::GET, moments::page)]),
+        ("/media/{file}", vec![on(M::GET, media::file)]),
+        ("/webhooks/telnyx", vec![on(M::POST, webhooks::telnyx)]),
+        ("/webhooks/twilio", vec![on(M::POST, webhooks::twilio)]),
+        (
+            "/webhooks/twilio/status",
+            vec![on(M::POST, webhooks::twilio_status)],
+        ),
+        (
+            "/webhooks/vonage",
+            vec![on(M::GET, webhooks::vonage), on(M::POST, webhooks::vonage)],
+        ),
+    ]
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    for (path, endpoints) in route_table() {
+        cfg.service(resource(path, endpoints));
+    }
+}
+
+/// Each registered path and its methods (`GET`, `POST`, …).
+pub fn registered_routes() -> Vec<(&'static str, Vec<Method>)> {
+    route_table()
+        .into_iter()
+        .map(|(path, endpoints)| (path, endpoints.into_iter().map(|(m, _)| m).collect()))
+        .collect()
 }
 
 /// The dev phone's page and endpoints (`MOMENTLINE_DEV_PHONE`); without them, 404.
@@ -96,10 +132,12 @@ pub fn configure_dev_phone(cfg: &mut web::ServiceConfig) {
 }
 
 /// A path with its routes; any other method is answered 405 in JSON.
-fn resource<const N: usize>(path: &str, routes: [actix_web::Route; N]) -> actix_web::Resource {
-    routes
+fn resource(path: &str, endpoints: Vec<Endpoint>) -> actix_web::Resource {
+    endpoints
         .into_iter()
-        .fold(web::resource(path), |resource, route| resource.route(route))
+        .fold(web::resource(path), |resource, (_, route)| {
+            resource.route(route)
+        })
         .default_service(web::to(method_not_allowed))
 }
 
@@ -112,26 +150,53 @@ async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
     Err(ApiError::MethodNotAllowed)
 }
 
-/// Every error a handler answers with: JSON `{"message": …}` and the right status. Causes go
-/// to the log, never to the client.
+/// Every error a handler answers with: JSON `{"error": code, "message": …}` and the right
+/// status. Causes go to the log, never to the client.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// A provider webhook whose signature or credentials did not check out.
     #[error("Unauthorized")]
     Unauthorized,
+    #[error("Missing API key: send your key in the x-api-key header")]
+    MissingKey,
+    #[error(
+        "Malformed API key: a key is art_sk_ followed by 64 lowercase hex characters; check \
+         that the x-api-key header holds the whole key"
+    )]
+    MalformedKey,
+    #[error("Unknown API key: no artist has this key; check that it was copied whole")]
+    UnknownKey,
+    #[error("This API key was revoked; ask the operator for a new one")]
+    RevokedKey,
     #[error("{0}")]
     BadRequest(String),
+    /// The body is not the JSON object asked for.
     #[error("{0}")]
-    Forbidden(String),
+    InvalidBody(String),
+    /// One field of the body is missing or not what it must be.
+    #[error("{message}")]
+    InvalidField {
+        field: &'static str,
+        message: String,
+    },
+    #[error("{message}")]
+    WrongCode { message: String, tries_left: u32 },
+    #[error("{0}")]
+    CountryNotAllowed(String),
     #[error("{0}")]
     NotFound(String),
     #[error("Method not allowed")]
     MethodNotAllowed,
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    Gone(String),
     #[error("Request body too large")]
     PayloadTooLarge,
     #[error("{message}")]
     TooManyRequests { message: String, retry_after: u64 },
+    #[error("{0}")]
+    BadGateway(String),
     #[error("Busy; try again shortly")]
     Unavailable { retry_after: u64 },
     #[error("{public}")]
@@ -140,6 +205,49 @@ pub enum ApiError {
         #[source]
         cause: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+crate::domain::text_enum!(
+    /// What went wrong, for programs: the `error` of every error body.
+    ErrorCode {
+        Unauthorized => "unauthorized",
+        MissingKey => "missing_key",
+        MalformedKey => "malformed_key",
+        UnknownKey => "unknown_key",
+        RevokedKey => "revoked_key",
+        BadRequest => "bad_request",
+        InvalidBody => "invalid_body",
+        InvalidField => "invalid_field",
+        WrongCode => "wrong_code",
+        CountryNotAllowed => "country_not_allowed",
+        NotFound => "not_found",
+        MethodNotAllowed => "method_not_allowed",
+        Conflict => "conflict",
+        CodeExpired => "code_expired",
+        PayloadTooLarge => "payload_too_large",
+        RateLimited => "rate_limited",
+        ProviderUnavailable => "provider_unavailable",
+        Busy => "busy",
+        Internal => "internal",
+    }
+);
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorCode,
+    /// What went wrong and what to do about it, for people.
+    pub message: String,
+    /// The request body field at fault (`invalid_field`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<&'static str>,
+    /// Seconds to wait before trying again (`rate_limited`); the `Retry-After` header says
+    /// the same.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+    /// Tries left for this code (`wrong_code`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tries_left: Option<u32>,
 }
 
 impl ApiError {
@@ -152,19 +260,71 @@ impl ApiError {
             Self::Internal { public, cause }
         }
     }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Unauthorized => ErrorCode::Unauthorized,
+            Self::MissingKey => ErrorCode::MissingKey,
+            Self::MalformedKey => ErrorCode::MalformedKey,
+            Self::UnknownKey => ErrorCode::UnknownKey,
+            Self::RevokedKey => ErrorCode::RevokedKey,
+            Self::BadRequest(_) => ErrorCode::BadRequest,
+            Self::InvalidBody(_) => ErrorCode::InvalidBody,
+            Self::InvalidField { .. } => ErrorCode::InvalidField,
+            Self::WrongCode { .. } => ErrorCode::WrongCode,
+            Self::CountryNotAllowed(_) => ErrorCode::CountryNotAllowed,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            Self::Conflict(_) => ErrorCode::Conflict,
+            Self::Gone(_) => ErrorCode::CodeExpired,
+            Self::PayloadTooLarge => ErrorCode::PayloadTooLarge,
+            Self::TooManyRequests { .. } => ErrorCode::RateLimited,
+            Self::BadGateway(_) => ErrorCode::ProviderUnavailable,
+            Self::Unavailable { .. } => ErrorCode::Busy,
+            Self::Internal { .. } => ErrorCode::Internal,
+        }
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: self.code(),
+            message: self.to_string(),
+            field: match self {
+                Self::InvalidField { field, .. } => Some(field),
+                _ => None,
+            },
+            retry_after: match self {
+                Self::TooManyRequests { retry_after, .. } => Some(*retry_after),
+                _ => None,
+            },
+            tries_left: match self {
+                Self::WrongCode { tries_left, .. } => Some(*tries_left),
+                _ => None,
+            },
+        }
+    }
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Unauthorized
+            | Self::MissingKey
+            | Self::MalformedKey
+            | Self::UnknownKey
+            | Self::RevokedKey => StatusCode::UNAUTHORIZED,
+            Self::BadRequest(_)
+            | Self::InvalidBody(_)
+            | Self::InvalidField { .. }
+            | Self::WrongCode { .. } => StatusCode::BAD_REQUEST,
+            Self::CountryNotAllowed(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Gone(_) => StatusCode::GONE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -176,12 +336,7 @@ impl ResponseError for ApiError {
         {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after)));
         }
-        match self {
-            Self::TooManyRequests { retry_after, .. } => {
-                response.json(json!({ "message": self.to_string(), "retry_after": retry_after }))
-            }
-            _ => response.json(json!({ "message": self.to_string() })),
-        }
+        response.json(self.body())
     }
 }
 
@@ -230,6 +385,102 @@ pub async fn read_body(payload: web::Payload, limit: usize) -> Result<web::Bytes
             "Could not read request body: {e}"
         ))),
         Err(_) => Err(ApiError::PayloadTooLarge),
+    }
+}
+
+/// A field of a request body, and what it must be, for messages that name it.
+pub struct Field {
+    pub name: &'static str,
+    pub expected: &'static str,
+}
+
+pub const PHONE_NUMBER: Field = Field {
+    name: "phone_number",
+    expected: "a phone number in E.164 form (a + then the country code and number, no spaces), \
+               such as \"+14155552671\"",
+};
+
+/// Parses a JSON body into `T`. A body that is not JSON, or not an object, is `invalid_body`
+/// with `example` shown; a field that is missing or of the wrong type is `invalid_field`,
+/// named with what it must be (from `fields`).
+pub fn parse_json<T: DeserializeOwned>(
+    body: &[u8],
+    example: &str,
+    fields: &[&Field],
+) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::InvalidBody(format!(
+            "The request body is empty; send JSON like {example}"
+        )));
+    }
+    let not_json = |e: &serde_json::Error| {
+        ApiError::InvalidBody(format!(
+            "The request body is not valid JSON ({} at line {}, column {}); send JSON like \
+             {example}",
+            without_position(e),
+            e.line(),
+            e.column()
+        ))
+    };
+    // A struct would also be read from an array; only an object is asked for.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        let got = match serde_json::from_slice::<serde_json::Value>(body) {
+            Err(e) => return Err(not_json(&e)),
+            Ok(serde_json::Value::Array(_)) => "an array",
+            Ok(serde_json::Value::String(_)) => "a string",
+            Ok(serde_json::Value::Number(_)) => "a number",
+            Ok(serde_json::Value::Bool(_)) => "a boolean",
+            Ok(_) => "null",
+        };
+        return Err(ApiError::InvalidBody(format!(
+            "The request body must be a JSON object like {example}; got {got}"
+        )));
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = serde_path_to_error::deserialize::<_, T>(&mut de);
+    let e = match parsed {
+        Ok(value) => return de.end().map(|()| value).map_err(|e| not_json(&e)),
+        Err(e) => e,
+    };
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    if inner.classify() != serde_json::error::Category::Data {
+        return Err(not_json(&inner));
+    }
+    let detail = without_position(&inner);
+    let known = |name: &str| fields.iter().find(|f| f.name == name);
+    if let Some(missing) = detail
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'))
+    {
+        if let Some(field) = known(missing) {
+            return Err(ApiError::InvalidField {
+                field: field.name,
+                message: format!("{} is missing: it must be {}", field.name, field.expected),
+            });
+        }
+    }
+    let got = detail
+        .strip_prefix("invalid type: ")
+        .and_then(|rest| rest.split(", expected").next())
+        .unwrap_or(&detail);
+    match known(&path) {
+        Some(field) => Err(ApiError::InvalidField {
+            field: field.name,
+            message: format!("{} must be {}; got {got}", field.name, field.expected),
+        }),
+        None => Err(ApiError::InvalidBody(format!(
+            "The request body must be a JSON object like {example}; got {detail}"
+        ))),
+    }
+}
+
+/// serde_json's message without its " at line 1 column 2" (given separately where it helps).
+fn without_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rsplit_once(" at line ") {
+        Some((message, _)) => message.to_owned(),
+        None => text,
     }
 }
 

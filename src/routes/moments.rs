@@ -3,13 +3,38 @@
 use actix_web::http::header::ContentType;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use super::moment_page::MomentPage;
-use super::{blocking, conn, html, ApiError, AppState, Authenticated, Page};
-use crate::db::moments;
+use super::moment_page::MomentPage as PageTemplate;
+use super::{blocking, conn, html, ApiError, AppState, Authenticated, ErrorBody, Page};
+use crate::db::moments::{self, MomentView};
 use crate::db::DbError;
 
+/// A page of the artist's Moments, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MomentPage {
+    pub moments: Vec<MomentView>,
+    pub offset: u32,
+    pub limit: u32,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/moments",
+    tag = "moments",
+    summary = "The artist's Moments, newest first",
+    params(
+        ("offset" = Option<u32>, Query, description = "How many to skip (default 0)"),
+        ("limit" = Option<u32>, Query, description = "How many at most, 1 to 1000 (default 50)"),
+    ),
+    responses(
+        (status = 200, description = "A page of Moments", body = MomentPage),
+        (status = 400, description = "offset or limit is not a whole number in range", body = ErrorBody),
+        (status = 401, description = "No key, a malformed, unknown or revoked key", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn list(
     Authenticated(artist): Authenticated,
     state: web::Data<AppState>,
@@ -23,9 +48,26 @@ pub async fn list(
             .map_err(DbError::from)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(json!({ "moments": found, "offset": offset, "limit": limit })))
+    Ok(HttpResponse::Ok().json(MomentPage {
+        moments: found,
+        offset,
+        limit,
+    }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/moments/{id}",
+    tag = "public",
+    summary = "A created Moment's public page (HTML)",
+    description = "momentline's own page for a Moment, when no host is set: its media, link \
+        and description. Public; no key.",
+    params(("id" = i64, Path, description = "The Moment's id")),
+    responses(
+        (status = 200, description = "The page", content_type = "text/html", body = String),
+        (status = 404, description = "No such created Moment", body = ErrorBody),
+    )
+)]
 pub async fn page(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -51,7 +93,7 @@ pub async fn page(
         return Ok(missing());
     };
     let own_url = format!("{}/moments/{id}", state.settings.public_url);
-    let body = MomentPage::new(&moment, own_url)
+    let body = PageTemplate::new(&moment, own_url)
         .render()
         .map_err(|e| ApiError::internal("Failed to show moment")(Box::new(e)))?;
     Ok(HttpResponse::Ok()

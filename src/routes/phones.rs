@@ -4,35 +4,90 @@ use std::sync::Arc;
 
 use actix_web::{web, HttpResponse};
 use chrono::Utc;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::{
-    blocking, conn, read_body, write_failed, ApiError, AppState, Authenticated, API_BODY_LIMIT,
+    blocking, conn, parse_json, read_body, write_failed, ApiError, AppState, Authenticated,
+    ErrorBody, Field, API_BODY_LIMIT, PHONE_NUMBER,
 };
 use crate::codes::{self, Verdict};
 use crate::connect::{self, Connected, Method};
-use crate::db::{numbers, DbError};
+use crate::db::numbers::{self, ArtistNumber};
+use crate::db::DbError;
 use crate::domain::code::Code;
+use crate::domain::country;
 use crate::domain::number_state::ConnectOutcome;
-use crate::domain::phone_number::PhoneNumber;
+use crate::domain::phone_number::{PhoneNumber, PhoneNumberError};
 
-#[derive(Deserialize)]
-struct PhoneRequest {
+/// The number to disconnect.
+#[derive(Deserialize, ToSchema)]
+pub struct PhoneRequest {
+    /// E.164, such as `+14155552671`.
     phone_number: String,
 }
 
-#[derive(Deserialize)]
-struct ConnectRequest {
+/// The number to connect, and how it is verified.
+#[derive(Deserialize, ToSchema)]
+pub struct ConnectRequest {
+    /// E.164, such as `+14155552671`.
     phone_number: String,
+    /// `prompt` (the default: the number replies "yes") or `code` (the artist enters the code
+    /// texted to the number at `POST /api/phones/verify`).
     #[serde(default)]
     method: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct VerifyRequest {
+/// The code texted to a number.
+#[derive(Deserialize, ToSchema)]
+pub struct VerifyRequest {
+    /// E.164, such as `+14155552671`.
     phone_number: String,
+    /// The digits texted to the number, as a string.
     code: String,
+}
+
+const METHOD: Field = Field {
+    name: "method",
+    expected: "\"prompt\" (reply 'yes') or \"code\" (enter a texted code)",
+};
+
+const CODE: Field = Field {
+    name: "code",
+    expected: "the code texted to the number, as a string such as \"123456\"",
+};
+
+/// A request carried out.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Done {
+    /// Always `true`.
+    pub success: bool,
+    pub message: String,
+}
+
+impl Done {
+    fn saying(message: &str) -> Self {
+        Self {
+            success: true,
+            message: message.to_owned(),
+        }
+    }
+}
+
+/// Numbers released from the artist.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Disconnected {
+    /// Always `true`.
+    pub success: bool,
+    pub message: String,
+    /// How many numbers were released.
+    pub disconnected: usize,
+}
+
+/// The artist's numbers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PhoneList {
+    pub phones: Vec<ArtistNumber>,
 }
 
 /// Whole seconds, rounded up, so a client that waits as told is never early.
@@ -43,24 +98,63 @@ fn whole_secs(wait: chrono::Duration) -> u64 {
 }
 
 fn parse_number(raw: &str) -> Result<PhoneNumber, ApiError> {
-    PhoneNumber::parse(raw).map_err(|e| ApiError::BadRequest(e.to_string()))
+    PhoneNumber::parse(raw).map_err(|e| ApiError::InvalidField {
+        field: PHONE_NUMBER.name,
+        message: match e {
+            PhoneNumberError::NotE164 => format!("phone_number must be {}", PHONE_NUMBER.expected),
+            PhoneNumberError::Invalid => "phone_number is not a valid phone number: it is in \
+                                          E.164 form, but its country has no such numbers"
+                .to_owned(),
+        },
+    })
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/phones",
+    tag = "phones",
+    summary = "Connect a phone number",
+    description = "Texts the number a verification prompt (reply YES) or a code (then `POST \
+        /api/phones/verify`). Connecting a number the artist already has is not an error.",
+    request_body = ConnectRequest,
+    responses(
+        (status = 200, description = "Verification texted, or the number is already the \
+            artist's", body = Done),
+        (status = 400, description = "The body or a field is not what it must be \
+            (`invalid_body`, `invalid_field`), or the provider cannot receive replies for \
+            `prompt` (`bad_request`)", body = ErrorBody),
+        (status = 401, description = "No key, a malformed, unknown or revoked key", body = ErrorBody),
+        (status = 403, description = "Numbers in that country cannot be connected \
+            (`country_not_allowed`)", body = ErrorBody),
+        (status = 409, description = "The number opted out of texts", body = ErrorBody),
+        (status = 413, description = "Body over 16 KiB", body = ErrorBody),
+        (status = 429, description = "Too many verification texts, or too many wrong codes; \
+            wait `retry_after` seconds", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Busy; try again after `Retry-After` seconds", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn connect(
     Authenticated(artist): Authenticated,
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(payload, API_BODY_LIMIT).await?;
-    let request: ConnectRequest = serde_json::from_slice(&body)
-        .map_err(|_| ApiError::BadRequest("Invalid request body".into()))?;
+    let request: ConnectRequest = parse_json(
+        &body,
+        r#"{"phone_number": "+14155552671", "method": "prompt"}"#,
+        &[&PHONE_NUMBER, &METHOD],
+    )?;
     let method = match request.method.as_deref() {
         None | Some("prompt") => Method::Prompt,
         Some("code") => Method::Code,
         Some(_) => {
-            return Err(ApiError::BadRequest(
-                "method must be \"prompt\" (reply 'yes') or \"code\" (enter a texted code)".into(),
-            ))
+            return Err(ApiError::InvalidField {
+                field: METHOD.name,
+                message: format!("method must be {}", METHOD.expected),
+            })
         }
     };
     if method == Method::Prompt && !state.connect.receives_replies {
@@ -72,11 +166,9 @@ pub async fn connect(
     }
     let number = parse_number(&request.phone_number)?;
     if !state.settings.allowed_regions.allows(&number) {
-        let region = number
-            .region()
-            .map_or_else(|| "that country".to_owned(), |r| r.as_ref().to_owned());
-        return Err(ApiError::Forbidden(format!(
-            "Phone numbers from {region} cannot be connected"
+        return Err(ApiError::CountryNotAllowed(country::not_allowed(
+            number.region(),
+            &state.settings.allowed_regions,
         )));
     }
     let connected =
@@ -103,12 +195,11 @@ pub async fn connect(
                 Method::Prompt => "Phone number connected and verification message sent",
                 Method::Code => "Phone number connected and verification code sent",
             };
-            Ok(HttpResponse::Ok().json(json!({ "success": true, "message": message })))
+            Ok(HttpResponse::Ok().json(Done::saying(message)))
         }
-        ConnectOutcome::AlreadyVerified => Ok(HttpResponse::Ok().json(json!({
-            "success": true,
-            "message": "Phone number already verified",
-        }))),
+        ConnectOutcome::AlreadyVerified => {
+            Ok(HttpResponse::Ok().json(Done::saying("Phone number already verified")))
+        }
         ConnectOutcome::OptedOut => Err(ApiError::Conflict(
             "This phone number has opted out of texts (it replied STOP); it must text START \
              to opt back in"
@@ -122,20 +213,46 @@ pub async fn connect(
 }
 
 /// `POST /api/phones/verify`: the code texted to a number, entered by the artist who asked.
+#[utoipa::path(
+    post,
+    path = "/api/phones/verify",
+    tag = "phones",
+    summary = "Enter the code texted to a number",
+    request_body = VerifyRequest,
+    responses(
+        (status = 200, description = "The number is the artist's", body = Done),
+        (status = 400, description = "A wrong code (`wrong_code`, with `tries_left`), or the \
+            body or a field is not what it must be", body = ErrorBody),
+        (status = 401, description = "No key, a malformed, unknown or revoked key", body = ErrorBody),
+        (status = 404, description = "No code is waiting for this number", body = ErrorBody),
+        (status = 409, description = "The code is not texted yet, could not be texted, or the \
+            number opted out", body = ErrorBody),
+        (status = 410, description = "The code expired (`code_expired`)", body = ErrorBody),
+        (status = 429, description = "Too many wrong codes; wait `retry_after` seconds",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 502, description = "The SMS provider could not check the code \
+            (`provider_unavailable`); no try was spent", body = ErrorBody),
+        (status = 503, description = "Busy; try again after `Retry-After` seconds", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn verify(
     Authenticated(artist): Authenticated,
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(payload, API_BODY_LIMIT).await?;
-    let request: VerifyRequest = serde_json::from_slice(&body).map_err(|_| {
-        ApiError::BadRequest(
-            "Invalid request body: expected {\"phone_number\": …, \"code\": …}".into(),
-        )
-    })?;
+    let request: VerifyRequest = parse_json(
+        &body,
+        r#"{"phone_number": "+14155552671", "code": "123456"}"#,
+        &[&PHONE_NUMBER, &CODE],
+    )?;
     let number = parse_number(&request.phone_number)?;
-    let code = Code::parse(&request.code)
-        .map_err(|e| ApiError::BadRequest(format!("Invalid code: {e}")))?;
+    let code = Code::parse(&request.code).map_err(|e| ApiError::InvalidField {
+        field: CODE.name,
+        message: format!("Invalid code: {e}"),
+    })?;
     let verdict = codes::verify_code(
         &state.store,
         &state.sender,
@@ -150,23 +267,19 @@ pub async fn verify(
     match verdict {
         Verdict::Verified => {
             state.runner.wake();
-            Ok(HttpResponse::Ok().json(json!({
-                "success": true,
-                "message": "Phone number verified",
-            })))
+            Ok(HttpResponse::Ok().json(Done::saying("Phone number verified")))
         }
-        Verdict::AlreadyVerified => Ok(HttpResponse::Ok().json(json!({
-            "success": true,
-            "message": "Phone number already verified",
-        }))),
-        Verdict::Wrong { tries_left } => Ok(HttpResponse::BadRequest().json(json!({
-            "message": match tries_left {
+        Verdict::AlreadyVerified => {
+            Ok(HttpResponse::Ok().json(Done::saying("Phone number already verified")))
+        }
+        Verdict::Wrong { tries_left } => Err(ApiError::WrongCode {
+            message: match tries_left {
                 0 => format!("Wrong code; no tries left: {resend} once this one expires"),
                 1 => "Wrong code; 1 try left".to_owned(),
                 n => format!("Wrong code; {n} tries left"),
             },
-            "tries_left": tries_left,
-        }))),
+            tries_left,
+        }),
         Verdict::Locked { retry_after } => {
             let retry_after = whole_secs(retry_after);
             Err(ApiError::TooManyRequests {
@@ -176,9 +289,7 @@ pub async fn verify(
                 retry_after,
             })
         }
-        Verdict::Expired => Ok(HttpResponse::Gone().json(json!({
-            "message": format!("The code expired; {resend}"),
-        }))),
+        Verdict::Expired => Err(ApiError::Gone(format!("The code expired; {resend}"))),
         Verdict::NoCode => Err(ApiError::NotFound(format!(
             "No verification code is waiting for this number; {resend}"
         ))),
@@ -193,12 +304,30 @@ pub async fn verify(
              to opt back in"
                 .into(),
         )),
-        Verdict::ProviderUnavailable => Ok(HttpResponse::BadGateway().json(json!({
-            "message": "The SMS provider could not check the code; try again (no try was spent)",
-        }))),
+        Verdict::ProviderUnavailable => Err(ApiError::BadGateway(
+            "The SMS provider could not check the code; try again (no try was spent)".into(),
+        )),
     }
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/phones",
+    tag = "phones",
+    summary = "Disconnect one number, or all the artist's numbers",
+    description = "With `{\"phone_number\": …}` releases that number; with an empty body, \
+        every number of the artist.",
+    request_body(content = Option<PhoneRequest>, description = "The number, or no body for all"),
+    responses(
+        (status = 200, description = "Released", body = Disconnected),
+        (status = 400, description = "The body or a field is not what it must be", body = ErrorBody),
+        (status = 401, description = "No key, a malformed, unknown or revoked key", body = ErrorBody),
+        (status = 404, description = "The number is not connected to this artist", body = ErrorBody),
+        (status = 503, description = "Busy; try again after `Retry-After` seconds", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn disconnect(
     Authenticated(artist): Authenticated,
     state: web::Data<AppState>,
@@ -208,8 +337,11 @@ pub async fn disconnect(
     let number = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        let request: PhoneRequest = serde_json::from_slice(&body)
-            .map_err(|_| ApiError::BadRequest("Invalid request body".into()))?;
+        let request: PhoneRequest = parse_json(
+            &body,
+            r#"{"phone_number": "+14155552671"} (or no body, for every number)"#,
+            &[&PHONE_NUMBER],
+        )?;
         Some(parse_number(&request.phone_number)?)
     };
     let one = number.is_some();
@@ -221,13 +353,24 @@ pub async fn disconnect(
             "Phone number is not connected to this artist".into(),
         ));
     }
-    Ok(HttpResponse::Ok().json(json!({
-        "success": true,
-        "message": "Phone number disconnected",
-        "disconnected": released,
-    })))
+    Ok(HttpResponse::Ok().json(Disconnected {
+        success: true,
+        message: "Phone number disconnected".into(),
+        disconnected: released,
+    }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/phones",
+    tag = "phones",
+    summary = "The artist's numbers, and those it asked for",
+    responses(
+        (status = 200, description = "The numbers, by number", body = PhoneList),
+        (status = 401, description = "No key, a malformed, unknown or revoked key", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn list(
     Authenticated(artist): Authenticated,
     state: web::Data<AppState>,
@@ -238,5 +381,5 @@ pub async fn list(
         numbers::for_artist(&*conn(&pool)?, artist.id, Utc::now(), ttl).map_err(DbError::from)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(json!({ "phones": phones })))
+    Ok(HttpResponse::Ok().json(PhoneList { phones }))
 }

@@ -7,7 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde_json::json;
 
-use super::{read_body, write_failed, ApiError, AppState, WEBHOOK_BODY_LIMIT};
+use super::{read_body, write_failed, ApiError, AppState, ErrorBody, WEBHOOK_BODY_LIMIT};
 use crate::db::messages::StatusApplied;
 use crate::domain::phone_number::{mask, PhoneNumber};
 use crate::inbound::{self, Receipt};
@@ -18,6 +18,19 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
+#[utoipa::path(
+    post,
+    path = "/webhooks/telnyx",
+    tag = "provider webhooks",
+    summary = "Telnyx messaging webhooks",
+    description = "Inbound texts and delivery reports from Telnyx, signed with Ed25519 (TELNYX_PUBLIC_KEY). For the provider, not for clients.",
+    responses(
+        (status = 200, description = "Applied (or a repeat, dropped)"),
+        (status = 400, description = "Authenticated, but not a message or status the provider sends", body = ErrorBody),
+        (status = 401, description = "The signature or credentials did not check out (`unauthorized`)", body = ErrorBody),
+        (status = 503, description = "Busy; the provider redelivers", body = ErrorBody),
+    )
+)]
 pub async fn telnyx(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -55,6 +68,19 @@ async fn telnyx_answer(
 }
 
 /// Twilio's inbound messages; answered with empty TwiML so Twilio sends nothing itself.
+#[utoipa::path(
+    post,
+    path = "/webhooks/twilio",
+    tag = "provider webhooks",
+    summary = "Twilio inbound messages",
+    description = "Inbound texts from Twilio, signed with X-Twilio-Signature. Answered with empty TwiML. For the provider, not for clients.",
+    responses(
+        (status = 200, description = "Applied; empty TwiML"),
+        (status = 400, description = "Authenticated, but not a message or status the provider sends", body = ErrorBody),
+        (status = 401, description = "The signature or credentials did not check out (`unauthorized`)", body = ErrorBody),
+        (status = 503, description = "Busy; the provider redelivers", body = ErrorBody),
+    )
+)]
 pub async fn twilio(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -72,6 +98,19 @@ pub async fn twilio(
 }
 
 /// Twilio's status callbacks for the texts momentline sent.
+#[utoipa::path(
+    post,
+    path = "/webhooks/twilio/status",
+    tag = "provider webhooks",
+    summary = "Twilio status callbacks",
+    description = "Delivery reports of texts momentline sent through Twilio. For the provider, not for clients.",
+    responses(
+        (status = 200, description = "Applied"),
+        (status = 400, description = "Authenticated, but not a message or status the provider sends", body = ErrorBody),
+        (status = 401, description = "The signature or credentials did not check out (`unauthorized`)", body = ErrorBody),
+        (status = 503, description = "Busy; the provider redelivers", body = ErrorBody),
+    )
+)]
 pub async fn twilio_status(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -119,6 +158,19 @@ async fn twilio_params(
 /// Vonage: the SMS API's inbound messages and delivery receipts, by GET or POST (form or
 /// JSON) and signed with `sig`; and the Messages API's (MMS) JSON webhooks, signed with a
 /// bearer JWT.
+#[utoipa::path(
+    method(get, post),
+    path = "/webhooks/vonage",
+    tag = "provider webhooks",
+    summary = "Vonage inbound messages and delivery receipts",
+    description = "Vonage SMS API (signed GET or POST) and Messages API (JWT) webhooks. For the provider, not for clients.",
+    responses(
+        (status = 200, description = "Applied"),
+        (status = 400, description = "Authenticated, but not a message or status the provider sends", body = ErrorBody),
+        (status = 401, description = "The signature or credentials did not check out (`unauthorized`)", body = ErrorBody),
+        (status = 503, description = "Busy; the provider redelivers", body = ErrorBody),
+    )
+)]
 pub async fn vonage(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -2,6 +2,8 @@
 
 use serde_json::{json, Value};
 
+use momentline::domain::api_key::ApiKey;
+
 use crate::helpers::*;
 
 async fn message_of(response: reqwest::Response) -> String {
@@ -9,11 +11,37 @@ async fn message_of(response: reqwest::Response) -> String {
     body["message"].as_str().expect("a message").to_owned()
 }
 
+async fn error_of(response: reqwest::Response) -> Value {
+    response.json().await.expect("error bodies are JSON")
+}
+
 #[tokio::test]
-async fn missing_unknown_and_malformed_keys_are_unauthorized() {
+async fn missing_malformed_and_unknown_keys_are_unauthorized_and_say_which() {
     let app = spawn_app().await;
     let unknown = format!("art_sk_{}", "0".repeat(64));
-    for key in [None, Some("nonsense"), Some(unknown.as_str()), Some("")] {
+    let missing = json!({
+        "error": "missing_key",
+        "message": "Missing API key: send your key in the x-api-key header",
+    });
+    let malformed = json!({
+        "error": "malformed_key",
+        "message": "Malformed API key: a key is art_sk_ followed by 64 lowercase hex characters; \
+                    check that the x-api-key header holds the whole key",
+    });
+    let unknown_answer = json!({
+        "error": "unknown_key",
+        "message": "Unknown API key: no artist has this key; check that it was copied whole",
+    });
+    let short = format!("art_sk_{}", "0".repeat(63));
+    let upper = format!("art_sk_{}", "A".repeat(64));
+    for (key, expected) in [
+        (None, &missing),
+        (Some(""), &missing),
+        (Some("nonsense"), &malformed),
+        (Some(short.as_str()), &malformed),
+        (Some(upper.as_str()), &malformed),
+        (Some(unknown.as_str()), &unknown_answer),
+    ] {
         for path in [
             "/api/phones",
             "/api/messages",
@@ -26,8 +54,7 @@ async fn missing_unknown_and_malformed_keys_are_unauthorized() {
             }
             let response = request.send().await.expect("request");
             assert_eq!(response.status(), 401, "{path} with {key:?}");
-            let body: Value = response.json().await.expect("json");
-            assert_eq!(body, json!({"message": "Unauthorized"}));
+            assert_eq!(&error_of(response).await, expected, "{path} with {key:?}");
         }
     }
     let response = app
@@ -42,16 +69,59 @@ async fn missing_unknown_and_malformed_keys_are_unauthorized() {
 }
 
 #[tokio::test]
-async fn bodies_that_are_not_the_json_asked_for_are_invalid() {
+async fn a_revoked_key_is_unauthorized_and_says_it_was_revoked() {
     let app = spawn_app().await;
-    for body in [
-        "",
-        "{",
-        "[]",
-        "{\"phone\":\"+14155552671\"}",
-        "{\"phone_number\":14155552671}",
-        "{\"phone_number\":null}",
-        "\u{0}\u{1}binary",
+    assert_eq!(app.get("/api/phones").await.status(), 200);
+    let key = ApiKey::parse(&app.api_key).expect("the test key");
+    let conn = app.pool.get().expect("connection");
+    assert!(momentline::db::artists::revoke_key(&conn, &key, chrono::Utc::now()).expect("revoke"));
+    let response = app.get("/api/phones").await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        error_of(response).await,
+        json!({
+            "error": "revoked_key",
+            "message": "This API key was revoked; ask the operator for a new one",
+        })
+    );
+    let response = app.connect(PHONE).await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(app.count("SELECT count(*) FROM messages"), 0);
+}
+
+#[tokio::test]
+async fn bodies_that_are_not_json_objects_say_so_and_show_the_shape() {
+    let app = spawn_app().await;
+    let shape = r#"send JSON like {"phone_number": "+14155552671", "method": "prompt"}"#;
+    for (body, message) in [
+        ("", format!("The request body is empty; {shape}")),
+        ("  \n", format!("The request body is empty; {shape}")),
+        (
+            "{",
+            format!(
+                "The request body is not valid JSON (EOF while parsing an object at line 1, \
+                 column 1); {shape}"
+            ),
+        ),
+        (
+            "\u{0}\u{1}binary",
+            format!("The request body is not valid JSON (expected value at line 1, column 1); {shape}"),
+        ),
+        (
+            "{\"phone_number\":\"+14155552671\"} trailing",
+            format!(
+                "The request body is not valid JSON (trailing characters at line 1, column 33); \
+                 {shape}"
+            ),
+        ),
+        (
+            "[]",
+            r#"The request body must be a JSON object like {"phone_number": "+14155552671", "method": "prompt"}; got an array"#.to_owned(),
+        ),
+        (
+            "\"+14155552671\"",
+            r#"The request body must be a JSON object like {"phone_number": "+14155552671", "method": "prompt"}; got a string"#.to_owned(),
+        ),
     ] {
         let response = app
             .http
@@ -63,15 +133,116 @@ async fn bodies_that_are_not_the_json_asked_for_are_invalid() {
             .await
             .expect("request");
         assert_eq!(response.status(), 400, "{body:?}");
-        assert_eq!(message_of(response).await, "Invalid request body");
+        assert_eq!(
+            error_of(response).await,
+            json!({"error": "invalid_body", "message": message}),
+            "{body:?}"
+        );
+    }
+    assert_eq!(app.count("SELECT count(*) FROM messages"), 0);
+}
+
+const E164: &str = "a phone number in E.164 form (a + then the country code and number, no \
+                    spaces), such as \"+14155552671\"";
+
+#[tokio::test]
+async fn a_missing_or_mistyped_field_is_named_with_what_it_must_be() {
+    let app = spawn_app().await;
+    for (body, field, message) in [
+        (
+            "{\"phone\":\"+14155552671\"}",
+            "phone_number",
+            format!("phone_number is missing: it must be {E164}"),
+        ),
+        (
+            "{}",
+            "phone_number",
+            format!("phone_number is missing: it must be {E164}"),
+        ),
+        (
+            "{\"phone_number\":14155552671}",
+            "phone_number",
+            format!("phone_number must be {E164}; got integer `14155552671`"),
+        ),
+        (
+            "{\"phone_number\":null}",
+            "phone_number",
+            format!("phone_number must be {E164}; got null"),
+        ),
+        (
+            "{\"phone_number\":\"+14155552671\",\"method\":3}",
+            "method",
+            "method must be \"prompt\" (reply 'yes') or \"code\" (enter a texted code); got \
+             integer `3`"
+                .to_owned(),
+        ),
+        (
+            "{\"phone_number\":\"+14155552671\",\"method\":\"sms\"}",
+            "method",
+            "method must be \"prompt\" (reply 'yes') or \"code\" (enter a texted code)".to_owned(),
+        ),
+    ] {
+        let response = app
+            .http
+            .post(app.url("/api/phones"))
+            .header("x-api-key", &app.api_key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 400, "{body}");
+        assert_eq!(
+            error_of(response).await,
+            json!({"error": "invalid_field", "field": field, "message": message}),
+            "{body}"
+        );
     }
     assert_eq!(app.count("SELECT count(*) FROM messages"), 0);
 }
 
 #[tokio::test]
+async fn a_verify_body_names_the_code_field() {
+    let app = spawn_app().await;
+    for (body, field, message) in [
+        (
+            r#"{"phone_number":"+14155552671"}"#,
+            "code",
+            "code is missing: it must be the code texted to the number, as a string such as \
+             \"123456\"",
+        ),
+        (
+            r#"{"phone_number":"+14155552671","code":123456}"#,
+            "code",
+            "code must be the code texted to the number, as a string such as \"123456\"; got \
+             integer `123456`",
+        ),
+    ] {
+        let response = app
+            .http
+            .post(app.url("/api/phones/verify"))
+            .header("x-api-key", &app.api_key)
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 400, "{body}");
+        assert_eq!(
+            error_of(response).await,
+            json!({"error": "invalid_field", "field": field, "message": message}),
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_disconnect_body_that_is_not_the_json_asked_for_is_invalid() {
     let app = spawn_app().await;
-    for body in ["{", "{\"phone_number\":1}", "[]"] {
+    for (body, error) in [
+        ("{", "invalid_body"),
+        ("{\"phone_number\":1}", "invalid_field"),
+        ("[]", "invalid_body"),
+    ] {
         let response = app
             .http
             .delete(app.url("/api/phones"))
@@ -81,45 +252,64 @@ async fn a_disconnect_body_that_is_not_the_json_asked_for_is_invalid() {
             .await
             .expect("request");
         assert_eq!(response.status(), 400, "{body}");
-        assert_eq!(message_of(response).await, "Invalid request body");
+        assert_eq!(error_of(response).await["error"], error, "{body}");
     }
 }
 
 #[tokio::test]
-async fn numbers_not_in_e164_or_not_valid_are_refused_with_a_reason() {
+async fn numbers_not_in_e164_or_not_valid_are_refused_naming_the_field() {
     let app = spawn_app().await;
+    let not_e164 = format!("phone_number must be {E164}");
+    let invalid = "phone_number is not a valid phone number: it is in E.164 form, but its \
+                   country has no such numbers";
     for (number, reason) in [
-        (
-            "4155552671",
-            "Phone number must be in E.164 format, like +14155552671",
-        ),
-        (
-            "+1 415 555 2671",
-            "Phone number must be in E.164 format, like +14155552671",
-        ),
-        (
-            "",
-            "Phone number must be in E.164 format, like +14155552671",
-        ),
-        ("+11234567890", "Phone number is not a valid phone number"),
+        ("4155552671", not_e164.as_str()),
+        ("+1 415 555 2671", not_e164.as_str()),
+        ("", not_e164.as_str()),
+        ("+11234567890", invalid),
     ] {
         let response = app.connect(number).await;
         assert_eq!(response.status(), 400, "{number}");
-        assert_eq!(message_of(response).await, reason);
+        assert_eq!(
+            error_of(response).await,
+            json!({"error": "invalid_field", "field": "phone_number", "message": reason}),
+            "{number}"
+        );
     }
     assert_eq!(app.count("SELECT count(*) FROM phone_numbers"), 0);
 }
 
 #[tokio::test]
-async fn numbers_from_countries_not_allowed_are_forbidden() {
+async fn numbers_from_countries_not_allowed_are_forbidden_naming_the_countries() {
     let app = spawn_app().await;
-    let response = app.connect("+442079460958").await;
+    for (number, country) in [
+        ("+442079460958", "the United Kingdom"),
+        ("+4930901820", "Germany"),
+    ] {
+        let response = app.connect(number).await;
+        assert_eq!(response.status(), 403, "{number}");
+        assert_eq!(
+            error_of(response).await,
+            json!({
+                "error": "country_not_allowed",
+                "message": format!(
+                    "Numbers in {country} cannot be connected; allowed: United States, Canada"
+                ),
+            })
+        );
+    }
+    assert_eq!(app.count("SELECT count(*) FROM messages"), 0);
+}
+
+#[tokio::test]
+async fn a_country_missing_from_the_names_is_named_by_its_code() {
+    let app = spawn_app_with_env(&[("MOMENTLINE_ALLOWED_COUNTRIES", "US")], |_| {}).await;
+    let response = app.connect("+37251234567").await;
     assert_eq!(response.status(), 403);
     assert_eq!(
         message_of(response).await,
-        "Phone numbers from GB cannot be connected"
+        "Numbers in EE cannot be connected; allowed: United States"
     );
-    assert_eq!(app.count("SELECT count(*) FROM messages"), 0);
 }
 
 #[tokio::test]
@@ -220,7 +410,10 @@ async fn a_database_failure_is_a_plain_500_with_details_only_in_the_log() {
     let response = app.connect(PHONE).await;
     assert_eq!(response.status(), 500);
     let body: Value = response.json().await.expect("json");
-    assert_eq!(body, json!({"message": "Failed to connect phone number"}));
+    assert_eq!(
+        body,
+        json!({"error": "internal", "message": "Failed to connect phone number"})
+    );
 }
 
 #[tokio::test]

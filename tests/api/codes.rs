@@ -107,7 +107,7 @@ async fn a_wrong_code_says_how_many_tries_are_left() {
     assert_eq!(status, 400);
     assert_eq!(
         body,
-        json!({"message": "Wrong code; 4 tries left", "tries_left": 4})
+        json!({"error": "wrong_code", "message": "Wrong code; 4 tries left", "tries_left": 4})
     );
     assert_eq!(app.number_state(PHONE).await.as_deref(), Some("pending"));
     let (status, _) = verify(&app, "12ab56").await;

@@ -236,3 +236,28 @@ async fn in_webhook_mode_events_go_to_the_dispatch_url_and_undo_withdraws_a_host
         Some("Your last Moment was removed.")
     );
 }
+
+#[tokio::test]
+async fn the_events_sent_are_what_the_openapi_document_says() {
+    let app = spawn_events_app(&[]).await;
+    events_answer(ResponseTemplate::new(204))
+        .mount(app.host.as_ref().expect("a host"))
+        .await;
+    app.verified(PHONE).await;
+    app.text(PHONE, "Sunrise over the bay\nprice: 5").await;
+    app.drain().await;
+    app.drain_events().await;
+    let events = delivered(&app, "/events").await;
+    assert_eq!(types(&events), ["phone.verified", "moment.created"]);
+    let doc = crate::openapi::document(&app).await;
+    use crate::openapi::conforms;
+    let number = &events[0].1;
+    conforms(&doc, "NumberEvent", number);
+    conforms(&doc, "NumberEventData", &number["data"]);
+    conforms(&doc, "EventArtist", &number["data"]["artist"]);
+    let moment = &events[1].1;
+    conforms(&doc, "MomentEvent", moment);
+    conforms(&doc, "MomentEventData", &moment["data"]);
+    conforms(&doc, "EventMoment", &moment["data"]["moment"]);
+    conforms(&doc, "EventMomentArtist", &moment["data"]["artist"]);
+}

@@ -328,3 +328,30 @@ async fn a_photo_and_its_caption_go_to_the_host_as_one_moment_in_either_order() 
         "nothing left to do but tell the host's events"
     );
 }
+
+#[tokio::test]
+async fn the_moment_create_sent_is_what_the_openapi_document_says() {
+    let app = spawn_host_app().await;
+    host_answers(created())
+        .mount(app.host.as_ref().expect("a host"))
+        .await;
+    app.text(
+        PHONE,
+        "Sunrise over the bay https://example.com/a\nprice: 5",
+    )
+    .await;
+    app.drain().await;
+    let requests = host_requests(&app).await;
+    assert_eq!(requests.len(), 1);
+    let body: Value = serde_json::from_slice(&requests[0].body).expect("json");
+    let doc = crate::openapi::document(&app).await;
+    use crate::openapi::conforms;
+    conforms(&doc, "MomentCreate", &body);
+    conforms(&doc, "HostMoment", &body["moment"]);
+    conforms(&doc, "HostArtist", &body["artist"]);
+    assert_eq!(
+        doc["webhooks"]["moment.create"]["post"]["requestBody"]["content"]["application/json"]
+            ["schema"]["$ref"],
+        "#/components/schemas/MomentCreate"
+    );
+}

@@ -14,6 +14,7 @@ mod media;
 mod merge;
 mod moment_page;
 mod observability;
+mod openapi;
 mod outbound_providers;
 mod outbox;
 mod phones;

@@ -281,7 +281,10 @@ async fn a_missing_removed_or_unposted_moment_is_a_404_page_for_browsers_and_jso
                 "{path} {accept}"
             );
             let body: Value = response.json().await.expect("json");
-            assert_eq!(body, serde_json::json!({"message": "Moment not found"}));
+            assert_eq!(
+                body,
+                serde_json::json!({"error": "not_found", "message": "Moment not found"})
+            );
         }
     }
 }
@@ -300,5 +303,8 @@ async fn an_unknown_path_is_a_404_page_for_browsers_and_json_for_clients() {
     let response = page_as(&app, "/nothing-here", "application/json").await;
     assert_eq!(response.status(), 404);
     let body: Value = response.json().await.expect("json");
-    assert_eq!(body, serde_json::json!({"message": "Not found"}));
+    assert_eq!(
+        body,
+        serde_json::json!({"error": "not_found", "message": "Not found"})
+    );
 }

@@ -1,0 +1,207 @@
+//! `GET /openapi.json`: every route is documented, and the schemas name what is really sent.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::helpers::*;
+
+pub async fn document(app: &TestApp) -> Value {
+    let response = app
+        .http
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        header_of(&response, "content-type"),
+        Some("application/json")
+    );
+    let text = response.text().await.expect("body");
+    serde_json::from_str(&text).expect("the document is JSON")
+}
+
+fn schema<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    let found = &doc["components"]["schemas"][name];
+    assert!(found.is_object(), "no schema {name}");
+    found
+}
+
+fn names(value: &Value) -> BTreeSet<String> {
+    match value {
+        Value::Object(map) => map.keys().cloned().collect(),
+        Value::Array(items) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        _ => BTreeSet::new(),
+    }
+}
+
+/// `body` has every property the schema requires, and none it does not name.
+pub fn conforms(doc: &Value, name: &str, body: &Value) {
+    let schema = schema(doc, name);
+    let keys = names(body);
+    let properties = names(&schema["properties"]);
+    let required = names(&schema["required"]);
+    assert!(
+        keys.is_subset(&properties),
+        "{name}: the response has {:?}, which the schema does not name",
+        keys.difference(&properties).collect::<Vec<_>>()
+    );
+    assert!(
+        required.is_subset(&keys),
+        "{name}: the schema requires {:?}, missing from {body}",
+        required.difference(&keys).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn every_registered_route_is_in_the_document() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    let routes = momentline::routes::registered_routes();
+    assert!(routes.len() >= 13, "{routes:?}");
+    for (path, methods) in routes {
+        let item = &doc["paths"][path];
+        assert!(item.is_object(), "{path} is not documented");
+        for method in methods {
+            let operation = &item[method.as_str().to_ascii_lowercase()];
+            assert!(operation.is_object(), "{method} {path} is not documented");
+            assert!(
+                operation["responses"].is_object(),
+                "{method} {path} has no responses"
+            );
+            if path.starts_with("/api/") {
+                assert_eq!(
+                    operation["security"],
+                    serde_json::json!([{"api_key": []}]),
+                    "{method} {path} needs the key"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_document_is_openapi_3_1_with_the_key_scheme_and_the_webhooks_to_the_host() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    assert!(
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1.")),
+        "{}",
+        doc["openapi"]
+    );
+    assert_eq!(doc["info"]["title"], "momentline");
+    assert!(doc["info"]["version"].is_string());
+    assert_eq!(
+        doc["components"]["securitySchemes"]["api_key"],
+        serde_json::json!({
+            "type": "apiKey",
+            "in": "header",
+            "name": "x-api-key",
+            "description": "An artist's key: art_sk_ and 64 hex characters (momentline keys create)",
+        })
+    );
+    let webhooks = names(&doc["webhooks"]);
+    for hook in [
+        "moment.create",
+        "moment.created",
+        "moment.failed",
+        "moment.deleted",
+        "phone.verified",
+        "phone.disconnected",
+        "phone.opted_out",
+        "phone.opted_in",
+    ] {
+        assert!(webhooks.contains(hook), "{hook} missing from {webhooks:?}");
+        let body = &doc["webhooks"][hook]["post"]["requestBody"]["content"]["application/json"]
+            ["schema"]["$ref"];
+        let name = body
+            .as_str()
+            .and_then(|r| r.strip_prefix("#/components/schemas/"))
+            .expect("a schema reference");
+        schema(&doc, name);
+    }
+    // 429's body and header.
+    let rate_limited = &doc["paths"]["/api/phones"]["post"]["responses"]["429"];
+    assert!(rate_limited["headers"]["Retry-After"].is_object());
+    let error = schema(&doc, "ErrorBody");
+    assert!(names(&error["properties"]).contains("retry_after"));
+    let codes = names(&schema(&doc, "ErrorCode")["enum"]);
+    for code in [
+        "missing_key",
+        "malformed_key",
+        "unknown_key",
+        "revoked_key",
+        "invalid_field",
+        "country_not_allowed",
+        "rate_limited",
+    ] {
+        assert!(codes.contains(code), "{code} missing from {codes:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_schemas_name_what_the_api_really_answers() {
+    let app = spawn_app().await;
+    telnyx_accepts_texts(&app.provider_api).await;
+    let doc = document(&app).await;
+
+    let response = app.connect(PHONE).await;
+    assert_eq!(response.status(), 200);
+    conforms(&doc, "Done", &response.json().await.expect("json"));
+    app.drain().await;
+
+    let phones = app.get_json("/api/phones").await;
+    conforms(&doc, "PhoneList", &phones);
+    conforms(&doc, "ArtistNumber", &phones["phones"][0]);
+    let states = names(&schema(&doc, "NumberStatus")["enum"]);
+    let state = phones["phones"][0]["state"].as_str().expect("a state");
+    assert!(states.contains(state), "{state} not in {states:?}");
+
+    let messages = app.get_json("/api/messages").await;
+    conforms(&doc, "MessagePage", &messages);
+    let message = &messages["messages"][0];
+    conforms(&doc, "MessageView", message);
+    let id = message["id"].as_i64().expect("an id");
+    conforms(
+        &doc,
+        "MessageView",
+        &app.get_json(&format!("/api/messages/{id}")).await,
+    );
+
+    conforms(&doc, "MomentPage", &app.get_json("/api/moments").await);
+    conforms(
+        &doc,
+        "Health",
+        &app.http
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("json"),
+    );
+
+    let response = app.get_as("nonsense", "/api/phones").await;
+    assert_eq!(response.status(), 401);
+    conforms(&doc, "ErrorBody", &response.json().await.expect("json"));
+    let response = app.connect("4155552671").await;
+    assert_eq!(response.status(), 400);
+    conforms(&doc, "ErrorBody", &response.json().await.expect("json"));
+
+    let response = app
+        .http
+        .delete(app.url("/api/phones"))
+        .header("x-api-key", &app.api_key)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    conforms(&doc, "Disconnected", &response.json().await.expect("json"));
+}
