@@ -121,10 +121,9 @@ pub async fn text(settings: &Settings, request: DevText) -> Result<(), DevError>
         return Err(DevError::Refused { status, body });
     }
     eprintln!(
-        "{} -> momentline: {:?} ({})",
+        "{} -> momentline: {:?} (taken: HTTP {status})",
         from.as_str(),
-        request.text,
-        body.trim()
+        request.text
     );
     let answered = show_answers(settings, &id, from.as_str(), request.wait).await?;
     if let Some(media) = media {

@@ -349,7 +349,16 @@ pub fn preflight(settings: &Settings) -> Vec<String> {
         ));
     } else {
         // The directory, or the nearest one above it that exists (the rest is created).
-        let existing = media.ancestors().find(|a| a.is_dir());
+        let existing = media
+            .ancestors()
+            .map(|a| {
+                if a.as_os_str().is_empty() {
+                    std::path::Path::new(".")
+                } else {
+                    a
+                }
+            })
+            .find(|a| a.is_dir());
         match existing {
             Some(dir) if writable(dir) => {}
             Some(dir) => problems.push(format!(
@@ -600,6 +609,14 @@ mod tests {
 
         let s = settings(&[("MOMENTLINE_DB", dir.path().to_str().expect("utf-8"))]);
         assert!(preflight(&s)[0].contains("is a directory"));
+
+        // Relative paths (the defaults) are checked from the working directory.
+        let relative = settings(&[("MOMENTLINE_ADDR", "127.0.0.1:0")]);
+        assert!(
+            preflight(&relative).is_empty(),
+            "{:?}",
+            preflight(&relative)
+        );
 
         let fine = dir.path().join("momentline.db");
         let s = settings(&[
