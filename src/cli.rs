@@ -72,7 +72,10 @@ struct BroadcastArgs {
 #[derive(Debug, Subcommand)]
 enum BroadcastCommand {
     /// Print a broadcast's numbers and its texts sent, waiting and failed.
-    Status { id: BroadcastId },
+    Status {
+        /// The id `momentline broadcast` printed.
+        id: BroadcastId,
+    },
 }
 
 #[derive(Debug, Subcommand)]
