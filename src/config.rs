@@ -293,7 +293,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "MOMENTLINE_EVENTS_URL",
         "the dispatch URL in webhook mode",
-        "where events go; off for none",
+        "where events go; off for none (not with webhook dispatch)",
     ),
     (
         "MOMENTLINE_EVENTS_SECRET",
@@ -618,6 +618,14 @@ impl Settings {
                 DispatchSettings::Embedded => None,
             };
             match get("MOMENTLINE_EVENTS_URL").as_deref() {
+                Some("off") if dispatched.is_some() => {
+                    return Err(invalid(
+                        "MOMENTLINE_EVENTS_URL",
+                        "cannot be off when MOMENTLINE_DISPATCH is webhook: the host must hear \
+                         of UNDO (moment.deleted) to withdraw a Moment it was sent"
+                            .into(),
+                    ))
+                }
                 Some("off") => None,
                 Some(url) => Some(EventsSettings {
                     url: base_url(url).map_err(|p| invalid("MOMENTLINE_EVENTS_URL", p))?,
@@ -932,7 +940,16 @@ mod tests {
             "webhook mode sends events to the dispatch URL"
         );
         let off = [webhook.as_slice(), &[("MOMENTLINE_EVENTS_URL", "off")]].concat();
-        assert_eq!(url(&off), None);
+        let refused = settings(&off).err().map(|e| e.to_string());
+        assert!(
+            refused
+                .as_deref()
+                .is_some_and(|e| e.starts_with("MOMENTLINE_EVENTS_URL")
+                    && e.contains("MOMENTLINE_DISPATCH is webhook")
+                    && e.contains("UNDO")),
+            "the host must hear of UNDO: {refused:?}"
+        );
+        assert_eq!(url(&[("MOMENTLINE_EVENTS_URL", "off")]), None);
         let own = [
             webhook.as_slice(),
             &[("MOMENTLINE_EVENTS_URL", "https://host.example/events/")],
