@@ -591,7 +591,7 @@ impl Settings {
                     })
                 };
                 DispatchSettings::Webhook {
-                    url: base_url(&needed("MOMENTLINE_DISPATCH_URL")?)
+                    url: endpoint_url(&needed("MOMENTLINE_DISPATCH_URL")?)
                         .map_err(|p| invalid("MOMENTLINE_DISPATCH_URL", p))?,
                     secret: crate::host::WebhookSecret::parse(&needed(
                         "MOMENTLINE_DISPATCH_SECRET",
@@ -628,7 +628,7 @@ impl Settings {
                 }
                 Some("off") => None,
                 Some(url) => Some(EventsSettings {
-                    url: base_url(url).map_err(|p| invalid("MOMENTLINE_EVENTS_URL", p))?,
+                    url: endpoint_url(url).map_err(|p| invalid("MOMENTLINE_EVENTS_URL", p))?,
                     secret: secret
                         .or_else(|| dispatched.map(|(_, s)| s))
                         .ok_or_else(|| {
@@ -785,6 +785,13 @@ fn beside(file: &Path, name: &str) -> PathBuf {
     }
 }
 
+/// An http(s) endpoint, kept as given: a trailing slash may be part of its path, and a host
+/// answering the other spelling with a redirect would fail (redirects are not followed).
+fn endpoint_url(input: &str) -> Result<String, String> {
+    base_url(input)?;
+    Ok(input.to_owned())
+}
+
 /// An http(s) URL without its trailing slash.
 fn base_url(input: &str) -> Result<String, String> {
     let trimmed = input.trim_end_matches('/');
@@ -913,10 +920,13 @@ mod tests {
         ])
         .expect("settings");
         assert_eq!(good.send_rate, Some(2.5));
-        assert!(matches!(
-            good.dispatch,
-            DispatchSettings::Webhook { ref url, .. } if url == "https://host.example/moments"
-        ));
+        assert!(
+            matches!(
+                good.dispatch,
+                DispatchSettings::Webhook { ref url, .. } if url == "https://host.example/moments/"
+            ),
+            "an endpoint keeps its trailing slash"
+        );
     }
 
     #[test]
@@ -955,7 +965,11 @@ mod tests {
             &[("MOMENTLINE_EVENTS_URL", "https://host.example/events/")],
         ]
         .concat();
-        assert_eq!(url(&own).as_deref(), Some("https://host.example/events"));
+        assert_eq!(
+            url(&own).as_deref(),
+            Some("https://host.example/events/"),
+            "an endpoint keeps its trailing slash"
+        );
         assert_eq!(
             settings(&[("MOMENTLINE_EVENTS_URL", "https://host.example/events")])
                 .err()
