@@ -188,12 +188,12 @@ CREATE TABLE IF NOT EXISTS moments (
 CREATE INDEX IF NOT EXISTS moments_artist ON moments (artist_id, id);
 
 -- Background work: sending a text, keeping a Moment's media, dispatching a Moment, delivering
--- an event to the host, sending a code through the provider, fanning out a broadcast. Enqueued
--- in the same write as the change that causes it; run by the jobs runner (src/jobs/).
+-- an event to the host, fanning out a broadcast. Enqueued in the same write as the change that
+-- causes it; run by the jobs runner (src/jobs/).
 CREATE TABLE IF NOT EXISTS jobs (
     id          INTEGER PRIMARY KEY,
     kind        TEXT NOT NULL CHECK (kind IN ('send_text', 'keep_media', 'dispatch_moment',
-        'deliver_event', 'send_code', 'broadcast')),
+        'deliver_event', 'broadcast')),
     -- what the job is about, as JSON ({"message_id": 7}, {"moment_id": 3, ...})
     payload     TEXT NOT NULL,
     -- jobs sharing a queue run one at a time, oldest first (texts to one number)

@@ -1,7 +1,7 @@
 -- Version 3: events to the host, verification codes, broadcasts, caption merging and UNDO.
 -- Outbound texts gain purposes (a verification code, a broadcast, UNDO's answers) and the
--- broadcast they belong to; jobs gain kinds (an event to deliver, a code to send through the
--- provider, a broadcast to fan out); a Moment can be deleted.
+-- broadcast they belong to; jobs gain kinds (an event to deliver, a broadcast to fan out); a
+-- Moment can be deleted.
 
 CREATE TABLE broadcasts (
     id          INTEGER PRIMARY KEY,
@@ -19,7 +19,7 @@ CREATE TABLE broadcasts (
 CREATE TABLE jobs_v3 (
     id          INTEGER PRIMARY KEY,
     kind        TEXT NOT NULL CHECK (kind IN ('send_text', 'keep_media', 'dispatch_moment',
-        'deliver_event', 'send_code', 'broadcast')),
+        'deliver_event', 'broadcast')),
     -- what the job is about, as JSON ({"message_id": 7}, {"moment_id": 3, ...})
     payload     TEXT NOT NULL,
     -- jobs sharing a queue run one at a time, oldest first (texts to one number)

@@ -293,7 +293,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "MOMENTLINE_EVENTS_URL",
         "the dispatch URL in webhook mode",
-        "where events go; off for none",
+        "where events go; off for none (not with webhook dispatch)",
     ),
     (
         "MOMENTLINE_EVENTS_SECRET",
@@ -591,7 +591,7 @@ impl Settings {
                     })
                 };
                 DispatchSettings::Webhook {
-                    url: base_url(&needed("MOMENTLINE_DISPATCH_URL")?)
+                    url: endpoint_url(&needed("MOMENTLINE_DISPATCH_URL")?)
                         .map_err(|p| invalid("MOMENTLINE_DISPATCH_URL", p))?,
                     secret: crate::host::WebhookSecret::parse(&needed(
                         "MOMENTLINE_DISPATCH_SECRET",
@@ -618,9 +618,17 @@ impl Settings {
                 DispatchSettings::Embedded => None,
             };
             match get("MOMENTLINE_EVENTS_URL").as_deref() {
+                Some("off") if dispatched.is_some() => {
+                    return Err(invalid(
+                        "MOMENTLINE_EVENTS_URL",
+                        "cannot be off when MOMENTLINE_DISPATCH is webhook: the host must hear \
+                         of UNDO (moment.deleted) to withdraw a Moment it was sent"
+                            .into(),
+                    ))
+                }
                 Some("off") => None,
                 Some(url) => Some(EventsSettings {
-                    url: base_url(url).map_err(|p| invalid("MOMENTLINE_EVENTS_URL", p))?,
+                    url: endpoint_url(url).map_err(|p| invalid("MOMENTLINE_EVENTS_URL", p))?,
                     secret: secret
                         .or_else(|| dispatched.map(|(_, s)| s))
                         .ok_or_else(|| {
@@ -777,6 +785,13 @@ fn beside(file: &Path, name: &str) -> PathBuf {
     }
 }
 
+/// An http(s) endpoint, kept as given: a trailing slash may be part of its path, and a host
+/// answering the other spelling with a redirect would fail (redirects are not followed).
+fn endpoint_url(input: &str) -> Result<String, String> {
+    base_url(input)?;
+    Ok(input.to_owned())
+}
+
 /// An http(s) URL without its trailing slash.
 fn base_url(input: &str) -> Result<String, String> {
     let trimmed = input.trim_end_matches('/');
@@ -905,10 +920,13 @@ mod tests {
         ])
         .expect("settings");
         assert_eq!(good.send_rate, Some(2.5));
-        assert!(matches!(
-            good.dispatch,
-            DispatchSettings::Webhook { ref url, .. } if url == "https://host.example/moments"
-        ));
+        assert!(
+            matches!(
+                good.dispatch,
+                DispatchSettings::Webhook { ref url, .. } if url == "https://host.example/moments/"
+            ),
+            "an endpoint keeps its trailing slash"
+        );
     }
 
     #[test]
@@ -932,13 +950,26 @@ mod tests {
             "webhook mode sends events to the dispatch URL"
         );
         let off = [webhook.as_slice(), &[("MOMENTLINE_EVENTS_URL", "off")]].concat();
-        assert_eq!(url(&off), None);
+        let refused = settings(&off).err().map(|e| e.to_string());
+        assert!(
+            refused
+                .as_deref()
+                .is_some_and(|e| e.starts_with("MOMENTLINE_EVENTS_URL")
+                    && e.contains("MOMENTLINE_DISPATCH is webhook")
+                    && e.contains("UNDO")),
+            "the host must hear of UNDO: {refused:?}"
+        );
+        assert_eq!(url(&[("MOMENTLINE_EVENTS_URL", "off")]), None);
         let own = [
             webhook.as_slice(),
             &[("MOMENTLINE_EVENTS_URL", "https://host.example/events/")],
         ]
         .concat();
-        assert_eq!(url(&own).as_deref(), Some("https://host.example/events"));
+        assert_eq!(
+            url(&own).as_deref(),
+            Some("https://host.example/events/"),
+            "an endpoint keeps its trailing slash"
+        );
         assert_eq!(
             settings(&[("MOMENTLINE_EVENTS_URL", "https://host.example/events")])
                 .err()

@@ -63,15 +63,14 @@ pub async fn connect_number(
     let (masked, artist_id) = (number.masked().to_string(), artist.id);
     let connected = store
         .write(move |tx| {
-            let now = Utc::now();
-            if method == Method::Code {
-                let stored = codes::find(tx, number.as_str(), artist.id)?;
-                if let Some(CodeState::Locked { retry_after }) = stored.map(|c| c.state(now)) {
-                    return Ok(Connected::CodeLocked { retry_after });
-                }
-            }
-            let outcome = connect_in(tx, &settings, &artist, &number, method, now)?;
-            Ok(Connected::Outcome(outcome))
+            Ok(connect_in(
+                tx,
+                &settings,
+                &artist,
+                &number,
+                method,
+                Utc::now(),
+            )?)
         })
         .await?;
     if let Connected::Outcome(ConnectOutcome::Prompt { .. }) = connected {
@@ -91,7 +90,7 @@ fn connect_in(
     number: &PhoneNumber,
     method: Method,
     now: DateTime<Utc>,
-) -> rusqlite::Result<ConnectOutcome> {
+) -> rusqlite::Result<Connected> {
     let phone = number.as_str();
     let standing = numbers::standing(tx, phone)?;
     let number_prompts = messages::number_prompt_times(tx, phone, now)?;
@@ -107,6 +106,13 @@ fn connect_in(
             limits: settings.limits,
         },
     );
+    // An opted-out number is answered as such (409, nothing sent) whatever its code's state.
+    if method == Method::Code && !matches!(outcome, ConnectOutcome::OptedOut) {
+        let stored = codes::find(tx, phone, artist.id)?;
+        if let Some(CodeState::Locked { retry_after }) = stored.map(|c| c.state(now)) {
+            return Ok(Connected::CodeLocked { retry_after });
+        }
+    }
     if let ConnectOutcome::Prompt { next } = &outcome {
         numbers::set_standing(
             tx,
@@ -142,7 +148,7 @@ fn connect_in(
             codes::replace(tx, phone, artist.id, message_id, now)?;
         }
     }
-    Ok(outcome)
+    Ok(Connected::Outcome(outcome))
 }
 
 /// Releases one of the artist's numbers, or all of them, in one write. Returns how many

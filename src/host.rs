@@ -140,7 +140,7 @@ impl Host {
             .map(Duration::from_secs);
         let answer = Answer {
             status,
-            text: response.text().await.unwrap_or_default(),
+            text: read_capped(response).await,
         };
         if status.is_success() {
             return Ok(answer);
@@ -158,6 +158,23 @@ impl Host {
             reason: answer.reason(""),
         })
     }
+}
+
+/// The most of an answer's body that is read: enough for a URL or a reason.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// The start of an answer's body, at most `MAX_ANSWER_BYTES`: a body cut off reads as what
+/// it is (a 2xx whose JSON is cut off has no URL), and a body that stops coming ends it.
+async fn read_capped(mut response: reqwest::Response) -> String {
+    let mut bytes: Vec<u8> = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = MAX_ANSWER_BYTES - bytes.len();
+        bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if bytes.len() >= MAX_ANSWER_BYTES {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// What the host answered.

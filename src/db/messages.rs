@@ -84,7 +84,8 @@ pub struct NewOutbound<'a> {
 }
 
 /// Queues an outbound text with the job that sends it, due now. Texts to one number go out
-/// in the order they were queued.
+/// in the order they were queued (broadcast texts aside: they are in no queue, so one not due
+/// yet never holds back a number's replies).
 pub fn queue_outbound(
     conn: &Connection,
     m: &NewOutbound,
@@ -137,7 +138,10 @@ fn insert_outbound(
         &NewJob {
             kind: JobKind::SendText,
             payload: serde_json::json!({ "message_id": id }),
-            queue: Some(m.to),
+            // A broadcast text may be due minutes ahead (spread at the send rate): it must
+            // not hold back the number's replies, codes and opt-out confirmation, so it is in
+            // no queue. The opt-out check at send time still withholds it.
+            queue: broadcast.is_none().then_some(m.to),
         },
         due,
         now,

@@ -31,6 +31,7 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
     };
     let texts = Texts::of(job);
     let (sender, events) = (ctx.sender.name(), ctx.events());
+    let host_attempt = ctx.host.is_some().then_some(job.attempt);
     let (attempted, url) = match &ctx.host {
         None => (Attempted::Done, format!("{}/moments/{id}", ctx.public_url)),
         Some(host) => match to_host(ctx, host, id).await {
@@ -48,13 +49,14 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
                 Settled::Failed { reason } => Err(reason),
                 Settled::Retrying { .. } => return Ok(()),
             };
-            record(tx, id, outcome, &texts, sender, events)
+            record(tx, id, outcome, host_attempt, &texts, sender, events)
         }),
     }
 }
 
 /// Posts the Moment to the host; answers the URL it gives (empty for a Moment UNDO removed
-/// first, which is not posted), `None` when the Moment is no longer pending, or how the
+/// first, which is not posted again; one UNDO removed while it was posted keeps its URL, so
+/// `record` has the host withdraw it), `None` when the Moment is no longer pending, or how the
 /// attempt failed.
 async fn to_host(ctx: &JobContext, host: &Host, id: i64) -> Result<Option<String>, Attempted> {
     let found = ctx
@@ -215,16 +217,23 @@ pub fn settle_at_claim(
         return Ok(false);
     };
     let url = format!("{public_url}/moments/{id}");
-    record(tx, id, Ok(&url), &Texts::of(job), sender, events)?;
+    record(tx, id, Ok(&url), None, &Texts::of(job), sender, events)?;
     Ok(true)
 }
 
 /// Records a pending Moment as created at its URL, or failed with the reason, with its event;
 /// then queues the message's texts if it was the last of its Moments to settle.
+///
+/// `host_attempt` is the dispatch attempt that reached for the host (`None`: no host was
+/// asked). A Moment UNDO removed first is not told as created or failed. If the host has it
+/// (it answered with a URL: UNDO came while it was posted), or may have it (a later attempt:
+/// an earlier one may have reached it unanswered), a `moment.deleted` event has the host
+/// withdraw it.
 pub fn record(
     tx: &Connection,
     id: i64,
     outcome: Result<&str, &str>,
+    host_attempt: Option<u32>,
     texts: &Texts,
     sender: &str,
     events: Events,
@@ -238,24 +247,41 @@ pub fn record(
         return Ok(());
     }
     if moment.deleted {
-        // UNDO removed it before it was posted: it never will be. It is settled as failed,
-        // quietly (no event, no text: the artist asked for this), and its message's texts go
-        // as if it had never been.
-        moments::mark_failed(tx, id, now)?;
+        let url = outcome
+            .ok()
+            .filter(|url| host_attempt.is_some() && !url.is_empty());
+        match url {
+            Some(url) => {
+                // UNDO came while the host was creating it: it is there now, and must go.
+                moments::mark_created(tx, id, url, now)?;
+                tracing::info!(moment_id = id, %url, "Moment removed by UNDO while the host created it: asking the host to withdraw it");
+            }
+            // UNDO removed it before it was posted: it never will be. It is settled as
+            // failed, quietly (no text: the artist asked for this).
+            None => moments::mark_failed(tx, id, now)?,
+        }
+        if url.is_some() || host_attempt.is_some_and(|attempt| attempt > 1) {
+            if let Some(told) = moments::for_host(tx, id)? {
+                events.moment(tx, EventType::MomentDeleted, &told, url, None, now)?;
+            }
+        }
     } else {
         match outcome {
             Ok(url) => moments::mark_created(tx, id, url, now)?,
             Err(_) => moments::mark_failed(tx, id, now)?,
         }
-    }
-    if let Some(told) = moments::for_host(tx, id)?.filter(|m| !m.deleted) {
-        match outcome {
-            Ok(url) => events.moment(tx, EventType::MomentCreated, &told, Some(url), None, now)?,
-            Err(reason) => {
-                events.moment(tx, EventType::MomentFailed, &told, None, Some(reason), now)?
+        if let Some(told) = moments::for_host(tx, id)? {
+            match outcome {
+                Ok(url) => {
+                    events.moment(tx, EventType::MomentCreated, &told, Some(url), None, now)?
+                }
+                Err(reason) => {
+                    events.moment(tx, EventType::MomentFailed, &told, None, Some(reason), now)?
+                }
             }
         }
     }
+    // Its message's texts go as if a removed Moment had never been.
     let Some(settled) = moments::settled(tx, moment.message_id)? else {
         return Ok(());
     };
@@ -345,6 +371,7 @@ mod tests {
             &conn,
             first,
             Ok("https://m.example/moments/1"),
+            None,
             &posted,
             "telnyx",
             Events::OFF,
@@ -355,6 +382,7 @@ mod tests {
             &conn,
             second,
             Err("host 400"),
+            None,
             &posted,
             "telnyx",
             Events::OFF,
@@ -388,6 +416,7 @@ mod tests {
             &conn,
             second,
             Err("host 400"),
+            None,
             &posted,
             "telnyx",
             Events::OFF,

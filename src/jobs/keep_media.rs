@@ -76,7 +76,15 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
                             // Without its media the Moment cannot go to the host.
                             Some(dispatch) => {
                                 let texts = dispatch_moment::Texts::from_payload(dispatch);
-                                dispatch_moment::record(tx, id, Err(reason), &texts, sender, events)
+                                dispatch_moment::record(
+                                    tx,
+                                    id,
+                                    Err(reason),
+                                    None,
+                                    &texts,
+                                    sender,
+                                    events,
+                                )
                             }
                             None => Ok(()),
                         }

@@ -30,13 +30,34 @@ struct Answer {
     message: Option<String>,
 }
 
-/// What `verify-code` says of a code.
+/// What `verify-code` says of a code: `valid` at the top level, or inside `data`
+/// (`{"ok": true, "data": {"valid": true}}`).
 #[derive(Deserialize)]
 struct Verdict {
     #[serde(default)]
     ok: Option<bool>,
     #[serde(default)]
     valid: bool,
+    #[serde(default)]
+    data: Option<VerdictData>,
+}
+
+#[derive(Deserialize)]
+struct VerdictData {
+    #[serde(default)]
+    valid: bool,
+}
+
+impl Verdict {
+    fn accepts(&self) -> bool {
+        let valid = self.valid || self.data.as_ref().is_some_and(|d| d.valid);
+        valid && self.ok != Some(false)
+    }
+}
+
+/// Whether a success answer's body says the code is the one texted.
+fn code_accepted(body: &[u8]) -> bool {
+    serde_json::from_slice::<Verdict>(body).is_ok_and(|v| v.accepts())
 }
 
 /// The name TextFlow's code text gives the service.
@@ -82,8 +103,7 @@ impl TextFlow {
         if undecided {
             return Err(reply.failure(format!("textflow verify-code {}", status.as_u16())));
         }
-        let verdict: Option<Verdict> = serde_json::from_slice(&reply.body).ok();
-        Ok(status.is_success() && verdict.is_some_and(|v| v.valid && v.ok != Some(false)))
+        Ok(status.is_success() && code_accepted(&reply.body))
     }
 
     async fn answered(&self, request: reqwest::RequestBuilder) -> Result<Accepted, SendError> {
@@ -115,5 +135,23 @@ impl TextFlow {
             None => format!("textflow {}", status.as_u16()),
         };
         Err(SendError::from_status(status, reply.retry_after, reason))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::code_accepted;
+
+    #[test]
+    fn a_verdict_is_read_at_the_top_level_or_inside_data() {
+        assert!(code_accepted(br#"{"ok":true,"valid":true}"#));
+        assert!(code_accepted(br#"{"valid":true}"#));
+        assert!(code_accepted(br#"{"ok":true,"data":{"valid":true}}"#));
+        assert!(!code_accepted(br#"{"ok":true,"data":{"valid":false}}"#));
+        assert!(!code_accepted(br#"{"ok":false,"data":{"valid":true}}"#));
+        assert!(!code_accepted(br#"{"ok":true,"valid":false}"#));
+        assert!(!code_accepted(br#"{"ok":true}"#));
+        assert!(!code_accepted(br#"{"ok":true,"data":null}"#));
+        assert!(!code_accepted(b"not json"));
     }
 }

@@ -177,6 +177,31 @@ mod tests {
     }
 
     #[test]
+    fn the_jobs_check_allows_exactly_the_kinds_momentline_runs() {
+        use crate::domain::{JobKind, TextEnum};
+        let (fresh, upgraded) = fresh_and_upgraded();
+        for conn in [&fresh, &upgraded] {
+            let jobs = definitions(conn)
+                .into_iter()
+                .find(|sql| sql.starts_with("CREATE TABLE jobs"))
+                .expect("jobs table");
+            let listed = jobs
+                .split_once("kind IN (")
+                .and_then(|(_, rest)| rest.split_once(')'))
+                .map(|(kinds, _)| kinds)
+                .expect("the kinds CHECK");
+            let mut allowed: Vec<&str> = listed
+                .split(',')
+                .map(|k| k.trim().trim_matches('\''))
+                .collect();
+            allowed.sort_unstable();
+            let mut kinds: Vec<&str> = JobKind::ALL.iter().map(|(_, word)| *word).collect();
+            kinds.sort_unstable();
+            assert_eq!(allowed, kinds);
+        }
+    }
+
+    #[test]
     fn applying_twice_changes_nothing() {
         let mut conn = Connection::open_in_memory().expect("db");
         apply(&mut conn).expect("first");

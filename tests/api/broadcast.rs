@@ -275,6 +275,50 @@ async fn broadcast_texts_are_spread_at_the_send_rate() {
 }
 
 #[tokio::test]
+async fn a_broadcast_text_not_yet_due_holds_back_none_of_the_numbers_other_texts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("ahead.db");
+    let wanted = db.clone();
+    let app = spawn_app_with_env(&[("MOMENTLINE_SEND_RATE", "1")], |s| s.db_path = wanted).await;
+    telnyx_accepts_texts(&app.provider_api).await;
+    app.verified(PHONE).await;
+    {
+        // Twenty numbers before PHONE: its broadcast text is due about 20 seconds ahead.
+        let conn = app.pool.get().expect("connection");
+        for n in 0..20 {
+            conn.execute(
+                "INSERT INTO phone_numbers (e164, state, owner_id, updated_at)
+                 VALUES (?1, 'verified', 1, '2026-01-01T00:00:00.000Z')",
+                [format!("+1202555{n:04}")],
+            )
+            .expect("a verified number");
+        }
+    }
+    broadcast(&db, "Far ahead");
+    fan_out(&app).await;
+    app.text(PHONE, "STOP").await;
+    // A few rounds of sends, seconds before PHONE's broadcast text is due.
+    for _ in 0..3 {
+        app.send_round().await;
+    }
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM jobs j JOIN messages m ON m.id = j.payload ->> 'message_id'
+             WHERE m.phone = '+14155552671' AND m.purpose = 'broadcast'
+               AND j.state = 'queued' AND j.run_after > strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+        ),
+        1,
+        "PHONE's broadcast text is not due yet"
+    );
+    let texts = app.texts_to(PHONE).await;
+    assert!(
+        texts.last().is_some_and(|t| t.contains("unsubscribed")),
+        "the opt-out confirmation went out first: {texts:?}"
+    );
+    assert!(!texts.iter().any(|t| t == "Far ahead"), "{texts:?}");
+}
+
+#[tokio::test]
 async fn broadcasts_do_not_count_against_a_numbers_reply_cap() {
     let (app, _dir, db) = spawn_app_on_file().await;
     app.verified(PHONE).await;

@@ -144,6 +144,28 @@ async fn five_wrong_codes_kill_the_code_until_it_would_have_expired() {
 }
 
 #[tokio::test]
+async fn an_opted_out_number_whose_code_is_locked_is_answered_as_opted_out() {
+    let app = code_app().await;
+    let code = requested_code(&app).await;
+    let wrong = other_than(&code);
+    for _ in 0..5 {
+        assert_eq!(verify(&app, &wrong).await.0, 400);
+    }
+    app.text(PHONE, "STOP").await;
+    app.drain().await;
+    let before = app.sent_to_telnyx().await.len();
+    app.backdate_messages(3600);
+    let response = app.connect_by(&app.api_key, PHONE, "code").await;
+    assert_eq!(
+        response.status(),
+        409,
+        "opted out, whatever the code's state"
+    );
+    app.drain().await;
+    assert_eq!(app.sent_to_telnyx().await.len(), before, "nothing sent");
+}
+
+#[tokio::test]
 async fn an_expired_code_no_longer_verifies() {
     let app = spawn_app_with_env(&[("MOMENTLINE_CODE_TTL_SECS", "1")], |_| {}).await;
     telnyx_accepts_texts(&app.provider_api).await;

@@ -1,8 +1,11 @@
 //! Events to the host: every change of a number or a Moment the host should know of is
 //! delivered as a signed Standard Webhook, with an id that stays the same across retries.
 
-use serde_json::Value;
-use wiremock::matchers::{method, path};
+use std::time::Duration;
+
+use momentline::domain::JobKind;
+use serde_json::{json, Value};
+use wiremock::matchers::{body_partial_json, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 use crate::helpers::*;
@@ -260,4 +263,133 @@ async fn the_events_sent_are_what_the_openapi_document_says() {
     conforms(&doc, "MomentEventData", &moment["data"]);
     conforms(&doc, "EventMoment", &moment["data"]["moment"]);
     conforms(&doc, "EventMomentArtist", &moment["data"]["artist"]);
+}
+
+/// The app dispatching Moments to a stand-in host's `/moments`, where events go too; the
+/// host answers `moment.create` with `create` and takes every event.
+async fn spawn_webhook_app(create: ResponseTemplate) -> TestApp {
+    let host = MockServer::start().await;
+    let url = format!("{}/moments", host.uri());
+    let mut app = spawn_app_with_env(
+        &[
+            ("MOMENTLINE_DISPATCH", "webhook"),
+            ("MOMENTLINE_DISPATCH_URL", url.as_str()),
+            ("MOMENTLINE_DISPATCH_SECRET", SECRET),
+        ],
+        |_| {},
+    )
+    .await;
+    Mock::given(method("POST"))
+        .and(path("/moments"))
+        .and(body_partial_json(json!({ "type": "moment.create" })))
+        .respond_with(create)
+        .with_priority(2)
+        .mount(&host)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/moments"))
+        .respond_with(ResponseTemplate::new(204))
+        .with_priority(3)
+        .mount(&host)
+        .await;
+    app.host = Some(host);
+    telnyx_accepts_texts(&app.provider_api).await;
+    app.verified(PHONE).await;
+    app
+}
+
+fn hosted() -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({ "url": "https://inprocess.world/m/1" }))
+}
+
+#[tokio::test]
+async fn undo_after_an_unanswered_attempt_has_the_host_withdraw_what_it_may_have_posted() {
+    let app = spawn_webhook_app(hosted()).await;
+    let host = app.host.as_ref().expect("a host");
+    // The first attempt may have reached the host: it answered 500.
+    Mock::given(method("POST"))
+        .and(path("/moments"))
+        .and(body_partial_json(json!({ "type": "moment.create" })))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(host)
+        .await;
+    app.text(PHONE, "Maybe posted").await;
+    let first = app
+        .runner
+        .run_once(&[JobKind::DispatchMoment])
+        .await
+        .expect("dispatch round");
+    assert_eq!(first.retrying, 1);
+    app.text(PHONE, "UNDO").await;
+    app.drain().await;
+    app.drain_events().await;
+
+    let sent = delivered(&app, "/moments").await;
+    assert_eq!(
+        types(&about(&sent, "moment.")),
+        ["moment.create", "moment.deleted"],
+        "the retry is not posted; the host is told to withdraw it"
+    );
+    let deleted = &about(&sent, "moment.deleted")[0].1;
+    assert_eq!(deleted["data"]["moment"]["title"], "Maybe posted");
+    assert_eq!(deleted["data"]["moment"]["url"], Value::Null);
+    let texts = app.texts_to(PHONE).await;
+    assert_eq!(
+        texts.last().map(String::as_str),
+        Some("Your last Moment was removed.")
+    );
+    assert!(
+        !texts.iter().any(|t| t.starts_with("Moment posted")),
+        "{texts:?}"
+    );
+}
+
+#[tokio::test]
+async fn undo_while_the_host_creates_the_moment_has_the_host_withdraw_it_at_its_url() {
+    let app = spawn_webhook_app(hosted().set_delay(Duration::from_millis(1500))).await;
+    app.text(PHONE, "Posted as UNDO came").await;
+    let runner = app.runner.clone();
+    let dispatch = tokio::spawn(async move { runner.run_once(&[JobKind::DispatchMoment]).await });
+    // UNDO while the host is still answering the POST.
+    for _ in 0..100 {
+        let sent = delivered(&app, "/moments").await;
+        if !about(&sent, "moment.create").is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    app.text(PHONE, "UNDO").await;
+    let round = dispatch
+        .await
+        .expect("dispatch task")
+        .expect("dispatch round");
+    assert_eq!(round.done, 1);
+    app.drain().await;
+    app.drain_events().await;
+
+    let sent = delivered(&app, "/moments").await;
+    assert_eq!(
+        types(&about(&sent, "moment.")),
+        ["moment.create", "moment.deleted"]
+    );
+    let deleted = &about(&sent, "moment.deleted")[0].1;
+    assert_eq!(
+        deleted["data"]["moment"]["url"],
+        "https://inprocess.world/m/1"
+    );
+    let texts = app.texts_to(PHONE).await;
+    assert_eq!(
+        texts.last().map(String::as_str),
+        Some("Your last Moment was removed.")
+    );
+    assert!(
+        !texts.iter().any(|t| t.starts_with("Moment posted")),
+        "{texts:?}"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM moments WHERE deleted_at IS NOT NULL AND url = 'https://inprocess.world/m/1'"),
+        1
+    );
 }

@@ -168,6 +168,30 @@ async fn a_host_that_answers_without_a_url_is_retried_then_failed_and_one_that_r
 }
 
 #[tokio::test]
+async fn a_host_answer_is_read_up_to_64_kib_and_a_url_past_that_is_not_taken() {
+    let app = spawn_host_app().await;
+    // Valid JSON with a URL, but only after 100 KiB: read no further than 64 KiB, it is a
+    // 2xx without a URL.
+    let padding = "x".repeat(100 * 1024);
+    host_answers(
+        ResponseTemplate::new(200).set_body_json(json!({ "padding": padding, "url": HOST_URL })),
+    )
+    .mount(app.host.as_ref().expect("a host"))
+    .await;
+    app.text(PHONE, "Answered at length").await;
+    app.drain().await;
+    assert_eq!(host_requests(&app).await.len(), 3, "retried, then failed");
+    assert_eq!(app.newest_moment().await["state"], "failed");
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM jobs WHERE state = 'failed'
+               AND last_error LIKE 'host 200 without a Moment URL: {\"padding\":\"xxx%'"
+        ),
+        1
+    );
+}
+
+#[tokio::test]
 async fn a_photo_goes_to_the_host_once_its_media_is_kept_with_the_kept_copy() {
     const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01";
     let app = spawn_host_app().await;
