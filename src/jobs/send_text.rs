@@ -73,9 +73,15 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
     let provider = ctx.sender.name();
     let events = ctx.events();
     let started = std::time::Instant::now();
+    // A code is armed (its hash and expiry kept, so it can be checked) only once the
+    // provider has taken its text: until then nobody has it, and no try is spent on it.
+    let mut armed: Option<Arming> = None;
     let sent = if text.purpose == Some(ReplyKind::Code) {
         match send_code(ctx, id, attempt, &text).await {
-            Ok(sent) => sent,
+            Ok((sent, arming)) => {
+                armed = Some(arming);
+                sent
+            }
             Err(withheld) => return withheld,
         }
     } else {
@@ -92,9 +98,11 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
         Ok(accepted) => {
             tracing::info!(message_id = id, %to, provider, "text sent");
             let provider_id = accepted.provider_message_id;
+            let code_ttl = ctx.code_ttl;
             Performed {
                 attempted: Attempted::Done,
                 record: Arc::new(move |tx, _| {
+                    let now = Utc::now();
                     messages::mark_sent(
                         tx,
                         id,
@@ -102,8 +110,17 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
                         provider,
                         provider_id.as_deref(),
                         events,
-                        Utc::now(),
-                    )
+                        now,
+                    )?;
+                    if let Some(arming) = &armed {
+                        let salted = arming
+                            .hash
+                            .as_ref()
+                            .map(|(s, h)| (s.as_slice(), h.as_slice()));
+                        // A newer request may have replaced it meanwhile: then nothing to arm.
+                        codes::arm(tx, id, salted, now + code_ttl)?;
+                    }
+                    Ok(())
                 }),
             }
         }
@@ -174,6 +191,12 @@ enum Maker<'a> {
     Here(Code, [u8; 16]),
 }
 
+/// How to arm a code once its text is taken: its salt and hash, or none when the provider
+/// made the code and checks it itself.
+struct Arming {
+    hash: Option<(Vec<u8>, Vec<u8>)>,
+}
+
 /// Makes the code a code text carries and sends it. The code is made now, not when it was
 /// asked for, so only its hash is ever stored and it expires counted from its sending; a
 /// retry makes a new one. With TextFlow the provider makes, texts and later checks it.
@@ -183,7 +206,7 @@ async fn send_code(
     id: i64,
     attempt: u32,
     text: &messages::Outgoing,
-) -> Result<Result<crate::providers::Accepted, SendError>, Performed> {
+) -> Result<(Result<crate::providers::Accepted, SendError>, Arming), Performed> {
     let retry = |reason: String| {
         Performed::only(Attempted::Retry {
             reason,
@@ -202,23 +225,10 @@ async fn send_code(
         Maker::Here(code, salt) => Some((code.clone(), *salt)),
         Maker::Provider(_) => None,
     };
-    let to = text.to.clone();
-    let armed = ctx
-        .store
-        .write_waiting(move |tx| {
-            let Some(stored) = codes::carried_by(tx, id)? else {
-                return Ok(false);
-            };
-            let hash = hashed
-                .as_ref()
-                .map(|(code, salt)| (*salt, code.hash(salt, &to, stored.artist)));
-            let salted = hash.as_ref().map(|(s, h)| (s.as_slice(), h.as_slice()));
-            Ok(codes::arm(tx, id, salted, Utc::now() + ttl)?)
-        })
-        .await;
-    match armed {
-        Ok(true) => {}
-        Ok(false) => {
+    let stored = ctx.store.read(move |c| Ok(codes::carried_by(c, id)?)).await;
+    let stored = match stored {
+        Ok(Some(stored)) => stored,
+        Ok(None) => {
             tracing::info!(message_id = id, to = %mask(&text.to),
                 "code text withheld: a newer request replaced its code");
             let reason = "a newer code request replaced this code";
@@ -233,10 +243,18 @@ async fn send_code(
         }
         Err(e) => {
             let cause = crate::telemetry::error_chain(&e);
-            return Err(retry(format!("could not record the code: {cause}")));
+            return Err(retry(format!("could not read the code: {cause}")));
         }
-    }
-    Ok(match maker {
+    };
+    let arming = Arming {
+        hash: hashed.map(|(code, salt)| {
+            (
+                salt.to_vec(),
+                code.hash(&salt, &text.to, stored.artist).to_vec(),
+            )
+        }),
+    };
+    let sent = match maker {
         Maker::Provider(service) => service.send_code(&text.to, ttl.num_seconds()).await,
         Maker::Here(code, _) => {
             let body = replies::code(code.expose(), ttl);
@@ -248,7 +266,8 @@ async fn send_code(
             };
             ctx.sender.send(&outbound).await
         }
-    })
+    };
+    Ok((sent, arming))
 }
 
 /// Not sent, and not tried: the provider asked us to wait. The attempt is not spent, so the

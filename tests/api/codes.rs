@@ -526,3 +526,44 @@ async fn textflow_codes_keep_local_tries_and_an_outage_spends_none() {
         "a dead code is not sent to TextFlow"
     );
 }
+
+#[tokio::test]
+async fn a_code_the_provider_has_not_taken_yet_cannot_be_guessed_at() {
+    let app = spawn_app().await;
+    // The first attempt meets an outage; the retry is taken.
+    answer_first_post(
+        &app.provider_api,
+        "/v2/messages",
+        ResponseTemplate::new(503),
+    )
+    .await;
+    telnyx_accepts_texts(&app.provider_api).await;
+    assert_eq!(
+        app.connect_by(&app.api_key, PHONE, "code").await.status(),
+        200
+    );
+    app.send_round().await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM messages WHERE purpose = 'code' AND state = 'unconfirmed'"),
+        1,
+        "the code text waits for its retry"
+    );
+    // Nobody has a code yet: a guess is told so, and spends no try.
+    for _ in 0..6 {
+        let (status, body) = verify(&app, "123456").await;
+        assert_eq!(status, 409, "{body}");
+        assert_eq!(
+            body["message"],
+            "The code has not been texted yet; try again in a moment"
+        );
+    }
+    assert_eq!(
+        app.count("SELECT tries FROM verification_codes"),
+        0,
+        "no try spent"
+    );
+    app.drain().await;
+    let code = code_texted_to(&app, PHONE).await;
+    let (status, body) = verify(&app, &code).await;
+    assert_eq!(status, 200, "{body}");
+}
