@@ -188,7 +188,11 @@ impl Events {
                     },
                 },
             };
-            let id = format!("evt_number_{change}_{}", kind.as_str().replace('.', "_"));
+            let id = format!(
+                "evt_number_{change}_{}_{}",
+                stamp(&timestamp(now)),
+                kind.as_str().replace('.', "_")
+            );
             self.emit(tx, id, &queue, body, now)?;
         }
         Ok(())
@@ -233,13 +237,22 @@ impl Events {
             },
         };
         let id = format!(
-            "evt_moment_{}_{}",
+            "evt_moment_{}_{}_{}",
             moment.id,
+            stamp(&moment.created_at),
             kind.as_str().trim_start_matches("moment.")
         );
         let queue = format!("events/moment/{}", moment.id);
         self.emit(tx, id, &queue, body, now)
     }
+}
+
+/// A stored time's digits (`2026-11-22T10:00:00.123Z` → `20261122100000123`). Ids carry the
+/// time of what they name beside its row id: a row id may be used again (a restored backup,
+/// a new database sending to the same host), the pair is not, and it is the same on every
+/// retry.
+pub fn stamp(time: &str) -> String {
+    time.chars().filter(char::is_ascii_digit).collect()
 }
 
 fn timestamp(now: DateTime<Utc>) -> String {

@@ -79,7 +79,8 @@ async fn to_host(ctx: &JobContext, host: &Host, id: i64) -> Result<Option<String
     }
     let body = host_body(ctx, &moment);
     // One id for every attempt: the host posts a Moment once however often it is sent.
-    match host.dispatch(&format!("moment_{id}"), body).await {
+    let webhook_id = format!("moment_{id}_{}", crate::events::stamp(&moment.created_at));
+    match host.dispatch(&webhook_id, body).await {
         Ok(url) => {
             tracing::info!(moment_id = id, %url, "Moment created on the host");
             Ok(Some(url))

@@ -127,14 +127,16 @@ async fn numbers_and_moments_tell_the_host_what_happened_signed_and_with_stable_
     let moment = about(&events, "moment.");
     assert_eq!(types(&moment), ["moment.created", "moment.deleted"]);
     let created = &moment[0];
-    assert_eq!(created.0, "evt_moment_1_created");
+    let stamp = |time: &Value| momentline::events::stamp(time.as_str().expect("a time"));
+    let created_at = stamp(&created.1["data"]["moment"]["created_at"]);
+    assert_eq!(created.0, format!("evt_moment_1_{created_at}_created"));
     let shown = &created.1["data"]["moment"];
     assert_eq!(shown["title"], "Sunrise over the bay");
     assert_eq!(shown["price"], "5");
     assert_eq!(shown["url"], format!("{PUBLIC_URL}/moments/1"));
     assert_eq!(created.1["data"]["phone_number"], "+1415***2671");
     let deleted = &moment[1];
-    assert_eq!(deleted.0, "evt_moment_1_deleted");
+    assert_eq!(deleted.0, format!("evt_moment_1_{created_at}_deleted"));
     assert_eq!(deleted.1["data"]["moment"]["id"], 1);
     let ids: std::collections::HashSet<&String> = events[1..].iter().map(|(id, _)| id).collect();
     assert_eq!(ids.len(), events.len() - 1, "every event has its own id");

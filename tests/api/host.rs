@@ -56,6 +56,18 @@ pub fn assert_signed(request: &Request) {
     assert_eq!(signature, expected);
 }
 
+/// The `webhook-id` Moment `id` is dispatched with: its id and its time, so a row id used
+/// again (a restored backup) is never taken for a Moment the host has seen.
+fn moment_webhook_id(app: &TestApp, id: i64) -> String {
+    let conn = app.pool.get().expect("connection");
+    let created_at: String = conn
+        .query_row("SELECT created_at FROM moments WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .expect("the Moment");
+    format!("moment_{id}_{}", momentline::events::stamp(&created_at))
+}
+
 fn host_answers(template: ResponseTemplate) -> Mock {
     Mock::given(method("POST"))
         .and(path("/moments"))
@@ -86,9 +98,11 @@ async fn a_moment_is_created_on_the_host_signed_as_standard_webhooks_and_its_lin
 
     let requests = host_requests(&app).await;
     assert_eq!(requests.len(), 2, "one refused, one taken");
+    let id = moment_webhook_id(&app, 1);
+    assert!(id.len() > "moment_1_".len() + 16, "{id}");
     for request in &requests {
         assert_signed(request);
-        assert_eq!(request_header(request, "webhook-id"), Some("moment_1"));
+        assert_eq!(request_header(request, "webhook-id"), Some(id.as_str()));
     }
     let body: Value = serde_json::from_slice(&requests[1].body).expect("json");
     assert_eq!(body["type"], "moment.create");
@@ -144,9 +158,10 @@ async fn a_host_that_answers_without_a_url_is_retried_then_failed_and_one_that_r
     app.drain().await;
     let requests = host_requests(&app).await;
     assert_eq!(requests.len(), 3, "every attempt the schedule allows");
+    let id = moment_webhook_id(&app, 1);
     assert!(requests
         .iter()
-        .all(|r| request_header(r, "webhook-id") == Some("moment_1")));
+        .all(|r| request_header(r, "webhook-id") == Some(id.as_str())));
     assert_eq!(app.newest_moment().await["state"], "failed");
     assert_eq!(
         app.count("SELECT count(*) FROM jobs WHERE last_error LIKE '%without a Moment URL%'"),
@@ -319,9 +334,10 @@ async fn a_photo_and_its_caption_go_to_the_host_as_one_moment_in_either_order() 
     let requests = host_requests(&app).await;
     assert_eq!(requests.len(), 2, "one moment.create a pair");
     let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(PNG));
-    for (request, id) in requests.iter().zip(["moment_1", "moment_2"]) {
+    let ids = [moment_webhook_id(&app, 1), moment_webhook_id(&app, 2)];
+    for (request, id) in requests.iter().zip(&ids) {
         assert_signed(request);
-        assert_eq!(request_header(request, "webhook-id"), Some(id));
+        assert_eq!(request_header(request, "webhook-id"), Some(id.as_str()));
         let body: Value = serde_json::from_slice(&request.body).expect("json");
         assert_eq!(body["moment"]["kind"], "media");
         assert_eq!(body["moment"]["title"], "Studio wall");
