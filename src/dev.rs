@@ -189,11 +189,25 @@ async fn post_twilio(
     // Twilio signs the URL it was given: momentline's public one.
     let signed_url = format!("{}/webhooks/twilio", settings.public_url);
     let signature = twilio::signature(token.expose(), &signed_url, &params);
-    let url = format!("{base}/webhooks/twilio");
-    reqwest::Client::new()
-        .post(&url)
-        .header("X-Twilio-Signature", signature)
-        .form(&params)
+    post_form(
+        format!("{base}/webhooks/twilio"),
+        &params,
+        Some(("X-Twilio-Signature", signature)),
+    )
+    .await
+}
+
+/// Posts a provider's form to the server, with the header that signs it if any.
+async fn post_form(
+    url: String,
+    params: &[(String, String)],
+    signed: Option<(&str, String)>,
+) -> Result<reqwest::Response, DevError> {
+    let mut request = reqwest::Client::new().post(&url).form(params);
+    if let Some((name, value)) = signed {
+        request = request.header(name, value);
+    }
+    request
         .send()
         .await
         .map_err(|source| DevError::Post { url, source })
@@ -230,13 +244,7 @@ async fn post_vonage(
     ];
     let sig = vonage::signature(secret, &params);
     params.push(("sig".into(), sig));
-    let url = format!("{base}/webhooks/vonage");
-    reqwest::Client::new()
-        .post(&url)
-        .form(&params)
-        .send()
-        .await
-        .map_err(|source| DevError::Post { url, source })
+    post_form(format!("{base}/webhooks/vonage"), &params, None).await
 }
 
 /// Prints momentline's texts to `phone` that answer the message `id`, until none is still
