@@ -16,7 +16,7 @@ use crate::store::{Store, WriteError};
     name = "momentline",
     version,
     about = "Post Moments on In Process by text message",
-    after_long_help = crate::config::variables_help()
+    after_help = crate::config::variables_help()
 )]
 pub struct Cli {
     /// The SQLite database file (overrides MOMENTLINE_DB).
@@ -181,6 +181,25 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         if !problems.is_empty() {
             return Err(CliError::Usage(problems.join("\n")));
         }
+    }
+    // Commands that only read never make a database: a wrong path is said, not answered
+    // with an empty list.
+    let reads_only = matches!(
+        command,
+        Command::Artists {
+            command: ArtistsCommand::List
+        } | Command::Keys {
+            command: KeysCommand::List { .. }
+        } | Command::Broadcast(BroadcastArgs {
+            command: Some(BroadcastCommand::Status { .. }),
+            ..
+        })
+    );
+    if reads_only && !settings.db_path.exists() {
+        return Err(CliError::Usage(format!(
+            "no database at {} (set MOMENTLINE_DB or --db)",
+            settings.db_path.display()
+        )));
     }
     match command {
         Command::Serve => {
@@ -367,9 +386,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Copies the live database to `to` page by page with SQLite's online backup, which sees one
-/// consistent state however the server writes meanwhile. The copy is readable by its owner
-/// only, like the database.
+/// Copies the live database to `to` with SQLite's online backup, in one step: a read
+/// transaction sees one consistent state, which the server's writes (WAL) do not disturb or
+/// restart. The copy is made beside `to` and renamed into place once whole, readable by its
+/// owner only, like the database; an interrupted backup leaves no file at `to`.
 fn backup(from: &std::path::Path, to: &std::path::Path) -> Result<(), CliError> {
     if !from.exists() {
         return Err(CliError::Usage(format!(
@@ -377,35 +397,48 @@ fn backup(from: &std::path::Path, to: &std::path::Path) -> Result<(), CliError> 
             from.display()
         )));
     }
-    match crate::media::owner_only_file().open(to) {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(CliError::Usage(format!(
-                "{} exists already; give a new path",
-                to.display()
-            )))
-        }
-        Err(e) => {
-            return Err(CliError::Usage(format!(
-                "cannot create {}: {e}",
-                to.display()
-            )))
-        }
+    if to.exists() {
+        return Err(CliError::Usage(format!(
+            "{} exists already; give a new path",
+            to.display()
+        )));
     }
-    let source = rusqlite::Connection::open_with_flags(
-        from,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(CliError::Backup)?;
-    let mut copy = rusqlite::Connection::open(to).map_err(CliError::Backup)?;
-    let done = rusqlite::backup::Backup::new(&source, &mut copy)
-        .and_then(|b| b.run_to_completion(256, std::time::Duration::from_millis(5), None));
-    if let Err(e) = done {
-        drop(copy);
-        let _ = std::fs::remove_file(to);
+    let partial = to.with_file_name(format!(
+        ".{}.partial",
+        to.file_name().and_then(|n| n.to_str()).unwrap_or("backup")
+    ));
+    let _ = std::fs::remove_file(&partial);
+    crate::media::owner_only_file()
+        .open(&partial)
+        .map_err(|e| CliError::Usage(format!("cannot create {}: {e}", partial.display())))?;
+    let copied = (|| -> Result<(), rusqlite::Error> {
+        let source = rusqlite::Connection::open_with_flags(
+            from,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        source.busy_timeout(std::time::Duration::from_secs(5))?;
+        let mut copy = rusqlite::Connection::open(&partial)?;
+        let backup = rusqlite::backup::Backup::new(&source, &mut copy)?;
+        // Every page in one step (-1); a writer holding the lock only delays it.
+        for _ in 0..100 {
+            match backup.step(-1)? {
+                rusqlite::backup::StepResult::Done => return Ok(()),
+                _ => std::thread::sleep(std::time::Duration::from_millis(50)),
+            }
+        }
+        Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            Some("the database stayed locked for 5 s".into()),
+        ))
+    })();
+    if let Err(e) = copied {
+        let _ = std::fs::remove_file(&partial);
         return Err(CliError::Backup(e));
     }
-    Ok(())
+    std::fs::rename(&partial, to).map_err(|e| {
+        let _ = std::fs::remove_file(&partial);
+        CliError::Usage(format!("cannot move the copy to {}: {e}", to.display()))
+    })
 }
 
 /// `broadcast status`: one `name: value` line each.

@@ -416,11 +416,15 @@ impl Settings {
     /// rest read again, until no new problem turns up.
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut aside: Vec<&'static str> = Vec::new();
+        // A provider's missing credentials are stood in for, so every one is named at once.
+        let mut stood_in: Vec<&'static str> = Vec::new();
         let mut problems: Vec<ConfigError> = Vec::new();
         loop {
             let read = Self::read(|name| {
                 if aside.contains(&name) {
                     None
+                } else if stood_in.contains(&name) {
+                    Some("missing".to_owned())
                 } else {
                     var(name)
                 }
@@ -430,6 +434,13 @@ impl Settings {
                 Ok(_) => break,
                 Err(problem) => problem,
             };
+            if let ConfigError::Missing { variable, .. } = &problem {
+                if !stood_in.contains(variable) {
+                    stood_in.push(variable);
+                    problems.push(problem);
+                    continue;
+                }
+            }
             let next = problem.set_aside(|name| {
                 var(name).is_some_and(|v| !v.trim().is_empty()) && !aside.contains(&name)
             });
@@ -1025,6 +1036,18 @@ mod tests {
                 "{variable} not reported in:\n{problems}"
             );
         }
+        // Every credential a provider lacks is named in one go.
+        let twilio = settings(&[("MOMENTLINE_SMS_PROVIDER", "twilio")])
+            .err()
+            .map(|e| e.to_string())
+            .expect("refused");
+        for variable in [
+            "TWILIO_FROM_NUMBER",
+            "TWILIO_ACCOUNT_SID",
+            "TWILIO_AUTH_TOKEN",
+        ] {
+            assert!(twilio.contains(variable), "{variable} not named: {twilio}");
+        }
         // One problem alone is reported as it is.
         assert!(matches!(
             settings(&[("MOMENTLINE_SEND_RATE", "fast")]),
@@ -1151,9 +1174,12 @@ mod tests {
             ("phonify", "PHONIFY_API_KEY"),
         ] {
             let err = settings(&[("MOMENTLINE_SMS_PROVIDER", provider)]).expect_err(provider);
+            // Every missing one is named, a line each, the first first.
             assert_eq!(
-                err.to_string(),
-                format!("{first_missing} must be set when MOMENTLINE_SMS_PROVIDER is {provider}")
+                err.to_string().lines().next().map(str::to_owned),
+                Some(format!(
+                    "{first_missing} must be set when MOMENTLINE_SMS_PROVIDER is {provider}"
+                ))
             );
         }
         let s = settings(&[

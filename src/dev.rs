@@ -127,6 +127,12 @@ pub async fn text(settings: &Settings, request: DevText) -> Result<(), DevError>
     );
     let answered = show_answers(settings, &id, from.as_str(), request.wait).await?;
     if let Some(media) = media {
+        // The fetch is a job of its own: the answers may come before it (a text sent while
+        // the photo is fetched). The file is served until it is taken, or the wait is over.
+        let deadline = Instant::now() + request.wait;
+        while !media.fetched() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         if !media.fetched() {
             eprintln!(
                 "The server has not fetched the attached file. It fetches media only from public \
@@ -362,7 +368,8 @@ impl MediaFile {
     }
 
     async fn stop(self) {
-        self.server.stop(false).await;
+        // Graceful: a fetch under way gets its whole file.
+        self.server.stop(true).await;
     }
 }
 

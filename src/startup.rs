@@ -552,19 +552,39 @@ fn summary(
     if let Some(warning) = public_port_warning(public, port) {
         say(Level::WARN, warning);
     }
+    if provider != "console" && public_is_loopback(public) {
+        say(
+            Level::WARN,
+            format!(
+                "MOMENTLINE_PUBLIC_URL {public} is on this machine, but texts go through \
+                 {provider}: its webhooks cannot reach that URL, Twilio's signatures are made \
+                 over the public URL (401 until it matches), and Moment links will not open \
+                 on phones; set MOMENTLINE_PUBLIC_URL to the address the internet reaches"
+            ),
+        );
+    }
     lines
+}
+
+/// Whether a URL names this machine.
+fn public_is_loopback(public_url: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(public_url) else {
+        return false;
+    };
+    url.host_str().is_some_and(|host| {
+        host == "localhost"
+            || host
+                .trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    })
 }
 
 /// A public URL on this machine whose port is not the one momentline listens on: its links
 /// do not open, and Twilio's signatures (made over that URL) will not match.
 fn public_port_warning(public_url: &str, port: u16) -> Option<String> {
     let url = reqwest::Url::parse(public_url).ok()?;
-    let host = url.host_str()?;
-    let loopback = host == "localhost"
-        || host
-            .trim_matches(['[', ']'])
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
+    let loopback = public_is_loopback(public_url);
     let named = url.port_or_known_default()?;
     (loopback && named != port).then(|| {
         format!(

@@ -64,9 +64,44 @@ async fn conversation(
     Ok(HttpResponse::Ok().json(json!({ "number": number.as_str(), "messages": texts })))
 }
 
+/// Refuses a request another site's page made: the page posts JSON from its own origin. A
+/// form or `text/plain` post from elsewhere needs no browser pre-check, so it is refused by
+/// its type; a JSON one by the browser's `Sec-Fetch-Site` or `Origin`.
+fn same_site(req: &actix_web::HttpRequest) -> Result<(), ApiError> {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let json = header("content-type").is_some_and(|t| t.starts_with("application/json"));
+    if !json {
+        return Err(ApiError::BadRequest(
+            "Send the message as JSON (content-type: application/json)".into(),
+        ));
+    }
+    let cross_site =
+        header("sec-fetch-site").is_some_and(|s| s == "cross-site" || s == "same-site");
+    let foreign_origin = match (header("origin"), header("host")) {
+        (Some(origin), Some(host)) => {
+            let origin = origin
+                .trim_start_matches("http://")
+                .trim_start_matches("https://");
+            origin != host
+        }
+        _ => false,
+    };
+    if cross_site || foreign_origin {
+        return Err(ApiError::CrossSite(
+            "The dev phone takes texts from its own page only".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// `POST /dev/phone/messages`: a text from the page, received as an inbound text is. An
 /// attached image is kept in the media directory first, so its Moment never fetches it.
-async fn send(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+async fn send(
+    state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    same_site(&req)?;
     // 413 in words the page can show.
     let too_large =
         |message: String| HttpResponse::PayloadTooLarge().json(json!({ "message": message }));

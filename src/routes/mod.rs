@@ -183,6 +183,9 @@ pub enum ApiError {
     WrongCode { message: String, tries_left: u32 },
     #[error("{0}")]
     CountryNotAllowed(String),
+    /// The dev phone's texts come from its own page only.
+    #[error("{0}")]
+    CrossSite(String),
     #[error("{0}")]
     NotFound(String),
     #[error("Method not allowed")]
@@ -220,6 +223,7 @@ crate::domain::text_enum!(
         InvalidField => "invalid_field",
         WrongCode => "wrong_code",
         CountryNotAllowed => "country_not_allowed",
+        CrossSite => "cross_site",
         NotFound => "not_found",
         MethodNotAllowed => "method_not_allowed",
         Conflict => "conflict",
@@ -273,6 +277,7 @@ impl ApiError {
             Self::InvalidField { .. } => ErrorCode::InvalidField,
             Self::WrongCode { .. } => ErrorCode::WrongCode,
             Self::CountryNotAllowed(_) => ErrorCode::CountryNotAllowed,
+            Self::CrossSite(_) => ErrorCode::CrossSite,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             Self::Conflict(_) => ErrorCode::Conflict,
@@ -317,7 +322,7 @@ impl ResponseError for ApiError {
             | Self::InvalidBody(_)
             | Self::InvalidField { .. }
             | Self::WrongCode { .. } => StatusCode::BAD_REQUEST,
-            Self::CountryNotAllowed(_) => StatusCode::FORBIDDEN,
+            Self::CountryNotAllowed(_) | Self::CrossSite(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,

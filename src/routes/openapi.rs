@@ -75,7 +75,7 @@ impl Modify for Additions {
             to_host(
                 "A Moment to create on the host",
                 "Posted to MOMENTLINE_DISPATCH_URL (MOMENTLINE_DISPATCH=webhook). webhook-id is \
-                 moment_{id}, the same on every attempt. The host answers 2xx with \
+                 moment_{id}_{created} (the digits of its created_at), the same on every attempt. The host answers 2xx with \
                  {\"url\": \"https://…\"}, the Moment's page. 5xx, 429 (Retry-After \
                  honoured), timeouts and a 2xx without a URL are retried on \
                  MOMENTLINE_RETRY_SCHEDULE; any other answer (redirects included) fails it.",

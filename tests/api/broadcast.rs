@@ -363,6 +363,10 @@ fn bad_broadcasts_are_refused_with_a_clear_error() {
     assert_eq!(missing.status.code(), Some(2), "a usage error");
     assert!(stderr(&missing).contains("<TEXT>"), "{}", stderr(&missing));
 
+    // On a database that exists: none is made by reading.
+    assert!(momentline(&db, &["artists", "add", "--name", "Ada"])
+        .status
+        .success());
     let unknown = momentline(&db, &["broadcast", "status", "42"]);
     assert_eq!(unknown.status.code(), Some(1));
     assert!(

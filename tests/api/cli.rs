@@ -363,3 +363,22 @@ async fn serve_refuses_to_start_the_dev_phone_on_a_public_address() {
     );
     assert!(!dir.path().join("dev.db").exists(), "nothing was opened");
 }
+
+#[test]
+fn listing_never_makes_a_database_where_there_is_none() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("nothing-here.db");
+    for args in [
+        &["artists", "list"][..],
+        &["keys", "list"][..],
+        &["broadcast", "status", "1"][..],
+    ] {
+        let out = momentline(&db, args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("no database at"),
+            "{args:?}"
+        );
+    }
+    assert!(!db.exists());
+}

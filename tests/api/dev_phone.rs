@@ -228,3 +228,44 @@ async fn the_dev_phone_refuses_what_it_cannot_send() {
     assert_eq!(bad_number.status(), 400);
     assert_eq!(app.count("SELECT count(*) FROM messages"), 0);
 }
+
+#[tokio::test]
+async fn another_sites_page_cannot_text_through_the_dev_phone() {
+    let app = spawn_dev_phone_app().await;
+    let body = json!({ "id": "dev-cross-1", "from": PHONE, "text": "yes" }).to_string();
+    let post = |content_type: &'static str| {
+        app.http
+            .post(app.url("/dev/phone/messages"))
+            .header("content-type", content_type)
+            .body(body.clone())
+    };
+    // A form or plain-text post needs no browser pre-check: refused by its type.
+    let plain = post("text/plain").send().await.expect("request");
+    assert_eq!(plain.status(), 400);
+    // A JSON post from another site: refused by its origin.
+    let foreign = post("application/json")
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(foreign.status(), 403);
+    let fetched = post("application/json")
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(fetched.status(), 403);
+    assert_eq!(
+        app.count("SELECT count(*) FROM messages"),
+        0,
+        "nothing received"
+    );
+    // The page's own post is taken.
+    let own = post("application/json")
+        .header("origin", app.address.clone())
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(own.status(), 200);
+}
