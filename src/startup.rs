@@ -373,6 +373,17 @@ pub fn preflight(settings: &Settings) -> Vec<String> {
             )),
         }
     }
+    if settings.dev_phone
+        && !settings.dev_phone_forced
+        && !crate::config::listens_on_loopback(&settings.addr)
+    {
+        problems.push(format!(
+            "MOMENTLINE_DEV_PHONE: the dev phone lets anyone who reaches it text as any number, \
+             and MOMENTLINE_ADDR ({}) is not a loopback address; listen on 127.0.0.1, or set \
+             MOMENTLINE_DEV_PHONE=force to serve it anyway",
+            settings.addr
+        ));
+    }
     use std::net::ToSocketAddrs;
     if settings
         .addr
@@ -431,7 +442,10 @@ pub fn database_problems(db: &std::path::Path) -> Vec<String> {
 
 /// Whether a file can be made in `dir`, answered by making one.
 fn writable(dir: &std::path::Path) -> bool {
-    let probe = dir.join(format!(".momentline-check-{}", std::process::id()));
+    // Named by process and call: two checks at once never take each other's file.
+    static CHECKS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CHECKS.fetch_add(1, Ordering::Relaxed);
+    let probe = dir.join(format!(".momentline-check-{}-{call}", std::process::id()));
     let made = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -644,6 +658,40 @@ mod tests {
             ("MOMENTLINE_ADDR", "127.0.0.1:0"),
         ]);
         assert!(preflight(&s).is_empty(), "{:?}", preflight(&s));
+    }
+
+    #[test]
+    fn serve_refuses_the_dev_phone_on_a_network_address_unless_forced() {
+        for addr in [
+            "0.0.0.0:8080",
+            ":8080",
+            "[::]:8080",
+            "192.168.1.5:80",
+            "m.example:80",
+        ] {
+            let on = settings(&[("MOMENTLINE_DEV_PHONE", "1"), ("MOMENTLINE_ADDR", addr)]);
+            let problems = preflight(&on);
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.starts_with("MOMENTLINE_DEV_PHONE")
+                        && p.contains("MOMENTLINE_ADDR")
+                        && p.contains("force")),
+                "{addr}: {problems:?}"
+            );
+            let forced = settings(&[("MOMENTLINE_DEV_PHONE", "force"), ("MOMENTLINE_ADDR", addr)]);
+            assert!(
+                !preflight(&forced)
+                    .iter()
+                    .any(|p| p.starts_with("MOMENTLINE_DEV_PHONE")),
+                "{addr}"
+            );
+        }
+        let local = settings(&[
+            ("MOMENTLINE_DEV_PHONE", "1"),
+            ("MOMENTLINE_ADDR", "127.0.0.1:0"),
+        ]);
+        assert!(preflight(&local).is_empty(), "{:?}", preflight(&local));
     }
 
     #[test]

@@ -362,6 +362,21 @@ async fn serve_refuses_to_start_the_dev_phone_on_a_public_address() {
         "{stderr}"
     );
     assert!(!dir.path().join("dev.db").exists(), "nothing was opened");
+
+    // The refusal is `serve`'s: an operator command under the same variables still runs.
+    let listed = Command::new(env!("CARGO_BIN_EXE_momentline"))
+        .args(["artists", "add", "--name", "Ada"])
+        .env_clear()
+        .env("MOMENTLINE_DB", dir.path().join("dev.db"))
+        .env("MOMENTLINE_ADDR", "0.0.0.0:0")
+        .env("MOMENTLINE_DEV_PHONE", "1")
+        .output()
+        .expect("runs");
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
 }
 
 #[test]
