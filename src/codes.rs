@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use crate::connect::ConnectSettings;
 use crate::db::artists::Artist;
 use crate::db::codes::{self, StoredCode};
-use crate::db::{messages, numbers};
+use crate::db::numbers;
 use crate::domain::code::{Code, CodeState};
 use crate::domain::number_state::{on_code_confirmed, CodeConfirmed, ReplyKind};
 use crate::domain::phone_number::PhoneNumber;
@@ -205,18 +205,7 @@ fn confirm(
             };
             let confirmation = replies::render(ReplyKind::Verified, &ctx);
             if let Some(body) = confirmation.filter(|_| settings.receives_replies) {
-                messages::queue_outbound(
-                    tx,
-                    &messages::NewOutbound {
-                        artist: Some(artist.id),
-                        to: phone,
-                        from: settings.sender_number.as_deref(),
-                        body: &body,
-                        provider: settings.sender,
-                        purpose: ReplyKind::Verified,
-                    },
-                    now,
-                )?;
+                settings.queue_text(tx, artist.id, phone, &body, ReplyKind::Verified, now)?;
             }
             Verdict::Verified
         }

@@ -31,6 +31,33 @@ pub struct ConnectSettings {
     pub code_ttl: chrono::Duration,
 }
 
+impl ConnectSettings {
+    /// Queues a text from the artist's side of a connect (a prompt, a code, a confirmation)
+    /// to `phone`, from the configured sender; answers its message id.
+    pub fn queue_text(
+        &self,
+        tx: &Connection,
+        artist: crate::domain::number_state::ArtistId,
+        phone: &str,
+        body: &str,
+        purpose: ReplyKind,
+        now: DateTime<Utc>,
+    ) -> rusqlite::Result<i64> {
+        messages::queue_outbound(
+            tx,
+            &messages::NewOutbound {
+                artist: Some(artist),
+                to: phone,
+                from: self.sender_number.as_deref(),
+                body,
+                provider: self.sender,
+                purpose,
+            },
+            now,
+        )
+    }
+}
+
 /// How the number proves it wants to be connected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -132,18 +159,7 @@ fn connect_in(
                 ReplyKind::Code,
             ),
         };
-        let message_id = messages::queue_outbound(
-            tx,
-            &messages::NewOutbound {
-                artist: Some(artist.id),
-                to: phone,
-                from: settings.sender_number.as_deref(),
-                body: &body,
-                provider: settings.sender,
-                purpose,
-            },
-            now,
-        )?;
+        let message_id = settings.queue_text(tx, artist.id, phone, &body, purpose, now)?;
         if method == Method::Code {
             codes::replace(tx, phone, artist.id, message_id, now)?;
         }

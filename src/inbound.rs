@@ -337,15 +337,7 @@ fn receive_whole(
                     // The keep_media job enqueues the dispatch once the file is kept.
                     keep["dispatch"] = dispatch.clone();
                 }
-                jobs::enqueue(
-                    tx,
-                    &NewJob {
-                        kind: JobKind::KeepMedia,
-                        payload: keep,
-                        queue: None,
-                    },
-                    now,
-                )?;
+                jobs::enqueue_keep_media(tx, keep, now)?;
             }
             if !(has_media && settings.media_first) {
                 jobs::enqueue_due(

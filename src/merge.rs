@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 
-use crate::db::jobs::{self, NewJob};
+use crate::db::jobs;
 use crate::db::moments;
 use crate::domain::moment::{MomentCommand, MomentContent, SplitHalf};
 use crate::domain::number_state::{ArtistId, Standing};
@@ -99,15 +99,7 @@ pub fn join(
                 keep["dispatch"] = dispatch;
             }
             moments::take_photo(tx, id, item)?;
-            jobs::enqueue(
-                tx,
-                &NewJob {
-                    kind: JobKind::KeepMedia,
-                    payload: keep,
-                    queue: None,
-                },
-                now,
-            )?;
+            jobs::enqueue_keep_media(tx, keep, now)?;
         }
         (SplitHalf::Photo, _) => return Ok(None),
     }

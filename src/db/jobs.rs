@@ -103,6 +103,23 @@ pub fn running_for(conn: &Connection, kind: JobKind, moment_id: i64) -> rusqlite
     .query_row(params![Text(kind), moment_id], |r| r.get(0))
 }
 
+/// Enqueues the keeping of a Moment's media (`{"moment_id", "dispatch"?}`), due now.
+pub fn enqueue_keep_media(
+    conn: &Connection,
+    payload: serde_json::Value,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<JobId> {
+    enqueue(
+        conn,
+        &NewJob {
+            kind: JobKind::KeepMedia,
+            payload,
+            queue: None,
+        },
+        now,
+    )
+}
+
 /// A job a runner holds: its claim is (id, runner, attempt).
 #[derive(Debug, Clone)]
 pub struct Claimed {
