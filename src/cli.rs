@@ -1,5 +1,7 @@
 //! The `momentline` command line: serve, and manage artists and their keys.
 
+use std::sync::Arc;
+
 use chrono::Utc;
 use clap::{Parser, Subcommand};
 
@@ -175,8 +177,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         _ => std::env::var(name).ok(),
     })?;
     let command = cli.command.unwrap_or(Command::Serve);
+    let sqlite = settings.database_url.is_none();
     // Every command but `serve` (which checks more) and `dev` opens the database directly.
-    if !matches!(command, Command::Serve | Command::Dev { .. }) {
+    if sqlite && !matches!(command, Command::Serve | Command::Dev { .. }) {
         let problems = crate::startup::database_problems(&settings.db_path);
         if !problems.is_empty() {
             return Err(CliError::Usage(problems.join("\n")));
@@ -195,7 +198,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             ..
         })
     );
-    if reads_only && !settings.db_path.exists() {
+    if sqlite && reads_only && !settings.db_path.exists() {
         return Err(CliError::Usage(format!(
             "no database at {} (set MOMENTLINE_DB or --db)",
             settings.db_path.display()
@@ -211,14 +214,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         } => {
             let name = artist_name(&name)?;
             let address = address.as_deref().map(wallet_address).transpose()?;
-            let store = Store::open(&settings.db_path, settings.writer)?;
-            let key = ApiKey::generate()?;
-            let wanted = name.clone();
-            let (artist, key) = store
+            let store = open_store(&settings)?;
+            let key = Arc::new(ApiKey::generate()?);
+            let (wanted, stored) = (name.clone(), Arc::clone(&key));
+            let artist = store
                 .write_waiting(move |tx| {
-                    let artist =
-                        artists::create(tx, &wanted, address.as_deref(), &key, Utc::now())?;
-                    Ok((artist, key))
+                    artists::create(tx, &wanted, address.as_deref(), &stored, Utc::now())
                 })
                 .await?;
             let artist = artist.ok_or_else(|| {
@@ -233,14 +234,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Keys {
             command: KeysCommand::Create { artist },
         } => {
-            let store = Store::open(&settings.db_path, settings.writer)?;
-            let key = ApiKey::generate()?;
-            let wanted = artist.clone();
-            let (found, key) = store
-                .write_waiting(move |tx| {
-                    let found = artists::add_key(tx, &wanted, &key, Utc::now())?;
-                    Ok((found, key))
-                })
+            let store = open_store(&settings)?;
+            let key = Arc::new(ApiKey::generate()?);
+            let (wanted, stored) = (artist.clone(), Arc::clone(&key));
+            let found = store
+                .write_waiting(move |tx| artists::add_key(tx, &wanted, &stored, Utc::now()))
                 .await?;
             let artist =
                 found.ok_or_else(|| CliError::Usage(format!("no artist named '{artist}'")))?;
@@ -250,12 +248,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Keys {
             command: KeysCommand::Revoke { prefix },
         } => {
-            let store = Store::open(&settings.db_path, settings.writer)?;
+            let store = open_store(&settings)?;
             let revoked = match ApiKey::parse(&prefix) {
                 // The whole key names exactly one key.
                 Some(key) => {
                     store
-                        .write_waiting(move |tx| Ok(artists::revoke_key(tx, &key, Utc::now())?))
+                        .write_waiting(move |tx| artists::revoke_key(tx, &key, Utc::now()))
                         .await?
                 }
                 None => revoke_by_prefix(&store, &prefix).await?,
@@ -272,9 +270,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             command: Some(BroadcastCommand::Status { id }),
             ..
         }) => {
-            let store = Store::open(&settings.db_path, settings.writer)?;
+            let store = open_store(&settings)?;
             let status = store
-                .read(move |c| Ok(broadcasts::status(c, id)?))
+                .read(move |c| broadcasts::status(c, id))
                 .await?
                 .ok_or_else(|| CliError::Usage(format!("no broadcast {id}")))?;
             print!("{}", status_report(&status));
@@ -284,10 +282,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             text,
         }) => {
             let text = BroadcastText::parse(text.as_deref().unwrap_or_default())?;
-            let store = Store::open(&settings.db_path, settings.writer)?;
+            let store = open_store(&settings)?;
             let body = text.as_str().to_owned();
             let (id, verified) = store
-                .write_waiting(move |tx| Ok(broadcasts::create(tx, &body, Utc::now())?))
+                .write_waiting(move |tx| broadcasts::create(tx, &body, Utc::now()))
                 .await?;
             let segments = text.segments();
             eprintln!(
@@ -303,8 +301,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Artists {
             command: ArtistsCommand::List,
         } => {
-            let store = Store::open(&settings.db_path, settings.writer)?;
-            let listed = store.read(|c| Ok(artists::list(c)?)).await?;
+            let store = open_store(&settings)?;
+            let listed = store.read(artists::list).await?;
             println!("id\tname\tlive keys\tverified numbers\taddress\tcreated");
             for a in listed {
                 println!(
@@ -321,16 +319,16 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Keys {
             command: KeysCommand::List { artist },
         } => {
-            let store = Store::open(&settings.db_path, settings.writer)?;
+            let store = open_store(&settings)?;
             let wanted = artist.clone();
             let keys = store
-                .read(move |c| Ok(artists::list_keys(c, wanted.as_deref())?))
+                .read(move |c| artists::list_keys(c, wanted.as_deref()))
                 .await?;
             if let (Some(name), true) = (&artist, keys.is_empty()) {
                 let known = store
                     .read({
                         let name = name.clone();
-                        move |c| Ok(artists::find_by_name(c, &name)?)
+                        move |c| artists::find_by_name(c, &name)
                     })
                     .await?;
                 if known.is_none() {
@@ -349,6 +347,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             }
         }
         Command::Backup { path } => {
+            if !sqlite {
+                return Err(CliError::Usage(
+                    "backup copies a SQLite database; back PostgreSQL up with its own tools \
+                     (pg_dump)"
+                        .into(),
+                ));
+            }
             backup(&settings.db_path, &path)?;
             println!(
                 "Backed up {} to {}",
@@ -384,6 +389,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// The database the settings name: the SQLite file, or PostgreSQL when a URL is set.
+fn open_store(settings: &Settings) -> Result<Store, db::DbError> {
+    Store::open_database(&settings.database(), settings.writer)
 }
 
 /// Copies the live database to `to` with SQLite's online backup, in one step: a read

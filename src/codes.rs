@@ -4,12 +4,11 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::Connection;
 
 use crate::connect::ConnectSettings;
 use crate::db::artists::Artist;
 use crate::db::codes::{self, StoredCode};
-use crate::db::numbers;
+use crate::db::{numbers, Conn, DbError};
 use crate::domain::code::{Code, CodeState};
 use crate::domain::number_state::{on_code_confirmed, CodeConfirmed, ReplyKind};
 use crate::domain::phone_number::PhoneNumber;
@@ -56,7 +55,7 @@ pub async fn verify_code(
     let verdict = match sender.code_service() {
         None => {
             store
-                .write(move |tx| Ok(check_here(tx, &settings, &artist, &number, &code)?))
+                .write(move |tx| check_here(tx, &settings, &artist, &number, &code))
                 .await?
         }
         Some(service) => {
@@ -64,7 +63,7 @@ pub async fn verify_code(
             // A try is spent before the provider is asked, so parallel guesses cannot get
             // past the limit; it is given back if the provider decides nothing.
             let reserved = store
-                .write(move |tx| Ok(reserve_try(tx, &phone, id, Utc::now())?))
+                .write(move |tx| reserve_try(tx, &phone, id, Utc::now()))
                 .await?;
             let (message_id, tries_left) = match reserved {
                 Ok(reserved) => reserved,
@@ -79,7 +78,7 @@ pub async fn verify_code(
                             if current.map(|c| c.message_id) != Some(message_id) {
                                 return Ok(Verdict::NoCode);
                             }
-                            Ok(confirm(tx, &settings, &artist, &number, now)?)
+                            confirm(tx, &settings, &artist, &number, now)
                         })
                         .await?
                 }
@@ -89,7 +88,7 @@ pub async fn verify_code(
                     tracing::warn!(number = %masked, artist = artist_id, %reason,
                         "the provider could not check a code; no try spent, the client may try again");
                     store
-                        .write(move |tx| Ok(codes::spend_try(tx, message_id, -1)?))
+                        .write(move |tx| codes::spend_try(tx, message_id, -1))
                         .await?;
                     Verdict::ProviderUnavailable
                 }
@@ -119,11 +118,11 @@ fn log(verdict: Verdict, number: &str, artist: i64) -> Verdict {
 
 /// Where the artist's stored code stands; `Err` is the verdict when it cannot be tried.
 fn open_code(
-    tx: &Connection,
+    tx: &Conn,
     phone: &str,
     artist: i64,
     now: DateTime<Utc>,
-) -> rusqlite::Result<Result<(StoredCode, u32), Verdict>> {
+) -> Result<Result<(StoredCode, u32), Verdict>, DbError> {
     let Some(stored) = codes::find(tx, phone, artist)? else {
         return Ok(Err(Verdict::NoCode));
     };
@@ -139,12 +138,12 @@ fn open_code(
 }
 
 fn check_here(
-    tx: &Connection,
+    tx: &Conn,
     settings: &ConnectSettings,
     artist: &Artist,
     number: &PhoneNumber,
     code: &Code,
-) -> rusqlite::Result<Verdict> {
+) -> Result<Verdict, DbError> {
     let (phone, now) = (number.as_str(), Utc::now());
     let (stored, tries_left) = match open_code(tx, phone, artist.id, now)? {
         Ok(open) => open,
@@ -165,11 +164,11 @@ fn check_here(
 
 /// Spends a try on the artist's open code: its text's id and the tries left after this one.
 fn reserve_try(
-    tx: &Connection,
+    tx: &Conn,
     phone: &str,
     artist: i64,
     now: DateTime<Utc>,
-) -> rusqlite::Result<Result<(i64, u32), Verdict>> {
+) -> Result<Result<(i64, u32), Verdict>, DbError> {
     Ok(match open_code(tx, phone, artist, now)? {
         Ok((stored, tries_left)) => {
             codes::spend_try(tx, stored.message_id, 1)?;
@@ -182,12 +181,12 @@ fn reserve_try(
 /// The right code: the number's own "yes" to the artist, through the state machine, with
 /// its history row. The code is used up.
 fn confirm(
-    tx: &Connection,
+    tx: &Conn,
     settings: &ConnectSettings,
     artist: &Artist,
     number: &PhoneNumber,
     now: DateTime<Utc>,
-) -> rusqlite::Result<Verdict> {
+) -> Result<Verdict, DbError> {
     let phone = number.as_str();
     let standing = numbers::standing(tx, phone)?;
     let verdict = match on_code_confirmed(&standing, artist.id) {

@@ -84,6 +84,8 @@ pub enum ProviderSettings {
 pub struct Settings {
     pub addr: String,
     pub db_path: PathBuf,
+    /// `MOMENTLINE_DATABASE_URL`: PostgreSQL instead of the SQLite file at `db_path`.
+    pub database_url: Option<String>,
     pub public_url: String,
     pub manage_url: String,
     pub provider: ProviderSettings,
@@ -190,6 +192,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "listen address; port 0 picks a free one",
     ),
     ("MOMENTLINE_DB", "momentline.db", "SQLite file"),
+    (
+        "MOMENTLINE_DATABASE_URL",
+        "(none: SQLite)",
+        "postgres:// URL: PostgreSQL instead of SQLite, for several instances",
+    ),
     (
         "MOMENTLINE_PUBLIC_URL",
         "http://127.0.0.1:8080",
@@ -473,6 +480,10 @@ impl Settings {
             |variable: &'static str, problem: String| ConfigError::Invalid { variable, problem };
 
         let db_path = PathBuf::from(or("MOMENTLINE_DB", "momentline.db"));
+        let database_url = get("MOMENTLINE_DATABASE_URL")
+            .map(|url| postgres_url(&url))
+            .transpose()
+            .map_err(|p| invalid("MOMENTLINE_DATABASE_URL", p))?;
         let media_dir = get("MOMENTLINE_MEDIA_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| beside(&db_path, "media"));
@@ -747,6 +758,7 @@ impl Settings {
         Ok(Self {
             addr,
             db_path,
+            database_url,
             public_url,
             manage_url,
             provider,
@@ -781,6 +793,52 @@ impl Settings {
             dev_phone,
             dev_phone_forced,
         })
+    }
+}
+
+/// A PostgreSQL URL momentline can connect with.
+fn postgres_url(url: &str) -> Result<String, String> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(format!(
+            "'{}' is not a PostgreSQL URL: it starts with postgres:// (unset it for SQLite)",
+            redact(url)
+        ));
+    }
+    url.parse::<postgres::Config>()
+        .map_err(|e| format!("'{}' cannot be read: {e}", redact(url)))?;
+    Ok(url.to_owned())
+}
+
+/// A database URL with its password hidden, for logs and errors.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (auth, host) = match rest.rsplit_once('@') {
+        Some(parts) => parts,
+        None => return url.to_owned(),
+    };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+impl Settings {
+    /// Where the database is.
+    pub fn database(&self) -> crate::store::Database {
+        match &self.database_url {
+            Some(url) => crate::store::Database::Postgres(url.clone()),
+            None => crate::store::Database::Sqlite(self.db_path.clone()),
+        }
+    }
+
+    /// The database, for people: the SQLite path, or the PostgreSQL URL without its password.
+    pub fn database_name(&self) -> String {
+        match &self.database_url {
+            Some(url) => redact(url),
+            None => self.db_path.display().to_string(),
+        }
     }
 }
 
@@ -1132,6 +1190,32 @@ mod tests {
                 assert!(!printed.contains(value), "{name} printed with {provider}");
             }
             assert!(printed.contains("[redacted]"));
+        }
+    }
+
+    #[test]
+    fn a_database_url_selects_postgres_and_is_checked() {
+        let s = settings(&[(
+            "MOMENTLINE_DATABASE_URL",
+            "postgres://momentline:secret@db.internal:5432/momentline",
+        )])
+        .expect("ok");
+        assert!(matches!(s.database(), crate::store::Database::Postgres(_)));
+        assert_eq!(
+            s.database_name(),
+            "postgres://momentline:***@db.internal:5432/momentline"
+        );
+        let s = settings(&[]).expect("ok");
+        assert_eq!(
+            s.database(),
+            crate::store::Database::Sqlite(PathBuf::from("momentline.db"))
+        );
+        for bad in ["mysql://x@y/z", "postgres://u:pw@host:notaport/db"] {
+            let e = settings(&[("MOMENTLINE_DATABASE_URL", bad)])
+                .expect_err("refused")
+                .to_string();
+            assert!(e.contains("MOMENTLINE_DATABASE_URL"), "{e}");
+            assert!(!e.contains("pw@"), "the password is never shown: {e}");
         }
     }
 

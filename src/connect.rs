@@ -3,10 +3,9 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use rusqlite::Connection;
 
 use crate::db::artists::Artist;
-use crate::db::{codes, messages, numbers};
+use crate::db::{codes, messages, numbers, Conn, DbError};
 use crate::domain::code::CodeState;
 use crate::domain::number_state::{
     on_connect, on_disconnect, ConnectContext, ConnectLimits, ConnectOutcome, ReplyKind,
@@ -36,13 +35,13 @@ impl ConnectSettings {
     /// to `phone`, from the configured sender; answers its message id.
     pub fn queue_text(
         &self,
-        tx: &Connection,
+        tx: &Conn,
         artist: crate::domain::number_state::ArtistId,
         phone: &str,
         body: &str,
         purpose: ReplyKind,
         now: DateTime<Utc>,
-    ) -> rusqlite::Result<i64> {
+    ) -> Result<i64, DbError> {
         messages::queue_outbound(
             tx,
             &messages::NewOutbound {
@@ -89,16 +88,7 @@ pub async fn connect_number(
 ) -> Result<Connected, WriteError> {
     let (masked, artist_id) = (number.masked().to_string(), artist.id);
     let connected = store
-        .write(move |tx| {
-            Ok(connect_in(
-                tx,
-                &settings,
-                &artist,
-                &number,
-                method,
-                Utc::now(),
-            )?)
-        })
+        .write(move |tx| connect_in(tx, &settings, &artist, &number, method, Utc::now()))
         .await?;
     if let Connected::Outcome(ConnectOutcome::Prompt { .. }) = connected {
         let what = match method {
@@ -111,13 +101,13 @@ pub async fn connect_number(
 }
 
 fn connect_in(
-    tx: &Connection,
+    tx: &Conn,
     settings: &ConnectSettings,
     artist: &Artist,
     number: &PhoneNumber,
     method: Method,
     now: DateTime<Utc>,
-) -> rusqlite::Result<Connected> {
+) -> Result<Connected, DbError> {
     let phone = number.as_str();
     let standing = numbers::standing(tx, phone)?;
     let number_prompts = messages::number_prompt_times(tx, phone, now)?;
@@ -176,25 +166,17 @@ pub async fn disconnect(
     number: Option<PhoneNumber>,
 ) -> Result<usize, WriteError> {
     store
-        .write(move |tx| {
-            Ok(disconnect_in(
-                tx,
-                settings.events,
-                &artist,
-                number.as_ref(),
-                Utc::now(),
-            )?)
-        })
+        .write(move |tx| disconnect_in(tx, settings.events, &artist, number.as_ref(), Utc::now()))
         .await
 }
 
 fn disconnect_in(
-    tx: &Connection,
+    tx: &Conn,
     events: Events,
     artist: &Artist,
     number: Option<&PhoneNumber>,
     now: DateTime<Utc>,
-) -> rusqlite::Result<usize> {
+) -> Result<usize, DbError> {
     let e164s = match number {
         Some(n) => vec![n.as_str().to_owned()],
         None => numbers::e164s_for_artist(tx, artist.id)?,

@@ -5,14 +5,13 @@
 //! order they happened; the README documents every event's JSON.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::Connection;
 use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use crate::db::artists;
 use crate::db::jobs::{self, NewJob};
 use crate::db::moments::ForHost;
+use crate::db::{artists, Conn, DbError};
 use crate::domain::moment::Price;
 use crate::domain::number_state::{ArtistId, Standing};
 use crate::domain::phone_number::mask;
@@ -122,17 +121,16 @@ impl Events {
     /// the Standard Webhooks spec.
     fn emit(
         self,
-        tx: &Connection,
+        tx: &Conn,
         id: String,
         queue: &str,
         body: impl Serialize,
         now: DateTime<Utc>,
-    ) -> rusqlite::Result<()> {
+    ) -> Result<(), DbError> {
         if !self.on {
             return Ok(());
         }
-        let body = serde_json::to_value(body)
-            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        let body = serde_json::to_value(body).map_err(|e| DbError::Encode(e.to_string()))?;
         jobs::enqueue(
             tx,
             &NewJob {
@@ -150,13 +148,13 @@ impl Events {
     /// whole: the host asked to connect it, so it already has it, and must know which it is.
     pub fn number_changed(
         self,
-        tx: &Connection,
+        tx: &Conn,
         e164: &str,
         from: &Standing,
         to: &Standing,
         change: i64,
         now: DateTime<Utc>,
-    ) -> rusqlite::Result<()> {
+    ) -> Result<(), DbError> {
         if !self.on {
             return Ok(());
         }
@@ -201,13 +199,13 @@ impl Events {
     /// A Moment was created (at its URL), failed for good, or was deleted by UNDO.
     pub fn moment(
         self,
-        tx: &Connection,
+        tx: &Conn,
         kind: EventType,
         moment: &ForHost,
         url: Option<&str>,
         reason: Option<&str>,
         now: DateTime<Utc>,
-    ) -> rusqlite::Result<()> {
+    ) -> Result<(), DbError> {
         if !self.on {
             return Ok(());
         }

@@ -4,10 +4,9 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use rusqlite::Connection;
 
 use crate::db::jobs::{self, NewJob};
-use crate::db::{artists, messages, moments, numbers, parts};
+use crate::db::{artists, messages, moments, numbers, parts, Conn, DbError};
 use crate::domain::keyword::Keyword;
 use crate::domain::moment::{parse_moments, MomentContent};
 use crate::domain::number_state::{
@@ -85,16 +84,7 @@ pub async fn receive(
         .is_none()
         .then(|| read_inbound(&message, Utc::now()));
     let received = store
-        .write(move |tx| {
-            Ok(receive_in(
-                tx,
-                &settings,
-                &message,
-                &from,
-                read,
-                Utc::now(),
-            )?)
-        })
+        .write(move |tx| receive_in(tx, &settings, &message, &from, read.clone(), Utc::now()))
         .await;
     let reason = match &received {
         Ok(Receipt::Recorded {
@@ -115,14 +105,14 @@ pub async fn receive(
         "a message could not be received as it asks; kept with the failure");
     store
         .write(move |tx| {
-            Ok(keep_failed(
+            keep_failed(
                 tx,
                 &kept_settings,
                 &kept_message,
                 &kept_from,
                 &reason,
                 Utc::now(),
-            )?)
+            )
         })
         .await
 }
@@ -130,13 +120,13 @@ pub async fn receive(
 /// Keeps a message that could not be received as it asks, with the reason, and tells its
 /// artist (if the number is verified) that nothing was posted.
 fn keep_failed(
-    tx: &Connection,
+    tx: &Conn,
     settings: &ReceiveSettings,
     message: &InboundMessage,
     from: &PhoneNumber,
     reason: &str,
     now: DateTime<Utc>,
-) -> rusqlite::Result<Receipt> {
+) -> Result<Receipt, DbError> {
     let phone = from.as_str();
     let owner = match numbers::standing(tx, phone)? {
         Standing::Verified { owner, .. } => Some(owner),
@@ -189,7 +179,7 @@ pub async fn apply_status(
     events: Events,
 ) -> Result<messages::StatusApplied, WriteError> {
     store
-        .write(move |tx| Ok(messages::apply_status(tx, &report, events, Utc::now())?))
+        .write(move |tx| messages::apply_status(tx, &report, events, Utc::now()))
         .await
 }
 
@@ -197,13 +187,13 @@ pub async fn apply_status(
 /// concurrent deliveries of one message are applied one after the other and the second
 /// finds the first's row.
 pub fn receive_in(
-    tx: &Connection,
+    tx: &Conn,
     settings: &ReceiveSettings,
     message: &InboundMessage,
     from: &PhoneNumber,
     read: Option<Inbound>,
     now: DateTime<Utc>,
-) -> rusqlite::Result<Receipt> {
+) -> Result<Receipt, DbError> {
     let Some(part) = &message.part else {
         return receive_whole(tx, settings, message, from, read, now);
     };
@@ -238,13 +228,13 @@ pub fn receive_in(
 
 /// Receives one whole message inside the caller's transaction.
 fn receive_whole(
-    tx: &Connection,
+    tx: &Conn,
     settings: &ReceiveSettings,
     message: &InboundMessage,
     from: &PhoneNumber,
     read: Option<Inbound>,
     now: DateTime<Utc>,
-) -> rusqlite::Result<Receipt> {
+) -> Result<Receipt, DbError> {
     let phone = from.as_str();
     let standing = numbers::standing(tx, phone)?;
     // Decided first (nothing is written until the dedupe row goes in), so the message is
@@ -395,7 +385,7 @@ fn receive_whole(
 
 /// Removes a Moment for UNDO. One already on the host is withdrawn there with a
 /// `moment.deleted` event; one not yet posted never will be (its dispatch sees it removed).
-fn undo(tx: &Connection, id: i64, events: Events, now: DateTime<Utc>) -> rusqlite::Result<()> {
+fn undo(tx: &Conn, id: i64, events: Events, now: DateTime<Utc>) -> Result<(), DbError> {
     moments::delete(tx, id, now)?;
     if let Some(moment) = moments::for_host(tx, id)? {
         tracing::info!(moment_id = id, state = %moment.state, "Moment removed by UNDO");
@@ -409,12 +399,12 @@ fn undo(tx: &Connection, id: i64, events: Events, now: DateTime<Utc>) -> rusqlit
 
 /// Records the message, in `artist`'s conversation; `None` when its provider id was seen.
 fn insert(
-    tx: &Connection,
+    tx: &Conn,
     message: &InboundMessage,
     phone: &str,
     artist: Option<ArtistId>,
     now: DateTime<Utc>,
-) -> rusqlite::Result<Option<i64>> {
+) -> Result<Option<i64>, DbError> {
     messages::insert_inbound(
         tx,
         &messages::NewInbound {

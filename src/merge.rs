@@ -4,10 +4,8 @@
 //! joins it in the write that receives it, and records no Moment of its own.
 
 use chrono::{DateTime, Utc};
-use rusqlite::Connection;
 
-use crate::db::jobs;
-use crate::db::moments;
+use crate::db::{jobs, moments, Conn, DbError};
 use crate::domain::moment::{MomentCommand, MomentContent, SplitHalf};
 use crate::domain::number_state::{ArtistId, Standing};
 use crate::domain::{JobKind, MomentKindCode};
@@ -60,11 +58,11 @@ impl<'a> Half<'a> {
 /// Joins `half` to the other half's Moment when one is open for it; answers that Moment's id,
 /// or `None` (nothing was changed) when there is none.
 pub fn join(
-    tx: &Connection,
+    tx: &Conn,
     settings: &ReceiveSettings,
     half: &Half,
     now: DateTime<Utc>,
-) -> rusqlite::Result<Option<i64>> {
+) -> Result<Option<i64>, DbError> {
     let wanted = match half.half.other() {
         SplitHalf::Photo => MomentKindCode::Media,
         SplitHalf::Caption => MomentKindCode::Text,

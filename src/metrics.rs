@@ -12,9 +12,8 @@ use prometheus::{
     GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
-use rusqlite::Connection;
 
-use crate::db::parse_ts;
+use crate::db::{params, parse_ts, Conn, DbError};
 use crate::domain::{JobKind, TextEnum};
 use crate::store::WriterStats;
 
@@ -177,11 +176,9 @@ impl Metrics {
 
     /// Reads the queue's gauges from the database, then renders everything as Prometheus
     /// text.
-    pub fn render(&self, conn: &Connection, now: DateTime<Utc>) -> Result<String, RenderError> {
-        let mut queued: Vec<(String, i64, Option<String>)> = conn
-            .prepare_cached(QUEUE)?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<rusqlite::Result<_>>()?;
+    pub fn render(&self, conn: &Conn, now: DateTime<Utc>) -> Result<String, RenderError> {
+        let mut queued: Vec<(String, i64, Option<String>)> =
+            conn.query_map(QUEUE, params![], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         for (kind, _) in JobKind::ALL {
             if !queued.iter().any(|(k, _, _)| k == kind.as_str()) {
                 queued.push((kind.as_str().to_owned(), 0, None));
@@ -211,10 +208,8 @@ pub fn content_type() -> &'static str {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
-    #[error("no database connection")]
-    Connection(#[from] crate::db::DbError),
     #[error("could not read the jobs queue")]
-    Read(#[from] rusqlite::Error),
+    Read(#[from] DbError),
     #[error("could not encode the metrics")]
     Encode(#[from] prometheus::Error),
 }
@@ -258,20 +253,22 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let store =
             crate::store::Store::open(&dir.path().join("m.db"), Default::default()).expect("open");
-        let conn = store.reads().get().expect("conn");
-        let plan: Vec<String> = conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {QUEUE}"))
+        let text = store
+            .reads()
+            .with(|conn| {
+                let sqlite = conn.as_sqlite().expect("a SQLite database");
+                let plan: Vec<String> = sqlite
+                    .prepare(&format!("EXPLAIN QUERY PLAN {QUEUE}"))?
+                    .query_map([], |r| r.get::<_, String>(3))?
+                    .collect::<Result<_, _>>()?;
+                let plan = plan.join("\n");
+                assert!(plan.contains("USING COVERING INDEX jobs_due"), "{plan}");
+                assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+                Ok(Metrics::new(store.writer_stats())
+                    .expect("metrics")
+                    .render(conn, Utc::now()))
+            })
             .expect("plan")
-            .query_map([], |r| r.get::<_, String>(3))
-            .expect("rows")
-            .collect::<Result<_, _>>()
-            .expect("plan rows");
-        let plan = plan.join("\n");
-        assert!(plan.contains("USING COVERING INDEX jobs_due"), "{plan}");
-        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
-        let text = Metrics::new(store.writer_stats())
-            .expect("metrics")
-            .render(&conn, Utc::now())
             .expect("render");
         for (kind, _) in JobKind::ALL {
             assert!(text.contains(&format!(

@@ -81,12 +81,13 @@ impl Application {
         if !problems.is_empty() {
             return Err(StartupError::Preflight(problems));
         }
-        let store = Store::open(&settings.db_path, settings.writer).map_err(|source| {
-            StartupError::Database {
-                path: settings.db_path.display().to_string(),
-                source,
-            }
-        })?;
+        let store =
+            Store::open_database(&settings.database(), settings.writer).map_err(|source| {
+                StartupError::Database {
+                    path: settings.database_name(),
+                    source,
+                }
+            })?;
         let metrics = Arc::new(Metrics::new(store.writer_stats())?);
         let http = reqwest::Client::builder()
             .timeout(settings.provider_timeout)
@@ -169,7 +170,7 @@ impl Application {
         let grace_secs = settings.shutdown_grace.as_secs();
         let state = web::Data::new(AppState {
             store: store.clone(),
-            pool: store.reads().clone(),
+            pool: store.reads(),
             receive: Arc::new(ReceiveSettings {
                 manage_url: settings.manage_url.clone(),
                 pending_ttl: settings.pending_ttl,
@@ -340,7 +341,9 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 /// before anything is opened or bound, each with what to do about it.
 pub fn preflight(settings: &Settings) -> Vec<String> {
     let mut problems = Vec::new();
-    problems.extend(database_problems(&settings.db_path));
+    if settings.database_url.is_none() {
+        problems.extend(database_problems(&settings.db_path));
+    }
     let media = &settings.media_dir;
     if media.exists() && !media.is_dir() {
         problems.push(format!(
@@ -479,8 +482,13 @@ fn summary(
     say(
         Level::INFO,
         format!(
-            "database {} (schema version {}); media in {}",
-            settings.db_path.display(),
+            "database {} {} (schema version {}); media in {}",
+            if settings.database_url.is_some() {
+                "PostgreSQL"
+            } else {
+                "SQLite"
+            },
+            settings.database_name(),
             crate::store::migrations::VERSION,
             settings.media_dir.display()
         ),

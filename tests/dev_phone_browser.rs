@@ -118,8 +118,9 @@ async fn serve(dir: &Path) -> (String, String) {
     let store = app.store();
     tokio::spawn(app.run_until_stopped());
     let key = ApiKey::generate().expect("randomness");
-    let conn = store.reads().get().expect("connection");
-    db::artists::create(&conn, "Sweetman", None, &key, Utc::now())
+    store
+        .reads()
+        .with(|conn| db::artists::create(conn, "Sweetman", None, &key, Utc::now()))
         .expect("insert")
         .expect("new artist");
     (address, key.expose().to_owned())

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use momentline::db::parts::{self, NewPart, PartStored};
+use momentline::db::Conn;
 use momentline::domain::keyword::Keyword;
 use momentline::domain::moment::{parse_moments, MediaItem, MediaKind, Price, PriceError};
 use momentline::domain::phone_number::{mask, PhoneNumber, PhoneNumberError, Region};
@@ -1173,9 +1174,13 @@ fn deliveries() -> impl Strategy<Value = (Vec<Vec<String>>, Vec<(usize, usize)>)
 #[test]
 fn vonage_parts_in_any_order_with_repeats_join_once_per_message_in_part_order() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store =
+    // The store makes the database; parts are stored through a connection of the test's own.
+    let _store =
         Store::open(&dir.path().join("p.db"), WriterSettings::default()).expect("open the store");
-    let conn = store.reads().get().expect("a connection");
+    let raw = rusqlite::Connection::open(dir.path().join("p.db")).expect("a connection");
+    raw.execute_batch("PRAGMA foreign_keys = ON;")
+        .expect("foreign keys");
+    let conn = Conn::sqlite(&raw);
     let now = chrono::Utc::now();
     // Each case has references of its own, so cases never meet.
     let case = Cell::new(0u32);

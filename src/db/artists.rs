@@ -1,11 +1,9 @@
 //! Artists and their API keys.
 
-use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OptionalExtension};
-
-use super::ts;
+use super::{params, ts, Conn, DbError};
 use crate::domain::api_key::{ApiKey, KeyHash};
 use crate::domain::number_state::ArtistId;
+use chrono::{DateTime, Utc};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Artist {
@@ -15,23 +13,23 @@ pub struct Artist {
 
 /// Creates an artist with its first key, or returns `None` when the name is taken.
 pub fn create(
-    tx: &Connection,
+    tx: &Conn,
     name: &str,
     address: Option<&str>,
     key: &ApiKey,
     now: DateTime<Utc>,
-) -> rusqlite::Result<Option<Artist>> {
-    let inserted = tx
-        .prepare_cached(
-            "INSERT INTO artists (name, address, created_at) VALUES (?1, ?2, ?3)
-         ON CONFLICT (name) DO NOTHING",
-        )?
-        .execute(params![name, address, ts(now)])?;
-    if inserted == 0 {
+) -> Result<Option<Artist>, DbError> {
+    let id: Option<ArtistId> = tx.query_opt(
+        "INSERT INTO artists (name, address, created_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (name) DO NOTHING RETURNING id",
+        params![name, address, ts(now)],
+        |r| r.get(0),
+    )?;
+    let Some(id) = id else {
         return Ok(None);
-    }
+    };
     let artist = Artist {
-        id: tx.last_insert_rowid(),
+        id,
         name: name.to_owned(),
     };
     insert_key(tx, artist.id, key, now)?;
@@ -40,11 +38,11 @@ pub fn create(
 
 /// Adds a key to the named artist; `None` when there is no such artist.
 pub fn add_key(
-    conn: &Connection,
+    conn: &Conn,
     artist_name: &str,
     key: &ApiKey,
     now: DateTime<Utc>,
-) -> rusqlite::Result<Option<Artist>> {
+) -> Result<Option<Artist>, DbError> {
     let Some(artist) = find_by_name(conn, artist_name)? else {
         return Ok(None);
     };
@@ -53,32 +51,29 @@ pub fn add_key(
 }
 
 fn insert_key(
-    conn: &Connection,
+    conn: &Conn,
     artist: ArtistId,
     key: &ApiKey,
     now: DateTime<Utc>,
-) -> rusqlite::Result<()> {
-    conn.prepare_cached(
+) -> Result<(), DbError> {
+    conn.execute(
         "INSERT INTO api_keys (artist_id, prefix, hash, created_at) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![
-        artist,
-        key.display_prefix(),
-        key.hash().to_hex(),
-        ts(now)
-    ])?;
+        params![artist, key.display_prefix(), key.hash().to_hex(), ts(now)],
+    )?;
     Ok(())
 }
 
-pub fn find_by_name(conn: &Connection, name: &str) -> rusqlite::Result<Option<Artist>> {
-    conn.prepare_cached("SELECT id, name FROM artists WHERE name = ?1")?
-        .query_row([name], |r| {
+pub fn find_by_name(conn: &Conn, name: &str) -> Result<Option<Artist>, DbError> {
+    conn.query_opt(
+        "SELECT id, name FROM artists WHERE name = ?1",
+        &[name],
+        |r| {
             Ok(Artist {
                 id: r.get(0)?,
                 name: r.get(1)?,
             })
-        })
-        .optional()
+        },
+    )
 }
 
 /// An artist as `momentline artists list` shows it.
@@ -93,24 +88,24 @@ pub struct Listed {
 }
 
 /// Every artist, oldest first.
-pub fn list(conn: &Connection) -> rusqlite::Result<Vec<Listed>> {
-    let mut stmt = conn.prepare(
+pub fn list(conn: &Conn) -> Result<Vec<Listed>, DbError> {
+    conn.query_map(
         "SELECT a.id, a.name, a.address, a.created_at,
            (SELECT count(*) FROM api_keys k WHERE k.artist_id = a.id AND k.revoked_at IS NULL),
            (SELECT count(*) FROM phone_numbers p WHERE p.owner_id = a.id AND p.state = 'verified')
          FROM artists a ORDER BY a.id",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok(Listed {
-            id: r.get(0)?,
-            name: r.get(1)?,
-            address: r.get(2)?,
-            created_at: r.get(3)?,
-            live_keys: r.get(4)?,
-            verified_numbers: r.get(5)?,
-        })
-    })?;
-    rows.collect()
+        params![],
+        |r| {
+            Ok(Listed {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                address: r.get(2)?,
+                created_at: r.get(3)?,
+                live_keys: r.get(4)?,
+                verified_numbers: r.get(5)?,
+            })
+        },
+    )
 }
 
 /// A key as `momentline keys list` shows it: never the key, only its shown prefix.
@@ -123,52 +118,52 @@ pub struct ListedKey {
 }
 
 /// Every key (of one artist, when named), oldest first.
-pub fn list_keys(conn: &Connection, artist: Option<&str>) -> rusqlite::Result<Vec<ListedKey>> {
-    let mut stmt = conn.prepare(
+pub fn list_keys(conn: &Conn, artist: Option<&str>) -> Result<Vec<ListedKey>, DbError> {
+    conn.query_map(
         "SELECT k.prefix, a.name, k.created_at, k.revoked_at
          FROM api_keys k JOIN artists a ON a.id = k.artist_id
-         WHERE ?1 IS NULL OR a.name = ?1 ORDER BY k.id",
-    )?;
-    let rows = stmt.query_map([artist], |r| {
-        Ok(ListedKey {
-            prefix: r.get(0)?,
-            artist: r.get(1)?,
-            created_at: r.get(2)?,
-            revoked_at: r.get(3)?,
-        })
-    })?;
-    rows.collect()
+         WHERE CAST(?1 AS TEXT) IS NULL OR a.name = ?1 ORDER BY k.id",
+        &[artist],
+        |r| {
+            Ok(ListedKey {
+                prefix: r.get(0)?,
+                artist: r.get(1)?,
+                created_at: r.get(2)?,
+                revoked_at: r.get(3)?,
+            })
+        },
+    )
 }
 
-pub fn name_of(conn: &Connection, id: ArtistId) -> rusqlite::Result<Option<String>> {
-    conn.prepare_cached("SELECT name FROM artists WHERE id = ?1")?
-        .query_row([id], |r| r.get(0))
-        .optional()
+pub fn name_of(conn: &Conn, id: ArtistId) -> Result<Option<String>, DbError> {
+    conn.query_opt("SELECT name FROM artists WHERE id = ?1", &[id], |r| {
+        r.get(0)
+    })
 }
 
 /// The live keys whose shown prefix is `prefix`.
-pub fn live_keys_matching(conn: &Connection, prefix: &str) -> rusqlite::Result<Vec<String>> {
-    let mut stmt = conn
-        .prepare_cached("SELECT prefix FROM api_keys WHERE revoked_at IS NULL AND prefix = ?1")?;
-    let rows = stmt.query_map([prefix], |r| r.get(0))?;
-    rows.collect()
+pub fn live_keys_matching(conn: &Conn, prefix: &str) -> Result<Vec<String>, DbError> {
+    conn.query_map(
+        "SELECT prefix FROM api_keys WHERE revoked_at IS NULL AND prefix = ?1",
+        &[prefix],
+        |r| r.get(0),
+    )
 }
 
 /// Revokes the live keys whose shown prefix is `prefix`.
-pub fn revoke(conn: &Connection, prefix: &str, now: DateTime<Utc>) -> rusqlite::Result<usize> {
-    conn.prepare_cached(
+pub fn revoke(conn: &Conn, prefix: &str, now: DateTime<Utc>) -> Result<usize, DbError> {
+    conn.execute(
         "UPDATE api_keys SET revoked_at = ?2 WHERE revoked_at IS NULL AND prefix = ?1",
-    )?
-    .execute(params![prefix, ts(now)])
+        params![prefix, ts(now)],
+    )
 }
 
 /// Revokes one key, named in full. Returns whether a live key was revoked.
-pub fn revoke_key(conn: &Connection, key: &ApiKey, now: DateTime<Utc>) -> rusqlite::Result<bool> {
-    let revoked = conn
-        .prepare_cached(
-            "UPDATE api_keys SET revoked_at = ?2 WHERE revoked_at IS NULL AND hash = ?1",
-        )?
-        .execute(params![key.hash().to_hex(), ts(now)])?;
+pub fn revoke_key(conn: &Conn, key: &ApiKey, now: DateTime<Utc>) -> Result<bool, DbError> {
+    let revoked = conn.execute(
+        "UPDATE api_keys SET revoked_at = ?2 WHERE revoked_at IS NULL AND hash = ?1",
+        params![key.hash().to_hex(), ts(now)],
+    )?;
     Ok(revoked == 1)
 }
 
@@ -182,26 +177,24 @@ pub enum KeyCheck {
 
 /// The artist a key belongs to, and whether it is still live. Revoked keys are found too, so
 /// a client can be told its key was revoked rather than that it never existed.
-pub fn authenticate(conn: &Connection, key: &ApiKey) -> rusqlite::Result<KeyCheck> {
+pub fn authenticate(conn: &Conn, key: &ApiKey) -> Result<KeyCheck, DbError> {
     let presented = key.hash();
-    let found = conn
-        .query_row(
-            "SELECT a.id, a.name, k.hash, k.revoked_at IS NOT NULL
-             FROM api_keys k JOIN artists a ON a.id = k.artist_id
-             WHERE k.hash = ?1",
-            [presented.to_hex()],
-            |r| {
-                Ok((
-                    Artist {
-                        id: r.get(0)?,
-                        name: r.get(1)?,
-                    },
-                    r.get::<_, String>(2)?,
-                    r.get::<_, bool>(3)?,
-                ))
-            },
-        )
-        .optional()?;
+    let found = conn.query_opt(
+        "SELECT a.id, a.name, k.hash, k.revoked_at IS NOT NULL
+         FROM api_keys k JOIN artists a ON a.id = k.artist_id
+         WHERE k.hash = ?1",
+        &[presented.to_hex()],
+        |r| {
+            Ok((
+                Artist {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                },
+                r.get::<_, String>(2)?,
+                r.get::<_, bool>(3)?,
+            ))
+        },
+    )?;
     // The lookup is by hash; the final word is a constant-time comparison of the hashes.
     Ok(match found {
         Some((artist, stored, revoked))

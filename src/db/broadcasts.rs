@@ -2,14 +2,12 @@
 //! time by a `broadcast` job that keeps its place in the row, so no write holds the writer
 //! long and a restart carries on where the last batch ended.
 
-use chrono::{DateTime, Duration, Utc};
-use rusqlite::{params, Connection, OptionalExtension};
-
 use super::jobs::{self, NewJob};
 use super::messages::{self, NewOutbound};
-use super::{ts, Text};
+use super::{params, ts, Conn, DbError, Text};
 use crate::domain::number_state::{ArtistId, ReplyKind};
 use crate::domain::{JobKind, MessageState};
+use chrono::{DateTime, Duration, Utc};
 
 /// A broadcast's id.
 pub type BroadcastId = i64;
@@ -27,27 +25,27 @@ fn fan_out_job(id: BroadcastId) -> NewJob<'static> {
 
 /// Records a broadcast and the job that queues its texts; answers its id and how many
 /// numbers are verified now (what it will reach unless that changes while it is queued).
-pub fn create(
-    tx: &Connection,
-    body: &str,
-    now: DateTime<Utc>,
-) -> rusqlite::Result<(BroadcastId, i64)> {
-    tx.prepare_cached("INSERT INTO broadcasts (body, created_at) VALUES (?1, ?2)")?
-        .execute(params![body, ts(now)])?;
-    let id = tx.last_insert_rowid();
+pub fn create(tx: &Conn, body: &str, now: DateTime<Utc>) -> Result<(BroadcastId, i64), DbError> {
+    let id: BroadcastId = tx.query_value(
+        "INSERT INTO broadcasts (body, created_at) VALUES (?1, ?2) RETURNING id",
+        params![body, ts(now)],
+    )?;
     jobs::enqueue(tx, &fan_out_job(id), now)?;
-    let verified = tx
-        .prepare_cached("SELECT count(*) FROM phone_numbers WHERE state = 'verified'")?
-        .query_row([], |r| r.get(0))?;
+    let verified = tx.query_value(
+        "SELECT count(*) FROM phone_numbers WHERE state = 'verified'",
+        params![],
+    )?;
     Ok((id, verified))
 }
 
 /// Whether broadcast `id` has been queued for every verified number; `None` when there is no
 /// such broadcast.
-pub fn finished(conn: &Connection, id: BroadcastId) -> rusqlite::Result<Option<bool>> {
-    conn.prepare_cached("SELECT queued_at IS NOT NULL FROM broadcasts WHERE id = ?1")?
-        .query_row([id], |r| r.get(0))
-        .optional()
+pub fn finished(conn: &Conn, id: BroadcastId) -> Result<Option<bool>, DbError> {
+    conn.query_opt(
+        "SELECT queued_at IS NOT NULL FROM broadcasts WHERE id = ?1",
+        &[id],
+        |r| r.get(0),
+    )
 }
 
 /// What one batch of a fan-out did.
@@ -70,24 +68,25 @@ pub struct Batch {
 /// batch's job is queued, due when this batch's last text is. `None` when there is no such
 /// broadcast.
 pub fn fan_out(
-    tx: &Connection,
+    tx: &Conn,
     id: BroadcastId,
     limit: usize,
     provider: &str,
     spacing: Duration,
     now: DateTime<Utc>,
-) -> rusqlite::Result<Option<Batch>> {
-    let row = tx
-        .prepare_cached("SELECT body, cursor, queued, queued_at FROM broadcasts WHERE id = ?1")?
-        .query_row([id], |r| {
+) -> Result<Option<Batch>, DbError> {
+    let row = tx.query_opt(
+        "SELECT body, cursor, queued, queued_at FROM broadcasts WHERE id = ?1",
+        &[id],
+        |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, Option<String>>(1)?,
                 r.get::<_, i64>(2)?,
                 r.get::<_, Option<String>>(3)?,
             ))
-        })
-        .optional()?;
+        },
+    )?;
     let Some((body, cursor, queued, queued_at)) = row else {
         return Ok(None);
     };
@@ -98,19 +97,12 @@ pub fn fan_out(
             finished: true,
         }));
     }
-    let numbers: Vec<(String, Option<ArtistId>)> = tx
-        .prepare_cached(
-            "SELECT e164, owner_id FROM phone_numbers
-             WHERE state = 'verified' AND e164 > ?1 ORDER BY e164 LIMIT ?2",
-        )?
-        .query_map(
-            params![
-                cursor.as_deref().unwrap_or(""),
-                i64::try_from(limit).unwrap_or(i64::MAX)
-            ],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?
-        .collect::<rusqlite::Result<_>>()?;
+    let numbers: Vec<(String, Option<ArtistId>)> = tx.query_map(
+        "SELECT e164, owner_id FROM phone_numbers
+         WHERE state = 'verified' AND e164 > ?1 ORDER BY e164 LIMIT ?2",
+        params![cursor.as_deref().unwrap_or(""), limit],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     let mut due = now;
     for (to, owner) in &numbers {
         let text = NewOutbound {
@@ -126,18 +118,18 @@ pub fn fan_out(
     }
     let finished = numbers.len() < limit;
     let total = queued + i64::try_from(numbers.len()).unwrap_or(i64::MAX);
-    tx.prepare_cached(
+    tx.execute(
         "UPDATE broadcasts SET queued = ?2, cursor = coalesce(?3, cursor),
-           queued_at = CASE WHEN ?4 THEN ?5 END
+           queued_at = CASE WHEN ?4 = 1 THEN CAST(?5 AS TEXT) END
          WHERE id = ?1",
-    )?
-    .execute(params![
-        id,
-        total,
-        numbers.last().map(|(e164, _)| e164.as_str()),
-        finished,
-        ts(now)
-    ])?;
+        params![
+            id,
+            total,
+            numbers.last().map(|(e164, _)| e164.as_str()),
+            finished,
+            ts(now)
+        ],
+    )?;
     if !finished {
         jobs::enqueue_due(tx, &fan_out_job(id), due - spacing, now)?;
     }
@@ -172,21 +164,19 @@ pub struct Status {
 
 /// Broadcast `id`'s status; `None` when there is no such broadcast. Counted from the
 /// `messages_broadcast` index, reading rows only for the texts that failed.
-pub fn status(conn: &Connection, id: BroadcastId) -> rusqlite::Result<Option<Status>> {
-    let row = conn
-        .query_row(
-            "SELECT body, created_at, queued, queued_at FROM broadcasts WHERE id = ?1",
-            [id],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                ))
-            },
-        )
-        .optional()?;
+pub fn status(conn: &Conn, id: BroadcastId) -> Result<Option<Status>, DbError> {
+    let row = conn.query_opt(
+        "SELECT body, created_at, queued, queued_at FROM broadcasts WHERE id = ?1",
+        &[id],
+        |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Option<String>>(3)?,
+            ))
+        },
+    )?;
     let Some((body, created_at, numbers, queued_at)) = row else {
         return Ok(None);
     };
@@ -202,14 +192,12 @@ pub fn status(conn: &Connection, id: BroadcastId) -> rusqlite::Result<Option<Sta
         failed: 0,
         withheld: 0,
     };
-    let mut stmt = conn.prepare_cached(
+    let counts = conn.query_map(
         "SELECT state, count(*) FROM messages WHERE broadcast_id = ?1 GROUP BY state",
+        &[id],
+        |r| Ok((r.get::<_, Text<MessageState>>(0)?.0, r.get::<_, i64>(1)?)),
     )?;
-    let counts = stmt.query_map([id], |r| {
-        Ok((r.get::<_, Text<MessageState>>(0)?.0, r.get::<_, i64>(1)?))
-    })?;
-    for count in counts {
-        let (state, n) = count?;
+    for (state, n) in counts {
         match state {
             MessageState::Sent | MessageState::Delivered => status.sent += n,
             MessageState::Unconfirmed => status.waiting += n,
@@ -217,31 +205,24 @@ pub fn status(conn: &Connection, id: BroadcastId) -> rusqlite::Result<Option<Sta
             MessageState::Received => {}
         }
     }
-    status.withheld = conn
-        .prepare_cached(
-            "SELECT count(*) FROM messages
-             WHERE broadcast_id = ?1 AND state = ?2 AND last_error = ?3",
-        )?
-        .query_row(
-            params![id, Text(MessageState::Error), messages::WITHHELD_OPTED_OUT],
-            |r| r.get(0),
-        )?;
+    status.withheld = conn.query_value(
+        "SELECT count(*) FROM messages
+         WHERE broadcast_id = ?1 AND state = ?2 AND last_error = ?3",
+        params![id, Text(MessageState::Error), messages::WITHHELD_OPTED_OUT],
+    )?;
     status.failed -= status.withheld.min(status.failed);
     if status.queued_at.is_none() {
         status.queuing_failed = conn
-            .prepare_cached(
+            .query_opt(
                 "SELECT last_error FROM jobs
                  WHERE kind = ?1 AND state = 'failed' AND payload = ?2
                  ORDER BY id DESC LIMIT 1",
-            )?
-            .query_row(
                 params![
                     Text(JobKind::Broadcast),
                     fan_out_job(id).payload.to_string()
                 ],
                 |r| r.get::<_, Option<String>>(0),
-            )
-            .optional()?
+            )?
             .map(|reason| reason.unwrap_or_else(|| "no reason recorded".into()));
     }
     Ok(Some(status))

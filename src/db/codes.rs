@@ -1,12 +1,10 @@
 //! Verification codes, one per number and artist: a salted hash (never the code), its
 //! expiry and the wrong tries spent on it.
 
-use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OptionalExtension};
-
-use super::{opt_ts, ts};
+use super::{opt_ts, params, ts, Conn, DbError, Row};
 use crate::domain::code::{code_state, CodeState};
 use crate::domain::number_state::ArtistId;
+use chrono::{DateTime, Utc};
 
 /// A code as stored.
 #[derive(Debug, Clone)]
@@ -32,52 +30,48 @@ impl StoredCode {
 /// Starts a new code for `artist` on `e164`, carried by text `message_id`; any earlier code
 /// of theirs for the number is gone.
 pub fn replace(
-    conn: &Connection,
+    conn: &Conn,
     e164: &str,
     artist: ArtistId,
     message_id: i64,
     now: DateTime<Utc>,
-) -> rusqlite::Result<()> {
-    conn.prepare_cached(
+) -> Result<(), DbError> {
+    conn.execute(
         "INSERT INTO verification_codes (e164, artist_id, message_id, created_at)
          VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (e164, artist_id) DO UPDATE SET message_id = excluded.message_id,
            salt = NULL, code_hash = NULL, expires_at = NULL, tries = 0,
            created_at = excluded.created_at",
-    )?
-    .execute(params![e164, artist, message_id, ts(now)])?;
+        params![e164, artist, message_id, ts(now)],
+    )?;
     Ok(())
 }
 
 /// The code carried by text `message_id`, if no newer request has replaced it.
-pub fn carried_by(conn: &Connection, message_id: i64) -> rusqlite::Result<Option<StoredCode>> {
-    conn.prepare_cached(
+pub fn carried_by(conn: &Conn, message_id: i64) -> Result<Option<StoredCode>, DbError> {
+    conn.query_opt(
         "SELECT c.artist_id, c.message_id, c.salt, c.code_hash, c.expires_at, c.tries,
                 m.state = 'error'
          FROM verification_codes c JOIN messages m ON m.id = c.message_id
          WHERE c.message_id = ?1",
-    )?
-    .query_row([message_id], read)
-    .optional()
+        &[message_id],
+        read,
+    )
 }
 
 /// The artist's code for `e164`.
-pub fn find(
-    conn: &Connection,
-    e164: &str,
-    artist: ArtistId,
-) -> rusqlite::Result<Option<StoredCode>> {
-    conn.prepare_cached(
+pub fn find(conn: &Conn, e164: &str, artist: ArtistId) -> Result<Option<StoredCode>, DbError> {
+    conn.query_opt(
         "SELECT c.artist_id, c.message_id, c.salt, c.code_hash, c.expires_at, c.tries,
                 m.state = 'error'
          FROM verification_codes c JOIN messages m ON m.id = c.message_id
          WHERE c.e164 = ?1 AND c.artist_id = ?2",
-    )?
-    .query_row(params![e164, artist], read)
-    .optional()
+        params![e164, artist],
+        read,
+    )
 }
 
-fn read(r: &rusqlite::Row) -> rusqlite::Result<StoredCode> {
+fn read(r: &Row) -> Result<StoredCode, DbError> {
     Ok(StoredCode {
         artist: r.get(0)?,
         message_id: r.get(1)?,
@@ -92,33 +86,36 @@ fn read(r: &rusqlite::Row) -> rusqlite::Result<StoredCode> {
 /// Records the code text `message_id` is about to carry (its hash, or none when the
 /// provider makes the code) and when it expires. False when a newer request replaced it.
 pub fn arm(
-    conn: &Connection,
+    conn: &Conn,
     message_id: i64,
     salted_hash: Option<(&[u8], &[u8])>,
     expires_at: DateTime<Utc>,
-) -> rusqlite::Result<bool> {
+) -> Result<bool, DbError> {
     let (salt, hash) = salted_hash.unzip();
-    let armed = conn
-        .prepare_cached(
-            "UPDATE verification_codes SET salt = ?2, code_hash = ?3, expires_at = ?4
-             WHERE message_id = ?1",
-        )?
-        .execute(params![message_id, salt, hash, ts(expires_at)])?;
+    let armed = conn.execute(
+        "UPDATE verification_codes SET salt = ?2, code_hash = ?3, expires_at = ?4
+         WHERE message_id = ?1",
+        params![message_id, salt, hash, ts(expires_at)],
+    )?;
     Ok(armed == 1)
 }
 
 /// Spends one try on the code text `message_id` carries (`by` −1 gives one back).
-pub fn spend_try(conn: &Connection, message_id: i64, by: i64) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "UPDATE verification_codes SET tries = max(tries + ?2, 0) WHERE message_id = ?1",
-    )?
-    .execute(params![message_id, by])?;
+pub fn spend_try(conn: &Conn, message_id: i64, by: i64) -> Result<(), DbError> {
+    // A CASE rather than SQLite's two-argument max(), which PostgreSQL spells greatest().
+    conn.execute(
+        "UPDATE verification_codes SET tries = CASE WHEN tries + ?2 < 0 THEN 0 ELSE tries + ?2 END
+         WHERE message_id = ?1",
+        params![message_id, by],
+    )?;
     Ok(())
 }
 
 /// Forgets the artist's code for `e164` (used, or the artist let the number go).
-pub fn forget(conn: &Connection, e164: &str, artist: ArtistId) -> rusqlite::Result<()> {
-    conn.prepare_cached("DELETE FROM verification_codes WHERE e164 = ?1 AND artist_id = ?2")?
-        .execute(params![e164, artist])?;
+pub fn forget(conn: &Conn, e164: &str, artist: ArtistId) -> Result<(), DbError> {
+    conn.execute(
+        "DELETE FROM verification_codes WHERE e164 = ?1 AND artist_id = ?2",
+        params![e164, artist],
+    )?;
     Ok(())
 }

@@ -4,12 +4,12 @@ use crate::events::Events;
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use super::jobs::{self, NewJob};
 use super::numbers;
-use super::{parse_ts, ts, Text};
+use super::sql::ToParam;
+use super::{params, parse_ts, ts, Conn, DbError, Row, Text};
 use crate::domain::moment::MediaItem;
 use crate::domain::number_state::{ArtistId, RecentReplies, ReplyKind};
 use crate::domain::segments::{Encoding, Segments};
@@ -31,20 +31,19 @@ pub struct NewInbound<'a> {
 
 /// Records an inbound message; `None` when this provider message id was seen before.
 pub fn insert_inbound(
-    conn: &Connection,
+    conn: &Conn,
     m: &NewInbound,
     now: DateTime<Utc>,
-) -> rusqlite::Result<Option<i64>> {
-    let media = serde_json::to_string(m.media)
-        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
-    let inserted = conn
-        .prepare_cached(
-            "INSERT INTO messages (direction, artist_id, phone, service_number, body, subject,
-               media, provider, provider_message_id, state, created_at, updated_at)
-             VALUES (?10, ?11, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?1, ?9, ?9)
-             ON CONFLICT DO NOTHING",
-        )?
-        .execute(params![
+) -> Result<Option<i64>, DbError> {
+    let media =
+        serde_json::to_string(m.media).map_err(|e| DbError::Encode(format!("media: {e}")))?;
+    conn.query_opt(
+        "INSERT INTO messages (direction, artist_id, phone, service_number, body, subject,
+           media, provider, provider_message_id, state, created_at, updated_at)
+         VALUES (?10, ?11, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?1, ?9, ?9)
+         ON CONFLICT DO NOTHING
+         RETURNING id",
+        params![
             Text(MessageState::Received),
             m.from,
             m.to,
@@ -56,19 +55,17 @@ pub fn insert_inbound(
             ts(now),
             Text(Direction::Inbound),
             m.artist
-        ])?;
-    Ok((inserted == 1).then(|| conn.last_insert_rowid()))
+        ],
+        |r| r.get(0),
+    )
 }
 
 /// Notes why a message could not be acted on.
-pub fn note_failure(
-    conn: &Connection,
-    id: i64,
-    reason: &str,
-    now: DateTime<Utc>,
-) -> rusqlite::Result<()> {
-    conn.prepare_cached("UPDATE messages SET last_error = ?2, updated_at = ?3 WHERE id = ?1")?
-        .execute(params![id, reason, ts(now)])?;
+pub fn note_failure(conn: &Conn, id: i64, reason: &str, now: DateTime<Utc>) -> Result<(), DbError> {
+    conn.execute(
+        "UPDATE messages SET last_error = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id, reason, ts(now)],
+    )?;
     Ok(())
 }
 
@@ -86,53 +83,49 @@ pub struct NewOutbound<'a> {
 /// Queues an outbound text with the job that sends it, due now. Texts to one number go out
 /// in the order they were queued (broadcast texts aside: they are in no queue, so one not due
 /// yet never holds back a number's replies).
-pub fn queue_outbound(
-    conn: &Connection,
-    m: &NewOutbound,
-    now: DateTime<Utc>,
-) -> rusqlite::Result<i64> {
+pub fn queue_outbound(conn: &Conn, m: &NewOutbound, now: DateTime<Utc>) -> Result<i64, DbError> {
     insert_outbound(conn, m, None, now, now)
 }
 
 /// Queues one text of broadcast `broadcast` (its purpose `Broadcast`), its job due at `due`.
 pub fn queue_broadcast_text(
-    conn: &Connection,
+    conn: &Conn,
     m: &NewOutbound,
     broadcast: i64,
     due: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> rusqlite::Result<i64> {
+) -> Result<i64, DbError> {
     insert_outbound(conn, m, Some(broadcast), due, now)
 }
 
 fn insert_outbound(
-    conn: &Connection,
+    conn: &Conn,
     m: &NewOutbound,
     broadcast: Option<i64>,
     due: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> rusqlite::Result<i64> {
+) -> Result<i64, DbError> {
     let segments = Segments::of(m.body);
-    conn.prepare_cached(
+    let id: i64 = conn.query_value(
         "INSERT INTO messages (direction, artist_id, phone, service_number, body, provider,
            state, purpose, broadcast_id, encoding, segments, created_at, updated_at)
-         VALUES (?8, ?1, ?2, ?3, ?4, ?5, ?9, ?6, ?12, ?10, ?11, ?7, ?7)",
-    )?
-    .execute(params![
-        m.artist,
-        m.to,
-        m.from,
-        m.body,
-        m.provider,
-        Text(m.purpose),
-        ts(now),
-        Text(Direction::Outbound),
-        Text(MessageState::Unconfirmed),
-        Text(segments.encoding),
-        segments.count,
-        broadcast
-    ])?;
-    let id = conn.last_insert_rowid();
+         VALUES (?8, ?1, ?2, ?3, ?4, ?5, ?9, ?6, ?12, ?10, ?11, ?7, ?7)
+         RETURNING id",
+        params![
+            m.artist,
+            m.to,
+            m.from,
+            m.body,
+            m.provider,
+            Text(m.purpose),
+            ts(now),
+            Text(Direction::Outbound),
+            Text(MessageState::Unconfirmed),
+            Text(segments.encoding),
+            segments.count,
+            broadcast
+        ],
+    )?;
     jobs::enqueue_due(
         conn,
         &NewJob {
@@ -156,6 +149,8 @@ pub const WITHHELD_OPTED_OUT: &str = "recipient opted out";
 /// The reply-cap count: one pass over a number's outbound texts of the last day. The
 /// uncapped purposes are written into the SQL (from their enum) so it is prepared once. A
 /// broadcast is the operator's, not a reply: it never holds back the number's own replies.
+/// The earlier of the two times is a CASE, not SQLite's two-argument min() (PostgreSQL's
+/// least()).
 static RECENT_REPLIES: LazyLock<String> = LazyLock::new(|| {
     let uncapped = [
         ReplyKind::Prompt,
@@ -171,18 +166,20 @@ static RECENT_REPLIES: LazyLock<String> = LazyLock::new(|| {
                 count(*) FILTER (WHERE purpose = ?5 AND created_at > ?3),
                 count(*) FILTER (WHERE created_at > ?3 AND purpose NOT IN ({uncapped}))
          FROM messages
-         WHERE phone = ?1 AND direction = 'outbound' AND created_at > min(?2, ?3)"
+         WHERE phone = ?1 AND direction = 'outbound'
+           AND created_at > CASE WHEN ?2 < ?3 THEN ?2 ELSE ?3 END"
     )
 });
 
 /// How many automatic texts went to a number lately, for the reply caps.
 pub fn recent_replies(
-    conn: &Connection,
+    conn: &Conn,
     phone: &str,
     now: DateTime<Utc>,
     welcome_interval: Duration,
-) -> rusqlite::Result<RecentReplies> {
-    conn.prepare_cached(&RECENT_REPLIES)?.query_row(
+) -> Result<RecentReplies, DbError> {
+    conn.query_row(
+        &RECENT_REPLIES,
         params![
             phone,
             ts(now - welcome_interval),
@@ -211,34 +208,32 @@ fn prompt_times_sql(column: &str) -> String {
 }
 
 fn prompt_times(
-    conn: &Connection,
+    conn: &Conn,
     column: &str,
-    value: &dyn rusqlite::ToSql,
+    value: &dyn ToParam,
     since: DateTime<Utc>,
-) -> rusqlite::Result<Vec<DateTime<Utc>>> {
-    let mut stmt = conn.prepare_cached(&prompt_times_sql(column))?;
-    let rows = stmt.query_map(params![value, ts(since)], |r| {
+) -> Result<Vec<DateTime<Utc>>, DbError> {
+    conn.query_map(&prompt_times_sql(column), params![value, ts(since)], |r| {
         parse_ts(&r.get::<_, String>(0)?)
-    })?;
-    rows.collect()
+    })
 }
 
 /// When prompts or codes (both ask a number to verify) went to this number in the last
 /// day, oldest first.
 pub fn number_prompt_times(
-    conn: &Connection,
+    conn: &Conn,
     phone: &str,
     now: DateTime<Utc>,
-) -> rusqlite::Result<Vec<DateTime<Utc>>> {
+) -> Result<Vec<DateTime<Utc>>, DbError> {
     prompt_times(conn, "phone", &phone, now - Duration::days(1))
 }
 
 /// When this artist's connects sent prompts or codes in the last hour, oldest first.
 pub fn artist_prompt_times(
-    conn: &Connection,
+    conn: &Conn,
     artist: ArtistId,
     now: DateTime<Utc>,
-) -> rusqlite::Result<Vec<DateTime<Utc>>> {
+) -> Result<Vec<DateTime<Utc>>, DbError> {
     prompt_times(conn, "artist_id", &artist, now - Duration::hours(1))
 }
 
@@ -266,7 +261,7 @@ pub struct MessageView {
 const VIEW_COLUMNS: &str = "id, direction, phone, service_number, body, subject, media, provider,
     provider_message_id, state, attempts, last_error, created_at, encoding, segments";
 
-fn read_view(r: &rusqlite::Row) -> rusqlite::Result<MessageView> {
+fn read_view(r: &Row) -> Result<MessageView, DbError> {
     let direction = r.get::<_, Text<Direction>>(1)?.0;
     let phone: String = r.get(2)?;
     let service: Option<String> = r.get(3)?;
@@ -282,9 +277,8 @@ fn read_view(r: &rusqlite::Row) -> rusqlite::Result<MessageView> {
         to,
         body: r.get(4)?,
         subject: r.get(5)?,
-        media: serde_json::from_str(&media).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, e.into())
-        })?,
+        media: serde_json::from_str(&media)
+            .map_err(|e| DbError::Decode(format!("message media: {e}")))?,
         provider: r.get(7)?,
         provider_message_id: r.get(8)?,
         state: r.get::<_, Text<MessageState>>(9)?.0,
@@ -298,41 +292,45 @@ fn read_view(r: &rusqlite::Row) -> rusqlite::Result<MessageView> {
 
 /// An artist's conversation, newest first.
 pub fn for_artist(
-    conn: &Connection,
+    conn: &Conn,
     artist: ArtistId,
     offset: u32,
     limit: u32,
-) -> rusqlite::Result<Vec<MessageView>> {
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {VIEW_COLUMNS} FROM messages WHERE artist_id = ?1
-         ORDER BY id DESC LIMIT ?2 OFFSET ?3"
-    ))?;
-    let rows = stmt.query_map(params![artist, limit, offset], read_view)?;
-    rows.collect()
+) -> Result<Vec<MessageView>, DbError> {
+    conn.query_map(
+        &format!(
+            "SELECT {VIEW_COLUMNS} FROM messages WHERE artist_id = ?1
+             ORDER BY id DESC LIMIT ?2 OFFSET ?3"
+        ),
+        params![artist, limit, offset],
+        read_view,
+    )
 }
 
 /// The last `limit` messages to and from one number, whoever's conversation they are in,
 /// oldest first (the dev phone shows them).
-pub fn for_phone(conn: &Connection, phone: &str, limit: u32) -> rusqlite::Result<Vec<MessageView>> {
-    let mut stmt = conn.prepare(&format!(
-        "SELECT * FROM (SELECT {VIEW_COLUMNS} FROM messages WHERE phone = ?1
-         ORDER BY id DESC LIMIT ?2) ORDER BY id"
-    ))?;
-    let rows = stmt.query_map(params![phone, limit], read_view)?;
-    rows.collect()
+pub fn for_phone(conn: &Conn, phone: &str, limit: u32) -> Result<Vec<MessageView>, DbError> {
+    // PostgreSQL (before 16) wants the subquery named.
+    conn.query_map(
+        &format!(
+            "SELECT * FROM (SELECT {VIEW_COLUMNS} FROM messages WHERE phone = ?1
+             ORDER BY id DESC LIMIT ?2) AS latest ORDER BY id"
+        ),
+        params![phone, limit],
+        read_view,
+    )
 }
 
 pub fn one_for_artist(
-    conn: &Connection,
+    conn: &Conn,
     artist: ArtistId,
     id: i64,
-) -> rusqlite::Result<Option<MessageView>> {
-    conn.query_row(
+) -> Result<Option<MessageView>, DbError> {
+    conn.query_opt(
         &format!("SELECT {VIEW_COLUMNS} FROM messages WHERE artist_id = ?1 AND id = ?2"),
         params![artist, id],
         read_view,
     )
-    .optional()
 }
 
 /// An outbound text, as its send_text job needs it.
@@ -347,67 +345,64 @@ pub struct Outgoing {
 }
 
 /// The outbound text `id`.
-pub fn outgoing(conn: &Connection, id: i64) -> rusqlite::Result<Option<Outgoing>> {
-    conn.prepare_cached(
+pub fn outgoing(conn: &Conn, id: i64) -> Result<Option<Outgoing>, DbError> {
+    conn.query_opt(
         "SELECT id, phone, service_number, body, purpose, state FROM messages
          WHERE id = ?1 AND direction = ?2",
-    )?
-    .query_row(params![id, Text(Direction::Outbound)], |r| {
-        Ok(Outgoing {
-            id: r.get(0)?,
-            to: r.get(1)?,
-            from: r.get(2)?,
-            body: r.get(3)?,
-            purpose: r.get::<_, Option<Text<ReplyKind>>>(4)?.map(|t| t.0),
-            state: r.get::<_, Text<MessageState>>(5)?.0,
-        })
-    })
-    .optional()
+        params![id, Text(Direction::Outbound)],
+        |r| {
+            Ok(Outgoing {
+                id: r.get(0)?,
+                to: r.get(1)?,
+                from: r.get(2)?,
+                body: r.get(3)?,
+                purpose: r.get::<_, Option<Text<ReplyKind>>>(4)?.map(|t| t.0),
+                state: r.get::<_, Text<MessageState>>(5)?.0,
+            })
+        },
+    )
 }
 
 /// The provider accepted the text. A status report that came before this is applied now.
 pub fn mark_sent(
-    tx: &Connection,
+    tx: &Conn,
     id: i64,
     attempts: u32,
     provider: &str,
     provider_message_id: Option<&str>,
     events: Events,
     now: DateTime<Utc>,
-) -> rusqlite::Result<()> {
-    tx.prepare_cached(
+) -> Result<(), DbError> {
+    tx.execute(
         "UPDATE messages SET state = ?5, provider = ?2, provider_message_id = ?3,
            last_error = NULL, attempts = ?7, updated_at = ?4
          WHERE id = ?1 AND state = ?6",
-    )?
-    .execute(params![
-        id,
-        provider,
-        provider_message_id,
-        ts(now),
-        Text(MessageState::Sent),
-        Text(MessageState::Unconfirmed),
-        attempts
-    ])?;
+        params![
+            id,
+            provider,
+            provider_message_id,
+            ts(now),
+            Text(MessageState::Sent),
+            Text(MessageState::Unconfirmed),
+            attempts
+        ],
+    )?;
     if let Some(provider_id) = provider_message_id {
-        let mut stmt = tx.prepare_cached(
+        let parked = tx.query_map(
             "DELETE FROM early_status_reports WHERE provider = ?1 AND provider_message_id = ?2
              RETURNING state, error, recipient_opted_out",
-        )?;
-        let parked = stmt
-            .query_map(params![provider, provider_id], |r| {
+            params![provider, provider_id],
+            |r| {
                 Ok((
                     r.get::<_, Text<MessageState>>(0)?.0,
                     r.get::<_, Option<String>>(1)?,
                     r.get::<_, bool>(2)?,
                 ))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        drop(stmt);
+            },
+        )?;
         if parked.iter().any(|(_, _, opted_out)| *opted_out) {
-            let phone: String = tx
-                .prepare_cached("SELECT phone FROM messages WHERE id = ?1")?
-                .query_row([id], |r| r.get(0))?;
+            let phone: String =
+                tx.query_value("SELECT phone FROM messages WHERE id = ?1", &[id])?;
             numbers::provider_opt_out(tx, &phone, id, events, now)?;
         }
         if let Some((state, error, _)) = parked.into_iter().max_by_key(|(s, _, _)| s.progress()) {
@@ -419,46 +414,46 @@ pub fn mark_sent(
 
 /// An attempt failed and another will follow: the attempt and its reason are shown.
 pub fn note_failed_attempt(
-    conn: &Connection,
+    conn: &Conn,
     id: i64,
     attempts: u32,
     error: &str,
     now: DateTime<Utc>,
-) -> rusqlite::Result<()> {
-    conn.prepare_cached(
+) -> Result<(), DbError> {
+    conn.execute(
         "UPDATE messages SET attempts = ?2, last_error = ?3, updated_at = ?4
          WHERE id = ?1 AND state = ?5",
-    )?
-    .execute(params![
-        id,
-        attempts,
-        error,
-        ts(now),
-        Text(MessageState::Unconfirmed)
-    ])?;
+        params![
+            id,
+            attempts,
+            error,
+            ts(now),
+            Text(MessageState::Unconfirmed)
+        ],
+    )?;
     Ok(())
 }
 
 /// The text will never be sent.
 pub fn mark_failed(
-    conn: &Connection,
+    conn: &Conn,
     id: i64,
     attempts: u32,
     error: &str,
     now: DateTime<Utc>,
-) -> rusqlite::Result<()> {
-    conn.prepare_cached(
+) -> Result<(), DbError> {
+    conn.execute(
         "UPDATE messages SET state = ?4, last_error = ?2, attempts = ?6, updated_at = ?3
          WHERE id = ?1 AND state = ?5",
-    )?
-    .execute(params![
-        id,
-        error,
-        ts(now),
-        Text(MessageState::Error),
-        Text(MessageState::Unconfirmed),
-        attempts
-    ])?;
+        params![
+            id,
+            error,
+            ts(now),
+            Text(MessageState::Error),
+            Text(MessageState::Unconfirmed),
+            attempts
+        ],
+    )?;
     Ok(())
 }
 
@@ -475,46 +470,46 @@ pub enum StatusApplied {
 
 /// Applies a provider's status report to the outbound text it names, only ever forwards.
 pub fn apply_status(
-    tx: &Connection,
+    tx: &Conn,
     report: &StatusReport,
     events: Events,
     now: DateTime<Utc>,
-) -> rusqlite::Result<StatusApplied> {
+) -> Result<StatusApplied, DbError> {
     let (provider, provider_message_id) = (report.provider, report.provider_message_id.as_str());
     let (state, error) = (report.state, report.error.as_deref());
-    let current = tx
-        .query_row(
-            "SELECT id, state, phone FROM messages
-             WHERE direction = ?3 AND provider = ?1 AND provider_message_id = ?2",
-            params![provider, provider_message_id, Text(Direction::Outbound)],
-            |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, Text<MessageState>>(1)?.0,
-                    r.get::<_, String>(2)?,
-                ))
-            },
-        )
-        .optional()?;
+    let current = tx.query_opt(
+        "SELECT id, state, phone FROM messages
+         WHERE direction = ?3 AND provider = ?1 AND provider_message_id = ?2",
+        params![provider, provider_message_id, Text(Direction::Outbound)],
+        |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Text<MessageState>>(1)?.0,
+                r.get::<_, String>(2)?,
+            ))
+        },
+    )?;
     let applied = match current {
         None => {
             // Reports that never find their text (it was sent before a restore, or by
             // another system on the same account) are dropped after a week.
-            tx.prepare_cached("DELETE FROM early_status_reports WHERE created_at < ?1")?
-                .execute([ts(now - Duration::days(7))])?;
-            tx.prepare_cached(
+            tx.execute(
+                "DELETE FROM early_status_reports WHERE created_at < ?1",
+                &[ts(now - Duration::days(7))],
+            )?;
+            tx.execute(
                 "INSERT INTO early_status_reports
                    (provider, provider_message_id, state, error, recipient_opted_out, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![
-                provider,
-                provider_message_id,
-                Text(state),
-                error,
-                report.recipient_opted_out,
-                ts(now)
-            ])?;
+                params![
+                    provider,
+                    provider_message_id,
+                    Text(state),
+                    error,
+                    report.recipient_opted_out,
+                    ts(now)
+                ],
+            )?;
             StatusApplied::Parked
         }
         Some((id, current, phone)) => {
@@ -534,21 +529,21 @@ pub fn apply_status(
 }
 
 fn advance(
-    conn: &Connection,
+    conn: &Conn,
     id: i64,
     current: MessageState,
     state: MessageState,
     error: Option<&str>,
     now: DateTime<Utc>,
-) -> rusqlite::Result<bool> {
+) -> Result<bool, DbError> {
     if state.progress() <= current.progress() {
         return Ok(false);
     }
-    conn.prepare_cached(
+    conn.execute(
         "UPDATE messages SET state = ?2, last_error = coalesce(?3, last_error),
            updated_at = ?4 WHERE id = ?1",
-    )?
-    .execute(params![id, Text(state), error, ts(now)])?;
+        params![id, Text(state), error, ts(now)],
+    )?;
     Ok(true)
 }
 
@@ -560,16 +555,18 @@ pub struct Conversation {
     pub service_number: Option<String>,
 }
 
-pub fn conversation_of(conn: &Connection, id: i64) -> rusqlite::Result<Option<Conversation>> {
-    conn.prepare_cached("SELECT artist_id, phone, service_number FROM messages WHERE id = ?1")?
-        .query_row([id], |r| {
+pub fn conversation_of(conn: &Conn, id: i64) -> Result<Option<Conversation>, DbError> {
+    conn.query_opt(
+        "SELECT artist_id, phone, service_number FROM messages WHERE id = ?1",
+        &[id],
+        |r| {
             Ok(Conversation {
                 artist: r.get(0)?,
                 phone: r.get(1)?,
                 service_number: r.get(2)?,
             })
-        })
-        .optional()
+        },
+    )
 }
 
 #[cfg(test)]
@@ -581,17 +578,16 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let store =
             crate::store::Store::open(&dir.path().join("t.db"), Default::default()).expect("open");
-        let conn = store.reads().get().expect("conn");
-        let plan: Vec<String> = conn
-            .prepare(&format!(
-                "EXPLAIN QUERY PLAN {}",
-                prompt_times_sql("artist_id")
-            ))
-            .expect("plan")
-            .query_map(params![1, "t"], |r| r.get::<_, String>(3))
-            .expect("rows")
-            .collect::<Result<_, _>>()
-            .expect("plan rows");
+        let plan: Vec<String> = store
+            .reads()
+            .with(|c| {
+                c.query_map(
+                    &format!("EXPLAIN QUERY PLAN {}", prompt_times_sql("artist_id")),
+                    params![1, "t"],
+                    |r| r.get::<_, String>(3),
+                )
+            })
+            .expect("plan");
         let plan = plan.join("\n");
         assert!(plan.contains("USING INDEX messages_prompts"), "{plan}");
     }

@@ -8,13 +8,12 @@ pub mod messages;
 pub mod moments;
 pub mod numbers;
 pub mod parts;
+pub mod sql;
+
+pub use sql::{params, Conn, Engine, Row};
 
 use chrono::{DateTime, Utc};
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
-use rusqlite::ToSql;
-
-use crate::domain::TextEnum;
 
 pub type Pool = r2d2::Pool<SqliteConnectionManager>;
 
@@ -24,6 +23,16 @@ pub enum DbError {
     Pool(#[from] r2d2::Error),
     #[error("database query failed")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("PostgreSQL query failed")]
+    Postgres(#[from] postgres::Error),
+    #[error("could not open the PostgreSQL pool")]
+    PgPool(#[source] r2d2::Error),
+    #[error("a stored value could not be read: {0}")]
+    Decode(String),
+    #[error("a value could not be stored: {0}")]
+    Encode(String),
+    #[error("the query returned no row")]
+    NoRow,
     #[error("could not bring the database schema up to date")]
     Migration(#[from] rusqlite_migration::Error),
     #[error(
@@ -59,28 +68,52 @@ impl DbError {
                     | Code::OperationInterrupted
                     | Code::FileLockingProtocolFailed
             ),
-            Self::Sqlite(_) | Self::Migration(_) | Self::NewerSchema { .. } => false,
+            Self::PgPool(_) => true,
+            Self::Postgres(e) => postgres_transient(e),
+            Self::Sqlite(_)
+            | Self::Migration(_)
+            | Self::NewerSchema { .. }
+            | Self::Decode(_)
+            | Self::Encode(_)
+            | Self::NoRow => false,
         }
     }
 }
 
-/// A status enum as a text column: the only bridge between `TextEnum` and SQL.
+/// Whether a PostgreSQL error may pass if tried again: the connection was lost, the server
+/// is starting, stopping or out of room, or the transaction lost a race with another
+/// (serialization failure, deadlock).
+pub fn postgres_transient(e: &postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    match e.code() {
+        // Connection exceptions (08), insufficient resources (53), operator intervention
+        // (57), system errors (58), and a transaction rolled back to let another go (40).
+        Some(code) => ["08", "53", "57", "58", "40"]
+            .iter()
+            .any(|class| code.code().starts_with(class)),
+        // No SQLSTATE: the failure was in the connection, not the statement.
+        None => e.as_db_error().is_none(),
+    }
+}
+
+/// Whether PostgreSQL rolled the transaction back to let a concurrent one go (it must be run
+/// again from the start).
+pub fn lost_race(e: &DbError) -> bool {
+    use postgres::error::SqlState;
+    match e {
+        DbError::Postgres(e) => {
+            e.code() == Some(&SqlState::T_R_SERIALIZATION_FAILURE)
+                || e.code() == Some(&SqlState::T_R_DEADLOCK_DETECTED)
+        }
+        _ => false,
+    }
+}
+
+/// A status enum as a text column: the only bridge between `TextEnum` and SQL (bound and read
+/// through `sql::ToParam` and `sql::FromValue`).
 pub struct Text<T>(pub T);
-
-impl<T: TextEnum> ToSql for Text<T> {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::from(self.0.as_str()))
-    }
-}
-
-impl<T: TextEnum> FromSql for Text<T> {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-        let word = value.as_str()?;
-        T::parse(word)
-            .map(Text)
-            .ok_or_else(|| FromSqlError::Other(format!("'{word}' is not a {}", T::NAME).into()))
-    }
-}
 
 /// A time as stored: fixed width, so text order is time order.
 pub fn ts(time: DateTime<Utc>) -> String {
@@ -88,16 +121,14 @@ pub fn ts(time: DateTime<Utc>) -> String {
 }
 
 /// Reads a time written by `ts`.
-pub fn parse_ts(text: &str) -> rusqlite::Result<DateTime<Utc>> {
+pub fn parse_ts(text: &str) -> Result<DateTime<Utc>, DbError> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
-        })
+        .map_err(|e| DbError::Decode(format!("'{text}' is not a time: {e}")))
 }
 
 /// Reads a nullable time column.
-pub fn opt_ts(text: Option<String>) -> rusqlite::Result<Option<DateTime<Utc>>> {
+pub fn opt_ts(text: Option<String>) -> Result<Option<DateTime<Utc>>, DbError> {
     text.as_deref().map(parse_ts).transpose()
 }
 

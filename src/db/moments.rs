@@ -1,10 +1,9 @@
 //! Moments: recorded from a command, then dispatched.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
-use super::{ts, Text};
+use super::{params, ts, Conn, DbError, Row, Text};
 use crate::domain::moment::{MediaItem, MomentCommand, MomentContent, Price};
 use crate::domain::number_state::ArtistId;
 use crate::domain::{MediaState, MomentKindCode, MomentState};
@@ -12,43 +11,43 @@ use crate::domain::{MediaState, MomentKindCode, MomentState};
 /// Records a Moment command as a `pending` Moment; a media Moment's file is queued for
 /// keeping in the same write.
 pub fn insert(
-    conn: &Connection,
+    conn: &Conn,
     artist: ArtistId,
     message_id: i64,
     position: usize,
     command: &MomentCommand,
     now: DateTime<Utc>,
-) -> rusqlite::Result<i64> {
+) -> Result<i64, DbError> {
     let (kind, media, link) = match &command.content {
         MomentContent::Media { item, .. } => (MomentKindCode::Media, Some(item), None),
         MomentContent::Link { url } => (MomentKindCode::Link, None, Some(url.as_str())),
         MomentContent::Text => (MomentKindCode::Text, None, None),
     };
-    let too_big = |e: std::num::TryFromIntError| rusqlite::Error::ToSqlConversionFailure(e.into());
+    let too_big = |e: std::num::TryFromIntError| DbError::Encode(e.to_string());
     let price = i64::try_from(command.price.micro_usdc()).map_err(too_big)?;
     let position = i64::try_from(position).map_err(too_big)?;
-    conn.prepare_cached(
+    conn.query_value(
         "INSERT INTO moments (artist_id, message_id, position, kind, title, description,
            media_url, media_content_type, link_url, price_micro_usdc, state, created_at,
            updated_at, media_state)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12, ?11, ?11, ?13)",
-    )?
-    .execute(params![
-        artist,
-        message_id,
-        position,
-        Text(kind),
-        command.title,
-        command.description,
-        media.map(|m| m.url.as_str()),
-        media.map(|m| m.content_type.as_str()),
-        link,
-        price,
-        ts(now),
-        Text(MomentState::Pending),
-        media.map(|_| Text(MediaState::Fetching))
-    ])?;
-    Ok(conn.last_insert_rowid())
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12, ?11, ?11, ?13)
+         RETURNING id",
+        params![
+            artist,
+            message_id,
+            position,
+            Text(kind),
+            command.title,
+            command.description,
+            media.map(|m| m.url.as_str()),
+            media.map(|m| m.content_type.as_str()),
+            link,
+            price,
+            ts(now),
+            Text(MomentState::Pending),
+            media.map(|_| Text(MediaState::Fetching))
+        ],
+    )
 }
 
 /// A Moment as the host platform is told of it.
@@ -75,56 +74,51 @@ pub struct ForHost {
     pub deleted: bool,
 }
 
-pub fn for_host(conn: &Connection, id: i64) -> rusqlite::Result<Option<ForHost>> {
-    conn.prepare_cached(
+pub fn for_host(conn: &Conn, id: i64) -> Result<Option<ForHost>, DbError> {
+    conn.query_opt(
         "SELECT m.id, m.kind, m.title, m.description, m.price_micro_usdc, m.link_url,
            m.created_at, a.id, a.name, a.address, g.phone, m.media_file, m.media_content_type,
            m.state, m.url, m.deleted_at IS NOT NULL
          FROM moments m JOIN artists a ON a.id = m.artist_id
            JOIN messages g ON g.id = m.message_id
          WHERE m.id = ?1",
-    )?
-    .query_row([id], |r| {
-        let file: Option<String> = r.get(11)?;
-        let content_type: Option<String> = r.get(12)?;
-        Ok(ForHost {
-            id: r.get(0)?,
-            kind: r.get::<_, Text<MomentKindCode>>(1)?.0,
-            title: r.get(2)?,
-            description: r.get(3)?,
-            price_micro_usdc: r.get(4)?,
-            link: r.get(5)?,
-            created_at: r.get(6)?,
-            artist_id: r.get(7)?,
-            artist_name: r.get(8)?,
-            artist_address: r.get(9)?,
-            phone: r.get(10)?,
-            media: file.map(|f| (f, content_type.unwrap_or_default())),
-            state: r.get::<_, Text<MomentState>>(13)?.0,
-            url: r.get(14)?,
-            deleted: r.get(15)?,
-        })
-    })
-    .optional()
+        &[id],
+        |r| {
+            let file: Option<String> = r.get(11)?;
+            let content_type: Option<String> = r.get(12)?;
+            Ok(ForHost {
+                id: r.get(0)?,
+                kind: r.get::<_, Text<MomentKindCode>>(1)?.0,
+                title: r.get(2)?,
+                description: r.get(3)?,
+                price_micro_usdc: r.get(4)?,
+                link: r.get(5)?,
+                created_at: r.get(6)?,
+                artist_id: r.get(7)?,
+                artist_name: r.get(8)?,
+                artist_address: r.get(9)?,
+                phone: r.get(10)?,
+                media: file.map(|f| (f, content_type.unwrap_or_default())),
+                state: r.get::<_, Text<MomentState>>(13)?.0,
+                url: r.get(14)?,
+                deleted: r.get(15)?,
+            })
+        },
+    )
 }
 
 /// Marks a pending Moment created at `url`.
-pub fn mark_created(
-    conn: &Connection,
-    id: i64,
-    url: &str,
-    now: DateTime<Utc>,
-) -> rusqlite::Result<()> {
-    conn.prepare_cached(
+pub fn mark_created(conn: &Conn, id: i64, url: &str, now: DateTime<Utc>) -> Result<(), DbError> {
+    conn.execute(
         "UPDATE moments SET state = ?4, url = ?2, updated_at = ?3 WHERE id = ?1 AND state = ?5",
-    )?
-    .execute(params![
-        id,
-        url,
-        ts(now),
-        Text(MomentState::Created),
-        Text(MomentState::Pending)
-    ])?;
+        params![
+            id,
+            url,
+            ts(now),
+            Text(MomentState::Created),
+            Text(MomentState::Pending)
+        ],
+    )?;
     Ok(())
 }
 
@@ -137,62 +131,59 @@ pub struct ToDispatch {
     pub deleted: bool,
 }
 
-pub fn to_dispatch(conn: &Connection, id: i64) -> rusqlite::Result<Option<ToDispatch>> {
-    conn.prepare_cached(
+pub fn to_dispatch(conn: &Conn, id: i64) -> Result<Option<ToDispatch>, DbError> {
+    conn.query_opt(
         "SELECT message_id, state, deleted_at IS NOT NULL FROM moments WHERE id = ?1",
-    )?
-    .query_row([id], |r| {
-        Ok(ToDispatch {
-            message_id: r.get(0)?,
-            state: r.get::<_, Text<MomentState>>(1)?.0,
-            deleted: r.get(2)?,
-        })
-    })
-    .optional()
+        &[id],
+        |r| {
+            Ok(ToDispatch {
+                message_id: r.get(0)?,
+                state: r.get::<_, Text<MomentState>>(1)?.0,
+                deleted: r.get(2)?,
+            })
+        },
+    )
 }
 
 /// The Moment UNDO would remove: the last one `phone` texted for `artist` since `since` that
 /// is not failed or removed already.
 pub fn last_undoable(
-    conn: &Connection,
+    conn: &Conn,
     phone: &str,
     artist: ArtistId,
     since: DateTime<Utc>,
-) -> rusqlite::Result<Option<i64>> {
-    conn.prepare_cached(
+) -> Result<Option<i64>, DbError> {
+    conn.query_opt(
         "SELECT m.id FROM messages g JOIN moments m ON m.message_id = g.id
          WHERE g.phone = ?1 AND g.direction = 'inbound' AND g.created_at > ?3
            AND m.artist_id = ?2 AND m.created_at > ?3 AND m.deleted_at IS NULL
            AND m.state != ?4
          ORDER BY m.id DESC LIMIT 1",
-    )?
-    .query_row(
         params![phone, artist, ts(since), Text(MomentState::Failed)],
         |r| r.get(0),
     )
-    .optional()
 }
 
 /// Removes a Moment (UNDO): hidden from the API and its page from now on.
-pub fn delete(conn: &Connection, id: i64, now: DateTime<Utc>) -> rusqlite::Result<()> {
-    conn.prepare_cached(
+pub fn delete(conn: &Conn, id: i64, now: DateTime<Utc>) -> Result<(), DbError> {
+    conn.execute(
         "UPDATE moments SET deleted_at = ?2, updated_at = ?2 WHERE id = ?1 AND deleted_at IS NULL",
-    )?
-    .execute(params![id, ts(now)])?;
+        params![id, ts(now)],
+    )?;
     Ok(())
 }
 
 /// Marks a pending Moment failed: it could not be posted.
-pub fn mark_failed(conn: &Connection, id: i64, now: DateTime<Utc>) -> rusqlite::Result<()> {
-    conn.prepare_cached(
+pub fn mark_failed(conn: &Conn, id: i64, now: DateTime<Utc>) -> Result<(), DbError> {
+    conn.execute(
         "UPDATE moments SET state = ?3, updated_at = ?2 WHERE id = ?1 AND state = ?4",
-    )?
-    .execute(params![
-        id,
-        ts(now),
-        Text(MomentState::Failed),
-        Text(MomentState::Pending)
-    ])?;
+        params![
+            id,
+            ts(now),
+            Text(MomentState::Failed),
+            Text(MomentState::Pending)
+        ],
+    )?;
     Ok(())
 }
 
@@ -205,20 +196,21 @@ pub struct Settled {
 }
 
 /// How a message's Moments ended; `None` while one is still pending.
-pub fn settled(conn: &Connection, message_id: i64) -> rusqlite::Result<Option<Settled>> {
-    let mut stmt = conn.prepare_cached(
+pub fn settled(conn: &Conn, message_id: i64) -> Result<Option<Settled>, DbError> {
+    let rows = conn.query_map(
         "SELECT state, url FROM moments WHERE message_id = ?1 AND deleted_at IS NULL
              ORDER BY position",
+        &[message_id],
+        |r| {
+            Ok((
+                r.get::<_, Text<MomentState>>(0)?.0,
+                r.get::<_, Option<String>>(1)?,
+            ))
+        },
     )?;
-    let rows = stmt.query_map([message_id], |r| {
-        Ok((
-            r.get::<_, Text<MomentState>>(0)?.0,
-            r.get::<_, Option<String>>(1)?,
-        ))
-    })?;
     let mut settled = Settled::default();
     for row in rows {
-        match row? {
+        match row {
             (MomentState::Pending, _) => return Ok(None),
             (MomentState::Created, Some(url)) => settled.links.push(url),
             _ => settled.failed += 1,
@@ -259,7 +251,7 @@ const VIEW: &str = "SELECT m.id, m.kind, m.title, m.description, m.media_url,
     m.media_state, m.media_file
     FROM moments m JOIN artists a ON a.id = m.artist_id";
 
-fn read_view(r: &rusqlite::Row, public_url: &str) -> rusqlite::Result<MomentView> {
+fn read_view(r: &Row, public_url: &str) -> Result<MomentView, DbError> {
     let media_url: Option<String> = r.get(4)?;
     let content_type: Option<String> = r.get(5)?;
     let media_state = r
@@ -292,32 +284,29 @@ fn read_view(r: &rusqlite::Row, public_url: &str) -> rusqlite::Result<MomentView
 
 /// An artist's Moments, newest first.
 pub fn for_artist(
-    conn: &Connection,
+    conn: &Conn,
     artist: ArtistId,
     offset: u32,
     limit: u32,
     public_url: &str,
-) -> rusqlite::Result<Vec<MomentView>> {
-    let mut stmt = conn.prepare(&format!(
-        "{VIEW} WHERE m.artist_id = ?1 AND m.deleted_at IS NULL ORDER BY m.id DESC
-         LIMIT ?2 OFFSET ?3"
-    ))?;
-    let rows = stmt.query_map(params![artist, limit, offset], |r| read_view(r, public_url))?;
-    rows.collect()
+) -> Result<Vec<MomentView>, DbError> {
+    conn.query_map(
+        &format!(
+            "{VIEW} WHERE m.artist_id = ?1 AND m.deleted_at IS NULL ORDER BY m.id DESC
+             LIMIT ?2 OFFSET ?3"
+        ),
+        params![artist, limit, offset],
+        |r| read_view(r, public_url),
+    )
 }
 
 /// A created Moment, for its public page.
-pub fn created(
-    conn: &Connection,
-    id: i64,
-    public_url: &str,
-) -> rusqlite::Result<Option<MomentView>> {
-    conn.query_row(
+pub fn created(conn: &Conn, id: i64, public_url: &str) -> Result<Option<MomentView>, DbError> {
+    conn.query_opt(
         &format!("{VIEW} WHERE m.id = ?1 AND m.state = ?2 AND m.deleted_at IS NULL"),
         params![id, Text(MomentState::Created)],
         |r| read_view(r, public_url),
     )
-    .optional()
 }
 
 /// A Moment's media file, where the provider has it.
@@ -330,60 +319,61 @@ pub struct MediaSource {
     pub state: Option<MediaState>,
 }
 
-pub fn media_source(conn: &Connection, id: i64) -> rusqlite::Result<Option<MediaSource>> {
-    conn.prepare_cached(
+pub fn media_source(conn: &Conn, id: i64) -> Result<Option<MediaSource>, DbError> {
+    conn.query_opt(
         "SELECT m.media_url, m.media_content_type, g.provider, m.media_state
          FROM moments m JOIN messages g ON g.id = m.message_id WHERE m.id = ?1",
-    )?
-    .query_row([id], |r| {
-        Ok(MediaSource {
-            url: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
-            content_type: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
-            provider: r.get(2)?,
-            state: r.get::<_, Option<Text<MediaState>>>(3)?.map(|t| t.0),
-        })
-    })
-    .optional()
+        &[id],
+        |r| {
+            Ok(MediaSource {
+                url: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                content_type: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                provider: r.get(2)?,
+                state: r.get::<_, Option<Text<MediaState>>>(3)?.map(|t| t.0),
+            })
+        },
+    )
 }
 
 /// The file is kept as `file` in the media directory.
-pub fn media_kept(conn: &Connection, id: i64, file: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached(
+pub fn media_kept(conn: &Conn, id: i64, file: &str) -> Result<(), DbError> {
+    conn.execute(
         "UPDATE moments SET media_state = ?2, media_file = ?3, media_error = NULL WHERE id = ?1",
-    )?
-    .execute(params![id, Text(MediaState::Kept), file])?;
+        params![id, Text(MediaState::Kept), file],
+    )?;
     Ok(())
 }
 
 /// A fetch failed: another will follow, or (`for_good`) none will and the media is lost.
-pub fn media_failed(
-    conn: &Connection,
-    id: i64,
-    for_good: bool,
-    error: &str,
-) -> rusqlite::Result<()> {
+pub fn media_failed(conn: &Conn, id: i64, for_good: bool, error: &str) -> Result<(), DbError> {
     let state = if for_good {
         MediaState::Failed
     } else {
         MediaState::Fetching
     };
-    conn.prepare_cached("UPDATE moments SET media_state = ?2, media_error = ?3 WHERE id = ?1")?
-        .execute(params![id, Text(state), error])?;
+    conn.execute(
+        "UPDATE moments SET media_state = ?2, media_error = ?3 WHERE id = ?1",
+        params![id, Text(state), error],
+    )?;
     Ok(())
 }
 
 /// Holds a just-recorded Moment open until `until` for the other half of a split MMS.
-pub fn open_for_merge(conn: &Connection, id: i64, until: DateTime<Utc>) -> rusqlite::Result<()> {
-    conn.prepare_cached("UPDATE moments SET merge_until = ?2 WHERE id = ?1")?
-        .execute(params![id, ts(until)])?;
+pub fn open_for_merge(conn: &Conn, id: i64, until: DateTime<Utc>) -> Result<(), DbError> {
+    conn.execute(
+        "UPDATE moments SET merge_until = ?2 WHERE id = ?1",
+        params![id, ts(until)],
+    )?;
     Ok(())
 }
 
-/// The number's messages of the window, then their Moments: `CROSS JOIN` keeps that order
-/// and `+` keeps the artist's index out, so an artist's every Moment is never walked.
-const OPEN_TO_MERGE: &str =
-    "SELECT m.id FROM messages g CROSS JOIN moments m ON m.message_id = g.id
-     WHERE g.phone = ?1 AND g.direction = 'inbound' AND g.created_at >= ?2
+/// The number's messages of the window, then their Moments: on SQLite `CROSS JOIN` keeps that
+/// order and `+` keeps the artist's index out, so an artist's every Moment is never walked.
+/// (The join's condition is in the WHERE clause, since PostgreSQL's CROSS JOIN takes no ON;
+/// PostgreSQL plans the join by itself.)
+const OPEN_TO_MERGE: &str = "SELECT m.id FROM messages g CROSS JOIN moments m
+     WHERE m.message_id = g.id
+       AND g.phone = ?1 AND g.direction = 'inbound' AND g.created_at >= ?2
        AND g.provider = ?3 AND +m.artist_id = ?4 AND m.kind = ?5 AND m.state = ?6
        AND m.deleted_at IS NULL AND m.merge_until > ?7
      ORDER BY m.id DESC LIMIT 1";
@@ -392,68 +382,68 @@ const OPEN_TO_MERGE: &str =
 /// open for merging at `now`: pending, not deleted, its window not over. Found through the
 /// number's recent messages (`messages_phone`).
 pub fn open_to_merge(
-    conn: &Connection,
+    conn: &Conn,
     artist: ArtistId,
     phone: &str,
     provider: &str,
     kind: MomentKindCode,
     window: chrono::Duration,
     now: DateTime<Utc>,
-) -> rusqlite::Result<Option<i64>> {
-    conn.prepare_cached(OPEN_TO_MERGE)?
-        .query_row(
-            params![
-                phone,
-                ts(now - window),
-                provider,
-                artist,
-                Text(kind),
-                Text(MomentState::Pending),
-                ts(now)
-            ],
-            |r| r.get(0),
-        )
-        .optional()
+) -> Result<Option<i64>, DbError> {
+    conn.query_opt(
+        OPEN_TO_MERGE,
+        params![
+            phone,
+            ts(now - window),
+            provider,
+            artist,
+            Text(kind),
+            Text(MomentState::Pending),
+            ts(now)
+        ],
+        |r| r.get(0),
+    )
 }
 
 /// A caption joins a photo's Moment: its title, description and price; the Moment is closed
 /// to further merging.
-pub fn take_caption(conn: &Connection, id: i64, caption: &MomentCommand) -> rusqlite::Result<()> {
-    let price = i64::try_from(caption.price.micro_usdc())
-        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
-    conn.prepare_cached(
+pub fn take_caption(conn: &Conn, id: i64, caption: &MomentCommand) -> Result<(), DbError> {
+    let price =
+        i64::try_from(caption.price.micro_usdc()).map_err(|e| DbError::Encode(e.to_string()))?;
+    conn.execute(
         "UPDATE moments SET title = ?2, description = ?3, price_micro_usdc = ?4,
            merge_until = NULL
          WHERE id = ?1",
-    )?
-    .execute(params![id, caption.title, caption.description, price])?;
+        params![id, caption.title, caption.description, price],
+    )?;
     Ok(())
 }
 
 /// A photo joins a caption's Moment, which becomes a media Moment whose file is to be kept;
 /// the Moment is closed to further merging.
-pub fn take_photo(conn: &Connection, id: i64, item: &MediaItem) -> rusqlite::Result<()> {
-    conn.prepare_cached(
+pub fn take_photo(conn: &Conn, id: i64, item: &MediaItem) -> Result<(), DbError> {
+    conn.execute(
         "UPDATE moments SET kind = ?2, media_url = ?3, media_content_type = ?4,
            media_state = ?5, merge_until = NULL
          WHERE id = ?1",
-    )?
-    .execute(params![
-        id,
-        Text(MomentKindCode::Media),
-        item.url,
-        item.content_type,
-        Text(MediaState::Fetching)
-    ])?;
+        params![
+            id,
+            Text(MomentKindCode::Media),
+            item.url,
+            item.content_type,
+            Text(MediaState::Fetching)
+        ],
+    )?;
     Ok(())
 }
 
 /// Until when the Moment waits for the other half of a split MMS, if it still does.
-pub fn merge_until(conn: &Connection, id: i64) -> rusqlite::Result<Option<DateTime<Utc>>> {
-    let until: Option<Option<String>> = conn
-        .prepare_cached("SELECT merge_until FROM moments WHERE id = ?1")?
-        .query_row([id], |r| r.get(0))
-        .optional()?;
+pub fn merge_until(conn: &Conn, id: i64) -> Result<Option<DateTime<Utc>>, DbError> {
+    let until: Option<Option<String>> = conn.query_opt(
+        "SELECT merge_until FROM moments WHERE id = ?1",
+        &[id],
+        |r| r.get(0),
+    )?;
     super::opt_ts(until.flatten())
 }
 
@@ -466,17 +456,16 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let store =
             crate::store::Store::open(&dir.path().join("m.db"), Default::default()).expect("open");
-        let conn = store.reads().get().expect("conn");
-        let plan: Vec<String> = conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {OPEN_TO_MERGE}"))
-            .expect("plan")
-            .query_map(
-                params!["+1", "t", "telnyx", 1, "text", "pending", "t"],
-                |r| r.get::<_, String>(3),
-            )
-            .expect("rows")
-            .collect::<Result<_, _>>()
-            .expect("plan rows");
+        let plan: Vec<String> = store
+            .reads()
+            .with(|c| {
+                c.query_map(
+                    &format!("EXPLAIN QUERY PLAN {OPEN_TO_MERGE}"),
+                    params!["+1", "t", "telnyx", 1, "text", "pending", "t"],
+                    |r| r.get::<_, String>(3),
+                )
+            })
+            .expect("plan");
         let plan = plan.join("\n");
         assert!(
             plan.contains(

@@ -1,10 +1,9 @@
 //! Phone numbers' standing and the history of its changes.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
-use super::{opt_ts, parse_ts, ts, Text};
+use super::{opt_ts, params, parse_ts, ts, Conn, DbError, Text};
 use crate::domain::number_state::{ArtistId, ChangeCause, ConnectRequest, NumberStatus, Standing};
 use crate::domain::TextEnum;
 use crate::events::Events;
@@ -65,14 +64,8 @@ impl Row {
         Self { state, ..self }
     }
 
-    fn standing(&self, state: NumberStatus) -> rusqlite::Result<Standing> {
-        let corrupt = |what: &str| {
-            rusqlite::Error::FromSqlConversionFailure(
-                0,
-                rusqlite::types::Type::Text,
-                format!("phone_numbers row: {what}").into(),
-            )
-        };
+    fn standing(&self, state: NumberStatus) -> Result<Standing, DbError> {
+        let corrupt = |what: &str| DbError::Decode(format!("phone_numbers row: {what}"));
         Ok(match state {
             NumberStatus::Unknown => Standing::Unknown,
             NumberStatus::Pending => Standing::Pending(
@@ -99,7 +92,7 @@ impl Row {
     }
 }
 
-fn read_row(r: &rusqlite::Row) -> rusqlite::Result<Row> {
+fn read_row(r: &super::Row) -> Result<Row, DbError> {
     let requester: Option<ArtistId> = r.get("requester_id")?;
     let requested_at = opt_ts(r.get("requested_at")?)?;
     Ok(Row {
@@ -115,15 +108,13 @@ fn read_row(r: &rusqlite::Row) -> rusqlite::Result<Row> {
 }
 
 /// A number's standing; `Unknown` when it has never been seen.
-pub fn standing(conn: &Connection, e164: &str) -> rusqlite::Result<Standing> {
-    let row = conn
-        .query_row(
-            "SELECT state, owner_id, requester_id, requested_at, state_before_opt_out
-             FROM phone_numbers WHERE e164 = ?1",
-            [e164],
-            read_row,
-        )
-        .optional()?;
+pub fn standing(conn: &Conn, e164: &str) -> Result<Standing, DbError> {
+    let row = conn.query_opt(
+        "SELECT state, owner_id, requester_id, requested_at, state_before_opt_out
+         FROM phone_numbers WHERE e164 = ?1",
+        &[e164],
+        read_row,
+    )?;
     match row {
         Some(row) => row.standing(row.state),
         None => Ok(Standing::Unknown),
@@ -133,14 +124,14 @@ pub fn standing(conn: &Connection, e164: &str) -> rusqlite::Result<Standing> {
 /// Stores a number's new standing and records the change with its cause, and the events it
 /// makes. Storing the same standing again records nothing.
 pub fn set_standing(
-    conn: &Connection,
+    conn: &Conn,
     e164: &str,
     from: &Standing,
     to: &Standing,
     cause: Cause,
     events: Events,
     now: DateTime<Utc>,
-) -> rusqlite::Result<()> {
+) -> Result<(), DbError> {
     if from == to {
         return Ok(());
     }
@@ -149,7 +140,7 @@ pub fn set_standing(
         Some(r) => (Some(r.artist), Some(ts(r.at))),
         None => (None, None),
     };
-    conn.prepare_cached(
+    conn.execute(
         "INSERT INTO phone_numbers
            (e164, state, owner_id, requester_id, requested_at, state_before_opt_out, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -157,16 +148,16 @@ pub fn set_standing(
            requester_id = excluded.requester_id, requested_at = excluded.requested_at,
            state_before_opt_out = excluded.state_before_opt_out,
            updated_at = excluded.updated_at",
-    )?
-    .execute(params![
-        e164,
-        Text(row.state),
-        row.owner,
-        requester,
-        requested_at,
-        row.before.map(Text),
-        ts(now)
-    ])?;
+        params![
+            e164,
+            Text(row.state),
+            row.owner,
+            requester,
+            requested_at,
+            row.before.map(Text),
+            ts(now)
+        ],
+    )?;
     let (cause_word, message_id, artist_id) = match cause {
         Cause::Inbound(id) => (ChangeCause::Inbound, Some(id), None),
         Cause::Connect(artist) => (ChangeCause::Connect, None, Some(artist)),
@@ -174,40 +165,41 @@ pub fn set_standing(
         Cause::Provider(id) => (ChangeCause::Provider, Some(id), None),
         Cause::Code(artist) => (ChangeCause::Code, None, Some(artist)),
     };
-    conn.prepare_cached(
+    let change: i64 = conn.query_value(
         "INSERT INTO number_state_changes
            (e164, from_state, to_state, from_owner_id, to_owner_id, cause, message_id,
             artist_id, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?
-    .execute(params![
-        e164,
-        Text(from.status()),
-        Text(to.status()),
-        from.owner(),
-        to.owner(),
-        Text(cause_word),
-        message_id,
-        artist_id,
-        ts(now)
-    ])?;
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         RETURNING id",
+        params![
+            e164,
+            Text(from.status()),
+            Text(to.status()),
+            from.owner(),
+            to.owner(),
+            Text(cause_word),
+            message_id,
+            artist_id,
+            ts(now)
+        ],
+    )?;
     crate::store::note_transition(
         from.status().as_str(),
         to.status().as_str(),
         cause_word.as_str(),
     );
-    events.number_changed(conn, e164, from, to, conn.last_insert_rowid(), now)
+    events.number_changed(conn, e164, from, to, change, now)
 }
 
 /// A provider says `e164` opted out with the carrier (the refusal of outbound message
 /// `message_id` shows it): nothing is sent to it again until it texts START.
 pub fn provider_opt_out(
-    conn: &Connection,
+    conn: &Conn,
     e164: &str,
     message_id: i64,
     events: Events,
     now: DateTime<Utc>,
-) -> rusqlite::Result<()> {
+) -> Result<(), DbError> {
     let standing = standing(conn, e164)?;
     if !matches!(standing, Standing::OptedOut(_)) {
         let next = Standing::OptedOut(Box::new(standing.clone()));
@@ -237,28 +229,28 @@ pub struct ArtistNumber {
 /// The numbers an artist owns or has asked for (and the request has not expired), with the
 /// state each has for that artist.
 pub fn for_artist(
-    conn: &Connection,
+    conn: &Conn,
     artist: ArtistId,
     now: DateTime<Utc>,
     ttl: chrono::Duration,
-) -> rusqlite::Result<Vec<ArtistNumber>> {
-    let mut stmt = conn.prepare_cached(
+) -> Result<Vec<ArtistNumber>, DbError> {
+    let rows = conn.query_map(
         "SELECT e164, state, owner_id, requester_id, requested_at, state_before_opt_out,
                 updated_at
          FROM phone_numbers WHERE owner_id = ?1 OR requester_id = ?1 ORDER BY e164",
+        &[artist],
+        |r| {
+            let row = read_row(r)?;
+            let standing = row.standing(row.state)?;
+            Ok((
+                r.get::<_, String>("e164")?,
+                standing,
+                r.get::<_, String>("updated_at")?,
+            ))
+        },
     )?;
-    let rows = stmt.query_map([artist], |r| {
-        let row = read_row(r)?;
-        let standing = row.standing(row.state)?;
-        Ok((
-            r.get::<_, String>("e164")?,
-            standing,
-            r.get::<_, String>("updated_at")?,
-        ))
-    })?;
     let mut numbers = Vec::new();
-    for row in rows {
-        let (phone_number, standing, updated_at) = row?;
+    for (phone_number, standing, updated_at) in rows {
         let live = |r: &ConnectRequest| r.artist == artist && !r.expired(now, ttl);
         let Some(state) = state_for(&standing, artist, &live) else {
             continue;
@@ -294,12 +286,12 @@ fn state_for(
 }
 
 /// The e164 of every number an artist owns or has asked for.
-pub fn e164s_for_artist(conn: &Connection, artist: ArtistId) -> rusqlite::Result<Vec<String>> {
-    let mut stmt = conn.prepare_cached(
+pub fn e164s_for_artist(conn: &Conn, artist: ArtistId) -> Result<Vec<String>, DbError> {
+    conn.query_map(
         "SELECT e164 FROM phone_numbers WHERE owner_id = ?1 OR requester_id = ?1 ORDER BY e164",
-    )?;
-    let rows = stmt.query_map([artist], |r| r.get(0))?;
-    rows.collect()
+        &[artist],
+        |r| r.get(0),
+    )
 }
 
 #[cfg(test)]
@@ -307,64 +299,61 @@ mod tests {
     use super::*;
     use crate::db;
 
-    fn conn() -> (tempfile::TempDir, db::Pool) {
+    /// Runs `test` on a connection to a new database.
+    fn with_database(test: impl FnOnce(&Conn) -> Result<(), DbError> + Send) {
         let dir = tempfile::tempdir().expect("temp dir");
-        let pool = crate::store::Store::open(&dir.path().join("t.db"), Default::default())
-            .expect("open")
-            .reads()
-            .clone();
-        (dir, pool)
+        let store =
+            crate::store::Store::open(&dir.path().join("t.db"), Default::default()).expect("open");
+        store.reads().with(test).expect("test");
     }
 
     #[test]
     fn every_standing_round_trips_through_its_row() {
-        let (_dir, pool) = conn();
-        let c = pool.get().expect("conn");
-        let key = crate::domain::api_key::ApiKey::generate().expect("key");
-        let now = DateTime::from_timestamp(1_800_000_000, 0).expect("time");
-        let a = db::artists::create(&c, "A", None, &key, now)
-            .expect("insert")
-            .expect("new")
-            .id;
-        let request = ConnectRequest { artist: a, at: now };
-        let standings = [
-            Standing::Pending(request.clone()),
-            Standing::Verified {
-                owner: a,
-                takeover: None,
-            },
-            Standing::Verified {
-                owner: a,
-                takeover: Some(request.clone()),
-            },
-            Standing::OptedOut(Box::new(Standing::Verified {
-                owner: a,
-                takeover: Some(request.clone()),
-            })),
-            Standing::OptedOut(Box::new(Standing::Pending(request))),
-            Standing::OptedOut(Box::new(Standing::Unknown)),
-            Standing::Unknown,
-        ];
-        let mut previous = Standing::Unknown;
-        for s in standings {
-            set_standing(
-                &c,
-                "+14155552671",
-                &previous,
-                &s,
-                Cause::Connect(a),
-                Events::ON,
-                now,
-            )
-            .expect("store");
-            assert_eq!(standing(&c, "+14155552671").expect("load"), s);
-            previous = s;
-        }
-        let changes: i64 = c
-            .query_row("SELECT count(*) FROM number_state_changes", [], |r| {
-                r.get(0)
-            })
-            .expect("count");
-        assert_eq!(changes, 7);
+        with_database(|c| {
+            let key = crate::domain::api_key::ApiKey::generate().expect("key");
+            let now = DateTime::from_timestamp(1_800_000_000, 0).expect("time");
+            let a = db::artists::create(c, "A", None, &key, now)
+                .expect("insert")
+                .expect("new")
+                .id;
+            let request = ConnectRequest { artist: a, at: now };
+            let standings = [
+                Standing::Pending(request.clone()),
+                Standing::Verified {
+                    owner: a,
+                    takeover: None,
+                },
+                Standing::Verified {
+                    owner: a,
+                    takeover: Some(request.clone()),
+                },
+                Standing::OptedOut(Box::new(Standing::Verified {
+                    owner: a,
+                    takeover: Some(request.clone()),
+                })),
+                Standing::OptedOut(Box::new(Standing::Pending(request))),
+                Standing::OptedOut(Box::new(Standing::Unknown)),
+                Standing::Unknown,
+            ];
+            let mut previous = Standing::Unknown;
+            for s in standings {
+                set_standing(
+                    c,
+                    "+14155552671",
+                    &previous,
+                    &s,
+                    Cause::Connect(a),
+                    Events::ON,
+                    now,
+                )
+                .expect("store");
+                assert_eq!(standing(c, "+14155552671").expect("load"), s);
+                previous = s;
+            }
+            let changes: i64 =
+                c.query_value("SELECT count(*) FROM number_state_changes", params![])?;
+            assert_eq!(changes, 7);
+            Ok(())
+        });
     }
 }

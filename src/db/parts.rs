@@ -1,10 +1,8 @@
 //! Parts of multi-part inbound messages, kept until the whole message is in.
 
-use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection};
-
-use super::ts;
+use super::{params, ts, Conn, DbError};
 use crate::providers::Part;
+use chrono::{DateTime, Utc};
 
 /// What storing one part came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,27 +26,24 @@ pub struct NewPart<'a> {
 /// How long the parts of one message may take to arrive: Vonage resends for a day.
 const PARTS_WINDOW: chrono::Duration = chrono::Duration::hours(24);
 
-pub fn store(conn: &Connection, p: &NewPart, now: DateTime<Utc>) -> rusqlite::Result<PartStored> {
-    let seen: bool = conn
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM message_parts
+pub fn store(conn: &Conn, p: &NewPart, now: DateTime<Utc>) -> Result<PartStored, DbError> {
+    let seen: bool = conn.query_value(
+        "SELECT EXISTS (SELECT 1 FROM message_parts
                         WHERE provider = ?1 AND provider_message_id = ?2)",
-        )?
-        .query_row(params![p.provider, p.provider_message_id], |r| r.get(0))?;
+        params![p.provider, p.provider_message_id],
+    )?;
     if seen {
         return Ok(PartStored::Duplicate);
     }
     // Open parts under this reference that cannot belong to this message (the same part
     // number under another id, another total, or older than the resend window) are what is
     // left of an earlier message whose other parts never came: the reference is reused.
-    let abandoned = conn
-        .prepare_cached(
-            "UPDATE message_parts SET abandoned_at = ?7
+    let abandoned = conn.execute(
+        "UPDATE message_parts SET abandoned_at = ?7
          WHERE provider = ?1 AND phone = ?2 AND reference = ?3
            AND message_id IS NULL AND abandoned_at IS NULL
            AND (part = ?4 OR total != ?5 OR created_at < ?6)",
-        )?
-        .execute(params![
+        params![
             p.provider,
             p.phone,
             p.part.reference,
@@ -56,7 +51,8 @@ pub fn store(conn: &Connection, p: &NewPart, now: DateTime<Utc>) -> rusqlite::Re
             p.part.total,
             ts(now - PARTS_WINDOW),
             ts(now)
-        ])?;
+        ],
+    )?;
     if abandoned > 0 {
         tracing::warn!(
             provider = p.provider,
@@ -65,14 +61,12 @@ pub fn store(conn: &Connection, p: &NewPart, now: DateTime<Utc>) -> rusqlite::Re
             "parts of an earlier message never completed; its reference is reused"
         );
     }
-    let inserted = conn
-        .prepare_cached(
-            "INSERT INTO message_parts
+    let inserted = conn.execute(
+        "INSERT INTO message_parts
            (provider, provider_message_id, phone, reference, part, total, body, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT (provider, provider_message_id) DO NOTHING",
-        )?
-        .execute(params![
+        params![
             p.provider,
             p.provider_message_id,
             p.phone,
@@ -81,22 +75,19 @@ pub fn store(conn: &Connection, p: &NewPart, now: DateTime<Utc>) -> rusqlite::Re
             p.part.total,
             p.body,
             ts(now)
-        ])?;
+        ],
+    )?;
     if inserted == 0 {
         return Ok(PartStored::Duplicate);
     }
-    let mut stmt = conn.prepare_cached(
+    let parts = conn.query_map(
         "SELECT body, provider_message_id FROM message_parts
          WHERE provider = ?1 AND phone = ?2 AND reference = ?3 AND total = ?4
            AND message_id IS NULL AND abandoned_at IS NULL
          ORDER BY part",
+        params![p.provider, p.phone, p.part.reference, p.part.total],
+        |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
     )?;
-    let parts = stmt
-        .query_map(
-            params![p.provider, p.phone, p.part.reference, p.part.total],
-            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
-        )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
     if parts.len() < usize::try_from(p.part.total).unwrap_or(usize::MAX) {
         return Ok(PartStored::Waiting);
     }
@@ -110,25 +101,26 @@ pub fn store(conn: &Connection, p: &NewPart, now: DateTime<Utc>) -> rusqlite::Re
 /// Closes a complete set of parts: joined into `message_id`, or (`None`) into nothing, when
 /// the whole message turned out to be known already.
 pub fn close(
-    conn: &Connection,
+    conn: &Conn,
     p: &NewPart,
     message_id: Option<i64>,
     now: DateTime<Utc>,
-) -> rusqlite::Result<()> {
-    conn.prepare_cached(
+) -> Result<(), DbError> {
+    conn.execute(
         "UPDATE message_parts
-         SET message_id = ?5, abandoned_at = CASE WHEN ?5 IS NULL THEN ?6 END
+         SET message_id = ?5, abandoned_at = CASE WHEN CAST(?5 AS BIGINT) IS NULL
+           THEN CAST(?6 AS TEXT) END
          WHERE provider = ?1 AND phone = ?2 AND reference = ?3 AND total = ?4
            AND message_id IS NULL AND abandoned_at IS NULL",
-    )?
-    .execute(params![
-        p.provider,
-        p.phone,
-        p.part.reference,
-        p.part.total,
-        message_id,
-        ts(now)
-    ])?;
+        params![
+            p.provider,
+            p.phone,
+            p.part.reference,
+            p.part.total,
+            message_id,
+            ts(now)
+        ],
+    )?;
     Ok(())
 }
 
@@ -146,6 +138,14 @@ mod tests {
         }
     }
 
+    /// Runs `test` on a connection to a new database.
+    fn with_database(test: impl FnOnce(&Conn) -> Result<(), DbError> + Send) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store =
+            crate::store::Store::open(&dir.path().join("p.db"), Default::default()).expect("open");
+        store.reads().with(test).expect("test");
+    }
+
     fn of(number: u32, total: u32) -> Part {
         Part {
             reference: "08B5".into(),
@@ -156,53 +156,47 @@ mod tests {
 
     #[test]
     fn a_reused_reference_starts_afresh_and_never_mixes_in_old_parts() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let pool = crate::store::Store::open(&dir.path().join("p.db"), Default::default())
-            .expect("open")
-            .reads()
-            .clone();
-        let conn = pool.get().expect("conn");
-        let now = chrono::Utc::now();
-        let (one, two) = (of(1, 2), of(2, 2));
-        // An old message whose part 2 never came.
-        assert_eq!(
-            store(&conn, &part("old-1", &one, "OLD-ONE "), now).expect("store"),
-            PartStored::Waiting
-        );
-        // A new message under the same reference.
-        assert_eq!(
-            store(&conn, &part("new-1", &one, "NEW-ONE "), now).expect("store"),
-            PartStored::Waiting
-        );
-        assert_eq!(
-            store(&conn, &part("new-2", &two, "NEW-TWO"), now).expect("store"),
-            PartStored::Complete {
-                text: "NEW-ONE NEW-TWO".into(),
-                first_id: "new-1".into()
-            }
-        );
-        // The old part, redelivered, is still a duplicate.
-        assert_eq!(
-            store(&conn, &part("old-1", &one, "OLD-ONE "), now).expect("store"),
-            PartStored::Duplicate
-        );
+        with_database(|conn| {
+            let now = chrono::Utc::now();
+            let (one, two) = (of(1, 2), of(2, 2));
+            // An old message whose part 2 never came.
+            assert_eq!(
+                store(conn, &part("old-1", &one, "OLD-ONE "), now).expect("store"),
+                PartStored::Waiting
+            );
+            // A new message under the same reference.
+            assert_eq!(
+                store(conn, &part("new-1", &one, "NEW-ONE "), now).expect("store"),
+                PartStored::Waiting
+            );
+            assert_eq!(
+                store(conn, &part("new-2", &two, "NEW-TWO"), now).expect("store"),
+                PartStored::Complete {
+                    text: "NEW-ONE NEW-TWO".into(),
+                    first_id: "new-1".into()
+                }
+            );
+            // The old part, redelivered, is still a duplicate.
+            assert_eq!(
+                store(conn, &part("old-1", &one, "OLD-ONE "), now).expect("store"),
+                PartStored::Duplicate
+            );
+            Ok(())
+        });
     }
 
     #[test]
     fn parts_older_than_a_day_are_not_joined_with_new_ones() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let pool = crate::store::Store::open(&dir.path().join("p.db"), Default::default())
-            .expect("open")
-            .reads()
-            .clone();
-        let conn = pool.get().expect("conn");
-        let now = chrono::Utc::now();
-        let (one, two) = (of(1, 2), of(2, 2));
-        let long_ago = now - chrono::Duration::hours(25);
-        store(&conn, &part("old-2", &two, "OLD-TWO"), long_ago).expect("store");
-        assert_eq!(
-            store(&conn, &part("new-1", &one, "NEW-ONE "), now).expect("store"),
-            PartStored::Waiting
-        );
+        with_database(|conn| {
+            let now = chrono::Utc::now();
+            let (one, two) = (of(1, 2), of(2, 2));
+            let long_ago = now - chrono::Duration::hours(25);
+            store(conn, &part("old-2", &two, "OLD-TWO"), long_ago).expect("store");
+            assert_eq!(
+                store(conn, &part("new-1", &one, "NEW-ONE "), now).expect("store"),
+                PartStored::Waiting
+            );
+            Ok(())
+        });
     }
 }

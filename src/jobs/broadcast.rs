@@ -15,10 +15,7 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
             reason: "the job names no broadcast".into(),
         });
     };
-    let found = ctx
-        .store
-        .read(move |c| Ok(broadcasts::finished(c, id)?))
-        .await;
+    let found = ctx.store.read(move |c| broadcasts::finished(c, id)).await;
     match found {
         Ok(Some(false)) => {}
         Ok(Some(true)) => return Performed::only(Attempted::Done),

@@ -8,13 +8,12 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use rusqlite::Connection;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{payload_id, Attempted, JobContext, Performed, Settled};
 use crate::db::jobs::Claimed;
-use crate::db::{messages, moments};
+use crate::db::{messages, moments, Conn, DbError, Engine};
 use crate::domain::moment::Price;
 use crate::domain::number_state::ReplyKind;
 use crate::domain::phone_number::mask;
@@ -61,7 +60,7 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
 async fn to_host(ctx: &JobContext, host: &Host, id: i64) -> Result<Option<String>, Attempted> {
     let found = ctx
         .store
-        .read(move |c| Ok(moments::for_host(c, id)?))
+        .read(move |c| moments::for_host(c, id))
         .await
         .map_err(|e| Attempted::Retry {
             reason: format!(
@@ -208,12 +207,12 @@ impl Texts {
 /// The embedded dispatch has nothing to wait for, so it is settled in the write that claims
 /// it. `false` leaves the job to the runner's ordinary path (its payload is not as expected).
 pub fn settle_at_claim(
-    tx: &Connection,
+    tx: &Conn,
     job: &Claimed,
     public_url: &str,
     sender: &str,
     events: Events,
-) -> rusqlite::Result<bool> {
+) -> Result<bool, DbError> {
     let Some(id) = payload_id(job, "moment_id") else {
         return Ok(false);
     };
@@ -221,6 +220,13 @@ pub fn settle_at_claim(
     record(tx, id, Ok(&url), None, &Texts::of(job), sender, events)?;
     Ok(true)
 }
+
+/// On PostgreSQL a Moment is settled with it and its message locked. Settling at the claim
+/// runs under READ COMMITTED, where two of a message's Moments settled at once would each
+/// see the other still pending (and neither queue the texts), and an UNDO committed since
+/// the Moment was read would go unseen. (SQLite has one writer.)
+const LOCK_MOMENT: &str = "SELECT mo.id FROM moments mo JOIN messages m ON m.id = mo.message_id
+     WHERE mo.id = ?1 FOR NO KEY UPDATE";
 
 /// Records a pending Moment as created at its URL, or failed with the reason, with its event;
 /// then queues the message's texts if it was the last of its Moments to settle.
@@ -231,15 +237,18 @@ pub fn settle_at_claim(
 /// an earlier one may have reached it unanswered), a `moment.deleted` event has the host
 /// withdraw it.
 pub fn record(
-    tx: &Connection,
+    tx: &Conn,
     id: i64,
     outcome: Result<&str, &str>,
     host_attempt: Option<u32>,
     texts: &Texts,
     sender: &str,
     events: Events,
-) -> rusqlite::Result<()> {
+) -> Result<(), DbError> {
     let now = Utc::now();
+    if tx.engine() == Engine::Postgres {
+        tx.query_map(LOCK_MOMENT, &[id], |_| Ok(()))?;
+    }
     let Some(moment) = moments::to_dispatch(tx, id)? else {
         return Ok(());
     };
@@ -327,9 +336,10 @@ pub fn record(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::params;
     use crate::domain::moment::{MomentCommand, MomentContent, Price};
 
-    fn moment(conn: &Connection, message: i64, position: usize) -> i64 {
+    fn moment(conn: &Conn, message: i64, position: usize) -> i64 {
         let command = MomentCommand {
             title: format!("Moment {position}"),
             description: String::new(),
@@ -344,7 +354,16 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let store =
             crate::store::Store::open(&dir.path().join("d.db"), Default::default()).expect("open");
-        let conn = store.reads().get().expect("conn");
+        store
+            .reads()
+            .with(|conn| {
+                last_moment_scene(conn);
+                Ok(())
+            })
+            .expect("conn");
+    }
+
+    fn last_moment_scene(conn: &Conn) {
         conn.execute_batch(
             "INSERT INTO artists (id, name, created_at) VALUES (1, 'A', '2026-11-22T00:00:00.000Z');
              INSERT INTO messages (id, direction, artist_id, phone, service_number, body, provider,
@@ -353,15 +372,14 @@ mod tests {
                'received', '2026-11-22T00:00:00.000Z', '2026-11-22T00:00:00.000Z');",
         )
         .expect("scene");
-        let (first, second) = (moment(&conn, 1, 0), moment(&conn, 1, 1));
-        let texts = |c: &Connection| -> Vec<String> {
-            let mut stmt = c
-                .prepare("SELECT purpose || ': ' || body FROM messages WHERE direction = 'outbound' ORDER BY id")
-                .expect("query");
-            stmt.query_map([], |r| r.get(0))
-                .expect("rows")
-                .collect::<Result<_, _>>()
-                .expect("texts")
+        let (first, second) = (moment(conn, 1, 0), moment(conn, 1, 1));
+        let texts = |c: &Conn| -> Vec<String> {
+            c.query_map(
+                "SELECT purpose || ': ' || body FROM messages WHERE direction = 'outbound' ORDER BY id",
+                params![],
+                |r| r.get(0),
+            )
+            .expect("texts")
         };
 
         let posted = Texts {
@@ -369,7 +387,7 @@ mod tests {
             then: vec![ReplyKind::VideoRefused],
         };
         record(
-            &conn,
+            conn,
             first,
             Ok("https://m.example/moments/1"),
             None,
@@ -378,9 +396,9 @@ mod tests {
             Events::OFF,
         )
         .expect("first");
-        assert!(texts(&conn).is_empty(), "one Moment is still pending");
+        assert!(texts(conn).is_empty(), "one Moment is still pending");
         record(
-            &conn,
+            conn,
             second,
             Err("host 400"),
             None,
@@ -390,7 +408,7 @@ mod tests {
         )
         .expect("second");
         assert_eq!(
-            texts(&conn),
+            texts(conn),
             [
                 "moment_posted: Moment posted: https://m.example/moments/1",
                 "moment_failed: Your Moment could not be posted. Please try again later.",
@@ -398,23 +416,20 @@ mod tests {
             ]
         );
         let state: String = conn
-            .query_row("SELECT state FROM moments WHERE id = ?1", [second], |r| {
-                r.get(0)
-            })
+            .query_value("SELECT state FROM moments WHERE id = ?1", &[second])
             .expect("state");
         assert_eq!(state, "failed");
         let jobs: i64 = conn
-            .query_row(
+            .query_value(
                 "SELECT count(*) FROM jobs WHERE kind = 'send_text'",
-                [],
-                |r| r.get(0),
+                params![],
             )
             .expect("jobs");
         assert_eq!(jobs, 3, "each text has the job that sends it");
 
         // Settling again (an outcome written twice) queues nothing more.
         record(
-            &conn,
+            conn,
             second,
             Err("host 400"),
             None,
@@ -423,6 +438,6 @@ mod tests {
             Events::OFF,
         )
         .expect("again");
-        assert_eq!(texts(&conn).len(), 3);
+        assert_eq!(texts(conn).len(), 3);
     }
 }

@@ -17,11 +17,7 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
             reason: "the job names no Moment".into(),
         });
     };
-    let source = match ctx
-        .store
-        .read(move |c| Ok(moments::media_source(c, id)?))
-        .await
-    {
+    let source = match ctx.store.read(move |c| moments::media_source(c, id)).await {
         Ok(Some(source)) if source.state == Some(MediaState::Fetching) => source,
         Ok(_) => return Performed::only(Attempted::Done),
         Err(e) => {

@@ -18,17 +18,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rusqlite::Connection;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::jobs::{self, Claimed, JobId};
+use crate::db::{params, Conn, DbError};
 use crate::domain::JobKind;
 use crate::events::Events;
 use crate::media::MediaKeeper;
 use crate::providers::Sender;
-use crate::store::{Store, WriteError};
+use crate::store::{Isolation, Store, WriteError};
 use crate::telemetry::error_chain;
 
 pub use pacer::Pacer;
@@ -113,7 +113,7 @@ pub enum Settled<'a> {
 
 /// What a handler leaves to record with the job's outcome, inside the same write. It may
 /// run more than once (a write that failed is tried again), so it must be idempotent.
-pub type Record = Arc<dyn Fn(&Connection, Settled) -> rusqlite::Result<()> + Send + Sync>;
+pub type Record = Arc<dyn Fn(&Conn, Settled) -> Result<(), DbError> + Send + Sync>;
 
 /// A handler's answer: how the attempt ended, and what to write about it.
 pub struct Performed {
@@ -230,7 +230,7 @@ impl Runner {
     pub async fn release_stale_claims(&self) -> Result<usize, WriteError> {
         let released = self
             .store()
-            .write_waiting(|tx| Ok(jobs::release(tx, None, Utc::now())?))
+            .write_waiting(|tx| jobs::release(tx, None, Utc::now()))
             .await?;
         if released > 0 {
             tracing::info!(released, "released jobs an earlier run had claimed");
@@ -302,8 +302,10 @@ impl Runner {
             return Ok((Vec::new(), 0));
         }
         let inline = self.inline();
+        // On PostgreSQL the claim's FOR UPDATE SKIP LOCKED keeps two instances off one job,
+        // which READ COMMITTED allows (SERIALIZABLE would have claims race and run again).
         self.store()
-            .write_waiting(move |tx| {
+            .write_with(Isolation::ReadCommitted, move |tx| {
                 let now = Utc::now();
                 let mut claimed = jobs::claim(tx, &name, &[JobKind::SendText], sends, lease, now)?;
                 let others = [
@@ -314,7 +316,7 @@ impl Runner {
                 ];
                 let rest = free - claimed.len();
                 claimed.extend(jobs::claim(tx, &name, &others, rest, lease, now)?);
-                Ok(inline.settle(tx, claimed)?)
+                inline.settle(tx, claimed)
             })
             .await
             .map_err(RunnerError::Claim)
@@ -343,7 +345,7 @@ impl Runner {
     async fn due(&self, kinds: &[JobKind]) -> Result<bool, RunnerError> {
         let kinds = kinds.to_vec();
         self.store()
-            .read(move |c| Ok(jobs::any_due(c, &kinds, Utc::now())?))
+            .read(move |c| jobs::any_due(c, &kinds, Utc::now()))
             .await
             .map_err(RunnerError::Read)
     }
@@ -379,7 +381,7 @@ impl Runner {
         let name = self.inner.name.clone();
         match self
             .store()
-            .write_waiting(move |tx| Ok(jobs::release(tx, Some(&name), Utc::now())?))
+            .write_waiting(move |tx| jobs::release(tx, Some(&name), Utc::now()))
             .await
         {
             Ok(0) => {}
@@ -431,9 +433,9 @@ impl Runner {
         let inline = self.inline();
         let (jobs, settled) = self
             .store()
-            .write_waiting(move |tx| {
+            .write_with(Isolation::ReadCommitted, move |tx| {
                 let claimed = jobs::claim(tx, &name, &kinds, limit, lease, Utc::now())?;
-                Ok(inline.settle(tx, claimed)?)
+                inline.settle(tx, claimed)
             })
             .await
             .map_err(RunnerError::Claim)?;
@@ -605,11 +607,11 @@ impl Runner {
                 }
                 if let (Ended::Failed, false, Some(record)) = (outcome.ended, done, &record) {
                     // Under a savepoint: if this fails too, the job row is still settled.
-                    tx.prepare_cached("SAVEPOINT last_word")?.execute([])?;
+                    tx.execute("SAVEPOINT last_word", params![])?;
                     if record(tx, outcome.as_settled()).is_err() {
-                        tx.prepare_cached("ROLLBACK TO last_word")?.execute([])?;
+                        tx.execute("ROLLBACK TO last_word", params![])?;
                     }
-                    tx.prepare_cached("RELEASE last_word")?.execute([])?;
+                    tx.execute("RELEASE last_word", params![])?;
                 }
                 outcome.write(tx, claim.id, now)?;
                 Ok(Some(outcome.ended))
@@ -641,11 +643,7 @@ struct Inline {
 
 impl Inline {
     /// Settles what it can of `claimed`; answers the rest, and how many it settled.
-    fn settle(
-        &self,
-        tx: &Connection,
-        claimed: Vec<Claimed>,
-    ) -> rusqlite::Result<(Vec<Claimed>, usize)> {
+    fn settle(&self, tx: &Conn, claimed: Vec<Claimed>) -> Result<(Vec<Claimed>, usize), DbError> {
         let mut rest = Vec::with_capacity(claimed.len());
         let mut settled = 0;
         for job in claimed {
@@ -653,7 +651,7 @@ impl Inline {
                 rest.push(job);
                 continue;
             }
-            tx.prepare_cached("SAVEPOINT inline")?.execute([])?;
+            tx.execute("SAVEPOINT inline", params![])?;
             let done = dispatch_moment::settle_at_claim(
                 tx,
                 &job,
@@ -668,9 +666,9 @@ impl Inline {
                 Ok(done)
             });
             if !matches!(done, Ok(true)) {
-                tx.prepare_cached("ROLLBACK TO inline")?.execute([])?;
+                tx.execute("ROLLBACK TO inline", params![])?;
             }
-            tx.prepare_cached("RELEASE inline")?.execute([])?;
+            tx.execute("RELEASE inline", params![])?;
             match done {
                 Ok(true) => settled += 1,
                 Ok(false) => rest.push(job),
@@ -746,7 +744,7 @@ impl Outcome {
     }
 
     /// Writes the job row's side of the outcome.
-    fn write(&self, tx: &Connection, id: JobId, now: DateTime<Utc>) -> rusqlite::Result<()> {
+    fn write(&self, tx: &Conn, id: JobId, now: DateTime<Utc>) -> Result<(), DbError> {
         match (self.ended, self.at) {
             (Ended::Done, _) => jobs::finish(tx, id),
             (Ended::Retrying, Some(at)) => jobs::retry(tx, id, at, &self.reason, self.counted, now),

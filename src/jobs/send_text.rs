@@ -225,7 +225,7 @@ async fn send_code(
         Maker::Here(code, salt) => Some((code.clone(), *salt)),
         Maker::Provider(_) => None,
     };
-    let stored = ctx.store.read(move |c| Ok(codes::carried_by(c, id)?)).await;
+    let stored = ctx.store.read(move |c| codes::carried_by(c, id)).await;
     let stored = match stored {
         Ok(Some(stored)) => stored,
         Ok(None) => {

@@ -5,7 +5,7 @@ use std::pin::Pin;
 
 use actix_web::{web, FromRequest, HttpRequest};
 
-use super::{blocking, conn, ApiError, AppState};
+use super::{blocking, ApiError, AppState};
 use crate::db::artists::{self, Artist, KeyCheck};
 use crate::domain::api_key::ApiKey;
 
@@ -32,7 +32,7 @@ impl FromRequest for Authenticated {
             })?;
             let pool = state.pool.clone();
             let check = blocking("Failed to check API key", move || {
-                artists::authenticate(&*conn(&pool)?, &key).map_err(crate::db::DbError::from)
+                pool.with(|c| artists::authenticate(c, &key))
             })
             .await?;
             match check {

@@ -6,8 +6,8 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{blocking, conn, read_body, write_failed, ApiError, AppState};
-use crate::db::{messages, DbError};
+use super::{blocking, read_body, write_failed, ApiError, AppState};
+use crate::db::messages;
 use crate::domain::moment::MediaItem;
 use crate::domain::phone_number::PhoneNumber;
 use crate::inbound::{self, Receipt};
@@ -58,7 +58,7 @@ async fn conversation(
     let pool = state.pool.clone();
     let phone = number.as_str().to_owned();
     let texts = blocking("Failed to read the conversation", move || {
-        messages::for_phone(&*conn(&pool)?, &phone, CONVERSATION_LIMIT).map_err(DbError::from)
+        pool.with(|c| messages::for_phone(c, &phone, CONVERSATION_LIMIT))
     })
     .await?;
     Ok(HttpResponse::Ok().json(json!({ "number": number.as_str(), "messages": texts })))

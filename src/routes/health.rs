@@ -4,8 +4,8 @@ use actix_web::{web, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{blocking, conn, ApiError, AppState, ErrorBody};
-use crate::db::DbError;
+use super::{blocking, ApiError, AppState, ErrorBody};
+use crate::db::{params, DbError};
 
 /// The database answers.
 #[derive(Debug, Serialize, ToSchema)]
@@ -27,7 +27,7 @@ pub struct Health {
 pub async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let pool = state.pool.clone();
     blocking("Database unavailable", move || -> Result<i64, DbError> {
-        Ok(conn(&pool)?.query_row("SELECT 1", [], |r| r.get(0))?)
+        pool.with(|c| c.query_value("SELECT 1", params![]))
     })
     .await?;
     Ok(HttpResponse::Ok().json(Health {

@@ -4,9 +4,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{blocking, conn, ApiError, AppState, Authenticated, ErrorBody, Page};
+use super::{blocking, ApiError, AppState, Authenticated, ErrorBody, Page};
 use crate::db::messages::{self, MessageView};
-use crate::db::DbError;
 
 /// A page of the artist's messages, newest first.
 #[derive(Debug, Serialize, ToSchema)]
@@ -40,7 +39,7 @@ pub async fn list(
     let (offset, limit) = Page::parse(req.query_string())?;
     let pool = state.pool.clone();
     let found = blocking("Failed to list messages", move || {
-        messages::for_artist(&*conn(&pool)?, artist.id, offset, limit).map_err(DbError::from)
+        pool.with(|c| messages::for_artist(c, artist.id, offset, limit))
     })
     .await?;
     Ok(HttpResponse::Ok().json(MessagePage {
@@ -72,7 +71,7 @@ pub async fn one(
     let id: i64 = path.parse().map_err(|_| not_found())?;
     let pool = state.pool.clone();
     let found = blocking("Failed to read message", move || {
-        messages::one_for_artist(&*conn(&pool)?, artist.id, id).map_err(DbError::from)
+        pool.with(|c| messages::one_for_artist(c, artist.id, id))
     })
     .await?;
     found

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use actix_web::{web, HttpResponse};
 use chrono::Utc;
 
-use super::{blocking, conn, ApiError, AppState, ErrorBody};
+use super::{blocking, ApiError, AppState, ErrorBody};
 use crate::metrics::{content_type, RenderError};
 
 #[utoipa::path(
@@ -26,7 +26,9 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
     let (pool, metrics) = (state.pool.clone(), Arc::clone(&state.metrics));
     let text = blocking(
         "Could not gather the metrics",
-        move || -> Result<String, RenderError> { metrics.render(&*conn(&pool)?, Utc::now()) },
+        move || -> Result<String, RenderError> {
+            pool.with(|c| Ok(metrics.render(c, Utc::now())))?
+        },
     )
     .await?;
     Ok(HttpResponse::Ok().content_type(content_type()).body(text))

@@ -25,11 +25,10 @@ use utoipa::ToSchema;
 
 use crate::config::Settings;
 use crate::connect::ConnectSettings;
-use crate::db::{DbError, Pool};
 use crate::inbound::ReceiveSettings;
 use crate::jobs::Runner;
 use crate::metrics::Metrics;
-use crate::store::{Store, WriteError};
+use crate::store::{Reads, Store, WriteError};
 use crate::telemetry::error_chain;
 
 pub use auth::Authenticated;
@@ -38,8 +37,8 @@ pub use openapi::ApiDoc;
 /// What every handler shares.
 pub struct AppState {
     pub store: Store,
-    /// The store's read pool.
-    pub pool: Pool,
+    /// The store's read connections.
+    pub pool: Reads,
     pub settings: Arc<Settings>,
     pub receive: Arc<ReceiveSettings>,
     pub connect: Arc<ConnectSettings>,
@@ -373,13 +372,6 @@ pub fn write_failed(public: &'static str) -> impl FnOnce(WriteError) -> ApiError
         }
         other => ApiError::internal(public)(Box::new(other)),
     }
-}
-
-/// A pooled connection, as a boxed error for `blocking`.
-pub fn conn(
-    pool: &Pool,
-) -> Result<r2d2::PooledConnection<r2d2_sqlite::SqliteConnectionManager>, DbError> {
-    Ok(pool.get()?)
 }
 
 /// Reads a whole body up to `limit` bytes.

@@ -7,9 +7,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::moment_page::MomentPage as PageTemplate;
-use super::{blocking, conn, html, ApiError, AppState, Authenticated, ErrorBody, Page};
+use super::{blocking, html, ApiError, AppState, Authenticated, ErrorBody, Page};
 use crate::db::moments::{self, MomentView};
-use crate::db::DbError;
 
 /// A page of the artist's Moments, newest first.
 #[derive(Debug, Serialize, ToSchema)]
@@ -44,8 +43,8 @@ pub async fn list(
     let app = state.clone();
     let found = blocking("Failed to list moments", move || {
         let public_url = &app.settings.public_url;
-        moments::for_artist(&*conn(&app.pool)?, artist.id, offset, limit, public_url)
-            .map_err(DbError::from)
+        app.pool
+            .with(|c| moments::for_artist(c, artist.id, offset, limit, public_url))
     })
     .await?;
     Ok(HttpResponse::Ok().json(MomentPage {
@@ -86,7 +85,8 @@ pub async fn page(
     };
     let app = state.clone();
     let moment = blocking("Failed to read moment", move || {
-        moments::created(&*conn(&app.pool)?, id, &app.settings.public_url).map_err(DbError::from)
+        app.pool
+            .with(|c| moments::created(c, id, &app.settings.public_url))
     })
     .await?;
     let Some(moment) = moment else {

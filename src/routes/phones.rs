@@ -8,13 +8,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
-    blocking, conn, parse_json, read_body, write_failed, ApiError, AppState, Authenticated,
-    ErrorBody, Field, API_BODY_LIMIT, PHONE_NUMBER,
+    blocking, parse_json, read_body, write_failed, ApiError, AppState, Authenticated, ErrorBody,
+    Field, API_BODY_LIMIT, PHONE_NUMBER,
 };
 use crate::codes::{self, Verdict};
 use crate::connect::{self, Connected, Method};
 use crate::db::numbers::{self, ArtistNumber};
-use crate::db::DbError;
 use crate::domain::code::Code;
 use crate::domain::country;
 use crate::domain::number_state::ConnectOutcome;
@@ -378,7 +377,7 @@ pub async fn list(
     let pool = state.pool.clone();
     let ttl = state.settings.pending_ttl;
     let phones = blocking("Failed to list phone numbers", move || {
-        numbers::for_artist(&*conn(&pool)?, artist.id, Utc::now(), ttl).map_err(DbError::from)
+        pool.with(|c| numbers::for_artist(c, artist.id, Utc::now(), ttl))
     })
     .await?;
     Ok(HttpResponse::Ok().json(PhoneList { phones }))

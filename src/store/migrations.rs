@@ -54,8 +54,50 @@ pub fn apply(conn: &mut Connection) -> Result<(), DbError> {
     Ok(upgraded?)
 }
 
+/// PostgreSQL's steps, each with the version it leaves the database at. A new PostgreSQL
+/// database starts at version 3 (momentline first ran on PostgreSQL there).
+const POSTGRES_STEPS: &[(i64, &str)] =
+    &[(3, include_str!("../../migrations/postgres/0003_schema.sql"))];
+
+/// Any number, the same in every instance: the lock two instances starting at once take, so
+/// only one of them brings the schema up to date.
+const MIGRATION_LOCK: i64 = 0x6d6f_6d65_6e74;
+
+/// Brings a PostgreSQL database's schema to `VERSION`, refusing one from a newer momentline.
+/// Instances starting together take turns; the version is kept in `momentline_schema`.
+pub fn apply_postgres(client: &mut postgres::Client) -> Result<(), DbError> {
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS momentline_schema (version BIGINT NOT NULL)")?;
+    let found: Option<i64> = tx
+        .query_one("SELECT max(version) FROM momentline_schema", &[])?
+        .get(0);
+    let found = found.unwrap_or(0);
+    if found > VERSION {
+        return Err(DbError::NewerSchema { found });
+    }
+    for (version, step) in POSTGRES_STEPS.iter().filter(|(v, _)| *v > found) {
+        tracing::info!(
+            from = found,
+            to = version,
+            "bringing the PostgreSQL schema up to date"
+        );
+        tx.batch_execute(step)?;
+        tx.execute(
+            "INSERT INTO momentline_schema (version) VALUES ($1)",
+            &[version],
+        )?;
+    }
+    Ok(tx.commit()?)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn postgres_steps_end_at_the_current_version() {
+        assert_eq!(POSTGRES_STEPS.last().map(|s| s.0), Some(VERSION));
+    }
+
     use super::*;
 
     /// Every table's columns and every index's columns, uniqueness and partial flag.

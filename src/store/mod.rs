@@ -1,7 +1,10 @@
-//! Storage: the one writer (group commit), the read pool and the schema's migrations. Every
-//! write goes through `Store::write`; reads take a pooled connection.
+//! Storage: the database behind one seam (`crate::db::Conn`). On SQLite: the one writer
+//! (group commit), the read pool and the schema's migrations. On PostgreSQL: a pool whose
+//! every write is a transaction of its own (`postgres`). Every write goes through
+//! `Store::write`; reads through `Store::read` or `Reads::with`.
 
 pub mod migrations;
+pub mod postgres;
 pub mod writer;
 
 use std::path::Path;
@@ -10,7 +13,7 @@ use std::time::Duration;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
 
-pub use crate::db::{DbError, Pool};
+pub use crate::db::{Conn, DbError, Pool};
 pub use writer::{note_transition, WriteError, Writer, WriterStats};
 
 /// How long a connection waits for another's lock before giving up, and how often it looks.
@@ -37,14 +40,77 @@ impl Default for WriterSettings {
     }
 }
 
-/// The database: one writer, many readers.
+/// Where the database is: a SQLite file (the default) or a PostgreSQL server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    Sqlite(std::path::PathBuf),
+    /// A `postgres://` URL.
+    Postgres(String),
+}
+
+/// How a write's transaction sees others running at once (PostgreSQL; SQLite has one writer
+/// and so only ever `Serializable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// As if every write ran alone, one after another: a write that lost a race with another
+    /// is run again. The default.
+    Serializable,
+    /// Each statement sees what was committed when it began: for a job claim, whose
+    /// `FOR UPDATE SKIP LOCKED` already keeps two instances off one row.
+    ReadCommitted,
+}
+
+/// The database: one writer and many readers on SQLite, a pool on PostgreSQL.
 #[derive(Clone)]
 pub struct Store {
-    writer: Writer,
-    reads: Pool,
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite { writer: Writer, reads: Pool },
+    Postgres(postgres::PgStore),
+}
+
+/// Read connections, for code already off the async threads.
+#[derive(Clone)]
+pub enum Reads {
+    Sqlite(Pool),
+    Postgres(crate::db::sql::PgPool),
+}
+
+impl Reads {
+    /// Runs `read` on a pooled connection; blocks.
+    pub fn with<T: Send>(
+        &self,
+        read: impl FnOnce(&Conn) -> Result<T, DbError> + Send,
+    ) -> Result<T, DbError> {
+        match self {
+            Reads::Sqlite(pool) => read(&Conn::sqlite(&*pool.get()?)),
+            Reads::Postgres(pool) => postgres::read(pool, read),
+        }
+    }
 }
 
 impl Store {
+    /// Opens the database wherever it is.
+    pub fn open_database(database: &Database, settings: WriterSettings) -> Result<Self, DbError> {
+        match database {
+            Database::Sqlite(path) => Self::open(path, settings),
+            Database::Postgres(url) => Ok(Self {
+                backend: Backend::Postgres(postgres::PgStore::open(url, settings)?),
+            }),
+        }
+    }
+
+    /// Which engine this is.
+    pub fn engine(&self) -> crate::db::Engine {
+        match self.backend {
+            Backend::Sqlite { .. } => crate::db::Engine::Sqlite,
+            Backend::Postgres(_) => crate::db::Engine::Postgres,
+        }
+    }
+
     /// Opens (creating when needed) the database at `path`, brings its schema up to date and
     /// starts the writer.
     pub fn open(path: &Path, settings: WriterSettings) -> Result<Self, DbError> {
@@ -78,51 +144,80 @@ impl Store {
             .map_err(DbError::Thread)?;
         let writer =
             Writer::start(conn, settings.queue, settings.batch, nudge).map_err(DbError::Thread)?;
-        Ok(Self { writer, reads })
+        Ok(Self {
+            backend: Backend::Sqlite { writer, reads },
+        })
     }
 
-    /// Runs `work` in the writer's next batch; answers once it is committed.
+    /// Runs `work` as one write and answers once it is committed: on SQLite in the writer's
+    /// next batch, on PostgreSQL in a serializable transaction of its own. `work` may run
+    /// more than once (PostgreSQL runs it again when it lost a race), so it must not act
+    /// outside the database.
     pub async fn write<T, F>(&self, work: F) -> Result<T, WriteError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
+        F: FnMut(&Conn) -> Result<T, DbError> + Send + 'static,
     {
-        self.writer.write(work).await
+        match &self.backend {
+            Backend::Sqlite { writer, .. } => writer.write(work).await,
+            Backend::Postgres(pg) => pg.write(work, Isolation::Serializable, false).await,
+        }
     }
 
     /// As `write`, but waits for room in the queue instead of answering `Busy`.
     pub async fn write_waiting<T, F>(&self, work: F) -> Result<T, WriteError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
+        F: FnMut(&Conn) -> Result<T, DbError> + Send + 'static,
     {
-        self.writer.write_waiting(work).await
+        self.write_with(Isolation::Serializable, work).await
+    }
+
+    /// As `write_waiting`, at the isolation given.
+    pub async fn write_with<T, F>(&self, isolation: Isolation, work: F) -> Result<T, WriteError>
+    where
+        T: Send + 'static,
+        F: FnMut(&Conn) -> Result<T, DbError> + Send + 'static,
+    {
+        match &self.backend {
+            Backend::Sqlite { writer, .. } => writer.write_waiting(work).await,
+            Backend::Postgres(pg) => pg.write(work, isolation, true).await,
+        }
     }
 
     /// Runs `read` on a pooled connection, off the async threads.
     pub async fn read<T, F>(&self, read: F) -> Result<T, DbError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
+        F: FnOnce(&Conn) -> Result<T, DbError> + Send + 'static,
     {
-        let pool = self.reads.clone();
-        tokio::task::spawn_blocking(move || read(&*pool.get()?))
+        let reads = self.reads();
+        tokio::task::spawn_blocking(move || reads.with(read))
             .await
             .map_err(|e| DbError::Task(e.to_string()))?
     }
 
-    /// The read pool, for code that is already off the async threads.
-    pub fn reads(&self) -> &Pool {
-        &self.reads
+    /// The read connections, for code that is already off the async threads.
+    pub fn reads(&self) -> Reads {
+        match &self.backend {
+            Backend::Sqlite { reads, .. } => Reads::Sqlite(reads.clone()),
+            Backend::Postgres(pg) => Reads::Postgres(pg.pool().clone()),
+        }
     }
 
     pub fn writer_stats(&self) -> &WriterStats {
-        self.writer.stats()
+        match &self.backend {
+            Backend::Sqlite { writer, .. } => writer.stats(),
+            Backend::Postgres(pg) => pg.stats(),
+        }
     }
 
-    /// Writes waiting for the writer.
+    /// Writes waiting for the writer (on PostgreSQL: for a connection).
     pub fn queued_writes(&self) -> usize {
-        self.writer.queued()
+        match &self.backend {
+            Backend::Sqlite { writer, .. } => writer.queued(),
+            Backend::Postgres(pg) => pg.queued(),
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::DbError;
+use super::{Conn, DbError};
 
 /// Why a write did not happen. Nothing of a write that failed is kept.
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +89,16 @@ pub fn note_transition(from: &'static str, to: &'static str, cause: &'static str
     });
 }
 
+/// Starts keeping the state changes noted on this thread (a PostgreSQL write's).
+pub(crate) fn begin_noting() {
+    NOTED.with(|noted| *noted.borrow_mut() = Some(Vec::new()));
+}
+
+/// The state changes noted on this thread since `begin_noting`; stops keeping them.
+pub(crate) fn take_noted() -> Vec<[&'static str; 3]> {
+    NOTED.with(|noted| noted.borrow_mut().take().unwrap_or_default())
+}
+
 fn noted_len() -> usize {
     NOTED.with(|noted| noted.borrow().as_ref().map_or(0, Vec::len))
 }
@@ -137,7 +147,7 @@ impl Writer {
     pub async fn write<T, F>(&self, work: F) -> Result<T, WriteError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
+        F: FnOnce(&Conn) -> Result<T, DbError> + Send + 'static,
     {
         self.submit(work, false).await
     }
@@ -147,7 +157,7 @@ impl Writer {
     pub async fn write_waiting<T, F>(&self, work: F) -> Result<T, WriteError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
+        F: FnOnce(&Conn) -> Result<T, DbError> + Send + 'static,
     {
         self.submit(work, true).await
     }
@@ -155,29 +165,32 @@ impl Writer {
     async fn submit<T, F>(&self, work: F, wait: bool) -> Result<T, WriteError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
+        F: FnOnce(&Conn) -> Result<T, DbError> + Send + 'static,
     {
         let (tell, answer) = oneshot::channel();
-        let job: Work = Box::new(move |conn: Option<&Connection>| match conn.map(work) {
-            None => Ran {
-                keep: false,
-                answer: Box::new(move |refused| {
-                    let _ = tell.send(refused.and(Err(WriteError::Stopped)));
-                }),
-            },
-            Some(Ok(value)) => Ran {
-                keep: true,
-                answer: Box::new(move |committed| {
-                    let _ = tell.send(committed.map(|()| value));
-                }),
-            },
-            Some(Err(e)) => Ran {
-                keep: false,
-                answer: Box::new(move |_| {
-                    let _ = tell.send(Err(WriteError::Failed(e)));
-                }),
-            },
-        });
+        let job: Work =
+            Box::new(
+                move |conn: Option<&Connection>| match conn.map(|c| work(&Conn::sqlite(c))) {
+                    None => Ran {
+                        keep: false,
+                        answer: Box::new(move |refused| {
+                            let _ = tell.send(refused.and(Err(WriteError::Stopped)));
+                        }),
+                    },
+                    Some(Ok(value)) => Ran {
+                        keep: true,
+                        answer: Box::new(move |committed| {
+                            let _ = tell.send(committed.map(|()| value));
+                        }),
+                    },
+                    Some(Err(e)) => Ran {
+                        keep: false,
+                        answer: Box::new(move |_| {
+                            let _ = tell.send(Err(WriteError::Failed(e)));
+                        }),
+                    },
+                },
+            );
         if wait {
             self.queue
                 .send(job)

@@ -74,7 +74,12 @@ async fn a_revoked_key_is_unauthorized_and_says_it_was_revoked() {
     assert_eq!(app.get("/api/phones").await.status(), 200);
     let key = ApiKey::parse(&app.api_key).expect("the test key");
     let conn = app.pool.get().expect("connection");
-    assert!(momentline::db::artists::revoke_key(&conn, &key, chrono::Utc::now()).expect("revoke"));
+    assert!(momentline::db::artists::revoke_key(
+        &momentline::db::Conn::sqlite(&conn),
+        &key,
+        chrono::Utc::now()
+    )
+    .expect("revoke"));
     let response = app.get("/api/phones").await;
     assert_eq!(response.status(), 401);
     assert_eq!(

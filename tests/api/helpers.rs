@@ -14,7 +14,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 use momentline::config::Settings;
-use momentline::db::{self, Pool};
+use momentline::db::{self, Conn};
 use momentline::domain::api_key::ApiKey;
 use momentline::domain::JobKind;
 use momentline::jobs::{Round, Runner};
@@ -54,7 +54,8 @@ pub struct TestApp {
     pub runner: Runner,
     pub store: Store,
     pub media_dir: std::path::PathBuf,
-    /// The store's read pool; tests also write through it to set a scene.
+    /// Connections straight to the app's SQLite file: tests set scenes and look at rows
+    /// through them.
     pub pool: Pool,
     pub api_key: String,
     message_ids: AtomicUsize,
@@ -161,12 +162,13 @@ async fn spawn_app_on(
             .expect("test settings");
     settings.run_workers = false;
     adjust(&mut settings);
+    let db_file = settings.db_path.clone();
 
     let app = Application::build(settings).await.expect("app builds");
+    let pool = sqlite_pool(&db_file);
     let address = format!("http://127.0.0.1:{}", app.port());
     let runner = app.runner();
     let store = app.store();
-    let pool = store.reads().clone();
     tokio::spawn(app.run_until_stopped());
 
     let api_key = match dump {
@@ -188,11 +190,30 @@ async fn spawn_app_on(
     }
 }
 
+/// Connections to a SQLite database file, beside the app's own.
+pub type Pool = r2d2::Pool<r2d2_sqlite::SqliteConnectionManager>;
+
+/// A pool on the SQLite file at `path`, set up as the app's own connections are: foreign
+/// keys on, and waiting for the writer's lock rather than failing.
+fn sqlite_pool(path: &std::path::Path) -> Pool {
+    let manager = r2d2_sqlite::SqliteConnectionManager::file(path).with_init(|c| {
+        c.busy_handler(Some(|attempts| {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            attempts < 5_000
+        }))?;
+        c.execute_batch("PRAGMA foreign_keys = ON;")
+    });
+    r2d2::Pool::builder()
+        .max_size(4)
+        .build(manager)
+        .expect("a pool on the test database")
+}
+
 /// Creates an artist the way `momentline artists add` does, returning its key.
 pub fn create_artist(pool: &Pool, name: &str) -> String {
     let key = ApiKey::generate().expect("randomness");
     let conn = pool.get().expect("connection");
-    db::artists::create(&conn, name, None, &key, Utc::now())
+    db::artists::create(&Conn::sqlite(&conn), name, None, &key, Utc::now())
         .expect("insert")
         .expect("new artist");
     key.expose().to_owned()
@@ -575,7 +596,7 @@ impl TestApp {
                     provider,
                     purpose: momentline::domain::number_state::ReplyKind::Help,
                 };
-                Ok(db::messages::queue_outbound(tx, &text, Utc::now())?)
+                db::messages::queue_outbound(tx, &text, Utc::now())
             })
             .await
             .expect("queued");

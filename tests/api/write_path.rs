@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use wiremock::matchers::{body_partial_json, method, path};
 use wiremock::{Mock, ResponseTemplate};
 
+use momentline::db::params;
 use momentline::store::{DbError, Store, WriteError};
 
 use crate::helpers::*;
@@ -18,10 +19,13 @@ async fn hold_writer(store: &Store) -> std::sync::mpsc::Sender<()> {
     let (release, held) = std::sync::mpsc::channel::<()>();
     let (started, running) = tokio::sync::oneshot::channel();
     let store = store.clone();
+    let mut started = Some(started);
     tokio::spawn(async move {
         store
             .write(move |_| {
-                let _ = started.send(());
+                if let Some(started) = started.take() {
+                    let _ = started.send(());
+                }
                 let _ = held.recv_timeout(Duration::from_secs(10));
                 Ok(())
             })
@@ -50,10 +54,10 @@ fn add_artist(
             .write(move |tx| {
                 tx.execute(
                     "INSERT INTO artists (name, created_at) VALUES (?1, '2026-11-22T00:00:00.000Z')",
-                    [name],
+                    &[name],
                 )?;
                 if then_fail {
-                    tx.execute("INSERT INTO no_such_table VALUES (1)", [])?;
+                    tx.execute("INSERT INTO no_such_table VALUES (1)", params![])?;
                 }
                 Ok::<_, DbError>(())
             })
@@ -253,7 +257,7 @@ async fn a_write_that_panics_is_rolled_back_alone() {
             .write(|tx| -> Result<(), DbError> {
                 tx.execute(
                     "INSERT INTO artists (name, created_at) VALUES ('Panics', 'x')",
-                    [],
+                    params![],
                 )?;
                 panic!("a fault in a write");
             })
@@ -293,14 +297,14 @@ async fn a_job_claimed_but_never_finished_runs_again_once_its_lease_runs_out() {
     let claimed = app
         .store
         .write(|tx| {
-            Ok(momentline::db::jobs::claim(
+            momentline::db::jobs::claim(
                 tx,
                 "a-runner-that-died",
                 &[momentline::domain::JobKind::SendText],
                 1,
                 chrono::Duration::milliseconds(300),
                 chrono::Utc::now(),
-            )?)
+            )
         })
         .await
         .expect("claim");

@@ -1,0 +1,211 @@
+//! The PostgreSQL engine: several momentline instances on one database.
+//!
+//! Each write is a transaction of its own on a pooled connection, SERIALIZABLE by default: the
+//! server then guarantees what SQLite's one writer gives by running writes one at a time
+//! (a number's state changes one at a time, caps are counted across instances). A write that
+//! lost a race with another is rolled back and run again from the start, a few times, after a
+//! short random wait. Group commit is the server's own business.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use postgres::{IsolationLevel, NoTls};
+
+use super::writer::{begin_noting, take_noted};
+use super::{Conn, DbError, Isolation, WriteError, WriterSettings, WriterStats};
+use crate::db::sql::{PgConn, PgManager, PgPool};
+
+/// Connections in the pool: writes and reads share it.
+const CONNECTIONS: u32 = 16;
+/// How many times a write that lost a race is run in all.
+const ATTEMPTS: u32 = 12;
+
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    stats: Arc<WriterStats>,
+    /// Writes waiting for a connection or running.
+    waiting: Arc<AtomicUsize>,
+    /// Past this many waiting, `write` answers `Busy`.
+    queue: usize,
+}
+
+impl PgStore {
+    /// Connects to `url`, brings the schema up to date and keeps a pool. Blocks; on an async
+    /// thread it connects from a thread of its own (see `read`).
+    pub fn open(url: &str, settings: WriterSettings) -> Result<Self, DbError> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return std::thread::scope(|scope| {
+                scope
+                    .spawn(|| Self::open(url, settings))
+                    .join()
+                    .unwrap_or_else(|_| Err(DbError::Task("opening PostgreSQL panicked".into())))
+            });
+        }
+        let config: postgres::Config = url
+            .parse()
+            .map_err(|e: postgres::Error| DbError::Postgres(e))?;
+        let manager = PgManager(r2d2_postgres::PostgresConnectionManager::new(config, NoTls));
+        let pool = r2d2::Pool::builder()
+            .max_size(CONNECTIONS)
+            .connection_timeout(Duration::from_secs(5))
+            .build(manager)
+            .map_err(DbError::PgPool)?;
+        {
+            let mut conn = pool.get().map_err(DbError::PgPool)?;
+            super::migrations::apply_postgres(conn.split().0)?;
+        }
+        Ok(Self {
+            pool,
+            stats: Arc::new(WriterStats::default()),
+            waiting: Arc::new(AtomicUsize::new(0)),
+            queue: settings.queue,
+        })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
+    }
+
+    pub fn queued(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// Runs `work` in a transaction of its own; `wait` false answers `Busy` at once when too
+    /// many writes are waiting already.
+    pub async fn write<T, F>(
+        &self,
+        mut work: F,
+        isolation: Isolation,
+        wait: bool,
+    ) -> Result<T, WriteError>
+    where
+        T: Send + 'static,
+        F: FnMut(&Conn) -> Result<T, DbError> + Send + 'static,
+    {
+        let before = self.waiting.fetch_add(1, Ordering::Relaxed);
+        let _left = Left(Arc::clone(&self.waiting));
+        if !wait && before >= self.queue {
+            return Err(WriteError::Busy);
+        }
+        let pool = self.pool.clone();
+        let stats = Arc::clone(&self.stats);
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool
+                .get()
+                .map_err(|e| WriteError::Failed(DbError::PgPool(e)))?;
+            let mut attempt = 1;
+            loop {
+                match run_once(&mut conn, &mut work, isolation, &stats) {
+                    Err(WriteError::Failed(e))
+                        if crate::db::lost_race(&e) && attempt < ATTEMPTS =>
+                    {
+                        tracing::debug!(
+                            attempt,
+                            "a write lost a race with another; running it again"
+                        );
+                        std::thread::sleep(backoff(attempt));
+                        attempt += 1;
+                    }
+                    other => return other,
+                }
+            }
+        })
+        .await
+        .unwrap_or(Err(WriteError::Panicked))
+    }
+}
+
+/// Counts a write out of `waiting` however it ends.
+struct Left(Arc<AtomicUsize>);
+
+impl Drop for Left {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A random wait that grows with the attempt: 1–2 ms, then up to about 0.5 s.
+fn backoff(attempt: u32) -> Duration {
+    let mut byte = [0_u8; 2];
+    let jitter = getrandom::fill(&mut byte).map_or(0, |()| u64::from(u16::from_le_bytes(byte)));
+    let base = 1_u64 << attempt.min(8);
+    Duration::from_micros(base * 1000 + jitter % (base * 1000))
+}
+
+fn run_once<T, F>(
+    conn: &mut PgConn,
+    work: &mut F,
+    isolation: Isolation,
+    stats: &WriterStats,
+) -> Result<T, WriteError>
+where
+    F: FnMut(&Conn) -> Result<T, DbError>,
+{
+    let (client, cache) = conn.split();
+    let level = match isolation {
+        Isolation::Serializable => IsolationLevel::Serializable,
+        Isolation::ReadCommitted => IsolationLevel::ReadCommitted,
+    };
+    let mut tx = client
+        .build_transaction()
+        .isolation_level(level)
+        .start()
+        .map_err(|e| WriteError::Failed(e.into()))?;
+    begin_noting();
+    let ran = {
+        let conn = Conn::postgres(&mut tx, cache);
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&conn)))
+    };
+    let noted = take_noted();
+    let value = match ran {
+        Ok(Ok(value)) => value,
+        Ok(Err(e)) => {
+            let _ = tx.rollback();
+            return Err(WriteError::Failed(e));
+        }
+        Err(_) => {
+            tracing::error!("a write panicked; it was rolled back");
+            let _ = tx.rollback();
+            return Err(WriteError::Panicked);
+        }
+    };
+    // A commit that loses a race fails here, and is run again like any other.
+    tx.commit().map_err(|e| WriteError::Failed(e.into()))?;
+    stats.batches.fetch_add(1, Ordering::Relaxed);
+    stats.writes.fetch_add(1, Ordering::Relaxed);
+    stats.largest_batch.fetch_max(1, Ordering::Relaxed);
+    stats.batch_sizes.observe(1.0);
+    for labels in noted {
+        stats.transitions.with_label_values(&labels).inc();
+    }
+    Ok(value)
+}
+
+/// Runs `read` on a pooled connection, outside any transaction; blocks. The synchronous
+/// client runs a runtime of its own, which cannot start on an async thread: called on one
+/// (a test's helper, say), the read runs on a thread of its own while this one waits.
+pub fn read<T: Send>(
+    pool: &PgPool,
+    read: impl FnOnce(&Conn) -> Result<T, DbError> + Send,
+) -> Result<T, DbError> {
+    let run = || {
+        let mut conn = pool.get().map_err(DbError::PgPool)?;
+        let (client, cache) = conn.split();
+        read(&Conn::postgres(client, cache))
+    };
+    if tokio::runtime::Handle::try_current().is_err() {
+        return run();
+    }
+    std::thread::scope(|scope| {
+        scope
+            .spawn(run)
+            .join()
+            .unwrap_or_else(|_| Err(DbError::Task("a PostgreSQL read panicked".into())))
+    })
+}
