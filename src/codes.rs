@@ -74,6 +74,7 @@ pub async fn verify_code(
                     store
                         .write(move |tx| {
                             let now = Utc::now();
+                            numbers::lock(tx, number.as_str())?;
                             let current = codes::find(tx, number.as_str(), artist.id)?;
                             if current.map(|c| c.message_id) != Some(message_id) {
                                 return Ok(Verdict::NoCode);
@@ -116,13 +117,15 @@ fn log(verdict: Verdict, number: &str, artist: i64) -> Verdict {
     verdict
 }
 
-/// Where the artist's stored code stands; `Err` is the verdict when it cannot be tried.
+/// Where the artist's stored code stands; `Err` is the verdict when it cannot be tried. Holds
+/// the number, so guesses at one code are counted one at a time.
 fn open_code(
     tx: &Conn,
     phone: &str,
     artist: i64,
     now: DateTime<Utc>,
 ) -> Result<Result<(StoredCode, u32), Verdict>, DbError> {
+    numbers::lock(tx, phone)?;
     let Some(stored) = codes::find(tx, phone, artist)? else {
         return Ok(Err(Verdict::NoCode));
     };

@@ -280,6 +280,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "writes that may wait; past it, 503",
     ),
     (
+        "MOMENTLINE_JOB_LEASE_SECS",
+        "60",
+        "how long a job's claim holds unless renewed; another instance then takes it over",
+    ),
+    (
         "MOMENTLINE_SHUTDOWN_GRACE_SECS",
         "10",
         "on SIGTERM, time for running jobs to finish",
@@ -555,6 +560,7 @@ impl Settings {
         let job_concurrency = whole("MOMENTLINE_JOB_CONCURRENCY", "64", 1..=4096)?;
         let write_queue = whole("MOMENTLINE_WRITE_QUEUE", "1024", 1..=1_000_000)?;
         let shutdown_grace = whole("MOMENTLINE_SHUTDOWN_GRACE_SECS", "10", 0..=3600)?;
+        let job_lease = whole("MOMENTLINE_JOB_LEASE_SECS", "60", 3..=3600)?;
         let merge_secs = whole("MOMENTLINE_MERGE_SECS", "20", 0..=3600)?;
         // The limits against texting a number too often (DESIGN.md's pumping limits).
         let count = |variable: &'static str, default: &str| {
@@ -777,7 +783,7 @@ impl Settings {
             provider_timeout: Duration::from_secs(10),
             send_rate,
             job_concurrency: usize::try_from(job_concurrency).unwrap_or(64),
-            job_lease: chrono::Duration::minutes(5),
+            job_lease: chrono::Duration::seconds(i64::try_from(job_lease).unwrap_or(60)),
             writer: WriterSettings {
                 queue: usize::try_from(write_queue).unwrap_or(1024),
                 ..WriterSettings::default()

@@ -109,6 +109,9 @@ fn connect_in(
     now: DateTime<Utc>,
 ) -> Result<Connected, DbError> {
     let phone = number.as_str();
+    // The artist's connects are counted across instances: the artist first, then the number
+    // (the one order every write takes both in).
+    tx.lock(&format!("artist:{}", artist.id))?;
     let standing = numbers::standing(tx, phone)?;
     let number_prompts = messages::number_prompt_times(tx, phone, now)?;
     let artist_prompts = messages::artist_prompt_times(tx, artist.id, now)?;

@@ -7,11 +7,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpResponse, HttpServer};
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use rusqlite::{Connection, OpenFlags};
 
 use crate::config::Settings;
+use crate::db::sql::PgConn;
+use crate::db::{params, Conn};
 use crate::domain::phone_number::PhoneNumber;
 use crate::providers::{twilio, vonage};
+use crate::store::{Database, DbError};
 
 /// Which provider's webhook to play.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -59,7 +62,7 @@ pub enum DevError {
     #[error("the server answered {status}: {body}")]
     Refused { status: u16, body: String },
     #[error("could not read the database to show the answers")]
-    Database(#[from] rusqlite::Error),
+    Database(#[from] DbError),
     #[error("could not make a message id")]
     Random(#[from] getrandom::Error),
 }
@@ -264,49 +267,65 @@ async fn show_answers(
     if wait.is_zero() {
         return Ok(false);
     }
-    let conn = Connection::open_with_flags(
-        &settings.db_path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(Duration::from_secs(5))?;
+    // Polled with a blocking client (PostgreSQL's cannot run on an async thread), off the
+    // async threads, which meanwhile serve the media file.
+    let (database, id, phone) = (settings.database(), id.to_owned(), phone.to_owned());
+    tokio::task::spawn_blocking(move || match database {
+        Database::Sqlite(path) => {
+            let conn = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(DbError::from)?;
+            conn.busy_timeout(Duration::from_secs(5))
+                .map_err(DbError::from)?;
+            print_answers(&Conn::sqlite(&conn), &id, &phone, wait)
+        }
+        Database::Postgres(url) => {
+            let client = postgres::Client::connect(&url, postgres::NoTls).map_err(DbError::from)?;
+            let mut conn = PgConn::new(client);
+            let (client, cache) = conn.split();
+            print_answers(&Conn::postgres(client, cache), &id, &phone, wait)
+        }
+    })
+    .await
+    .map_err(|e| DbError::Task(e.to_string()))?
+}
+
+/// `show_answers`' polling, on a connection to either engine; blocks.
+fn print_answers(conn: &Conn, id: &str, phone: &str, wait: Duration) -> Result<bool, DevError> {
     let started = Instant::now();
     let mut shown = 0;
     let mut received: Option<i64> = None;
     while started.elapsed() < wait {
         if received.is_none() {
-            received = conn
-                .query_row(
-                    "SELECT id FROM messages WHERE direction = 'inbound' AND provider_message_id = ?1",
-                    [id],
-                    |r| r.get(0),
-                )
-                .optional()?;
+            received = conn.query_opt(
+                "SELECT id FROM messages WHERE direction = 'inbound' AND provider_message_id = ?1",
+                &[id],
+                |r| r.get(0),
+            )?;
         }
         if let Some(message) = received {
-            let mut stmt = conn.prepare_cached(
+            let answers: Vec<(String, String)> = conn.query_map(
                 "SELECT body, state FROM messages
                  WHERE direction = 'outbound' AND phone = ?1 AND id > ?2 ORDER BY id",
+                params![phone, message],
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
-            let answers: Vec<(String, String)> = stmt
-                .query_map(rusqlite::params![phone, message], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?
-                .collect::<Result<_, _>>()?;
             for (body, state) in answers.iter().skip(shown) {
                 println!("momentline -> {phone} ({state}): {body}");
             }
             shown = shown.max(answers.len());
-            let waiting: i64 = conn.query_row(
+            let waiting: i64 = conn.query_value(
                 "SELECT (SELECT count(*) FROM moments WHERE message_id = ?1 AND state = 'pending')
                       + (SELECT count(*) FROM jobs WHERE queue = ?2 AND state IN ('queued', 'running'))",
-                rusqlite::params![message, phone],
-                |r| r.get(0),
+                params![message, phone],
             )?;
             if waiting == 0 && (shown > 0 || started.elapsed() > Duration::from_secs(2)) {
                 break;
             }
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        std::thread::sleep(Duration::from_millis(200));
     }
     Ok(shown > 0)
 }

@@ -251,13 +251,22 @@ pub fn claim(
 }
 
 /// Whether `runner` still holds its claim on the job for this attempt.
+///
+/// On PostgreSQL the claim's row stays locked until the write ends, so no other instance can
+/// take the job back (its lease run out) between this answer and the outcome written on it.
 pub fn holds(conn: &Conn, job: &Claimed, runner: &str) -> Result<bool, DbError> {
-    conn.query_value(
-        "SELECT EXISTS (SELECT 1 FROM jobs
-           WHERE id = ?1 AND state = 'running' AND leased_by = ?2 AND attempts = ?3)",
-        params![job.id.0, runner, job.attempt],
-    )
+    let sql = match conn.engine() {
+        Engine::Sqlite => HOLDS,
+        Engine::Postgres => HOLDS_POSTGRES,
+    };
+    let held = conn.query_opt(sql, params![job.id.0, runner, job.attempt], |_| Ok(()))?;
+    Ok(held.is_some())
 }
+
+const HOLDS: &str = "SELECT id FROM jobs
+     WHERE id = ?1 AND state = 'running' AND leased_by = ?2 AND attempts = ?3";
+const HOLDS_POSTGRES: &str = "SELECT id FROM jobs
+     WHERE id = ?1 AND state = 'running' AND leased_by = ?2 AND attempts = ?3 FOR UPDATE";
 
 /// The job succeeded: it is removed, its work is recorded where it belongs.
 pub fn finish(conn: &Conn, id: JobId) -> Result<(), DbError> {
@@ -298,6 +307,21 @@ pub fn fail(conn: &Conn, id: JobId, error: &str, now: DateTime<Utc>) -> Result<(
 /// Puts every job `runner` holds back in the queue, due now (it is stopping). With no
 /// runner named, every claim is released: at start-up, any claim is an earlier process's,
 /// since one process at a time serves a SQLite database.
+/// Extends every claim `runner` holds until `until`, so a job that runs long is not taken
+/// over while its runner lives; answers the claims renewed.
+pub fn renew(
+    conn: &Conn,
+    runner: &str,
+    until: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<usize, DbError> {
+    conn.execute(
+        "UPDATE jobs SET lease_until = ?2, updated_at = ?3
+         WHERE state = 'running' AND leased_by = ?1",
+        params![runner, ts(until), ts(now)],
+    )
+}
+
 pub fn release(conn: &Conn, runner: Option<&str>, now: DateTime<Utc>) -> Result<usize, DbError> {
     conn.execute(
         "UPDATE jobs SET state = 'queued', leased_by = NULL, lease_until = NULL, run_after = ?1,

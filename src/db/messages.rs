@@ -373,6 +373,9 @@ pub fn mark_sent(
     events: Events,
     now: DateTime<Utc>,
 ) -> Result<(), DbError> {
+    if let Some(provider_id) = provider_message_id {
+        lock_report(tx, provider, provider_id)?;
+    }
     tx.execute(
         "UPDATE messages SET state = ?5, provider = ?2, provider_message_id = ?3,
            last_error = NULL, attempts = ?7, updated_at = ?4
@@ -468,6 +471,13 @@ pub enum StatusApplied {
     Parked,
 }
 
+/// Holds a provider message id until the write ends: recording a send under it and applying
+/// a report about it run one at a time, so a report parked because its send was not yet
+/// recorded is always seen by the write that records it.
+fn lock_report(tx: &Conn, provider: &str, provider_message_id: &str) -> Result<(), DbError> {
+    tx.lock(&format!("report:{provider}:{provider_message_id}"))
+}
+
 /// Applies a provider's status report to the outbound text it names, only ever forwards.
 pub fn apply_status(
     tx: &Conn,
@@ -476,6 +486,7 @@ pub fn apply_status(
     now: DateTime<Utc>,
 ) -> Result<StatusApplied, DbError> {
     let (provider, provider_message_id) = (report.provider, report.provider_message_id.as_str());
+    lock_report(tx, provider, provider_message_id)?;
     let (state, error) = (report.state, report.error.as_deref());
     let current = tx.query_opt(
         "SELECT id, state, phone FROM messages

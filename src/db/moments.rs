@@ -131,6 +131,20 @@ pub struct ToDispatch {
     pub deleted: bool,
 }
 
+/// Holds the number whose text asked for the Moment (`numbers::lock`): settling a Moment then
+/// runs one at a time with UNDO and with the settling of its message's other Moments.
+pub fn lock_number(conn: &Conn, id: i64) -> Result<(), DbError> {
+    let phone: Option<String> = conn.query_opt(
+        "SELECT m.phone FROM moments mo JOIN messages m ON m.id = mo.message_id WHERE mo.id = ?1",
+        &[id],
+        |r| r.get(0),
+    )?;
+    match phone {
+        Some(phone) => super::numbers::lock(conn, &phone),
+        None => Ok(()),
+    }
+}
+
 pub fn to_dispatch(conn: &Conn, id: i64) -> Result<Option<ToDispatch>, DbError> {
     conn.query_opt(
         "SELECT message_id, state, deleted_at IS NOT NULL FROM moments WHERE id = ?1",

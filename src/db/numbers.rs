@@ -107,8 +107,16 @@ fn read_row(r: &super::Row) -> Result<Row, DbError> {
     })
 }
 
-/// A number's standing; `Unknown` when it has never been seen.
+/// Holds the number until the write ends: every write that decides from a number's standing
+/// or its recent texts holds it first (`standing` does), so on PostgreSQL a number's writes
+/// run one at a time across instances, as every write does on SQLite.
+pub fn lock(conn: &Conn, e164: &str) -> Result<(), DbError> {
+    conn.lock(&format!("number:{e164}"))
+}
+
+/// A number's standing; `Unknown` when it has never been seen. Holds the number (`lock`).
 pub fn standing(conn: &Conn, e164: &str) -> Result<Standing, DbError> {
+    lock(conn, e164)?;
     let row = conn.query_opt(
         "SELECT state, owner_id, requester_id, requested_at, state_before_opt_out
          FROM phone_numbers WHERE e164 = ?1",

@@ -27,6 +27,9 @@ pub struct NewPart<'a> {
 const PARTS_WINDOW: chrono::Duration = chrono::Duration::hours(24);
 
 pub fn store(conn: &Conn, p: &NewPart, now: DateTime<Utc>) -> Result<PartStored, DbError> {
+    // Holds the number first: two last parts stored at once on PostgreSQL would each see
+    // the other's missing and neither complete the message.
+    super::numbers::lock(conn, p.phone)?;
     let seen: bool = conn.query_value(
         "SELECT EXISTS (SELECT 1 FROM message_parts
                         WHERE provider = ?1 AND provider_message_id = ?2)",

@@ -694,6 +694,21 @@ impl<'c> Conn<'c> {
         self.query_opt(sql, params, read)?.ok_or(DbError::NoRow)
     }
 
+    /// Holds `key` until this write commits or rolls back: writes that take the same key run
+    /// one after another, across every instance on the database (PostgreSQL's transaction
+    /// advisory locks; taken again by the same write, it is already held). On SQLite, where
+    /// one writer runs every write alone, it does nothing.
+    pub fn lock(&self, key: &str) -> Result<(), DbError> {
+        if self.engine() == Engine::Postgres {
+            self.query_map(
+                "SELECT pg_advisory_xact_lock(hashtextextended(CAST(?1 AS TEXT), 0))",
+                &[key],
+                |_| Ok(()),
+            )?;
+        }
+        Ok(())
+    }
+
     /// One value: the first column of the first row.
     pub fn query_value<P, T>(&self, sql: &str, params: &P) -> Result<T, DbError>
     where

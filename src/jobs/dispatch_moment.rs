@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use super::{payload_id, Attempted, JobContext, Performed, Settled};
 use crate::db::jobs::Claimed;
-use crate::db::{messages, moments, Conn, DbError, Engine};
+use crate::db::{messages, moments, Conn, DbError};
 use crate::domain::moment::Price;
 use crate::domain::number_state::ReplyKind;
 use crate::domain::phone_number::mask;
@@ -221,13 +221,6 @@ pub fn settle_at_claim(
     Ok(true)
 }
 
-/// On PostgreSQL a Moment is settled with it and its message locked. Settling at the claim
-/// runs under READ COMMITTED, where two of a message's Moments settled at once would each
-/// see the other still pending (and neither queue the texts), and an UNDO committed since
-/// the Moment was read would go unseen. (SQLite has one writer.)
-const LOCK_MOMENT: &str = "SELECT mo.id FROM moments mo JOIN messages m ON m.id = mo.message_id
-     WHERE mo.id = ?1 FOR NO KEY UPDATE";
-
 /// Records a pending Moment as created at its URL, or failed with the reason, with its event;
 /// then queues the message's texts if it was the last of its Moments to settle.
 ///
@@ -246,9 +239,7 @@ pub fn record(
     events: Events,
 ) -> Result<(), DbError> {
     let now = Utc::now();
-    if tx.engine() == Engine::Postgres {
-        tx.query_map(LOCK_MOMENT, &[id], |_| Ok(()))?;
-    }
+    moments::lock_number(tx, id)?;
     let Some(moment) = moments::to_dispatch(tx, id)? else {
         return Ok(());
     };

@@ -38,6 +38,7 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
             Performed {
                 attempted: Attempted::Done,
                 record: Arc::new(move |tx, _| {
+                    moments::lock_number(tx, id)?;
                     moments::media_kept(tx, id, &file)?;
                     if let Some(dispatch) = &dispatch {
                         let job = NewJob {

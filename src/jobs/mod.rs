@@ -28,7 +28,7 @@ use crate::domain::JobKind;
 use crate::events::Events;
 use crate::media::MediaKeeper;
 use crate::providers::Sender;
-use crate::store::{Isolation, Store, WriteError};
+use crate::store::{Store, WriteError};
 use crate::telemetry::error_chain;
 
 pub use pacer::Pacer;
@@ -226,8 +226,13 @@ impl Runner {
     }
 
     /// Releases claims left by an earlier process on this database (it stopped or died
-    /// mid-job), so their jobs run now instead of when their leases run out.
+    /// mid-job), so their jobs run now instead of when their leases run out. On PostgreSQL
+    /// other instances may be running: their claims are theirs, and a dead one's are taken
+    /// over when their (renewed) leases run out.
     pub async fn release_stale_claims(&self) -> Result<usize, WriteError> {
+        if self.store().engine() == crate::db::Engine::Postgres {
+            return Ok(0);
+        }
         let released = self
             .store()
             .write_waiting(|tx| jobs::release(tx, None, Utc::now()))
@@ -244,9 +249,17 @@ impl Runner {
         let cap = self.inner.settings.concurrency.max(1);
         let mut running = JoinSet::new();
         let mut held: HashMap<tokio::task::Id, Claimed> = HashMap::new();
+        let renew_every = (self.inner.settings.lease / 3)
+            .to_std()
+            .unwrap_or(Duration::from_secs(1));
+        let mut renewed = tokio::time::Instant::now();
         loop {
             while let Some(done) = running.try_join_next_with_id() {
                 self.reap(done, &mut held).await;
+            }
+            if !held.is_empty() && renewed.elapsed() >= renew_every {
+                renewed = tokio::time::Instant::now();
+                self.renew_claims().await;
             }
             let free = cap - running.len();
             let mut claimed = 0;
@@ -286,6 +299,23 @@ impl Runner {
         self.shut_down(running, held).await;
     }
 
+    /// Extends the claims this runner holds by a whole lease: a job running long (a slow
+    /// host, a large photo) keeps its claim while this process lives, and loses it within a
+    /// lease once the process is gone.
+    async fn renew_claims(&self) {
+        let (name, lease) = (self.inner.name.clone(), self.inner.settings.lease);
+        let renewed = self
+            .store()
+            .write_waiting(move |tx| {
+                let now = Utc::now();
+                jobs::renew(tx, &name, now + lease, now)
+            })
+            .await;
+        if let Err(e) = renewed {
+            tracing::warn!(error = %error_chain(&e), "could not renew this runner's job claims");
+        }
+    }
+
     /// Claims for `free` slots in one write. Texts are claimed only as fast as the pacer
     /// lets them go, so a claimed text never waits long enough for its lease to run out,
     /// and slots stay free for the other kinds while sends are paced or paused.
@@ -305,7 +335,7 @@ impl Runner {
         // On PostgreSQL the claim's FOR UPDATE SKIP LOCKED keeps two instances off one job,
         // which READ COMMITTED allows (SERIALIZABLE would have claims race and run again).
         self.store()
-            .write_with(Isolation::ReadCommitted, move |tx| {
+            .write_waiting(move |tx| {
                 let now = Utc::now();
                 let mut claimed = jobs::claim(tx, &name, &[JobKind::SendText], sends, lease, now)?;
                 let others = [
@@ -433,7 +463,7 @@ impl Runner {
         let inline = self.inline();
         let (jobs, settled) = self
             .store()
-            .write_with(Isolation::ReadCommitted, move |tx| {
+            .write_waiting(move |tx| {
                 let claimed = jobs::claim(tx, &name, &kinds, limit, lease, Utc::now())?;
                 inline.settle(tx, claimed)
             })

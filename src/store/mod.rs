@@ -48,18 +48,6 @@ pub enum Database {
     Postgres(String),
 }
 
-/// How a write's transaction sees others running at once (PostgreSQL; SQLite has one writer
-/// and so only ever `Serializable`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Isolation {
-    /// As if every write ran alone, one after another: a write that lost a race with another
-    /// is run again. The default.
-    Serializable,
-    /// Each statement sees what was committed when it began: for a job claim, whose
-    /// `FOR UPDATE SKIP LOCKED` already keeps two instances off one row.
-    ReadCommitted,
-}
-
 /// The database: one writer and many readers on SQLite, a pool on PostgreSQL.
 #[derive(Clone)]
 pub struct Store {
@@ -150,9 +138,9 @@ impl Store {
     }
 
     /// Runs `work` as one write and answers once it is committed: on SQLite in the writer's
-    /// next batch, on PostgreSQL in a serializable transaction of its own. `work` may run
-    /// more than once (PostgreSQL runs it again when it lost a race), so it must not act
-    /// outside the database.
+    /// next batch, on PostgreSQL in a transaction of its own (see `postgres`). `work` may run
+    /// more than once (PostgreSQL runs it again after a deadlock), so it must not act outside
+    /// the database.
     pub async fn write<T, F>(&self, work: F) -> Result<T, WriteError>
     where
         T: Send + 'static,
@@ -160,7 +148,7 @@ impl Store {
     {
         match &self.backend {
             Backend::Sqlite { writer, .. } => writer.write(work).await,
-            Backend::Postgres(pg) => pg.write(work, Isolation::Serializable, false).await,
+            Backend::Postgres(pg) => pg.write(work, false).await,
         }
     }
 
@@ -170,18 +158,9 @@ impl Store {
         T: Send + 'static,
         F: FnMut(&Conn) -> Result<T, DbError> + Send + 'static,
     {
-        self.write_with(Isolation::Serializable, work).await
-    }
-
-    /// As `write_waiting`, at the isolation given.
-    pub async fn write_with<T, F>(&self, isolation: Isolation, work: F) -> Result<T, WriteError>
-    where
-        T: Send + 'static,
-        F: FnMut(&Conn) -> Result<T, DbError> + Send + 'static,
-    {
         match &self.backend {
             Backend::Sqlite { writer, .. } => writer.write_waiting(work).await,
-            Backend::Postgres(pg) => pg.write(work, isolation, true).await,
+            Backend::Postgres(pg) => pg.write(work, true).await,
         }
     }
 

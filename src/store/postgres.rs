@@ -1,24 +1,33 @@
 //! The PostgreSQL engine: several momentline instances on one database.
 //!
-//! Each write is a transaction of its own on a pooled connection, SERIALIZABLE by default: the
-//! server then guarantees what SQLite's one writer gives by running writes one at a time
-//! (a number's state changes one at a time, caps are counted across instances). A write that
-//! lost a race with another is rolled back and run again from the start, a few times, after a
-//! short random wait. Group commit is the server's own business.
+//! Each write is a transaction of its own on a pooled connection, at READ COMMITTED. What
+//! SQLite's one writer gives by running every write alone is given here by locks, taken where
+//! the write decides something others could change meanwhile:
+//! - a number (`db::numbers::lock`, taken by every read of its standing, and by the settling
+//!   of its Moments): its state changes, its caps and its queue of texts, one write at a time;
+//! - an artist (`connect`): its connects counted across instances;
+//! - a provider message id (`db::messages`): a send recorded and a report about it;
+//! - each job's row (`FOR UPDATE SKIP LOCKED` in the claim): one instance claims it;
+//! - a provider message id's unique index (`ON CONFLICT DO NOTHING`): one effect per message.
+//!
+//! They are PostgreSQL's transaction advisory locks, keyed by a hash of the key, so two
+//! instances (or two writes of one) take turns. A write that deadlocks is rolled back and run
+//! again from the start, a few times, after a short random wait. Group commit is the server's
+//! own business.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use postgres::{IsolationLevel, NoTls};
+use postgres::NoTls;
 
 use super::writer::{begin_noting, take_noted};
-use super::{Conn, DbError, Isolation, WriteError, WriterSettings, WriterStats};
+use super::{Conn, DbError, WriteError, WriterSettings, WriterStats};
 use crate::db::sql::{PgConn, PgManager, PgPool};
 
 /// Connections in the pool: writes and reads share it.
 const CONNECTIONS: u32 = 16;
-/// How many times a write that lost a race is run in all.
+/// How many times a write that deadlocked is run in all.
 const ATTEMPTS: u32 = 12;
 
 #[derive(Clone)]
@@ -49,6 +58,8 @@ impl PgStore {
         let manager = PgManager(r2d2_postgres::PostgresConnectionManager::new(config, NoTls));
         let pool = r2d2::Pool::builder()
             .max_size(CONNECTIONS)
+            // Connections are opened as the load asks for them, not all at start-up.
+            .min_idle(Some(2))
             .connection_timeout(Duration::from_secs(5))
             .build(manager)
             .map_err(DbError::PgPool)?;
@@ -78,12 +89,7 @@ impl PgStore {
 
     /// Runs `work` in a transaction of its own; `wait` false answers `Busy` at once when too
     /// many writes are waiting already.
-    pub async fn write<T, F>(
-        &self,
-        mut work: F,
-        isolation: Isolation,
-        wait: bool,
-    ) -> Result<T, WriteError>
+    pub async fn write<T, F>(&self, mut work: F, wait: bool) -> Result<T, WriteError>
     where
         T: Send + 'static,
         F: FnMut(&Conn) -> Result<T, DbError> + Send + 'static,
@@ -101,13 +107,13 @@ impl PgStore {
                 .map_err(|e| WriteError::Failed(DbError::PgPool(e)))?;
             let mut attempt = 1;
             loop {
-                match run_once(&mut conn, &mut work, isolation, &stats) {
+                match run_once(&mut conn, &mut work, &stats) {
                     Err(WriteError::Failed(e))
                         if crate::db::lost_race(&e) && attempt < ATTEMPTS =>
                     {
                         tracing::debug!(
                             attempt,
-                            "a write lost a race with another; running it again"
+                            "a write deadlocked with another; running it again"
                         );
                         std::thread::sleep(backoff(attempt));
                         attempt += 1;
@@ -138,23 +144,15 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_micros(base * 1000 + jitter % (base * 1000))
 }
 
-fn run_once<T, F>(
-    conn: &mut PgConn,
-    work: &mut F,
-    isolation: Isolation,
-    stats: &WriterStats,
-) -> Result<T, WriteError>
+fn run_once<T, F>(conn: &mut PgConn, work: &mut F, stats: &WriterStats) -> Result<T, WriteError>
 where
     F: FnMut(&Conn) -> Result<T, DbError>,
 {
     let (client, cache) = conn.split();
-    let level = match isolation {
-        Isolation::Serializable => IsolationLevel::Serializable,
-        Isolation::ReadCommitted => IsolationLevel::ReadCommitted,
-    };
+    // Named, not left to the server's default: the locks above are what keep writes apart.
     let mut tx = client
         .build_transaction()
-        .isolation_level(level)
+        .isolation_level(postgres::IsolationLevel::ReadCommitted)
         .start()
         .map_err(|e| WriteError::Failed(e.into()))?;
     begin_noting();
@@ -175,7 +173,6 @@ where
             return Err(WriteError::Panicked);
         }
     };
-    // A commit that loses a race fails here, and is run again like any other.
     tx.commit().map_err(|e| WriteError::Failed(e.into()))?;
     stats.batches.fetch_add(1, Ordering::Relaxed);
     stats.writes.fetch_add(1, Ordering::Relaxed);
