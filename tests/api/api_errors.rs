@@ -73,13 +73,7 @@ async fn a_revoked_key_is_unauthorized_and_says_it_was_revoked() {
     let app = spawn_app().await;
     assert_eq!(app.get("/api/phones").await.status(), 200);
     let key = ApiKey::parse(&app.api_key).expect("the test key");
-    let conn = app.pool.get().expect("connection");
-    assert!(momentline::db::artists::revoke_key(
-        &momentline::db::Conn::sqlite(&conn),
-        &key,
-        chrono::Utc::now()
-    )
-    .expect("revoke"));
+    assert!(app.with_db(|c| momentline::db::artists::revoke_key(c, &key, chrono::Utc::now())));
     let response = app.get("/api/phones").await;
     assert_eq!(response.status(), 401);
     assert_eq!(
@@ -407,11 +401,7 @@ async fn listing_limits_are_checked() {
 #[tokio::test]
 async fn a_database_failure_is_a_plain_500_with_details_only_in_the_log() {
     let app = spawn_app().await;
-    app.pool
-        .get()
-        .expect("connection")
-        .execute_batch("ALTER TABLE messages RENAME TO messages_elsewhere")
-        .expect("rename");
+    app.with_db(|c| c.execute_batch("ALTER TABLE messages RENAME TO messages_elsewhere"));
     let response = app.connect(PHONE).await;
     assert_eq!(response.status(), 500);
     let body: Value = response.json().await.expect("json");
@@ -438,7 +428,7 @@ async fn one_artist_cannot_read_anothers_messages() {
     let app = spawn_app().await;
     telnyx_accepts_texts(&app.provider_api).await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
-    let other = create_artist(&app.pool, "Other");
+    let other = create_artist(&app.store, "Other").await;
     let mine = app.get_json("/api/messages").await;
     let id = mine["messages"][0]["id"].as_i64().expect("id");
     assert_eq!(app.get(&format!("/api/messages/{id}")).await.status(), 200);

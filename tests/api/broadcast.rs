@@ -1,7 +1,6 @@
 //! `momentline broadcast`: the real binary queues an operator's text beside the running
 //! server, whose jobs runner fans it out and sends it.
 
-use std::path::Path;
 use std::process::{Command, Output};
 
 use chrono::Utc;
@@ -18,11 +17,12 @@ const PENDING: &str = "+14155552674";
 const STRANGER: &str = "+14155552675";
 const OPTED_OUT: &str = "+14155552676";
 
-fn momentline(db: &Path, args: &[&str]) -> Output {
+/// Runs the binary on `db` (the app's database, or one of the test's own).
+fn momentline(db: &[(&'static str, String); 2], args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_momentline"))
         .args(args)
         .env_clear()
-        .env("MOMENTLINE_DB", db)
+        .envs(db.clone())
         .env("RUST_LOG", "warn")
         .output()
         .expect("runs")
@@ -37,7 +37,7 @@ fn stderr(out: &Output) -> String {
 }
 
 /// Queues `text` with the binary, answering the broadcast's id.
-fn broadcast(db: &Path, text: &str) -> String {
+fn broadcast(db: &[(&'static str, String); 2], text: &str) -> String {
     let out = momentline(db, &["broadcast", text]);
     assert!(out.status.success(), "{}", stderr(&out));
     let id = stdout(&out).trim().to_owned();
@@ -46,7 +46,7 @@ fn broadcast(db: &Path, text: &str) -> String {
 }
 
 /// `broadcast status ID`, as `name → value`.
-fn status(db: &Path, id: &str) -> Vec<(String, String)> {
+fn status(db: &[(&'static str, String); 2], id: &str) -> Vec<(String, String)> {
     let out = momentline(db, &["broadcast", "status", id]);
     assert!(out.status.success(), "{}", stderr(&out));
     stdout(&out)
@@ -77,13 +77,12 @@ fn counts(status: &[(String, String)]) -> [u64; 4] {
     .map(|name| value(status, name).parse().expect("a count"))
 }
 
-async fn spawn_app_on_file() -> (TestApp, tempfile::TempDir, std::path::PathBuf) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = dir.path().join("broadcast.db");
-    let wanted = db.clone();
-    let app = spawn_app_with(|s| s.db_path = wanted).await;
+/// The app with Telnyx taking texts, and the variables that point the binary at its database.
+async fn spawn_broadcasting_app() -> (TestApp, [(&'static str, String); 2]) {
+    let app = spawn_app().await;
     telnyx_accepts_texts(&app.provider_api).await;
-    (app, dir, db)
+    let db = app.database_env();
+    (app, db)
 }
 
 /// Runs the fan-out alone until it has queued every number.
@@ -119,7 +118,7 @@ async fn recipients_of(app: &TestApp, body: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn a_broadcast_reaches_every_verified_number_and_no_other_and_its_status_counts_each_text() {
-    let (app, _dir, db) = spawn_app_on_file().await;
+    let (app, db) = spawn_broadcasting_app().await;
     for phone in [PHONE, VERIFIED_TOO, REFUSED, OPTED_OUT] {
         app.verified(phone).await;
     }
@@ -180,7 +179,7 @@ async fn a_broadcast_reaches_every_verified_number_and_no_other_and_its_status_c
 
 #[tokio::test]
 async fn a_number_that_opts_out_after_the_broadcast_is_queued_is_never_sent_it() {
-    let (app, _dir, db) = spawn_app_on_file().await;
+    let (app, db) = spawn_broadcasting_app().await;
     for phone in [PHONE, VERIFIED_TOO] {
         app.verified(phone).await;
     }
@@ -198,21 +197,11 @@ async fn a_number_that_opts_out_after_the_broadcast_is_queued_is_never_sent_it()
 
 #[tokio::test]
 async fn a_fan_out_larger_than_a_batch_reaches_every_number_once() {
-    let (app, _dir, db) = spawn_app_on_file().await;
+    let (app, db) = spawn_broadcasting_app().await;
     // A thousand verified numbers: two whole batches, then one that finds none left.
     let numbers: Vec<String> = (0..1000).map(|n| format!("+1415555{n:04}")).collect();
-    {
-        let conn = app.pool.get().expect("connection");
-        let now = Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
-        for e164 in &numbers {
-            conn.execute(
-                "INSERT INTO phone_numbers (e164, state, owner_id, updated_at)
-                 VALUES (?1, 'verified', 1, ?2)",
-                [e164, &now],
-            )
-            .expect("a verified number");
-        }
-    }
+    let now = Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    app.insert_verified(&numbers, &now).await;
     let body = "Thank you for a thousand Moments";
     let id = broadcast(&db, body);
 
@@ -237,33 +226,27 @@ async fn a_fan_out_larger_than_a_batch_reaches_every_number_once() {
 
 #[tokio::test]
 async fn broadcast_texts_are_spread_at_the_send_rate() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = dir.path().join("rated.db");
-    let wanted = db.clone();
-    let app = spawn_app_with_env(&[("MOMENTLINE_SEND_RATE", "10")], |s| s.db_path = wanted).await;
-    {
-        let conn = app.pool.get().expect("connection");
-        for e164 in [PHONE, VERIFIED_TOO, REFUSED] {
-            conn.execute(
-                "INSERT INTO phone_numbers (e164, state, owner_id, updated_at)
-                 VALUES (?1, 'verified', 1, '2026-01-01T00:00:00.000Z')",
-                [e164],
-            )
-            .expect("a verified number");
-        }
-    }
+    let app = spawn_app_with_env(&[("MOMENTLINE_SEND_RATE", "10")], |_| {}).await;
+    let db = app.database_env();
+    let numbers = [PHONE, VERIFIED_TOO, REFUSED].map(str::to_owned);
+    app.insert_verified(&numbers, "2026-01-01T00:00:00.000Z")
+        .await;
     broadcast(&db, "Paced");
     fan_out(&app).await;
-    let conn = app.pool.get().expect("connection");
-    let gaps: Vec<f64> = conn
-        .prepare(
-            "SELECT (julianday(run_after) - julianday(lag(run_after) OVER (ORDER BY id))) * 86400
-             FROM jobs WHERE kind = 'send_text' ORDER BY id",
+    let due: Vec<String> = app.with_db(|c| {
+        c.query_map(
+            "SELECT run_after FROM jobs WHERE kind = 'send_text' ORDER BY id",
+            params![],
+            |r| r.get(0),
         )
-        .expect("query")
-        .query_map([], |r| r.get::<_, Option<f64>>(0))
-        .expect("rows")
-        .filter_map(|g| g.expect("a gap"))
+    });
+    let due: Vec<chrono::DateTime<chrono::FixedOffset>> = due
+        .iter()
+        .map(|at| chrono::DateTime::parse_from_rfc3339(at).expect("a time"))
+        .collect();
+    let gaps: Vec<f64> = due
+        .windows(2)
+        .map(|pair| (pair[1] - pair[0]).num_microseconds().expect("a gap") as f64 / 1e6)
         .collect();
     assert_eq!(gaps.len(), 2, "{gaps:?}");
     for gap in gaps {
@@ -276,24 +259,14 @@ async fn broadcast_texts_are_spread_at_the_send_rate() {
 
 #[tokio::test]
 async fn a_broadcast_text_not_yet_due_holds_back_none_of_the_numbers_other_texts() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = dir.path().join("ahead.db");
-    let wanted = db.clone();
-    let app = spawn_app_with_env(&[("MOMENTLINE_SEND_RATE", "1")], |s| s.db_path = wanted).await;
+    let app = spawn_app_with_env(&[("MOMENTLINE_SEND_RATE", "1")], |_| {}).await;
+    let db = app.database_env();
     telnyx_accepts_texts(&app.provider_api).await;
     app.verified(PHONE).await;
-    {
-        // Twenty numbers before PHONE: its broadcast text is due about 20 seconds ahead.
-        let conn = app.pool.get().expect("connection");
-        for n in 0..20 {
-            conn.execute(
-                "INSERT INTO phone_numbers (e164, state, owner_id, updated_at)
-                 VALUES (?1, 'verified', 1, '2026-01-01T00:00:00.000Z')",
-                [format!("+1202555{n:04}")],
-            )
-            .expect("a verified number");
-        }
-    }
+    // Twenty numbers before PHONE: its broadcast text is due about 20 seconds ahead.
+    let before: Vec<String> = (0..20).map(|n| format!("+1202555{n:04}")).collect();
+    app.insert_verified(&before, "2026-01-01T00:00:00.000Z")
+        .await;
     broadcast(&db, "Far ahead");
     fan_out(&app).await;
     app.text(PHONE, "STOP").await;
@@ -301,15 +274,22 @@ async fn a_broadcast_text_not_yet_due_holds_back_none_of_the_numbers_other_texts
     for _ in 0..3 {
         app.send_round().await;
     }
-    assert_eq!(
-        app.count(
-            "SELECT count(*) FROM jobs j JOIN messages m ON m.id = j.payload ->> 'message_id'
-             WHERE m.phone = '+14155552671' AND m.purpose = 'broadcast'
-               AND j.state = 'queued' AND j.run_after > strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
-        ),
-        1,
-        "PHONE's broadcast text is not due yet"
-    );
+    let message_id = match app.engine() {
+        Engine::Sqlite => "j.payload ->> 'message_id'",
+        Engine::Postgres => "CAST(CAST(j.payload AS jsonb) ->> 'message_id' AS BIGINT)",
+    };
+    let now = Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    let not_due: i64 = app.with_db(|c| {
+        c.query_value(
+            &format!(
+                "SELECT count(*) FROM jobs j JOIN messages m ON m.id = {message_id}
+                 WHERE m.phone = '+14155552671' AND m.purpose = 'broadcast'
+                   AND j.state = 'queued' AND j.run_after > ?1"
+            ),
+            &[&now],
+        )
+    });
+    assert_eq!(not_due, 1, "PHONE's broadcast text is not due yet");
     let texts = app.texts_to(PHONE).await;
     assert!(
         texts.last().is_some_and(|t| t.contains("unsubscribed")),
@@ -320,7 +300,7 @@ async fn a_broadcast_text_not_yet_due_holds_back_none_of_the_numbers_other_texts
 
 #[tokio::test]
 async fn broadcasts_do_not_count_against_a_numbers_reply_cap() {
-    let (app, _dir, db) = spawn_app_on_file().await;
+    let (app, db) = spawn_broadcasting_app().await;
     app.verified(PHONE).await;
     // As many broadcasts in the hour as the cap allows automatic replies.
     for n in 0..30 {
@@ -341,7 +321,8 @@ async fn broadcasts_do_not_count_against_a_numbers_reply_cap() {
 #[test]
 fn bad_broadcasts_are_refused_with_a_clear_error() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let db = dir.path().join("bad.db");
+    let database = BinaryDatabase::new(dir.path().join("bad.db"));
+    let db = database.env();
 
     let empty = momentline(&db, &["broadcast", "  \n"]);
     assert_eq!(empty.status.code(), Some(1));
@@ -384,11 +365,7 @@ fn bad_broadcasts_are_refused_with_a_clear_error() {
     );
 
     // Nothing was queued by any of them.
-    let conn = rusqlite::Connection::open(&db).expect("database");
-    let broadcasts: i64 = conn
-        .query_row("SELECT count(*) FROM broadcasts", [], |r| r.get(0))
-        .expect("count");
-    assert_eq!(broadcasts, 0);
+    assert_eq!(database.count("SELECT count(*) FROM broadcasts"), 0);
 
     // The text "status" itself goes after `--`.
     let out = momentline(&db, &["broadcast", "--", "status"]);

@@ -301,7 +301,7 @@ async fn codes_and_prompts_share_the_limits_against_pumping() {
 async fn another_artists_key_cannot_use_the_code() {
     let app = code_app().await;
     let code = requested_code(&app).await;
-    let other = create_artist(&app.pool, "Someone Else");
+    let other = create_artist(&app.store, "Someone Else").await;
     let response = app.verify_code_as(&other, PHONE, &code).await;
     assert_eq!(response.status(), 404);
     assert_eq!(app.number_state_as(&other, PHONE).await, None);
@@ -312,7 +312,7 @@ async fn another_artists_key_cannot_use_the_code() {
 #[tokio::test]
 async fn the_right_code_takes_over_a_number_verified_for_another_artist() {
     let app = code_app().await;
-    let other = create_artist(&app.pool, "Previous Owner");
+    let other = create_artist(&app.store, "Previous Owner").await;
     assert_eq!(app.connect_as(&other, PHONE).await.status(), 200);
     app.text(PHONE, "yes").await;
     app.drain().await;

@@ -320,7 +320,7 @@ async fn a_verified_number_moves_to_another_artist_only_on_its_owners_yes() {
     let app = spawn_app_with(|s| s.connect_limits.prompt_cooldown = chrono::Duration::zero()).await;
     telnyx_accepts_texts(&app.provider_api).await;
     app.verified(PHONE).await;
-    let rival = create_artist(&app.pool, "Rival");
+    let rival = create_artist(&app.store, "Rival").await;
 
     let response = app.connect_as(&rival, PHONE).await;
     assert_eq!(response.status(), 200);
@@ -373,15 +373,12 @@ async fn a_takeover_request_that_expired_leaves_the_owner_in_place() {
     .await;
     telnyx_accepts_texts(&app.provider_api).await;
     // With no time to answer, verify the owner directly.
-    {
-        let conn = app.pool.get().expect("connection");
-        conn.execute_batch(
-            "INSERT INTO phone_numbers (e164, state, owner_id, updated_at)
-             VALUES ('+14155552671', 'verified', 1, '2026-01-01T00:00:00.000Z')",
-        )
-        .expect("insert");
-    }
-    let rival = create_artist(&app.pool, "Rival");
+    app.execute(
+        "INSERT INTO phone_numbers (e164, state, owner_id, updated_at)
+         VALUES ('+14155552671', 'verified', 1, '2026-01-01T00:00:00.000Z')",
+        params![],
+    );
+    let rival = create_artist(&app.store, "Rival").await;
     assert_eq!(app.connect_as(&rival, PHONE).await.status(), 200);
     assert_eq!(
         app.number_state_as(&rival, PHONE).await,

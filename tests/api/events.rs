@@ -149,7 +149,7 @@ async fn a_takeover_tells_the_host_one_artist_lost_the_number_and_another_gained
         .mount(app.host.as_ref().expect("a host"))
         .await;
     app.verified(PHONE).await;
-    let other = create_artist(&app.pool, "Other Artist");
+    let other = create_artist(&app.store, "Other Artist").await;
     // Past the cooldown between two prompts to one number.
     app.backdate_messages(120);
     assert_eq!(app.connect_as(&other, PHONE).await.status(), 200);

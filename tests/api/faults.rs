@@ -34,14 +34,23 @@ async fn a_price_too_high_is_answered_and_nothing_is_posted() {
 async fn a_message_the_database_refuses_is_kept_with_the_failure_and_its_artist_told() {
     let app = spawn_verified_app().await;
     // Stands in for any value the database refuses on every attempt.
-    app.pool
-        .get()
-        .expect("connection")
-        .execute_batch(
-            "CREATE TRIGGER refuse_boom BEFORE INSERT ON moments WHEN NEW.title = 'Boom'
-             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
-        )
-        .expect("trigger");
+    app.with_db(|c| {
+        c.execute_batch(match c.engine() {
+            Engine::Sqlite => {
+                "CREATE TRIGGER refuse_boom BEFORE INSERT ON moments WHEN NEW.title = 'Boom'
+                 BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;"
+            }
+            Engine::Postgres => {
+                "CREATE FUNCTION refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN
+                   IF NEW.title = 'Boom' THEN RAISE EXCEPTION 'refused by the test'; END IF;
+                   RETURN NEW;
+                 END $$;
+                 CREATE TRIGGER refuse_boom BEFORE INSERT ON moments
+                 FOR EACH ROW EXECUTE FUNCTION refuse_boom();"
+            }
+        })
+    });
     let event = app.sms_event(PHONE, "Boom");
     let response = app.telnyx_webhook(&event).await;
     assert_eq!(response.status(), 200, "a retry would fail the same way");

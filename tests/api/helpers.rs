@@ -2,10 +2,10 @@
 //! the SMS provider's API (Telnyx unless a test picks another).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine;
+use base64::Engine as _;
 use chrono::Utc;
 use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{json, Value};
@@ -14,12 +14,15 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 use momentline::config::Settings;
-use momentline::db::{self, Conn};
+use momentline::db::sql::Params;
+use momentline::db::{self, Conn, DbError};
+/// For the tests' own SQL: parameters, and the engine to choose SQL by.
+pub use momentline::db::{params, Engine};
 use momentline::domain::api_key::ApiKey;
 use momentline::domain::JobKind;
 use momentline::jobs::{Round, Runner};
 use momentline::startup::Application;
-use momentline::store::Store;
+use momentline::store::{Reads, Store};
 
 /// RFC 8032 §7.1 TEST 1: the key behind PROVIDERS.md's Telnyx test vector.
 const TELNYX_SECRET: [u8; 32] = [
@@ -54,12 +57,331 @@ pub struct TestApp {
     pub runner: Runner,
     pub store: Store,
     pub media_dir: std::path::PathBuf,
-    /// Connections straight to the app's SQLite file: tests set scenes and look at rows
-    /// through them.
-    pub pool: Pool,
+    /// The app's own read connections, on either engine: tests set scenes and look at rows
+    /// through them (`with_db`, `count`, `execute`).
+    pub db: Reads,
     pub api_key: String,
     message_ids: AtomicUsize,
+    /// The SQLite file the app was given (unused on PostgreSQL).
+    db_file: std::path::PathBuf,
+    /// The PostgreSQL database the app runs on, if it does.
+    database_url: Option<String>,
+    /// On PostgreSQL, the test's database; dropped after the app's connections.
+    _database: Option<PgDatabase>,
     _dir: TempDir,
+}
+
+/// Whether the suite runs on PostgreSQL: `MOMENTLINE_TEST_ENGINE=postgres`, each test on a
+/// database of its own on the server at `MOMENTLINE_TEST_POSTGRES_URL`. SQLite otherwise.
+pub fn suite_on_postgres() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| {
+        match std::env::var("MOMENTLINE_TEST_ENGINE")
+            .unwrap_or_default()
+            .trim()
+        {
+            "postgres" => {
+                postgres_server();
+                true
+            }
+            "" | "sqlite" => false,
+            other => panic!(
+                "MOMENTLINE_TEST_ENGINE={other:?}: set it to `postgres`, or unset it for SQLite"
+            ),
+        }
+    })
+}
+
+/// On PostgreSQL, says the test is skipped there and why, and answers `true`: a test about
+/// SQLite itself starts with `if skip_on_postgres("why") { return; }`.
+pub fn skip_on_postgres(why: &str) -> bool {
+    let skip = suite_on_postgres();
+    if skip {
+        let test = std::thread::current()
+            .name()
+            .unwrap_or("this test")
+            .to_owned();
+        // Straight to stderr, past the test harness's capture: a skip is seen in every run.
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "skipped on PostgreSQL: {test}: {why}");
+    }
+    skip
+}
+
+/// The PostgreSQL server the tests make their databases on.
+fn postgres_server() -> String {
+    std::env::var("MOMENTLINE_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+        .unwrap_or_else(|| {
+            panic!(
+                "MOMENTLINE_TEST_ENGINE=postgres needs MOMENTLINE_TEST_POSTGRES_URL, the URL of \
+                 a PostgreSQL server where the tests may create databases (e.g. \
+                 postgres://postgres@127.0.0.1:55432/postgres; `scripts/postgres start` starts \
+                 one and prints it)"
+            )
+        })
+}
+
+/// Runs `work` on a new connection to the server at `url`, from a plain thread: the
+/// synchronous client cannot run on an async thread.
+pub fn on_server<T: Send>(
+    url: &str,
+    work: impl FnOnce(&mut postgres::Client) -> Result<T, postgres::Error> + Send,
+) -> Result<T, postgres::Error> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| work(&mut postgres::Client::connect(url, postgres::NoTls)?))
+            .join()
+            .expect("the PostgreSQL thread")
+    })
+}
+
+/// A PostgreSQL error with the server's own message, which `postgres::Error` shows only as
+/// "db error".
+fn pg_error(e: &postgres::Error) -> String {
+    e.as_db_error()
+        .map_or_else(|| e.to_string(), ToString::to_string)
+}
+
+/// A database of a test's own on the PostgreSQL test server. Dropped after the test (its
+/// connections ended), unless the test failed: then it is kept, and named, to look at until
+/// the next run.
+pub struct PgDatabase {
+    /// Where the app finds it, as `MOMENTLINE_DATABASE_URL`.
+    pub url: String,
+    name: String,
+    server: String,
+}
+
+impl PgDatabase {
+    /// Creates an empty database, `mlt_<pid>_<counter>_<random>`.
+    pub fn create() -> Self {
+        static MADE: AtomicUsize = AtomicUsize::new(0);
+        let server = postgres_server();
+        // Earlier runs' databases go while this run's tests start.
+        Dropper::on(&server);
+        let mut random = [0_u8; 4];
+        getrandom::fill(&mut random).expect("randomness");
+        let name = format!(
+            "mlt_{}_{}_{}",
+            std::process::id(),
+            MADE.fetch_add(1, Ordering::Relaxed),
+            hex::encode(random)
+        );
+        // Commits need not wait for the server's disk: a test outlives no server crash, and
+        // what every other session sees is the same.
+        on_server(&server, |c| {
+            c.batch_execute(&format!("CREATE DATABASE {name}"))?;
+            c.batch_execute(&format!(
+                "ALTER DATABASE {name} SET synchronous_commit = off"
+            ))
+        })
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot create database {name} on {server}: {}",
+                pg_error(&e)
+            )
+        });
+        Self {
+            url: with_database(&server, &name),
+            name,
+            server,
+        }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "kept the failed test's database until the next run: {}",
+                self.url
+            );
+            return;
+        }
+        Dropper::on(&self.server).drop_later(self.name.clone());
+    }
+}
+
+/// Drops the tests' databases on threads of their own. A DROP DATABASE waits for a
+/// checkpoint, up to a second while the tests write: no test waits for it unless more than
+/// `DROPS_PENDING` are still to go, which bounds what is left when the tests end. The
+/// droppers start with what earlier runs left (a failed test's database, or one still queued
+/// when they ended): the databases of test processes no longer running here.
+struct Dropper {
+    queue: std::sync::mpsc::Sender<String>,
+    pending: Arc<AtomicUsize>,
+}
+
+/// Threads dropping at once: drops waiting together share one checkpoint.
+const DROPPERS: usize = 4;
+/// Drops still to go past which a finished test waits for them.
+const DROPS_PENDING: usize = 16;
+
+impl Dropper {
+    /// The droppers for `server`, started on first use.
+    fn on(server: &str) -> &'static Dropper {
+        static DROPPER: OnceLock<Dropper> = OnceLock::new();
+        DROPPER.get_or_init(|| {
+            let (queue, names) = std::sync::mpsc::channel::<String>();
+            let names = Arc::new(std::sync::Mutex::new(names));
+            let pending = Arc::new(AtomicUsize::new(0));
+            for n in 0..DROPPERS {
+                let (server, names, pending) =
+                    (server.to_owned(), Arc::clone(&names), Arc::clone(&pending));
+                std::thread::Builder::new()
+                    .name(format!("test-database-dropper-{n}"))
+                    .spawn(move || drop_databases(&server, &names, &pending))
+                    .expect("a dropping thread starts");
+            }
+            // Listed from a thread of its own, as the client needs (this may be an async one).
+            let (server, earlier, counted) =
+                (server.to_owned(), queue.clone(), Arc::clone(&pending));
+            std::thread::spawn(move || {
+                for name in left_behind(&server) {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    let _ = earlier.send(name);
+                }
+            });
+            Dropper { queue, pending }
+        })
+    }
+
+    /// Queues `name` to be dropped; waits while too many drops are still to go.
+    fn drop_later(&self, name: String) {
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        let _ = self.queue.send(name);
+        while self.pending.load(Ordering::SeqCst) > DROPS_PENDING {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
+
+/// One dropper's work: the next queued database, dropped, until the tests end.
+fn drop_databases(
+    server: &str,
+    names: &std::sync::Mutex<std::sync::mpsc::Receiver<String>>,
+    pending: &AtomicUsize,
+) {
+    let mut client: Option<postgres::Client> = None;
+    loop {
+        let next = names.lock().unwrap_or_else(|e| e.into_inner()).recv();
+        let Ok(name) = next else { return };
+        let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+        let dropped = match client.take() {
+            Some(c) => Ok(c),
+            None => postgres::Client::connect(server, postgres::NoTls),
+        }
+        .and_then(|mut c| {
+            c.batch_execute(&drop)?;
+            Ok(c)
+        });
+        match dropped {
+            Ok(c) => client = Some(c),
+            Err(e) => eprintln!("could not drop the test database {name}: {}", pg_error(&e)),
+        }
+        pending.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The test databases on `server` of earlier runs.
+fn left_behind(server: &str) -> Vec<String> {
+    let names = postgres::Client::connect(server, postgres::NoTls).and_then(|mut c| {
+        c.query(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'mlt\\_%'",
+            &[],
+        )
+    });
+    names
+        .map(|rows| {
+            rows.iter()
+                .map(|r| r.get::<_, String>(0))
+                .filter(|name| of_an_ended_process(name))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether the test database `name` (`mlt_<pid>_...`) is of a test process on this machine
+/// that has ended. Without `/proc` to tell, none is.
+fn of_an_ended_process(name: &str) -> bool {
+    if !std::path::Path::new("/proc/self").exists() {
+        return false;
+    }
+    let pid = name
+        .strip_prefix("mlt_")
+        .and_then(|rest| rest.split('_').next())
+        .and_then(|pid| pid.parse::<u32>().ok());
+    pid.is_some_and(|pid| {
+        pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    })
+}
+
+/// A database for the `momentline` binary, and for apps started on it: a SQLite file, or on
+/// PostgreSQL a database of its own.
+pub struct BinaryDatabase {
+    file: std::path::PathBuf,
+    postgres: Option<PgDatabase>,
+}
+
+impl BinaryDatabase {
+    /// At `file` on SQLite (made when first used), or a new database on PostgreSQL.
+    pub fn new(file: std::path::PathBuf) -> Self {
+        Self {
+            file,
+            postgres: suite_on_postgres().then(PgDatabase::create),
+        }
+    }
+
+    /// The variables that point the binary at it.
+    pub fn env(&self) -> [(&'static str, String); 2] {
+        database_env(&self.file, self.postgres.as_ref().map(|d| d.url.as_str()))
+    }
+
+    /// Points an app's settings at it: `spawn_app_with(|s| db.adjust(s))`.
+    pub fn adjust(&self, settings: &mut Settings) {
+        settings.db_path = self.file.clone();
+        settings.database_url = self.postgres.as_ref().map(|d| d.url.clone());
+    }
+
+    /// The one number `sql` answers, read on a connection of its own.
+    pub fn count(&self, sql: &str) -> i64 {
+        match &self.postgres {
+            Some(database) => on_server(&database.url, |c| c.query_one(sql, &[])?.try_get(0))
+                .unwrap_or_else(|e| panic!("{sql}: {}", pg_error(&e))),
+            None => rusqlite::Connection::open(&self.file)
+                .and_then(|c| c.query_row(sql, [], |r| r.get(0)))
+                .unwrap_or_else(|e| panic!("{sql}: {e}")),
+        }
+    }
+}
+
+/// `MOMENTLINE_DB` and `MOMENTLINE_DATABASE_URL` (empty: SQLite) for the binary.
+fn database_env(file: &std::path::Path, url: Option<&str>) -> [(&'static str, String); 2] {
+    [
+        ("MOMENTLINE_DB", file.display().to_string()),
+        (
+            "MOMENTLINE_DATABASE_URL",
+            url.unwrap_or_default().to_owned(),
+        ),
+    ]
+}
+
+/// `server`'s URL naming the database `name` instead of its own.
+fn with_database(server: &str, name: &str) -> String {
+    let (base, query) = match server.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (server, None),
+    };
+    let (scheme, rest) = base
+        .split_once("://")
+        .unwrap_or_else(|| panic!("MOMENTLINE_TEST_POSTGRES_URL is not a URL: {server}"));
+    let authority = rest.split('/').next().unwrap_or(rest);
+    match query {
+        Some(query) => format!("{scheme}://{authority}/{name}?{query}"),
+        None => format!("{scheme}://{authority}/{name}"),
+    }
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -154,6 +476,10 @@ async fn spawn_app_on(
         }
     }
     if let Some((sql, _)) = dump {
+        assert!(
+            !suite_on_postgres(),
+            "a dump is SQL for SQLite: skip the test on PostgreSQL"
+        );
         let conn = rusqlite::Connection::open(&db_path).expect("database for the dump");
         conn.execute_batch(sql).expect("the dump loads");
     }
@@ -162,10 +488,18 @@ async fn spawn_app_on(
             .expect("test settings");
     settings.run_workers = false;
     adjust(&mut settings);
+    // On PostgreSQL, a database of the test's own (unless the test named one).
+    let database = match settings.database_url {
+        None if suite_on_postgres() => Some(PgDatabase::create()),
+        _ => None,
+    };
+    if let Some(database) = &database {
+        settings.database_url = Some(database.url.clone());
+    }
     let db_file = settings.db_path.clone();
+    let database_url = settings.database_url.clone();
 
     let app = Application::build(settings).await.expect("app builds");
-    let pool = sqlite_pool(&db_file);
     let address = format!("http://127.0.0.1:{}", app.port());
     let runner = app.runner();
     let store = app.store();
@@ -173,7 +507,7 @@ async fn spawn_app_on(
 
     let api_key = match dump {
         Some((_, key)) => key.to_owned(),
-        None => create_artist(&pool, ARTIST),
+        None => create_artist(&store, ARTIST).await,
     };
     TestApp {
         address,
@@ -181,39 +515,25 @@ async fn spawn_app_on(
         provider_api,
         host: None,
         runner,
-        store,
         media_dir: media_dir.clone(),
-        pool,
+        db: store.reads(),
+        store,
         api_key,
         message_ids: AtomicUsize::new(0),
+        db_file,
+        database_url,
+        _database: database,
         _dir: dir,
     }
 }
 
-/// Connections to a SQLite database file, beside the app's own.
-pub type Pool = r2d2::Pool<r2d2_sqlite::SqliteConnectionManager>;
-
-/// A pool on the SQLite file at `path`, set up as the app's own connections are: foreign
-/// keys on, and waiting for the writer's lock rather than failing.
-fn sqlite_pool(path: &std::path::Path) -> Pool {
-    let manager = r2d2_sqlite::SqliteConnectionManager::file(path).with_init(|c| {
-        c.busy_handler(Some(|attempts| {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-            attempts < 5_000
-        }))?;
-        c.execute_batch("PRAGMA foreign_keys = ON;")
-    });
-    r2d2::Pool::builder()
-        .max_size(4)
-        .build(manager)
-        .expect("a pool on the test database")
-}
-
 /// Creates an artist the way `momentline artists add` does, returning its key.
-pub fn create_artist(pool: &Pool, name: &str) -> String {
-    let key = ApiKey::generate().expect("randomness");
-    let conn = pool.get().expect("connection");
-    db::artists::create(&Conn::sqlite(&conn), name, None, &key, Utc::now())
+pub async fn create_artist(store: &Store, name: &str) -> String {
+    let key = Arc::new(ApiKey::generate().expect("randomness"));
+    let (name, made) = (name.to_owned(), Arc::clone(&key));
+    store
+        .write_waiting(move |tx| db::artists::create(tx, &name, None, &made, Utc::now()))
+        .await
         .expect("insert")
         .expect("new artist");
     key.expose().to_owned()
@@ -343,6 +663,11 @@ pub async fn answer_first_post(
 
 /// Telnyx's API accepting every text, each with an id of its own.
 pub async fn telnyx_accepts_texts(server: &MockServer) {
+    telnyx_accepts_texts_after(server, std::time::Duration::ZERO).await;
+}
+
+/// As `telnyx_accepts_texts`, each answer taking `delay`.
+pub async fn telnyx_accepts_texts_after(server: &MockServer, delay: std::time::Duration) {
     let counter = Arc::new(AtomicUsize::new(0));
     Mock::given(method("POST"))
         .and(path("/v2/messages"))
@@ -350,7 +675,9 @@ pub async fn telnyx_accepts_texts(server: &MockServer) {
             let n = counter.fetch_add(1, Ordering::SeqCst);
             let mut body = fixture("telnyx/send.response.json");
             body["data"]["id"] = json!(format!("40385f64-0000-4000-8000-{n:012}"));
-            ResponseTemplate::new(200).set_body_json(body)
+            ResponseTemplate::new(200)
+                .set_body_json(body)
+                .set_delay(delay)
         })
         .mount(server)
         .await;
@@ -530,17 +857,59 @@ impl TestApp {
         vonage_signed(&params)
     }
 
-    /// The database file the app serves (its settings may have put it elsewhere).
+    /// The SQLite file the app serves (its settings may have put it elsewhere); a test that
+    /// reads it skips itself on PostgreSQL.
     pub fn db_path(&self) -> std::path::PathBuf {
-        let conn = self.pool.get().expect("connection");
-        let file: String = conn
-            .query_row(
-                "SELECT file FROM pragma_database_list WHERE name = 'main'",
-                [],
-                |r| r.get(0),
-            )
-            .expect("database file");
-        file.into()
+        assert!(
+            self.database_url.is_none(),
+            "on PostgreSQL there is no database file: skip the test there"
+        );
+        self.db_file.clone()
+    }
+
+    /// The engine the app runs on.
+    pub fn engine(&self) -> Engine {
+        self.store.engine()
+    }
+
+    /// The variables that point the `momentline` binary at the app's database, whichever
+    /// engine it is on.
+    pub fn database_env(&self) -> [(&'static str, String); 2] {
+        database_env(&self.db_file, self.database_url.as_deref())
+    }
+
+    /// Runs `work` on one of the app's own connections (outside any transaction).
+    pub fn with_db<T: Send>(&self, work: impl FnOnce(&Conn) -> Result<T, DbError> + Send) -> T {
+        self.db
+            .with(work)
+            .unwrap_or_else(|e| panic!("the test's database work: {e}"))
+    }
+
+    /// Puts `numbers` in the database as verified for the test artist, in one write.
+    pub async fn insert_verified(&self, numbers: &[String], updated_at: &str) {
+        let (numbers, updated_at) = (numbers.to_vec(), updated_at.to_owned());
+        self.store
+            .write_waiting(move |tx| {
+                for e164 in &numbers {
+                    tx.execute(
+                        "INSERT INTO phone_numbers (e164, state, owner_id, updated_at)
+                         VALUES (?1, 'verified', 1, ?2)",
+                        params![e164, updated_at],
+                    )?;
+                }
+                Ok(())
+            })
+            .await
+            .expect("verified numbers");
+    }
+
+    /// Runs one statement; answers the rows it changed.
+    pub fn execute<P: Params + ?Sized>(&self, sql: &str, params: &P) -> usize {
+        // Bound values, owned apart from `params` so they may cross to a PostgreSQL thread.
+        let params = params.params();
+        self.db
+            .with(|c| c.execute(sql, &params))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -782,13 +1151,13 @@ impl TestApp {
 
     /// Moves every message `secs` seconds into the past, as if that time had gone by.
     pub fn backdate_messages(&self, secs: i64) {
-        let conn = self.pool.get().expect("connection");
-        conn.execute(
-            "UPDATE messages SET created_at =
-               strftime('%Y-%m-%dT%H:%M:%fZ', julianday(created_at) - ?1 / 86400.0)",
-            [secs],
-        )
-        .expect("backdate");
+        self.backdate("messages", "created_at", secs);
+    }
+
+    /// Moves `column` of every row of `table` `secs` seconds into the past.
+    pub fn backdate(&self, table: &str, column: &str, secs: i64) {
+        let earlier = earlier_sql(self.engine(), column);
+        self.execute(&format!("UPDATE {table} SET {column} = {earlier}"), &[secs]);
     }
 
     /// The artist's newest Moment, as the API shows it.
@@ -805,8 +1174,36 @@ impl TestApp {
         );
     }
 
+    /// The one number `sql` answers (a count, say).
     pub fn count(&self, sql: &str) -> i64 {
-        let conn = self.pool.get().expect("connection");
-        conn.query_row(sql, [], |r| r.get(0)).expect("count")
+        self.db
+            .with(|c| c.query_value(sql, db::params![]))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+}
+
+/// SQL for the time in `column` (`2026-11-22T10:00:00.000Z`) `?1` seconds earlier, in the
+/// same form.
+fn earlier_sql(engine: Engine, column: &str) -> String {
+    match engine {
+        Engine::Sqlite => {
+            format!("strftime('%Y-%m-%dT%H:%M:%fZ', julianday({column}) - ?1 / 86400.0)")
+        }
+        Engine::Postgres => format!(
+            "to_char((CAST({column} AS timestamptz) - make_interval(secs => ?1)) AT TIME ZONE \
+             'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+        ),
+    }
+}
+
+/// SQL for the whole seconds from now until the time in `column` (negative once past).
+pub fn secs_until_sql(engine: Engine, column: &str) -> String {
+    match engine {
+        Engine::Sqlite => {
+            format!("CAST((julianday({column}) - julianday('now')) * 86400 AS INTEGER)")
+        }
+        Engine::Postgres => format!(
+            "CAST(trunc(EXTRACT(EPOCH FROM CAST({column} AS timestamptz) - now())) AS BIGINT)"
+        ),
     }
 }

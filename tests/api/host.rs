@@ -59,12 +59,8 @@ pub fn assert_signed(request: &Request) {
 /// The `webhook-id` Moment `id` is dispatched with: its id and its time, so a row id used
 /// again (a restored backup) is never taken for a Moment the host has seen.
 fn moment_webhook_id(app: &TestApp, id: i64) -> String {
-    let conn = app.pool.get().expect("connection");
-    let created_at: String = conn
-        .query_row("SELECT created_at FROM moments WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })
-        .expect("the Moment");
+    let created_at: String =
+        app.with_db(|c| c.query_value("SELECT created_at FROM moments WHERE id = ?1", &[id]));
     format!("moment_{id}_{}", momentline::events::stamp(&created_at))
 }
 

@@ -10,6 +10,7 @@ mod events;
 mod faults;
 mod helpers;
 mod host;
+mod instances;
 mod media;
 mod merge;
 mod moment_page;

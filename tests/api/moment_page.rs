@@ -14,14 +14,10 @@ async fn posted(app: &TestApp, text: &str) -> Value {
 }
 
 fn set_created_at(app: &TestApp, id: i64, at: &str) {
-    app.pool
-        .get()
-        .expect("connection")
-        .execute(
-            "UPDATE moments SET created_at = ?2 WHERE id = ?1",
-            rusqlite::params![id, at],
-        )
-        .expect("date the Moment");
+    app.execute(
+        "UPDATE moments SET created_at = ?2 WHERE id = ?1",
+        params![id, at],
+    );
 }
 
 fn id_of(moment: &Value) -> i64 {

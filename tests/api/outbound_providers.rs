@@ -12,21 +12,21 @@ const PROMPT: &str = "Someone is trying to connect this phone number to the arti
 
 /// The one queued text, as the database shows it (no artist's conversation holds it).
 fn first_message(app: &TestApp) -> Value {
-    let conn = app.pool.get().expect("connection");
-    conn.query_row(
-        "SELECT state, provider, provider_message_id, attempts, last_error FROM messages",
-        [],
-        |r| {
-            Ok(json!({
-                "state": r.get::<_, String>(0)?,
-                "provider": r.get::<_, String>(1)?,
-                "provider_message_id": r.get::<_, Option<String>>(2)?,
-                "attempts": r.get::<_, i64>(3)?,
-                "error": r.get::<_, Option<String>>(4)?,
-            }))
-        },
-    )
-    .expect("one message")
+    app.with_db(|c| {
+        c.query_row(
+            "SELECT state, provider, provider_message_id, attempts, last_error FROM messages",
+            params![],
+            |r| {
+                Ok(json!({
+                    "state": r.get::<_, String>(0)?,
+                    "provider": r.get::<_, String>(1)?,
+                    "provider_message_id": r.get::<_, Option<String>>(2)?,
+                    "attempts": r.get::<_, i64>(3)?,
+                    "error": r.get::<_, Option<String>>(4)?,
+                }))
+            },
+        )
+    })
 }
 
 #[tokio::test]

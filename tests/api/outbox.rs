@@ -106,10 +106,10 @@ async fn rate_limiting_honours_retry_after() {
         message["error"],
         "telnyx 429: 10011 You have exceeded the maximum number of allowed requests."
     );
-    let wait = app.count(
-        "SELECT CAST((julianday(run_after) - julianday('now')) * 86400 AS INTEGER)
-         FROM jobs",
-    );
+    let wait = app.count(&format!(
+        "SELECT {} FROM jobs",
+        secs_until_sql(app.engine(), "run_after")
+    ));
     assert!((110..=121).contains(&wait), "next attempt in {wait} s");
     assert_eq!(
         message["attempts"], 0,

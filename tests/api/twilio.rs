@@ -266,9 +266,10 @@ async fn a_twilio_authentication_error_pauses_sending_and_spends_no_attempt() {
     );
     assert_eq!(prompt["error"], "twilio 401: 20003 Authenticate");
     assert_eq!(prompt["attempts"], 0);
-    let wait = app.count(
-        "SELECT CAST((julianday(run_after) - julianday('now')) * 86400 AS INTEGER) FROM jobs",
-    );
+    let wait = app.count(&format!(
+        "SELECT {} FROM jobs",
+        secs_until_sql(app.engine(), "run_after")
+    ));
     assert!((55..=60).contains(&wait), "tried again in {wait} s");
     assert_eq!(
         requests_to(&app.provider_api, &messages_path()).await.len(),

@@ -62,14 +62,7 @@ async fn undo_after_ten_minutes_removes_nothing() {
     app.text(PHONE, "Old news").await;
     app.drain().await;
     app.backdate_messages(11 * 60);
-    let conn = app.pool.get().expect("connection");
-    conn.execute(
-        "UPDATE moments SET created_at =
-           strftime('%Y-%m-%dT%H:%M:%fZ', julianday(created_at) - 660 / 86400.0)",
-        [],
-    )
-    .expect("backdate moments");
-    drop(conn);
+    app.backdate("moments", "created_at", 11 * 60);
 
     app.text(PHONE, "UNDO").await;
     app.drain().await;

@@ -187,7 +187,7 @@ async fn concurrent_last_parts_make_one_moment() {
 async fn non_gsm_texts_go_out_as_unicode() {
     let app = spawn_app_sending_with("vonage").await;
     vonage_accepts_texts(&app.provider_api).await;
-    let key = create_artist(&app.pool, "Zoë ✨ Studio");
+    let key = create_artist(&app.store, "Zoë ✨ Studio").await;
     assert_eq!(app.connect_as(&key, PHONE).await.status(), 200);
     app.drain().await;
     let sent = vonage_texts_to(&app, PHONE).await;
@@ -303,9 +303,10 @@ async fn vonage_throttling_and_bad_credentials_pause_sending_and_spend_no_attemp
     );
     assert_eq!(prompt["attempts"], 0);
     assert_eq!(prompt["error"], "vonage status 4: Bad Credentials");
-    let wait = app.count(
-        "SELECT CAST((julianday(run_after) - julianday('now')) * 86400 AS INTEGER) FROM jobs",
-    );
+    let wait = app.count(&format!(
+        "SELECT {} FROM jobs",
+        secs_until_sql(app.engine(), "run_after")
+    ));
     assert!((55..=60).contains(&wait), "tried again in {wait} s");
 }
 
