@@ -4,6 +4,7 @@
 //! cargo run --release --example bench              # full run, up to about 10 minutes
 //! cargo run --release --example bench -- --quick   # smoke run, under a minute
 //! cargo run --release --example bench -- --only 1,3 # some sections only
+//! cargo run --release --example bench -- --postgres postgres://postgres@127.0.0.1:55432/postgres
 //! ```
 //!
 //! It builds `momentline`, then starts `target/release/momentline` as a child process the way
@@ -23,6 +24,11 @@
 //! 5. A large database (1,000,000 numbers, 10,000,000 messages; seeded once and cached under
 //!    `target/bench-cache/`): time from spawn to the first 200 from `/healthz`, webhook p99
 //!    against a 1,000-number database, and the server's peak memory.
+//! 6. PostgreSQL, on a server given with `--postgres URL` or `MOMENTLINE_BENCH_POSTGRES_URL`
+//!    (`scripts/postgres start` starts a throwaway one and prints its URL): section 1's closed
+//!    loop, then every text, on SQLite with one instance, on PostgreSQL with one, and with two
+//!    instances on one PostgreSQL database, each on a database made for it. Without a URL the
+//!    report says it was skipped.
 //!
 //! It prints one markdown table per section, each figure beside its target, and the server's
 //! peak resident memory (VmHWM) for every run; progress goes to stderr. Latencies cover every
@@ -44,6 +50,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::rc::Rc;
+use std::slice;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -55,6 +62,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use postgres::NoTls;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{params, Connection, TransactionBehavior};
 use serde::Deserialize;
@@ -97,6 +105,8 @@ const OWNED_ENV_PREFIXES: [&str; 6] = [
     "TEXTFLOW_",
     "PHONIFY_",
 ];
+/// Where section 6 finds its PostgreSQL server when `--postgres` is not given.
+const POSTGRES_URL_VARIABLE: &str = "MOMENTLINE_BENCH_POSTGRES_URL";
 const INSERT_NUMBER: &str = "INSERT INTO phone_numbers (e164, state, owner_id, updated_at)
      VALUES (?1, 'verified', 1, '2026-01-01T00:00:00.000Z')";
 
@@ -124,6 +134,9 @@ struct Plan {
     open_rate: u32,
     open_secs: u32,
     drain_texts: usize,
+    /// How long the drain sections may take to send their webhooks, and then to wait for the
+    /// texts.
+    drain_budget: Duration,
     held_rate: u32,
     held_secs: u32,
     large_numbers: usize,
@@ -132,6 +145,8 @@ struct Plan {
     compared_events: usize,
     /// The sections to run (all when `None`).
     only: Option<Vec<u8>>,
+    /// The PostgreSQL server for section 6, as a `postgres://` URL.
+    postgres: Option<String>,
 }
 
 impl Plan {
@@ -145,6 +160,7 @@ impl Plan {
             open_rate: 1_000,
             open_secs: secs,
             drain_texts: pick(20_000, 2_000),
+            drain_budget: Duration::from_secs(if quick { 60 } else { 180 }),
             held_rate: 50,
             held_secs: secs,
             large_numbers: pick(1_000_000, 10_000),
@@ -152,6 +168,7 @@ impl Plan {
             compared_numbers: 1_000,
             compared_events: pick(10_000, 2_000),
             only: None,
+            postgres: None,
         }
     }
 
@@ -165,10 +182,11 @@ impl Plan {
 }
 
 fn bench(args: &[String]) -> Res<()> {
-    const USAGE: &str =
-        "usage: cargo run --release --example bench [-- [--quick] [--only 1,2,3,4,5]]";
+    const USAGE: &str = "usage: cargo run --release --example bench \
+         [-- [--quick] [--only 1,2,3,4,5,6] [--postgres URL]]";
     let mut quick = false;
     let mut only = None;
+    let mut postgres = None;
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
         match arg.as_str() {
@@ -177,16 +195,41 @@ fn bench(args: &[String]) -> Res<()> {
                 let list = rest.next().ok_or(USAGE)?;
                 let sections = list
                     .split(',')
-                    .map(|n| n.trim().parse::<u8>().ok().filter(|n| (1..=5).contains(n)))
+                    .map(|n| n.trim().parse::<u8>().ok().filter(|n| (1..=6).contains(n)))
                     .collect::<Option<Vec<u8>>>()
                     .ok_or(USAGE)?;
                 only = Some(sections);
             }
+            "--postgres" => postgres = Some(rest.next().ok_or(USAGE)?.clone()),
             _ => return Err(USAGE.into()),
         }
     }
+    let postgres = postgres.or_else(|| {
+        std::env::var(POSTGRES_URL_VARIABLE)
+            .ok()
+            .filter(|url| !url.trim().is_empty())
+    });
+    match &postgres {
+        Some(url) => {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(format!("--postgres {url}: not a postgres:// URL").into());
+            }
+            url.parse::<postgres::Config>()
+                .map_err(|e| format!("--postgres {url}: {e}"))?;
+        }
+        None if only.as_ref().is_some_and(|only| only.contains(&6)) => {
+            return Err(format!(
+                "section 6 needs a PostgreSQL server: start a throwaway one with \
+                 `scripts/postgres start` (it prints its URL), then pass that URL with \
+                 --postgres URL or in {POSTGRES_URL_VARIABLE}"
+            )
+            .into());
+        }
+        None => {}
+    }
     let mut plan = Plan::new(quick);
     plan.only = only;
+    plan.postgres = postgres;
     let momentline = build_server()?;
     let exe = std::env::current_exe()?;
     let target_dir = momentline
@@ -269,7 +312,8 @@ impl Bench {
         self.timed(2, "2. open loop", Self::open_loop_section)?;
         self.timed(3, "3. outbox drain", Self::drain_section)?;
         self.timed(4, "4. held send rate", Self::held_rate_section)?;
-        self.timed(5, "5. large database", Self::large_database_section)
+        self.timed(5, "5. large database", Self::large_database_section)?;
+        self.timed(6, "6. PostgreSQL", Self::postgres_section)
     }
 
     fn timed(
@@ -389,7 +433,7 @@ impl Bench {
         let bare = self.helper_server(SERVE_BARE, "bare actix")?;
         let requests = Rc::new(signed_webhooks(bare.port, "floor", floor_count, number));
         eprintln!("[bench]   harness floor: bare actix at {rate}/s");
-        let floor = self.measure(&bare, open_loop(bare.port, requests, rate));
+        let floor = self.measure(slice::from_ref(&bare), open_loop(bare.port, requests, rate));
         let floor_rss = bare.peak_rss_kib();
         bare.stop()?;
 
@@ -397,7 +441,10 @@ impl Bench {
         let server = self.fresh_momentline(&numbers, None)?;
         let requests = Rc::new(signed_webhooks(server.port, "open", count, number));
         eprintln!("[bench]   momentline at {rate} webhooks/s for {secs} s");
-        let run = self.measure(&server, open_loop(server.port, requests, rate));
+        let run = self.measure(
+            slice::from_ref(&server),
+            open_loop(server.port, requests, rate),
+        );
         let rss = server.peak_rss_kib();
         server.stop()?;
 
@@ -456,17 +503,10 @@ impl Bench {
         let k = self.plan.drain_texts;
         let numbers: Vec<String> = (0..k).map(number).collect();
         let server = self.fresh_momentline(&numbers, None)?;
-        self.stand_in.take();
-        let requests = Rc::new(signed_webhooks(server.port, "drain", k, number));
         eprintln!("[bench]   {k} webhooks, then waiting for their texts");
-        let budget = Duration::from_secs(if self.plan.quick { 60 } else { 180 });
-        let run = self.measure(&server, closed_loop(server.port, requests, budget));
-        let deadline = Instant::now() + budget;
-        self.stand_in
-            .wait_for(k, Duration::from_secs(10), Duration::from_secs(1), deadline);
-        let arrivals = self.stand_in.take();
-        let rss = server.peak_rss_kib();
-        server.stop()?;
+        let budget = self.plan.drain_budget;
+        let (run, arrivals, rss) =
+            self.drain_then_stop(vec![server], "drain", &numbers, budget, budget)?;
 
         let delivery = Delivery::of(&arrivals, &numbers);
         let rate = delivery.rate();
@@ -507,7 +547,7 @@ impl Bench {
             arrivals.len().to_string(),
             delivery.duplicates.to_string(),
             delivery.missing.to_string(),
-            rate.map_or("n/a".into(), |x| format!("{x:.0} texts/s")),
+            texts_per_sec(rate),
             tail,
             backlog,
             mib(rss),
@@ -515,7 +555,7 @@ impl Bench {
         r.checks();
         r.check(
             "drain rate",
-            rate.map_or("n/a".into(), |x| format!("{x:.0} texts/s")),
+            texts_per_sec(rate),
             "≥ 2000 texts/s",
             rate.map(|x| x >= 2000.0),
         );
@@ -550,8 +590,8 @@ impl Bench {
         let requests = Rc::new(signed_webhooks(server.port, "held", queued, number));
         eprintln!("[bench]   MOMENTLINE_SEND_RATE={rate}: queueing {queued} texts");
         let run = self.measure(
-            &server,
-            closed_loop(server.port, requests, Duration::from_secs(60)),
+            slice::from_ref(&server),
+            closed_loop(&[server.port], requests, Duration::from_secs(60)),
         );
         let first = self.stand_in.first_arrival(Duration::from_secs(10));
         if let Some(first) = first {
@@ -650,7 +690,7 @@ impl Bench {
         // The same number of distinct numbers as the small database, spread over the set.
         let stride = (numbers / compared).max(1);
         let spread = move |i: usize| number((i % compared) * stride);
-        let large = self.start_momentline(dir, &db, None)?;
+        let large = self.start_momentline(dir, &Db::Sqlite(db), None)?;
         let large_ready = large.ready_after;
         eprintln!("[bench]   {events} webhooks on the large database");
         let budget = self.plan.closed_budget;
@@ -755,13 +795,121 @@ impl Bench {
         }
         eprintln!("[bench]   seeding {numbers} numbers and {messages} messages (once; cached)");
         let started = Instant::now();
-        self.add_artist(&partial)?;
+        self.add_artist(&Db::Sqlite(partial.clone()))?;
         seed(&partial, numbers, messages)?;
         File::open(&partial)?.sync_all()?;
         std::fs::rename(&partial, &cached)?;
         let took = started.elapsed().as_secs_f64();
         eprintln!("[bench]   seeded in {took:.1} s");
         Ok((cached, format!("seeded now in {took:.0} s")))
+    }
+
+    // ---- 6. PostgreSQL ---------------------------------------------------------------------
+
+    fn postgres_section(&mut self) -> Res<()> {
+        const TITLE: &str = "6. PostgreSQL: one and two instances";
+        let Some(server) = self.plan.postgres.clone() else {
+            let r = &mut self.report;
+            r.title(TITLE);
+            r.line(&format!(
+                "Skipped: no PostgreSQL server given. Start a throwaway one with \
+                 `scripts/postgres start` (it prints its URL), then run \
+                 `cargo run --release --example bench -- --only 6 --postgres URL` \
+                 (or set {POSTGRES_URL_VARIABLE})."
+            ));
+            r.line("");
+            return Ok(());
+        };
+        let version = postgres_version(&server)?;
+        let events = self.plan.closed_events;
+        let budget = self.plan.closed_budget;
+        let wait = self.plan.drain_budget;
+        let numbers: Vec<String> = (0..events).map(number).collect();
+        eprintln!("[bench]   SQLite, one instance");
+        let sqlite = self.fresh_momentline(&numbers, None)?;
+        let mut runs = vec![(
+            "SQLite, one instance",
+            self.drain_then_stop(vec![sqlite], "sqlite", &numbers, budget, wait)?,
+        )];
+        for (name, tag, instances) in [
+            ("PostgreSQL, one instance", "pg1", 1),
+            ("PostgreSQL, two instances, one database", "pg2", 2),
+        ] {
+            eprintln!("[bench]   {name}");
+            let database = PostgresDatabase::create(&server, tag)?;
+            let db = Db::Postgres(database.url.clone());
+            self.fill(&db, &numbers)?;
+            let servers = (0..instances)
+                .map(|_| self.start_momentline(temp_dir()?, &db, None))
+                .collect::<Res<Vec<_>>>()?;
+            runs.push((
+                name,
+                self.drain_then_stop(servers, tag, &numbers, budget, wait)?,
+            ));
+        }
+
+        let r = &mut self.report;
+        r.title(&format!(
+            "{TITLE}: PostgreSQL {version} on this machine; {CONNECTIONS}-connection closed loop \
+             of up to {events} webhooks or {} s per setup, then every text",
+            budget.as_secs()
+        ));
+        r.header(&[
+            "setup",
+            "webhooks answered 200",
+            "errors",
+            "throughput",
+            "p50",
+            "p99",
+            "texts received / duplicates / missing",
+            "drain rate",
+            "CPU servers / load",
+            "server peak RSS (largest)",
+        ]);
+        let mut checks = Vec::new();
+        for (name, (run, arrivals, rss)) in &runs {
+            // One text is due for each webhook sent; the budget may stop the loop early.
+            let sent = (run.ok + run.error_count()).min(numbers.len());
+            let delivery = Delivery::of(arrivals, &numbers[..sent]);
+            r.row(&[
+                (*name).into(),
+                run.ok.to_string(),
+                run.errors_text(),
+                per_sec(run.throughput()),
+                ms(run.percentile(0.50)),
+                ms(run.percentile(0.99)),
+                format!(
+                    "{} / {} / {}",
+                    delivery.count, delivery.duplicates, delivery.missing
+                ),
+                texts_per_sec(delivery.rate()),
+                run.cpu_text(),
+                mib(*rss),
+            ]);
+            checks.push((
+                format!("one text per webhook, {name}"),
+                format!(
+                    "{} of {sent}, {} duplicates, {} missing, {} to unknown numbers",
+                    delivery.count, delivery.duplicates, delivery.missing, delivery.unexpected
+                ),
+                delivery.count == sent && delivery.duplicates == 0 && delivery.missing == 0,
+            ));
+        }
+        r.line("");
+        r.line(
+            "The PostgreSQL server shares this machine's CPUs with the momentline servers and \
+             the load generator; its own CPU time is not in the servers' figure. Each setup has \
+             a new database; two instances share one, with connection i going to instance \
+             i % 2, and both send texts to the same stand-in provider. CPU is for the loop alone \
+             (servers summed, % of one core); the drain rate is (texts − 1) / (last text − first \
+             text).",
+        );
+        r.checks();
+        for (what, measured, met) in checks {
+            r.check(&what, measured, "exactly one each", Some(met));
+        }
+        r.line("");
+        Ok(())
     }
 
     // ---- servers --------------------------------------------------------------------------
@@ -778,28 +926,36 @@ impl Bench {
         ServerProcess::start(name, command, port, dir)
     }
 
-    /// momentline on a new database: the artist, then `numbers` verified.
+    /// momentline on a new SQLite database: the artist, then `numbers` verified.
     fn fresh_momentline(&self, numbers: &[String], send_rate: Option<u32>) -> Res<ServerProcess> {
         let dir = temp_dir()?;
-        let db = dir.path().join("bench.db");
-        self.add_artist(&db)?;
-        insert_numbers(&db, numbers)?;
+        let db = Db::Sqlite(dir.path().join("bench.db"));
+        self.fill(&db, numbers)?;
         self.start_momentline(dir, &db, send_rate)
     }
 
+    /// The artist, then `numbers` verified, in a new database.
+    fn fill(&self, db: &Db, numbers: &[String]) -> Res<()> {
+        self.add_artist(db)?;
+        insert_numbers(db, numbers)
+    }
+
+    /// momentline on `db`, run in `dir` (its log; with PostgreSQL, its media directory too).
     fn start_momentline(
         &self,
         dir: TempDir,
-        db: &Path,
+        db: &Db,
         send_rate: Option<u32>,
     ) -> Res<ServerProcess> {
         let port = free_port()?;
-        let command = self.momentline_command(port, db, send_rate);
+        let mut command = self.momentline_command(port, db, send_rate);
+        command.current_dir(dir.path());
         ServerProcess::start("momentline", command, port, dir)
     }
 
-    /// `momentline artists add`, which also creates the database and applies the schema.
-    fn add_artist(&self, db: &Path) -> Res<()> {
+    /// `momentline artists add`, which also creates the database (SQLite) and applies the
+    /// schema.
+    fn add_artist(&self, db: &Db) -> Res<()> {
         let output = self
             .momentline_command(0, db, None)
             .args(["artists", "add", "--name", "Bench"])
@@ -817,7 +973,7 @@ impl Bench {
         Ok(())
     }
 
-    fn momentline_command(&self, port: u16, db: &Path, send_rate: Option<u32>) -> Command {
+    fn momentline_command(&self, port: u16, db: &Db, send_rate: Option<u32>) -> Command {
         let mut command = Command::new(&self.momentline);
         for (name, _) in std::env::vars_os() {
             if let Some(name) = name.to_str() {
@@ -826,9 +982,12 @@ impl Bench {
                 }
             }
         }
+        match db {
+            Db::Sqlite(path) => command.env("MOMENTLINE_DB", path),
+            Db::Postgres(url) => command.env("MOMENTLINE_DATABASE_URL", url),
+        };
         command
             .env("MOMENTLINE_ADDR", format!("127.0.0.1:{port}"))
-            .env("MOMENTLINE_DB", db)
             .env("MOMENTLINE_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
             // Warnings, and the writer's batch figures when the server stops.
             .env("RUST_LOG", "warn,momentline::startup=info")
@@ -863,15 +1022,61 @@ impl Bench {
         from: impl Fn(usize) -> String,
     ) -> Res<(LoadRun, Option<u64>)> {
         let requests = Rc::new(signed_webhooks(server.port, tag, events, from));
-        let run = self.measure(&server, closed_loop(server.port, requests, budget));
+        let run = self.measure(
+            slice::from_ref(&server),
+            closed_loop(&[server.port], requests, budget),
+        );
         let rss = server.peak_rss_kib();
         server.stop()?;
         Ok((run, rss))
     }
 
-    /// Runs `load` on this thread, noting the CPU time it and the server took meanwhile.
-    fn measure(&self, server: &ServerProcess, load: impl Future<Output = Tally>) -> LoadRun {
-        let server_before = server.cpu_ns();
+    /// A closed loop of one webhook from each of `numbers`, connection i to `servers[i % n]`,
+    /// for up to `budget`; then up to `wait` for the texts, until there is one per 200 answer
+    /// (and a second more, for late duplicates) or none came for 10 s; then the servers'
+    /// largest peak memory, then the servers stopped.
+    fn drain_then_stop(
+        &self,
+        servers: Vec<ServerProcess>,
+        tag: &str,
+        numbers: &[String],
+        budget: Duration,
+        wait: Duration,
+    ) -> Res<(LoadRun, Vec<Arrival>, Option<u64>)> {
+        self.stand_in.take();
+        let ports: Vec<u16> = servers.iter().map(|s| s.port).collect();
+        // Requests name the first instance as their host: any instance may take them, and a
+        // Telnyx signature covers the body alone.
+        let host = *ports.first().ok_or("no server to load")?;
+        let requests = Rc::new(signed_webhooks(host, tag, numbers.len(), |i| {
+            numbers[i].clone()
+        }));
+        let run = self.measure(&servers, closed_loop(&ports, requests, budget));
+        let deadline = Instant::now() + wait;
+        self.stand_in.wait_for(
+            run.ok,
+            Duration::from_secs(10),
+            Duration::from_secs(1),
+            deadline,
+        );
+        let arrivals = self.stand_in.take();
+        let rss = servers.iter().filter_map(ServerProcess::peak_rss_kib).max();
+        for server in servers {
+            server.stop()?;
+        }
+        Ok((run, arrivals, rss))
+    }
+
+    /// Runs `load` on this thread, noting the CPU time it and the servers (together) took
+    /// meanwhile.
+    fn measure(&self, servers: &[ServerProcess], load: impl Future<Output = Tally>) -> LoadRun {
+        let servers_cpu = || {
+            servers
+                .iter()
+                .map(ServerProcess::cpu_ns)
+                .sum::<Option<u64>>()
+        };
+        let server_before = servers_cpu();
         let load_before = thread_cpu_ns();
         let started = Instant::now();
         let tally = self.system.block_on(load);
@@ -881,7 +1086,7 @@ impl Bench {
         };
         LoadRun::new(
             tally,
-            percent(server_before, server.cpu_ns()),
+            percent(server_before, servers_cpu()),
             percent(load_before, thread_cpu_ns()),
         )
     }
@@ -952,18 +1157,105 @@ fn signed_webhooks(
 
 // ---- databases --------------------------------------------------------------------------------
 
-fn insert_numbers(db: &Path, numbers: &[String]) -> Res<()> {
-    let mut conn = Connection::open(db)?;
-    conn.busy_timeout(Duration::from_secs(5))?;
-    let tx = conn.transaction()?;
-    {
-        let mut insert = tx.prepare(INSERT_NUMBER)?;
-        for number in numbers {
-            insert.execute([number])?;
+/// Where momentline keeps its data.
+enum Db {
+    /// A SQLite file (`MOMENTLINE_DB`).
+    Sqlite(PathBuf),
+    /// A PostgreSQL database (`MOMENTLINE_DATABASE_URL`).
+    Postgres(String),
+}
+
+/// `numbers` verified, in one transaction.
+fn insert_numbers(db: &Db, numbers: &[String]) -> Res<()> {
+    match db {
+        Db::Sqlite(path) => {
+            let mut conn = Connection::open(path)?;
+            conn.busy_timeout(Duration::from_secs(5))?;
+            let tx = conn.transaction()?;
+            {
+                let mut insert = tx.prepare(INSERT_NUMBER)?;
+                for number in numbers {
+                    insert.execute([number])?;
+                }
+            }
+            tx.commit()?;
+        }
+        Db::Postgres(url) => {
+            let mut client = postgres::Client::connect(url, NoTls)?;
+            let mut tx = client.transaction()?;
+            let insert = tx.prepare(&INSERT_NUMBER.replace("?1", "$1"))?;
+            for number in numbers {
+                tx.execute(&insert, &[number])?;
+            }
+            tx.commit()?;
         }
     }
-    tx.commit()?;
     Ok(())
+}
+
+/// A database made for this run on the PostgreSQL server at `server`; dropped with this.
+struct PostgresDatabase {
+    server: String,
+    name: String,
+    /// `server` naming this database.
+    url: String,
+}
+
+impl PostgresDatabase {
+    fn create(server: &str, tag: &str) -> Res<Self> {
+        let name = format!(
+            "momentline_bench_{}_{}_{tag}",
+            std::process::id(),
+            Utc::now().timestamp()
+        );
+        postgres::Client::connect(server, NoTls)?
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))?;
+        Ok(Self {
+            server: server.to_owned(),
+            url: with_database(server, &name)?,
+            name,
+        })
+    }
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        // FORCE: a server killed on a failure may not have closed its connections yet.
+        let dropped = postgres::Client::connect(&self.server, NoTls).and_then(|mut client| {
+            client.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            ))
+        });
+        if let Err(e) = dropped {
+            eprintln!(
+                "[bench] could not drop the PostgreSQL database {}: {e}",
+                self.name
+            );
+        }
+    }
+}
+
+/// The version of the PostgreSQL server at `url`.
+fn postgres_version(url: &str) -> Res<String> {
+    let mut client = postgres::Client::connect(url, NoTls)
+        .map_err(|e| format!("could not connect to the PostgreSQL server: {e}"))?;
+    Ok(client.query_one("SHOW server_version", &[])?.get(0))
+}
+
+/// A `postgres://` URL naming the database `name` in place of its own.
+fn with_database(url: &str, name: &str) -> Res<String> {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (url, String::new()),
+    };
+    let (scheme, rest) = base
+        .split_once("://")
+        .ok_or_else(|| format!("{url} is not a postgres:// URL"))?;
+    let authority = rest
+        .split_once('/')
+        .map_or(rest, |(authority, _)| authority);
+    Ok(format!("{scheme}://{authority}/{name}{query}"))
 }
 
 /// Seeds `numbers` verified numbers with `messages` messages spread evenly over them, each
@@ -1403,9 +1695,10 @@ impl Tally {
     }
 }
 
-/// `CONNECTIONS` connections each sending its next request as soon as the last is answered,
-/// until every request is sent or `budget` has passed.
-async fn closed_loop(port: u16, requests: Rc<Vec<Vec<u8>>>, budget: Duration) -> Tally {
+/// `CONNECTIONS` connections, connection i to `ports[i % ports.len()]`, each sending its next
+/// request as soon as the last is answered, until every request is sent or `budget` has
+/// passed.
+async fn closed_loop(ports: &[u16], requests: Rc<Vec<Vec<u8>>>, budget: Duration) -> Tally {
     let started = Instant::now();
     let stop_at = started + budget;
     let next = Rc::new(Cell::new(0usize));
@@ -1415,7 +1708,8 @@ async fn closed_loop(port: u16, requests: Rc<Vec<Vec<u8>>>, budget: Duration) ->
         ..Tally::default()
     }));
     let workers: Vec<_> = (0..CONNECTIONS)
-        .map(|_| {
+        .map(|c| {
+            let port = ports[c % ports.len()];
             let (requests, next, tally) =
                 (Rc::clone(&requests), Rc::clone(&next), Rc::clone(&tally));
             actix_web::rt::spawn(async move {
@@ -2098,6 +2392,10 @@ fn signed_ms(a: Instant, b: Instant) -> String {
 
 fn per_sec(x: f64) -> String {
     format!("{x:.0}/s")
+}
+
+fn texts_per_sec(rate: Option<f64>) -> String {
+    rate.map_or("n/a".into(), |x| format!("{x:.0} texts/s"))
 }
 
 fn mib(kib: Option<u64>) -> String {
