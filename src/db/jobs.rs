@@ -173,33 +173,33 @@ pub fn any_due(conn: &Conn, kinds: &[JobKind], now: DateTime<Utc>) -> Result<boo
 
 /// The claim's SQL: due jobs of one kind, oldest first (the order of `jobs_due`, so a long
 /// backlog is never sorted), skipping any whose queue has an older job waiting or running
-/// (so one queue runs in order).
-const CLAIM: &str = "UPDATE jobs SET state = 'running', attempts = attempts + 1, leased_by = ?1,
-       lease_until = ?2, updated_at = ?3
-     WHERE id IN (
-       SELECT j.id FROM jobs j
-       WHERE j.state = 'queued' AND j.kind = ?4 AND j.run_after <= ?3
-         AND (j.queue IS NULL OR NOT EXISTS (
-           SELECT 1 FROM jobs e
-           WHERE e.queue = j.queue AND e.id < j.id AND e.state IN ('queued', 'running')))
-       ORDER BY j.run_after, j.id LIMIT ?5)
-     RETURNING id, kind, payload, attempts";
+/// (so one queue runs in order); `$lock` locks the jobs picked.
+macro_rules! claim_sql {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE jobs SET state = 'running', attempts = attempts + 1, leased_by = ?1,
+               lease_until = ?2, updated_at = ?3
+             WHERE id IN (
+               SELECT j.id FROM jobs j
+               WHERE j.state = 'queued' AND j.kind = ?4 AND j.run_after <= ?3
+                 AND (j.queue IS NULL OR NOT EXISTS (
+                   SELECT 1 FROM jobs e
+                   WHERE e.queue = j.queue AND e.id < j.id AND e.state IN ('queued', 'running')))
+               ORDER BY j.run_after, j.id LIMIT ?5",
+            $lock,
+            ")
+             RETURNING id, kind, payload, attempts"
+        )
+    };
+}
+
+const CLAIM: &str = claim_sql!("");
 
 /// `CLAIM` on PostgreSQL, where several instances claim at once: the jobs picked are locked,
 /// and those another instance has locked are passed over, so no job is claimed twice. (An
 /// older job of a queue being claimed elsewhere is still `queued` here, so the younger ones
 /// behind it wait as they should.)
-const CLAIM_POSTGRES: &str = "UPDATE jobs SET state = 'running', attempts = attempts + 1,
-       leased_by = ?1, lease_until = ?2, updated_at = ?3
-     WHERE id IN (
-       SELECT j.id FROM jobs j
-       WHERE j.state = 'queued' AND j.kind = ?4 AND j.run_after <= ?3
-         AND (j.queue IS NULL OR NOT EXISTS (
-           SELECT 1 FROM jobs e
-           WHERE e.queue = j.queue AND e.id < j.id AND e.state IN ('queued', 'running')))
-       ORDER BY j.run_after, j.id LIMIT ?5
-       FOR UPDATE SKIP LOCKED)
-     RETURNING id, kind, payload, attempts";
+const CLAIM_POSTGRES: &str = claim_sql!(" FOR UPDATE SKIP LOCKED");
 
 /// Claims up to `limit` due jobs of `kinds` (in that order of kinds) for `runner` until
 /// `now + lease`. Claims whose lease ran out (their runner died or hung) are taken back
@@ -263,10 +263,17 @@ pub fn holds(conn: &Conn, job: &Claimed, runner: &str) -> Result<bool, DbError> 
     Ok(held.is_some())
 }
 
-const HOLDS: &str = "SELECT id FROM jobs
-     WHERE id = ?1 AND state = 'running' AND leased_by = ?2 AND attempts = ?3";
-const HOLDS_POSTGRES: &str = "SELECT id FROM jobs
-     WHERE id = ?1 AND state = 'running' AND leased_by = ?2 AND attempts = ?3 FOR UPDATE";
+macro_rules! holds_sql {
+    ($lock:literal) => {
+        concat!(
+            "SELECT id FROM jobs
+             WHERE id = ?1 AND state = 'running' AND leased_by = ?2 AND attempts = ?3",
+            $lock
+        )
+    };
+}
+const HOLDS: &str = holds_sql!("");
+const HOLDS_POSTGRES: &str = holds_sql!(" FOR UPDATE");
 
 /// The job succeeded: it is removed, its work is recorded where it belongs.
 pub fn finish(conn: &Conn, id: JobId) -> Result<(), DbError> {

@@ -558,6 +558,11 @@ pg_exec!(postgres::Client);
 pg_exec!(postgres::Transaction<'_>);
 
 impl PgTx<'_> {
+    fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<postgres::Row>, DbError> {
+        let statement = self.statement(sql)?;
+        Ok(self.tx.query(&statement, &pg_params(params))?)
+    }
+
     fn statement(&mut self, sql: &str) -> Result<postgres::Statement, DbError> {
         if let Some(statement) = self.statements.get(sql) {
             return Ok(statement.clone());
@@ -646,11 +651,7 @@ impl<'c> Conn<'c> {
                 Ok(out)
             }
             Inner::Postgres(tx) => {
-                let rows = {
-                    let mut tx = tx.borrow_mut();
-                    let statement = tx.statement(sql)?;
-                    tx.tx.query(&statement, &pg_params(&params))?
-                };
+                let rows = tx.borrow_mut().query(sql, &params)?;
                 rows.iter().map(|row| read(&Row::Postgres(row))).collect()
             }
         }
@@ -673,11 +674,7 @@ impl<'c> Conn<'c> {
                 }
             }
             Inner::Postgres(tx) => {
-                let rows = {
-                    let mut tx = tx.borrow_mut();
-                    let statement = tx.statement(sql)?;
-                    tx.tx.query(&statement, &pg_params(&params))?
-                };
+                let rows = tx.borrow_mut().query(sql, &params)?;
                 rows.first()
                     .map(|row| read(&Row::Postgres(row)))
                     .transpose()
