@@ -13,23 +13,30 @@ use std::time::{Duration, Instant};
 use crate::helpers::*;
 use crate::process::{deliver, numbers, signed_events, Site};
 
-/// Whether a PostgreSQL server is there for `test`; without one it is skipped, said, except
-/// under CI, where it must run.
+/// Whether a PostgreSQL server is there for `test` (named and answering); without one it is
+/// skipped, said, except under CI, where it must run.
 fn postgres_server_for(test: &str) -> bool {
-    let there =
-        std::env::var("MOMENTLINE_TEST_POSTGRES_URL").is_ok_and(|url| !url.trim().is_empty());
-    if !there {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run {test}: set MOMENTLINE_TEST_POSTGRES_URL (.ci/run starts a server with \
-             scripts/postgres)"
-        );
-        eprintln!(
-            "{test}: skipped, no PostgreSQL server (run `scripts/postgres start` and set \
-             MOMENTLINE_TEST_POSTGRES_URL to the URL it prints)"
-        );
-    }
-    there
+    let url = std::env::var("MOMENTLINE_TEST_POSTGRES_URL").unwrap_or_default();
+    let missing = if url.trim().is_empty() {
+        Some("no PostgreSQL server is named".to_owned())
+    } else {
+        on_server(&url, |c| c.batch_execute("SELECT 1"))
+            .err()
+            .map(|e| format!("the PostgreSQL server at {url} does not answer ({e})"))
+    };
+    let Some(why) = missing else {
+        return true;
+    };
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must run {test}, but {why}: set MOMENTLINE_TEST_POSTGRES_URL (.ci/run starts a server \
+         with scripts/postgres)"
+    );
+    eprintln!(
+        "{test}: skipped, {why} (run `scripts/postgres start` and set \
+         MOMENTLINE_TEST_POSTGRES_URL to the URL it prints)"
+    );
+    false
 }
 
 #[tokio::test]
