@@ -84,7 +84,12 @@ pub async fn receive(
         .is_none()
         .then(|| read_inbound(&message, Utc::now()));
     let received = store
-        .write(move |tx| receive_in(tx, &settings, &message, &from, read.clone(), Utc::now()))
+        .write(move |tx| {
+            // The number first, then the time: what the write decides by the clock (a merge
+            // window, a dispatch not yet due) is decided as of when it holds the number.
+            crate::db::numbers::lock(tx, from.as_str())?;
+            receive_in(tx, &settings, &message, &from, read.clone(), Utc::now())
+        })
         .await;
     let reason = match &received {
         Ok(Receipt::Recorded {

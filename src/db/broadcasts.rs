@@ -75,6 +75,9 @@ pub fn fan_out(
     spacing: Duration,
     now: DateTime<Utc>,
 ) -> Result<Option<Batch>, DbError> {
+    // One fan-out of a broadcast at a time, on any instance: each goes on from where the
+    // last left its cursor, so no number is queued twice.
+    tx.lock(&format!("broadcast:{id}"))?;
     let row = tx.query_opt(
         "SELECT body, cursor, queued, queued_at FROM broadcasts WHERE id = ?1",
         &[id],

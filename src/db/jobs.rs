@@ -6,7 +6,7 @@
 //! words against `JobState`, and the claim's plan against the indexes.
 
 use super::{params, ts, Conn, DbError, Engine, Text};
-use crate::domain::{JobKind, TextEnum};
+use crate::domain::{JobKind, JobState, TextEnum};
 use chrono::{DateTime, Duration, Utc};
 
 /// A job's id.
@@ -77,11 +77,11 @@ const DUE_NOW_POSTGRES: &str = "UPDATE jobs SET run_after = ?3, updated_at = ?3
      WHERE state = 'queued' AND kind = ?1 AND run_after > ?3
        AND CAST(payload AS jsonb) -> 'moment_id' = to_jsonb(CAST(?2 AS BIGINT))";
 
-const RUNNING_FOR_SQLITE: &str = "SELECT EXISTS (SELECT 1 FROM jobs
-       WHERE state = 'running' AND kind = ?1 AND json_extract(payload, '$.moment_id') = ?2)";
-const RUNNING_FOR_POSTGRES: &str = "SELECT EXISTS (SELECT 1 FROM jobs
-       WHERE state = 'running' AND kind = ?1
-         AND CAST(payload AS jsonb) -> 'moment_id' = to_jsonb(CAST(?2 AS BIGINT)))";
+const RUNNING_FOR_SQLITE: &str = "SELECT state FROM jobs
+     WHERE kind = ?1 AND json_extract(payload, '$.moment_id') = ?2";
+const RUNNING_FOR_POSTGRES: &str = "SELECT state FROM jobs
+     WHERE kind = ?1 AND CAST(payload AS jsonb) -> 'moment_id' = to_jsonb(CAST(?2 AS BIGINT))
+     FOR UPDATE";
 
 /// Takes a Moment's job of `kind` that is queued for later out of the queue; answers its
 /// payload, `None` when there is no such job.
@@ -114,13 +114,18 @@ pub fn due_now(
     conn.execute(sql, params![Text(kind), moment_id, ts(now)])
 }
 
-/// Whether a job of `kind` for the Moment is running.
+/// Whether a job of `kind` for the Moment is running. On PostgreSQL the Moment's jobs of `kind`
+/// are then held until the write ends: a claim under way elsewhere is waited for (and seen),
+/// and none is claimed until the write has changed them as it will.
 pub fn running_for(conn: &Conn, kind: JobKind, moment_id: i64) -> Result<bool, DbError> {
     let sql = match conn.engine() {
         Engine::Sqlite => RUNNING_FOR_SQLITE,
         Engine::Postgres => RUNNING_FOR_POSTGRES,
     };
-    conn.query_value(sql, params![Text(kind), moment_id])
+    let states = conn.query_map(sql, params![Text(kind), moment_id], |r| {
+        r.get::<_, Text<JobState>>(0)
+    })?;
+    Ok(states.iter().any(|s| s.0 == JobState::Running))
 }
 
 /// Enqueues the keeping of a Moment's media (`{"moment_id", "dispatch"?}`), due now.
@@ -341,7 +346,6 @@ pub fn release(conn: &Conn, runner: Option<&str>, now: DateTime<Utc>) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::JobState;
 
     /// Runs `test` on a connection to a new database.
     fn with_database(test: impl FnOnce(&Conn) -> Result<(), DbError> + Send) {

@@ -134,15 +134,26 @@ pub struct ToDispatch {
 /// Holds the number whose text asked for the Moment (`numbers::lock`): settling a Moment then
 /// runs one at a time with UNDO and with the settling of its message's other Moments.
 pub fn lock_number(conn: &Conn, id: i64) -> Result<(), DbError> {
-    let phone: Option<String> = conn.query_opt(
-        "SELECT m.phone FROM moments mo JOIN messages m ON m.id = mo.message_id WHERE mo.id = ?1",
-        &[id],
-        |r| r.get(0),
-    )?;
-    match phone {
+    match phone_of(conn, id)? {
         Some(phone) => super::numbers::lock(conn, &phone),
         None => Ok(()),
     }
+}
+
+/// As `lock_number`, but `false` at once when another write holds the number.
+pub fn try_lock_number(conn: &Conn, id: i64) -> Result<bool, DbError> {
+    match phone_of(conn, id)? {
+        Some(phone) => super::numbers::try_lock(conn, &phone),
+        None => Ok(true),
+    }
+}
+
+fn phone_of(conn: &Conn, id: i64) -> Result<Option<String>, DbError> {
+    conn.query_opt(
+        "SELECT m.phone FROM moments mo JOIN messages m ON m.id = mo.message_id WHERE mo.id = ?1",
+        &[id],
+        |r| r.get(0),
+    )
 }
 
 pub fn to_dispatch(conn: &Conn, id: i64) -> Result<Option<ToDispatch>, DbError> {

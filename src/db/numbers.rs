@@ -114,6 +114,11 @@ pub fn lock(conn: &Conn, e164: &str) -> Result<(), DbError> {
     conn.lock(&format!("number:{e164}"))
 }
 
+/// As `lock`, but `false` at once when another write holds the number.
+pub fn try_lock(conn: &Conn, e164: &str) -> Result<bool, DbError> {
+    conn.try_lock(&format!("number:{e164}"))
+}
+
 /// A number's standing; `Unknown` when it has never been seen. Holds the number (`lock`).
 pub fn standing(conn: &Conn, e164: &str) -> Result<Standing, DbError> {
     lock(conn, e164)?;

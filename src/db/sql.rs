@@ -173,9 +173,21 @@ impl rusqlite::ToSql for Param<'_> {
     }
 }
 
+/// Text types PostgreSQL may infer for a placeholder bound with text.
+fn is_text(ty: &Type) -> bool {
+    [
+        Type::TEXT,
+        Type::VARCHAR,
+        Type::BPCHAR,
+        Type::NAME,
+        Type::UNKNOWN,
+    ]
+    .contains(ty)
+}
+
 /// Binds by the type PostgreSQL infers for the placeholder, as SQLite's loose typing would:
 /// an integer to any integer or boolean column, text to text, a number written as text where
-/// text is wanted.
+/// text is wanted. Anything else is refused, never sent as bytes the server would misread.
 impl ToSql for Param<'_> {
     fn to_sql(
         &self,
@@ -190,19 +202,24 @@ impl ToSql for Param<'_> {
                 Type::INT2 => i16::try_from(*i)?.to_sql(ty, out),
                 Type::BOOL => (*i != 0).to_sql(ty, out),
                 Type::FLOAT8 => (*i as f64).to_sql(ty, out),
-                Type::NUMERIC => Err(format!("bind {i} as bigint, not numeric").into()),
-                _ => i.to_string().as_str().to_sql(&Type::TEXT, out),
+                _ if is_text(ty) => i.to_string().as_str().to_sql(&Type::TEXT, out),
+                _ => Err(format!("cannot bind the integer {i} as {ty}: CAST it in the SQL").into()),
             },
             Param::Real(f) => match *ty {
                 Type::FLOAT4 => (*f as f32).to_sql(ty, out),
                 Type::FLOAT8 => f.to_sql(ty, out),
-                _ => f.to_string().as_str().to_sql(&Type::TEXT, out),
+                _ if is_text(ty) => f.to_string().as_str().to_sql(&Type::TEXT, out),
+                _ => Err(format!("cannot bind the number {f} as {ty}: CAST it in the SQL").into()),
             },
             Param::Text(s) => match *ty {
                 Type::BYTEA => s.as_bytes().to_sql(ty, out),
-                _ => s.as_ref().to_sql(&Type::TEXT, out),
+                _ if is_text(ty) => s.as_ref().to_sql(&Type::TEXT, out),
+                _ => Err(format!("cannot bind text as {ty}: CAST it in the SQL").into()),
             },
-            Param::Blob(b) => b.to_sql(&Type::BYTEA, out),
+            Param::Blob(b) => match *ty {
+                Type::BYTEA => b.to_sql(ty, out),
+                _ => Err(format!("cannot bind bytes as {ty}: CAST it in the SQL").into()),
+            },
         }
     }
 
@@ -257,7 +274,8 @@ impl<'a> FromSql<'a> for Owned {
             Type::FLOAT8 => Owned::Real(f64::from_sql(ty, raw)?),
             Type::FLOAT4 => Owned::Real(f32::from_sql(ty, raw)?.into()),
             Type::BYTEA => Owned::Blob(raw.to_vec()),
-            _ => Owned::Text(String::from_sql(&Type::TEXT, raw)?),
+            _ if is_text(ty) => Owned::Text(String::from_sql(&Type::TEXT, raw)?),
+            _ => return Err(format!("cannot read a {ty} column: CAST it in the SQL").into()),
         })
     }
 
@@ -265,8 +283,8 @@ impl<'a> FromSql<'a> for Owned {
         Ok(Owned::Null)
     }
 
-    fn accepts(ty: &Type) -> bool {
-        *ty != Type::NUMERIC
+    fn accepts(_: &Type) -> bool {
+        true
     }
 }
 
@@ -704,6 +722,18 @@ impl<'c> Conn<'c> {
             )?;
         }
         Ok(())
+    }
+
+    /// As `lock`, but never waits: `false` when another write holds `key` (SQLite: always
+    /// `true`).
+    pub fn try_lock(&self, key: &str) -> Result<bool, DbError> {
+        match self.engine() {
+            Engine::Sqlite => Ok(true),
+            Engine::Postgres => self.query_value(
+                "SELECT pg_try_advisory_xact_lock(hashtextextended(CAST(?1 AS TEXT), 0))",
+                &[key],
+            ),
+        }
     }
 
     /// One value: the first column of the first row.

@@ -205,7 +205,9 @@ impl Texts {
 }
 
 /// The embedded dispatch has nothing to wait for, so it is settled in the write that claims
-/// it. `false` leaves the job to the runner's ordinary path (its payload is not as expected).
+/// it. `false` leaves the job to the runner's ordinary path (its payload is not as expected,
+/// or another write holds its number: the claim, which holds the jobs it took, never waits
+/// for a number, so no two claims, nor a claim and a merge, wait for each other).
 pub fn settle_at_claim(
     tx: &Conn,
     job: &Claimed,
@@ -216,6 +218,9 @@ pub fn settle_at_claim(
     let Some(id) = payload_id(job, "moment_id") else {
         return Ok(false);
     };
+    if !moments::try_lock_number(tx, id)? {
+        return Ok(false);
+    }
     let url = format!("{public_url}/moments/{id}");
     record(tx, id, Ok(&url), None, &Texts::of(job), sender, events)?;
     Ok(true)

@@ -249,17 +249,14 @@ impl Runner {
         let cap = self.inner.settings.concurrency.max(1);
         let mut running = JoinSet::new();
         let mut held: HashMap<tokio::task::Id, Claimed> = HashMap::new();
-        let renew_every = (self.inner.settings.lease / 3)
-            .to_std()
-            .unwrap_or(Duration::from_secs(1));
+        let renew_every = self.renew_every();
         let mut renewed = tokio::time::Instant::now();
         loop {
             while let Some(done) = running.try_join_next_with_id() {
                 self.reap(done, &mut held).await;
             }
-            if !held.is_empty() && renewed.elapsed() >= renew_every {
+            if !held.is_empty() && renewed.elapsed() >= renew_every && self.renew_claims().await {
                 renewed = tokio::time::Instant::now();
-                self.renew_claims().await;
             }
             let free = cap - running.len();
             let mut claimed = 0;
@@ -299,10 +296,17 @@ impl Runner {
         self.shut_down(running, held).await;
     }
 
+    /// How often claims are renewed: three times a lease.
+    fn renew_every(&self) -> Duration {
+        (self.inner.settings.lease / 3)
+            .to_std()
+            .unwrap_or(Duration::from_secs(1))
+    }
+
     /// Extends the claims this runner holds by a whole lease: a job running long (a slow
     /// host, a large photo) keeps its claim while this process lives, and loses it within a
     /// lease once the process is gone.
-    async fn renew_claims(&self) {
+    async fn renew_claims(&self) -> bool {
         let (name, lease) = (self.inner.name.clone(), self.inner.settings.lease);
         let renewed = self
             .store()
@@ -311,9 +315,10 @@ impl Runner {
                 jobs::renew(tx, &name, now + lease, now)
             })
             .await;
-        if let Err(e) = renewed {
-            tracing::warn!(error = %error_chain(&e), "could not renew this runner's job claims");
+        if let Err(e) = &renewed {
+            tracing::warn!(error = %error_chain(e), "could not renew this runner's job claims");
         }
+        renewed.is_ok()
     }
 
     /// Claims for `free` slots in one write. Texts are claimed only as fast as the pacer
@@ -332,8 +337,7 @@ impl Runner {
             return Ok((Vec::new(), 0));
         }
         let inline = self.inline();
-        // On PostgreSQL the claim's FOR UPDATE SKIP LOCKED keeps two instances off one job,
-        // which READ COMMITTED allows (SERIALIZABLE would have claims race and run again).
+        // On PostgreSQL the claim's FOR UPDATE SKIP LOCKED keeps two instances off one job.
         self.store()
             .write_waiting(move |tx| {
                 let now = Utc::now();
@@ -395,12 +399,18 @@ impl Runner {
         }
         let deadline = tokio::time::sleep(self.inner.settings.grace);
         tokio::pin!(deadline);
+        // Claims stay renewed through the grace period, however it compares with the lease.
+        let mut renew = tokio::time::interval(self.renew_every());
+        renew.tick().await;
         loop {
             tokio::select! {
                 next = running.join_next_with_id() => match next {
                     Some(done) => self.reap(done, &mut held).await,
                     None => break,
                 },
+                _ = renew.tick() => {
+                    self.renew_claims().await;
+                }
                 () = &mut deadline => {
                     running.abort_all();
                     while running.join_next().await.is_some() {}

@@ -102,9 +102,7 @@ impl PgStore {
         let pool = self.pool.clone();
         let stats = Arc::clone(&self.stats);
         tokio::task::spawn_blocking(move || {
-            let mut conn = pool
-                .get()
-                .map_err(|e| WriteError::Failed(DbError::PgPool(e)))?;
+            let mut conn = connection(&pool, wait)?;
             let mut attempt = 1;
             loop {
                 match run_once(&mut conn, &mut work, &stats) {
@@ -124,6 +122,25 @@ impl PgStore {
         })
         .await
         .unwrap_or(Err(WriteError::Panicked))
+    }
+}
+
+/// Times a waiting write asks the pool for a connection (5 s each) before it fails.
+const CONNECTION_TRIES: u32 = 6;
+
+/// A pooled connection. A write that waits (a job's outcome, a renewal) asks again while
+/// every connection is busy (writes waiting for a number hold theirs), up to 30 s.
+fn connection(pool: &PgPool, wait: bool) -> Result<r2d2::PooledConnection<PgManager>, WriteError> {
+    let mut tries = 1;
+    loop {
+        match pool.get() {
+            Ok(conn) => return Ok(conn),
+            Err(e) if wait && tries < CONNECTION_TRIES => {
+                tracing::warn!(error = %e, tries, "no PostgreSQL connection free yet; waiting");
+                tries += 1;
+            }
+            Err(e) => return Err(WriteError::Failed(DbError::PgPool(e))),
+        }
     }
 }
 
@@ -184,25 +201,14 @@ where
     Ok(value)
 }
 
-/// Runs `read` on a pooled connection, outside any transaction; blocks. The synchronous
-/// client runs a runtime of its own, which cannot start on an async thread: called on one
-/// (a test's helper, say), the read runs on a thread of its own while this one waits.
+/// Runs `read` on a pooled connection, outside any transaction; blocks. Not on an async
+/// thread: the synchronous client runs a runtime of its own, which cannot start there (call
+/// it through `Store::read` or `spawn_blocking`).
 pub fn read<T: Send>(
     pool: &PgPool,
     read: impl FnOnce(&Conn) -> Result<T, DbError> + Send,
 ) -> Result<T, DbError> {
-    let run = || {
-        let mut conn = pool.get().map_err(DbError::PgPool)?;
-        let (client, cache) = conn.split();
-        read(&Conn::postgres(client, cache))
-    };
-    if tokio::runtime::Handle::try_current().is_err() {
-        return run();
-    }
-    std::thread::scope(|scope| {
-        scope
-            .spawn(run)
-            .join()
-            .unwrap_or_else(|_| Err(DbError::Task("a PostgreSQL read panicked".into())))
-    })
+    let mut conn = pool.get().map_err(DbError::PgPool)?;
+    let (client, cache) = conn.split();
+    read(&Conn::postgres(client, cache))
 }

@@ -880,9 +880,18 @@ impl TestApp {
 
     /// Runs `work` on one of the app's own connections (outside any transaction).
     pub fn with_db<T: Send>(&self, work: impl FnOnce(&Conn) -> Result<T, DbError> + Send) -> T {
-        self.db
-            .with(work)
+        self.on_db(work)
             .unwrap_or_else(|e| panic!("the test's database work: {e}"))
+    }
+
+    /// Runs `work` on a plain thread: PostgreSQL's synchronous client cannot run on the
+    /// test's async thread.
+    fn on_db<T: Send>(
+        &self,
+        work: impl FnOnce(&Conn) -> Result<T, DbError> + Send,
+    ) -> Result<T, DbError> {
+        std::thread::scope(|scope| scope.spawn(|| self.db.with(work)).join())
+            .expect("the test's database thread")
     }
 
     /// Puts `numbers` in the database as verified for the test artist, in one write.
@@ -907,8 +916,7 @@ impl TestApp {
     pub fn execute<P: Params + ?Sized>(&self, sql: &str, params: &P) -> usize {
         // Bound values, owned apart from `params` so they may cross to a PostgreSQL thread.
         let params = params.params();
-        self.db
-            .with(|c| c.execute(sql, &params))
+        self.on_db(|c| c.execute(sql, &params))
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
@@ -1176,8 +1184,7 @@ impl TestApp {
 
     /// The one number `sql` answers (a count, say).
     pub fn count(&self, sql: &str) -> i64 {
-        self.db
-            .with(|c| c.query_value(sql, db::params![]))
+        self.on_db(|c| c.query_value(sql, db::params![]))
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 }
