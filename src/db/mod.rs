@@ -1,4 +1,6 @@
-//! SQLite's SQL, a module per table. Writes run inside the writer's batches (`crate::store`).
+//! momentline's SQL, a module per table, run on SQLite or PostgreSQL through one seam
+//! (`sql`). Writes run inside `crate::store`'s writes (SQLite's writer batches, or a
+//! PostgreSQL transaction each).
 
 pub mod artists;
 pub mod broadcasts;

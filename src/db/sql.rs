@@ -373,22 +373,10 @@ impl<T: TextEnum> FromValue for Text<T> {
     }
 }
 
-/// A column, by position (from 0) or by name.
-pub trait Column: Copy + std::fmt::Display {
-    fn position(self, names: &mut dyn Iterator<Item = &str>) -> Option<usize>;
-}
+/// A column, by position (from 0) or by name: what both engines' rows are indexed by.
+pub trait Column: rusqlite::RowIndex + postgres::row::RowIndex + Copy + std::fmt::Display {}
 
-impl Column for usize {
-    fn position(self, _: &mut dyn Iterator<Item = &str>) -> Option<usize> {
-        Some(self)
-    }
-}
-
-impl Column for &str {
-    fn position(self, names: &mut dyn Iterator<Item = &str>) -> Option<usize> {
-        Iterator::position(&mut { names }, |n| n.eq_ignore_ascii_case(self))
-    }
-}
+impl<C: rusqlite::RowIndex + postgres::row::RowIndex + Copy + std::fmt::Display> Column for C {}
 
 /// One row of a result.
 pub enum Row<'r> {
@@ -402,11 +390,7 @@ impl Row<'_> {
         let decode = |e: String| DbError::Decode(format!("column {column}: {e}"));
         match self {
             Row::Sqlite(row) => {
-                let stmt = row.as_ref();
-                let position = column
-                    .position(&mut stmt.column_names().into_iter())
-                    .ok_or_else(|| decode("no such column".into()))?;
-                let value = row.get_ref(position)?;
+                let value = row.get_ref(column)?;
                 use rusqlite::types::ValueRef as V;
                 let value = match value {
                     V::Null => ValueRef::Null,
@@ -420,10 +404,7 @@ impl Row<'_> {
                 T::from_value(value).map_err(decode)
             }
             Row::Postgres(row) => {
-                let position = column
-                    .position(&mut row.columns().iter().map(|c| c.name()))
-                    .ok_or_else(|| decode("no such column".into()))?;
-                let value: Owned = row.try_get(position)?;
+                let value: Owned = row.try_get(column)?;
                 T::from_value(value.as_ref()).map_err(decode)
             }
         }

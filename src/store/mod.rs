@@ -68,7 +68,8 @@ pub enum Reads {
 }
 
 impl Reads {
-    /// Runs `read` on a pooled connection; blocks.
+    /// Runs `read` on a pooled connection; blocks. Not on an async thread (PostgreSQL's
+    /// synchronous client cannot run there): use `Store::read`, or a blocking task.
     pub fn with<T: Send>(
         &self,
         read: impl FnOnce(&Conn) -> Result<T, DbError> + Send,
