@@ -15,7 +15,7 @@ use crate::process::{deliver, numbers, signed_events, Site};
 
 /// Whether a PostgreSQL server is there for `test` (named and answering); without one it is
 /// skipped, said, except under CI, where it must run.
-fn postgres_server_for(test: &str) -> bool {
+pub(crate) fn postgres_server_for(test: &str) -> bool {
     let url = std::env::var("MOMENTLINE_TEST_POSTGRES_URL").unwrap_or_default();
     let missing = if url.trim().is_empty() {
         Some("no PostgreSQL server is named".to_owned())
