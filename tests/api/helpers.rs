@@ -419,6 +419,29 @@ pub async fn spawn_app_on_dump(dump: &str, key: &str) -> TestApp {
     spawn_app_on(Some((dump, key)), &[], |_| {}).await
 }
 
+/// `dump` with every time in it moved by one offset, so that its latest time is a minute
+/// before `now` and the gaps between its times stay as they were. A dump written on some day
+/// then reads the same whatever day it is loaded on: a pending number is as young, a retry as
+/// near, as when the dump was made.
+pub fn dump_as_of(dump: &str, now: chrono::DateTime<Utc>) -> String {
+    let time = regex::Regex::new(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z").expect("regex");
+    let parse = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .expect("a dump's time")
+            .with_timezone(&Utc)
+    };
+    let Some(latest) = time.find_iter(dump).map(|m| parse(m.as_str())).max() else {
+        return dump.to_owned();
+    };
+    let shift = now - chrono::Duration::minutes(1) - latest;
+    time.replace_all(dump, |c: &regex::Captures| {
+        (parse(&c[0]) + shift)
+            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string()
+    })
+    .into_owned()
+}
+
 async fn spawn_app_on(
     dump: Option<(&str, &str)>,
     extra: &[(&str, &str)],

@@ -167,9 +167,12 @@ async fn a_version_1_database_keeps_its_data_and_its_queued_texts_are_sent() {
     if skip_on_postgres("the dump is a SQLite database of momentline 0.1.0") {
         return;
     }
-    // Its texts were waiting for a retry an hour away; make them due now.
+    // Its times are moved to end a minute ago (its pending number is as young as when the
+    // dump was made, whatever the day), and its texts, waiting for a retry an hour away,
+    // are made due now.
     let due_now = format!(
-        "{V1_DUMP}\nUPDATE messages SET next_attempt_at = created_at WHERE next_attempt_at IS NOT NULL;"
+        "{}\nUPDATE messages SET next_attempt_at = created_at WHERE next_attempt_at IS NOT NULL;",
+        dump_as_of(V1_DUMP, chrono::Utc::now())
     );
     let app = spawn_app_on_dump(&due_now, V1_KEY).await;
     telnyx_accepts_texts(&app.provider_api).await;
