@@ -418,7 +418,7 @@ fn backup(from: &std::path::Path, to: &std::path::Path) -> Result<(), CliError> 
         to.file_name().and_then(|n| n.to_str()).unwrap_or("backup")
     ));
     let _ = std::fs::remove_file(&partial);
-    crate::media::owner_only_file()
+    crate::files::owner_only_file()
         .open(&partial)
         .map_err(|e| CliError::Usage(format!("cannot create {}: {e}", partial.display())))?;
     let copied = (|| -> Result<(), rusqlite::Error> {

@@ -7,47 +7,13 @@ use ed25519_dalek::VerifyingKey;
 
 use crate::domain::number_state::{ConnectLimits, ReplyLimits};
 use crate::domain::phone_number::AllowedRegions;
+use crate::domain::secret::Secret;
 use crate::providers::phonify::PhonifyConfig;
 use crate::providers::telnyx::{self, TelnyxConfig};
 use crate::providers::textflow::TextFlowConfig;
 use crate::providers::twilio::TwilioConfig;
 use crate::providers::vonage::{SignatureMethod, SignatureSecret, VonageConfig};
 use crate::store::WriterSettings;
-
-/// A credential: shown as `[redacted]` by `Debug` and `Display`, so no log line or printed
-/// setting ever carries it; `expose` is for the one place it is sent.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl From<String> for Secret {
-    fn from(value: String) -> Self {
-        Self(value)
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(value: &str) -> Self {
-        Self(value.to_owned())
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl std::fmt::Display for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
 
 /// Where Moments are created.
 #[derive(Debug, Clone)]

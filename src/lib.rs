@@ -1,18 +1,16 @@
 //! momentline: connect a phone number and post Moments on In Process by text message.
 
 pub mod cli;
-pub mod codes;
 pub mod config;
-pub mod connect;
 pub mod db;
 pub mod dev;
 pub mod domain;
 pub mod events;
+pub mod files;
+pub mod flows;
 pub mod host;
-pub mod inbound;
 pub mod jobs;
 pub mod media;
-pub mod merge;
 pub mod metrics;
 pub mod providers;
 pub mod routes;

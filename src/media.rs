@@ -2,7 +2,6 @@
 //! fetched once (by a keep_media job), checked, and kept under the media directory by content
 //! hash.
 
-use crate::config::Secret;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +9,10 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::db::moments::MediaSource;
+use crate::domain::media_type::extension_for;
 use crate::domain::moment::MediaKind;
+use crate::domain::secret::Secret;
+use crate::files::{owner_only_dir, owner_only_file};
 use crate::providers::{dev, twilio};
 
 /// Redirects followed at most.
@@ -20,56 +22,6 @@ const MAX_REDIRECTS: usize = 5;
 pub const MAX_BYTES: usize = 20 * 1024 * 1024;
 /// How long one fetch may take.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Content types kept, and the file extension each is kept under.
-const TYPES: &[(&str, &str)] = &[
-    ("image/jpeg", "jpg"),
-    ("image/png", "png"),
-    ("image/gif", "gif"),
-    ("image/webp", "webp"),
-    ("image/heic", "heic"),
-    ("image/heif", "heif"),
-    ("image/bmp", "bmp"),
-    ("audio/mpeg", "mp3"),
-    ("audio/mp4", "m4a"),
-    ("audio/aac", "aac"),
-    ("audio/amr", "amr"),
-    ("audio/ogg", "ogg"),
-    ("audio/wav", "wav"),
-    ("audio/x-wav", "wav"),
-    ("application/pdf", "pdf"),
-];
-
-fn essence(content_type: &str) -> String {
-    content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase()
-}
-
-fn extension_for(content_type: &str) -> &'static str {
-    let essence = essence(content_type);
-    TYPES
-        .iter()
-        .find(|(t, _)| *t == essence)
-        .map_or("bin", |(_, ext)| ext)
-}
-
-/// Whether files of this type are kept (with an extension of their own).
-pub fn keeps_type(content_type: &str) -> bool {
-    extension_for(content_type) != "bin"
-}
-
-/// The content type a kept file is served with.
-pub fn content_type_for(file: &str) -> &'static str {
-    let ext = file.rsplit_once('.').map_or("", |(_, ext)| ext);
-    TYPES
-        .iter()
-        .find(|(_, e)| *e == ext)
-        .map_or("application/octet-stream", |(t, _)| t)
-}
 
 /// Whether `name` is a file name the keeper could have written: `{sha256 hex}.{ext}`.
 pub fn is_kept_name(name: &str) -> bool {
@@ -321,24 +273,6 @@ fn write_once(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&temp, &path)
 }
 
-/// Creates `dir` (and its parents) readable by the owner only, where it does not exist.
-pub fn owner_only_dir(dir: &Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)
-}
-
-/// Options that create a new file readable and writable by the owner only.
-pub fn owner_only_file() -> std::fs::OpenOptions {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options
-}
-
 /// Which addresses media may be fetched from.
 mod address {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -508,14 +442,6 @@ mod tests {
         assert!(!is_kept_name("../../etc/passwd"));
         assert!(!is_kept_name(&format!("{hash}.tar.gz")));
         assert!(!is_kept_name(&hash));
-    }
-
-    #[test]
-    fn extensions_and_content_types_round_trip() {
-        assert_eq!(extension_for("image/jpeg; charset=binary"), "jpg");
-        assert_eq!(content_type_for("x.jpg"), "image/jpeg");
-        assert_eq!(extension_for("image/x-unknown"), "bin");
-        assert_eq!(content_type_for("x.bin"), "application/octet-stream");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! than the `metrics` facade and its exporter, and its registries need not be process-wide:
 //! each application (and so each test server) keeps its own.
 
+use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -15,7 +16,6 @@ use prometheus::{
 
 use crate::db::{params, parse_ts, Conn, DbError};
 use crate::domain::{JobKind, TextEnum};
-use crate::store::WriterStats;
 
 /// Seconds, for request and provider latencies: a millisecond to half a minute.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -57,6 +57,31 @@ pub struct Metrics {
     send_seconds: HistogramVec,
     jobs_queued: IntGaugeVec,
     oldest_due_age: GaugeVec,
+}
+
+/// Counters a benchmark or an operator can read; `batch_sizes` and `transitions` are also
+/// served on `/metrics`.
+#[derive(Debug)]
+pub struct WriterStats {
+    pub batches: AtomicU64,
+    pub writes: AtomicU64,
+    pub largest_batch: AtomicU64,
+    /// Writes in each committed batch.
+    pub batch_sizes: prometheus::Histogram,
+    /// Number state changes committed, by from, to and cause.
+    pub transitions: prometheus::IntCounterVec,
+}
+
+impl Default for WriterStats {
+    fn default() -> Self {
+        Self {
+            batches: AtomicU64::default(),
+            writes: AtomicU64::default(),
+            largest_batch: AtomicU64::default(),
+            batch_sizes: writer_batch_sizes(),
+            transitions: number_transitions(),
+        }
+    }
 }
 
 /// The writer's batch sizes; the writer keeps it (see `WriterStats`), `Metrics` serves it.

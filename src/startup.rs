@@ -10,11 +10,13 @@ use actix_web::{middleware, web, App, HttpServer};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{DispatchSettings, ProviderSettings, Settings};
-use crate::connect::ConnectSettings;
 use crate::db::DbError;
 use crate::events::Events;
-use crate::host::Host;
-use crate::inbound::ReceiveSettings;
+use crate::flows::connect::ConnectSettings;
+use crate::flows::inbound::ReceiveSettings;
+use crate::host::embedded::Embedded;
+use crate::host::webhook::Webhook;
+use crate::host::{Endpoint, Host};
 use crate::jobs::{JobContext, Pacer, Runner, RunnerSettings};
 use crate::media::{MediaKeeper, TwilioMediaAuth};
 use crate::metrics::Metrics;
@@ -130,8 +132,10 @@ impl Application {
             tracing::warn!("MOMENTLINE_MEDIA_ALLOW_PRIVATE is set: media may be fetched from this machine and its network");
         }
         let host = match &settings.dispatch {
-            DispatchSettings::Embedded => None,
-            DispatchSettings::Webhook { url, secret } => Some(Host::new(
+            DispatchSettings::Embedded => {
+                Host::Embedded(Embedded::new(settings.public_url.clone()))
+            }
+            DispatchSettings::Webhook { url, secret } => Host::Webhook(Webhook::new(
                 url.clone(),
                 secret.clone(),
                 settings.provider_timeout,
@@ -140,7 +144,7 @@ impl Application {
         let events = settings
             .events
             .as_ref()
-            .map(|e| Host::new(e.url.clone(), e.secret.clone(), settings.provider_timeout))
+            .map(|e| Endpoint::new(e.url.clone(), e.secret.clone(), settings.provider_timeout))
             .transpose()?;
         let events_on = Events::when(events.is_some());
         let runner = Runner::new(
@@ -176,7 +180,7 @@ impl Application {
                 pending_ttl: settings.pending_ttl,
                 reply_limits: settings.reply_limits,
                 sender: sender.name(),
-                media_first: host.is_some(),
+                host: host.clone(),
                 events: events_on,
                 merge_window: settings.merge_window,
             }),

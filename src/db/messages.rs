@@ -1,13 +1,11 @@
 //! Inbound and outbound messages; each queued outbound text has a send_text job.
 
-use crate::events::Events;
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use super::jobs::{self, NewJob};
-use super::numbers;
 use super::sql::ToParam;
 use super::{params, parse_ts, ts, Conn, DbError, Row, Text};
 use crate::domain::moment::MediaItem;
@@ -363,16 +361,25 @@ pub fn outgoing(conn: &Conn, id: i64) -> Result<Option<Outgoing>, DbError> {
     )
 }
 
-/// The provider accepted the text. A status report that came before this is applied now.
+/// A provider's word that the recipient of outbound text `message_id` has opted out with the
+/// carrier: the flow that applied the report opts the number out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CarrierOptOut {
+    pub phone: String,
+    pub message_id: i64,
+}
+
+/// The provider accepted the text. A status report that came before this is applied now
+/// (and answered when it says the recipient opted out).
 pub fn mark_sent(
     tx: &Conn,
     id: i64,
     attempts: u32,
     provider: &str,
     provider_message_id: Option<&str>,
-    events: Events,
     now: DateTime<Utc>,
-) -> Result<(), DbError> {
+) -> Result<Option<CarrierOptOut>, DbError> {
+    let mut opted_out = None;
     if let Some(provider_id) = provider_message_id {
         lock_report(tx, provider, provider_id)?;
     }
@@ -406,13 +413,16 @@ pub fn mark_sent(
         if parked.iter().any(|(_, _, opted_out)| *opted_out) {
             let phone: String =
                 tx.query_value("SELECT phone FROM messages WHERE id = ?1", &[id])?;
-            numbers::provider_opt_out(tx, &phone, id, events, now)?;
+            opted_out = Some(CarrierOptOut {
+                phone,
+                message_id: id,
+            });
         }
         if let Some((state, error, _)) = parked.into_iter().max_by_key(|(s, _, _)| s.progress()) {
             advance(tx, id, MessageState::Sent, state, error.as_deref(), now)?;
         }
     }
-    Ok(())
+    Ok(opted_out)
 }
 
 /// An attempt failed and another will follow: the attempt and its reason are shown.
@@ -478,13 +488,15 @@ fn lock_report(tx: &Conn, provider: &str, provider_message_id: &str) -> Result<(
     tx.lock(&format!("report:{provider}:{provider_message_id}"))
 }
 
-/// Applies a provider's status report to the outbound text it names, only ever forwards.
+/// Applies a provider's status report to the outbound text it names, only ever forwards;
+/// answers what became of it, and the carrier's opt-out when the report moved the text on
+/// and says the recipient opted out.
 pub fn apply_status(
     tx: &Conn,
     report: &StatusReport,
-    events: Events,
     now: DateTime<Utc>,
-) -> Result<StatusApplied, DbError> {
+) -> Result<(StatusApplied, Option<CarrierOptOut>), DbError> {
+    let mut opted_out = None;
     let (provider, provider_message_id) = (report.provider, report.provider_message_id.as_str());
     lock_report(tx, provider, provider_message_id)?;
     let (state, error) = (report.state, report.error.as_deref());
@@ -528,7 +540,10 @@ pub fn apply_status(
                 // Only a report that moves the text on acts: a redelivered one must not opt
                 // the number out again after it has texted START.
                 if report.recipient_opted_out {
-                    numbers::provider_opt_out(tx, &phone, id, events, now)?;
+                    opted_out = Some(CarrierOptOut {
+                        phone,
+                        message_id: id,
+                    });
                 }
                 StatusApplied::Advanced
             } else {
@@ -536,7 +551,7 @@ pub fn apply_status(
             }
         }
     };
-    Ok(applied)
+    Ok((applied, opted_out))
 }
 
 fn advance(

@@ -37,11 +37,8 @@ pub enum DbError {
     NoRow,
     #[error("could not bring the database schema up to date")]
     Migration(#[from] rusqlite_migration::Error),
-    #[error(
-        "the database has schema version {found}, newer than this momentline's {}",
-        crate::store::migrations::VERSION
-    )]
-    NewerSchema { found: i64 },
+    #[error("the database has schema version {found}, newer than this momentline's {known}")]
+    NewerSchema { found: i64, known: i64 },
     #[error("could not create the database file")]
     Create(#[source] std::io::Error),
     #[error("could not start the database writer")]

@@ -5,8 +5,6 @@ use serde::Serialize;
 
 use super::{opt_ts, params, parse_ts, ts, Conn, DbError, Text};
 use crate::domain::number_state::{ArtistId, ChangeCause, ConnectRequest, NumberStatus, Standing};
-use crate::domain::TextEnum;
-use crate::events::Events;
 
 /// Why a number's standing changed.
 #[derive(Debug, Clone, Copy)]
@@ -21,6 +19,19 @@ pub enum Cause {
     Provider(i64),
     /// An artist entered the right verification code for the number.
     Code(ArtistId),
+}
+
+impl Cause {
+    /// The word the change log keeps for it.
+    pub fn word(self) -> ChangeCause {
+        match self {
+            Self::Inbound(_) => ChangeCause::Inbound,
+            Self::Connect(_) => ChangeCause::Connect,
+            Self::Disconnect(_) => ChangeCause::Disconnect,
+            Self::Provider(_) => ChangeCause::Provider,
+            Self::Code(_) => ChangeCause::Code,
+        }
+    }
 }
 
 /// The columns one standing is stored as.
@@ -134,19 +145,18 @@ pub fn standing(conn: &Conn, e164: &str) -> Result<Standing, DbError> {
     }
 }
 
-/// Stores a number's new standing and records the change with its cause, and the events it
-/// makes. Storing the same standing again records nothing.
+/// Stores a number's new standing and records the change with its cause; answers the
+/// change's id, or `None` when the standing is the same (nothing is recorded).
 pub fn set_standing(
     conn: &Conn,
     e164: &str,
     from: &Standing,
     to: &Standing,
     cause: Cause,
-    events: Events,
     now: DateTime<Utc>,
-) -> Result<(), DbError> {
+) -> Result<Option<i64>, DbError> {
     if from == to {
-        return Ok(());
+        return Ok(None);
     }
     let row = to_row(to);
     let (requester, requested_at) = match &row.request {
@@ -171,12 +181,11 @@ pub fn set_standing(
             ts(now)
         ],
     )?;
-    let (cause_word, message_id, artist_id) = match cause {
-        Cause::Inbound(id) => (ChangeCause::Inbound, Some(id), None),
-        Cause::Connect(artist) => (ChangeCause::Connect, None, Some(artist)),
-        Cause::Disconnect(artist) => (ChangeCause::Disconnect, None, Some(artist)),
-        Cause::Provider(id) => (ChangeCause::Provider, Some(id), None),
-        Cause::Code(artist) => (ChangeCause::Code, None, Some(artist)),
+    let (message_id, artist_id) = match cause {
+        Cause::Inbound(id) | Cause::Provider(id) => (Some(id), None),
+        Cause::Connect(artist) | Cause::Disconnect(artist) | Cause::Code(artist) => {
+            (None, Some(artist))
+        }
     };
     let change: i64 = conn.query_value(
         "INSERT INTO number_state_changes
@@ -190,45 +199,13 @@ pub fn set_standing(
             Text(to.status()),
             from.owner(),
             to.owner(),
-            Text(cause_word),
+            Text(cause.word()),
             message_id,
             artist_id,
             ts(now)
         ],
     )?;
-    crate::store::note_transition(
-        from.status().as_str(),
-        to.status().as_str(),
-        cause_word.as_str(),
-    );
-    events.number_changed(conn, e164, from, to, change, now)
-}
-
-/// A provider says `e164` opted out with the carrier (the refusal of outbound message
-/// `message_id` shows it): nothing is sent to it again until it texts START.
-pub fn provider_opt_out(
-    conn: &Conn,
-    e164: &str,
-    message_id: i64,
-    events: Events,
-    now: DateTime<Utc>,
-) -> Result<(), DbError> {
-    let standing = standing(conn, e164)?;
-    if !matches!(standing, Standing::OptedOut(_)) {
-        let next = Standing::OptedOut(Box::new(standing.clone()));
-        set_standing(
-            conn,
-            e164,
-            &standing,
-            &next,
-            Cause::Provider(message_id),
-            events,
-            now,
-        )?;
-        tracing::warn!(number = %crate::domain::phone_number::mask(e164), message_id,
-            "provider says the recipient opted out; number marked opted out");
-    }
-    Ok(())
+    Ok(Some(change))
 }
 
 /// A number as an artist sees it in `GET /api/phones`.
@@ -350,16 +327,8 @@ mod tests {
             ];
             let mut previous = Standing::Unknown;
             for s in standings {
-                set_standing(
-                    c,
-                    "+14155552671",
-                    &previous,
-                    &s,
-                    Cause::Connect(a),
-                    Events::ON,
-                    now,
-                )
-                .expect("store");
+                set_standing(c, "+14155552671", &previous, &s, Cause::Connect(a), now)
+                    .expect("store");
                 assert_eq!(standing(c, "+14155552671").expect("load"), s);
                 previous = s;
             }

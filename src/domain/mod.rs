@@ -5,10 +5,12 @@ pub mod broadcast;
 pub mod code;
 pub mod country;
 pub mod keyword;
+pub mod media_type;
 pub mod moment;
 pub mod number_state;
 pub mod phone_number;
 pub mod replies;
+pub mod secret;
 pub mod segments;
 
 /// A status stored as text: each variant's word is written once, here, and every conversion

@@ -183,6 +183,15 @@ pub struct Decision {
     pub undo: bool,
 }
 
+/// A provider reports that the carrier has the number opted out (it refused a text to it for
+/// that): nothing is sent to it again until it texts START. `None` when it already is.
+pub fn on_carrier_opt_out(standing: &Standing) -> Option<Standing> {
+    match standing {
+        Standing::OptedOut(_) => None,
+        other => Some(other.clone().opted_out()),
+    }
+}
+
 /// DESIGN.md's inbound table, row by row.
 pub fn on_inbound(standing: &Standing, message: Inbound, ctx: &InboundContext) -> Decision {
     let expired = |r: &ConnectRequest| r.expired(ctx.now, ctx.pending_ttl);
@@ -452,6 +461,26 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000, 0).expect("time")
+    }
+
+    #[test]
+    fn a_carrier_opt_out_opts_any_number_out_once_and_keeps_what_it_was() {
+        let verified = Standing::Verified {
+            owner: A,
+            takeover: None,
+        };
+        assert_eq!(
+            on_carrier_opt_out(&verified),
+            Some(Standing::OptedOut(Box::new(verified.clone())))
+        );
+        assert_eq!(
+            on_carrier_opt_out(&Standing::Unknown),
+            Some(Standing::OptedOut(Box::new(Standing::Unknown)))
+        );
+        assert_eq!(
+            on_carrier_opt_out(&Standing::OptedOut(Box::new(verified))),
+            None
+        );
     }
 
     fn ctx() -> InboundContext {

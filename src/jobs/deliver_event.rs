@@ -15,14 +15,14 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
             reason: "the job carries no event".into(),
         });
     };
-    let Some(host) = &ctx.events else {
+    let Some(endpoint) = &ctx.events else {
         return Performed::only(Attempted::Failed {
             reason: "events are off (MOMENTLINE_EVENTS_URL): not delivered".into(),
         });
     };
     // A JSON value always serializes.
     let bytes = serde_json::to_vec(body).unwrap_or_default();
-    Performed::only(match host.deliver(id, bytes).await {
+    Performed::only(match endpoint.deliver(id, bytes).await {
         Ok(()) => {
             tracing::debug!(event = id, "event delivered");
             Attempted::Done

@@ -1,6 +1,6 @@
-//! dispatch_moment: make a recorded Moment public. With a host (`MOMENTLINE_DISPATCH=webhook`)
-//! it is posted there, and the host answers with its URL; by default it is recorded here with
-//! momentline's own page, settled in the write that claims it. The last of a message's Moments
+//! dispatch_moment: make a recorded Moment public on the host (`crate::host`): one that must
+//! be asked is asked, and its answer is the link; momentline's own page needs no asking, and
+//! is settled in the write that claims it. The last of a message's Moments
 //! to settle queues its texts: "Moment posted" with every link (when the message's decision
 //! allowed a reply), one short text when any could not be posted, then the replies decided
 //! after "Moment posted".
@@ -8,19 +8,15 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use serde::Serialize;
-use utoipa::ToSchema;
 
 use super::{payload_id, Attempted, JobContext, Performed, Settled};
 use crate::db::jobs::Claimed;
 use crate::db::{messages, moments, Conn, DbError};
-use crate::domain::moment::Price;
 use crate::domain::number_state::ReplyKind;
-use crate::domain::phone_number::mask;
 use crate::domain::replies::{self, ReplyContext};
-use crate::domain::{MomentKindCode, MomentState, TextEnum};
+use crate::domain::{MomentState, TextEnum};
 use crate::events::{EventType, Events};
-use crate::host::{DispatchError, Host};
+use crate::host::{DispatchError, Host, HostMedia, ToCreate};
 
 pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
     let Some(id) = payload_id(job, "moment_id") else {
@@ -28,16 +24,19 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
             reason: "the job names no Moment".into(),
         });
     };
-    let texts = Texts::of(job);
-    let (sender, events) = (ctx.sender.name(), ctx.events());
-    let host_attempt = ctx.host.is_some().then_some(job.attempt);
-    let (attempted, url) = match &ctx.host {
-        None => (Attempted::Done, format!("{}/moments/{id}", ctx.public_url)),
-        Some(host) => match to_host(ctx, host, id).await {
-            Ok(Some(url)) => (Attempted::Done, url),
+    let settle = Settle {
+        texts: Texts::of(job),
+        sender: ctx.sender.name(),
+        events: ctx.events(),
+        host: ctx.host.clone(),
+    };
+    let (attempted, url, host_attempt) = match ctx.host.link_without_asking(id) {
+        Some(link) => (Attempted::Done, link, None),
+        None => match ask_host(ctx, id).await {
+            Ok(Some(url)) => (Attempted::Done, url, Some(job.attempt)),
             // Settled before: nothing to send.
             Ok(None) => return Performed::only(Attempted::Done),
-            Err(attempted) => (attempted, String::new()),
+            Err(attempted) => (attempted, String::new(), Some(job.attempt)),
         },
     };
     Performed {
@@ -48,16 +47,25 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
                 Settled::Failed { reason } => Err(reason),
                 Settled::Retrying { .. } => return Ok(()),
             };
-            record(tx, id, outcome, host_attempt, &texts, sender, events)
+            record(tx, id, outcome, host_attempt, &settle)
         }),
     }
+}
+
+/// What settling a dispatch needs besides its outcome.
+pub struct Settle {
+    pub texts: Texts,
+    /// The provider the message's texts are queued for.
+    pub sender: &'static str,
+    pub events: Events,
+    pub host: Host,
 }
 
 /// Posts the Moment to the host; answers the URL it gives (empty for a Moment UNDO removed
 /// first, which is not posted again; one UNDO removed while it was posted keeps its URL, so
 /// `record` has the host withdraw it), `None` when the Moment is no longer pending, or how the
 /// attempt failed.
-async fn to_host(ctx: &JobContext, host: &Host, id: i64) -> Result<Option<String>, Attempted> {
+async fn ask_host(ctx: &JobContext, id: i64) -> Result<Option<String>, Attempted> {
     let found = ctx
         .store
         .read(move |c| moments::for_host(c, id))
@@ -76,10 +84,17 @@ async fn to_host(ctx: &JobContext, host: &Host, id: i64) -> Result<Option<String
         // UNDO came first: it is never posted (`record` settles it).
         return Ok(Some(String::new()));
     }
-    let body = host_body(ctx, &moment);
-    // One id for every attempt: the host posts a Moment once however often it is sent.
-    let webhook_id = format!("moment_{id}_{}", crate::events::stamp(&moment.created_at));
-    match host.dispatch(&webhook_id, body).await {
+    let media = moment.media.as_ref().map(|(file, content_type)| HostMedia {
+        url: format!("{}/media/{file}", ctx.public_url),
+        content_type: content_type.clone(),
+        size: ctx.media.size_of(file),
+        sha256: file.split('.').next().unwrap_or_default().to_owned(),
+    });
+    let to_create = ToCreate {
+        moment: &moment,
+        media,
+    };
+    match ctx.host.create(&to_create).await {
         Ok(url) => {
             tracing::info!(moment_id = id, %url, "Moment created on the host");
             Ok(Some(url))
@@ -93,80 +108,6 @@ async fn to_host(ctx: &JobContext, host: &Host, id: i64) -> Result<Option<String
         }),
         Err(DispatchError::Permanent { reason }) => Err(Attempted::Failed { reason }),
     }
-}
-
-/// What the host is told of a Moment: the body of a `moment.create` message (the README
-/// documents it). The number is masked: the host knows the artist, and needs no one's phone
-/// number.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MomentCreate<'a> {
-    /// Always `moment.create`.
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub moment: HostMoment<'a>,
-    pub artist: HostArtist<'a>,
-    pub phone_number: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct HostMoment<'a> {
-    pub id: i64,
-    pub kind: MomentKindCode,
-    pub title: &'a str,
-    pub description: &'a str,
-    /// USDC, as a decimal string.
-    pub price: String,
-    pub price_micro_usdc: u64,
-    pub link: Option<&'a str>,
-    pub media: Option<HostMedia>,
-    pub created_at: &'a str,
-}
-
-/// momentline's kept copy of a Moment's media.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct HostMedia {
-    pub url: String,
-    pub content_type: String,
-    pub size: Option<u64>,
-    pub sha256: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct HostArtist<'a> {
-    pub id: i64,
-    pub name: &'a str,
-    pub address: Option<&'a str>,
-}
-
-fn host_body(ctx: &JobContext, m: &moments::ForHost) -> Vec<u8> {
-    let price = u64::try_from(m.price_micro_usdc).unwrap_or_default();
-    let body = MomentCreate {
-        kind: "moment.create",
-        moment: HostMoment {
-            id: m.id,
-            kind: m.kind,
-            title: &m.title,
-            description: &m.description,
-            price: Price::from_micro_usdc(price).to_string(),
-            price_micro_usdc: price,
-            link: m.link.as_deref(),
-            media: m.media.as_ref().map(|(file, content_type)| HostMedia {
-                url: format!("{}/media/{file}", ctx.public_url),
-                content_type: content_type.clone(),
-                size: ctx.media.size_of(file),
-                sha256: file.split('.').next().unwrap_or_default().to_owned(),
-            }),
-            created_at: &m.created_at,
-        },
-        artist: HostArtist {
-            id: m.artist_id,
-            name: &m.artist_name,
-            address: m.artist_address.as_deref(),
-        },
-        phone_number: mask(&m.phone).to_string(),
-    };
-    // Plain structs of strings and numbers always serialize.
-    serde_json::to_vec(&body).unwrap_or_default()
 }
 
 /// The texts a message's decision left for its Moments' dispatch.
@@ -211,18 +152,26 @@ impl Texts {
 pub fn settle_at_claim(
     tx: &Conn,
     job: &Claimed,
-    public_url: &str,
-    sender: &str,
+    host: &Host,
+    sender: &'static str,
     events: Events,
 ) -> Result<bool, DbError> {
     let Some(id) = payload_id(job, "moment_id") else {
         return Ok(false);
     };
+    let Some(url) = host.link_without_asking(id) else {
+        return Ok(false);
+    };
     if !moments::try_lock_number(tx, id)? {
         return Ok(false);
     }
-    let url = format!("{public_url}/moments/{id}");
-    record(tx, id, Ok(&url), None, &Texts::of(job), sender, events)?;
+    let settle = Settle {
+        texts: Texts::of(job),
+        sender,
+        events,
+        host: host.clone(),
+    };
+    record(tx, id, Ok(&url), None, &settle)?;
     Ok(true)
 }
 
@@ -239,10 +188,15 @@ pub fn record(
     id: i64,
     outcome: Result<&str, &str>,
     host_attempt: Option<u32>,
-    texts: &Texts,
-    sender: &str,
-    events: Events,
+    settle: &Settle,
 ) -> Result<(), DbError> {
+    let Settle {
+        texts,
+        sender,
+        events,
+        host,
+    } = settle;
+    let (sender, events) = (*sender, *events);
     let now = Utc::now();
     moments::lock_number(tx, id)?;
     let Some(moment) = moments::to_dispatch(tx, id)? else {
@@ -268,7 +222,7 @@ pub fn record(
         }
         if url.is_some() || host_attempt.is_some_and(|attempt| attempt > 1) {
             if let Some(told) = moments::for_host(tx, id)? {
-                events.moment(tx, EventType::MomentDeleted, &told, url, None, now)?;
+                host.withdraw(tx, &told, url, events, now)?;
             }
         }
     } else {
@@ -378,9 +332,16 @@ mod tests {
             .expect("texts")
         };
 
-        let posted = Texts {
-            posted: true,
-            then: vec![ReplyKind::VideoRefused],
+        let posted = Settle {
+            texts: Texts {
+                posted: true,
+                then: vec![ReplyKind::VideoRefused],
+            },
+            sender: "telnyx",
+            events: Events::OFF,
+            host: Host::Embedded(crate::host::embedded::Embedded::new(
+                "https://m.example".into(),
+            )),
         };
         record(
             conn,
@@ -388,21 +349,10 @@ mod tests {
             Ok("https://m.example/moments/1"),
             None,
             &posted,
-            "telnyx",
-            Events::OFF,
         )
         .expect("first");
         assert!(texts(conn).is_empty(), "one Moment is still pending");
-        record(
-            conn,
-            second,
-            Err("host 400"),
-            None,
-            &posted,
-            "telnyx",
-            Events::OFF,
-        )
-        .expect("second");
+        record(conn, second, Err("host 400"), None, &posted).expect("second");
         assert_eq!(
             texts(conn),
             [
@@ -424,16 +374,7 @@ mod tests {
         assert_eq!(jobs, 3, "each text has the job that sends it");
 
         // Settling again (an outcome written twice) queues nothing more.
-        record(
-            conn,
-            second,
-            Err("host 400"),
-            None,
-            &posted,
-            "telnyx",
-            Events::OFF,
-        )
-        .expect("again");
+        record(conn, second, Err("host 400"), None, &posted).expect("again");
         assert_eq!(texts(conn).len(), 3);
     }
 }

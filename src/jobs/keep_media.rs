@@ -31,7 +31,7 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
         }
     };
     let dispatch = job.payload.get("dispatch").cloned();
-    let (sender, events) = (ctx.sender.name(), ctx.events());
+    let (sender, events, host) = (ctx.sender.name(), ctx.events(), ctx.host.clone());
     match ctx.media.keep(&source).await {
         Ok(file) => {
             tracing::info!(moment_id = id, %file, "media kept");
@@ -72,16 +72,13 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
                         match &dispatch {
                             // Without its media the Moment cannot go to the host.
                             Some(dispatch) => {
-                                let texts = dispatch_moment::Texts::from_payload(dispatch);
-                                dispatch_moment::record(
-                                    tx,
-                                    id,
-                                    Err(reason),
-                                    None,
-                                    &texts,
+                                let settle = dispatch_moment::Settle {
+                                    texts: dispatch_moment::Texts::from_payload(dispatch),
                                     sender,
                                     events,
-                                )
+                                    host: host.clone(),
+                                };
+                                dispatch_moment::record(tx, id, Err(reason), None, &settle)
                             }
                             None => Ok(()),
                         }

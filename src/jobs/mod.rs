@@ -67,12 +67,12 @@ pub struct JobContext {
     pub pacer: Pacer,
     pub media: MediaKeeper,
     pub public_url: String,
-    /// Where Moments are dispatched; `None` for the embedded dispatch.
-    pub host: Option<crate::host::Host>,
+    /// Where Moments are created.
+    pub host: crate::host::Host,
     /// How long a verification code holds from when it is sent.
     pub code_ttl: chrono::Duration,
     /// Where events are delivered; `None` when none are.
-    pub events: Option<crate::host::Host>,
+    pub events: Option<crate::host::Endpoint>,
     pub metrics: Arc<crate::metrics::Metrics>,
 }
 
@@ -369,8 +369,7 @@ impl Runner {
 
     fn inline(&self) -> Inline {
         Inline {
-            embedded: self.inner.ctx.host.is_none(),
-            public_url: self.inner.ctx.public_url.clone(),
+            host: self.inner.ctx.host.clone(),
             sender: self.inner.ctx.sender.name(),
             events: self.inner.ctx.events(),
         }
@@ -674,9 +673,8 @@ impl Runner {
 /// dispatch. Each is settled under a savepoint of its own; one that fails is left to the
 /// ordinary path, which retries and reports it.
 struct Inline {
-    /// Only the embedded dispatch is settled at once; a host has to be asked.
-    embedded: bool,
-    public_url: String,
+    /// Only a host that needs no asking has its dispatches settled at once.
+    host: crate::host::Host,
     sender: &'static str,
     events: Events,
 }
@@ -687,24 +685,19 @@ impl Inline {
         let mut rest = Vec::with_capacity(claimed.len());
         let mut settled = 0;
         for job in claimed {
-            if job.kind != JobKind::DispatchMoment || !self.embedded {
+            if job.kind != JobKind::DispatchMoment || !self.host.needs_no_asking() {
                 rest.push(job);
                 continue;
             }
             tx.execute("SAVEPOINT inline", params![])?;
-            let done = dispatch_moment::settle_at_claim(
-                tx,
-                &job,
-                &self.public_url,
-                self.sender,
-                self.events,
-            )
-            .and_then(|done| {
-                if done {
-                    jobs::finish(tx, job.id)?;
-                }
-                Ok(done)
-            });
+            let done =
+                dispatch_moment::settle_at_claim(tx, &job, &self.host, self.sender, self.events)
+                    .and_then(|done| {
+                        if done {
+                            jobs::finish(tx, job.id)?;
+                        }
+                        Ok(done)
+                    });
             if !matches!(done, Ok(true)) {
                 tx.execute("ROLLBACK TO inline", params![])?;
             }

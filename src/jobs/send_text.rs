@@ -12,6 +12,7 @@ use crate::domain::number_state::{ReplyKind, Standing};
 use crate::domain::phone_number::mask;
 use crate::domain::replies;
 use crate::domain::MessageState;
+use crate::flows::{number_change, status};
 use crate::providers::{OutboundText, SendError};
 
 /// How long sending pauses when the provider refuses our credentials: an operator has to
@@ -103,7 +104,7 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
                 attempted: Attempted::Done,
                 record: Arc::new(move |tx, _| {
                     let now = Utc::now();
-                    messages::mark_sent(
+                    status::record_sent(
                         tx,
                         id,
                         attempt,
@@ -176,7 +177,7 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
                     if let Settled::Failed { reason } = settled {
                         let now = Utc::now();
                         messages::mark_failed(tx, id, attempt, reason, now)?;
-                        numbers::provider_opt_out(tx, &phone, id, events, now)?;
+                        number_change::carrier_opt_out(tx, &phone, id, events, now)?;
                     }
                     Ok(())
                 }),

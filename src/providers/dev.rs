@@ -94,7 +94,8 @@ pub fn parse(body: &[u8]) -> Result<DevText, DevTextError> {
 
 fn decode_image(image: ImageRequest) -> Result<Image, DevTextError> {
     let content_type = image.content_type.trim().to_ascii_lowercase();
-    if MediaKind::of(&content_type) != MediaKind::Image || !crate::media::keeps_type(&content_type)
+    if MediaKind::of(&content_type) != MediaKind::Image
+        || !crate::domain::media_type::keeps_type(&content_type)
     {
         return Err(DevTextError::Malformed(format!(
             "'{content_type}' is not an image type a Moment can carry (PNG, JPEG, GIF, WebP)"

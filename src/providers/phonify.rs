@@ -1,6 +1,6 @@
 //! Phonify: outbound texts through `POST /v1/messages`.
 
-use crate::config::Secret;
+use crate::domain::secret::Secret;
 use serde::Deserialize;
 use serde_json::json;
 

@@ -1,6 +1,6 @@
 //! Telnyx Messaging v2: Ed25519-signed webhooks in, `POST /v2/messages` out.
 
-use crate::config::Secret;
+use crate::domain::secret::Secret;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use ed25519_dalek::{Signature, VerifyingKey};

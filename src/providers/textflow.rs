@@ -1,7 +1,7 @@
 //! TextFlow: outbound texts through `POST /api/send-sms`; verification codes it makes and
 //! checks itself through `POST /api/send-code` and `POST /api/verify-code`.
 
-use crate::config::Secret;
+use crate::domain::secret::Secret;
 use serde::Deserialize;
 use serde_json::json;
 

@@ -1,6 +1,6 @@
 //! Twilio Programmable Messaging: signed form posts in, `Messages.json` out.
 
-use crate::config::Secret;
+use crate::domain::secret::Secret;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use hmac::{Hmac, Mac};

@@ -1,7 +1,7 @@
 //! Vonage SMS API: signed inbound messages and delivery receipts in (GET, form or JSON),
 //! `/sms/json` out.
 
-use crate::config::Secret;
+use crate::domain::secret::Secret;
 use hmac::{Hmac, Mac};
 use md5::Md5;
 use serde::Deserialize;

@@ -10,7 +10,7 @@ use super::{blocking, read_body, write_failed, ApiError, AppState};
 use crate::db::messages;
 use crate::domain::moment::MediaItem;
 use crate::domain::phone_number::PhoneNumber;
-use crate::inbound::{self, Receipt};
+use crate::flows::inbound::{self, Receipt};
 use crate::providers::dev::{self, DevTextError};
 use crate::providers::InboundMessage;
 

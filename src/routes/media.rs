@@ -4,7 +4,8 @@ use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 
 use super::{blocking, ApiError, AppState, ErrorBody};
-use crate::media::{content_type_for, is_kept_name};
+use crate::domain::media_type::content_type_for;
+use crate::media::is_kept_name;
 
 #[utoipa::path(
     get,

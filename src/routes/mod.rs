@@ -24,8 +24,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::config::Settings;
-use crate::connect::ConnectSettings;
-use crate::inbound::ReceiveSettings;
+use crate::flows::connect::ConnectSettings;
+use crate::flows::inbound::ReceiveSettings;
 use crate::jobs::Runner;
 use crate::metrics::Metrics;
 use crate::store::{Reads, Store, WriteError};

@@ -16,7 +16,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::{health, media, messages, metrics, moments, phones, webhooks, ApiError, ErrorBody};
 use crate::events::{EventType, MomentEvent, NumberEvent};
-use crate::jobs::dispatch_moment::MomentCreate;
+use crate::host::webhook::MomentCreate;
 
 #[derive(OpenApi)]
 #[openapi(

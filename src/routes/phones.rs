@@ -11,13 +11,13 @@ use super::{
     blocking, parse_json, read_body, write_failed, ApiError, AppState, Authenticated, ErrorBody,
     Field, API_BODY_LIMIT, PHONE_NUMBER,
 };
-use crate::codes::{self, Verdict};
-use crate::connect::{self, Connected, Method};
 use crate::db::numbers::{self, ArtistNumber};
 use crate::domain::code::Code;
 use crate::domain::country;
 use crate::domain::number_state::ConnectOutcome;
 use crate::domain::phone_number::{PhoneNumber, PhoneNumberError};
+use crate::flows::codes::{self, Verdict};
+use crate::flows::connect::{self, Connected, Method};
 
 /// The number to disconnect.
 #[derive(Deserialize, ToSchema)]

@@ -1,6 +1,6 @@
 //! Provider webhooks: authenticate the raw bytes, parse, then apply in one transaction.
 
-use crate::config::Secret;
+use crate::domain::secret::Secret;
 use std::time::Instant;
 
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -10,7 +10,8 @@ use serde_json::json;
 use super::{read_body, write_failed, ApiError, AppState, ErrorBody, WEBHOOK_BODY_LIMIT};
 use crate::db::messages::StatusApplied;
 use crate::domain::phone_number::{mask, PhoneNumber};
-use crate::inbound::{self, Receipt};
+use crate::flows::inbound::{self, Receipt};
+use crate::flows::status;
 use crate::metrics::WebhookOutcome;
 use crate::providers::{telnyx, twilio, vonage, WebhookEvent};
 
@@ -306,7 +307,7 @@ async fn apply(state: &web::Data<AppState>, event: WebhookEvent) -> Result<Appli
             })
         }
         WebhookEvent::Status(report) => {
-            let applied = inbound::apply_status(&state.store, report, state.receive.events)
+            let applied = status::apply_status(&state.store, report, state.receive.events)
                 .await
                 .map_err(write_failed("Failed to record status"))?;
             let message = match applied {

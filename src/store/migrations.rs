@@ -28,7 +28,10 @@ pub const VERSION: i64 = STEPS.len() as i64;
 pub fn apply(conn: &mut Connection) -> Result<(), DbError> {
     let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if found > VERSION {
-        return Err(DbError::NewerSchema { found });
+        return Err(DbError::NewerSchema {
+            found,
+            known: VERSION,
+        });
     }
     let tables: i64 = conn.query_row(
         "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
@@ -74,7 +77,10 @@ pub fn apply_postgres(client: &mut postgres::Client) -> Result<(), DbError> {
         .get(0);
     let found = found.unwrap_or(0);
     if found > VERSION {
-        return Err(DbError::NewerSchema { found });
+        return Err(DbError::NewerSchema {
+            found,
+            known: VERSION,
+        });
     }
     for (version, step) in POSTGRES_STEPS.iter().filter(|(v, _)| *v > found) {
         tracing::info!(
@@ -259,7 +265,10 @@ mod tests {
         conn.pragma_update(None, "user_version", 99).expect("bump");
         assert!(matches!(
             apply(&mut conn),
-            Err(DbError::NewerSchema { found: 99 })
+            Err(DbError::NewerSchema {
+                found: 99,
+                known: VERSION
+            })
         ));
     }
 }

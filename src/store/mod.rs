@@ -14,7 +14,8 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
 
 pub use crate::db::{Conn, DbError, Pool};
-pub use writer::{note_transition, WriteError, Writer, WriterStats};
+pub use crate::metrics::WriterStats;
+pub use writer::{note_transition, WriteError, Writer};
 
 /// How long a connection waits for another's lock before giving up, and how often it looks.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -106,7 +107,7 @@ impl Store {
         // A new database (and so its -wal and -shm files, which SQLite makes alike) is
         // readable by its owner only: it holds phone numbers and conversations.
         if !path.exists() {
-            match crate::media::owner_only_file().open(path) {
+            match crate::files::owner_only_file().open(path) {
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(DbError::Create(e)),

@@ -7,13 +7,14 @@
 
 use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Conn, DbError};
+use crate::metrics::WriterStats;
 
 /// Why a write did not happen. Nothing of a write that failed is kept.
 #[derive(Debug, thiserror::Error)]
@@ -47,31 +48,6 @@ type Work = Box<dyn FnOnce(Option<&Connection>) -> Ran + Send>;
 
 /// Commits between two nudges to the checkpointer.
 const NUDGE_EVERY: u64 = 100;
-
-/// Counters a benchmark or an operator can read; `batch_sizes` and `transitions` are also
-/// served on `/metrics` (see `crate::metrics`).
-#[derive(Debug)]
-pub struct WriterStats {
-    pub batches: AtomicU64,
-    pub writes: AtomicU64,
-    pub largest_batch: AtomicU64,
-    /// Writes in each committed batch.
-    pub batch_sizes: prometheus::Histogram,
-    /// Number state changes committed, by from, to and cause.
-    pub transitions: prometheus::IntCounterVec,
-}
-
-impl Default for WriterStats {
-    fn default() -> Self {
-        Self {
-            batches: AtomicU64::default(),
-            writes: AtomicU64::default(),
-            largest_batch: AtomicU64::default(),
-            batch_sizes: crate::metrics::writer_batch_sizes(),
-            transitions: crate::metrics::number_transitions(),
-        }
-    }
-}
 
 thread_local! {
     /// On a writer's thread, the number state changes of the batch being written: counted

@@ -9,8 +9,17 @@ use crate::db::{jobs, moments, Conn, DbError};
 use crate::domain::moment::{MomentCommand, MomentContent, SplitHalf};
 use crate::domain::number_state::{ArtistId, Standing};
 use crate::domain::{JobKind, MomentKindCode};
-use crate::inbound::ReceiveSettings;
 use crate::providers::InboundMessage;
+
+/// How the two halves of a Moment are brought together.
+#[derive(Debug, Clone, Copy)]
+pub struct MergeRule {
+    /// How long a photo alone or a caption alone waits for its other half
+    /// (`MOMENTLINE_MERGE_SECS`); zero never waits.
+    pub window: chrono::Duration,
+    /// Whether a media Moment waits for its media to be kept before it is dispatched.
+    pub media_first: bool,
+}
 
 /// The half a message just received is, and what it asks for.
 pub struct Half<'a> {
@@ -26,7 +35,7 @@ impl<'a> Half<'a> {
     /// The half a message is, when merging is on and it is a photo alone or a caption alone
     /// (never a keyword) from a verified number.
     pub fn of(
-        settings: &ReceiveSettings,
+        rule: MergeRule,
         next: &Standing,
         keyword: bool,
         message: &'a InboundMessage,
@@ -36,7 +45,7 @@ impl<'a> Half<'a> {
         let Standing::Verified { owner, .. } = next else {
             return None;
         };
-        if keyword || settings.merge_window <= chrono::Duration::zero() {
+        if keyword || rule.window <= chrono::Duration::zero() {
             return None;
         }
         let half = SplitHalf::of(
@@ -59,7 +68,7 @@ impl<'a> Half<'a> {
 /// or `None` (nothing was changed) when there is none.
 pub fn join(
     tx: &Conn,
-    settings: &ReceiveSettings,
+    rule: MergeRule,
     half: &Half,
     now: DateTime<Utc>,
 ) -> Result<Option<i64>, DbError> {
@@ -73,7 +82,7 @@ pub fn join(
         half.phone,
         half.provider,
         wanted,
-        settings.merge_window,
+        rule.window,
         now,
     )?
     else {
@@ -88,7 +97,7 @@ pub fn join(
         (SplitHalf::Caption, _) => moments::take_caption(tx, id, half.command)?,
         (SplitHalf::Photo, MomentContent::Media { item, .. }) => {
             let mut keep = serde_json::json!({ "moment_id": id });
-            if settings.media_first {
+            if rule.media_first {
                 // The caption's dispatch now waits for the media: it moves into the job that
                 // keeps it, so it runs once, after the file is kept.
                 let Some(dispatch) = jobs::take_later(tx, JobKind::DispatchMoment, id, now)? else {

@@ -1,7 +1,7 @@
-//! The host platform: Moments dispatched to it, and events delivered to it, as Standard
-//! Webhooks (a `webhook-id` stable across retries, a `webhook-timestamp`, and
-//! `webhook-signature: v1,` + base64 HMAC-SHA256 over `id.timestamp.body`). A Moment is
-//! answered with its URL there; an event with any 2xx.
+//! Standard Webhooks, as momentline sends them to a host's endpoint (Moments to the webhook
+//! host, events to `MOMENTLINE_EVENTS_URL`): a `webhook-id` stable across retries, a
+//! `webhook-timestamp`, and `webhook-signature: v1,` + base64 HMAC-SHA256 over
+//! `id.timestamp.body`.
 
 use std::time::Duration;
 
@@ -46,7 +46,7 @@ pub fn sign(secret: &WebhookSecret, id: &str, timestamp: i64, body: &[u8]) -> St
     format!("v1,{}", BASE64.encode(mac.finalize().into_bytes()))
 }
 
-/// Why the host did not take a Moment, in the classes the dispatch job acts on.
+/// Why the host did not take a Moment or an event, in the classes the jobs act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DispatchError {
     /// No answer, 5xx, 429, or a 2xx without a URL: another attempt may succeed (the host
@@ -61,22 +61,17 @@ pub enum DispatchError {
     Permanent { reason: String },
 }
 
-/// Where Moments are dispatched.
-#[derive(Clone)]
-pub struct Host {
+/// An endpoint that takes signed messages.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
     http: reqwest::Client,
     url: String,
     secret: WebhookSecret,
 }
 
-#[derive(serde::Deserialize)]
-struct Created {
-    url: String,
-}
-
-impl Host {
-    /// A host at `url`. Redirects are not followed: a host that moved must be reconfigured,
-    /// not guessed at.
+impl Endpoint {
+    /// An endpoint at `url`. Redirects are not followed: a host that moved must be
+    /// reconfigured, not guessed at.
     pub fn new(
         url: String,
         secret: WebhookSecret,
@@ -92,25 +87,13 @@ impl Host {
         })
     }
 
-    /// Posts one signed Moment; answers the URL the host gives it.
-    pub async fn dispatch(&self, id: &str, body: Vec<u8>) -> Result<String, DispatchError> {
-        let answer = self.post(id, body).await?;
-        match serde_json::from_str::<Created>(&answer.text) {
-            Ok(created) if created.url.starts_with("http") => Ok(created.url),
-            _ => Err(DispatchError::Retryable {
-                reason: answer.reason(" without a Moment URL"),
-                retry_after: None,
-            }),
-        }
-    }
-
     /// Posts one signed event; any 2xx takes it.
     pub async fn deliver(&self, id: &str, body: Vec<u8>) -> Result<(), DispatchError> {
         self.post(id, body).await.map(|_| ())
     }
 
     /// Posts one signed message: a 2xx answer, or why it was not taken.
-    async fn post(&self, id: &str, body: Vec<u8>) -> Result<Answer, DispatchError> {
+    pub(super) async fn post(&self, id: &str, body: Vec<u8>) -> Result<Answer, DispatchError> {
         let timestamp = chrono::Utc::now().timestamp();
         let signature = sign(&self.secret, id, timestamp, &body);
         let sent = self
@@ -178,14 +161,14 @@ async fn read_capped(mut response: reqwest::Response) -> String {
 }
 
 /// What the host answered.
-struct Answer {
+pub(super) struct Answer {
     status: reqwest::StatusCode,
-    text: String,
+    pub(super) text: String,
 }
 
 impl Answer {
     /// The answer as a recorded reason: its status, `what`, and the start of its body.
-    fn reason(&self, what: &str) -> String {
+    pub(super) fn reason(&self, what: &str) -> String {
         let shown: String = self.text.chars().take(200).collect();
         format!("host {}{what}: {shown}", self.status.as_u16())
     }

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::connect::ConnectSettings;
 use crate::db::artists::Artist;
 use crate::db::codes::{self, StoredCode};
 use crate::db::{numbers, Conn, DbError};
@@ -13,6 +12,8 @@ use crate::domain::code::{Code, CodeState};
 use crate::domain::number_state::{on_code_confirmed, CodeConfirmed, ReplyKind};
 use crate::domain::phone_number::PhoneNumber;
 use crate::domain::replies;
+use crate::flows::connect::ConnectSettings;
+use crate::flows::number_change;
 use crate::providers::{SendError, Sender};
 use crate::store::{Store, WriteError};
 
@@ -197,7 +198,7 @@ fn confirm(
         CodeConfirmed::AlreadyVerified => Verdict::AlreadyVerified,
         CodeConfirmed::Verified { next } => {
             let cause = numbers::Cause::Code(artist.id);
-            numbers::set_standing(tx, phone, &standing, &next, cause, settings.events, now)?;
+            number_change::change(tx, phone, &standing, &next, cause, settings.events, now)?;
             // The confirmation says how to post by text, which only works when replies come
             // back to momentline.
             let ctx = replies::ReplyContext {

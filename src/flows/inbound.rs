@@ -16,9 +16,11 @@ use crate::domain::number_state::{
 use crate::domain::phone_number::PhoneNumber;
 use crate::domain::replies::{self, ReplyContext};
 use crate::domain::{JobKind, MomentState, TextEnum};
-use crate::events::{EventType, Events};
-use crate::merge;
-use crate::providers::{InboundMessage, StatusReport};
+use crate::events::Events;
+use crate::flows::merge::{self, MergeRule};
+use crate::flows::number_change;
+use crate::host::Host;
+use crate::providers::InboundMessage;
 use crate::store::{Store, WriteError};
 
 /// What receiving needs to know besides the message.
@@ -29,14 +31,22 @@ pub struct ReceiveSettings {
     pub reply_limits: ReplyLimits,
     /// The provider outbound texts are queued for.
     pub sender: &'static str,
-    /// Whether a media Moment waits for its media to be kept before it is dispatched (the
-    /// host is sent the kept copy).
-    pub media_first: bool,
+    /// Where Moments are created.
+    pub host: Host,
     /// Whether changes make events for the host.
     pub events: Events,
     /// How long a photo alone or a caption alone waits for its other half
     /// (`MOMENTLINE_MERGE_SECS`); zero never waits.
     pub merge_window: chrono::Duration,
+}
+
+impl ReceiveSettings {
+    fn merge_rule(&self) -> MergeRule {
+        MergeRule {
+            window: self.merge_window,
+            media_first: self.host.wants_kept_media(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,17 +187,6 @@ fn keep_failed(
     })
 }
 
-/// Applies a provider's report on one of our texts, in one write.
-pub async fn apply_status(
-    store: &Store,
-    report: StatusReport,
-    events: Events,
-) -> Result<messages::StatusApplied, WriteError> {
-    store
-        .write(move |tx| messages::apply_status(tx, &report, events, Utc::now()))
-        .await
-}
-
 /// Receives a message inside the writer's batch. The writer runs one write at a time, so
 /// concurrent deliveries of one message are applied one after the other and the second
 /// finds the first's row.
@@ -266,7 +265,7 @@ fn receive_whole(
     let Some(message_id) = insert(tx, message, phone, artist, now)? else {
         return Ok(Receipt::Duplicate);
     };
-    numbers::set_standing(
+    number_change::change(
         tx,
         phone,
         &standing,
@@ -277,7 +276,7 @@ fn receive_whole(
     )?;
 
     if let Some(id) = undoable.filter(|_| decision.undo) {
-        undo(tx, id, settings.events, now)?;
+        undo(tx, id, settings, now)?;
     }
 
     // Each Moment is dispatched by a job of its own; the last to finish queues the "Moment
@@ -301,7 +300,7 @@ fn receive_whole(
     // A photo alone or a caption alone may be half of a split MMS: it joins the other half's
     // Moment if one is waiting, or waits for it.
     let half = merge::Half::of(
-        settings,
+        settings.merge_rule(),
         &decision.next,
         keyword,
         message,
@@ -309,7 +308,7 @@ fn receive_whole(
         phone,
     );
     let merged = match &half {
-        Some(half) => merge::join(tx, settings, half, now)?.is_some(),
+        Some(half) => merge::join(tx, settings.merge_rule(), half, now)?.is_some(),
         None => false,
     };
     // Held back until the window ends, so the other half can still join.
@@ -328,13 +327,13 @@ fn receive_whole(
             let has_media = matches!(command.content, MomentContent::Media { .. });
             if has_media {
                 let mut keep = serde_json::json!({ "moment_id": id });
-                if settings.media_first {
+                if settings.host.wants_kept_media() {
                     // The keep_media job enqueues the dispatch once the file is kept.
                     keep["dispatch"] = dispatch.clone();
                 }
                 jobs::enqueue_keep_media(tx, keep, now)?;
             }
-            if !(has_media && settings.media_first) {
+            if !(has_media && settings.host.wants_kept_media()) {
                 jobs::enqueue_due(
                     tx,
                     &NewJob {
@@ -390,13 +389,15 @@ fn receive_whole(
 
 /// Removes a Moment for UNDO. One already on the host is withdrawn there with a
 /// `moment.deleted` event; one not yet posted never will be (its dispatch sees it removed).
-fn undo(tx: &Conn, id: i64, events: Events, now: DateTime<Utc>) -> Result<(), DbError> {
+fn undo(tx: &Conn, id: i64, settings: &ReceiveSettings, now: DateTime<Utc>) -> Result<(), DbError> {
     moments::delete(tx, id, now)?;
     if let Some(moment) = moments::for_host(tx, id)? {
         tracing::info!(moment_id = id, state = %moment.state, "Moment removed by UNDO");
         if moment.state == MomentState::Created {
             let url = moment.url.as_deref();
-            events.moment(tx, EventType::MomentDeleted, &moment, url, None, now)?;
+            settings
+                .host
+                .withdraw(tx, &moment, url, settings.events, now)?;
         }
     }
     Ok(())

@@ -13,6 +13,7 @@ use crate::domain::number_state::{
 use crate::domain::phone_number::PhoneNumber;
 use crate::domain::replies;
 use crate::events::Events;
+use crate::flows::number_change;
 use crate::store::{Store, WriteError};
 
 #[derive(Debug, Clone)]
@@ -134,7 +135,7 @@ fn connect_in(
         }
     }
     if let ConnectOutcome::Prompt { next } = &outcome {
-        numbers::set_standing(
+        number_change::change(
             tx,
             phone,
             &standing,
@@ -189,7 +190,7 @@ fn disconnect_in(
         let standing = numbers::standing(tx, &e164)?;
         if let Some(next) = on_disconnect(&standing, artist.id) {
             let cause = numbers::Cause::Disconnect(artist.id);
-            numbers::set_standing(tx, &e164, &standing, &next, cause, events, now)?;
+            number_change::change(tx, &e164, &standing, &next, cause, events, now)?;
             codes::forget(tx, &e164, artist.id)?;
             released += 1;
         }
