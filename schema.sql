@@ -208,12 +208,17 @@ CREATE TABLE IF NOT EXISTS jobs (
     last_error  TEXT,
     created_at  TEXT NOT NULL,
     updated_at  TEXT NOT NULL,
+    -- the Moment it is about (its payload's moment_id), for finding a Moment's jobs
+    moment_id   INTEGER,
+    -- the request that queued it (or the job's request that queued that), for the log
+    request_id  TEXT,
     CHECK ((state = 'running') = (leased_by IS NOT NULL AND lease_until IS NOT NULL))
 );
 -- Due jobs of a kind, oldest first: a backlog of one kind never slows claiming another.
 CREATE INDEX IF NOT EXISTS jobs_due ON jobs (kind, run_after, id) WHERE state = 'queued';
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (queue, id) WHERE state IN ('queued', 'running');
 CREATE INDEX IF NOT EXISTS jobs_running ON jobs (lease_until) WHERE state = 'running';
+CREATE INDEX IF NOT EXISTS jobs_moment ON jobs (moment_id, kind) WHERE moment_id IS NOT NULL;
 
 -- A verification code an artist asked to text a number ("method": "code"). Only a salted
 -- SHA-256 of the code is kept, and none at all while its text waits to be sent or when the

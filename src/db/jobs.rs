@@ -5,8 +5,10 @@
 //! (`WHERE state = 'queued'`) only when the query names the same literal. A test checks the
 //! words against `JobState`, and the claim's plan against the indexes.
 
-use super::{params, ts, Conn, DbError, Engine, Text};
+use super::sql::Locking;
+use super::{params, ts, Conn, DbError, Text};
 use crate::domain::{JobKind, JobState, TextEnum};
+use crate::telemetry::RequestId;
 use chrono::{DateTime, Duration, Utc};
 
 /// A job's id.
@@ -32,56 +34,42 @@ pub fn enqueue(conn: &Conn, job: &NewJob, now: DateTime<Utc>) -> Result<JobId, D
     enqueue_due(conn, job, now, now)
 }
 
-/// Enqueues a job, due at `due`.
+/// Enqueues a job, due at `due`. It keeps the id of the request it was queued for (the one
+/// the write runs for), and the Moment its payload names.
 pub fn enqueue_due(
     conn: &Conn,
     job: &NewJob,
     due: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<JobId, DbError> {
+    let moment_id = job
+        .payload
+        .get("moment_id")
+        .and_then(serde_json::Value::as_i64);
+    let request = RequestId::current();
     conn.query_value(
-        "INSERT INTO jobs (kind, payload, queue, state, run_after, created_at, updated_at)
-         VALUES (?1, ?2, ?3, 'queued', ?5, ?4, ?4)
+        "INSERT INTO jobs (kind, payload, queue, state, run_after, created_at, updated_at,
+           moment_id, request_id)
+         VALUES (?1, ?2, ?3, 'queued', ?5, ?4, ?4, ?6, ?7)
          RETURNING id",
         params![
             Text(job.kind),
             job.payload.to_string(),
             job.queue,
             ts(now),
-            ts(due.max(now))
+            ts(due.max(now)),
+            moment_id,
+            request.as_ref().map(RequestId::as_str)
         ],
     )
     .map(JobId)
 }
 
-// A Moment's own jobs, found by the `moment_id` in their payload. Only jobs due later than
-// now are looked at (few: those held back on purpose), through `jobs_due`. SQLite reads the
-// payload with json_extract; PostgreSQL compares it as jsonb, number to number as SQLite
-// does (a payload without a numeric `moment_id` simply does not match, never fails).
+// A Moment's own jobs, found by their `moment_id` column (their payload's). Only jobs due
+// later than now are looked at (few: those held back on purpose), through `jobs_moment`.
 
-const TAKE_LATER_SQLITE: &str = "DELETE FROM jobs WHERE id = (
-       SELECT id FROM jobs WHERE state = 'queued' AND kind = ?1 AND run_after > ?3
-         AND json_extract(payload, '$.moment_id') = ?2
-       LIMIT 1)
-     RETURNING payload";
-const TAKE_LATER_POSTGRES: &str = "DELETE FROM jobs WHERE id = (
-       SELECT id FROM jobs WHERE state = 'queued' AND kind = ?1 AND run_after > ?3
-         AND CAST(payload AS jsonb) -> 'moment_id' = to_jsonb(CAST(?2 AS BIGINT))
-       LIMIT 1)
-     RETURNING payload";
-
-const DUE_NOW_SQLITE: &str = "UPDATE jobs SET run_after = ?3, updated_at = ?3
-     WHERE state = 'queued' AND kind = ?1 AND run_after > ?3
-       AND json_extract(payload, '$.moment_id') = ?2";
-const DUE_NOW_POSTGRES: &str = "UPDATE jobs SET run_after = ?3, updated_at = ?3
-     WHERE state = 'queued' AND kind = ?1 AND run_after > ?3
-       AND CAST(payload AS jsonb) -> 'moment_id' = to_jsonb(CAST(?2 AS BIGINT))";
-
-const RUNNING_FOR_SQLITE: &str = "SELECT state FROM jobs
-     WHERE kind = ?1 AND json_extract(payload, '$.moment_id') = ?2";
-const RUNNING_FOR_POSTGRES: &str = "SELECT state FROM jobs
-     WHERE kind = ?1 AND CAST(payload AS jsonb) -> 'moment_id' = to_jsonb(CAST(?2 AS BIGINT))
-     FOR UPDATE";
+static RUNNING_FOR: Locking =
+    Locking::new("SELECT state FROM jobs WHERE moment_id = ?2 AND kind = ?1 FOR UPDATE");
 
 /// Takes a Moment's job of `kind` that is queued for later out of the queue; answers its
 /// payload, `None` when there is no such job.
@@ -91,12 +79,15 @@ pub fn take_later(
     moment_id: i64,
     now: DateTime<Utc>,
 ) -> Result<Option<serde_json::Value>, DbError> {
-    let sql = match conn.engine() {
-        Engine::Sqlite => TAKE_LATER_SQLITE,
-        Engine::Postgres => TAKE_LATER_POSTGRES,
-    };
-    let payload: Option<String> =
-        conn.query_opt(sql, params![Text(kind), moment_id, ts(now)], |r| r.get(0))?;
+    let payload: Option<String> = conn.query_opt(
+        "DELETE FROM jobs WHERE id = (
+           SELECT id FROM jobs WHERE moment_id = ?2 AND kind = ?1 AND state = 'queued'
+             AND run_after > ?3
+           LIMIT 1)
+         RETURNING payload",
+        params![Text(kind), moment_id, ts(now)],
+        |r| r.get(0),
+    )?;
     Ok(payload.and_then(|p| serde_json::from_str(&p).ok()))
 }
 
@@ -107,21 +98,18 @@ pub fn due_now(
     moment_id: i64,
     now: DateTime<Utc>,
 ) -> Result<usize, DbError> {
-    let sql = match conn.engine() {
-        Engine::Sqlite => DUE_NOW_SQLITE,
-        Engine::Postgres => DUE_NOW_POSTGRES,
-    };
-    conn.execute(sql, params![Text(kind), moment_id, ts(now)])
+    conn.execute(
+        "UPDATE jobs SET run_after = ?3, updated_at = ?3
+         WHERE moment_id = ?2 AND kind = ?1 AND state = 'queued' AND run_after > ?3",
+        params![Text(kind), moment_id, ts(now)],
+    )
 }
 
 /// Whether a job of `kind` for the Moment is running. On PostgreSQL the Moment's jobs of `kind`
 /// are then held until the write ends: a claim under way elsewhere is waited for (and seen),
 /// and none is claimed until the write has changed them as it will.
 pub fn running_for(conn: &Conn, kind: JobKind, moment_id: i64) -> Result<bool, DbError> {
-    let sql = match conn.engine() {
-        Engine::Sqlite => RUNNING_FOR_SQLITE,
-        Engine::Postgres => RUNNING_FOR_POSTGRES,
-    };
+    let sql = conn.locking(&RUNNING_FOR);
     let states = conn.query_map(sql, params![Text(kind), moment_id], |r| {
         r.get::<_, Text<JobState>>(0)
     })?;
@@ -153,6 +141,8 @@ pub struct Claimed {
     pub payload: serde_json::Value,
     /// Attempts begun, this one included.
     pub attempt: u32,
+    /// The request that queued it.
+    pub request: Option<RequestId>,
 }
 
 /// Whether any job of `kinds` is due, or any claim has run out: a read, so an idle runner
@@ -176,35 +166,24 @@ pub fn any_due(conn: &Conn, kinds: &[JobKind], now: DateTime<Utc>) -> Result<boo
     )
 }
 
-/// The claim's SQL: due jobs of one kind, oldest first (the order of `jobs_due`, so a long
-/// backlog is never sorted), skipping any whose queue has an older job waiting or running
-/// (so one queue runs in order); `$lock` locks the jobs picked.
-macro_rules! claim_sql {
-    ($lock:literal) => {
-        concat!(
-            "UPDATE jobs SET state = 'running', attempts = attempts + 1, leased_by = ?1,
-               lease_until = ?2, updated_at = ?3
-             WHERE id IN (
-               SELECT j.id FROM jobs j
-               WHERE j.state = 'queued' AND j.kind = ?4 AND j.run_after <= ?3
-                 AND (j.queue IS NULL OR NOT EXISTS (
-                   SELECT 1 FROM jobs e
-                   WHERE e.queue = j.queue AND e.id < j.id AND e.state IN ('queued', 'running')))
-               ORDER BY j.run_after, j.id LIMIT ?5",
-            $lock,
-            ")
-             RETURNING id, kind, payload, attempts"
-        )
-    };
-}
-
-const CLAIM: &str = claim_sql!("");
-
-/// `CLAIM` on PostgreSQL, where several instances claim at once: the jobs picked are locked,
-/// and those another instance has locked are passed over, so no job is claimed twice. (An
-/// older job of a queue being claimed elsewhere is still `queued` here, so the younger ones
-/// behind it wait as they should.)
-const CLAIM_POSTGRES: &str = claim_sql!(" FOR UPDATE SKIP LOCKED");
+/// The claim: due jobs of one kind, oldest first (the order of `jobs_due`, so a long backlog
+/// is never sorted), skipping any whose queue has an older job waiting or running (so one
+/// queue runs in order). On PostgreSQL, where several instances claim at once, the jobs
+/// picked are locked, and those another instance has locked are passed over, so no job is
+/// claimed twice. (An older job of a queue being claimed elsewhere is still `queued` here, so
+/// the younger ones behind it wait as they should.)
+static CLAIM: Locking = Locking::new(
+    "UPDATE jobs SET state = 'running', attempts = attempts + 1, leased_by = ?1,
+       lease_until = ?2, updated_at = ?3
+     WHERE id IN (
+       SELECT j.id FROM jobs j
+       WHERE j.state = 'queued' AND j.kind = ?4 AND j.run_after <= ?3
+         AND (j.queue IS NULL OR NOT EXISTS (
+           SELECT 1 FROM jobs e
+           WHERE e.queue = j.queue AND e.id < j.id AND e.state IN ('queued', 'running')))
+       ORDER BY j.run_after, j.id LIMIT ?5 FOR UPDATE SKIP LOCKED)
+     RETURNING id, kind, payload, attempts, request_id",
+);
 
 /// Claims up to `limit` due jobs of `kinds` (in that order of kinds) for `runner` until
 /// `now + lease`. Claims whose lease ran out (their runner died or hung) are taken back
@@ -225,10 +204,7 @@ pub fn claim(
          WHERE state = 'running' AND lease_until <= ?1",
         &[ts(now)],
     )?;
-    let sql = match conn.engine() {
-        Engine::Sqlite => CLAIM,
-        Engine::Postgres => CLAIM_POSTGRES,
-    };
+    let sql = conn.locking(&CLAIM);
     let mut claimed: Vec<Claimed> = Vec::new();
     for kind in kinds {
         let left = limit - claimed.len();
@@ -246,6 +222,7 @@ pub fn claim(
                     payload: serde_json::from_str(&payload)
                         .map_err(|e| DbError::Decode(format!("job payload: {e}")))?,
                     attempt: r.get(3)?,
+                    request: r.get::<_, Option<String>>(4)?.map(RequestId::stored),
                 })
             },
         )?;
@@ -260,25 +237,15 @@ pub fn claim(
 /// On PostgreSQL the claim's row stays locked until the write ends, so no other instance can
 /// take the job back (its lease run out) between this answer and the outcome written on it.
 pub fn holds(conn: &Conn, job: &Claimed, runner: &str) -> Result<bool, DbError> {
-    let sql = match conn.engine() {
-        Engine::Sqlite => HOLDS,
-        Engine::Postgres => HOLDS_POSTGRES,
-    };
+    let sql = conn.locking(&HOLDS);
     let held = conn.query_opt(sql, params![job.id.0, runner, job.attempt], |_| Ok(()))?;
     Ok(held.is_some())
 }
 
-macro_rules! holds_sql {
-    ($lock:literal) => {
-        concat!(
-            "SELECT id FROM jobs
-             WHERE id = ?1 AND state = 'running' AND leased_by = ?2 AND attempts = ?3",
-            $lock
-        )
-    };
-}
-const HOLDS: &str = holds_sql!("");
-const HOLDS_POSTGRES: &str = holds_sql!(" FOR UPDATE");
+static HOLDS: Locking = Locking::new(
+    "SELECT id FROM jobs
+     WHERE id = ?1 AND state = 'running' AND leased_by = ?2 AND attempts = ?3 FOR UPDATE",
+);
 
 /// The job succeeded: it is removed, its work is recorded where it belongs.
 pub fn finish(conn: &Conn, id: JobId) -> Result<(), DbError> {
@@ -346,6 +313,7 @@ pub fn release(conn: &Conn, runner: Option<&str>, now: DateTime<Utc>) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::Engine;
 
     /// Runs `test` on a connection to a new database.
     fn with_database(test: impl FnOnce(&Conn) -> Result<(), DbError> + Send) {
@@ -378,7 +346,7 @@ mod tests {
     fn the_claim_finds_due_jobs_and_their_queues_by_index() {
         with_database(|conn| {
             let plan: Vec<String> = conn.query_map(
-                &format!("EXPLAIN QUERY PLAN {CLAIM}"),
+                &format!("EXPLAIN QUERY PLAN {}", CLAIM.on(Engine::Sqlite)),
                 params!["r", "t", "t", "send_text", 1],
                 |r| r.get::<_, String>(3),
             )?;

@@ -22,6 +22,36 @@ pub enum Engine {
     Postgres,
 }
 
+/// A statement that locks the rows it reads on PostgreSQL, where several instances write at
+/// once: its row locks (`FOR UPDATE`, `FOR UPDATE SKIP LOCKED`) are written in it once.
+/// SQLite, whose one writer holds the whole database, has no row locks and runs it without
+/// them (the text made once, on first use).
+pub struct Locking {
+    sql: &'static str,
+    unlocked: std::sync::OnceLock<String>,
+}
+
+impl Locking {
+    pub const fn new(sql: &'static str) -> Self {
+        Self {
+            sql,
+            unlocked: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The statement as `engine` runs it.
+    pub fn on(&self, engine: Engine) -> &str {
+        match engine {
+            Engine::Postgres => self.sql,
+            Engine::Sqlite => self.unlocked.get_or_init(|| {
+                self.sql
+                    .replace(" FOR UPDATE SKIP LOCKED", "")
+                    .replace(" FOR UPDATE", "")
+            }),
+        }
+    }
+}
+
 /// A value bound to a statement.
 #[derive(Debug, Clone)]
 pub enum Param<'a> {
@@ -591,6 +621,11 @@ impl<'c> Conn<'c> {
                 statements: cache.0,
             })),
         }
+    }
+
+    /// A `Locking` statement's text for this connection's engine.
+    pub fn locking<'s>(&self, statement: &'s Locking) -> &'s str {
+        statement.on(self.engine())
     }
 
     pub fn engine(&self) -> Engine {

@@ -80,6 +80,11 @@ impl Receipt {
 /// fault in the code) would fail the same way on every redelivery, so it is kept anyway, with
 /// the failure, and its artist is told: a signed text is never lost. Only faults a retry may
 /// cure (the database busy or unavailable) are errors.
+#[tracing::instrument(name = "receive", skip_all, fields(
+    provider = message.provider,
+    provider_message_id = %message.provider_message_id,
+    from = %from.masked(),
+))]
 pub async fn receive(
     store: &Store,
     settings: Arc<ReceiveSettings>,
@@ -199,7 +204,7 @@ pub fn receive_in(
     now: DateTime<Utc>,
 ) -> Result<Receipt, DbError> {
     let Some(part) = &message.part else {
-        return receive_whole(tx, settings, message, from, read, now);
+        return recording(receive_whole(tx, settings, message, from, read, now));
     };
     let new_part = parts::NewPart {
         provider: message.provider,
@@ -218,7 +223,7 @@ pub fn receive_in(
                 part: None,
                 ..message.clone()
             };
-            let receipt = receive_whole(tx, settings, &whole, from, None, now)?;
+            let receipt = recording(receive_whole(tx, settings, &whole, from, None, now))?;
             let joined = match receipt {
                 Receipt::Recorded { message_id, .. } => Some(message_id),
                 _ => None,
@@ -228,6 +233,22 @@ pub fn receive_in(
         }
     };
     Ok(receipt)
+}
+
+/// What a receive records, said in a line on the writer's thread (in the webhook's span); the
+/// webhook's answer says whether it committed.
+fn recording(receipt: Result<Receipt, DbError>) -> Result<Receipt, DbError> {
+    if let Ok(Receipt::Recorded {
+        message_id,
+        moments,
+        replies,
+        merged,
+        ..
+    }) = &receipt
+    {
+        tracing::info!(message_id, moments, replies, merged, "recording the text");
+    }
+    receipt
 }
 
 /// Receives one whole message inside the caller's transaction.

@@ -40,6 +40,14 @@ pub struct HostMedia {
 }
 
 impl Host {
+    /// The host's `MOMENTLINE_DISPATCH` word.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Embedded(_) => "embedded",
+            Self::Webhook(_) => "webhook",
+        }
+    }
+
     /// Whether this host makes a Moment without being asked (momentline's own page).
     pub fn needs_no_asking(&self) -> bool {
         match self {
@@ -64,6 +72,10 @@ impl Host {
     }
 
     /// Asks the host to create the Moment; answers the link texted back.
+    #[tracing::instrument(name = "host_create", skip_all, fields(
+        host = self.name(),
+        moment_id = to_create.moment.id,
+    ))]
     pub async fn create(&self, to_create: &ToCreate<'_>) -> Result<String, DispatchError> {
         match self {
             Self::Embedded(embedded) => Ok(embedded.link(to_create.moment.id)),

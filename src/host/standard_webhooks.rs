@@ -88,6 +88,7 @@ impl Endpoint {
     }
 
     /// Posts one signed event; any 2xx takes it.
+    #[tracing::instrument(name = "event_deliver", skip_all, fields(event = id))]
     pub async fn deliver(&self, id: &str, body: Vec<u8>) -> Result<(), DispatchError> {
         self.post(id, body).await.map(|_| ())
     }

@@ -9,6 +9,7 @@ use super::{payload_id, Attempted, JobContext, Performed, Settled};
 use crate::db::broadcasts::{self, BATCH};
 use crate::db::jobs::Claimed;
 
+#[tracing::instrument(name = "broadcast", skip_all, fields(broadcast_id = payload_id(job, "broadcast_id")))]
 pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
     let Some(id) = payload_id(job, "broadcast_id") else {
         return Performed::only(Attempted::Failed {

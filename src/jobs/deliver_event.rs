@@ -6,6 +6,7 @@ use super::{Attempted, JobContext, Performed};
 use crate::db::jobs::Claimed;
 use crate::host::DispatchError;
 
+#[tracing::instrument(name = "deliver_event", skip_all, fields(event = job.payload.get("id").and_then(serde_json::Value::as_str)))]
 pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
     let (Some(id), Some(body)) = (
         job.payload.get("id").and_then(serde_json::Value::as_str),

@@ -18,6 +18,7 @@ use crate::domain::{MomentState, TextEnum};
 use crate::events::{EventType, Events};
 use crate::host::{DispatchError, Host, HostMedia, ToCreate};
 
+#[tracing::instrument(name = "dispatch_moment", skip_all, fields(moment_id = payload_id(job, "moment_id")))]
 pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
     let Some(id) = payload_id(job, "moment_id") else {
         return Performed::only(Attempted::Failed {

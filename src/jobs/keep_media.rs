@@ -11,6 +11,7 @@ use crate::db::moments;
 use crate::domain::{JobKind, MediaState};
 use crate::media::FetchError;
 
+#[tracing::instrument(name = "keep_media", skip_all, fields(moment_id = payload_id(job, "moment_id")))]
 pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
     let Some(id) = payload_id(job, "moment_id") else {
         return Performed::only(Attempted::Failed {

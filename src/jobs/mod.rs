@@ -29,7 +29,8 @@ use crate::events::Events;
 use crate::media::MediaKeeper;
 use crate::providers::Sender;
 use crate::store::{Store, WriteError};
-use crate::telemetry::error_chain;
+use crate::telemetry::{error_chain, RequestId};
+use tracing::Instrument;
 
 pub use pacer::Pacer;
 
@@ -520,7 +521,20 @@ impl Runner {
         }
     }
 
+    /// Runs one claimed job in a span of its own, as work for the request that queued it.
     async fn execute(&self, job: Claimed) -> Option<Ended> {
+        let span = tracing::info_span!("job", job = %job.id, kind = %job.kind,
+            attempt = job.attempt, request_id = tracing::field::Empty);
+        if let Some(request) = &job.request {
+            span.record("request_id", request.as_str());
+        }
+        let request = job.request.clone();
+        RequestId::scope(request, self.perform_and_record(job))
+            .instrument(span)
+            .await
+    }
+
+    async fn perform_and_record(&self, job: Claimed) -> Option<Ended> {
         let ctx = &self.inner.ctx;
         let performed = match job.kind {
             JobKind::SendText => send_text::perform(ctx, &job).await,
@@ -690,14 +704,16 @@ impl Inline {
                 continue;
             }
             tx.execute("SAVEPOINT inline", params![])?;
-            let done =
+            // The texts it queues carry on the request that queued it.
+            let done = RequestId::on_thread(job.request.clone(), || {
                 dispatch_moment::settle_at_claim(tx, &job, &self.host, self.sender, self.events)
-                    .and_then(|done| {
-                        if done {
-                            jobs::finish(tx, job.id)?;
-                        }
-                        Ok(done)
-                    });
+            })
+            .and_then(|done| {
+                if done {
+                    jobs::finish(tx, job.id)?;
+                }
+                Ok(done)
+            });
             if !matches!(done, Ok(true)) {
                 tx.execute("ROLLBACK TO inline", params![])?;
             }

@@ -19,6 +19,7 @@ use crate::providers::{OutboundText, SendError};
 /// fix them, and each try in between would only be refused again.
 const CREDENTIALS_PAUSE: std::time::Duration = std::time::Duration::from_secs(60);
 
+#[tracing::instrument(name = "send_text", skip_all, fields(message_id = payload_id(job, "message_id")))]
 pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
     let Some(id) = payload_id(job, "message_id") else {
         return Performed::only(Attempted::Failed {
@@ -97,8 +98,9 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
     ctx.metrics.sent(provider, started);
     match sent {
         Ok(accepted) => {
-            tracing::info!(message_id = id, %to, provider, "text sent");
             let provider_id = accepted.provider_message_id;
+            tracing::info!(message_id = id, %to, provider,
+                provider_message_id = provider_id.as_deref(), "text sent");
             let code_ttl = ctx.code_ttl;
             Performed {
                 attempted: Attempted::Done,

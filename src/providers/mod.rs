@@ -262,7 +262,24 @@ impl Sender {
         }
     }
 
+    #[tracing::instrument(name = "send", skip_all, fields(
+        provider = self.name(),
+        message_id = text.id,
+        to = %crate::domain::phone_number::mask(text.to),
+        provider_message_id = tracing::field::Empty,
+    ))]
     pub async fn send(&self, text: &OutboundText<'_>) -> Result<Accepted, SendError> {
+        let sent = self.send_through(text).await;
+        if let Ok(Accepted {
+            provider_message_id: Some(id),
+        }) = &sent
+        {
+            tracing::Span::current().record("provider_message_id", id.as_str());
+        }
+        sent
+    }
+
+    async fn send_through(&self, text: &OutboundText<'_>) -> Result<Accepted, SendError> {
         match self {
             Self::Console(c) => Ok(c.send(text)),
             Self::Telnyx(t) => t.send(text).await,

@@ -11,6 +11,7 @@ mod moment_page;
 mod moments;
 mod openapi;
 mod phones;
+pub mod request_id;
 mod webhooks;
 
 use std::sync::Arc;

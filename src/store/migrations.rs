@@ -19,6 +19,9 @@ const STEPS: &[M<'static>] = &[
         "../../migrations/0003_events_codes_broadcasts.sql"
     ))
     .foreign_key_check(),
+    M::up(include_str!(
+        "../../migrations/0004_jobs_moment_and_request.sql"
+    )),
 ];
 
 /// The schema version this momentline writes.
@@ -59,8 +62,13 @@ pub fn apply(conn: &mut Connection) -> Result<(), DbError> {
 
 /// PostgreSQL's steps, each with the version it leaves the database at. A new PostgreSQL
 /// database starts at version 3 (momentline first ran on PostgreSQL there).
-const POSTGRES_STEPS: &[(i64, &str)] =
-    &[(3, include_str!("../../migrations/postgres/0003_schema.sql"))];
+const POSTGRES_STEPS: &[(i64, &str)] = &[
+    (3, include_str!("../../migrations/postgres/0003_schema.sql")),
+    (
+        4,
+        include_str!("../../migrations/postgres/0004_jobs_moment_and_request.sql"),
+    ),
+];
 
 /// Any number, the same in every instance: the lock two instances starting at once take, so
 /// only one of them brings the schema up to date.

@@ -15,6 +15,7 @@ use rusqlite::Connection;
 
 pub use crate::db::{Conn, DbError, Pool};
 pub use crate::metrics::WriterStats;
+use crate::telemetry::RequestId;
 pub use writer::{note_transition, WriteError, Writer};
 
 /// How long a connection waits for another's lock before giving up, and how often it looks.
@@ -47,6 +48,18 @@ pub enum Database {
     Sqlite(std::path::PathBuf),
     /// A `postgres://` URL.
     Postgres(String),
+}
+
+/// `work` as it runs on the writer's thread (or a pool's): in the span it was asked for in,
+/// and for the request it was asked for, so its log lines and the jobs it queues carry the
+/// request's id.
+fn traced<T, F>(mut work: F) -> impl FnMut(&Conn) -> Result<T, DbError> + Send + 'static
+where
+    F: FnMut(&Conn) -> Result<T, DbError> + Send + 'static,
+{
+    let span = tracing::Span::current();
+    let request = RequestId::current();
+    move |conn| span.in_scope(|| RequestId::on_thread(request.clone(), || work(conn)))
 }
 
 /// The database: one writer and many readers on SQLite, a pool on PostgreSQL.
@@ -148,6 +161,7 @@ impl Store {
         T: Send + 'static,
         F: FnMut(&Conn) -> Result<T, DbError> + Send + 'static,
     {
+        let work = traced(work);
         match &self.backend {
             Backend::Sqlite { writer, .. } => writer.write(work).await,
             Backend::Postgres(pg) => pg.write(work, false).await,
@@ -160,6 +174,7 @@ impl Store {
         T: Send + 'static,
         F: FnMut(&Conn) -> Result<T, DbError> + Send + 'static,
     {
+        let work = traced(work);
         match &self.backend {
             Backend::Sqlite { writer, .. } => writer.write_waiting(work).await,
             Backend::Postgres(pg) => pg.write(work, true).await,

@@ -20,6 +20,7 @@ mod outbound_providers;
 mod outbox;
 mod phones;
 mod process;
+mod request_ids;
 mod schema;
 mod telnyx_webhook;
 mod twilio;

@@ -30,12 +30,14 @@ pub(crate) struct Site {
 pub(crate) struct Served {
     child: Child,
     pub(crate) address: String,
+    /// Every line it has written to stderr so far.
+    pub(crate) lines: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Site {
     /// A site on a SQLite file or, when the suite runs on PostgreSQL, on a database of its
     /// own there.
-    async fn new() -> Self {
+    pub(crate) async fn new() -> Self {
         let database = suite_on_postgres().then(PgDatabase::create);
         let site = Self::on(database.as_ref().map(|d| d.url.clone())).await;
         Self { database, ..site }
@@ -139,19 +141,17 @@ impl Site {
             .expect("serve starts");
         let stderr = child.stderr.take().expect("stderr");
         let (port_tx, port_rx) = std::sync::mpsc::channel();
+        let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = Arc::clone(&lines);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if std::env::var_os("TEST_LOG").is_some() {
                     eprintln!("[serve] {line}");
                 }
-                if let Some(port) = line
-                    .split("momentline listening port=")
-                    .nth(1)
-                    .and_then(|p| p.split_whitespace().next())
-                    .and_then(|p| p.parse::<u16>().ok())
-                {
+                if let Some(port) = listening_port(&line) {
                     let _ = port_tx.send(port);
                 }
+                kept.lock().expect("lines").push(line);
             }
         });
         let port = port_rx
@@ -168,7 +168,11 @@ impl Site {
             assert!(Instant::now() < deadline, "the server never became healthy");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Served { child, address }
+        Served {
+            child,
+            address,
+            lines,
+        }
     }
 
     pub(crate) fn verify_numbers(&self, numbers: &[String]) {
@@ -280,6 +284,19 @@ impl Drop for Served {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The port a start-up line says the server listens on, in text or JSON logs.
+fn listening_port(line: &str) -> Option<u16> {
+    if let Some(port) = line.split("momentline listening port=").nth(1) {
+        return port.split_whitespace().next()?.parse().ok();
+    }
+    let object: serde_json::Value = serde_json::from_str(line).ok()?;
+    let fields = &object["fields"];
+    (fields["message"] == "momentline listening")
+        .then(|| fields["port"].as_u64())
+        .flatten()
+        .and_then(|p| u16::try_from(p).ok())
 }
 
 /// A signed Telnyx `message.received` from `from`, with the provider id `id`.
