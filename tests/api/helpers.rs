@@ -684,6 +684,25 @@ pub async fn answer_first_post(
         .await;
 }
 
+/// The provider's stand-in answering the first POST to `at` with `first` (an outage, a delay,
+/// a refusal), and every POST after it with `then`.
+pub async fn answer_first_post_then(
+    server: &MockServer,
+    at: &str,
+    first: ResponseTemplate,
+    then: ResponseTemplate,
+) {
+    answer_first_post(server, at, first).await;
+    answer_posts(server, at, then).await;
+}
+
+/// Telnyx's API answering the first text with `first` (an outage, a delay, a refusal), then
+/// accepting every text as `telnyx_accepts_texts` does.
+pub async fn telnyx_accepts_texts_after_first(server: &MockServer, first: ResponseTemplate) {
+    answer_first_post(server, "/v2/messages", first).await;
+    telnyx_accepts_texts(server).await;
+}
+
 /// Telnyx's API accepting every text, each with an id of its own.
 pub async fn telnyx_accepts_texts(server: &MockServer) {
     telnyx_accepts_texts_after(server, std::time::Duration::ZERO).await;

@@ -16,13 +16,7 @@ async fn prompt_message(app: &TestApp) -> Value {
 #[tokio::test]
 async fn a_server_error_is_retried_until_telnyx_accepts() {
     let app = spawn_app().await;
-    answer_first_post(
-        &app.provider_api,
-        "/v2/messages",
-        ResponseTemplate::new(503),
-    )
-    .await;
-    telnyx_accepts_texts(&app.provider_api).await;
+    telnyx_accepts_texts_after_first(&app.provider_api, ResponseTemplate::new(503)).await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
 
     let first = app.send_round().await;
@@ -70,13 +64,11 @@ async fn a_text_that_always_fails_ends_in_error_after_the_last_attempt() {
 #[tokio::test]
 async fn a_timeout_is_retried() {
     let app = spawn_app_with(|s| s.provider_timeout = Duration::from_millis(300)).await;
-    answer_first_post(
+    telnyx_accepts_texts_after_first(
         &app.provider_api,
-        "/v2/messages",
         ResponseTemplate::new(200).set_delay(Duration::from_secs(2)),
     )
     .await;
-    telnyx_accepts_texts(&app.provider_api).await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
     let first = app.send_round().await;
     assert_eq!(first.retrying, 1);

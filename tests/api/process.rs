@@ -72,13 +72,11 @@ impl Site {
     /// A site whose provider hangs 30 s on the first text, then takes every text at once.
     async fn with_first_send_hanging() -> Self {
         let site = Self::new().await;
-        answer_first_post(
+        telnyx_accepts_texts_after_first(
             &site.provider_api,
-            "/v2/messages",
             ResponseTemplate::new(200).set_delay(Duration::from_secs(30)),
         )
         .await;
-        telnyx_accepts_texts(&site.provider_api).await;
         site
     }
 

@@ -271,15 +271,10 @@ async fn the_same_vonage_message_delivered_twice_has_one_effect() {
 #[tokio::test]
 async fn vonage_throttling_and_bad_credentials_pause_sending_and_spend_no_attempt() {
     let app = spawn_app_sending_with("vonage").await;
-    answer_first_post(
+    answer_first_post_then(
         &app.provider_api,
         "/sms/json",
         ResponseTemplate::new(200).set_body_json(fixture("vonage/send.error.throttled.json")),
-    )
-    .await;
-    answer_posts(
-        &app.provider_api,
-        "/sms/json",
         ResponseTemplate::new(200).set_body_json(fixture("vonage/send.error.credentials.json")),
     )
     .await;
