@@ -98,14 +98,7 @@ async fn numbers_and_moments_tell_the_host_what_happened_signed_and_with_stable_
     app.text(PHONE, "STOP").await;
     app.text(PHONE, "START").await;
     app.drain().await;
-    let released = app
-        .http
-        .delete(app.url("/api/phones"))
-        .header("x-api-key", &app.api_key)
-        .json(&serde_json::json!({ "phone_number": PHONE }))
-        .send()
-        .await
-        .expect("disconnect");
+    let released = app.disconnect(Some(PHONE)).await;
     assert_eq!(released.status(), 200);
     app.drain_events().await;
 

@@ -23,6 +23,8 @@ use momentline::domain::JobKind;
 use momentline::jobs::{Round, Runner};
 use momentline::startup::Application;
 use momentline::store::{Reads, Store};
+/// The HTTP methods, for requests the helpers below do not make.
+pub use reqwest::Method;
 
 /// RFC 8032 §7.1 TEST 1: the key behind PROVIDERS.md's Telnyx test vector.
 const TELNYX_SECRET: [u8; 32] = [
@@ -575,6 +577,22 @@ pub fn fixture(name: &str) -> Value {
     serde_json::from_str(&text).expect("fixture is JSON")
 }
 
+/// Sends `request`, which must reach the server (whatever it answers).
+pub async fn send(request: reqwest::RequestBuilder) -> reqwest::Response {
+    request.send().await.expect("request")
+}
+
+/// Sends every request at once, and asserts each was answered 200.
+pub async fn send_at_once_each_ok(requests: impl IntoIterator<Item = reqwest::RequestBuilder>) {
+    let mut deliveries = tokio::task::JoinSet::new();
+    for request in requests {
+        deliveries.spawn(send(request));
+    }
+    while let Some(response) = deliveries.join_next().await {
+        assert_eq!(response.expect("task").status(), 200);
+    }
+}
+
 /// A response header as text.
 pub fn header_of<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
     response.headers().get(name).and_then(|v| v.to_str().ok())
@@ -971,35 +989,53 @@ impl TestApp {
     }
 
     pub async fn connect_as(&self, key: &str, phone: &str) -> reqwest::Response {
-        self.http
-            .post(self.url("/api/phones"))
-            .header("x-api-key", key)
-            .json(&json!({ "phone_number": phone }))
-            .send()
-            .await
-            .expect("request")
+        let body = json!({ "phone_number": phone });
+        self.post_json_as(key, "/api/phones", &body).await
     }
 
     /// `POST /api/phones` with a `method` (`"code"`, `"prompt"`, or anything a client sends).
     pub async fn connect_by(&self, key: &str, phone: &str, method: &str) -> reqwest::Response {
-        self.http
-            .post(self.url("/api/phones"))
-            .header("x-api-key", key)
-            .json(&json!({ "phone_number": phone, "method": method }))
-            .send()
-            .await
-            .expect("request")
+        let body = json!({ "phone_number": phone, "method": method });
+        self.post_json_as(key, "/api/phones", &body).await
     }
 
     /// `POST /api/phones/verify` as the artist whose key is `key`.
     pub async fn verify_code_as(&self, key: &str, phone: &str, code: &str) -> reqwest::Response {
+        let body = json!({ "phone_number": phone, "code": code });
+        self.post_json_as(key, "/api/phones/verify", &body).await
+    }
+
+    /// `POST` of `body` as JSON to `path`, as the artist whose key is `key`.
+    async fn post_json_as(&self, key: &str, path: &str, body: &Value) -> reqwest::Response {
+        send(
+            self.http
+                .post(self.url(path))
+                .header("x-api-key", key)
+                .json(body),
+        )
+        .await
+    }
+
+    /// A request to `path` carrying the test artist's key, to be finished and `sent`.
+    pub fn keyed(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         self.http
-            .post(self.url("/api/phones/verify"))
-            .header("x-api-key", key)
-            .json(&json!({ "phone_number": phone, "code": code }))
-            .send()
-            .await
-            .expect("request")
+            .request(method, self.url(path))
+            .header("x-api-key", &self.api_key)
+    }
+
+    /// `GET path` with no key, as a browser or a monitor asks.
+    pub async fn get_keyless(&self, path: &str) -> reqwest::Response {
+        send(self.http.get(self.url(path))).await
+    }
+
+    /// `DELETE /api/phones` as the test artist: of `phone`, or of every number.
+    pub async fn disconnect(&self, phone: Option<&str>) -> reqwest::Response {
+        let request = self.keyed(Method::DELETE, "/api/phones");
+        send(match phone {
+            Some(phone) => request.json(&json!({ "phone_number": phone })),
+            None => request,
+        })
+        .await
     }
 
     /// Queues a text to `phone` through `provider` as momentline's own replies are queued.
@@ -1026,17 +1062,12 @@ impl TestApp {
     }
 
     pub async fn get_as(&self, key: &str, path: &str) -> reqwest::Response {
-        self.http
-            .get(self.url(path))
-            .header("x-api-key", key)
-            .send()
-            .await
-            .expect("request")
+        send(self.http.get(self.url(path)).header("x-api-key", key)).await
     }
 
     /// A public page's HTML.
     pub async fn page(&self, path: &str) -> String {
-        let response = self.http.get(self.url(path)).send().await.expect("request");
+        let response = self.get_keyless(path).await;
         assert_eq!(response.status(), 200, "GET {path}");
         response.text().await.expect("html")
     }
