@@ -160,12 +160,25 @@ async fn media_that_is_missing_mistyped_or_too_large_is_refused_and_the_moment_s
     );
 }
 
-#[tokio::test]
-async fn twilio_media_is_fetched_with_the_accounts_credentials() {
+/// The app sending through Twilio, with `PHONE` connected and confirmed over Twilio.
+async fn spawn_verified_twilio_app() -> TestApp {
     let app = spawn_app_sending_with("twilio").await;
     twilio_accepts_texts(&app.provider_api).await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
     assert_eq!(app.twilio_text(PHONE, "yes", &[]).await.status(), 200);
+    app
+}
+
+/// A JPEG at `url` texted over Twilio is taken, and kept in one round.
+async fn twilio_photo_is_kept(app: &TestApp, url: &str) {
+    let media = [(url, "image/jpeg")];
+    assert_eq!(app.twilio_text(PHONE, "", &media).await.status(), 200);
+    assert_eq!(app.drain_media().await.done, 1);
+}
+
+#[tokio::test]
+async fn twilio_media_is_fetched_with_the_accounts_credentials() {
+    let app = spawn_verified_twilio_app().await;
     let basic = basic_auth(TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN);
     Mock::given(method("GET"))
         .and(path("/Media/ME1"))
@@ -174,21 +187,12 @@ async fn twilio_media_is_fetched_with_the_accounts_credentials() {
         .mount(&app.provider_api)
         .await;
     let url = format!("{}/Media/ME1", app.provider_api.uri());
-    assert_eq!(
-        app.twilio_text(PHONE, "", &[(url.as_str(), "image/jpeg")])
-            .await
-            .status(),
-        200
-    );
-    assert_eq!(app.drain_media().await.done, 1);
+    twilio_photo_is_kept(&app, &url).await;
 }
 
 #[tokio::test]
 async fn twilio_credentials_never_go_to_another_host() {
-    let app = spawn_app_sending_with("twilio").await;
-    twilio_accepts_texts(&app.provider_api).await;
-    assert_eq!(app.connect(PHONE).await.status(), 200);
-    assert_eq!(app.twilio_text(PHONE, "yes", &[]).await.status(), 200);
+    let app = spawn_verified_twilio_app().await;
     let elsewhere = wiremock::MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/photo.jpg"))
@@ -196,13 +200,7 @@ async fn twilio_credentials_never_go_to_another_host() {
         .mount(&elsewhere)
         .await;
     let url = format!("{}/photo.jpg", elsewhere.uri());
-    assert_eq!(
-        app.twilio_text(PHONE, "", &[(url.as_str(), "image/jpeg")])
-            .await
-            .status(),
-        200
-    );
-    assert_eq!(app.drain_media().await.done, 1);
+    twilio_photo_is_kept(&app, &url).await;
     let fetches = elsewhere.received_requests().await.unwrap_or_default();
     assert_eq!(fetches.len(), 1);
     assert!(fetches[0].headers.get("authorization").is_none());
