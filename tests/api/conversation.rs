@@ -108,7 +108,7 @@ async fn a_text_with_a_url_becomes_a_link_moment() {
     assert_eq!(m["price"], "1");
     let url = m["url"].as_str().expect("url");
     assert_eq!(
-        app.texts_to(PHONE).await.last().map(String::as_str),
+        app.last_text_to(PHONE).await.as_deref(),
         Some(format!("Moment posted: {url}").as_str())
     );
     let html = app
@@ -149,7 +149,7 @@ async fn a_video_only_mms_is_refused_with_a_pointer_to_links() {
     app.drain().await;
     assert_eq!(app.count("SELECT count(*) FROM moments"), 0);
     assert_eq!(
-        app.texts_to(PHONE).await.last().map(String::as_str),
+        app.last_text_to(PHONE).await.as_deref(),
         Some("Videos are not supported. Text a link to the video instead.")
     );
 }
@@ -247,7 +247,7 @@ async fn stop_silences_the_number_until_start() {
     app.drain().await;
     assert_eq!(app.number_state(PHONE).await.as_deref(), Some("verified"));
     assert_eq!(
-        app.texts_to(PHONE).await.last().map(String::as_str),
+        app.last_text_to(PHONE).await.as_deref(),
         Some("You are resubscribed to In Process texts. Reply HELP for help, STOP to opt out.")
     );
 
@@ -309,7 +309,7 @@ async fn a_yes_after_the_request_expired_is_told_to_connect_again() {
     app.drain().await;
     assert_eq!(app.number_state(PHONE).await, None, "unknown again");
     assert_eq!(
-        app.texts_to(PHONE).await.last().map(String::as_str),
+        app.last_text_to(PHONE).await.as_deref(),
         Some("This connect request expired. Please connect your phone again from In Process.")
     );
 }
@@ -389,7 +389,7 @@ async fn a_takeover_request_that_expired_leaves_the_owner_in_place() {
     app.drain().await;
     assert_eq!(app.number_state(PHONE).await.as_deref(), Some("verified"));
     assert_eq!(
-        app.texts_to(PHONE).await.last().map(String::as_str),
+        app.last_text_to(PHONE).await.as_deref(),
         Some("This connect request expired. Please connect your phone again from In Process.")
     );
 }

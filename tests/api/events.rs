@@ -230,7 +230,7 @@ async fn in_webhook_mode_events_go_to_the_dispatch_url_and_undo_withdraws_a_host
         "https://inprocess.world/m/1"
     );
     assert_eq!(
-        app.texts_to(PHONE).await.last().map(String::as_str),
+        app.last_text_to(PHONE).await.as_deref(),
         Some("Your last Moment was removed.")
     );
 }

@@ -1205,6 +1205,11 @@ impl TestApp {
             .collect()
     }
 
+    /// The newest text sent to `phone`.
+    pub async fn last_text_to(&self, phone: &str) -> Option<String> {
+        self.texts_to(phone).await.pop()
+    }
+
     /// Connects `phone` for the test artist and confirms it with "yes".
     pub async fn verified(&self, phone: &str) {
         assert_eq!(self.connect(phone).await.status(), 200);

@@ -15,14 +15,16 @@ async fn moment_titles(app: &TestApp) -> Vec<String> {
         .collect()
 }
 
+/// Texts `text` from `PHONE` and answers it; the last text `PHONE` was sent.
+async fn reply_to(app: &TestApp, text: &str) -> Option<String> {
+    app.text(PHONE, text).await;
+    app.drain().await;
+    app.last_text_to(PHONE).await
+}
+
 async fn page_status(app: &TestApp, id: i64) -> u16 {
-    app.http
-        .get(app.url(&format!("/moments/{id}")))
-        .send()
-        .await
-        .expect("page")
-        .status()
-        .as_u16()
+    let page = app.get_keyless(&format!("/moments/{id}")).await;
+    page.status().as_u16()
 }
 
 #[tokio::test]
@@ -33,12 +35,7 @@ async fn undo_removes_the_last_moment_from_the_api_and_its_page_and_says_so() {
     app.drain().await;
     assert_eq!(moment_titles(&app).await, ["Second", "First"]);
 
-    app.text(PHONE, "undo").await;
-    app.drain().await;
-    assert_eq!(
-        app.texts_to(PHONE).await.last().map(String::as_str),
-        Some(REMOVED)
-    );
+    assert_eq!(reply_to(&app, "undo").await.as_deref(), Some(REMOVED));
     assert_eq!(moment_titles(&app).await, ["First"]);
     assert_eq!(page_status(&app, 2).await, 404);
     assert_eq!(page_status(&app, 1).await, 200);
@@ -64,12 +61,7 @@ async fn undo_after_ten_minutes_removes_nothing() {
     app.backdate_messages(11 * 60);
     app.backdate("moments", "created_at", 11 * 60);
 
-    app.text(PHONE, "UNDO").await;
-    app.drain().await;
-    assert_eq!(
-        app.texts_to(PHONE).await.last().map(String::as_str),
-        Some(NOTHING)
-    );
+    assert_eq!(reply_to(&app, "UNDO").await.as_deref(), Some(NOTHING));
     assert_eq!(moment_titles(&app).await, ["Old news"]);
 }
 
