@@ -6,13 +6,7 @@ use crate::helpers::*;
 
 /// Runs the binary on `db`, whichever engine it is on.
 fn momentline(db: &BinaryDatabase, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_momentline"))
-        .args(args)
-        .env_clear()
-        .envs(db.env())
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("runs")
+    run_binary(&db.env(), args)
 }
 
 /// Runs the binary on the SQLite file `db`.

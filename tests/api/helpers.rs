@@ -577,6 +577,18 @@ pub fn fixture(name: &str) -> Value {
     serde_json::from_str(&text).expect("fixture is JSON")
 }
 
+/// Runs the binary with `args` on the database `db` names, with nothing else in its
+/// environment but warnings for a log.
+pub fn run_binary(db: &[(&'static str, String); 2], args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_momentline"))
+        .args(args)
+        .env_clear()
+        .envs(db.clone())
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("runs")
+}
+
 /// Sends `request`, which must reach the server (whatever it answers).
 pub async fn send(request: reqwest::RequestBuilder) -> reqwest::Response {
     request.send().await.expect("request")
