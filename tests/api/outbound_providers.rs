@@ -29,10 +29,34 @@ fn first_message(app: &TestApp) -> Value {
     })
 }
 
+/// A provider momentline sends texts through, and where its API takes them.
+#[derive(Clone, Copy)]
+struct Provider {
+    name: &'static str,
+    send_path: &'static str,
+}
+
+const TEXTFLOW: Provider = Provider {
+    name: "textflow",
+    send_path: "/api/send-sms",
+};
+const PHONIFY: Provider = Provider {
+    name: "phonify",
+    send_path: "/v1/messages",
+};
+
+/// The app sending through `provider`, whose API answers every text with `answer`, with one
+/// text queued.
+async fn one_text_queued(provider: Provider, answer: ResponseTemplate) -> TestApp {
+    let app = spawn_app_sending_with(provider.name).await;
+    answer_posts(&app.provider_api, provider.send_path, answer).await;
+    app.queue_text(provider.name, PHONE, PROMPT).await;
+    app
+}
+
 /// One provider's answer to a text, and what momentline must have sent and kept.
 struct Sends {
-    provider: &'static str,
-    path: &'static str,
+    provider: Provider,
     answer: ResponseTemplate,
     authorization: String,
     body: Value,
@@ -45,8 +69,7 @@ async fn every_provider_sends_a_text_in_its_own_request_shape_and_keeps_its_id()
     let cases = [
         // TextFlow: a bearer JSON request; the text is kept by our id.
         Sends {
-            provider: "textflow",
-            path: "/api/send-sms",
+            provider: TEXTFLOW,
             answer: ResponseTemplate::new(200)
                 .set_body_json(fixture("textflow/send.response.json")),
             authorization: format!("Bearer {TEXTFLOW_API_KEY}"),
@@ -55,8 +78,7 @@ async fn every_provider_sends_a_text_in_its_own_request_shape_and_keeps_its_id()
         },
         // Phonify: basic auth and JSON; its id is stored.
         Sends {
-            provider: "phonify",
-            path: "/v1/messages",
+            provider: PHONIFY,
             answer: ResponseTemplate::new(201).set_body_json(fixture("phonify/message.json")),
             authorization: basic_auth(PHONIFY_API_KEY, ""),
             body: json!({"app": PHONIFY_APP, "to": PHONE, "body": PROMPT}),
@@ -64,12 +86,10 @@ async fn every_provider_sends_a_text_in_its_own_request_shape_and_keeps_its_id()
         },
     ];
     for case in cases {
-        let name = case.provider;
-        let app = spawn_app_sending_with(name).await;
-        answer_posts(&app.provider_api, case.path, case.answer).await;
-        app.queue_text(name, PHONE, PROMPT).await;
+        let name = case.provider.name;
+        let app = one_text_queued(case.provider, case.answer).await;
         assert_eq!(app.drain().await.done, 1, "{name}");
-        let requests = requests_to(&app.provider_api, case.path).await;
+        let requests = requests_to(&app.provider_api, case.provider.send_path).await;
         assert_eq!(requests.len(), 1, "{name}");
         assert_eq!(
             request_header(&requests[0], "authorization"),
@@ -90,10 +110,9 @@ async fn every_provider_sends_a_text_in_its_own_request_shape_and_keeps_its_id()
 
 /// One provider refusing a text for good, and the error momentline keeps.
 struct Refuses {
-    provider: &'static str,
-    path: &'static str,
-    answer: ResponseTemplate,
+    provider: Provider,
     error: &'static str,
+    answer: ResponseTemplate,
 }
 
 #[tokio::test]
@@ -101,26 +120,22 @@ async fn every_providers_refusal_is_a_permanent_failure_with_its_message() {
     let cases = [
         // TextFlow says `ok: false` with a 200.
         Refuses {
-            provider: "textflow",
-            path: "/api/send-sms",
+            provider: TEXTFLOW,
+            error: "textflow 400: Invalid API key",
             answer: ResponseTemplate::new(200)
                 .set_body_json(fixture("textflow/send.error.api_key.json")),
-            error: "textflow 400: Invalid API key",
         },
         // Phonify's 402s fail at once with their titles.
         Refuses {
-            provider: "phonify",
-            path: "/v1/messages",
-            answer: ResponseTemplate::new(402).set_body_json(fixture("phonify/error.payment.json")),
+            provider: PHONIFY,
             error: "phonify 402: payment_required: Your Phonify balance is too low to send this \
                     message",
+            answer: ResponseTemplate::new(402).set_body_json(fixture("phonify/error.payment.json")),
         },
     ];
     for case in cases {
-        let name = case.provider;
-        let app = spawn_app_sending_with(name).await;
-        answer_posts(&app.provider_api, case.path, case.answer).await;
-        app.queue_text(name, PHONE, PROMPT).await;
+        let name = case.provider.name;
+        let app = one_text_queued(case.provider, case.answer).await;
         assert_eq!(app.drain().await.failed, 1, "{name}");
         let message = first_message(&app);
         assert_eq!(message["state"], "error", "{name}");
@@ -131,15 +146,15 @@ async fn every_providers_refusal_is_a_permanent_failure_with_its_message() {
 
 #[tokio::test]
 async fn textflow_server_errors_are_retried() {
-    let app = spawn_app_sending_with("textflow").await;
+    let app = spawn_app_sending_with(TEXTFLOW.name).await;
     answer_first_post_then(
         &app.provider_api,
-        "/api/send-sms",
+        TEXTFLOW.send_path,
         ResponseTemplate::new(502),
         ResponseTemplate::new(200).set_body_json(fixture("textflow/send.response.json")),
     )
     .await;
-    app.queue_text("textflow", PHONE, PROMPT).await;
+    app.queue_text(TEXTFLOW.name, PHONE, PROMPT).await;
     let rounds = app.drain().await;
     assert_eq!((rounds.retrying, rounds.done), (1, 1));
     assert_eq!(first_message(&app)["attempts"], 2);
@@ -147,14 +162,11 @@ async fn textflow_server_errors_are_retried() {
 
 #[tokio::test]
 async fn phonify_rate_limits_are_retried_after_the_wait_it_asks() {
-    let app = spawn_app_sending_with("phonify").await;
-    answer_posts(
-        &app.provider_api,
-        "/v1/messages",
+    let app = one_text_queued(
+        PHONIFY,
         ResponseTemplate::new(429).insert_header("retry-after", "600"),
     )
     .await;
-    app.queue_text("phonify", PHONE, PROMPT).await;
     let rounds = app.drain().await;
     assert_eq!((rounds.retrying, rounds.failed), (1, 0));
     assert_eq!(first_message(&app)["state"], "unconfirmed");
