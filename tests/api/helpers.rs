@@ -634,36 +634,40 @@ pub fn fixture_form(name: &str) -> Vec<(String, String)> {
     serde_urlencoded::from_str(text.trim()).expect("fixture is a form")
 }
 
-/// Twilio's API accepting every text, each with a `sid` of its own.
-pub async fn twilio_accepts_texts(server: &MockServer) {
+/// A provider's API accepting every text POSTed to `at`: the `n`th answer (from 0) is
+/// `answer(n)`.
+async fn accept_texts(
+    server: &MockServer,
+    at: String,
+    answer: impl Fn(usize) -> ResponseTemplate + Send + Sync + 'static,
+) {
     let counter = Arc::new(AtomicUsize::new(0));
     Mock::given(method("POST"))
-        .and(path(format!(
-            "/2010-04-01/Accounts/{TWILIO_ACCOUNT_SID}/Messages.json"
-        )))
-        .respond_with(move |_: &Request| {
-            let n = counter.fetch_add(1, Ordering::SeqCst);
-            let mut body = fixture("twilio/message.created.json");
-            body["sid"] = json!(format!("SM{n:032}"));
-            ResponseTemplate::new(201).set_body_json(body)
-        })
+        .and(path(at))
+        .respond_with(move |_: &Request| answer(counter.fetch_add(1, Ordering::SeqCst)))
         .mount(server)
         .await;
 }
 
+/// Twilio's API accepting every text, each with a `sid` of its own.
+pub async fn twilio_accepts_texts(server: &MockServer) {
+    let at = format!("/2010-04-01/Accounts/{TWILIO_ACCOUNT_SID}/Messages.json");
+    accept_texts(server, at, |n| {
+        let mut body = fixture("twilio/message.created.json");
+        body["sid"] = json!(format!("SM{n:032}"));
+        ResponseTemplate::new(201).set_body_json(body)
+    })
+    .await;
+}
+
 /// Vonage's API accepting every text, each with a `message-id` of its own.
 pub async fn vonage_accepts_texts(server: &MockServer) {
-    let counter = Arc::new(AtomicUsize::new(0));
-    Mock::given(method("POST"))
-        .and(path("/sms/json"))
-        .respond_with(move |_: &Request| {
-            let n = counter.fetch_add(1, Ordering::SeqCst);
-            let mut body = fixture("vonage/send.response.json");
-            body["messages"][0]["message-id"] = json!(format!("0B{n:014}"));
-            ResponseTemplate::new(200).set_body_json(body)
-        })
-        .mount(server)
-        .await;
+    accept_texts(server, "/sms/json".to_owned(), |n| {
+        let mut body = fixture("vonage/send.response.json");
+        body["messages"][0]["message-id"] = json!(format!("0B{n:014}"));
+        ResponseTemplate::new(200).set_body_json(body)
+    })
+    .await;
 }
 
 /// The requests momentline made to `path` on the provider's stand-in, in order.
@@ -740,19 +744,14 @@ pub async fn telnyx_accepts_texts(server: &MockServer) {
 
 /// As `telnyx_accepts_texts`, each answer taking `delay`.
 pub async fn telnyx_accepts_texts_after(server: &MockServer, delay: std::time::Duration) {
-    let counter = Arc::new(AtomicUsize::new(0));
-    Mock::given(method("POST"))
-        .and(path("/v2/messages"))
-        .respond_with(move |_: &Request| {
-            let n = counter.fetch_add(1, Ordering::SeqCst);
-            let mut body = fixture("telnyx/send.response.json");
-            body["data"]["id"] = json!(format!("40385f64-0000-4000-8000-{n:012}"));
-            ResponseTemplate::new(200)
-                .set_body_json(body)
-                .set_delay(delay)
-        })
-        .mount(server)
-        .await;
+    accept_texts(server, "/v2/messages".to_owned(), move |n| {
+        let mut body = fixture("telnyx/send.response.json");
+        body["data"]["id"] = json!(format!("40385f64-0000-4000-8000-{n:012}"));
+        ResponseTemplate::new(200)
+            .set_body_json(body)
+            .set_delay(delay)
+    })
+    .await;
 }
 
 /// Starts the app sending through `provider` (every provider's credentials are set).
