@@ -20,6 +20,18 @@ pub(crate) async fn serve(app: &TestApp, at: &str, content_type: &str, body: &[u
         .await;
 }
 
+/// Texts an MMS of the one photo served at `at`; the round that keeps the media.
+async fn photo_texted(
+    app: &TestApp,
+    at: &str,
+    content_type: &str,
+    body: &[u8],
+) -> momentline::jobs::Round {
+    serve(app, at, content_type, body).await;
+    text_mms(app, &[(at, content_type)]).await;
+    app.drain_media().await
+}
+
 /// Texts an MMS whose media the provider's stand-in holds at `paths`.
 pub(crate) async fn text_mms(app: &TestApp, items: &[(&str, &str)]) {
     let mut event = fixture("telnyx/message.received.mms.json");
@@ -103,9 +115,7 @@ async fn a_media_fetch_that_fails_is_retried() {
         .with_priority(1)
         .mount(&app.provider_api)
         .await;
-    serve(&app, "/media/flaky.png", "image/png", PNG).await;
-    text_mms(&app, &[("/media/flaky.png", "image/png")]).await;
-    let round = app.drain_media().await;
+    let round = photo_texted(&app, "/media/flaky.png", "image/png", PNG).await;
     assert_eq!((round.retrying, round.done), (1, 1));
     assert!(app.media_dir.join(hash_name(PNG, "png")).exists());
 }
@@ -209,9 +219,12 @@ async fn twilio_credentials_never_go_to_another_host() {
 #[tokio::test]
 async fn telnyx_media_is_fetched_without_credentials() {
     let app = spawn_verified_app().await;
-    serve(&app, "/media/a.jpg", "image/jpeg", JPEG).await;
-    text_mms(&app, &[("/media/a.jpg", "image/jpeg")]).await;
-    assert_eq!(app.drain_media().await.done, 1);
+    assert_eq!(
+        photo_texted(&app, "/media/a.jpg", "image/jpeg", JPEG)
+            .await
+            .done,
+        1
+    );
     let fetches = requests_to(&app.provider_api, "/media/a.jpg").await;
     assert!(fetches[0].headers.get("authorization").is_none());
 }
@@ -245,9 +258,7 @@ async fn only_names_the_keeper_writes_are_served() {
 async fn media_on_this_machine_or_its_network_is_refused_unless_allowed() {
     // Without MOMENTLINE_MEDIA_ALLOW_PRIVATE: the default.
     let app = spawn_verified_app_with_env(&[("MOMENTLINE_MEDIA_ALLOW_PRIVATE", "")]).await;
-    serve(&app, "/media/p.png", "image/png", PNG).await;
-    text_mms(&app, &[("/media/p.png", "image/png")]).await;
-    let round = app.drain_media().await;
+    let round = photo_texted(&app, "/media/p.png", "image/png", PNG).await;
     assert_eq!(
         (round.done, round.failed),
         (0, 1),
@@ -267,9 +278,12 @@ async fn media_on_this_machine_or_its_network_is_refused_unless_allowed() {
 async fn the_database_and_kept_media_are_readable_by_their_owner_only() {
     use std::os::unix::fs::PermissionsExt;
     let app = spawn_verified_app().await;
-    serve(&app, "/media/p.png", "image/png", PNG).await;
-    text_mms(&app, &[("/media/p.png", "image/png")]).await;
-    assert_eq!(app.drain_media().await.done, 1);
+    assert_eq!(
+        photo_texted(&app, "/media/p.png", "image/png", PNG)
+            .await
+            .done,
+        1
+    );
     let dir = app.media_dir.parent().expect("the test's directory");
     let mode = |path: &std::path::Path| {
         std::fs::metadata(path)
