@@ -213,12 +213,7 @@ async fn texts_from_a_number_that_has_not_said_yes_stay_private() {
         .await;
     app.drain().await;
     let messages = app.get_json("/api/messages").await;
-    let bodies: Vec<&str> = messages["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .filter_map(|m| m["body"].as_str())
-        .collect();
+    let bodies = texts_at(&messages["messages"], "body");
     assert_eq!(bodies.len(), 1, "only the prompt: {bodies:?}");
     assert!(bodies[0].starts_with("Someone is trying"));
 }

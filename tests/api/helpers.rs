@@ -605,6 +605,15 @@ pub async fn send_at_once_each_ok(requests: impl IntoIterator<Item = reqwest::Re
     }
 }
 
+/// The text each item of the JSON list `list` holds at `field`, skipping items without one.
+pub fn texts_at<'a>(list: &'a Value, field: &str) -> Vec<&'a str> {
+    list.as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|item| item[field].as_str())
+        .collect()
+}
+
 /// A response header as text.
 pub fn header_of<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
     response.headers().get(name).and_then(|v| v.to_str().ok())
