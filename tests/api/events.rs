@@ -6,24 +6,16 @@ use std::time::Duration;
 use momentline::domain::JobKind;
 use serde_json::{json, Value};
 use wiremock::matchers::{body_partial_json, method, path};
-use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+use wiremock::{Mock, Request, ResponseTemplate};
 
 use crate::helpers::*;
-use crate::host::{assert_signed, SECRET};
+use crate::host::{assert_signed, spawn_host_app, SECRET};
 
 /// The app with events going to a stand-in host's `/events`.
 async fn spawn_events_app(extra: &[(&str, &str)]) -> TestApp {
-    let host = MockServer::start().await;
-    let url = format!("{}/events", host.uri());
-    let mut env = vec![
-        ("MOMENTLINE_EVENTS_URL", url.as_str()),
-        ("MOMENTLINE_EVENTS_SECRET", SECRET),
-    ];
+    let mut env = vec![("MOMENTLINE_EVENTS_SECRET", SECRET)];
     env.extend_from_slice(extra);
-    let mut app = spawn_app_with_env(&env, |_| {}).await;
-    app.host = Some(host);
-    telnyx_accepts_texts(&app.provider_api).await;
-    app
+    spawn_app_with_host("/events", "MOMENTLINE_EVENTS_URL", &env).await
 }
 
 fn events_answer(template: ResponseTemplate) -> Mock {
@@ -192,28 +184,12 @@ async fn without_an_events_url_no_event_is_queued() {
 
 #[tokio::test]
 async fn in_webhook_mode_events_go_to_the_dispatch_url_and_undo_withdraws_a_hosted_moment() {
-    let host = MockServer::start().await;
-    let url = format!("{}/moments", host.uri());
-    let mut app = spawn_app_with_env(
-        &[
-            ("MOMENTLINE_DISPATCH", "webhook"),
-            ("MOMENTLINE_DISPATCH_URL", url.as_str()),
-            ("MOMENTLINE_DISPATCH_SECRET", SECRET),
-        ],
-        |_| {},
-    )
-    .await;
+    let app = spawn_host_app().await;
     Mock::given(method("POST"))
         .and(path("/moments"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(serde_json::json!({ "url": "https://inprocess.world/m/1" })),
-        )
-        .mount(&host)
+        .respond_with(hosted())
+        .mount(app.host.as_ref().expect("a host"))
         .await;
-    app.host = Some(host);
-    telnyx_accepts_texts(&app.provider_api).await;
-    app.verified(PHONE).await;
     app.text(PHONE, "Posted then withdrawn").await;
     app.drain().await;
     app.text(PHONE, "delete").await;
@@ -263,33 +239,21 @@ async fn the_events_sent_are_what_the_openapi_document_says() {
 /// The app dispatching Moments to a stand-in host's `/moments`, where events go too; the
 /// host answers `moment.create` with `create` and takes every event.
 async fn spawn_webhook_app(create: ResponseTemplate) -> TestApp {
-    let host = MockServer::start().await;
-    let url = format!("{}/moments", host.uri());
-    let mut app = spawn_app_with_env(
-        &[
-            ("MOMENTLINE_DISPATCH", "webhook"),
-            ("MOMENTLINE_DISPATCH_URL", url.as_str()),
-            ("MOMENTLINE_DISPATCH_SECRET", SECRET),
-        ],
-        |_| {},
-    )
-    .await;
+    let app = spawn_host_app().await;
+    let host = app.host.as_ref().expect("a host");
     Mock::given(method("POST"))
         .and(path("/moments"))
         .and(body_partial_json(json!({ "type": "moment.create" })))
         .respond_with(create)
         .with_priority(2)
-        .mount(&host)
+        .mount(host)
         .await;
     Mock::given(method("POST"))
         .and(path("/moments"))
         .respond_with(ResponseTemplate::new(204))
         .with_priority(3)
-        .mount(&host)
+        .mount(host)
         .await;
-    app.host = Some(host);
-    telnyx_accepts_texts(&app.provider_api).await;
-    app.verified(PHONE).await;
     app
 }
 
@@ -330,15 +294,7 @@ async fn undo_after_an_unanswered_attempt_has_the_host_withdraw_what_it_may_have
     let deleted = &about(&sent, "moment.deleted")[0].1;
     assert_eq!(deleted["data"]["moment"]["title"], "Maybe posted");
     assert_eq!(deleted["data"]["moment"]["url"], Value::Null);
-    let texts = app.texts_to(PHONE).await;
-    assert_eq!(
-        texts.last().map(String::as_str),
-        Some("Your last Moment was removed.")
-    );
-    assert!(
-        !texts.iter().any(|t| t.starts_with("Moment posted")),
-        "{texts:?}"
-    );
+    app.assert_told_removed_never_posted(PHONE).await;
 }
 
 #[tokio::test]
@@ -374,15 +330,7 @@ async fn undo_while_the_host_creates_the_moment_has_the_host_withdraw_it_at_its_
         deleted["data"]["moment"]["url"],
         "https://inprocess.world/m/1"
     );
-    let texts = app.texts_to(PHONE).await;
-    assert_eq!(
-        texts.last().map(String::as_str),
-        Some("Your last Moment was removed.")
-    );
-    assert!(
-        !texts.iter().any(|t| t.starts_with("Moment posted")),
-        "{texts:?}"
-    );
+    app.assert_told_removed_never_posted(PHONE).await;
     assert_eq!(
         app.count("SELECT count(*) FROM moments WHERE deleted_at IS NOT NULL AND url = 'https://inprocess.world/m/1'"),
         1

@@ -415,6 +415,19 @@ pub async fn spawn_app_with_env(
     spawn_app_on(None, extra, adjust).await
 }
 
+/// Starts the app told of a stand-in host (kept in `app.host`) by `env` and by `url_var`,
+/// which names the host's `at`; Telnyx accepts every text.
+pub async fn spawn_app_with_host(at: &str, url_var: &str, env: &[(&str, &str)]) -> TestApp {
+    let host = MockServer::start().await;
+    let url = format!("{}{at}", host.uri());
+    let mut all = vec![(url_var, url.as_str())];
+    all.extend_from_slice(env);
+    let mut app = spawn_app_with_env(&all, |_| {}).await;
+    app.host = Some(host);
+    telnyx_accepts_texts(&app.provider_api).await;
+    app
+}
+
 /// Starts the app on a database made from `dump` (SQL, e.g. one written by an earlier
 /// momentline), whose artist's key is `key`; the test artist is not created.
 pub async fn spawn_app_on_dump(dump: &str, key: &str) -> TestApp {
@@ -1228,6 +1241,19 @@ impl TestApp {
     /// The newest text sent to `phone`.
     pub async fn last_text_to(&self, phone: &str) -> Option<String> {
         self.texts_to(phone).await.pop()
+    }
+
+    /// Asserts `phone` was last told its Moment was removed, and never told one was posted.
+    pub async fn assert_told_removed_never_posted(&self, phone: &str) {
+        let texts = self.texts_to(phone).await;
+        assert_eq!(
+            texts.last().map(String::as_str),
+            Some("Your last Moment was removed.")
+        );
+        assert!(
+            !texts.iter().any(|t| t.starts_with("Moment posted")),
+            "{texts:?}"
+        );
     }
 
     /// Connects `phone` for the test artist and confirms it with "yes".

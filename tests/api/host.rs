@@ -18,23 +18,18 @@ pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const HOST_URL: &str = "https://inprocess.world/moments/abc123";
 
 /// The app dispatching to a host's stand-in, with `PHONE` verified.
-async fn spawn_host_app() -> TestApp {
+pub async fn spawn_host_app() -> TestApp {
     spawn_host_app_with_env(&[]).await
 }
 
 /// As `spawn_host_app`, with some environment variables of its own.
 async fn spawn_host_app_with_env(extra: &[(&str, &str)]) -> TestApp {
-    let host = wiremock::MockServer::start().await;
-    let url = format!("{}/moments", host.uri());
     let mut env = vec![
         ("MOMENTLINE_DISPATCH", "webhook"),
-        ("MOMENTLINE_DISPATCH_URL", url.as_str()),
         ("MOMENTLINE_DISPATCH_SECRET", SECRET),
     ];
     env.extend_from_slice(extra);
-    let mut app = spawn_app_with_env(&env, |_| {}).await;
-    app.host = Some(host);
-    telnyx_accepts_texts(&app.provider_api).await;
+    let app = spawn_app_with_host("/moments", "MOMENTLINE_DISPATCH_URL", &env).await;
     app.verified(PHONE).await;
     app
 }
