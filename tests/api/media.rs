@@ -32,6 +32,11 @@ async fn photo_texted(
     app.drain_media().await
 }
 
+/// As `photo_texted`, and the photo is kept in that round.
+async fn photo_kept(app: &TestApp, at: &str, content_type: &str, body: &[u8]) {
+    assert_eq!(photo_texted(app, at, content_type, body).await.done, 1);
+}
+
 /// Texts an MMS whose media the provider's stand-in holds at `paths`.
 pub(crate) async fn text_mms(app: &TestApp, items: &[(&str, &str)]) {
     let mut event = fixture("telnyx/message.received.mms.json");
@@ -219,12 +224,7 @@ async fn twilio_credentials_never_go_to_another_host() {
 #[tokio::test]
 async fn telnyx_media_is_fetched_without_credentials() {
     let app = spawn_verified_app().await;
-    assert_eq!(
-        photo_texted(&app, "/media/a.jpg", "image/jpeg", JPEG)
-            .await
-            .done,
-        1
-    );
+    photo_kept(&app, "/media/a.jpg", "image/jpeg", JPEG).await;
     let fetches = requests_to(&app.provider_api, "/media/a.jpg").await;
     assert!(fetches[0].headers.get("authorization").is_none());
 }
@@ -278,12 +278,7 @@ async fn media_on_this_machine_or_its_network_is_refused_unless_allowed() {
 async fn the_database_and_kept_media_are_readable_by_their_owner_only() {
     use std::os::unix::fs::PermissionsExt;
     let app = spawn_verified_app().await;
-    assert_eq!(
-        photo_texted(&app, "/media/p.png", "image/png", PNG)
-            .await
-            .done,
-        1
-    );
+    photo_kept(&app, "/media/p.png", "image/png", PNG).await;
     let dir = app.media_dir.parent().expect("the test's directory");
     let mode = |path: &std::path::Path| {
         std::fs::metadata(path)
