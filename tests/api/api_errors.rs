@@ -291,8 +291,7 @@ async fn a_country_missing_from_the_names_is_named_by_its_code() {
 async fn an_opted_out_number_is_a_conflict_and_is_never_texted() {
     let app = spawn_app().await;
     telnyx_accepts_texts(&app.provider_api).await;
-    app.text(PHONE, "STOP").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "STOP").await;
     let texts_before = app.sent_to_telnyx().await.len();
 
     let response = app.connect(PHONE).await;

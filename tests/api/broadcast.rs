@@ -124,8 +124,7 @@ async fn a_broadcast_reaches_every_verified_number_and_no_other_and_its_status_c
     }
     app.text(OPTED_OUT, "STOP").await;
     assert_eq!(app.connect(PENDING).await.status(), 200);
-    app.text(STRANGER, "hello?").await;
-    app.drain().await;
+    app.text_and_drain(STRANGER, "hello?").await;
     // From now on Telnyx refuses one number for good.
     Mock::given(method("POST"))
         .and(path("/v2/messages"))
@@ -186,8 +185,7 @@ async fn a_number_that_opts_out_after_the_broadcast_is_queued_is_never_sent_it()
     let body = "Studio open day on Sunday";
     let id = broadcast(&db, body);
     fan_out(&app).await;
-    app.text(VERIFIED_TOO, "stop").await;
-    app.drain().await;
+    app.text_and_drain(VERIFIED_TOO, "stop").await;
 
     assert_eq!(recipients_of(&app, body).await, [PHONE]);
     let after = status(&db, &id);
@@ -312,8 +310,7 @@ async fn broadcasts_do_not_count_against_a_numbers_reply_cap() {
         app.count("SELECT count(*) FROM messages WHERE purpose = 'broadcast' AND state = 'sent'"),
         30
     );
-    app.text(PHONE, "First light").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "First light").await;
     let last = app.texts_to(PHONE).await.pop().expect("a reply");
     assert!(last.starts_with("Moment posted: "), "{last}");
 }

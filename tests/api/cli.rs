@@ -197,8 +197,7 @@ async fn backup_copies_a_live_database_and_never_overwrites() {
         return;
     }
     let app = spawn_verified_app().await;
-    app.text(PHONE, "Kept in the copy").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "Kept in the copy").await;
     let db = app.db_path();
     let copy = tempfile::tempdir().expect("temp dir");
     let to = copy.path().join("backup.db");

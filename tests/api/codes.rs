@@ -151,8 +151,7 @@ async fn an_opted_out_number_whose_code_is_locked_is_answered_as_opted_out() {
     for _ in 0..5 {
         assert_eq!(verify(&app, &wrong).await.0, 400);
     }
-    app.text(PHONE, "STOP").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "STOP").await;
     let before = app.sent_to_telnyx().await.len();
     app.backdate_messages(3600);
     let response = app.connect_by(&app.api_key, PHONE, "code").await;
@@ -254,8 +253,7 @@ async fn a_code_whose_text_failed_says_so_and_a_code_not_yet_sent_waits() {
 #[tokio::test]
 async fn an_opted_out_number_gets_no_code() {
     let app = code_app().await;
-    app.text(PHONE, "STOP").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "STOP").await;
     let before = app.sent_to_telnyx().await.len();
     let response = app.connect_by(&app.api_key, PHONE, "code").await;
     assert_eq!(response.status(), 409);
@@ -312,8 +310,7 @@ async fn the_right_code_takes_over_a_number_verified_for_another_artist() {
     let app = code_app().await;
     let other = create_artist(&app.store, "Previous Owner").await;
     assert_eq!(app.connect_as(&other, PHONE).await.status(), 200);
-    app.text(PHONE, "yes").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "yes").await;
     assert_eq!(
         app.number_state_as(&other, PHONE).await.as_deref(),
         Some("verified")

@@ -83,13 +83,12 @@ async fn numbers_and_moments_tell_the_host_what_happened_signed_and_with_stable_
         .as_str()
         .is_some_and(|t| t.ends_with('Z')));
 
-    app.text(PHONE, "Sunrise over the bay\nprice: 5").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "Sunrise over the bay\nprice: 5")
+        .await;
     app.text(PHONE, "UNDO").await;
     app.drain().await;
     app.text(PHONE, "STOP").await;
-    app.text(PHONE, "START").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "START").await;
     let released = app.disconnect(Some(PHONE)).await;
     assert_eq!(released.status(), 200);
     app.drain_events().await;
@@ -138,8 +137,7 @@ async fn a_takeover_tells_the_host_one_artist_lost_the_number_and_another_gained
     // Past the cooldown between two prompts to one number.
     app.backdate_messages(120);
     assert_eq!(app.connect_as(&other, PHONE).await.status(), 200);
-    app.text(PHONE, "yes").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "yes").await;
     app.drain_events().await;
 
     let events = delivered(&app, "/events").await;
@@ -173,8 +171,7 @@ async fn an_event_the_host_refuses_is_failed_with_the_reason_and_not_sent_again(
 #[tokio::test]
 async fn without_an_events_url_no_event_is_queued() {
     let app = spawn_verified_app().await;
-    app.text(PHONE, "A Moment").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "A Moment").await;
     assert_eq!(app.count("SELECT count(*) FROM moments"), 1);
     assert_eq!(
         app.count("SELECT count(*) FROM jobs WHERE kind = 'deliver_event'"),
@@ -190,8 +187,7 @@ async fn in_webhook_mode_events_go_to_the_dispatch_url_and_undo_withdraws_a_host
         .respond_with(hosted())
         .mount(app.host.as_ref().expect("a host"))
         .await;
-    app.text(PHONE, "Posted then withdrawn").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "Posted then withdrawn").await;
     app.text(PHONE, "delete").await;
     app.drain().await;
     app.drain_events().await;
@@ -218,8 +214,8 @@ async fn the_events_sent_are_what_the_openapi_document_says() {
         .mount(app.host.as_ref().expect("a host"))
         .await;
     app.verified(PHONE).await;
-    app.text(PHONE, "Sunrise over the bay\nprice: 5").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "Sunrise over the bay\nprice: 5")
+        .await;
     app.drain_events().await;
     let events = delivered(&app, "/events").await;
     assert_eq!(types(&events), ["phone.verified", "moment.created"]);
@@ -281,8 +277,7 @@ async fn undo_after_an_unanswered_attempt_has_the_host_withdraw_what_it_may_have
         .await
         .expect("dispatch round");
     assert_eq!(first.retrying, 1);
-    app.text(PHONE, "UNDO").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "UNDO").await;
     app.drain_events().await;
 
     let sent = delivered(&app, "/moments").await;

@@ -1162,6 +1162,12 @@ impl TestApp {
         assert_eq!(response.status(), 200, "webhook for {text:?}");
     }
 
+    /// Texts `text` from `from` as `text` does, then drains the jobs it set going.
+    pub async fn text_and_drain(&self, from: &str, text: &str) {
+        self.text(from, text).await;
+        self.drain().await;
+    }
+
     /// One round of sending texts (after dispatching the Moments that queue them).
     pub async fn send_round(&self) -> Round {
         self.runner

@@ -207,8 +207,7 @@ fn get_routes() -> Vec<String> {
 #[tokio::test]
 async fn every_get_route_answers_head_with_its_status_and_no_body() {
     let app = spawn_verified_app().await;
-    app.text(PHONE, "a Moment to look at").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "a Moment to look at").await;
     let moment = app.newest_moment().await["id"].clone();
     let moment = moment
         .as_str()
