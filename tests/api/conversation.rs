@@ -454,15 +454,21 @@ async fn a_delivery_report_that_beats_the_send_record_is_applied_when_it_lands()
     assert_eq!(app.count("SELECT count(*) FROM early_status_reports"), 0);
 }
 
+/// Telnyx's delivery report on the text it gave `id`: not sent, the recipient opted out.
+fn opted_out_report(id: &str) -> String {
+    let mut report = fixture("telnyx/message.finalized.json");
+    report["data"]["payload"]["id"] = json!(id);
+    report["data"]["payload"]["to"][0]["status"] = json!("sending_failed");
+    report["data"]["payload"]["errors"] =
+        fixture("telnyx/send.error.opted_out.json")["errors"].clone();
+    report.to_string()
+}
+
 #[tokio::test]
 async fn a_delivery_report_saying_the_recipient_opted_out_opts_the_number_out() {
     let app = spawn_verified_app().await;
-    let mut blocked = fixture("telnyx/message.finalized.json");
-    blocked["data"]["payload"]["id"] = json!("40385f64-0000-4000-8000-000000000001");
-    blocked["data"]["payload"]["to"][0]["status"] = json!("sending_failed");
-    blocked["data"]["payload"]["errors"] =
-        fixture("telnyx/send.error.opted_out.json")["errors"].clone();
-    assert_eq!(app.telnyx_webhook(&blocked.to_string()).await.status(), 200);
+    let blocked = opted_out_report("40385f64-0000-4000-8000-000000000001");
+    assert_eq!(app.telnyx_webhook(&blocked).await.status(), 200);
     assert_eq!(app.number_state(PHONE).await.as_deref(), Some("opted_out"));
     assert_eq!(app.connect(PHONE).await.status(), 409);
 }
@@ -472,12 +478,8 @@ async fn an_opt_out_report_that_beats_the_send_record_still_opts_the_number_out(
     let app = spawn_app().await;
     telnyx_accepts_texts(&app.provider_api).await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
-    let mut blocked = fixture("telnyx/message.finalized.json");
-    blocked["data"]["payload"]["id"] = json!("40385f64-0000-4000-8000-000000000000");
-    blocked["data"]["payload"]["to"][0]["status"] = json!("sending_failed");
-    blocked["data"]["payload"]["errors"] =
-        fixture("telnyx/send.error.opted_out.json")["errors"].clone();
-    assert_eq!(app.telnyx_webhook(&blocked.to_string()).await.status(), 200);
+    let blocked = opted_out_report("40385f64-0000-4000-8000-000000000000");
+    assert_eq!(app.telnyx_webhook(&blocked).await.status(), 200);
     app.drain().await;
     assert_eq!(app.number_state(PHONE).await.as_deref(), Some("opted_out"));
     let messages = app.get_json("/api/messages").await;
@@ -487,17 +489,13 @@ async fn an_opt_out_report_that_beats_the_send_record_still_opts_the_number_out(
 #[tokio::test]
 async fn a_redelivered_opt_out_report_does_not_undo_a_later_start() {
     let app = spawn_verified_app().await;
-    let mut blocked = fixture("telnyx/message.finalized.json");
     // The confirmation of the verification, the second text sent.
-    blocked["data"]["payload"]["id"] = json!("40385f64-0000-4000-8000-000000000001");
-    blocked["data"]["payload"]["to"][0]["status"] = json!("sending_failed");
-    blocked["data"]["payload"]["errors"] =
-        fixture("telnyx/send.error.opted_out.json")["errors"].clone();
-    assert_eq!(app.telnyx_webhook(&blocked.to_string()).await.status(), 200);
+    let blocked = opted_out_report("40385f64-0000-4000-8000-000000000001");
+    assert_eq!(app.telnyx_webhook(&blocked).await.status(), 200);
     assert_eq!(app.number_state(PHONE).await.as_deref(), Some("opted_out"));
     app.text(PHONE, "START").await;
     assert_eq!(app.number_state(PHONE).await.as_deref(), Some("verified"));
-    assert_eq!(app.telnyx_webhook(&blocked.to_string()).await.status(), 200);
+    assert_eq!(app.telnyx_webhook(&blocked).await.status(), 200);
     assert_eq!(app.number_state(PHONE).await.as_deref(), Some("verified"));
 }
 
