@@ -15,6 +15,17 @@ async fn error_of(response: reqwest::Response) -> Value {
     response.json().await.expect("error bodies are JSON")
 }
 
+/// `POST /api/phones` of `body` as it is, said to be JSON, as the test artist.
+async fn post_json_text(app: &TestApp, body: &'static str) -> reqwest::Response {
+    let request = app.keyed(Method::POST, "/api/phones");
+    send(
+        request
+            .header("content-type", "application/json")
+            .body(body),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn missing_malformed_and_unknown_keys_are_unauthorized_and_say_which() {
     let app = spawn_app().await;
@@ -52,18 +63,13 @@ async fn missing_malformed_and_unknown_keys_are_unauthorized_and_say_which() {
             if let Some(key) = key {
                 request = request.header("x-api-key", key);
             }
-            let response = request.send().await.expect("request");
+            let response = send(request).await;
             assert_eq!(response.status(), 401, "{path} with {key:?}");
             assert_eq!(&error_of(response).await, expected, "{path} with {key:?}");
         }
     }
-    let response = app
-        .http
-        .post(app.url("/api/phones"))
-        .json(&json!({"phone_number": PHONE}))
-        .send()
-        .await
-        .expect("request");
+    let keyless = app.http.post(app.url("/api/phones"));
+    let response = send(keyless.json(&json!({"phone_number": PHONE}))).await;
     assert_eq!(response.status(), 401);
     assert_eq!(app.count("SELECT count(*) FROM messages"), 0);
 }
@@ -122,15 +128,7 @@ async fn bodies_that_are_not_json_objects_say_so_and_show_the_shape() {
             r#"The request body must be a JSON object like {"phone_number": "+14155552671", "method": "prompt"}; got a string"#.to_owned(),
         ),
     ] {
-        let response = app
-            .http
-            .post(app.url("/api/phones"))
-            .header("x-api-key", &app.api_key)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .expect("request");
+        let response = post_json_text(&app, body).await;
         assert_eq!(response.status(), 400, "{body:?}");
         assert_eq!(
             error_of(response).await,
@@ -181,15 +179,7 @@ async fn a_missing_or_mistyped_field_is_named_with_what_it_must_be() {
             "method must be \"prompt\" (reply 'yes') or \"code\" (enter a texted code)".to_owned(),
         ),
     ] {
-        let response = app
-            .http
-            .post(app.url("/api/phones"))
-            .header("x-api-key", &app.api_key)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .expect("request");
+        let response = post_json_text(&app, body).await;
         assert_eq!(response.status(), 400, "{body}");
         assert_eq!(
             error_of(response).await,
@@ -217,14 +207,7 @@ async fn a_verify_body_names_the_code_field() {
              integer `123456`",
         ),
     ] {
-        let response = app
-            .http
-            .post(app.url("/api/phones/verify"))
-            .header("x-api-key", &app.api_key)
-            .body(body)
-            .send()
-            .await
-            .expect("request");
+        let response = send(app.keyed(Method::POST, "/api/phones/verify").body(body)).await;
         assert_eq!(response.status(), 400, "{body}");
         assert_eq!(
             error_of(response).await,
@@ -242,14 +225,7 @@ async fn a_disconnect_body_that_is_not_the_json_asked_for_is_invalid() {
         ("{\"phone_number\":1}", "invalid_field"),
         ("[]", "invalid_body"),
     ] {
-        let response = app
-            .http
-            .delete(app.url("/api/phones"))
-            .header("x-api-key", &app.api_key)
-            .body(body)
-            .send()
-            .await
-            .expect("request");
+        let response = send(app.keyed(Method::DELETE, "/api/phones").body(body)).await;
         assert_eq!(response.status(), 400, "{body}");
         assert_eq!(error_of(response).await["error"], error, "{body}");
     }
@@ -315,8 +291,7 @@ async fn a_country_missing_from_the_names_is_named_by_its_code() {
 async fn an_opted_out_number_is_a_conflict_and_is_never_texted() {
     let app = spawn_app().await;
     telnyx_accepts_texts(&app.provider_api).await;
-    app.text(PHONE, "STOP").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "STOP").await;
     let texts_before = app.sent_to_telnyx().await.len();
 
     let response = app.connect(PHONE).await;
@@ -330,14 +305,7 @@ async fn an_opted_out_number_is_a_conflict_and_is_never_texted() {
 async fn oversized_bodies_are_refused() {
     let app = spawn_app().await;
     let huge = json!({ "phone_number": PHONE, "pad": "x".repeat(64 * 1024) });
-    let response = app
-        .http
-        .post(app.url("/api/phones"))
-        .header("x-api-key", &app.api_key)
-        .json(&huge)
-        .send()
-        .await
-        .expect("request");
+    let response = send(app.keyed(Method::POST, "/api/phones").json(&huge)).await;
     assert_eq!(response.status(), 413);
     assert_eq!(message_of(response).await, "Request body too large");
     assert_eq!(app.count("SELECT count(*) FROM messages"), 0);
@@ -353,28 +321,17 @@ async fn unknown_paths_and_methods_answer_in_json() {
     let response = app.get("/api/nothing-here").await;
     assert_eq!(response.status(), 404);
     assert_eq!(message_of(response).await, "Not found");
-    let response = app
-        .http
-        .put(app.url("/api/phones"))
-        .header("x-api-key", &app.api_key)
-        .send()
-        .await
-        .expect("request");
+    let response = send(app.keyed(Method::PUT, "/api/phones")).await;
     assert_eq!(response.status(), 405);
     assert_eq!(message_of(response).await, "Method not allowed");
     for (method, path) in [
-        (reqwest::Method::GET, "/webhooks/telnyx"),
-        (reqwest::Method::GET, "/webhooks/twilio"),
-        (reqwest::Method::DELETE, "/webhooks/vonage"),
-        (reqwest::Method::POST, "/moments/1"),
-        (reqwest::Method::POST, "/healthz"),
+        (Method::GET, "/webhooks/telnyx"),
+        (Method::GET, "/webhooks/twilio"),
+        (Method::DELETE, "/webhooks/vonage"),
+        (Method::POST, "/moments/1"),
+        (Method::POST, "/healthz"),
     ] {
-        let response = app
-            .http
-            .request(method.clone(), app.url(path))
-            .send()
-            .await
-            .expect("request");
+        let response = send(app.http.request(method.clone(), app.url(path))).await;
         assert_eq!(response.status(), 405, "{method} {path}");
         assert_eq!(message_of(response).await, "Method not allowed");
     }
@@ -414,12 +371,7 @@ async fn a_database_failure_is_a_plain_500_with_details_only_in_the_log() {
 #[tokio::test]
 async fn health_is_ok_while_the_database_answers() {
     let app = spawn_app().await;
-    let response = app
-        .http
-        .get(app.url("/healthz"))
-        .send()
-        .await
-        .expect("request");
+    let response = app.get_keyless("/healthz").await;
     assert_eq!(response.status(), 200);
 }
 
@@ -476,20 +428,9 @@ async fn garbage_sent_to_any_webhook_is_refused_and_changes_nothing() {
         }
     }
     let response = app
-        .http
-        .get(app.url("/webhooks/vonage?msisdn=%FF&text=%E2%28&sig=zz"))
-        .send()
-        .await
-        .expect("request");
+        .get_keyless("/webhooks/vonage?msisdn=%FF&text=%E2%28&sig=zz")
+        .await;
     assert_eq!(response.status(), 401);
     assert_eq!(app.count("SELECT count(*) FROM messages"), 0);
-    assert_eq!(
-        app.http
-            .get(app.url("/healthz"))
-            .send()
-            .await
-            .expect("up")
-            .status(),
-        200
-    );
+    assert_eq!(app.get_keyless("/healthz").await.status(), 200);
 }

@@ -1,7 +1,7 @@
 //! `momentline broadcast`: the real binary queues an operator's text beside the running
 //! server, whose jobs runner fans it out and sends it.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use chrono::Utc;
 use serde_json::json;
@@ -19,13 +19,13 @@ const OPTED_OUT: &str = "+14155552676";
 
 /// Runs the binary on `db` (the app's database, or one of the test's own).
 fn momentline(db: &[(&'static str, String); 2], args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_momentline"))
-        .args(args)
-        .env_clear()
-        .envs(db.clone())
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("runs")
+    run_binary(db, args)
+}
+
+/// Asserts the binary exited with `code` and said `words` on stderr.
+fn assert_exits_saying(out: &Output, code: i32, words: &str) {
+    assert_eq!(out.status.code(), Some(code));
+    assert!(stderr(out).contains(words), "{}", stderr(out));
 }
 
 fn stdout(out: &Output) -> String {
@@ -124,8 +124,7 @@ async fn a_broadcast_reaches_every_verified_number_and_no_other_and_its_status_c
     }
     app.text(OPTED_OUT, "STOP").await;
     assert_eq!(app.connect(PENDING).await.status(), 200);
-    app.text(STRANGER, "hello?").await;
-    app.drain().await;
+    app.text_and_drain(STRANGER, "hello?").await;
     // From now on Telnyx refuses one number for good.
     Mock::given(method("POST"))
         .and(path("/v2/messages"))
@@ -186,8 +185,7 @@ async fn a_number_that_opts_out_after_the_broadcast_is_queued_is_never_sent_it()
     let body = "Studio open day on Sunday";
     let id = broadcast(&db, body);
     fan_out(&app).await;
-    app.text(VERIFIED_TOO, "stop").await;
-    app.drain().await;
+    app.text_and_drain(VERIFIED_TOO, "stop").await;
 
     assert_eq!(recipients_of(&app, body).await, [PHONE]);
     let after = status(&db, &id);
@@ -312,8 +310,7 @@ async fn broadcasts_do_not_count_against_a_numbers_reply_cap() {
         app.count("SELECT count(*) FROM messages WHERE purpose = 'broadcast' AND state = 'sent'"),
         30
     );
-    app.text(PHONE, "First light").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "First light").await;
     let last = app.texts_to(PHONE).await.pop().expect("a reply");
     assert!(last.starts_with("Moment posted: "), "{last}");
 }
@@ -325,19 +322,13 @@ fn bad_broadcasts_are_refused_with_a_clear_error() {
     let db = database.env();
 
     let empty = momentline(&db, &["broadcast", "  \n"]);
-    assert_eq!(empty.status.code(), Some(1));
-    assert!(
-        stderr(&empty).contains("the broadcast text is empty"),
-        "{}",
-        stderr(&empty)
-    );
+    assert_exits_saying(&empty, 1, "the broadcast text is empty");
 
     let long = momentline(&db, &["broadcast", &"a".repeat(1531)]);
-    assert_eq!(long.status.code(), Some(1));
-    assert!(
-        stderr(&long).contains("takes 11 SMS segments (GSM-7); at most 10 are allowed"),
-        "{}",
-        stderr(&long)
+    assert_exits_saying(
+        &long,
+        1,
+        "takes 11 SMS segments (GSM-7); at most 10 are allowed",
     );
 
     let missing = momentline(&db, &["broadcast"]);
@@ -349,20 +340,10 @@ fn bad_broadcasts_are_refused_with_a_clear_error() {
         .status
         .success());
     let unknown = momentline(&db, &["broadcast", "status", "42"]);
-    assert_eq!(unknown.status.code(), Some(1));
-    assert!(
-        stderr(&unknown).contains("no broadcast 42"),
-        "{}",
-        stderr(&unknown)
-    );
+    assert_exits_saying(&unknown, 1, "no broadcast 42");
 
     let not_an_id = momentline(&db, &["broadcast", "status", "first"]);
-    assert_eq!(not_an_id.status.code(), Some(2));
-    assert!(
-        stderr(&not_an_id).contains("invalid value 'first'"),
-        "{}",
-        stderr(&not_an_id)
-    );
+    assert_exits_saying(&not_an_id, 2, "invalid value 'first'");
 
     // Nothing was queued by any of them.
     assert_eq!(database.count("SELECT count(*) FROM broadcasts"), 0);

@@ -6,13 +6,13 @@ use crate::helpers::*;
 
 /// Runs the binary on `db`, whichever engine it is on.
 fn momentline(db: &BinaryDatabase, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_momentline"))
-        .args(args)
-        .env_clear()
-        .envs(db.env())
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("runs")
+    run_binary(&db.env(), args)
+}
+
+/// Asserts the binary failed and said `words` on stderr.
+fn assert_fails_saying(out: &std::process::Output, words: &str) {
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains(words));
 }
 
 /// Runs the binary on the SQLite file `db`.
@@ -97,14 +97,12 @@ fn artists_add_refuses_a_taken_name_or_a_bad_address() {
         .status
         .success());
     let again = momentline(&db, &["artists", "add", "--name", "Ada"]);
-    assert!(!again.status.success());
-    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+    assert_fails_saying(&again, "exists already");
     let bad = momentline(
         &db,
         &["artists", "add", "--name", "Bo", "--address", "0x12"],
     );
-    assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("--address"));
+    assert_fails_saying(&bad, "--address");
 }
 
 #[test]
@@ -118,8 +116,7 @@ fn a_missing_provider_credential_stops_start_up_naming_the_variable() {
         .env("TELNYX_FROM_NUMBER", "+18445550001")
         .output()
         .expect("runs");
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("TELNYX_API_KEY"));
+    assert_fails_saying(&out, "TELNYX_API_KEY");
 }
 
 #[tokio::test]
@@ -160,8 +157,7 @@ async fn artists_and_keys_are_listed_by_prefix_never_the_key_itself() {
         3
     );
     let nobody = momentline(&db, &["keys", "list", "--artist", "Nobody"]);
-    assert!(!nobody.status.success());
-    assert!(String::from_utf8_lossy(&nobody.stderr).contains("no artist named 'Nobody'"));
+    assert_fails_saying(&nobody, "no artist named 'Nobody'");
 }
 
 #[test]
@@ -203,8 +199,7 @@ async fn backup_copies_a_live_database_and_never_overwrites() {
         return;
     }
     let app = spawn_verified_app().await;
-    app.text(PHONE, "Kept in the copy").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "Kept in the copy").await;
     let db = app.db_path();
     let copy = tempfile::tempdir().expect("temp dir");
     let to = copy.path().join("backup.db");
@@ -228,8 +223,7 @@ async fn backup_copies_a_live_database_and_never_overwrites() {
     assert_eq!(mode & 0o077, 0, "owner only: {mode:o}");
 
     let again = momentline_on_file(&db, &["backup", to.to_str().expect("utf-8")]);
-    assert!(!again.status.success());
-    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+    assert_fails_saying(&again, "exists already");
 }
 
 /// Runs `momentline dev text` against `app`, as the server's own environment would.
@@ -289,8 +283,7 @@ async fn dev_text_plays_the_phone_as_twilio_or_vonage_signs() {
     let telnyx = dev_text(&app, &["--from", PHONE, "--provider", "telnyx", "hi"])
         .output()
         .expect("runs");
-    assert!(!telnyx.status.success());
-    assert!(String::from_utf8_lossy(&telnyx.stderr).contains("private key"));
+    assert_fails_saying(&telnyx, "private key");
 }
 
 #[tokio::test]

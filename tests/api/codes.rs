@@ -151,8 +151,7 @@ async fn an_opted_out_number_whose_code_is_locked_is_answered_as_opted_out() {
     for _ in 0..5 {
         assert_eq!(verify(&app, &wrong).await.0, 400);
     }
-    app.text(PHONE, "STOP").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "STOP").await;
     let before = app.sent_to_telnyx().await.len();
     app.backdate_messages(3600);
     let response = app.connect_by(&app.api_key, PHONE, "code").await;
@@ -223,13 +222,11 @@ async fn a_code_replaced_before_it_was_sent_is_never_sent() {
 #[tokio::test]
 async fn a_code_whose_text_failed_says_so_and_a_code_not_yet_sent_waits() {
     let app = spawn_app().await;
-    answer_first_post(
+    telnyx_accepts_texts_after_first(
         &app.provider_api,
-        "/v2/messages",
         ResponseTemplate::new(400).set_body_json(json!({"errors": [{"detail": "bad number"}]})),
     )
     .await;
-    telnyx_accepts_texts(&app.provider_api).await;
     assert_eq!(
         app.connect_by(&app.api_key, PHONE, "code").await.status(),
         200
@@ -256,8 +253,7 @@ async fn a_code_whose_text_failed_says_so_and_a_code_not_yet_sent_waits() {
 #[tokio::test]
 async fn an_opted_out_number_gets_no_code() {
     let app = code_app().await;
-    app.text(PHONE, "STOP").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "STOP").await;
     let before = app.sent_to_telnyx().await.len();
     let response = app.connect_by(&app.api_key, PHONE, "code").await;
     assert_eq!(response.status(), 409);
@@ -314,8 +310,7 @@ async fn the_right_code_takes_over_a_number_verified_for_another_artist() {
     let app = code_app().await;
     let other = create_artist(&app.store, "Previous Owner").await;
     assert_eq!(app.connect_as(&other, PHONE).await.status(), 200);
-    app.text(PHONE, "yes").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "yes").await;
     assert_eq!(
         app.number_state_as(&other, PHONE).await.as_deref(),
         Some("verified")
@@ -407,15 +402,10 @@ async fn phonify_texts_momentlines_own_code() {
 #[tokio::test]
 async fn textflow_makes_sends_and_checks_the_code_itself() {
     let app = spawn_app_sending_with("textflow").await;
-    answer_first_post(
+    answer_first_post_then(
         &app.provider_api,
         "/api/send-code",
         ResponseTemplate::new(502),
-    )
-    .await;
-    answer_posts(
-        &app.provider_api,
-        "/api/send-code",
         ResponseTemplate::new(200).set_body_json(json!({
             "ok": true, "status": 200, "message": "Verification code sent",
             "data": {"verification_code": "424242", "expires": 1_800_000_600_000_i64}
@@ -493,15 +483,10 @@ async fn textflow_codes_keep_local_tries_and_an_outage_spends_none() {
         ResponseTemplate::new(200).set_body_json(json!({"ok": true, "status": 200})),
     )
     .await;
-    answer_first_post(
+    answer_first_post_then(
         &app.provider_api,
         "/api/verify-code",
         ResponseTemplate::new(503),
-    )
-    .await;
-    answer_posts(
-        &app.provider_api,
-        "/api/verify-code",
         ResponseTemplate::new(200).set_body_json(json!({"ok": true, "valid": false})),
     )
     .await;
@@ -531,13 +516,7 @@ async fn textflow_codes_keep_local_tries_and_an_outage_spends_none() {
 async fn a_code_the_provider_has_not_taken_yet_cannot_be_guessed_at() {
     let app = spawn_app().await;
     // The first attempt meets an outage; the retry is taken.
-    answer_first_post(
-        &app.provider_api,
-        "/v2/messages",
-        ResponseTemplate::new(503),
-    )
-    .await;
-    telnyx_accepts_texts(&app.provider_api).await;
+    telnyx_accepts_texts_after_first(&app.provider_api, ResponseTemplate::new(503)).await;
     assert_eq!(
         app.connect_by(&app.api_key, PHONE, "code").await.status(),
         200

@@ -96,9 +96,8 @@ async fn a_photo_mms_becomes_one_moment_per_image_with_links_texted_back() {
 #[tokio::test]
 async fn a_text_with_a_url_becomes_a_link_moment() {
     let app = spawn_verified_app().await;
-    app.text(PHONE, "title: New film\nwatch https://youtu.be/abc123.")
+    app.text_and_drain(PHONE, "title: New film\nwatch https://youtu.be/abc123.")
         .await;
-    app.drain().await;
 
     let m = &app.newest_moment().await;
     assert_eq!(m["kind"], "link");
@@ -108,7 +107,7 @@ async fn a_text_with_a_url_becomes_a_link_moment() {
     assert_eq!(m["price"], "1");
     let url = m["url"].as_str().expect("url");
     assert_eq!(
-        app.texts_to(PHONE).await.last().map(String::as_str),
+        app.last_text_to(PHONE).await.as_deref(),
         Some(format!("Moment posted: {url}").as_str())
     );
     let html = app
@@ -126,9 +125,8 @@ async fn a_text_with_a_url_becomes_a_link_moment() {
 #[tokio::test]
 async fn a_plain_text_becomes_a_text_moment_and_html_is_escaped_on_its_page() {
     let app = spawn_verified_app().await;
-    app.text(PHONE, "<script>alert(1)</script> & friends\nprice: free")
+    app.text_and_drain(PHONE, "<script>alert(1)</script> & friends\nprice: free")
         .await;
-    app.drain().await;
     let m = &app.newest_moment().await;
     assert_eq!(m["kind"], "text");
     assert_eq!(m["price"], "0");
@@ -149,7 +147,7 @@ async fn a_video_only_mms_is_refused_with_a_pointer_to_links() {
     app.drain().await;
     assert_eq!(app.count("SELECT count(*) FROM moments"), 0);
     assert_eq!(
-        app.texts_to(PHONE).await.last().map(String::as_str),
+        app.last_text_to(PHONE).await.as_deref(),
         Some("Videos are not supported. Text a link to the video instead.")
     );
 }
@@ -184,8 +182,7 @@ async fn an_unknown_number_is_welcomed_once_a_day() {
     let app = spawn_app().await;
     telnyx_accepts_texts(&app.provider_api).await;
     app.text(PHONE, "hello?").await;
-    app.text(PHONE, "anyone?").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "anyone?").await;
     let welcome = "This number is not connected to an In Process artist. Connect it at \
                    https://inprocess.world/manage Reply STOP to opt out.";
     assert_eq!(app.texts_to(PHONE).await, [welcome]);
@@ -193,14 +190,12 @@ async fn an_unknown_number_is_welcomed_once_a_day() {
 
     // Twenty-three hours later: still no second welcome.
     app.backdate_messages(23 * 3600);
-    app.text(PHONE, "hello again").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "hello again").await;
     assert_eq!(app.texts_to(PHONE).await.len(), 1);
 
     // A day and more later: welcomed again.
     app.backdate_messages(2 * 3600);
-    app.text(PHONE, "and again").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "and again").await;
     assert_eq!(app.texts_to(PHONE).await, [welcome, welcome]);
 }
 
@@ -209,16 +204,10 @@ async fn texts_from_a_number_that_has_not_said_yes_stay_private() {
     let app = spawn_app().await;
     telnyx_accepts_texts(&app.provider_api).await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
-    app.text(PHONE, "who is this? my address is 1 Main St")
+    app.text_and_drain(PHONE, "who is this? my address is 1 Main St")
         .await;
-    app.drain().await;
     let messages = app.get_json("/api/messages").await;
-    let bodies: Vec<&str> = messages["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .filter_map(|m| m["body"].as_str())
-        .collect();
+    let bodies = texts_at(&messages["messages"], "body");
     assert_eq!(bodies.len(), 1, "only the prompt: {bodies:?}");
     assert!(bodies[0].starts_with("Someone is trying"));
 }
@@ -227,8 +216,7 @@ async fn texts_from_a_number_that_has_not_said_yes_stay_private() {
 async fn stop_silences_the_number_until_start() {
     let app = spawn_verified_app().await;
 
-    app.text(PHONE, "stop").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "stop").await;
     assert_eq!(app.number_state(PHONE).await.as_deref(), Some("opted_out"));
     let after_stop = app.texts_to(PHONE).await;
     assert_eq!(
@@ -243,16 +231,14 @@ async fn stop_silences_the_number_until_start() {
     assert_eq!(app.texts_to(PHONE).await, after_stop, "silence");
     assert_eq!(app.count("SELECT count(*) FROM moments"), 0);
 
-    app.text(PHONE, "Start").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "Start").await;
     assert_eq!(app.number_state(PHONE).await.as_deref(), Some("verified"));
     assert_eq!(
-        app.texts_to(PHONE).await.last().map(String::as_str),
+        app.last_text_to(PHONE).await.as_deref(),
         Some("You are resubscribed to In Process texts. Reply HELP for help, STOP to opt out.")
     );
 
-    app.text(PHONE, "help").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "help").await;
     assert!(app.texts_to(PHONE).await.last().is_some_and(
         |t| t.starts_with("Text a photo, audio, PDF, link or words to post a Moment.")
     ));
@@ -264,8 +250,7 @@ async fn a_reply_queued_before_stop_is_never_sent() {
     let app = spawn_app().await;
     telnyx_accepts_texts(&app.provider_api).await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
-    app.text(PHONE, "STOP").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "STOP").await;
     let texts = app.texts_to(PHONE).await;
     assert_eq!(texts.len(), 1, "only the opt-out confirmation: {texts:?}");
     assert!(texts[0].starts_with("You are unsubscribed"));
@@ -305,11 +290,10 @@ async fn a_yes_after_the_request_expired_is_told_to_connect_again() {
     let app = spawn_app_with_env(&[("MOMENTLINE_PENDING_TTL_SECS", "0")], |_| {}).await;
     telnyx_accepts_texts(&app.provider_api).await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
-    app.text(PHONE, "yes").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "yes").await;
     assert_eq!(app.number_state(PHONE).await, None, "unknown again");
     assert_eq!(
-        app.texts_to(PHONE).await.last().map(String::as_str),
+        app.last_text_to(PHONE).await.as_deref(),
         Some("This connect request expired. Please connect your phone again from In Process.")
     );
 }
@@ -337,13 +321,11 @@ async fn a_verified_number_moves_to_another_artist_only_on_its_owners_yes() {
     );
 
     // Until the yes, Moments still go to the owner.
-    app.text(PHONE, "still mine").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "still mine").await;
     let moments = app.get_json("/api/moments").await;
     assert_eq!(moments["moments"].as_array().map(Vec::len), Some(1));
 
-    app.text(PHONE, "yes").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "yes").await;
     assert_eq!(app.number_state(PHONE).await, None);
     assert_eq!(
         app.number_state_as(&rival, PHONE).await.as_deref(),
@@ -385,11 +367,10 @@ async fn a_takeover_request_that_expired_leaves_the_owner_in_place() {
         None,
         "expired at once"
     );
-    app.text(PHONE, "yes").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "yes").await;
     assert_eq!(app.number_state(PHONE).await.as_deref(), Some("verified"));
     assert_eq!(
-        app.texts_to(PHONE).await.last().map(String::as_str),
+        app.last_text_to(PHONE).await.as_deref(),
         Some("This connect request expired. Please connect your phone again from In Process.")
     );
 }
@@ -419,25 +400,14 @@ async fn the_same_webhook_delivered_concurrently_has_one_effect() {
     let event = app.sms_event(PHONE, "raced moment");
     let now = chrono::Utc::now().timestamp();
     let signature = telnyx_signature(now, &event);
-    let mut deliveries = tokio::task::JoinSet::new();
-    for _ in 0..8 {
-        let http = app.http.clone();
-        let url = app.url("/webhooks/telnyx");
-        let (event, signature) = (event.clone(), signature.clone());
-        deliveries.spawn(async move {
-            http.post(url)
-                .header("telnyx-timestamp", now.to_string())
-                .header("telnyx-signature-ed25519", signature)
-                .body(event)
-                .send()
-                .await
-                .expect("request")
-                .status()
-        });
-    }
-    while let Some(status) = deliveries.join_next().await {
-        assert_eq!(status.expect("task"), 200);
-    }
+    send_at_once_each_ok((0..8).map(|_| {
+        app.http
+            .post(app.url("/webhooks/telnyx"))
+            .header("telnyx-timestamp", now.to_string())
+            .header("telnyx-signature-ed25519", signature.clone())
+            .body(event.clone())
+    }))
+    .await;
     app.drain().await;
     app.assert_one_moment_posted();
 }
@@ -484,15 +454,21 @@ async fn a_delivery_report_that_beats_the_send_record_is_applied_when_it_lands()
     assert_eq!(app.count("SELECT count(*) FROM early_status_reports"), 0);
 }
 
+/// Telnyx's delivery report on the text it gave `id`: not sent, the recipient opted out.
+fn opted_out_report(id: &str) -> String {
+    let mut report = fixture("telnyx/message.finalized.json");
+    report["data"]["payload"]["id"] = json!(id);
+    report["data"]["payload"]["to"][0]["status"] = json!("sending_failed");
+    report["data"]["payload"]["errors"] =
+        fixture("telnyx/send.error.opted_out.json")["errors"].clone();
+    report.to_string()
+}
+
 #[tokio::test]
 async fn a_delivery_report_saying_the_recipient_opted_out_opts_the_number_out() {
     let app = spawn_verified_app().await;
-    let mut blocked = fixture("telnyx/message.finalized.json");
-    blocked["data"]["payload"]["id"] = json!("40385f64-0000-4000-8000-000000000001");
-    blocked["data"]["payload"]["to"][0]["status"] = json!("sending_failed");
-    blocked["data"]["payload"]["errors"] =
-        fixture("telnyx/send.error.opted_out.json")["errors"].clone();
-    assert_eq!(app.telnyx_webhook(&blocked.to_string()).await.status(), 200);
+    let blocked = opted_out_report("40385f64-0000-4000-8000-000000000001");
+    assert_eq!(app.telnyx_webhook(&blocked).await.status(), 200);
     assert_eq!(app.number_state(PHONE).await.as_deref(), Some("opted_out"));
     assert_eq!(app.connect(PHONE).await.status(), 409);
 }
@@ -502,12 +478,8 @@ async fn an_opt_out_report_that_beats_the_send_record_still_opts_the_number_out(
     let app = spawn_app().await;
     telnyx_accepts_texts(&app.provider_api).await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
-    let mut blocked = fixture("telnyx/message.finalized.json");
-    blocked["data"]["payload"]["id"] = json!("40385f64-0000-4000-8000-000000000000");
-    blocked["data"]["payload"]["to"][0]["status"] = json!("sending_failed");
-    blocked["data"]["payload"]["errors"] =
-        fixture("telnyx/send.error.opted_out.json")["errors"].clone();
-    assert_eq!(app.telnyx_webhook(&blocked.to_string()).await.status(), 200);
+    let blocked = opted_out_report("40385f64-0000-4000-8000-000000000000");
+    assert_eq!(app.telnyx_webhook(&blocked).await.status(), 200);
     app.drain().await;
     assert_eq!(app.number_state(PHONE).await.as_deref(), Some("opted_out"));
     let messages = app.get_json("/api/messages").await;
@@ -517,17 +489,13 @@ async fn an_opt_out_report_that_beats_the_send_record_still_opts_the_number_out(
 #[tokio::test]
 async fn a_redelivered_opt_out_report_does_not_undo_a_later_start() {
     let app = spawn_verified_app().await;
-    let mut blocked = fixture("telnyx/message.finalized.json");
     // The confirmation of the verification, the second text sent.
-    blocked["data"]["payload"]["id"] = json!("40385f64-0000-4000-8000-000000000001");
-    blocked["data"]["payload"]["to"][0]["status"] = json!("sending_failed");
-    blocked["data"]["payload"]["errors"] =
-        fixture("telnyx/send.error.opted_out.json")["errors"].clone();
-    assert_eq!(app.telnyx_webhook(&blocked.to_string()).await.status(), 200);
+    let blocked = opted_out_report("40385f64-0000-4000-8000-000000000001");
+    assert_eq!(app.telnyx_webhook(&blocked).await.status(), 200);
     assert_eq!(app.number_state(PHONE).await.as_deref(), Some("opted_out"));
     app.text(PHONE, "START").await;
     assert_eq!(app.number_state(PHONE).await.as_deref(), Some("verified"));
-    assert_eq!(app.telnyx_webhook(&blocked.to_string()).await.status(), 200);
+    assert_eq!(app.telnyx_webhook(&blocked).await.status(), 200);
     assert_eq!(app.number_state(PHONE).await.as_deref(), Some("verified"));
 }
 

@@ -24,22 +24,12 @@ async fn spawn_dev_phone_app() -> TestApp {
 }
 
 async fn dev_text(app: &TestApp, body: &Value) -> reqwest::Response {
-    app.http
-        .post(app.url("/dev/phone/messages"))
-        .json(body)
-        .send()
-        .await
-        .expect("request")
+    send(app.http.post(app.url("/dev/phone/messages")).json(body)).await
 }
 
 async fn conversation(app: &TestApp, phone: &str) -> Vec<Value> {
-    let response = app
-        .http
-        .get(app.url("/dev/phone/messages"))
-        .query(&[("number", phone)])
-        .send()
-        .await
-        .expect("request");
+    let request = app.http.get(app.url("/dev/phone/messages"));
+    let response = send(request.query(&[("number", phone)])).await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["number"], phone);
@@ -50,7 +40,7 @@ async fn conversation(app: &TestApp, phone: &str) -> Vec<Value> {
 async fn without_the_variable_the_dev_phone_is_not_there() {
     let app = spawn_app().await;
     for path in ["/dev/phone", "/dev/phone/messages?number=%2B14155552671"] {
-        let response = app.http.get(app.url(path)).send().await.expect("request");
+        let response = app.get_keyless(path).await;
         assert_eq!(response.status(), 404, "GET {path}");
     }
     let sent = dev_text(
@@ -65,12 +55,7 @@ async fn without_the_variable_the_dev_phone_is_not_there() {
 #[tokio::test]
 async fn the_page_is_one_file_that_loads_nothing_from_elsewhere() {
     let app = spawn_dev_phone_app().await;
-    let response = app
-        .http
-        .get(app.url("/dev/phone"))
-        .send()
-        .await
-        .expect("request");
+    let response = app.get_keyless("/dev/phone").await;
     assert_eq!(response.status(), 200);
     assert!(header_of(&response, "content-type").is_some_and(|t| t.starts_with("text/html")));
     let csp = header_of(&response, "content-security-policy").expect("CSP");
@@ -219,12 +204,7 @@ async fn the_dev_phone_refuses_what_it_cannot_send() {
             "{body}: {message}"
         );
     }
-    let bad_number = app
-        .http
-        .get(app.url("/dev/phone/messages?number=hello"))
-        .send()
-        .await
-        .expect("request");
+    let bad_number = app.get_keyless("/dev/phone/messages?number=hello").await;
     assert_eq!(bad_number.status(), 400);
     assert_eq!(app.count("SELECT count(*) FROM messages"), 0);
 }
@@ -240,20 +220,13 @@ async fn another_sites_page_cannot_text_through_the_dev_phone() {
             .body(body.clone())
     };
     // A form or plain-text post needs no browser pre-check: refused by its type.
-    let plain = post("text/plain").send().await.expect("request");
+    let plain = send(post("text/plain")).await;
     assert_eq!(plain.status(), 400);
     // A JSON post from another site: refused by its origin.
-    let foreign = post("application/json")
-        .header("origin", "http://evil.example")
-        .send()
-        .await
-        .expect("request");
+    let json = "application/json";
+    let foreign = send(post(json).header("origin", "http://evil.example")).await;
     assert_eq!(foreign.status(), 403);
-    let fetched = post("application/json")
-        .header("sec-fetch-site", "cross-site")
-        .send()
-        .await
-        .expect("request");
+    let fetched = send(post(json).header("sec-fetch-site", "cross-site")).await;
     assert_eq!(fetched.status(), 403);
     assert_eq!(
         app.count("SELECT count(*) FROM messages"),

@@ -6,24 +6,16 @@ use std::time::Duration;
 use momentline::domain::JobKind;
 use serde_json::{json, Value};
 use wiremock::matchers::{body_partial_json, method, path};
-use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+use wiremock::{Mock, Request, ResponseTemplate};
 
 use crate::helpers::*;
-use crate::host::{assert_signed, SECRET};
+use crate::host::{assert_signed, spawn_host_app, SECRET};
 
 /// The app with events going to a stand-in host's `/events`.
 async fn spawn_events_app(extra: &[(&str, &str)]) -> TestApp {
-    let host = MockServer::start().await;
-    let url = format!("{}/events", host.uri());
-    let mut env = vec![
-        ("MOMENTLINE_EVENTS_URL", url.as_str()),
-        ("MOMENTLINE_EVENTS_SECRET", SECRET),
-    ];
+    let mut env = vec![("MOMENTLINE_EVENTS_SECRET", SECRET)];
     env.extend_from_slice(extra);
-    let mut app = spawn_app_with_env(&env, |_| {}).await;
-    app.host = Some(host);
-    telnyx_accepts_texts(&app.provider_api).await;
-    app
+    spawn_app_with_host("/events", "MOMENTLINE_EVENTS_URL", &env).await
 }
 
 fn events_answer(template: ResponseTemplate) -> Mock {
@@ -91,21 +83,13 @@ async fn numbers_and_moments_tell_the_host_what_happened_signed_and_with_stable_
         .as_str()
         .is_some_and(|t| t.ends_with('Z')));
 
-    app.text(PHONE, "Sunrise over the bay\nprice: 5").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "Sunrise over the bay\nprice: 5")
+        .await;
     app.text(PHONE, "UNDO").await;
     app.drain().await;
     app.text(PHONE, "STOP").await;
-    app.text(PHONE, "START").await;
-    app.drain().await;
-    let released = app
-        .http
-        .delete(app.url("/api/phones"))
-        .header("x-api-key", &app.api_key)
-        .json(&serde_json::json!({ "phone_number": PHONE }))
-        .send()
-        .await
-        .expect("disconnect");
+    app.text_and_drain(PHONE, "START").await;
+    let released = app.disconnect(Some(PHONE)).await;
     assert_eq!(released.status(), 200);
     app.drain_events().await;
 
@@ -153,8 +137,7 @@ async fn a_takeover_tells_the_host_one_artist_lost_the_number_and_another_gained
     // Past the cooldown between two prompts to one number.
     app.backdate_messages(120);
     assert_eq!(app.connect_as(&other, PHONE).await.status(), 200);
-    app.text(PHONE, "yes").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "yes").await;
     app.drain_events().await;
 
     let events = delivered(&app, "/events").await;
@@ -188,8 +171,7 @@ async fn an_event_the_host_refuses_is_failed_with_the_reason_and_not_sent_again(
 #[tokio::test]
 async fn without_an_events_url_no_event_is_queued() {
     let app = spawn_verified_app().await;
-    app.text(PHONE, "A Moment").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "A Moment").await;
     assert_eq!(app.count("SELECT count(*) FROM moments"), 1);
     assert_eq!(
         app.count("SELECT count(*) FROM jobs WHERE kind = 'deliver_event'"),
@@ -199,30 +181,13 @@ async fn without_an_events_url_no_event_is_queued() {
 
 #[tokio::test]
 async fn in_webhook_mode_events_go_to_the_dispatch_url_and_undo_withdraws_a_hosted_moment() {
-    let host = MockServer::start().await;
-    let url = format!("{}/moments", host.uri());
-    let mut app = spawn_app_with_env(
-        &[
-            ("MOMENTLINE_DISPATCH", "webhook"),
-            ("MOMENTLINE_DISPATCH_URL", url.as_str()),
-            ("MOMENTLINE_DISPATCH_SECRET", SECRET),
-        ],
-        |_| {},
-    )
-    .await;
+    let app = spawn_host_app().await;
     Mock::given(method("POST"))
         .and(path("/moments"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(serde_json::json!({ "url": "https://inprocess.world/m/1" })),
-        )
-        .mount(&host)
+        .respond_with(hosted())
+        .mount(app.host.as_ref().expect("a host"))
         .await;
-    app.host = Some(host);
-    telnyx_accepts_texts(&app.provider_api).await;
-    app.verified(PHONE).await;
-    app.text(PHONE, "Posted then withdrawn").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "Posted then withdrawn").await;
     app.text(PHONE, "delete").await;
     app.drain().await;
     app.drain_events().await;
@@ -237,7 +202,7 @@ async fn in_webhook_mode_events_go_to_the_dispatch_url_and_undo_withdraws_a_host
         "https://inprocess.world/m/1"
     );
     assert_eq!(
-        app.texts_to(PHONE).await.last().map(String::as_str),
+        app.last_text_to(PHONE).await.as_deref(),
         Some("Your last Moment was removed.")
     );
 }
@@ -249,8 +214,8 @@ async fn the_events_sent_are_what_the_openapi_document_says() {
         .mount(app.host.as_ref().expect("a host"))
         .await;
     app.verified(PHONE).await;
-    app.text(PHONE, "Sunrise over the bay\nprice: 5").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "Sunrise over the bay\nprice: 5")
+        .await;
     app.drain_events().await;
     let events = delivered(&app, "/events").await;
     assert_eq!(types(&events), ["phone.verified", "moment.created"]);
@@ -270,33 +235,21 @@ async fn the_events_sent_are_what_the_openapi_document_says() {
 /// The app dispatching Moments to a stand-in host's `/moments`, where events go too; the
 /// host answers `moment.create` with `create` and takes every event.
 async fn spawn_webhook_app(create: ResponseTemplate) -> TestApp {
-    let host = MockServer::start().await;
-    let url = format!("{}/moments", host.uri());
-    let mut app = spawn_app_with_env(
-        &[
-            ("MOMENTLINE_DISPATCH", "webhook"),
-            ("MOMENTLINE_DISPATCH_URL", url.as_str()),
-            ("MOMENTLINE_DISPATCH_SECRET", SECRET),
-        ],
-        |_| {},
-    )
-    .await;
+    let app = spawn_host_app().await;
+    let host = app.host.as_ref().expect("a host");
     Mock::given(method("POST"))
         .and(path("/moments"))
         .and(body_partial_json(json!({ "type": "moment.create" })))
         .respond_with(create)
         .with_priority(2)
-        .mount(&host)
+        .mount(host)
         .await;
     Mock::given(method("POST"))
         .and(path("/moments"))
         .respond_with(ResponseTemplate::new(204))
         .with_priority(3)
-        .mount(&host)
+        .mount(host)
         .await;
-    app.host = Some(host);
-    telnyx_accepts_texts(&app.provider_api).await;
-    app.verified(PHONE).await;
     app
 }
 
@@ -324,8 +277,7 @@ async fn undo_after_an_unanswered_attempt_has_the_host_withdraw_what_it_may_have
         .await
         .expect("dispatch round");
     assert_eq!(first.retrying, 1);
-    app.text(PHONE, "UNDO").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "UNDO").await;
     app.drain_events().await;
 
     let sent = delivered(&app, "/moments").await;
@@ -337,15 +289,7 @@ async fn undo_after_an_unanswered_attempt_has_the_host_withdraw_what_it_may_have
     let deleted = &about(&sent, "moment.deleted")[0].1;
     assert_eq!(deleted["data"]["moment"]["title"], "Maybe posted");
     assert_eq!(deleted["data"]["moment"]["url"], Value::Null);
-    let texts = app.texts_to(PHONE).await;
-    assert_eq!(
-        texts.last().map(String::as_str),
-        Some("Your last Moment was removed.")
-    );
-    assert!(
-        !texts.iter().any(|t| t.starts_with("Moment posted")),
-        "{texts:?}"
-    );
+    app.assert_told_removed_never_posted(PHONE).await;
 }
 
 #[tokio::test]
@@ -381,15 +325,7 @@ async fn undo_while_the_host_creates_the_moment_has_the_host_withdraw_it_at_its_
         deleted["data"]["moment"]["url"],
         "https://inprocess.world/m/1"
     );
-    let texts = app.texts_to(PHONE).await;
-    assert_eq!(
-        texts.last().map(String::as_str),
-        Some("Your last Moment was removed.")
-    );
-    assert!(
-        !texts.iter().any(|t| t.starts_with("Moment posted")),
-        "{texts:?}"
-    );
+    app.assert_told_removed_never_posted(PHONE).await;
     assert_eq!(
         app.count("SELECT count(*) FROM moments WHERE deleted_at IS NOT NULL AND url = 'https://inprocess.world/m/1'"),
         1

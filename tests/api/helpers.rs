@@ -23,6 +23,8 @@ use momentline::domain::JobKind;
 use momentline::jobs::{Round, Runner};
 use momentline::startup::Application;
 use momentline::store::{Reads, Store};
+/// The HTTP methods, for requests the helpers below do not make.
+pub use reqwest::Method;
 
 /// RFC 8032 §7.1 TEST 1: the key behind PROVIDERS.md's Telnyx test vector.
 const TELNYX_SECRET: [u8; 32] = [
@@ -413,6 +415,19 @@ pub async fn spawn_app_with_env(
     spawn_app_on(None, extra, adjust).await
 }
 
+/// Starts the app told of a stand-in host (kept in `app.host`) by `env` and by `url_var`,
+/// which names the host's `at`; Telnyx accepts every text.
+pub async fn spawn_app_with_host(at: &str, url_var: &str, env: &[(&str, &str)]) -> TestApp {
+    let host = MockServer::start().await;
+    let url = format!("{}{at}", host.uri());
+    let mut all = vec![(url_var, url.as_str())];
+    all.extend_from_slice(env);
+    let mut app = spawn_app_with_env(&all, |_| {}).await;
+    app.host = Some(host);
+    telnyx_accepts_texts(&app.provider_api).await;
+    app
+}
+
 /// Starts the app on a database made from `dump` (SQL, e.g. one written by an earlier
 /// momentline), whose artist's key is `key`; the test artist is not created.
 pub async fn spawn_app_on_dump(dump: &str, key: &str) -> TestApp {
@@ -575,6 +590,43 @@ pub fn fixture(name: &str) -> Value {
     serde_json::from_str(&text).expect("fixture is JSON")
 }
 
+/// Runs the binary with `args` on the database `db` names, with nothing else in its
+/// environment but warnings for a log.
+pub fn run_binary(db: &[(&'static str, String); 2], args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_momentline"))
+        .args(args)
+        .env_clear()
+        .envs(db.clone())
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("runs")
+}
+
+/// Sends `request`, which must reach the server (whatever it answers).
+pub async fn send(request: reqwest::RequestBuilder) -> reqwest::Response {
+    request.send().await.expect("request")
+}
+
+/// Sends every request at once, and asserts each was answered 200.
+pub async fn send_at_once_each_ok(requests: impl IntoIterator<Item = reqwest::RequestBuilder>) {
+    let mut deliveries = tokio::task::JoinSet::new();
+    for request in requests {
+        deliveries.spawn(send(request));
+    }
+    while let Some(response) = deliveries.join_next().await {
+        assert_eq!(response.expect("task").status(), 200);
+    }
+}
+
+/// The text each item of the JSON list `list` holds at `field`, skipping items without one.
+pub fn texts_at<'a>(list: &'a Value, field: &str) -> Vec<&'a str> {
+    list.as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|item| item[field].as_str())
+        .collect()
+}
+
 /// A response header as text.
 pub fn header_of<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
     response.headers().get(name).and_then(|v| v.to_str().ok())
@@ -604,36 +656,40 @@ pub fn fixture_form(name: &str) -> Vec<(String, String)> {
     serde_urlencoded::from_str(text.trim()).expect("fixture is a form")
 }
 
-/// Twilio's API accepting every text, each with a `sid` of its own.
-pub async fn twilio_accepts_texts(server: &MockServer) {
+/// A provider's API accepting every text POSTed to `at`: the `n`th answer (from 0) is
+/// `answer(n)`.
+async fn accept_texts(
+    server: &MockServer,
+    at: String,
+    answer: impl Fn(usize) -> ResponseTemplate + Send + Sync + 'static,
+) {
     let counter = Arc::new(AtomicUsize::new(0));
     Mock::given(method("POST"))
-        .and(path(format!(
-            "/2010-04-01/Accounts/{TWILIO_ACCOUNT_SID}/Messages.json"
-        )))
-        .respond_with(move |_: &Request| {
-            let n = counter.fetch_add(1, Ordering::SeqCst);
-            let mut body = fixture("twilio/message.created.json");
-            body["sid"] = json!(format!("SM{n:032}"));
-            ResponseTemplate::new(201).set_body_json(body)
-        })
+        .and(path(at))
+        .respond_with(move |_: &Request| answer(counter.fetch_add(1, Ordering::SeqCst)))
         .mount(server)
         .await;
 }
 
+/// Twilio's API accepting every text, each with a `sid` of its own.
+pub async fn twilio_accepts_texts(server: &MockServer) {
+    let at = format!("/2010-04-01/Accounts/{TWILIO_ACCOUNT_SID}/Messages.json");
+    accept_texts(server, at, |n| {
+        let mut body = fixture("twilio/message.created.json");
+        body["sid"] = json!(format!("SM{n:032}"));
+        ResponseTemplate::new(201).set_body_json(body)
+    })
+    .await;
+}
+
 /// Vonage's API accepting every text, each with a `message-id` of its own.
 pub async fn vonage_accepts_texts(server: &MockServer) {
-    let counter = Arc::new(AtomicUsize::new(0));
-    Mock::given(method("POST"))
-        .and(path("/sms/json"))
-        .respond_with(move |_: &Request| {
-            let n = counter.fetch_add(1, Ordering::SeqCst);
-            let mut body = fixture("vonage/send.response.json");
-            body["messages"][0]["message-id"] = json!(format!("0B{n:014}"));
-            ResponseTemplate::new(200).set_body_json(body)
-        })
-        .mount(server)
-        .await;
+    accept_texts(server, "/sms/json".to_owned(), |n| {
+        let mut body = fixture("vonage/send.response.json");
+        body["messages"][0]["message-id"] = json!(format!("0B{n:014}"));
+        ResponseTemplate::new(200).set_body_json(body)
+    })
+    .await;
 }
 
 /// The requests momentline made to `path` on the provider's stand-in, in order.
@@ -684,6 +740,25 @@ pub async fn answer_first_post(
         .await;
 }
 
+/// The provider's stand-in answering the first POST to `at` with `first` (an outage, a delay,
+/// a refusal), and every POST after it with `then`.
+pub async fn answer_first_post_then(
+    server: &MockServer,
+    at: &str,
+    first: ResponseTemplate,
+    then: ResponseTemplate,
+) {
+    answer_first_post(server, at, first).await;
+    answer_posts(server, at, then).await;
+}
+
+/// Telnyx's API answering the first text with `first` (an outage, a delay, a refusal), then
+/// accepting every text as `telnyx_accepts_texts` does.
+pub async fn telnyx_accepts_texts_after_first(server: &MockServer, first: ResponseTemplate) {
+    answer_first_post(server, "/v2/messages", first).await;
+    telnyx_accepts_texts(server).await;
+}
+
 /// Telnyx's API accepting every text, each with an id of its own.
 pub async fn telnyx_accepts_texts(server: &MockServer) {
     telnyx_accepts_texts_after(server, std::time::Duration::ZERO).await;
@@ -691,19 +766,14 @@ pub async fn telnyx_accepts_texts(server: &MockServer) {
 
 /// As `telnyx_accepts_texts`, each answer taking `delay`.
 pub async fn telnyx_accepts_texts_after(server: &MockServer, delay: std::time::Duration) {
-    let counter = Arc::new(AtomicUsize::new(0));
-    Mock::given(method("POST"))
-        .and(path("/v2/messages"))
-        .respond_with(move |_: &Request| {
-            let n = counter.fetch_add(1, Ordering::SeqCst);
-            let mut body = fixture("telnyx/send.response.json");
-            body["data"]["id"] = json!(format!("40385f64-0000-4000-8000-{n:012}"));
-            ResponseTemplate::new(200)
-                .set_body_json(body)
-                .set_delay(delay)
-        })
-        .mount(server)
-        .await;
+    accept_texts(server, "/v2/messages".to_owned(), move |n| {
+        let mut body = fixture("telnyx/send.response.json");
+        body["data"]["id"] = json!(format!("40385f64-0000-4000-8000-{n:012}"));
+        ResponseTemplate::new(200)
+            .set_body_json(body)
+            .set_delay(delay)
+    })
+    .await;
 }
 
 /// Starts the app sending through `provider` (every provider's credentials are set).
@@ -952,35 +1022,53 @@ impl TestApp {
     }
 
     pub async fn connect_as(&self, key: &str, phone: &str) -> reqwest::Response {
-        self.http
-            .post(self.url("/api/phones"))
-            .header("x-api-key", key)
-            .json(&json!({ "phone_number": phone }))
-            .send()
-            .await
-            .expect("request")
+        let body = json!({ "phone_number": phone });
+        self.post_json_as(key, "/api/phones", &body).await
     }
 
     /// `POST /api/phones` with a `method` (`"code"`, `"prompt"`, or anything a client sends).
     pub async fn connect_by(&self, key: &str, phone: &str, method: &str) -> reqwest::Response {
-        self.http
-            .post(self.url("/api/phones"))
-            .header("x-api-key", key)
-            .json(&json!({ "phone_number": phone, "method": method }))
-            .send()
-            .await
-            .expect("request")
+        let body = json!({ "phone_number": phone, "method": method });
+        self.post_json_as(key, "/api/phones", &body).await
     }
 
     /// `POST /api/phones/verify` as the artist whose key is `key`.
     pub async fn verify_code_as(&self, key: &str, phone: &str, code: &str) -> reqwest::Response {
+        let body = json!({ "phone_number": phone, "code": code });
+        self.post_json_as(key, "/api/phones/verify", &body).await
+    }
+
+    /// `POST` of `body` as JSON to `path`, as the artist whose key is `key`.
+    async fn post_json_as(&self, key: &str, path: &str, body: &Value) -> reqwest::Response {
+        send(
+            self.http
+                .post(self.url(path))
+                .header("x-api-key", key)
+                .json(body),
+        )
+        .await
+    }
+
+    /// A request to `path` carrying the test artist's key, to be finished and `sent`.
+    pub fn keyed(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         self.http
-            .post(self.url("/api/phones/verify"))
-            .header("x-api-key", key)
-            .json(&json!({ "phone_number": phone, "code": code }))
-            .send()
-            .await
-            .expect("request")
+            .request(method, self.url(path))
+            .header("x-api-key", &self.api_key)
+    }
+
+    /// `GET path` with no key, as a browser or a monitor asks.
+    pub async fn get_keyless(&self, path: &str) -> reqwest::Response {
+        send(self.http.get(self.url(path))).await
+    }
+
+    /// `DELETE /api/phones` as the test artist: of `phone`, or of every number.
+    pub async fn disconnect(&self, phone: Option<&str>) -> reqwest::Response {
+        let request = self.keyed(Method::DELETE, "/api/phones");
+        send(match phone {
+            Some(phone) => request.json(&json!({ "phone_number": phone })),
+            None => request,
+        })
+        .await
     }
 
     /// Queues a text to `phone` through `provider` as momentline's own replies are queued.
@@ -1007,17 +1095,12 @@ impl TestApp {
     }
 
     pub async fn get_as(&self, key: &str, path: &str) -> reqwest::Response {
-        self.http
-            .get(self.url(path))
-            .header("x-api-key", key)
-            .send()
-            .await
-            .expect("request")
+        send(self.http.get(self.url(path)).header("x-api-key", key)).await
     }
 
     /// A public page's HTML.
     pub async fn page(&self, path: &str) -> String {
-        let response = self.http.get(self.url(path)).send().await.expect("request");
+        let response = self.get_keyless(path).await;
         assert_eq!(response.status(), 200, "GET {path}");
         response.text().await.expect("html")
     }
@@ -1077,6 +1160,12 @@ impl TestApp {
     pub async fn text(&self, from: &str, text: &str) {
         let response = self.telnyx_webhook(&self.sms_event(from, text)).await;
         assert_eq!(response.status(), 200, "webhook for {text:?}");
+    }
+
+    /// Texts `text` from `from` as `text` does, then drains the jobs it set going.
+    pub async fn text_and_drain(&self, from: &str, text: &str) {
+        self.text(from, text).await;
+        self.drain().await;
     }
 
     /// One round of sending texts (after dispatching the Moments that queue them).
@@ -1153,6 +1242,24 @@ impl TestApp {
             .filter(|b| b["to"] == phone)
             .map(|b| b["text"].as_str().unwrap_or_default().to_owned())
             .collect()
+    }
+
+    /// The newest text sent to `phone`.
+    pub async fn last_text_to(&self, phone: &str) -> Option<String> {
+        self.texts_to(phone).await.pop()
+    }
+
+    /// Asserts `phone` was last told its Moment was removed, and never told one was posted.
+    pub async fn assert_told_removed_never_posted(&self, phone: &str) {
+        let texts = self.texts_to(phone).await;
+        assert_eq!(
+            texts.last().map(String::as_str),
+            Some("Your last Moment was removed.")
+        );
+        assert!(
+            !texts.iter().any(|t| t.starts_with("Moment posted")),
+            "{texts:?}"
+        );
     }
 
     /// Connects `phone` for the test artist and confirms it with "yes".

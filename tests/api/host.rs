@@ -18,23 +18,18 @@ pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const HOST_URL: &str = "https://inprocess.world/moments/abc123";
 
 /// The app dispatching to a host's stand-in, with `PHONE` verified.
-async fn spawn_host_app() -> TestApp {
+pub async fn spawn_host_app() -> TestApp {
     spawn_host_app_with_env(&[]).await
 }
 
 /// As `spawn_host_app`, with some environment variables of its own.
 async fn spawn_host_app_with_env(extra: &[(&str, &str)]) -> TestApp {
-    let host = wiremock::MockServer::start().await;
-    let url = format!("{}/moments", host.uri());
     let mut env = vec![
         ("MOMENTLINE_DISPATCH", "webhook"),
-        ("MOMENTLINE_DISPATCH_URL", url.as_str()),
         ("MOMENTLINE_DISPATCH_SECRET", SECRET),
     ];
     env.extend_from_slice(extra);
-    let mut app = spawn_app_with_env(&env, |_| {}).await;
-    app.host = Some(host);
-    telnyx_accepts_texts(&app.provider_api).await;
+    let app = spawn_app_with_host("/moments", "MOMENTLINE_DISPATCH_URL", &env).await;
     app.verified(PHONE).await;
     app
 }
@@ -89,8 +84,8 @@ async fn a_moment_is_created_on_the_host_signed_as_standard_webhooks_and_its_lin
         .await;
     host_answers(created()).mount(host).await;
 
-    app.text(PHONE, "Sunrise over the bay\nprice: 5").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "Sunrise over the bay\nprice: 5")
+        .await;
 
     let requests = host_requests(&app).await;
     assert_eq!(requests.len(), 2, "one refused, one taken");
@@ -124,8 +119,7 @@ async fn a_moment_the_host_refuses_ends_failed_and_the_artist_is_told_once() {
     host_answers(ResponseTemplate::new(422).set_body_string("title too long"))
         .mount(app.host.as_ref().expect("a host"))
         .await;
-    app.text(PHONE, "Refused").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "Refused").await;
     assert_eq!(host_requests(&app).await.len(), 1, "a 4xx is not retried");
     assert_eq!(app.newest_moment().await["state"], "failed");
     let texts = app.texts_to(PHONE).await;
@@ -150,8 +144,7 @@ async fn a_host_that_answers_without_a_url_is_retried_then_failed_and_one_that_r
     host_answers(ResponseTemplate::new(200).set_body_string("<html>ok</html>"))
         .mount(host)
         .await;
-    app.text(PHONE, "No link back").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "No link back").await;
     let requests = host_requests(&app).await;
     assert_eq!(requests.len(), 3, "every attempt the schedule allows");
     let id = moment_webhook_id(&app, 1);
@@ -168,8 +161,7 @@ async fn a_host_that_answers_without_a_url_is_retried_then_failed_and_one_that_r
     host_answers(ResponseTemplate::new(302).insert_header("location", "http://127.0.0.1:9/x"))
         .mount(host)
         .await;
-    app.text(PHONE, "Moved away").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "Moved away").await;
     assert_eq!(
         host_requests(&app).await.len(),
         1,
@@ -189,8 +181,7 @@ async fn a_host_answer_is_read_up_to_64_kib_and_a_url_past_that_is_not_taken() {
     )
     .mount(app.host.as_ref().expect("a host"))
     .await;
-    app.text(PHONE, "Answered at length").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "Answered at length").await;
     assert_eq!(host_requests(&app).await.len(), 3, "retried, then failed");
     assert_eq!(app.newest_moment().await["state"], "failed");
     assert_eq!(
@@ -277,8 +268,7 @@ async fn the_page_of_a_moment_created_on_the_host_names_the_hosts_url_as_its_own
     host_answers(created())
         .mount(app.host.as_ref().expect("a host"))
         .await;
-    app.text(PHONE, "Night swim").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "Night swim").await;
     let id = app.newest_moment().await["id"].as_i64().expect("id");
     let html = app.page(&format!("/moments/{id}")).await;
     assert!(
@@ -371,12 +361,11 @@ async fn the_moment_create_sent_is_what_the_openapi_document_says() {
     host_answers(created())
         .mount(app.host.as_ref().expect("a host"))
         .await;
-    app.text(
+    app.text_and_drain(
         PHONE,
         "Sunrise over the bay https://example.com/a\nprice: 5",
     )
     .await;
-    app.drain().await;
     let requests = host_requests(&app).await;
     assert_eq!(requests.len(), 1);
     let body: Value = serde_json::from_slice(&requests[0].body).expect("json");

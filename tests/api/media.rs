@@ -20,6 +20,23 @@ pub(crate) async fn serve(app: &TestApp, at: &str, content_type: &str, body: &[u
         .await;
 }
 
+/// Texts an MMS of the one photo served at `at`; the round that keeps the media.
+async fn photo_texted(
+    app: &TestApp,
+    at: &str,
+    content_type: &str,
+    body: &[u8],
+) -> momentline::jobs::Round {
+    serve(app, at, content_type, body).await;
+    text_mms(app, &[(at, content_type)]).await;
+    app.drain_media().await
+}
+
+/// As `photo_texted`, and the photo is kept in that round.
+async fn photo_kept(app: &TestApp, at: &str, content_type: &str, body: &[u8]) {
+    assert_eq!(photo_texted(app, at, content_type, body).await.done, 1);
+}
+
 /// Texts an MMS whose media the provider's stand-in holds at `paths`.
 pub(crate) async fn text_mms(app: &TestApp, items: &[(&str, &str)]) {
     let mut event = fixture("telnyx/message.received.mms.json");
@@ -103,9 +120,7 @@ async fn a_media_fetch_that_fails_is_retried() {
         .with_priority(1)
         .mount(&app.provider_api)
         .await;
-    serve(&app, "/media/flaky.png", "image/png", PNG).await;
-    text_mms(&app, &[("/media/flaky.png", "image/png")]).await;
-    let round = app.drain_media().await;
+    let round = photo_texted(&app, "/media/flaky.png", "image/png", PNG).await;
     assert_eq!((round.retrying, round.done), (1, 1));
     assert!(app.media_dir.join(hash_name(PNG, "png")).exists());
 }
@@ -160,12 +175,25 @@ async fn media_that_is_missing_mistyped_or_too_large_is_refused_and_the_moment_s
     );
 }
 
-#[tokio::test]
-async fn twilio_media_is_fetched_with_the_accounts_credentials() {
+/// The app sending through Twilio, with `PHONE` connected and confirmed over Twilio.
+async fn spawn_verified_twilio_app() -> TestApp {
     let app = spawn_app_sending_with("twilio").await;
     twilio_accepts_texts(&app.provider_api).await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
     assert_eq!(app.twilio_text(PHONE, "yes", &[]).await.status(), 200);
+    app
+}
+
+/// A JPEG at `url` texted over Twilio is taken, and kept in one round.
+async fn twilio_photo_is_kept(app: &TestApp, url: &str) {
+    let media = [(url, "image/jpeg")];
+    assert_eq!(app.twilio_text(PHONE, "", &media).await.status(), 200);
+    assert_eq!(app.drain_media().await.done, 1);
+}
+
+#[tokio::test]
+async fn twilio_media_is_fetched_with_the_accounts_credentials() {
+    let app = spawn_verified_twilio_app().await;
     let basic = basic_auth(TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN);
     Mock::given(method("GET"))
         .and(path("/Media/ME1"))
@@ -174,21 +202,12 @@ async fn twilio_media_is_fetched_with_the_accounts_credentials() {
         .mount(&app.provider_api)
         .await;
     let url = format!("{}/Media/ME1", app.provider_api.uri());
-    assert_eq!(
-        app.twilio_text(PHONE, "", &[(url.as_str(), "image/jpeg")])
-            .await
-            .status(),
-        200
-    );
-    assert_eq!(app.drain_media().await.done, 1);
+    twilio_photo_is_kept(&app, &url).await;
 }
 
 #[tokio::test]
 async fn twilio_credentials_never_go_to_another_host() {
-    let app = spawn_app_sending_with("twilio").await;
-    twilio_accepts_texts(&app.provider_api).await;
-    assert_eq!(app.connect(PHONE).await.status(), 200);
-    assert_eq!(app.twilio_text(PHONE, "yes", &[]).await.status(), 200);
+    let app = spawn_verified_twilio_app().await;
     let elsewhere = wiremock::MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/photo.jpg"))
@@ -196,13 +215,7 @@ async fn twilio_credentials_never_go_to_another_host() {
         .mount(&elsewhere)
         .await;
     let url = format!("{}/photo.jpg", elsewhere.uri());
-    assert_eq!(
-        app.twilio_text(PHONE, "", &[(url.as_str(), "image/jpeg")])
-            .await
-            .status(),
-        200
-    );
-    assert_eq!(app.drain_media().await.done, 1);
+    twilio_photo_is_kept(&app, &url).await;
     let fetches = elsewhere.received_requests().await.unwrap_or_default();
     assert_eq!(fetches.len(), 1);
     assert!(fetches[0].headers.get("authorization").is_none());
@@ -211,9 +224,7 @@ async fn twilio_credentials_never_go_to_another_host() {
 #[tokio::test]
 async fn telnyx_media_is_fetched_without_credentials() {
     let app = spawn_verified_app().await;
-    serve(&app, "/media/a.jpg", "image/jpeg", JPEG).await;
-    text_mms(&app, &[("/media/a.jpg", "image/jpeg")]).await;
-    assert_eq!(app.drain_media().await.done, 1);
+    photo_kept(&app, "/media/a.jpg", "image/jpeg", JPEG).await;
     let fetches = requests_to(&app.provider_api, "/media/a.jpg").await;
     assert!(fetches[0].headers.get("authorization").is_none());
 }
@@ -247,9 +258,7 @@ async fn only_names_the_keeper_writes_are_served() {
 async fn media_on_this_machine_or_its_network_is_refused_unless_allowed() {
     // Without MOMENTLINE_MEDIA_ALLOW_PRIVATE: the default.
     let app = spawn_verified_app_with_env(&[("MOMENTLINE_MEDIA_ALLOW_PRIVATE", "")]).await;
-    serve(&app, "/media/p.png", "image/png", PNG).await;
-    text_mms(&app, &[("/media/p.png", "image/png")]).await;
-    let round = app.drain_media().await;
+    let round = photo_texted(&app, "/media/p.png", "image/png", PNG).await;
     assert_eq!(
         (round.done, round.failed),
         (0, 1),
@@ -269,9 +278,7 @@ async fn media_on_this_machine_or_its_network_is_refused_unless_allowed() {
 async fn the_database_and_kept_media_are_readable_by_their_owner_only() {
     use std::os::unix::fs::PermissionsExt;
     let app = spawn_verified_app().await;
-    serve(&app, "/media/p.png", "image/png", PNG).await;
-    text_mms(&app, &[("/media/p.png", "image/png")]).await;
-    assert_eq!(app.drain_media().await.done, 1);
+    photo_kept(&app, "/media/p.png", "image/png", PNG).await;
     let dir = app.media_dir.parent().expect("the test's directory");
     let mode = |path: &std::path::Path| {
         std::fs::metadata(path)

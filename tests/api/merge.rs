@@ -120,6 +120,18 @@ async fn a_caption_then_its_photo_within_the_window_are_one_moment_with_one_link
     assert_one_captioned_photo(&app).await;
 }
 
+/// Two Moments: the caption's text, newest, and the photo titled as a photo.
+async fn assert_caption_and_photo_apart(app: &TestApp) {
+    let moments = moments(app).await;
+    assert_eq!(moments.len(), 2);
+    assert_eq!(moments[0]["kind"], "text");
+    assert_eq!(moments[0]["title"], "Studio wall");
+    assert_eq!(moments[1]["kind"], "media");
+    assert!(moments[1]["title"]
+        .as_str()
+        .is_some_and(|t| t.starts_with("Photo ")));
+}
+
 #[tokio::test]
 async fn halves_further_apart_than_the_window_are_two_moments() {
     let app = spawn_merging_app("1").await;
@@ -135,14 +147,7 @@ async fn halves_further_apart_than_the_window_are_two_moments() {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     settle(&app).await;
 
-    let moments = moments(&app).await;
-    assert_eq!(moments.len(), 2);
-    assert_eq!(moments[0]["kind"], "text");
-    assert_eq!(moments[0]["title"], "Studio wall");
-    assert_eq!(moments[1]["kind"], "media");
-    assert!(moments[1]["title"]
-        .as_str()
-        .is_some_and(|t| t.starts_with("Photo ")));
+    assert_caption_and_photo_apart(&app).await;
     assert_eq!(posted_texts(&app, PHONE).await.len(), 2);
 }
 
@@ -190,14 +195,7 @@ async fn a_caption_from_another_number_or_a_keyword_does_not_join_a_photo() {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     settle(&app).await;
 
-    let moments = moments(&app).await;
-    assert_eq!(moments.len(), 2);
-    assert_eq!(moments[0]["kind"], "text");
-    assert_eq!(moments[0]["title"], "Studio wall");
-    assert_eq!(moments[1]["kind"], "media");
-    assert!(moments[1]["title"]
-        .as_str()
-        .is_some_and(|t| t.starts_with("Photo ")));
+    assert_caption_and_photo_apart(&app).await;
     assert_eq!(posted_texts(&app, PHONE).await.len(), 1);
     assert_eq!(posted_texts(&app, SECOND_PHONE).await.len(), 1);
 }

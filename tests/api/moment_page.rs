@@ -8,8 +8,7 @@ use crate::media::{hash_name, serve, text_mms, PNG};
 
 /// Texts `text`, posts the Moment it makes, and answers it as the API shows it.
 async fn posted(app: &TestApp, text: &str) -> Value {
-    app.text(PHONE, text).await;
-    app.drain().await;
+    app.text_and_drain(PHONE, text).await;
     app.newest_moment().await
 }
 
@@ -235,8 +234,7 @@ async fn a_missing_removed_or_unposted_moment_is_a_404_page_for_browsers_and_jso
     let app = spawn_verified_app().await;
     let kept = posted(&app, "Kept").await;
     let undone = posted(&app, "Undone").await;
-    app.text(PHONE, "UNDO").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "UNDO").await;
     // Not yet dispatched: pending.
     app.text(PHONE, "Not yet").await;
     let pending = app.count("SELECT max(id) FROM moments");

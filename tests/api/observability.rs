@@ -12,12 +12,7 @@ use crate::helpers::*;
 
 impl TestApp {
     async fn metrics(&self) -> String {
-        let response = self
-            .http
-            .get(self.url("/metrics"))
-            .send()
-            .await
-            .expect("request");
+        let response = self.get_keyless("/metrics").await;
         assert_eq!(response.status(), 200);
         assert_eq!(
             header_of(&response, "content-type"),
@@ -194,12 +189,7 @@ async fn a_bad_signature_counts_as_rejected_and_nothing_else() {
 #[tokio::test]
 async fn metrics_can_be_turned_off() {
     let app = spawn_app_with_env(&[("MOMENTLINE_METRICS", "0")], |_| {}).await;
-    let response = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("request");
+    let response = app.get_keyless("/metrics").await;
     assert_eq!(response.status(), 404);
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["message"], "Not found");
@@ -217,8 +207,7 @@ fn get_routes() -> Vec<String> {
 #[tokio::test]
 async fn every_get_route_answers_head_with_its_status_and_no_body() {
     let app = spawn_verified_app().await;
-    app.text(PHONE, "a Moment to look at").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "a Moment to look at").await;
     let moment = app.newest_moment().await["id"].clone();
     let moment = moment
         .as_str()

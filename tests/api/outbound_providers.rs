@@ -29,124 +29,144 @@ fn first_message(app: &TestApp) -> Value {
     })
 }
 
-#[tokio::test]
-async fn textflow_gets_a_bearer_json_request_and_the_text_is_kept_by_our_id() {
-    let app = spawn_app_sending_with("textflow").await;
-    answer_posts(
-        &app.provider_api,
-        "/api/send-sms",
-        ResponseTemplate::new(200).set_body_json(fixture("textflow/send.response.json")),
-    )
-    .await;
-    app.queue_text("textflow", PHONE, PROMPT).await;
-    assert_eq!(app.drain().await.done, 1);
-    let requests = requests_to(&app.provider_api, "/api/send-sms").await;
-    assert_eq!(requests.len(), 1);
-    assert_eq!(
-        request_header(&requests[0], "authorization"),
-        Some(format!("Bearer {TEXTFLOW_API_KEY}").as_str())
-    );
-    let body: Value = serde_json::from_slice(&requests[0].body).expect("json");
-    assert_eq!(body, json!({"phone_number": PHONE, "text": PROMPT}));
-    let message = first_message(&app);
-    assert_eq!(message["state"], "sent");
-    assert_eq!(message["provider"], "textflow");
-    assert_eq!(message["provider_message_id"], Value::Null);
+/// A provider momentline sends texts through, and where its API takes them.
+#[derive(Clone, Copy)]
+struct Provider {
+    name: &'static str,
+    send_path: &'static str,
+}
+
+const TEXTFLOW: Provider = Provider {
+    name: "textflow",
+    send_path: "/api/send-sms",
+};
+const PHONIFY: Provider = Provider {
+    name: "phonify",
+    send_path: "/v1/messages",
+};
+
+/// The app sending through `provider`, whose API answers every text with `answer`, with one
+/// text queued.
+async fn one_text_queued(provider: Provider, answer: ResponseTemplate) -> TestApp {
+    let app = spawn_app_sending_with(provider.name).await;
+    answer_posts(&app.provider_api, provider.send_path, answer).await;
+    app.queue_text(provider.name, PHONE, PROMPT).await;
+    app
+}
+
+/// One provider's answer to a text, and what momentline must have sent and kept.
+struct Sends {
+    provider: Provider,
+    answer: ResponseTemplate,
+    authorization: String,
+    body: Value,
+    /// The id the provider gave, or null where momentline keeps the text by its own id.
+    provider_message_id: Value,
 }
 
 #[tokio::test]
-async fn textflow_ok_false_is_a_permanent_failure_with_its_message() {
-    let app = spawn_app_sending_with("textflow").await;
-    answer_posts(
-        &app.provider_api,
-        "/api/send-sms",
-        ResponseTemplate::new(200).set_body_json(fixture("textflow/send.error.api_key.json")),
-    )
-    .await;
-    app.queue_text("textflow", PHONE, PROMPT).await;
-    assert_eq!(app.drain().await.failed, 1);
-    let message = first_message(&app);
-    assert_eq!(message["state"], "error");
-    assert_eq!(message["attempts"], 1);
-    assert_eq!(message["error"], "textflow 400: Invalid API key");
+async fn every_provider_sends_a_text_in_its_own_request_shape_and_keeps_its_id() {
+    let cases = [
+        // TextFlow: a bearer JSON request; the text is kept by our id.
+        Sends {
+            provider: TEXTFLOW,
+            answer: ResponseTemplate::new(200)
+                .set_body_json(fixture("textflow/send.response.json")),
+            authorization: format!("Bearer {TEXTFLOW_API_KEY}"),
+            body: json!({"phone_number": PHONE, "text": PROMPT}),
+            provider_message_id: Value::Null,
+        },
+        // Phonify: basic auth and JSON; its id is stored.
+        Sends {
+            provider: PHONIFY,
+            answer: ResponseTemplate::new(201).set_body_json(fixture("phonify/message.json")),
+            authorization: basic_auth(PHONIFY_API_KEY, ""),
+            body: json!({"app": PHONIFY_APP, "to": PHONE, "body": PROMPT}),
+            provider_message_id: json!("msg_2k8d7f6a5s4d3f2g"),
+        },
+    ];
+    for case in cases {
+        let name = case.provider.name;
+        let app = one_text_queued(case.provider, case.answer).await;
+        assert_eq!(app.drain().await.done, 1, "{name}");
+        let requests = requests_to(&app.provider_api, case.provider.send_path).await;
+        assert_eq!(requests.len(), 1, "{name}");
+        assert_eq!(
+            request_header(&requests[0], "authorization"),
+            Some(case.authorization.as_str()),
+            "{name}"
+        );
+        let body: Value = serde_json::from_slice(&requests[0].body).expect("json");
+        assert_eq!(body, case.body, "{name}");
+        let message = first_message(&app);
+        assert_eq!(message["state"], "sent", "{name}");
+        assert_eq!(message["provider"], name, "{name}");
+        assert_eq!(
+            message["provider_message_id"], case.provider_message_id,
+            "{name}"
+        );
+    }
+}
+
+/// One provider refusing a text for good, and the error momentline keeps.
+struct Refuses {
+    provider: Provider,
+    error: &'static str,
+    answer: ResponseTemplate,
+}
+
+#[tokio::test]
+async fn every_providers_refusal_is_a_permanent_failure_with_its_message() {
+    let cases = [
+        // TextFlow says `ok: false` with a 200.
+        Refuses {
+            provider: TEXTFLOW,
+            error: "textflow 400: Invalid API key",
+            answer: ResponseTemplate::new(200)
+                .set_body_json(fixture("textflow/send.error.api_key.json")),
+        },
+        // Phonify's 402s fail at once with their titles.
+        Refuses {
+            provider: PHONIFY,
+            error: "phonify 402: payment_required: Your Phonify balance is too low to send this \
+                    message",
+            answer: ResponseTemplate::new(402).set_body_json(fixture("phonify/error.payment.json")),
+        },
+    ];
+    for case in cases {
+        let name = case.provider.name;
+        let app = one_text_queued(case.provider, case.answer).await;
+        assert_eq!(app.drain().await.failed, 1, "{name}");
+        let message = first_message(&app);
+        assert_eq!(message["state"], "error", "{name}");
+        assert_eq!(message["attempts"], 1, "{name}");
+        assert_eq!(message["error"], case.error, "{name}");
+    }
 }
 
 #[tokio::test]
 async fn textflow_server_errors_are_retried() {
-    let app = spawn_app_sending_with("textflow").await;
-    answer_first_post(
+    let app = spawn_app_sending_with(TEXTFLOW.name).await;
+    answer_first_post_then(
         &app.provider_api,
-        "/api/send-sms",
+        TEXTFLOW.send_path,
         ResponseTemplate::new(502),
-    )
-    .await;
-    answer_posts(
-        &app.provider_api,
-        "/api/send-sms",
         ResponseTemplate::new(200).set_body_json(fixture("textflow/send.response.json")),
     )
     .await;
-    app.queue_text("textflow", PHONE, PROMPT).await;
+    app.queue_text(TEXTFLOW.name, PHONE, PROMPT).await;
     let rounds = app.drain().await;
     assert_eq!((rounds.retrying, rounds.done), (1, 1));
     assert_eq!(first_message(&app)["attempts"], 2);
 }
 
 #[tokio::test]
-async fn phonify_gets_basic_auth_json_and_its_id_is_stored() {
-    let app = spawn_app_sending_with("phonify").await;
-    answer_posts(
-        &app.provider_api,
-        "/v1/messages",
-        ResponseTemplate::new(201).set_body_json(fixture("phonify/message.json")),
-    )
-    .await;
-    app.queue_text("phonify", PHONE, PROMPT).await;
-    assert_eq!(app.drain().await.done, 1);
-    let requests = requests_to(&app.provider_api, "/v1/messages").await;
-    let basic = basic_auth(PHONIFY_API_KEY, "");
-    assert_eq!(
-        request_header(&requests[0], "authorization"),
-        Some(basic.as_str())
-    );
-    let body: Value = serde_json::from_slice(&requests[0].body).expect("json");
-    assert_eq!(
-        body,
-        json!({"app": PHONIFY_APP, "to": PHONE, "body": PROMPT})
-    );
-    let message = first_message(&app);
-    assert_eq!(message["provider_message_id"], "msg_2k8d7f6a5s4d3f2g");
-}
-
-#[tokio::test]
-async fn phonify_402_errors_fail_at_once_with_their_titles() {
-    let app = spawn_app_sending_with("phonify").await;
-    answer_posts(
-        &app.provider_api,
-        "/v1/messages",
-        ResponseTemplate::new(402).set_body_json(fixture("phonify/error.payment.json")),
-    )
-    .await;
-    app.queue_text("phonify", PHONE, PROMPT).await;
-    assert_eq!(app.drain().await.failed, 1);
-    let message = first_message(&app);
-    assert_eq!(message["state"], "error");
-    assert_eq!(
-        message["error"],
-        "phonify 402: payment_required: Your Phonify balance is too low to send this message"
-    );
-}
-
-#[tokio::test]
 async fn phonify_rate_limits_are_retried_after_the_wait_it_asks() {
-    let app = spawn_app_sending_with("phonify").await;
-    answer_posts(
-        &app.provider_api,
-        "/v1/messages",
+    let app = one_text_queued(
+        PHONIFY,
         ResponseTemplate::new(429).insert_header("retry-after", "600"),
     )
     .await;
-    app.queue_text("phonify", PHONE, PROMPT).await;
     let rounds = app.drain().await;
     assert_eq!((rounds.retrying, rounds.failed), (1, 0));
     assert_eq!(first_message(&app)["state"], "unconfirmed");

@@ -13,16 +13,18 @@ async fn prompt_message(app: &TestApp) -> Value {
     messages["messages"][0].clone()
 }
 
+/// The app with the prompt to `PHONE` queued, and Telnyx answering every text with `answer`.
+async fn prompt_answered_with(answer: ResponseTemplate) -> TestApp {
+    let app = spawn_app().await;
+    answer_posts(&app.provider_api, "/v2/messages", answer).await;
+    assert_eq!(app.connect(PHONE).await.status(), 200);
+    app
+}
+
 #[tokio::test]
 async fn a_server_error_is_retried_until_telnyx_accepts() {
     let app = spawn_app().await;
-    answer_first_post(
-        &app.provider_api,
-        "/v2/messages",
-        ResponseTemplate::new(503),
-    )
-    .await;
-    telnyx_accepts_texts(&app.provider_api).await;
+    telnyx_accepts_texts_after_first(&app.provider_api, ResponseTemplate::new(503)).await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
 
     let first = app.send_round().await;
@@ -46,14 +48,7 @@ async fn a_server_error_is_retried_until_telnyx_accepts() {
 
 #[tokio::test]
 async fn a_text_that_always_fails_ends_in_error_after_the_last_attempt() {
-    let app = spawn_app().await;
-    answer_posts(
-        &app.provider_api,
-        "/v2/messages",
-        ResponseTemplate::new(500),
-    )
-    .await;
-    assert_eq!(app.connect(PHONE).await.status(), 200);
+    let app = prompt_answered_with(ResponseTemplate::new(500)).await;
     let rounds = app.drain().await;
     assert_eq!((rounds.retrying, rounds.failed), (2, 1));
     let message = prompt_message(&app).await;
@@ -70,13 +65,11 @@ async fn a_text_that_always_fails_ends_in_error_after_the_last_attempt() {
 #[tokio::test]
 async fn a_timeout_is_retried() {
     let app = spawn_app_with(|s| s.provider_timeout = Duration::from_millis(300)).await;
-    answer_first_post(
+    telnyx_accepts_texts_after_first(
         &app.provider_api,
-        "/v2/messages",
         ResponseTemplate::new(200).set_delay(Duration::from_secs(2)),
     )
     .await;
-    telnyx_accepts_texts(&app.provider_api).await;
     assert_eq!(app.connect(PHONE).await.status(), 200);
     let first = app.send_round().await;
     assert_eq!(first.retrying, 1);
@@ -88,16 +81,12 @@ async fn a_timeout_is_retried() {
 
 #[tokio::test]
 async fn rate_limiting_honours_retry_after() {
-    let app = spawn_app().await;
-    answer_posts(
-        &app.provider_api,
-        "/v2/messages",
+    let app = prompt_answered_with(
         ResponseTemplate::new(429)
             .insert_header("retry-after", "120")
             .set_body_json(fixture("telnyx/send.error.rate_limited.json")),
     )
     .await;
-    assert_eq!(app.connect(PHONE).await.status(), 200);
     let rounds = app.drain().await;
     assert_eq!((rounds.retrying, rounds.done, rounds.failed), (1, 0, 0));
     let message = prompt_message(&app).await;
@@ -120,14 +109,10 @@ async fn rate_limiting_honours_retry_after() {
 
 #[tokio::test]
 async fn an_invalid_number_fails_at_once_with_telnyxs_reason() {
-    let app = spawn_app().await;
-    answer_posts(
-        &app.provider_api,
-        "/v2/messages",
+    let app = prompt_answered_with(
         ResponseTemplate::new(422).set_body_json(fixture("telnyx/send.error.invalid_number.json")),
     )
     .await;
-    assert_eq!(app.connect(PHONE).await.status(), 200);
     let rounds = app.drain().await;
     assert_eq!(rounds.failed, 1);
     let message = prompt_message(&app).await;
@@ -141,14 +126,10 @@ async fn an_invalid_number_fails_at_once_with_telnyxs_reason() {
 
 #[tokio::test]
 async fn telnyx_saying_the_recipient_opted_out_opts_the_number_out() {
-    let app = spawn_app().await;
-    answer_posts(
-        &app.provider_api,
-        "/v2/messages",
+    let app = prompt_answered_with(
         ResponseTemplate::new(400).set_body_json(fixture("telnyx/send.error.opted_out.json")),
     )
     .await;
-    assert_eq!(app.connect(PHONE).await.status(), 200);
     app.drain().await;
     assert_eq!(app.number_state(PHONE).await.as_deref(), Some("opted_out"));
     assert_eq!(
@@ -175,14 +156,9 @@ async fn a_text_queued_while_telnyx_is_unreachable_stays_queued() {
 
 #[tokio::test]
 async fn a_success_whose_answer_cannot_be_read_counts_as_sent_and_is_never_resent() {
-    let app = spawn_app().await;
-    answer_posts(
-        &app.provider_api,
-        "/v2/messages",
-        ResponseTemplate::new(200).set_body_string("<html>gateway</html>"),
-    )
-    .await;
-    assert_eq!(app.connect(PHONE).await.status(), 200);
+    let app =
+        prompt_answered_with(ResponseTemplate::new(200).set_body_string("<html>gateway</html>"))
+            .await;
     assert_eq!(app.drain().await.done, 1);
     let message = prompt_message(&app).await;
     assert_eq!(message["state"], "sent");

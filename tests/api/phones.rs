@@ -129,14 +129,7 @@ async fn disconnecting_one_number_or_all_releases_them() {
     let app = spawn_verified_app().await;
     assert_eq!(app.connect("+14155550199").await.status(), 200);
 
-    let response = app
-        .http
-        .delete(app.url("/api/phones"))
-        .header("x-api-key", &app.api_key)
-        .json(&json!({ "phone_number": PHONE }))
-        .send()
-        .await
-        .expect("request");
+    let response = app.disconnect(Some(PHONE)).await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["disconnected"], 1);
@@ -150,13 +143,7 @@ async fn disconnecting_one_number_or_all_releases_them() {
     app.text(PHONE, "a new painting").await;
     assert_eq!(app.count("SELECT count(*) FROM moments"), 0);
 
-    let response = app
-        .http
-        .delete(app.url("/api/phones"))
-        .header("x-api-key", &app.api_key)
-        .send()
-        .await
-        .expect("request");
+    let response = app.disconnect(None).await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["disconnected"], 1);
@@ -167,14 +154,7 @@ async fn disconnecting_one_number_or_all_releases_them() {
 #[tokio::test]
 async fn disconnecting_a_number_the_artist_does_not_have_is_not_found() {
     let app = spawn_app().await;
-    let response = app
-        .http
-        .delete(app.url("/api/phones"))
-        .header("x-api-key", &app.api_key)
-        .json(&json!({ "phone_number": PHONE }))
-        .send()
-        .await
-        .expect("request");
+    let response = app.disconnect(Some(PHONE)).await;
     assert_eq!(response.status(), 404);
     let body: Value = response.json().await.expect("json");
     assert_eq!(

@@ -71,16 +71,23 @@ impl Site {
         Self { key, ..site }
     }
 
+    /// A site whose provider takes every text, with `count` numbers verified; and the numbers.
+    async fn with_numbers_verified(count: usize) -> (Self, Vec<String>) {
+        let site = Self::new().await;
+        telnyx_accepts_texts(&site.provider_api).await;
+        let phones = numbers(count);
+        site.verify_numbers(&phones);
+        (site, phones)
+    }
+
     /// A site whose provider hangs 30 s on the first text, then takes every text at once.
     async fn with_first_send_hanging() -> Self {
         let site = Self::new().await;
-        answer_first_post(
+        telnyx_accepts_texts_after_first(
             &site.provider_api,
-            "/v2/messages",
             ResponseTemplate::new(200).set_delay(Duration::from_secs(30)),
         )
         .await;
-        telnyx_accepts_texts(&site.provider_api).await;
         site
     }
 
@@ -383,11 +390,8 @@ pub(crate) fn numbers(count: usize) -> Vec<String> {
 
 #[tokio::test]
 async fn a_killed_server_loses_no_answered_text_and_redelivery_changes_nothing() {
-    let site = Site::new().await;
-    telnyx_accepts_texts(&site.provider_api).await;
     // At most 20 a number: more would meet the cap of 30 automatic replies an hour.
-    let phones = numbers(12);
-    site.verify_numbers(&phones);
+    let (site, phones) = Site::with_numbers_verified(12).await;
     let events = signed_events("crash", &phones, 240);
 
     let served = site.serve(&[]).await;
@@ -541,11 +545,8 @@ async fn after_a_kill_mid_send_a_restart_sends_the_text_at_once() {
 
 #[tokio::test]
 async fn killed_and_restarted_again_and_again_under_load_it_loses_nothing_and_sends_every_reply() {
-    let site = Site::new().await;
-    telnyx_accepts_texts(&site.provider_api).await;
     // At most 20 a number: more would meet the cap of 30 automatic replies an hour.
-    let phones = numbers(15);
-    site.verify_numbers(&phones);
+    let (site, phones) = Site::with_numbers_verified(15).await;
     let events = signed_events("cycle", &phones, 300);
     // Every restart listens on the same port, so senders need not know of the restarts.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -659,10 +660,7 @@ async fn a_provider_call_hanging_for_one_number_holds_back_no_other_numbers_text
 
 #[tokio::test]
 async fn a_broadcast_queued_beside_the_running_server_survives_a_kill_mid_fan_out() {
-    let site = Site::new().await;
-    telnyx_accepts_texts(&site.provider_api).await;
-    let phones = numbers(1200);
-    site.verify_numbers(&phones);
+    let (site, phones) = Site::with_numbers_verified(1200).await;
     // Paced, so the fan-out's second batch is due only as the first one's texts go out.
     let paced = [("MOMENTLINE_SEND_RATE", "400")];
     let served = site.serve(&paced).await;

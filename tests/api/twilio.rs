@@ -132,6 +132,20 @@ async fn the_whole_story_runs_over_twilio() {
     );
 }
 
+/// A post of `form` to Twilio's message webhook, with `signature` as its signature if any.
+async fn message_webhook(
+    app: &TestApp,
+    signature: Option<String>,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    let request = app.http.post(app.url("/webhooks/twilio")).form(form);
+    send(match signature {
+        Some(signature) => request.header("x-twilio-signature", signature),
+        None => request,
+    })
+    .await
+}
+
 #[tokio::test]
 async fn twilio_webhooks_need_a_valid_signature_and_a_token() {
     let app = spawn_app_sending_with("twilio").await;
@@ -141,43 +155,20 @@ async fn twilio_webhooks_need_a_valid_signature_and_a_token() {
         ("To", OUR_NUMBER),
         ("Body", "hi"),
     ];
-    let unsigned = app
-        .http
-        .post(app.url("/webhooks/twilio"))
-        .form(&params)
-        .send()
-        .await
-        .expect("request");
+    let unsigned = message_webhook(&app, None, &params).await;
     assert_eq!(unsigned.status(), 401);
-    let forged = app
-        .http
-        .post(app.url("/webhooks/twilio"))
-        .header(
-            "x-twilio-signature",
-            twilio_signature("/webhooks/twilio", &params),
-        )
-        .form(&[
-            ("MessageSid", "SM1"),
-            ("From", PHONE),
-            ("To", OUR_NUMBER),
-            ("Body", "bye"),
-        ])
-        .send()
-        .await
-        .expect("request");
+    let signed = twilio_signature("/webhooks/twilio", &params);
+    let other_body = [
+        ("MessageSid", "SM1"),
+        ("From", PHONE),
+        ("To", OUR_NUMBER),
+        ("Body", "bye"),
+    ];
+    let forged = message_webhook(&app, Some(signed), &other_body).await;
     assert_eq!(forged.status(), 401);
     // Signed for the status path, posted to the message path.
-    let misdirected = app
-        .http
-        .post(app.url("/webhooks/twilio"))
-        .header(
-            "x-twilio-signature",
-            twilio_signature("/webhooks/twilio/status", &params),
-        )
-        .form(&params)
-        .send()
-        .await
-        .expect("request");
+    let for_status = twilio_signature("/webhooks/twilio/status", &params);
+    let misdirected = message_webhook(&app, Some(for_status), &params).await;
     assert_eq!(misdirected.status(), 401);
     assert_eq!(app.count("SELECT count(*) FROM messages"), 0);
 
@@ -216,14 +207,7 @@ async fn a_signed_twilio_post_with_the_default_port_in_the_url_is_accepted() {
         "https://moments.example:443/webhooks/twilio",
         &owned,
     );
-    let response = app
-        .http
-        .post(app.url("/webhooks/twilio"))
-        .header("x-twilio-signature", signature)
-        .form(&params)
-        .send()
-        .await
-        .expect("request");
+    let response = message_webhook(&app, Some(signature), &params).await;
     assert_eq!(response.status(), 200);
 }
 

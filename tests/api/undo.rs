@@ -15,38 +15,32 @@ async fn moment_titles(app: &TestApp) -> Vec<String> {
         .collect()
 }
 
+/// Texts `text` from `PHONE` and answers it; the last text `PHONE` was sent.
+async fn reply_to(app: &TestApp, text: &str) -> Option<String> {
+    app.text_and_drain(PHONE, text).await;
+    app.last_text_to(PHONE).await
+}
+
 async fn page_status(app: &TestApp, id: i64) -> u16 {
-    app.http
-        .get(app.url(&format!("/moments/{id}")))
-        .send()
-        .await
-        .expect("page")
-        .status()
-        .as_u16()
+    let page = app.get_keyless(&format!("/moments/{id}")).await;
+    page.status().as_u16()
 }
 
 #[tokio::test]
 async fn undo_removes_the_last_moment_from_the_api_and_its_page_and_says_so() {
     let app = spawn_verified_app().await;
     app.text(PHONE, "First").await;
-    app.text(PHONE, "Second").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "Second").await;
     assert_eq!(moment_titles(&app).await, ["Second", "First"]);
 
-    app.text(PHONE, "undo").await;
-    app.drain().await;
-    assert_eq!(
-        app.texts_to(PHONE).await.last().map(String::as_str),
-        Some(REMOVED)
-    );
+    assert_eq!(reply_to(&app, "undo").await.as_deref(), Some(REMOVED));
     assert_eq!(moment_titles(&app).await, ["First"]);
     assert_eq!(page_status(&app, 2).await, 404);
     assert_eq!(page_status(&app, 1).await, 200);
 
     // Each UNDO takes the one before; then there is nothing left to take.
     app.text(PHONE, "DELETE").await;
-    app.text(PHONE, "UNDO").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "UNDO").await;
     assert!(moment_titles(&app).await.is_empty());
     let texts = app.texts_to(PHONE).await;
     assert_eq!(texts[texts.len() - 2..], [REMOVED, NOTHING]);
@@ -59,17 +53,11 @@ async fn undo_removes_the_last_moment_from_the_api_and_its_page_and_says_so() {
 #[tokio::test]
 async fn undo_after_ten_minutes_removes_nothing() {
     let app = spawn_verified_app().await;
-    app.text(PHONE, "Old news").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "Old news").await;
     app.backdate_messages(11 * 60);
     app.backdate("moments", "created_at", 11 * 60);
 
-    app.text(PHONE, "UNDO").await;
-    app.drain().await;
-    assert_eq!(
-        app.texts_to(PHONE).await.last().map(String::as_str),
-        Some(NOTHING)
-    );
+    assert_eq!(reply_to(&app, "UNDO").await.as_deref(), Some(NOTHING));
     assert_eq!(moment_titles(&app).await, ["Old news"]);
 }
 
@@ -77,14 +65,8 @@ async fn undo_after_ten_minutes_removes_nothing() {
 async fn a_moment_undone_before_it_is_posted_is_never_posted() {
     let app = spawn_verified_app().await;
     app.text(PHONE, "Oops, wrong number").await;
-    app.text(PHONE, "UNDO").await;
-    app.drain().await;
-    let texts = app.texts_to(PHONE).await;
-    assert_eq!(texts.last().map(String::as_str), Some(REMOVED));
-    assert!(
-        !texts.iter().any(|t| t.starts_with("Moment posted")),
-        "{texts:?}"
-    );
+    app.text_and_drain(PHONE, "UNDO").await;
+    app.assert_told_removed_never_posted(PHONE).await;
     assert!(moment_titles(&app).await.is_empty());
     assert_eq!(
         app.count("SELECT count(*) FROM moments WHERE deleted_at IS NOT NULL AND url IS NULL"),
@@ -96,8 +78,7 @@ async fn a_moment_undone_before_it_is_posted_is_never_posted() {
 async fn undo_from_a_number_that_is_not_verified_is_not_a_command() {
     let app = spawn_app().await;
     telnyx_accepts_texts(&app.provider_api).await;
-    app.text(PHONE, "UNDO").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "UNDO").await;
     let texts = app.texts_to(PHONE).await;
     assert_eq!(texts.len(), 1);
     assert!(
@@ -109,8 +90,7 @@ async fn undo_from_a_number_that_is_not_verified_is_not_a_command() {
 #[tokio::test]
 async fn help_tells_how_to_undo_in_one_segment() {
     let app = spawn_verified_app().await;
-    app.text(PHONE, "HELP").await;
-    app.drain().await;
+    app.text_and_drain(PHONE, "HELP").await;
     let help = app.texts_to(PHONE).await.pop().expect("help");
     assert!(help.contains("UNDO removes your last Moment"), "{help}");
     assert!(help.len() <= 160, "{} characters", help.len());

@@ -93,13 +93,7 @@ async fn the_whole_story_runs_over_vonage() {
         .iter()
         .map(|(k, v)| (k.clone(), json!(v)))
         .collect();
-    let response = app
-        .http
-        .post(app.url("/webhooks/vonage"))
-        .json(&as_json)
-        .send()
-        .await
-        .expect("request");
+    let response = send(app.http.post(app.url("/webhooks/vonage")).json(&as_json)).await;
     assert_eq!(response.status(), 200);
     for part in &parts {
         assert_eq!(
@@ -163,23 +157,13 @@ async fn concurrent_last_parts_make_one_moment() {
     app.verified(PHONE).await;
     let parts = concat_parts();
     assert_eq!(app.vonage_webhook(false, &parts[0]).await.status(), 200);
-    let mut deliveries = tokio::task::JoinSet::new();
-    for _ in 0..4 {
-        for part in &parts[1..] {
-            let (http, url, part) = (app.http.clone(), app.url("/webhooks/vonage"), part.clone());
-            deliveries.spawn(async move {
-                http.post(url)
-                    .form(&part)
-                    .send()
-                    .await
-                    .expect("request")
-                    .status()
-            });
-        }
-    }
-    while let Some(status) = deliveries.join_next().await {
-        assert_eq!(status.expect("task"), 200);
-    }
+    let webhook = app.url("/webhooks/vonage");
+    send_at_once_each_ok(
+        (0..4)
+            .flat_map(|_| &parts[1..])
+            .map(|part| app.http.post(&webhook).form(part)),
+    )
+    .await;
     assert_eq!(app.count("SELECT count(*) FROM moments"), 1);
 }
 
@@ -244,14 +228,8 @@ async fn a_signed_vonage_message_missing_its_fields_is_a_bad_request() {
 #[tokio::test]
 async fn a_vonage_body_that_cannot_be_read_cannot_be_signed() {
     let app = spawn_app_sending_with("vonage").await;
-    let response = app
-        .http
-        .post(app.url("/webhooks/vonage"))
-        .header("content-type", "application/json")
-        .body("{not json")
-        .send()
-        .await
-        .expect("request");
+    let unreadable = app.http.post(app.url("/webhooks/vonage")).body("{not json");
+    let response = send(unreadable.header("content-type", "application/json")).await;
     assert_eq!(response.status(), 401);
     assert_eq!(app.count("SELECT count(*) FROM messages"), 0);
 }
@@ -271,15 +249,10 @@ async fn the_same_vonage_message_delivered_twice_has_one_effect() {
 #[tokio::test]
 async fn vonage_throttling_and_bad_credentials_pause_sending_and_spend_no_attempt() {
     let app = spawn_app_sending_with("vonage").await;
-    answer_first_post(
+    answer_first_post_then(
         &app.provider_api,
         "/sms/json",
         ResponseTemplate::new(200).set_body_json(fixture("vonage/send.error.throttled.json")),
-    )
-    .await;
-    answer_posts(
-        &app.provider_api,
-        "/sms/json",
         ResponseTemplate::new(200).set_body_json(fixture("vonage/send.error.credentials.json")),
     )
     .await;

@@ -186,12 +186,7 @@ async fn a_version_1_database_keeps_its_data_and_its_queued_texts_are_sent() {
     assert_eq!(moments[1]["link"], "https://example.com/studio");
     assert_eq!(moments[0]["media"]["state"], "fetching");
     let phones = app.get_json("/api/phones").await;
-    let states: Vec<&str> = phones["phones"]
-        .as_array()
-        .expect("phones")
-        .iter()
-        .filter_map(|p| p["state"].as_str())
-        .collect();
+    let states = texts_at(&phones["phones"], "state");
     assert_eq!(states.len(), 2);
     assert!(states.contains(&"verified") && states.contains(&"pending"));
     assert_eq!(
@@ -218,8 +213,8 @@ async fn a_version_1_database_keeps_its_data_and_its_queued_texts_are_sent() {
     assert_eq!(app.drain().await.claimed(), 0);
 
     // And it goes on working: a new Moment from the verified number.
-    app.text("+14155552671", "After the upgrade").await;
-    app.drain().await;
+    app.text_and_drain("+14155552671", "After the upgrade")
+        .await;
     let texts = app.texts_to("+14155552671").await;
     assert!(texts.last().is_some_and(|t| t.ends_with("/moments/3")));
 }
