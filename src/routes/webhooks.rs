@@ -191,37 +191,21 @@ async fn vonage_answer(
         tracing::warn!("vonage webhook refused: VONAGE_SIGNATURE_SECRET is not set");
         return Err(ApiError::Unauthorized);
     };
-    if let Some(authorization) = header(&req, "authorization") {
-        let body = read_body(payload, WEBHOOK_BODY_LIMIT).await?;
-        vonage::verify_jwt(secret.secret.expose(), Some(authorization), &body).map_err(|e| {
-            tracing::warn!(reason = %e, "vonage messages webhook refused");
-            ApiError::Unauthorized
-        })?;
-        let event = vonage::parse_messages(&body)
-            .map_err(|e| ApiError::BadRequest(format!("Malformed Vonage message: {e}")))?;
-        return apply(state, event).await.map(Answered::json);
-    }
-    // Parameters that cannot be read cannot be shown to be signed.
-    let malformed = |_| ApiError::Unauthorized;
-    let by_query = [actix_web::http::Method::GET, actix_web::http::Method::HEAD];
-    let params: vonage::Params = if by_query.contains(req.method()) {
-        serde_urlencoded::from_str(req.query_string()).map_err(malformed)?
-    } else {
-        let body = read_body(payload, WEBHOOK_BODY_LIMIT).await?;
-        let json = header(&req, "content-type")
-            .is_some_and(|t| t.trim_start().starts_with("application/json"));
-        if json {
-            vonage::params_from_json(&body).map_err(|_| ApiError::Unauthorized)?
-        } else {
-            serde_urlencoded::from_bytes(&body).map_err(malformed)?
-        }
+    let body = read_body(payload, WEBHOOK_BODY_LIMIT).await?;
+    let webhook = vonage::Webhook {
+        method: req.method().as_str(),
+        query: req.query_string(),
+        content_type: header(&req, "content-type"),
+        authorization: header(&req, "authorization"),
+        body: &body,
     };
-    if !vonage::verify(secret, &params) {
-        tracing::warn!("vonage webhook refused: bad or missing sig");
-        return Err(ApiError::Unauthorized);
-    }
-    let event = vonage::parse(&params)
-        .map_err(|e| ApiError::BadRequest(format!("Malformed Vonage message: {e}")))?;
+    let event = vonage::authenticate(secret, &webhook, Utc::now().timestamp()).map_err(|e| {
+        if let vonage::WebhookError::Malformed(e) = e {
+            return ApiError::BadRequest(format!("Malformed Vonage message: {e}"));
+        }
+        tracing::warn!(reason = %e, "vonage webhook refused");
+        ApiError::Unauthorized
+    })?;
     apply(state, event).await.map(Answered::json)
 }
 

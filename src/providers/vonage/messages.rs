@@ -10,7 +10,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::{e164, BadParams, NAME};
+use super::{e164, BadParams, WebhookError, NAME};
 use crate::domain::moment::MediaItem;
 use crate::domain::MessageState;
 use crate::providers::{InboundMessage, StatusReport, WebhookEvent};
@@ -146,6 +146,15 @@ fn announced_type(kind: &str, url: &str) -> String {
         ("file", _) => "application/octet-stream".into(),
         (kind, _) => format!("{kind}/*"),
     }
+}
+
+/// An authentic Messages API webhook's event. A body that is not JSON is unreadable, as an
+/// SMS API body would be; JSON of the wrong shape is malformed.
+pub(super) fn read(body: &[u8]) -> Result<WebhookEvent, WebhookError> {
+    if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err() {
+        return Err(WebhookError::Unreadable);
+    }
+    Ok(parse_messages(body)?)
 }
 
 /// A Messages API webhook: an inbound message (text or one media item) or a status report.
@@ -312,5 +321,33 @@ mod tests {
             announced_type("image", "https://m/v3/media/uuid"),
             "image/*"
         );
+    }
+
+    #[test]
+    fn a_signed_body_that_is_not_json_is_refused_as_unreadable_and_bad_json_shapes_are_malformed() {
+        use crate::providers::vonage::{authenticate, SignatureMethod, SignatureSecret, Webhook};
+        let secret = SignatureSecret {
+            secret: "s3cret".into(),
+            method: SignatureMethod::HmacSha256,
+        };
+        let verdict = |body: &[u8]| {
+            let token = jwt("s3cret", "HS256", body);
+            let webhook = Webhook {
+                method: "POST",
+                query: "",
+                content_type: Some("application/json"),
+                authorization: Some(&token),
+                body,
+            };
+            authenticate(&secret, &webhook, ISSUED)
+        };
+        assert_eq!(verdict(b"{not json"), Err(WebhookError::Unreadable));
+        assert_eq!(verdict(b""), Err(WebhookError::Unreadable));
+        assert!(matches!(verdict(b"[1]"), Err(WebhookError::Malformed(_))));
+        assert!(matches!(
+            verdict(br#"{"message_uuid":"u3","message_type":"text"}"#),
+            Err(WebhookError::Malformed(_))
+        ));
+        assert!(verdict(br#"{"message_uuid":"u4","status":"delivered"}"#).is_ok());
     }
 }

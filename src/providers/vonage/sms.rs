@@ -8,7 +8,7 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha512};
 use subtle::ConstantTimeEq;
 
-use super::{e164, BadParams, Params, SignatureMethod, SignatureSecret, NAME};
+use super::{e164, BadParams, Params, SignatureMethod, SignatureSecret, Webhook, NAME};
 use crate::domain::secret::Secret;
 use crate::domain::segments::{Encoding, Segments};
 use crate::domain::MessageState;
@@ -74,6 +74,22 @@ pub fn params_from_json(body: &[u8]) -> Result<Params, serde_json::Error> {
             Some((k, text))
         })
         .collect())
+}
+
+/// A webhook's parameters: a GET's (or HEAD's) query, else its body as JSON or a form.
+/// `None` when they cannot be read.
+pub(super) fn params(webhook: &Webhook<'_>) -> Option<Params> {
+    if matches!(webhook.method, "GET" | "HEAD") {
+        return serde_urlencoded::from_str(webhook.query).ok();
+    }
+    let json = webhook
+        .content_type
+        .is_some_and(|t| t.trim_start().starts_with("application/json"));
+    if json {
+        params_from_json(webhook.body).ok()
+    } else {
+        serde_urlencoded::from_bytes(webhook.body).ok()
+    }
 }
 
 fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -404,5 +420,61 @@ mod tests {
         assert_eq!(param(&params, "b"), Some("true"));
         assert_eq!(param(&params, "x"), None);
         assert!(params_from_json(b"[1]").is_err());
+    }
+
+    #[test]
+    fn sms_api_parameters_are_read_from_a_gets_query_and_a_posts_body() {
+        use crate::providers::vonage::{authenticate, Webhook, WebhookError};
+        let mut signed = vector();
+        signed.push((
+            "sig".into(),
+            signature(&secret(SignatureMethod::HmacSha256), &vector()),
+        ));
+        let form = serde_urlencoded::to_string(&signed).expect("form");
+        let json = serde_json::Value::Object(
+            signed
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone().into()))
+                .collect(),
+        )
+        .to_string();
+        let webhook = |method, query, content_type, body| Webhook {
+            method,
+            query,
+            content_type,
+            authorization: None,
+            body,
+        };
+        let json_type = Some("application/json");
+        let form_type = Some("application/x-www-form-urlencoded");
+        for taken in [
+            webhook("GET", &form, None, b""),
+            webhook("POST", "", form_type, form.as_bytes()),
+            webhook("POST", "", json_type, json.as_bytes()),
+        ] {
+            let verdict = authenticate(&secret(SignatureMethod::HmacSha256), &taken, 0);
+            assert!(matches!(verdict, Ok(WebhookEvent::Message(_))), "{taken:?}");
+        }
+        for (refused, why) in [
+            (
+                webhook("GET", "", None, form.as_bytes()),
+                WebhookError::BadSignature,
+            ),
+            (
+                webhook("POST", &form, form_type, b""),
+                WebhookError::BadSignature,
+            ),
+            (
+                webhook("POST", "", json_type, b"{not json"),
+                WebhookError::Unreadable,
+            ),
+            (
+                webhook("POST", "", json_type, b"[1]"),
+                WebhookError::Unreadable,
+            ),
+        ] {
+            let verdict = authenticate(&secret(SignatureMethod::HmacSha256), &refused, 0);
+            assert_eq!(verdict, Err(why), "{refused:?}");
+        }
     }
 }
