@@ -37,35 +37,29 @@ pub async fn telnyx(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let started = Instant::now();
-    let answered = telnyx_answer(req, &state, payload).await;
-    counted(&state, "telnyx", started, answered)
-}
-
-async fn telnyx_answer(
-    req: HttpRequest,
-    state: &web::Data<AppState>,
-    payload: web::Payload,
-) -> Result<Answered, ApiError> {
-    let Some(key) = state.settings.telnyx_public_key else {
-        tracing::warn!("telnyx webhook refused: TELNYX_PUBLIC_KEY is not set");
-        return Err(ApiError::Unauthorized);
+    let read = |key, body: &[u8]| {
+        telnyx::verify(
+            &key,
+            header(&req, "telnyx-timestamp"),
+            header(&req, "telnyx-signature-ed25519"),
+            body,
+            Utc::now().timestamp(),
+        )
+        .map_err(|e| {
+            tracing::warn!(reason = %e, "telnyx webhook refused: bad signature");
+            ApiError::Unauthorized
+        })?;
+        telnyx::parse_event(body)
+            .map_err(|e| ApiError::BadRequest(format!("Malformed Telnyx event: {e}")))
     };
-    let body = read_body(payload, WEBHOOK_BODY_LIMIT).await?;
-    telnyx::verify(
-        &key,
-        header(&req, "telnyx-timestamp"),
-        header(&req, "telnyx-signature-ed25519"),
-        &body,
-        Utc::now().timestamp(),
-    )
-    .map_err(|e| {
-        tracing::warn!(reason = %e, "telnyx webhook refused: bad signature");
-        ApiError::Unauthorized
-    })?;
-    let event = telnyx::parse_event(&body)
-        .map_err(|e| ApiError::BadRequest(format!("Malformed Telnyx event: {e}")))?;
-    apply(state, event).await.map(Answered::json)
+    let provider = Provider {
+        name: "telnyx",
+        setting: "TELNYX_PUBLIC_KEY",
+        key: state.settings.telnyx_public_key,
+        read,
+        answer: Answered::json,
+    };
+    receive(&state, payload, provider).await
 }
 
 /// Twilio's inbound messages; answered with empty TwiML so Twilio sends nothing itself.
@@ -87,15 +81,7 @@ pub async fn twilio(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let started = Instant::now();
-    let answered = async {
-        let params = twilio_params(&req, &state, payload).await?;
-        let event = twilio::parse_inbound(&params)
-            .map_err(|e| ApiError::BadRequest(format!("Malformed Twilio message: {e}")))?;
-        apply(&state, event).await.map(Answered::twiml)
-    }
-    .await;
-    counted(&state, "twilio", started, answered)
+    twilio_webhook(req, state, payload, twilio::parse_inbound, "message").await
 }
 
 /// Twilio's status callbacks for the texts momentline sent.
@@ -117,35 +103,48 @@ pub async fn twilio_status(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let started = Instant::now();
-    let answered = async {
-        let params = twilio_params(&req, &state, payload).await?;
-        let event = twilio::parse_status(&params)
-            .map_err(|e| ApiError::BadRequest(format!("Malformed Twilio status: {e}")))?;
-        apply(&state, event).await.map(Answered::twiml)
-    }
-    .await;
-    counted(&state, "twilio", started, answered)
+    twilio_webhook(req, state, payload, twilio::parse_status, "status").await
+}
+
+/// How a Twilio webhook's authentic form is read: `parse_inbound` or `parse_status`.
+type TwilioParse = fn(&[(String, String)]) -> Result<WebhookEvent, twilio::MissingParam>;
+
+/// Either Twilio webhook: keyed with `TWILIO_AUTH_TOKEN`, its form read by `parse` (a `what`
+/// when it cannot be), answered with empty TwiML.
+async fn twilio_webhook(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+    parse: TwilioParse,
+    what: &str,
+) -> Result<HttpResponse, ApiError> {
+    let read = |token, body: &[u8]| {
+        let params = twilio_params(&req, &state, token, body)?;
+        parse(&params).map_err(|e| ApiError::BadRequest(format!("Malformed Twilio {what}: {e}")))
+    };
+    let provider = Provider {
+        name: "twilio",
+        setting: "TWILIO_AUTH_TOKEN",
+        key: state
+            .settings
+            .twilio_auth_token
+            .as_ref()
+            .map(Secret::expose),
+        read,
+        answer: Answered::twiml,
+    };
+    receive(&state, payload, provider).await
 }
 
 /// The form parameters of an authentic Twilio request: signed over the URL Twilio called
 /// (`MOMENTLINE_PUBLIC_URL` with this path and query) and every parameter.
-async fn twilio_params(
+fn twilio_params(
     req: &HttpRequest,
-    state: &web::Data<AppState>,
-    payload: web::Payload,
+    state: &AppState,
+    token: &str,
+    body: &[u8],
 ) -> Result<twilio::Params, ApiError> {
-    let Some(token) = state
-        .settings
-        .twilio_auth_token
-        .as_ref()
-        .map(Secret::expose)
-    else {
-        tracing::warn!("twilio webhook refused: TWILIO_AUTH_TOKEN is not set");
-        return Err(ApiError::Unauthorized);
-    };
-    let body = read_body(payload, WEBHOOK_BODY_LIMIT).await?;
-    let params: twilio::Params = serde_urlencoded::from_bytes(&body)
+    let params: twilio::Params = serde_urlencoded::from_bytes(body)
         .map_err(|_| ApiError::BadRequest("Malformed form body".into()))?;
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let url = format!("{}{path}", state.settings.public_url);
@@ -177,36 +176,71 @@ pub async fn vonage(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let started = Instant::now();
-    let answered = vonage_answer(req, &state, payload).await;
-    counted(&state, "vonage", started, answered)
+    let read = |secret, body: &[u8]| {
+        let webhook = vonage::Webhook {
+            method: req.method().as_str(),
+            query: req.query_string(),
+            content_type: header(&req, "content-type"),
+            authorization: header(&req, "authorization"),
+            body,
+        };
+        vonage::authenticate(secret, &webhook, Utc::now().timestamp()).map_err(|e| {
+            if let vonage::WebhookError::Malformed(e) = e {
+                return ApiError::BadRequest(format!("Malformed Vonage message: {e}"));
+            }
+            tracing::warn!(reason = %e, "vonage webhook refused");
+            ApiError::Unauthorized
+        })
+    };
+    let provider = Provider {
+        name: "vonage",
+        setting: "VONAGE_SIGNATURE_SECRET",
+        key: state.settings.vonage_signature.as_ref(),
+        read,
+        answer: Answered::json,
+    };
+    receive(&state, payload, provider).await
 }
 
-async fn vonage_answer(
-    req: HttpRequest,
+/// What a provider's webhook has of its own; the rest `receive` does the same for all.
+struct Provider<K, R> {
+    /// For the log and the metrics.
+    name: &'static str,
+    /// The setting that holds `key`, named in the log when it is not set.
+    setting: &'static str,
+    /// What its requests are authenticated with; without it every request is refused.
+    key: Option<K>,
+    /// Authenticates the raw body (and the request around it) and reads it into an event.
+    read: R,
+    answer: fn(Applied) -> Answered,
+}
+
+/// A provider's webhook: refused without its key; else the body read, authenticated and
+/// parsed, the event applied and answered, and the outcome counted.
+async fn receive<K, R>(
     state: &web::Data<AppState>,
     payload: web::Payload,
-) -> Result<Answered, ApiError> {
-    let Some(secret) = state.settings.vonage_signature.as_ref() else {
-        tracing::warn!("vonage webhook refused: VONAGE_SIGNATURE_SECRET is not set");
-        return Err(ApiError::Unauthorized);
-    };
-    let body = read_body(payload, WEBHOOK_BODY_LIMIT).await?;
-    let webhook = vonage::Webhook {
-        method: req.method().as_str(),
-        query: req.query_string(),
-        content_type: header(&req, "content-type"),
-        authorization: header(&req, "authorization"),
-        body: &body,
-    };
-    let event = vonage::authenticate(secret, &webhook, Utc::now().timestamp()).map_err(|e| {
-        if let vonage::WebhookError::Malformed(e) = e {
-            return ApiError::BadRequest(format!("Malformed Vonage message: {e}"));
-        }
-        tracing::warn!(reason = %e, "vonage webhook refused");
-        ApiError::Unauthorized
-    })?;
-    apply(state, event).await.map(Answered::json)
+    provider: Provider<K, R>,
+) -> Result<HttpResponse, ApiError>
+where
+    R: FnOnce(K, &[u8]) -> Result<WebhookEvent, ApiError>,
+{
+    let started = Instant::now();
+    let answered = async {
+        let Some(key) = provider.key else {
+            tracing::warn!(
+                "{} webhook refused: {} is not set",
+                provider.name,
+                provider.setting
+            );
+            return Err(ApiError::Unauthorized);
+        };
+        let body = read_body(payload, WEBHOOK_BODY_LIMIT).await?;
+        let event = (provider.read)(key, &body)?;
+        apply(state, event).await.map(provider.answer)
+    }
+    .await;
+    counted(state, provider.name, started, answered)
 }
 
 /// What an applied webhook is answered with, and whether it had been applied before.
