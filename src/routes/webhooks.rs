@@ -32,6 +32,10 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
         (status = 503, description = "Busy; the provider redelivers", body = ErrorBody),
     )
 )]
+#[tracing::instrument(
+    skip_all,
+    fields(provider = "telnyx", provider_message_id = tracing::field::Empty)
+)]
 pub async fn telnyx(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -76,6 +80,10 @@ pub async fn telnyx(
         (status = 503, description = "Busy; the provider redelivers", body = ErrorBody),
     )
 )]
+#[tracing::instrument(
+    skip_all,
+    fields(provider = "twilio", provider_message_id = tracing::field::Empty)
+)]
 pub async fn twilio(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -97,6 +105,10 @@ pub async fn twilio(
         (status = 401, description = "The signature or credentials did not check out (`unauthorized`)", body = ErrorBody),
         (status = 503, description = "Busy; the provider redelivers", body = ErrorBody),
     )
+)]
+#[tracing::instrument(
+    skip_all,
+    fields(provider = "twilio", provider_message_id = tracing::field::Empty)
 )]
 pub async fn twilio_status(
     req: HttpRequest,
@@ -171,6 +183,10 @@ fn twilio_params(
         (status = 503, description = "Busy; the provider redelivers", body = ErrorBody),
     )
 )]
+#[tracing::instrument(
+    skip_all,
+    fields(provider = "vonage", provider_message_id = tracing::field::Empty)
+)]
 pub async fn vonage(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -237,6 +253,11 @@ where
         };
         let body = read_body(payload, WEBHOOK_BODY_LIMIT).await?;
         let event = (provider.read)(key, &body)?;
+        // Declared by each handler's span, so the rest of this webhook's lines name it
+        // (`message_id` in them is ours).
+        if let Some(id) = event.provider_message_id() {
+            tracing::Span::current().record("provider_message_id", id);
+        }
         apply(state, event).await.map(provider.answer)
     }
     .await;
