@@ -15,6 +15,21 @@ use crate::flows::status;
 use crate::metrics::WebhookOutcome;
 use crate::providers::{telnyx, twilio, vonage, WebhookEvent};
 
+/// What every provider webhook may answer besides its `200`: how `receive` refuses one.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // It documents the answers only; `receive` gives them as `ApiError`s.
+enum Refusals {
+    /// Authenticated, but not a message or status the provider sends
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// The signature or credentials did not check out (`unauthorized`)
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// Busy; the provider redelivers
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
+
 fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
@@ -27,9 +42,7 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     description = "Inbound texts and delivery reports from Telnyx, signed with Ed25519 (TELNYX_PUBLIC_KEY). For the provider, not for clients.",
     responses(
         (status = 200, description = "Applied (or a repeat, dropped)"),
-        (status = 400, description = "Authenticated, but not a message or status the provider sends", body = ErrorBody),
-        (status = 401, description = "The signature or credentials did not check out (`unauthorized`)", body = ErrorBody),
-        (status = 503, description = "Busy; the provider redelivers", body = ErrorBody),
+        Refusals,
     )
 )]
 #[tracing::instrument(
@@ -75,9 +88,7 @@ pub async fn telnyx(
     description = "Inbound texts from Twilio, signed with X-Twilio-Signature. Answered with empty TwiML. For the provider, not for clients.",
     responses(
         (status = 200, description = "Applied; empty TwiML"),
-        (status = 400, description = "Authenticated, but not a message or status the provider sends", body = ErrorBody),
-        (status = 401, description = "The signature or credentials did not check out (`unauthorized`)", body = ErrorBody),
-        (status = 503, description = "Busy; the provider redelivers", body = ErrorBody),
+        Refusals,
     )
 )]
 #[tracing::instrument(
@@ -101,9 +112,7 @@ pub async fn twilio(
     description = "Delivery reports of texts momentline sent through Twilio. For the provider, not for clients.",
     responses(
         (status = 200, description = "Applied"),
-        (status = 400, description = "Authenticated, but not a message or status the provider sends", body = ErrorBody),
-        (status = 401, description = "The signature or credentials did not check out (`unauthorized`)", body = ErrorBody),
-        (status = 503, description = "Busy; the provider redelivers", body = ErrorBody),
+        Refusals,
     )
 )]
 #[tracing::instrument(
@@ -178,9 +187,7 @@ fn twilio_params(
     description = "Vonage SMS API (signed GET or POST) and Messages API (JWT) webhooks. For the provider, not for clients.",
     responses(
         (status = 200, description = "Applied"),
-        (status = 400, description = "Authenticated, but not a message or status the provider sends", body = ErrorBody),
-        (status = 401, description = "The signature or credentials did not check out (`unauthorized`)", body = ErrorBody),
-        (status = 503, description = "Busy; the provider redelivers", body = ErrorBody),
+        Refusals,
     )
 )]
 #[tracing::instrument(
