@@ -6,6 +6,7 @@ use std::time::Instant;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde_json::json;
+use tracing::Instrument;
 
 use super::{read_body, write_failed, ApiError, AppState, ErrorBody, WEBHOOK_BODY_LIMIT};
 use crate::db::messages::StatusApplied;
@@ -44,10 +45,6 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
         (status = 200, description = "Applied (or a repeat, dropped)"),
         Refusals,
     )
-)]
-#[tracing::instrument(
-    skip_all,
-    fields(provider = "telnyx", provider_message_id = tracing::field::Empty)
 )]
 pub async fn telnyx(
     req: HttpRequest,
@@ -91,10 +88,6 @@ pub async fn telnyx(
         Refusals,
     )
 )]
-#[tracing::instrument(
-    skip_all,
-    fields(provider = "twilio", provider_message_id = tracing::field::Empty)
-)]
 pub async fn twilio(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -114,10 +107,6 @@ pub async fn twilio(
         (status = 200, description = "Applied"),
         Refusals,
     )
-)]
-#[tracing::instrument(
-    skip_all,
-    fields(provider = "twilio", provider_message_id = tracing::field::Empty)
 )]
 pub async fn twilio_status(
     req: HttpRequest,
@@ -190,10 +179,6 @@ fn twilio_params(
         Refusals,
     )
 )]
-#[tracing::instrument(
-    skip_all,
-    fields(provider = "vonage", provider_message_id = tracing::field::Empty)
-)]
 pub async fn vonage(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -249,6 +234,12 @@ where
     R: FnOnce(K, &[u8]) -> Result<WebhookEvent, ApiError>,
 {
     let started = Instant::now();
+    // One span for the whole webhook, so its log lines (the flows' too) are tied together.
+    let span = tracing::info_span!(
+        "webhook",
+        provider = provider.name,
+        provider_message_id = tracing::field::Empty,
+    );
     let answered = async {
         let Some(key) = provider.key else {
             tracing::warn!(
@@ -260,13 +251,14 @@ where
         };
         let body = read_body(payload, WEBHOOK_BODY_LIMIT).await?;
         let event = (provider.read)(key, &body)?;
-        // Declared by each handler's span, so the rest of this webhook's lines name it
-        // (`message_id` in them is ours).
+        // Named once parsed, so the rest of this webhook's lines carry it (a `message_id` in
+        // them is ours).
         if let Some(id) = event.provider_message_id() {
             tracing::Span::current().record("provider_message_id", id);
         }
         apply(state, event).await.map(provider.answer)
     }
+    .instrument(span)
     .await;
     counted(state, provider.name, started, answered)
 }
