@@ -60,6 +60,17 @@ pub enum WebhookEvent {
     Ignored(String),
 }
 
+impl WebhookEvent {
+    /// The provider's id for the message the event is about, when it names one.
+    pub fn provider_message_id(&self) -> Option<&str> {
+        match self {
+            Self::Message(message) => Some(&message.provider_message_id),
+            Self::Status(report) => Some(&report.provider_message_id),
+            Self::Ignored(_) => None,
+        }
+    }
+}
+
 /// One text to send.
 #[derive(Debug, Clone)]
 pub struct OutboundText<'a> {

@@ -6,6 +6,7 @@ use std::time::Instant;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde_json::json;
+use tracing::Instrument;
 
 use super::{read_body, write_failed, ApiError, AppState, ErrorBody, WEBHOOK_BODY_LIMIT};
 use crate::db::messages::StatusApplied;
@@ -14,6 +15,21 @@ use crate::flows::inbound::{self, Receipt};
 use crate::flows::status;
 use crate::metrics::WebhookOutcome;
 use crate::providers::{telnyx, twilio, vonage, WebhookEvent};
+
+/// What every provider webhook may answer besides its `200`: how `receive` refuses one.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // It documents the answers only; `receive` gives them as `ApiError`s.
+enum Refusals {
+    /// Authenticated, but not a message or status the provider sends
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// The signature or credentials did not check out (`unauthorized`)
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// Busy; the provider redelivers
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
 
 fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
@@ -27,9 +43,7 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     description = "Inbound texts and delivery reports from Telnyx, signed with Ed25519 (TELNYX_PUBLIC_KEY). For the provider, not for clients.",
     responses(
         (status = 200, description = "Applied (or a repeat, dropped)"),
-        (status = 400, description = "Authenticated, but not a message or status the provider sends", body = ErrorBody),
-        (status = 401, description = "The signature or credentials did not check out (`unauthorized`)", body = ErrorBody),
-        (status = 503, description = "Busy; the provider redelivers", body = ErrorBody),
+        Refusals,
     )
 )]
 pub async fn telnyx(
@@ -37,35 +51,29 @@ pub async fn telnyx(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let started = Instant::now();
-    let answered = telnyx_answer(req, &state, payload).await;
-    counted(&state, "telnyx", started, answered)
-}
-
-async fn telnyx_answer(
-    req: HttpRequest,
-    state: &web::Data<AppState>,
-    payload: web::Payload,
-) -> Result<Answered, ApiError> {
-    let Some(key) = state.settings.telnyx_public_key else {
-        tracing::warn!("telnyx webhook refused: TELNYX_PUBLIC_KEY is not set");
-        return Err(ApiError::Unauthorized);
+    let read = |key, body: &[u8]| {
+        telnyx::verify(
+            &key,
+            header(&req, "telnyx-timestamp"),
+            header(&req, "telnyx-signature-ed25519"),
+            body,
+            Utc::now().timestamp(),
+        )
+        .map_err(|e| {
+            tracing::warn!(reason = %e, "telnyx webhook refused: bad signature");
+            ApiError::Unauthorized
+        })?;
+        telnyx::parse_event(body)
+            .map_err(|e| ApiError::BadRequest(format!("Malformed Telnyx event: {e}")))
     };
-    let body = read_body(payload, WEBHOOK_BODY_LIMIT).await?;
-    telnyx::verify(
-        &key,
-        header(&req, "telnyx-timestamp"),
-        header(&req, "telnyx-signature-ed25519"),
-        &body,
-        Utc::now().timestamp(),
-    )
-    .map_err(|e| {
-        tracing::warn!(reason = %e, "telnyx webhook refused: bad signature");
-        ApiError::Unauthorized
-    })?;
-    let event = telnyx::parse_event(&body)
-        .map_err(|e| ApiError::BadRequest(format!("Malformed Telnyx event: {e}")))?;
-    apply(state, event).await.map(Answered::json)
+    let provider = Provider {
+        name: "telnyx",
+        setting: "TELNYX_PUBLIC_KEY",
+        key: state.settings.telnyx_public_key,
+        read,
+        answer: Answered::json,
+    };
+    receive(&state, payload, provider).await
 }
 
 /// Twilio's inbound messages; answered with empty TwiML so Twilio sends nothing itself.
@@ -77,9 +85,7 @@ async fn telnyx_answer(
     description = "Inbound texts from Twilio, signed with X-Twilio-Signature. Answered with empty TwiML. For the provider, not for clients.",
     responses(
         (status = 200, description = "Applied; empty TwiML"),
-        (status = 400, description = "Authenticated, but not a message or status the provider sends", body = ErrorBody),
-        (status = 401, description = "The signature or credentials did not check out (`unauthorized`)", body = ErrorBody),
-        (status = 503, description = "Busy; the provider redelivers", body = ErrorBody),
+        Refusals,
     )
 )]
 pub async fn twilio(
@@ -87,15 +93,7 @@ pub async fn twilio(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let started = Instant::now();
-    let answered = async {
-        let params = twilio_params(&req, &state, payload).await?;
-        let event = twilio::parse_inbound(&params)
-            .map_err(|e| ApiError::BadRequest(format!("Malformed Twilio message: {e}")))?;
-        apply(&state, event).await.map(Answered::twiml)
-    }
-    .await;
-    counted(&state, "twilio", started, answered)
+    twilio_webhook(req, state, payload, twilio::parse_inbound, "message").await
 }
 
 /// Twilio's status callbacks for the texts momentline sent.
@@ -107,9 +105,7 @@ pub async fn twilio(
     description = "Delivery reports of texts momentline sent through Twilio. For the provider, not for clients.",
     responses(
         (status = 200, description = "Applied"),
-        (status = 400, description = "Authenticated, but not a message or status the provider sends", body = ErrorBody),
-        (status = 401, description = "The signature or credentials did not check out (`unauthorized`)", body = ErrorBody),
-        (status = 503, description = "Busy; the provider redelivers", body = ErrorBody),
+        Refusals,
     )
 )]
 pub async fn twilio_status(
@@ -117,35 +113,48 @@ pub async fn twilio_status(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let started = Instant::now();
-    let answered = async {
-        let params = twilio_params(&req, &state, payload).await?;
-        let event = twilio::parse_status(&params)
-            .map_err(|e| ApiError::BadRequest(format!("Malformed Twilio status: {e}")))?;
-        apply(&state, event).await.map(Answered::twiml)
-    }
-    .await;
-    counted(&state, "twilio", started, answered)
+    twilio_webhook(req, state, payload, twilio::parse_status, "status").await
+}
+
+/// How a Twilio webhook's authentic form is read: `parse_inbound` or `parse_status`.
+type TwilioParse = fn(&[(String, String)]) -> Result<WebhookEvent, twilio::MissingParam>;
+
+/// Either Twilio webhook: keyed with `TWILIO_AUTH_TOKEN`, its form read by `parse` (a `what`
+/// when it cannot be), answered with empty TwiML.
+async fn twilio_webhook(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+    parse: TwilioParse,
+    what: &str,
+) -> Result<HttpResponse, ApiError> {
+    let read = |token, body: &[u8]| {
+        let params = twilio_params(&req, &state, token, body)?;
+        parse(&params).map_err(|e| ApiError::BadRequest(format!("Malformed Twilio {what}: {e}")))
+    };
+    let provider = Provider {
+        name: "twilio",
+        setting: "TWILIO_AUTH_TOKEN",
+        key: state
+            .settings
+            .twilio_auth_token
+            .as_ref()
+            .map(Secret::expose),
+        read,
+        answer: Answered::twiml,
+    };
+    receive(&state, payload, provider).await
 }
 
 /// The form parameters of an authentic Twilio request: signed over the URL Twilio called
 /// (`MOMENTLINE_PUBLIC_URL` with this path and query) and every parameter.
-async fn twilio_params(
+fn twilio_params(
     req: &HttpRequest,
-    state: &web::Data<AppState>,
-    payload: web::Payload,
+    state: &AppState,
+    token: &str,
+    body: &[u8],
 ) -> Result<twilio::Params, ApiError> {
-    let Some(token) = state
-        .settings
-        .twilio_auth_token
-        .as_ref()
-        .map(Secret::expose)
-    else {
-        tracing::warn!("twilio webhook refused: TWILIO_AUTH_TOKEN is not set");
-        return Err(ApiError::Unauthorized);
-    };
-    let body = read_body(payload, WEBHOOK_BODY_LIMIT).await?;
-    let params: twilio::Params = serde_urlencoded::from_bytes(&body)
+    let params: twilio::Params = serde_urlencoded::from_bytes(body)
         .map_err(|_| ApiError::BadRequest("Malformed form body".into()))?;
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let url = format!("{}{path}", state.settings.public_url);
@@ -167,9 +176,7 @@ async fn twilio_params(
     description = "Vonage SMS API (signed GET or POST) and Messages API (JWT) webhooks. For the provider, not for clients.",
     responses(
         (status = 200, description = "Applied"),
-        (status = 400, description = "Authenticated, but not a message or status the provider sends", body = ErrorBody),
-        (status = 401, description = "The signature or credentials did not check out (`unauthorized`)", body = ErrorBody),
-        (status = 503, description = "Busy; the provider redelivers", body = ErrorBody),
+        Refusals,
     )
 )]
 pub async fn vonage(
@@ -177,52 +184,83 @@ pub async fn vonage(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let started = Instant::now();
-    let answered = vonage_answer(req, &state, payload).await;
-    counted(&state, "vonage", started, answered)
+    let read = |secret, body: &[u8]| {
+        let webhook = vonage::Webhook {
+            method: req.method().as_str(),
+            query: req.query_string(),
+            content_type: header(&req, "content-type"),
+            authorization: header(&req, "authorization"),
+            body,
+        };
+        vonage::authenticate(secret, &webhook, Utc::now().timestamp()).map_err(|e| {
+            if let vonage::WebhookError::Malformed(e) = e {
+                return ApiError::BadRequest(format!("Malformed Vonage message: {e}"));
+            }
+            tracing::warn!(reason = %e, "vonage webhook refused");
+            ApiError::Unauthorized
+        })
+    };
+    let provider = Provider {
+        name: "vonage",
+        setting: "VONAGE_SIGNATURE_SECRET",
+        key: state.settings.vonage_signature.as_ref(),
+        read,
+        answer: Answered::json,
+    };
+    receive(&state, payload, provider).await
 }
 
-async fn vonage_answer(
-    req: HttpRequest,
+/// What a provider's webhook has of its own; the rest `receive` does the same for all.
+struct Provider<K, R> {
+    /// For the log and the metrics.
+    name: &'static str,
+    /// The setting that holds `key`, named in the log when it is not set.
+    setting: &'static str,
+    /// What its requests are authenticated with; without it every request is refused.
+    key: Option<K>,
+    /// Authenticates the raw body (and the request around it) and reads it into an event.
+    read: R,
+    answer: fn(Applied) -> Answered,
+}
+
+/// A provider's webhook: refused without its key; else the body read, authenticated and
+/// parsed, the event applied and answered, and the outcome counted.
+async fn receive<K, R>(
     state: &web::Data<AppState>,
     payload: web::Payload,
-) -> Result<Answered, ApiError> {
-    let Some(secret) = state.settings.vonage_signature.as_ref() else {
-        tracing::warn!("vonage webhook refused: VONAGE_SIGNATURE_SECRET is not set");
-        return Err(ApiError::Unauthorized);
-    };
-    if let Some(authorization) = header(&req, "authorization") {
+    provider: Provider<K, R>,
+) -> Result<HttpResponse, ApiError>
+where
+    R: FnOnce(K, &[u8]) -> Result<WebhookEvent, ApiError>,
+{
+    let started = Instant::now();
+    // One span for the whole webhook, so its log lines (the flows' too) are tied together.
+    let span = tracing::info_span!(
+        "webhook",
+        provider = provider.name,
+        provider_message_id = tracing::field::Empty,
+    );
+    let answered = async {
+        let Some(key) = provider.key else {
+            tracing::warn!(
+                "{} webhook refused: {} is not set",
+                provider.name,
+                provider.setting
+            );
+            return Err(ApiError::Unauthorized);
+        };
         let body = read_body(payload, WEBHOOK_BODY_LIMIT).await?;
-        vonage::verify_jwt(secret.secret.expose(), Some(authorization), &body).map_err(|e| {
-            tracing::warn!(reason = %e, "vonage messages webhook refused");
-            ApiError::Unauthorized
-        })?;
-        let event = vonage::parse_messages(&body)
-            .map_err(|e| ApiError::BadRequest(format!("Malformed Vonage message: {e}")))?;
-        return apply(state, event).await.map(Answered::json);
-    }
-    // Parameters that cannot be read cannot be shown to be signed.
-    let malformed = |_| ApiError::Unauthorized;
-    let by_query = [actix_web::http::Method::GET, actix_web::http::Method::HEAD];
-    let params: vonage::Params = if by_query.contains(req.method()) {
-        serde_urlencoded::from_str(req.query_string()).map_err(malformed)?
-    } else {
-        let body = read_body(payload, WEBHOOK_BODY_LIMIT).await?;
-        let json = header(&req, "content-type")
-            .is_some_and(|t| t.trim_start().starts_with("application/json"));
-        if json {
-            vonage::params_from_json(&body).map_err(|_| ApiError::Unauthorized)?
-        } else {
-            serde_urlencoded::from_bytes(&body).map_err(malformed)?
+        let event = (provider.read)(key, &body)?;
+        // Named once parsed, so the rest of this webhook's lines carry it (a `message_id` in
+        // them is ours).
+        if let Some(id) = event.provider_message_id() {
+            tracing::Span::current().record("provider_message_id", id);
         }
-    };
-    if !vonage::verify(secret, &params) {
-        tracing::warn!("vonage webhook refused: bad or missing sig");
-        return Err(ApiError::Unauthorized);
+        apply(state, event).await.map(provider.answer)
     }
-    let event = vonage::parse(&params)
-        .map_err(|e| ApiError::BadRequest(format!("Malformed Vonage message: {e}")))?;
-    apply(state, event).await.map(Answered::json)
+    .instrument(span)
+    .await;
+    counted(state, provider.name, started, answered)
 }
 
 /// What an applied webhook is answered with, and whether it had been applied before.

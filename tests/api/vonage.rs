@@ -231,6 +231,17 @@ async fn a_vonage_body_that_cannot_be_read_cannot_be_signed() {
     let unreadable = app.http.post(app.url("/webhooks/vonage")).body("{not json");
     let response = send(unreadable.header("content-type", "application/json")).await;
     assert_eq!(response.status(), 401);
+    // The Messages API's token may be good over such a body; it is refused all the same.
+    let response = app
+        .http
+        .post(app.url("/webhooks/vonage"))
+        .header("authorization", vonage_jwt("{not json"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 401);
     assert_eq!(app.count("SELECT count(*) FROM messages"), 0);
 }
 

@@ -1,7 +1,6 @@
-//! Vonage SMS API: signed inbound messages and delivery receipts in (GET, form or JSON),
-//! `/sms/json` out.
+//! Vonage's SMS API: inbound messages and delivery receipts as signed parameters (GET, form
+//! or JSON), long messages in parts, and sending through `/sms/json`.
 
-use crate::domain::secret::Secret;
 use hmac::{Hmac, Mac};
 use md5::Md5;
 use serde::Deserialize;
@@ -9,48 +8,13 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha512};
 use subtle::ConstantTimeEq;
 
-use super::{
-    call, Accepted, InboundMessage, OutboundText, Part, SendError, StatusReport, WebhookEvent,
-};
-use crate::domain::moment::MediaItem;
+use super::{e164, BadParams, Params, SignatureMethod, SignatureSecret, Webhook, NAME};
+use crate::domain::secret::Secret;
 use crate::domain::segments::{Encoding, Segments};
 use crate::domain::MessageState;
-
-pub const NAME: &str = "vonage";
-
-/// Parameters as received, repeated names kept.
-pub type Params = Vec<(String, String)>;
-
-/// How Vonage signs webhooks (the dashboard's setting).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SignatureMethod {
-    /// `md5(params + secret)`: Vonage's "MD5 hash".
-    Md5Hash,
-    HmacMd5,
-    HmacSha1,
-    HmacSha256,
-    HmacSha512,
-}
-
-impl SignatureMethod {
-    /// `md5hash`, `md5`, `sha1`, `sha256` or `sha512`.
-    pub fn parse(word: &str) -> Option<Self> {
-        Some(match word.trim().to_ascii_lowercase().as_str() {
-            "md5hash" => Self::Md5Hash,
-            "md5" => Self::HmacMd5,
-            "sha1" => Self::HmacSha1,
-            "sha256" => Self::HmacSha256,
-            "sha512" => Self::HmacSha512,
-            _ => return None,
-        })
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct SignatureSecret {
-    pub secret: Secret,
-    pub method: SignatureMethod,
-}
+use crate::providers::{
+    call, Accepted, InboundMessage, OutboundText, Part, SendError, StatusReport, WebhookEvent,
+};
 
 fn hmac_hex<M: Mac + hmac::digest::KeyInit>(secret: &str, data: &str) -> String {
     let mut mac = <M as hmac::digest::KeyInit>::new_from_slice(secret.as_bytes())
@@ -112,9 +76,21 @@ pub fn params_from_json(body: &[u8]) -> Result<Params, serde_json::Error> {
         .collect())
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct BadParams(pub String);
+/// A webhook's parameters: a GET's (or HEAD's) query, else its body as JSON or a form.
+/// `None` when they cannot be read.
+pub(super) fn params(webhook: &Webhook<'_>) -> Option<Params> {
+    if matches!(webhook.method, "GET" | "HEAD") {
+        return serde_urlencoded::from_str(webhook.query).ok();
+    }
+    let json = webhook
+        .content_type
+        .is_some_and(|t| t.trim_start().starts_with("application/json"));
+    if json {
+        params_from_json(webhook.body).ok()
+    } else {
+        serde_urlencoded::from_bytes(webhook.body).ok()
+    }
+}
 
 fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params
@@ -127,15 +103,6 @@ fn required<'a>(params: &'a [(String, String)], name: &str) -> Result<&'a str, B
     param(params, name)
         .filter(|v| !v.is_empty())
         .ok_or_else(|| BadParams(format!("missing parameter {name}")))
-}
-
-/// Vonage writes numbers without the `+`.
-fn e164(number: &str) -> String {
-    if number.starts_with('+') {
-        number.to_owned()
-    } else {
-        format!("+{number}")
-    }
 }
 
 /// An inbound message (or one part of one), or a delivery receipt.
@@ -194,214 +161,6 @@ fn parse_receipt(params: &[(String, String)]) -> Result<WebhookEvent, BadParams>
         state,
         error,
         recipient_opted_out: false,
-    }))
-}
-
-// Vonage's Messages API is how MMS reaches a Vonage number: JSON webhooks, one media item
-// each, signed with a JWT (HS256, keyed with the same signature secret) whose `payload_hash`
-// claim is the SHA-256 of the body. The JWT is checked here with the HMAC and SHA-256 crates
-// already in use: a JWT library would bring RSA and elliptic-curve code that HS256 never needs.
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum JwtError {
-    #[error("no bearer token")]
-    Missing,
-    #[error("the token is not a JWT")]
-    Malformed,
-    #[error("the token is not signed with HS256")]
-    Algorithm,
-    #[error("the token's signature does not match")]
-    Signature,
-    #[error("the token's payload_hash does not match the body")]
-    PayloadHash,
-    #[error("the token's iat is missing, or too old or too far ahead")]
-    Stale,
-}
-
-/// How old a Messages API token may be: Vonage retries a webhook for a day, and a retry may
-/// carry the token it was first signed with. A replay within it has no second effect (the
-/// message id is the dedupe key).
-pub const JWT_MAX_AGE_SECS: i64 = 24 * 3600 + 300;
-/// How far ahead of our clock a token's `iat` may be.
-pub const JWT_MAX_SKEW_SECS: i64 = 300;
-
-/// Checks a Messages API webhook: `Authorization: Bearer <jwt>` signed with `secret`, whose
-/// `payload_hash` is the SHA-256 of `body` and whose `iat` is recent, now.
-pub fn verify_jwt(secret: &str, authorization: Option<&str>, body: &[u8]) -> Result<(), JwtError> {
-    verify_jwt_at(secret, authorization, body, chrono::Utc::now().timestamp())
-}
-
-/// `verify_jwt` at the Unix time `now`.
-pub fn verify_jwt_at(
-    secret: &str,
-    authorization: Option<&str>,
-    body: &[u8],
-    now: i64,
-) -> Result<(), JwtError> {
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
-    use base64::Engine;
-
-    let token = authorization
-        .and_then(|h| h.trim().strip_prefix("Bearer "))
-        .ok_or(JwtError::Missing)?
-        .trim();
-    let mut parts = token.split('.');
-    let (Some(header), Some(claims), Some(signature), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(JwtError::Malformed);
-    };
-    let decode_json = |part: &str| -> Result<serde_json::Value, JwtError> {
-        let bytes = B64URL.decode(part).map_err(|_| JwtError::Malformed)?;
-        serde_json::from_slice(&bytes).map_err(|_| JwtError::Malformed)
-    };
-    if decode_json(header)?["alg"] != "HS256" {
-        return Err(JwtError::Algorithm);
-    }
-    let signature = B64URL.decode(signature).map_err(|_| JwtError::Malformed)?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
-        .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
-    mac.update(header.as_bytes());
-    mac.update(b".");
-    mac.update(claims.as_bytes());
-    mac.verify_slice(&signature)
-        .map_err(|_| JwtError::Signature)?;
-    let claims = decode_json(claims)?;
-    let issued = claims["iat"].as_i64().ok_or(JwtError::Stale)?;
-    let age = now.saturating_sub(issued);
-    if !(-JWT_MAX_SKEW_SECS..=JWT_MAX_AGE_SECS).contains(&age) {
-        return Err(JwtError::Stale);
-    }
-    let claimed = claims["payload_hash"]
-        .as_str()
-        .map(str::to_ascii_lowercase)
-        .ok_or(JwtError::PayloadHash)?;
-    let actual = hex::encode(Sha256::digest(body));
-    if bool::from(actual.as_bytes().ct_eq(claimed.as_bytes())) {
-        Ok(())
-    } else {
-        Err(JwtError::PayloadHash)
-    }
-}
-
-#[derive(Deserialize)]
-struct MessagesEvent {
-    message_uuid: String,
-    #[serde(default)]
-    to: Option<String>,
-    #[serde(default)]
-    from: Option<String>,
-    /// Present on inbound messages, absent on status reports.
-    #[serde(default)]
-    message_type: Option<String>,
-    #[serde(default)]
-    text: Option<String>,
-    #[serde(default)]
-    image: Option<MessagesMedia>,
-    #[serde(default)]
-    audio: Option<MessagesMedia>,
-    #[serde(default)]
-    video: Option<MessagesMedia>,
-    #[serde(default)]
-    file: Option<MessagesMedia>,
-    #[serde(default)]
-    status: Option<String>,
-    #[serde(default)]
-    error: Option<serde_json::Value>,
-}
-
-#[derive(Deserialize)]
-struct MessagesMedia {
-    url: String,
-    #[serde(default)]
-    caption: Option<String>,
-}
-
-/// The content type a Messages API media item is announced as: its kind, and its exact
-/// type when the URL's extension names one (the media keeper checks what is served).
-fn announced_type(kind: &str, url: &str) -> String {
-    let extension = url
-        .rsplit('/')
-        .next()
-        .and_then(|last| last.rsplit_once('.'))
-        .map(|(_, ext)| ext.to_ascii_lowercase());
-    match (kind, extension.as_deref()) {
-        ("image", Some("jpg" | "jpeg")) => "image/jpeg".into(),
-        ("image", Some("png")) => "image/png".into(),
-        ("image", Some("gif")) => "image/gif".into(),
-        ("file", Some("pdf")) => "application/pdf".into(),
-        ("file", _) => "application/octet-stream".into(),
-        (kind, _) => format!("{kind}/*"),
-    }
-}
-
-/// A Messages API webhook: an inbound message (text or one media item) or a status report.
-pub fn parse_messages(body: &[u8]) -> Result<WebhookEvent, BadParams> {
-    let event: MessagesEvent =
-        serde_json::from_slice(body).map_err(|e| BadParams(format!("malformed JSON: {e}")))?;
-    let Some(message_type) = event.message_type.as_deref() else {
-        let status = event.status.as_deref().unwrap_or_default();
-        let state = match status {
-            "submitted" => MessageState::Sent,
-            "delivered" | "read" => MessageState::Delivered,
-            "rejected" | "undeliverable" | "failed" => MessageState::Error,
-            other => return Ok(WebhookEvent::Ignored(format!("status {other}"))),
-        };
-        let error = event
-            .error
-            .as_ref()
-            .map(|e| {
-                let field = |name: &str| e[name].as_str().map(str::to_owned);
-                field("detail")
-                    .or_else(|| field("title"))
-                    .unwrap_or_else(|| e.to_string())
-            })
-            .or_else(|| (state == MessageState::Error).then(|| status.to_owned()))
-            .map(|e| format!("vonage {status}: {e}"));
-        return Ok(WebhookEvent::Status(StatusReport {
-            provider: NAME,
-            provider_message_id: event.message_uuid,
-            state,
-            error,
-            recipient_opted_out: false,
-        }));
-    };
-    let from = event
-        .from
-        .as_deref()
-        .filter(|f| !f.is_empty())
-        .map(e164)
-        .ok_or_else(|| BadParams("missing field from".into()))?;
-    let (media, caption) = match message_type {
-        "text" => (None, None),
-        kind @ ("image" | "audio" | "video" | "file") => {
-            let item = match kind {
-                "image" => event.image,
-                "audio" => event.audio,
-                "video" => event.video,
-                _ => event.file,
-            }
-            .ok_or_else(|| BadParams(format!("missing field {kind}")))?;
-            let content_type = announced_type(kind, &item.url);
-            (
-                Some(MediaItem {
-                    url: item.url,
-                    content_type,
-                }),
-                item.caption,
-            )
-        }
-        other => return Ok(WebhookEvent::Ignored(format!("message type {other}"))),
-    };
-    Ok(WebhookEvent::Message(InboundMessage {
-        provider: NAME,
-        provider_message_id: event.message_uuid,
-        from,
-        to: event.to.as_deref().map(e164).unwrap_or_default(),
-        text: event.text.or(caption).unwrap_or_default(),
-        subject: None,
-        media: media.into_iter().collect(),
-        part: None,
     }))
 }
 
@@ -654,98 +413,6 @@ mod tests {
         );
     }
 
-    /// When the test tokens were signed.
-    const ISSUED: i64 = 1_795_370_000;
-
-    /// A Messages API token as Vonage makes one.
-    fn jwt(secret: &str, alg: &str, body: &[u8]) -> String {
-        use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
-        use base64::Engine;
-        let header = B64URL.encode(format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#));
-        let claims = B64URL.encode(format!(
-            r#"{{"iat":1795370000,"jti":"j1","iss":"Vonage","payload_hash":"{}","api_key":"a1b2c3d4","application_id":"app"}}"#,
-            hex::encode(Sha256::digest(body))
-        ));
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("key");
-        mac.update(format!("{header}.{claims}").as_bytes());
-        let signature = B64URL.encode(mac.finalize().into_bytes());
-        format!("Bearer {header}.{claims}.{signature}")
-    }
-
-    #[test]
-    fn messages_api_tokens_verify_only_with_the_secret_alg_and_body() {
-        let body = br#"{"message_uuid":"m1"}"#;
-        let good = jwt("s3cret", "HS256", body);
-        assert_eq!(verify_jwt_at("s3cret", Some(&good), body, ISSUED), Ok(()));
-        assert_eq!(
-            verify_jwt_at("other", Some(&good), body, ISSUED),
-            Err(JwtError::Signature)
-        );
-        assert_eq!(
-            verify_jwt_at("s3cret", Some(&good), br#"{"message_uuid":"m2"}"#, ISSUED),
-            Err(JwtError::PayloadHash)
-        );
-        let none = jwt("s3cret", "none", body);
-        assert_eq!(
-            verify_jwt_at("s3cret", Some(&none), body, ISSUED),
-            Err(JwtError::Algorithm)
-        );
-        assert_eq!(
-            verify_jwt_at("s3cret", None, body, ISSUED),
-            Err(JwtError::Missing)
-        );
-        assert_eq!(
-            verify_jwt_at("s3cret", Some("Bearer a.b"), body, ISSUED),
-            Err(JwtError::Malformed)
-        );
-        assert_eq!(
-            verify_jwt_at("s3cret", Some("Bearer !.!.!"), body, ISSUED),
-            Err(JwtError::Malformed)
-        );
-        // Signed a day ago (a retry) is taken; a day and a bit, or from the future, is not.
-        for (now, taken) in [
-            (ISSUED + JWT_MAX_AGE_SECS, true),
-            (ISSUED + JWT_MAX_AGE_SECS + 1, false),
-            (ISSUED - JWT_MAX_SKEW_SECS, true),
-            (ISSUED - JWT_MAX_SKEW_SECS - 1, false),
-        ] {
-            let verdict = verify_jwt_at("s3cret", Some(&good), body, now);
-            assert_eq!(verdict.is_ok(), taken, "{now}: {verdict:?}");
-        }
-    }
-
-    #[test]
-    fn messages_api_images_texts_and_statuses_parse() {
-        let image = br#"{"channel":"mms","message_uuid":"u1","to":"18445550001",
-            "from":"14155552671","timestamp":"2026-11-22T18:10:02Z","message_type":"image",
-            "image":{"url":"https://api-us.nexmo.com/v3/media/abc.jpg","caption":"Harbour"}}"#;
-        let WebhookEvent::Message(m) = parse_messages(image).expect("parses") else {
-            panic!("not a message");
-        };
-        assert_eq!(
-            (m.from.as_str(), m.text.as_str()),
-            ("+14155552671", "Harbour")
-        );
-        assert_eq!(m.media[0].content_type, "image/jpeg");
-        let status = br#"{"message_uuid":"u2","to":"14155552671","status":"rejected",
-            "error":{"type":"x","title":"1320","detail":"Invalid recipient"}}"#;
-        assert_eq!(
-            parse_messages(status).expect("parses"),
-            WebhookEvent::Status(StatusReport {
-                provider: NAME,
-                provider_message_id: "u2".into(),
-                state: MessageState::Error,
-                error: Some("vonage rejected: Invalid recipient".into()),
-                recipient_opted_out: false,
-            })
-        );
-        assert!(parse_messages(br#"{"message_uuid":"u3","message_type":"text"}"#).is_err());
-        assert_eq!(
-            announced_type("image", "https://m/v3/media/uuid"),
-            "image/*"
-        );
-    }
-
     #[test]
     fn json_bodies_become_parameters() {
         let params = params_from_json(br#"{"msisdn":"1","n":5,"b":true,"x":null}"#).expect("json");
@@ -753,5 +420,61 @@ mod tests {
         assert_eq!(param(&params, "b"), Some("true"));
         assert_eq!(param(&params, "x"), None);
         assert!(params_from_json(b"[1]").is_err());
+    }
+
+    #[test]
+    fn sms_api_parameters_are_read_from_a_gets_query_and_a_posts_body() {
+        use crate::providers::vonage::{authenticate, Webhook, WebhookError};
+        let mut signed = vector();
+        signed.push((
+            "sig".into(),
+            signature(&secret(SignatureMethod::HmacSha256), &vector()),
+        ));
+        let form = serde_urlencoded::to_string(&signed).expect("form");
+        let json = serde_json::Value::Object(
+            signed
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone().into()))
+                .collect(),
+        )
+        .to_string();
+        let webhook = |method, query, content_type, body| Webhook {
+            method,
+            query,
+            content_type,
+            authorization: None,
+            body,
+        };
+        let json_type = Some("application/json");
+        let form_type = Some("application/x-www-form-urlencoded");
+        for taken in [
+            webhook("GET", &form, None, b""),
+            webhook("POST", "", form_type, form.as_bytes()),
+            webhook("POST", "", json_type, json.as_bytes()),
+        ] {
+            let verdict = authenticate(&secret(SignatureMethod::HmacSha256), &taken, 0);
+            assert!(matches!(verdict, Ok(WebhookEvent::Message(_))), "{taken:?}");
+        }
+        for (refused, why) in [
+            (
+                webhook("GET", "", None, form.as_bytes()),
+                WebhookError::BadSignature,
+            ),
+            (
+                webhook("POST", &form, form_type, b""),
+                WebhookError::BadSignature,
+            ),
+            (
+                webhook("POST", "", json_type, b"{not json"),
+                WebhookError::Unreadable,
+            ),
+            (
+                webhook("POST", "", json_type, b"[1]"),
+                WebhookError::Unreadable,
+            ),
+        ] {
+            let verdict = authenticate(&secret(SignatureMethod::HmacSha256), &refused, 0);
+            assert_eq!(verdict, Err(why), "{refused:?}");
+        }
     }
 }
