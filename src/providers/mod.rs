@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use crate::domain::moment::MediaItem;
 use crate::domain::MessageState;
+use crate::vars::{invalid, ConfigError, Variable, Vars};
 
 /// An inbound text, whichever provider carried it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,7 +225,79 @@ pub enum Sender {
     Phonify(phonify::Phonify),
 }
 
+/// The outbound provider (`MOMENTLINE_SMS_PROVIDER`) and its credentials.
+#[derive(Debug, Clone)]
+pub enum ProviderSettings {
+    Console,
+    Telnyx(telnyx::TelnyxConfig),
+    Twilio(twilio::TwilioConfig),
+    Vonage(vonage::VonageConfig),
+    TextFlow(textflow::TextFlowConfig),
+    Phonify(phonify::PhonifyConfig),
+}
+
+/// The values of `MOMENTLINE_SMS_PROVIDER`.
+pub const NAMES: &[&str] = &[
+    console::NAME,
+    telnyx::NAME,
+    twilio::NAME,
+    vonage::NAME,
+    textflow::NAME,
+    phonify::NAME,
+];
+
+impl ProviderSettings {
+    /// The provider `MOMENTLINE_SMS_PROVIDER` names, each reading its own variables; Twilio's
+    /// status reports come back to `public_url`.
+    pub fn read(vars: &Vars, public_url: &str) -> Result<Self, ConfigError> {
+        let name = vars
+            .or("MOMENTLINE_SMS_PROVIDER", "console")
+            .to_ascii_lowercase();
+        Ok(match name.as_str() {
+            console::NAME => Self::Console,
+            telnyx::NAME => Self::Telnyx(telnyx::TelnyxConfig::read(vars)?),
+            twilio::NAME => Self::Twilio(twilio::TwilioConfig::read(vars, public_url)?),
+            vonage::NAME => Self::Vonage(vonage::VonageConfig::read(vars)?),
+            textflow::NAME => Self::TextFlow(textflow::TextFlowConfig::read(vars)?),
+            phonify::NAME => Self::Phonify(phonify::PhonifyConfig::read(vars)?),
+            other => {
+                return Err(invalid(
+                    "MOMENTLINE_SMS_PROVIDER",
+                    format!("'{other}' is not one of {}", NAMES.join(", ")),
+                ))
+            }
+        })
+    }
+}
+
+/// Every provider's variables, in the order `--help` lists them.
+pub fn variables() -> impl Iterator<Item = &'static Variable> {
+    [
+        telnyx::VARIABLES,
+        twilio::VARIABLES,
+        vonage::VARIABLES,
+        textflow::VARIABLES,
+        phonify::VARIABLES,
+    ]
+    .into_iter()
+    .flatten()
+}
+
 impl Sender {
+    /// The sender for `settings`, sending through `http`.
+    pub fn new(settings: &ProviderSettings, http: reqwest::Client) -> Self {
+        match settings {
+            ProviderSettings::Console => Self::Console(console::Console),
+            ProviderSettings::Telnyx(c) => Self::Telnyx(telnyx::Telnyx::new(c.clone(), http)),
+            ProviderSettings::Twilio(c) => Self::Twilio(twilio::Twilio::new(c.clone(), http)),
+            ProviderSettings::Vonage(c) => Self::Vonage(vonage::Vonage::new(c.clone(), http)),
+            ProviderSettings::TextFlow(c) => {
+                Self::TextFlow(textflow::TextFlow::new(c.clone(), http))
+            }
+            ProviderSettings::Phonify(c) => Self::Phonify(phonify::Phonify::new(c.clone(), http)),
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Self::Console(_) => console::NAME,

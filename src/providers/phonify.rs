@@ -5,6 +5,29 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{call, Accepted, OutboundText, SendError};
+use crate::vars::{ConfigError, Variable, Vars};
+
+/// Phonify's variables.
+pub const VARIABLES: &[Variable] = &[
+    ("PHONIFY_API_KEY", "", "Phonify: API key"),
+    ("PHONIFY_APP", "", "Phonify: app id"),
+    (
+        "PHONIFY_API_BASE",
+        "https://api.phonify.io",
+        "Phonify: API base",
+    ),
+];
+
+impl PhonifyConfig {
+    /// Phonify's settings, when it is the provider.
+    pub fn read(vars: &Vars) -> Result<Self, ConfigError> {
+        Ok(Self {
+            api_key: vars.need("PHONIFY_API_KEY", NAME)?.into(),
+            app: vars.need("PHONIFY_APP", NAME)?,
+            api_base: vars.base_url("PHONIFY_API_BASE", "https://api.phonify.io")?,
+        })
+    }
+}
 
 pub const NAME: &str = "phonify";
 

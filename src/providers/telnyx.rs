@@ -10,6 +10,53 @@ use serde_json::json;
 use super::{call, Accepted, InboundMessage, OutboundText, SendError, StatusReport, WebhookEvent};
 use crate::domain::moment::MediaItem;
 use crate::domain::MessageState;
+use crate::vars::{invalid, ConfigError, Variable, Vars};
+
+/// Telnyx's variables.
+pub const VARIABLES: &[Variable] = &[
+    ("TELNYX_API_KEY", "", "Telnyx: API v2 key"),
+    ("TELNYX_FROM_NUMBER", "", "Telnyx: the sender number"),
+    (
+        "TELNYX_MESSAGING_PROFILE_ID",
+        "",
+        "Telnyx: or the sending messaging profile",
+    ),
+    (
+        "TELNYX_PUBLIC_KEY",
+        "",
+        "Telnyx: webhook Ed25519 public key",
+    ),
+    (
+        "TELNYX_API_BASE",
+        "https://api.telnyx.com",
+        "Telnyx: API base",
+    ),
+];
+
+impl TelnyxConfig {
+    /// Telnyx's sending settings, when it is the provider.
+    pub fn read(vars: &Vars) -> Result<Self, ConfigError> {
+        let from_number = vars.get("TELNYX_FROM_NUMBER");
+        let messaging_profile_id = vars.get("TELNYX_MESSAGING_PROFILE_ID");
+        if from_number.is_none() && messaging_profile_id.is_none() {
+            vars.need("TELNYX_FROM_NUMBER", NAME)?;
+        }
+        Ok(Self {
+            api_key: vars.need("TELNYX_API_KEY", NAME)?.into(),
+            from_number,
+            messaging_profile_id,
+            api_base: vars.base_url("TELNYX_API_BASE", "https://api.telnyx.com")?,
+        })
+    }
+}
+
+/// The key Telnyx webhooks are verified with (`TELNYX_PUBLIC_KEY`); `None` refuses them all.
+pub fn read_public_key(vars: &Vars) -> Result<Option<VerifyingKey>, ConfigError> {
+    vars.get("TELNYX_PUBLIC_KEY")
+        .map(|k| parse_public_key(&k))
+        .transpose()
+        .map_err(|p| invalid("TELNYX_PUBLIC_KEY", p))
+}
 
 pub const NAME: &str = "telnyx";
 /// Telnyx's SDKs reject webhooks whose timestamp is further than this from now.

@@ -6,6 +6,27 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{call, Accepted, OutboundText, SendError};
+use crate::vars::{ConfigError, Variable, Vars};
+
+/// TextFlow's variables.
+pub const VARIABLES: &[Variable] = &[
+    ("TEXTFLOW_API_KEY", "", "TextFlow: API key"),
+    (
+        "TEXTFLOW_API_BASE",
+        "https://textflow.me",
+        "TextFlow: API base",
+    ),
+];
+
+impl TextFlowConfig {
+    /// TextFlow's settings, when it is the provider.
+    pub fn read(vars: &Vars) -> Result<Self, ConfigError> {
+        Ok(Self {
+            api_key: vars.need("TEXTFLOW_API_KEY", NAME)?.into(),
+            api_base: vars.base_url("TEXTFLOW_API_BASE", "https://textflow.me")?,
+        })
+    }
+}
 
 pub const NAME: &str = "textflow";
 

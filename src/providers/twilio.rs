@@ -10,6 +10,53 @@ use sha1::Sha1;
 use super::{call, Accepted, InboundMessage, OutboundText, SendError, StatusReport, WebhookEvent};
 use crate::domain::moment::MediaItem;
 use crate::domain::MessageState;
+use crate::vars::{ConfigError, Variable, Vars};
+
+/// Twilio's variables.
+pub const VARIABLES: &[Variable] = &[
+    ("TWILIO_ACCOUNT_SID", "", "Twilio: account SID"),
+    (
+        "TWILIO_AUTH_TOKEN",
+        "",
+        "Twilio: auth token (also verifies webhooks)",
+    ),
+    ("TWILIO_FROM_NUMBER", "", "Twilio: the sender number"),
+    (
+        "TWILIO_MESSAGING_SERVICE_SID",
+        "",
+        "Twilio: or the sending messaging service",
+    ),
+    (
+        "TWILIO_API_BASE",
+        "https://api.twilio.com",
+        "Twilio: API base",
+    ),
+];
+
+/// Where Twilio's API is (`TWILIO_API_BASE`).
+pub fn read_api_base(vars: &Vars) -> Result<String, ConfigError> {
+    vars.base_url("TWILIO_API_BASE", "https://api.twilio.com")
+}
+
+impl TwilioConfig {
+    /// Twilio's sending settings, when it is the provider; status reports come back to
+    /// `public_url`.
+    pub fn read(vars: &Vars, public_url: &str) -> Result<Self, ConfigError> {
+        let from_number = vars.get("TWILIO_FROM_NUMBER");
+        let messaging_service_sid = vars.get("TWILIO_MESSAGING_SERVICE_SID");
+        if from_number.is_none() && messaging_service_sid.is_none() {
+            vars.need("TWILIO_FROM_NUMBER", NAME)?;
+        }
+        Ok(Self {
+            account_sid: vars.need("TWILIO_ACCOUNT_SID", NAME)?,
+            auth_token: vars.need("TWILIO_AUTH_TOKEN", NAME)?.into(),
+            from_number,
+            messaging_service_sid,
+            api_base: read_api_base(vars)?,
+            status_callback: format!("{public_url}/webhooks/twilio/status"),
+        })
+    }
+}
 
 pub const NAME: &str = "twilio";
 /// Twilio's error for a recipient who texted STOP.

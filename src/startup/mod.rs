@@ -12,7 +12,7 @@ use actix_web::dev::Server;
 use actix_web::{middleware, web, App, HttpServer};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{DispatchSettings, ProviderSettings, Settings};
+use crate::config::{DispatchSettings, Settings};
 use crate::db::DbError;
 use crate::events::Events;
 use crate::flows::connect::ConnectSettings;
@@ -23,10 +23,7 @@ use crate::host::{Endpoint, Host};
 use crate::jobs::{JobContext, Pacer, Runner, RunnerSettings};
 use crate::media::{MediaKeeper, TwilioMediaAuth};
 use crate::metrics::Metrics;
-use crate::providers::{
-    console::Console, phonify::Phonify, telnyx::Telnyx, textflow::TextFlow, twilio::Twilio,
-    vonage::Vonage, Sender,
-};
+use crate::providers::Sender;
 use crate::routes::{self, AppState};
 use crate::store::{Store, WriteError};
 pub use preflight::{database_problems, preflight};
@@ -99,16 +96,7 @@ impl Application {
         let http = reqwest::Client::builder()
             .timeout(settings.provider_timeout)
             .build()?;
-        let sender = Arc::new(match &settings.provider {
-            ProviderSettings::Console => Sender::Console(Console),
-            ProviderSettings::Telnyx(c) => Sender::Telnyx(Telnyx::new(c.clone(), http.clone())),
-            ProviderSettings::Twilio(c) => Sender::Twilio(Twilio::new(c.clone(), http.clone())),
-            ProviderSettings::Vonage(c) => Sender::Vonage(Vonage::new(c.clone(), http.clone())),
-            ProviderSettings::TextFlow(c) => {
-                Sender::TextFlow(TextFlow::new(c.clone(), http.clone()))
-            }
-            ProviderSettings::Phonify(c) => Sender::Phonify(Phonify::new(c.clone(), http.clone())),
-        });
+        let sender = Arc::new(Sender::new(&settings.provider, http));
         let addr = settings.addr.clone();
         let listen_error = |source| StartupError::Listen {
             addr: addr.clone(),

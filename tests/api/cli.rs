@@ -184,7 +184,7 @@ fn the_db_flag_wins_over_the_variable_and_help_lists_every_variable() {
 
     let help = momentline_on_file(&flagged, &["--help"]);
     let help = String::from_utf8(help.stdout).expect("utf-8");
-    for (name, _, _) in momentline::config::VARIABLES {
+    for (name, _, _) in momentline::config::variables() {
         assert!(help.contains(name), "{name} missing from --help");
     }
     assert!(

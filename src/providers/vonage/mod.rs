@@ -12,8 +12,62 @@ pub use sms::{params_from_json, parse, signature, verify, Vonage, VonageConfig};
 
 use super::WebhookEvent;
 use crate::domain::secret::Secret;
+use crate::vars::{invalid, ConfigError, Variable, Vars};
 
 pub const NAME: &str = "vonage";
+
+/// Vonage's variables.
+pub const VARIABLES: &[Variable] = &[
+    ("VONAGE_API_KEY", "", "Vonage: API key"),
+    ("VONAGE_API_SECRET", "", "Vonage: API secret"),
+    ("VONAGE_FROM", "", "Vonage: the sender"),
+    (
+        "VONAGE_SIGNATURE_SECRET",
+        "",
+        "Vonage: webhook signature secret",
+    ),
+    (
+        "VONAGE_SIGNATURE_METHOD",
+        "sha256",
+        "Vonage: md5hash, md5, sha1, sha256 or sha512",
+    ),
+    (
+        "VONAGE_API_BASE",
+        "https://rest.nexmo.com",
+        "Vonage: API base",
+    ),
+];
+
+impl VonageConfig {
+    /// Vonage's sending settings, when it is the provider.
+    pub fn read(vars: &Vars) -> Result<Self, ConfigError> {
+        Ok(Self {
+            api_key: vars.need("VONAGE_API_KEY", NAME)?,
+            api_secret: vars.need("VONAGE_API_SECRET", NAME)?.into(),
+            from: vars.need("VONAGE_FROM", NAME)?,
+            api_base: vars.base_url("VONAGE_API_BASE", "https://rest.nexmo.com")?,
+        })
+    }
+}
+
+/// The secret Vonage webhooks are verified with, and how they are signed
+/// (`VONAGE_SIGNATURE_SECRET`, `VONAGE_SIGNATURE_METHOD`); `None` refuses them all.
+pub fn read_signature(vars: &Vars) -> Result<Option<SignatureSecret>, ConfigError> {
+    let Some(secret) = vars.get("VONAGE_SIGNATURE_SECRET") else {
+        return Ok(None);
+    };
+    let word = vars.or("VONAGE_SIGNATURE_METHOD", "sha256");
+    let method = SignatureMethod::parse(&word).ok_or_else(|| {
+        invalid(
+            "VONAGE_SIGNATURE_METHOD",
+            format!("'{word}' is not one of md5hash, md5, sha1, sha256, sha512"),
+        )
+    })?;
+    Ok(Some(SignatureSecret {
+        secret: secret.into(),
+        method,
+    }))
+}
 
 /// Parameters as received, repeated names kept.
 pub type Params = Vec<(String, String)>;
