@@ -8,10 +8,10 @@ use chrono::{DateTime, Utc};
 use crate::db::jobs::{self, NewJob};
 use crate::db::{artists, messages, moments, numbers, parts, Conn, DbError};
 use crate::domain::keyword::Keyword;
-use crate::domain::moment::{parse_moments, MomentContent};
+use crate::domain::moment::{parse_moments, MomentCommand, MomentContent};
 use crate::domain::number_state::{
-    on_inbound, ArtistId, Inbound, InboundContext, NumberStatus, ReplyKind, ReplyLimits, Standing,
-    UNDO_WINDOW,
+    on_inbound, ArtistId, Decision, Inbound, InboundContext, NumberStatus, ReplyKind, ReplyLimits,
+    Standing, UNDO_WINDOW,
 };
 use crate::domain::phone_number::PhoneNumber;
 use crate::domain::replies::{self, ReplyContext};
@@ -260,10 +260,43 @@ fn receive_whole(
     read: Option<Inbound>,
     now: DateTime<Utc>,
 ) -> Result<Receipt, DbError> {
+    let decided = decide(tx, settings, message, from, read, now)?;
+    let Some(message_id) = record(tx, settings, message, from, &decided, now)? else {
+        return Ok(Receipt::Duplicate);
+    };
+    let (moments, replies, merged) =
+        enqueue(tx, settings, message, from, &decided, message_id, now)?;
+    let (before, after) = (&decided.standing, &decided.decision.next);
+    Ok(Receipt::Recorded {
+        message_id,
+        moments,
+        replies,
+        merged,
+        changed: (before != after).then(|| (before.status(), after.status())),
+    })
+}
+
+/// What the state machine made of a message, and what it was decided from.
+struct Decided {
+    standing: Standing,
+    decision: Decision,
+    /// The Moment UNDO would remove, when the message is UNDO from a verified number.
+    undoable: Option<i64>,
+    keyword: bool,
+}
+
+/// Decides what a message does, from the number's standing and its recent texts: nothing is
+/// written, so the message is then written once, already in its artist's conversation.
+fn decide(
+    tx: &Conn,
+    settings: &ReceiveSettings,
+    message: &InboundMessage,
+    from: &PhoneNumber,
+    read: Option<Inbound>,
+    now: DateTime<Utc>,
+) -> Result<Decided, DbError> {
     let phone = from.as_str();
     let standing = numbers::standing(tx, phone)?;
-    // Decided first (nothing is written until the dedupe row goes in), so the message is
-    // written once, already in its artist's conversation.
     let inbound = read.unwrap_or_else(|| read_inbound(message, now));
     // UNDO's Moment, looked up only when it is asked for.
     let undoable = match (&standing, inbound.keyword) {
@@ -281,28 +314,58 @@ fn receive_whole(
         undoable: undoable.is_some(),
     };
     let decision = on_inbound(&standing, inbound, &context);
+    Ok(Decided {
+        standing,
+        decision,
+        undoable,
+        keyword,
+    })
+}
+
+/// Records the message (its id; `None` when its provider id was seen before, and nothing is
+/// done), the number's change of standing, and an UNDO.
+fn record(
+    tx: &Conn,
+    settings: &ReceiveSettings,
+    message: &InboundMessage,
+    from: &PhoneNumber,
+    decided: &Decided,
+    now: DateTime<Utc>,
+) -> Result<Option<i64>, DbError> {
+    let phone = from.as_str();
+    let next = &decided.decision.next;
     // Only the artist a number is verified for sees what it texts, and what we answer it.
-    let artist = decision.next.owner();
-    let Some(message_id) = insert(tx, message, phone, artist, now)? else {
-        return Ok(Receipt::Duplicate);
+    let Some(message_id) = insert(tx, message, phone, next.owner(), now)? else {
+        return Ok(None);
     };
     number_change::change(
         tx,
         phone,
-        &standing,
-        &decision.next,
+        &decided.standing,
+        next,
         numbers::Cause::Inbound(message_id),
         settings.events,
         now,
     )?;
-
-    if let Some(id) = undoable.filter(|_| decision.undo) {
+    if let Some(id) = decided.undoable.filter(|_| decided.decision.undo) {
         undo(tx, id, settings, now)?;
     }
+    Ok(Some(message_id))
+}
 
-    // Each Moment is dispatched by a job of its own; the last to finish queues the "Moment
-    // posted" reply, when the decision allows one.
-    let mut recorded = 0;
+/// Queues what the decision asks for: each Moment with its jobs (joined to its other half
+/// instead, when it is one), and the replies. Answers the Moments recorded, the replies
+/// queued, and whether the message joined a Moment.
+fn enqueue(
+    tx: &Conn,
+    settings: &ReceiveSettings,
+    message: &InboundMessage,
+    from: &PhoneNumber,
+    decided: &Decided,
+    message_id: i64,
+    now: DateTime<Utc>,
+) -> Result<(usize, usize, bool), DbError> {
+    let decision = &decided.decision;
     // "Moment posted" waits for the dispatch, and the replies that follow it wait with it,
     // so they still go out in the order decided.
     let (replies, after_posted) = match decision
@@ -316,60 +379,112 @@ fn receive_whole(
         ),
         _ => (decision.replies.clone(), Vec::new()),
     };
-    let posted_reply = replies.len() < decision.replies.len();
-    let then: Vec<&str> = after_posted.iter().map(|kind| kind.as_str()).collect();
+    let posted = Posted {
+        reply: replies.len() < decision.replies.len(),
+        then: after_posted.iter().map(|kind| kind.as_str()).collect(),
+    };
     // A photo alone or a caption alone may be half of a split MMS: it joins the other half's
     // Moment if one is waiting, or waits for it.
     let half = merge::Half::of(
         settings.merge_rule(),
         &decision.next,
-        keyword,
+        decided.keyword,
         message,
         &decision.moments,
-        phone,
+        from.as_str(),
     );
     let merged = match &half {
         Some(half) => merge::join(tx, settings.merge_rule(), half, now)?.is_some(),
         None => false,
     };
-    // Held back until the window ends, so the other half can still join.
-    let merge_until = half.as_ref().map(|_| now + settings.merge_window);
-    if let (Standing::Verified { owner, .. }, false) = (&decision.next, merged) {
-        for (position, command) in decision.moments.iter().enumerate() {
-            let id = moments::insert(tx, *owner, message_id, position, command, now)?;
-            if let Some(until) = merge_until {
-                moments::open_for_merge(tx, id, until)?;
+    let moments = match (&decision.next, merged) {
+        (Standing::Verified { owner, .. }, false) => {
+            // Held back until the window ends, so the other half can still join.
+            let merge_until = half.as_ref().map(|_| now + settings.merge_window);
+            let held = Held {
+                artist: *owner,
+                message_id,
+                merge_until,
+            };
+            enqueue_moments(tx, settings, &decision.moments, &held, &posted, now)?
+        }
+        _ => 0,
+    };
+    queue_replies(tx, settings, message, from, decision, &replies, now)?;
+    Ok((moments, replies.len(), merged))
+}
+
+/// What the Moments' dispatch says once they are posted.
+struct Posted<'a> {
+    /// Whether to text "Moment posted".
+    reply: bool,
+    /// The replies decided after it, sent after it.
+    then: Vec<&'a str>,
+}
+
+/// Whose Moments they are, from which message, and until when they wait for their other half.
+struct Held {
+    artist: ArtistId,
+    message_id: i64,
+    merge_until: Option<DateTime<Utc>>,
+}
+
+/// Records each Moment, each dispatched by a job of its own (a media Moment's after its file
+/// is kept, when the host is sent the kept copy); the last to finish queues the "Moment
+/// posted" reply, when the decision allows one.
+fn enqueue_moments(
+    tx: &Conn,
+    settings: &ReceiveSettings,
+    commands: &[MomentCommand],
+    held: &Held,
+    posted: &Posted,
+    now: DateTime<Utc>,
+) -> Result<usize, DbError> {
+    for (position, command) in commands.iter().enumerate() {
+        let id = moments::insert(tx, held.artist, held.message_id, position, command, now)?;
+        if let Some(until) = held.merge_until {
+            moments::open_for_merge(tx, id, until)?;
+        }
+        let dispatch = serde_json::json!({
+            "moment_id": id,
+            "reply": posted.reply,
+            "then": posted.then,
+        });
+        let has_media = matches!(command.content, MomentContent::Media { .. });
+        if has_media {
+            let mut keep = serde_json::json!({ "moment_id": id });
+            if settings.host.wants_kept_media() {
+                // The keep_media job enqueues the dispatch once the file is kept.
+                keep["dispatch"] = dispatch.clone();
             }
-            let dispatch = serde_json::json!({
-                "moment_id": id,
-                "reply": posted_reply,
-                "then": then,
-            });
-            let has_media = matches!(command.content, MomentContent::Media { .. });
-            if has_media {
-                let mut keep = serde_json::json!({ "moment_id": id });
-                if settings.host.wants_kept_media() {
-                    // The keep_media job enqueues the dispatch once the file is kept.
-                    keep["dispatch"] = dispatch.clone();
-                }
-                jobs::enqueue_keep_media(tx, keep, now)?;
-            }
-            if !(has_media && settings.host.wants_kept_media()) {
-                jobs::enqueue_due(
-                    tx,
-                    &NewJob {
-                        kind: JobKind::DispatchMoment,
-                        payload: dispatch,
-                        queue: None,
-                    },
-                    merge_until.unwrap_or(now),
-                    now,
-                )?;
-            }
-            recorded += 1;
+            jobs::enqueue_keep_media(tx, keep, now)?;
+        }
+        if !(has_media && settings.host.wants_kept_media()) {
+            jobs::enqueue_due(
+                tx,
+                &NewJob {
+                    kind: JobKind::DispatchMoment,
+                    payload: dispatch,
+                    queue: None,
+                },
+                held.merge_until.unwrap_or(now),
+                now,
+            )?;
         }
     }
+    Ok(commands.len())
+}
 
+/// Queues the replies decided, from the number the texter wrote to.
+fn queue_replies(
+    tx: &Conn,
+    settings: &ReceiveSettings,
+    message: &InboundMessage,
+    from: &PhoneNumber,
+    decision: &Decision,
+    replies: &[ReplyKind],
+    now: DateTime<Utc>,
+) -> Result<(), DbError> {
     let artist_name = match decision.next.artist() {
         Some(id) if !replies.is_empty() => artists::name_of(tx, id)?,
         _ => None,
@@ -379,9 +494,8 @@ fn receive_whole(
         manage_url: &settings.manage_url,
         moment_links: &[],
     };
-    // Replies come from the number the texter wrote to.
     let reply_from = Some(message.to.as_str()).filter(|to| !to.is_empty());
-    for kind in &replies {
+    for kind in replies {
         // The state machine decides only automatic texts, each with words of ours.
         let Some(body) = replies::render(*kind, &reply_context) else {
             continue;
@@ -389,8 +503,8 @@ fn receive_whole(
         messages::queue_outbound(
             tx,
             &messages::NewOutbound {
-                artist,
-                to: phone,
+                artist: decision.next.owner(),
+                to: from.as_str(),
                 from: reply_from,
                 body: &body,
                 provider: settings.sender,
@@ -399,13 +513,7 @@ fn receive_whole(
             now,
         )?;
     }
-    Ok(Receipt::Recorded {
-        message_id,
-        moments: recorded,
-        replies: replies.len(),
-        merged,
-        changed: (standing != decision.next).then(|| (standing.status(), decision.next.status())),
-    })
+    Ok(())
 }
 
 /// Removes a Moment for UNDO. One already on the host is withdrawn there with a
