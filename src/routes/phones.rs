@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
-    blocking, parse_json, read_body, write_failed, ApiError, AppState, Authenticated, ErrorBody,
-    Field, API_BODY_LIMIT, PHONE_NUMBER,
+    parse_json, read, read_body, write_failed, ApiError, AppState, Authenticated, ErrorBody, Field,
+    API_BODY_LIMIT, PHONE_NUMBER,
 };
 use crate::db::numbers::{self, ArtistNumber};
 use crate::domain::code::Code;
@@ -374,10 +374,9 @@ pub async fn list(
     Authenticated(artist): Authenticated,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let pool = state.pool.clone();
     let ttl = state.settings.pending_ttl;
-    let phones = blocking("Failed to list phone numbers", move || {
-        pool.with(|c| numbers::for_artist(c, artist.id, Utc::now(), ttl))
+    let phones = read(&state, "Failed to list phone numbers", move |c| {
+        numbers::for_artist(c, artist.id, Utc::now(), ttl)
     })
     .await?;
     Ok(HttpResponse::Ok().json(PhoneList { phones }))
