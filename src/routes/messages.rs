@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{read, ApiError, AppState, Authenticated, ErrorBody, Page};
+use super::{read, ApiError, AppState, Authenticated, ErrorBody, Page, PageRefused};
 use crate::db::messages::{self, MessageView};
 
 /// A page of the artist's messages, newest first.
@@ -23,8 +23,7 @@ pub struct MessagePage {
     params(Page),
     responses(
         (status = 200, description = "A page of messages", body = MessagePage),
-        (status = 400, description = "offset or limit is not a whole number in range", body = ErrorBody),
-        (status = 401, description = "No key, a malformed, unknown or revoked key", body = ErrorBody),
+        PageRefused,
     ),
     security(("api_key" = []))
 )]

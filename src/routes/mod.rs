@@ -506,6 +506,21 @@ pub struct Page {
 
 pub const MAX_PAGE: u32 = 1000;
 
+/// What a listing answers instead of a page, as the OpenAPI document says it.
+#[derive(utoipa::IntoResponses)]
+pub enum PageRefused {
+    #[response(
+        status = 400,
+        description = "offset or limit is not a whole number in range"
+    )]
+    Page(ErrorBody),
+    #[response(
+        status = 401,
+        description = "No key, a malformed, unknown or revoked key"
+    )]
+    Key(ErrorBody),
+}
+
 impl Page {
     pub fn parse(query: &str) -> Result<(u32, u32), ApiError> {
         let page: Page = serde_urlencoded::from_str(query)
