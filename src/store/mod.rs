@@ -161,11 +161,7 @@ impl Store {
         T: Send + 'static,
         F: FnMut(&Conn) -> Result<T, DbError> + Send + 'static,
     {
-        let work = traced(work);
-        match &self.backend {
-            Backend::Sqlite { writer, .. } => writer.write(work).await,
-            Backend::Postgres(pg) => pg.write(work, false).await,
-        }
+        self.submit(work, false).await
     }
 
     /// As `write`, but waits for room in the queue instead of answering `Busy`.
@@ -174,10 +170,20 @@ impl Store {
         T: Send + 'static,
         F: FnMut(&Conn) -> Result<T, DbError> + Send + 'static,
     {
+        self.submit(work, true).await
+    }
+
+    /// Hands `work` to the writer (SQLite) or the pool (PostgreSQL); with `wait`, waits for
+    /// room rather than answering `Busy`.
+    async fn submit<T, F>(&self, work: F, wait: bool) -> Result<T, WriteError>
+    where
+        T: Send + 'static,
+        F: FnMut(&Conn) -> Result<T, DbError> + Send + 'static,
+    {
         let work = traced(work);
         match &self.backend {
-            Backend::Sqlite { writer, .. } => writer.write_waiting(work).await,
-            Backend::Postgres(pg) => pg.write(work, true).await,
+            Backend::Sqlite { writer, .. } => writer.write(work, wait).await,
+            Backend::Postgres(pg) => pg.write(work, wait).await,
         }
     }
 
