@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{read, ApiError, AppState, Authenticated, ErrorBody, Page, PageRefused};
+use super::{read, ApiError, AppState, Authenticated, ErrorBody, KeyRefused, Page};
 use crate::db::messages::{self, MessageView};
 
 /// A page of the artist's messages, newest first.
@@ -23,7 +23,8 @@ pub struct MessagePage {
     params(Page),
     responses(
         (status = 200, description = "A page of messages", body = MessagePage),
-        PageRefused,
+        (status = 400, description = "offset or limit is not a whole number in range", body = ErrorBody),
+        KeyRefused,
     ),
     security(("api_key" = []))
 )]
@@ -52,7 +53,7 @@ pub async fn list(
     params(("id" = i64, Path, description = "The message's id")),
     responses(
         (status = 200, description = "The message", body = MessageView),
-        (status = 401, description = "No key, a malformed, unknown or revoked key", body = ErrorBody),
+        KeyRefused,
         (status = 404, description = "No such message of this artist", body = ErrorBody),
     ),
     security(("api_key" = []))

@@ -373,6 +373,24 @@ pub async fn read<T: Send + 'static>(
     blocking(public, move || pool.with(read)).await
 }
 
+/// The 401 of every `/api/` route, as the OpenAPI document says it.
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 401,
+    description = "No key, a malformed, unknown or revoked key"
+)]
+pub struct KeyRefused(pub ErrorBody);
+
+/// The 503 of an API write while the write queue is full (`write_failed`), as the OpenAPI
+/// document says it.
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 503,
+    description = "Busy; try again after `Retry-After` seconds",
+    headers(("Retry-After" = u64, description = "Seconds to wait"))
+)]
+pub struct Busy(pub ErrorBody);
+
 /// A write's failure as an answer: a full write queue is 503 with `Retry-After` (providers
 /// redeliver, clients come back); anything else is a 500 saying only `public`.
 pub fn write_failed(public: &'static str) -> impl FnOnce(WriteError) -> ApiError {
@@ -505,21 +523,6 @@ pub struct Page {
 }
 
 pub const MAX_PAGE: u32 = 1000;
-
-/// What a listing answers instead of a page, as the OpenAPI document says it.
-#[derive(utoipa::IntoResponses)]
-pub enum PageRefused {
-    #[response(
-        status = 400,
-        description = "offset or limit is not a whole number in range"
-    )]
-    Page(ErrorBody),
-    #[response(
-        status = 401,
-        description = "No key, a malformed, unknown or revoked key"
-    )]
-    Key(ErrorBody),
-}
 
 impl Page {
     pub fn parse(query: &str) -> Result<(u32, u32), ApiError> {

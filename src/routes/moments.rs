@@ -7,7 +7,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::moment_page::MomentPage as PageTemplate;
-use super::{html, read, ApiError, AppState, Authenticated, ErrorBody, Page, PageRefused};
+use super::{html, read, ApiError, AppState, Authenticated, ErrorBody, KeyRefused, Page};
 use crate::db::moments::{self, MomentView};
 
 /// A page of the artist's Moments, newest first.
@@ -26,7 +26,8 @@ pub struct MomentPage {
     params(Page),
     responses(
         (status = 200, description = "A page of Moments", body = MomentPage),
-        PageRefused,
+        (status = 400, description = "offset or limit is not a whole number in range", body = ErrorBody),
+        KeyRefused,
     ),
     security(("api_key" = []))
 )]
