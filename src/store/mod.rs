@@ -62,6 +62,14 @@ where
     move |conn| span.in_scope(|| RequestId::on_thread(request.clone(), || work(conn)))
 }
 
+/// Runs a unit test's `test` on a read connection to a new database of its own.
+#[cfg(test)]
+pub fn with_database(test: impl FnOnce(&Conn) -> Result<(), DbError> + Send) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(&dir.path().join("test.db"), Default::default()).expect("open");
+    store.reads().with(test).expect("test");
+}
+
 /// The database: one writer and many readers on SQLite, a pool on PostgreSQL.
 #[derive(Clone)]
 pub struct Store {
