@@ -9,6 +9,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
+use prometheus::core::Collector;
 use prometheus::{
     GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
     TextEncoder,
@@ -112,58 +113,62 @@ impl Metrics {
     /// The application's metrics, the writer's among them.
     pub fn new(writer: &WriterStats) -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
-        let webhooks = IntCounterVec::new(
-            Opts::new(
-                "momentline_webhooks_total",
-                "Provider webhooks answered, by provider and outcome",
-            ),
-            &["provider", "outcome"],
+        let webhooks = registered(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "momentline_webhooks_total",
+                    "Provider webhooks answered, by provider and outcome",
+                ),
+                &["provider", "outcome"],
+            )?,
         )?;
-        let webhook_seconds = HistogramVec::new(
-            HistogramOpts::new(
+        let webhook_seconds = registered(
+            &registry,
+            latency_by_provider(
                 "momentline_webhook_duration_seconds",
                 "Time to handle a provider webhook, from request to answer",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-            &["provider"],
+            )?,
         )?;
-        let jobs_finished = IntCounterVec::new(
-            Opts::new(
-                "momentline_jobs_finished_total",
-                "Job attempts settled, by kind and outcome (done, retrying, failed)",
-            ),
-            &["kind", "outcome"],
+        let jobs_finished = registered(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "momentline_jobs_finished_total",
+                    "Job attempts settled, by kind and outcome (done, retrying, failed)",
+                ),
+                &["kind", "outcome"],
+            )?,
         )?;
-        let send_seconds = HistogramVec::new(
-            HistogramOpts::new(
+        let send_seconds = registered(
+            &registry,
+            latency_by_provider(
                 "momentline_send_duration_seconds",
                 "Time the provider's API took to answer a text",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-            &["provider"],
+            )?,
         )?;
-        let jobs_queued = IntGaugeVec::new(
-            Opts::new(
-                "momentline_jobs_queued",
-                "Jobs waiting to run (due or not), by kind",
-            ),
-            &["kind"],
+        let jobs_queued = registered(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "momentline_jobs_queued",
+                    "Jobs waiting to run (due or not), by kind",
+                ),
+                &["kind"],
+            )?,
         )?;
-        let oldest_due_age = GaugeVec::new(
-            Opts::new(
-                "momentline_jobs_oldest_due_age_seconds",
-                "How long the oldest due job of a kind has been due; 0 when none is",
-            ),
-            &["kind"],
+        let oldest_due_age = registered(
+            &registry,
+            GaugeVec::new(
+                Opts::new(
+                    "momentline_jobs_oldest_due_age_seconds",
+                    "How long the oldest due job of a kind has been due; 0 when none is",
+                ),
+                &["kind"],
+            )?,
         )?;
-        registry.register(Box::new(webhooks.clone()))?;
-        registry.register(Box::new(webhook_seconds.clone()))?;
-        registry.register(Box::new(jobs_finished.clone()))?;
-        registry.register(Box::new(send_seconds.clone()))?;
-        registry.register(Box::new(jobs_queued.clone()))?;
-        registry.register(Box::new(oldest_due_age.clone()))?;
-        registry.register(Box::new(writer.batch_sizes.clone()))?;
-        registry.register(Box::new(writer.transitions.clone()))?;
+        registered(&registry, writer.batch_sizes.clone())?;
+        registered(&registry, writer.transitions.clone())?;
         Ok(Self {
             registry,
             webhooks,
@@ -219,6 +224,23 @@ impl Metrics {
         }
         Ok(TextEncoder::new().encode_to_string(&self.registry.gather())?)
     }
+}
+
+/// `metric`, once it is served by `registry`.
+fn registered<M: Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: M,
+) -> Result<M, prometheus::Error> {
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+/// Seconds something took, by provider.
+fn latency_by_provider(name: &str, help: &str) -> Result<HistogramVec, prometheus::Error> {
+    HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
+        &["provider"],
+    )
 }
 
 /// Queued jobs by kind, and the earliest `run_after` of each: answered from the partial

@@ -314,14 +314,7 @@ pub fn release(conn: &Conn, runner: Option<&str>, now: DateTime<Utc>) -> Result<
 mod tests {
     use super::*;
     use crate::db::Engine;
-
-    /// Runs `test` on a connection to a new database.
-    fn with_database(test: impl FnOnce(&Conn) -> Result<(), DbError> + Send) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store =
-            crate::store::Store::open(&dir.path().join("j.db"), Default::default()).expect("open");
-        store.reads().with(test).expect("test");
-    }
+    use crate::store::with_database;
 
     fn text_job(conn: &Conn, to: &str, now: DateTime<Utc>) -> JobId {
         enqueue(

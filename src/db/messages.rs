@@ -433,18 +433,7 @@ pub fn note_failed_attempt(
     error: &str,
     now: DateTime<Utc>,
 ) -> Result<(), DbError> {
-    conn.execute(
-        "UPDATE messages SET attempts = ?2, last_error = ?3, updated_at = ?4
-         WHERE id = ?1 AND state = ?5",
-        params![
-            id,
-            attempts,
-            error,
-            ts(now),
-            Text(MessageState::Unconfirmed)
-        ],
-    )?;
-    Ok(())
+    record_failure(conn, id, attempts, error, now, MessageState::Unconfirmed)
 }
 
 /// The text will never be sent.
@@ -455,16 +444,28 @@ pub fn mark_failed(
     error: &str,
     now: DateTime<Utc>,
 ) -> Result<(), DbError> {
+    record_failure(conn, id, attempts, error, now, MessageState::Error)
+}
+
+/// Shows a failed attempt on a text not yet sent, and leaves it `left_in`.
+fn record_failure(
+    conn: &Conn,
+    id: i64,
+    attempts: u32,
+    error: &str,
+    now: DateTime<Utc>,
+    left_in: MessageState,
+) -> Result<(), DbError> {
     conn.execute(
-        "UPDATE messages SET state = ?4, last_error = ?2, attempts = ?6, updated_at = ?3
-         WHERE id = ?1 AND state = ?5",
+        "UPDATE messages SET state = ?5, attempts = ?2, last_error = ?3, updated_at = ?4
+         WHERE id = ?1 AND state = ?6",
         params![
             id,
+            attempts,
             error,
             ts(now),
-            Text(MessageState::Error),
-            Text(MessageState::Unconfirmed),
-            attempts
+            Text(left_in),
+            Text(MessageState::Unconfirmed)
         ],
     )?;
     Ok(())

@@ -288,14 +288,7 @@ pub fn e164s_for_artist(conn: &Conn, artist: ArtistId) -> Result<Vec<String>, Db
 mod tests {
     use super::*;
     use crate::db;
-
-    /// Runs `test` on a connection to a new database.
-    fn with_database(test: impl FnOnce(&Conn) -> Result<(), DbError> + Send) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store =
-            crate::store::Store::open(&dir.path().join("t.db"), Default::default()).expect("open");
-        store.reads().with(test).expect("test");
-    }
+    use crate::store::with_database;
 
     #[test]
     fn every_standing_round_trips_through_its_row() {

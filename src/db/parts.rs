@@ -130,6 +130,7 @@ pub fn close(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::with_database;
 
     fn part<'a>(id: &'a str, reference: &'a Part, body: &'a str) -> NewPart<'a> {
         NewPart {
@@ -139,14 +140,6 @@ mod tests {
             part: reference,
             body,
         }
-    }
-
-    /// Runs `test` on a connection to a new database.
-    fn with_database(test: impl FnOnce(&Conn) -> Result<(), DbError> + Send) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store =
-            crate::store::Store::open(&dir.path().join("p.db"), Default::default()).expect("open");
-        store.reads().with(test).expect("test");
     }
 
     fn of(number: u32, total: u32) -> Part {

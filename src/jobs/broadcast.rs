@@ -12,28 +12,14 @@ use crate::db::jobs::Claimed;
 #[tracing::instrument(name = "broadcast", skip_all, fields(broadcast_id = payload_id(job, "broadcast_id")))]
 pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
     let Some(id) = payload_id(job, "broadcast_id") else {
-        return Performed::only(Attempted::Failed {
-            reason: "the job names no broadcast".into(),
-        });
+        return Performed::failed("the job names no broadcast");
     };
     let found = ctx.store.read(move |c| broadcasts::finished(c, id)).await;
     match found {
         Ok(Some(false)) => {}
         Ok(Some(true)) => return Performed::only(Attempted::Done),
-        Ok(None) => {
-            return Performed::only(Attempted::Failed {
-                reason: format!("no broadcast {id}"),
-            })
-        }
-        Err(e) => {
-            return Performed::only(Attempted::Retry {
-                reason: format!(
-                    "could not read the broadcast: {}",
-                    crate::telemetry::error_chain(&e)
-                ),
-                at_least: None,
-            })
-        }
+        Ok(None) => return Performed::failed(format!("no broadcast {id}")),
+        Err(e) => return Performed::only(Attempted::read_failed("the broadcast", &e)),
     }
     let provider = ctx.sender.name();
     // Texts go out no faster than the pacer lets them: each batch is spread at its pace.

@@ -12,14 +12,10 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
         job.payload.get("id").and_then(serde_json::Value::as_str),
         job.payload.get("body"),
     ) else {
-        return Performed::only(Attempted::Failed {
-            reason: "the job carries no event".into(),
-        });
+        return Performed::failed("the job carries no event");
     };
     let Some(endpoint) = &ctx.events else {
-        return Performed::only(Attempted::Failed {
-            reason: "events are off (MOMENTLINE_EVENTS_URL): not delivered".into(),
-        });
+        return Performed::failed("events are off (MOMENTLINE_EVENTS_URL): not delivered");
     };
     // A JSON value always serializes.
     let bytes = serde_json::to_vec(body).unwrap_or_default();

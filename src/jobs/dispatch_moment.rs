@@ -21,9 +21,7 @@ use crate::host::{DispatchError, Host, HostMedia, ToCreate};
 #[tracing::instrument(name = "dispatch_moment", skip_all, fields(moment_id = payload_id(job, "moment_id")))]
 pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
     let Some(id) = payload_id(job, "moment_id") else {
-        return Performed::only(Attempted::Failed {
-            reason: "the job names no Moment".into(),
-        });
+        return Performed::failed("the job names no Moment");
     };
     let settle = Settle {
         texts: Texts::of(job),
@@ -71,13 +69,7 @@ async fn ask_host(ctx: &JobContext, id: i64) -> Result<Option<String>, Attempted
         .store
         .read(move |c| moments::for_host(c, id))
         .await
-        .map_err(|e| Attempted::Retry {
-            reason: format!(
-                "could not read the Moment: {}",
-                crate::telemetry::error_chain(&e)
-            ),
-            at_least: None,
-        })?;
+        .map_err(|e| Attempted::read_failed("the Moment", &e))?;
     let Some(moment) = found.filter(|m| m.state == MomentState::Pending) else {
         return Ok(None);
     };

@@ -14,22 +14,12 @@ use crate::media::FetchError;
 #[tracing::instrument(name = "keep_media", skip_all, fields(moment_id = payload_id(job, "moment_id")))]
 pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
     let Some(id) = payload_id(job, "moment_id") else {
-        return Performed::only(Attempted::Failed {
-            reason: "the job names no Moment".into(),
-        });
+        return Performed::failed("the job names no Moment");
     };
     let source = match ctx.store.read(move |c| moments::media_source(c, id)).await {
         Ok(Some(source)) if source.state == Some(MediaState::Fetching) => source,
         Ok(_) => return Performed::only(Attempted::Done),
-        Err(e) => {
-            return Performed::only(Attempted::Retry {
-                reason: format!(
-                    "could not read the Moment: {}",
-                    crate::telemetry::error_chain(&e)
-                ),
-                at_least: None,
-            })
-        }
+        Err(e) => return Performed::only(Attempted::read_failed("the Moment", &e)),
     };
     let dispatch = job.payload.get("dispatch").cloned();
     let (sender, events, host) = (ctx.sender.name(), ctx.events(), ctx.host.clone());

@@ -98,6 +98,19 @@ pub enum Attempted {
     },
 }
 
+impl Attempted {
+    /// What an attempt needed could not be read: another attempt may read it.
+    fn read_failed(what: &str, e: &DbError) -> Self {
+        Self::Retry {
+            reason: format!(
+                "could not read {what}: {}",
+                crate::telemetry::error_chain(e)
+            ),
+            at_least: None,
+        }
+    }
+}
+
 /// How the runner settled an attempt, after the retry schedule: what a handler records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Settled<'a> {
@@ -123,6 +136,13 @@ impl Performed {
             attempted,
             record: Arc::new(|_, _| Ok(())),
         }
+    }
+
+    /// No attempt will succeed, and the kind has nothing to record.
+    pub fn failed(reason: impl Into<String>) -> Self {
+        Self::only(Attempted::Failed {
+            reason: reason.into(),
+        })
     }
 }
 

@@ -22,9 +22,7 @@ const CREDENTIALS_PAUSE: std::time::Duration = std::time::Duration::from_secs(60
 #[tracing::instrument(name = "send_text", skip_all, fields(message_id = payload_id(job, "message_id")))]
 pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
     let Some(id) = payload_id(job, "message_id") else {
-        return Performed::only(Attempted::Failed {
-            reason: "the job names no message".into(),
-        });
+        return Performed::failed("the job names no message");
     };
     let read = ctx
         .store
@@ -38,20 +36,8 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
         .await;
     let (text, standing) = match read {
         Ok(Some(found)) => found,
-        Ok(None) => {
-            return Performed::only(Attempted::Failed {
-                reason: format!("no outbound text {id}"),
-            })
-        }
-        Err(e) => {
-            return Performed::only(Attempted::Retry {
-                reason: format!(
-                    "could not read the text: {}",
-                    crate::telemetry::error_chain(&e)
-                ),
-                at_least: None,
-            })
-        }
+        Ok(None) => return Performed::failed(format!("no outbound text {id}")),
+        Err(e) => return Performed::only(Attempted::read_failed("the text", &e)),
     };
     if text.state != MessageState::Unconfirmed {
         // Recorded as sent already (by an attempt whose job outcome was lost): never twice.
@@ -244,10 +230,7 @@ async fn send_code(
                 }),
             });
         }
-        Err(e) => {
-            let cause = crate::telemetry::error_chain(&e);
-            return Err(retry(format!("could not read the code: {cause}")));
-        }
+        Err(e) => return Err(Performed::only(Attempted::read_failed("the code", &e))),
     };
     let arming = Arming {
         hash: hashed.map(|(code, salt)| {

@@ -5,7 +5,7 @@ use std::pin::Pin;
 
 use actix_web::{web, FromRequest, HttpRequest};
 
-use super::{blocking, ApiError, AppState};
+use super::{read, ApiError, AppState};
 use crate::db::artists::{self, Artist, KeyCheck};
 use crate::domain::api_key::ApiKey;
 
@@ -30,9 +30,8 @@ impl FromRequest for Authenticated {
             let state = state.ok_or_else(|| {
                 ApiError::internal("Application state missing")("no AppState".into())
             })?;
-            let pool = state.pool.clone();
-            let check = blocking("Failed to check API key", move || {
-                pool.with(|c| artists::authenticate(c, &key))
+            let check = read(&state, "Failed to check API key", move |c| {
+                artists::authenticate(c, &key)
             })
             .await?;
             match check {

@@ -6,7 +6,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{blocking, read_body, write_failed, ApiError, AppState};
+use super::{blocking, read, read_body, write_failed, ApiError, AppState};
 use crate::db::messages;
 use crate::domain::moment::MediaItem;
 use crate::domain::phone_number::PhoneNumber;
@@ -55,10 +55,9 @@ async fn conversation(
     query: web::Query<ConversationQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let number = parse_number(&query.number)?;
-    let pool = state.pool.clone();
     let phone = number.as_str().to_owned();
-    let texts = blocking("Failed to read the conversation", move || {
-        pool.with(|c| messages::for_phone(c, &phone, CONVERSATION_LIMIT))
+    let texts = read(&state, "Failed to read the conversation", move |c| {
+        messages::for_phone(c, &phone, CONVERSATION_LIMIT)
     })
     .await?;
     Ok(HttpResponse::Ok().json(json!({ "number": number.as_str(), "messages": texts })))

@@ -4,8 +4,8 @@ use actix_web::{web, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{blocking, ApiError, AppState, ErrorBody};
-use crate::db::{params, DbError};
+use super::{read, ApiError, AppState, ErrorBody};
+use crate::db::params;
 
 /// The database answers.
 #[derive(Debug, Serialize, ToSchema)]
@@ -25,9 +25,8 @@ pub struct Health {
     )
 )]
 pub async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let pool = state.pool.clone();
-    blocking("Database unavailable", move || -> Result<i64, DbError> {
-        pool.with(|c| c.query_value("SELECT 1", params![]))
+    read(&state, "Database unavailable", |c| {
+        c.query_value::<_, i64>("SELECT 1", params![])
     })
     .await?;
     Ok(HttpResponse::Ok().json(Health {

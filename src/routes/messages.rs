@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{blocking, ApiError, AppState, Authenticated, ErrorBody, Page};
+use super::{read, ApiError, AppState, Authenticated, ErrorBody, KeyRefused, Page};
 use crate::db::messages::{self, MessageView};
 
 /// A page of the artist's messages, newest first.
@@ -20,14 +20,11 @@ pub struct MessagePage {
     path = "/api/messages",
     tag = "messages",
     summary = "The artist's conversation, newest first",
-    params(
-        ("offset" = Option<u32>, Query, description = "How many to skip (default 0)"),
-        ("limit" = Option<u32>, Query, description = "How many at most, 1 to 1000 (default 50)"),
-    ),
+    params(Page),
     responses(
         (status = 200, description = "A page of messages", body = MessagePage),
         (status = 400, description = "offset or limit is not a whole number in range", body = ErrorBody),
-        (status = 401, description = "No key, a malformed, unknown or revoked key", body = ErrorBody),
+        KeyRefused,
     ),
     security(("api_key" = []))
 )]
@@ -37,13 +34,12 @@ pub async fn list(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let (offset, limit) = Page::parse(req.query_string())?;
-    let pool = state.pool.clone();
-    let found = blocking("Failed to list messages", move || {
-        pool.with(|c| messages::for_artist(c, artist.id, offset, limit))
+    let messages = read(&state, "Failed to list messages", move |c| {
+        messages::for_artist(c, artist.id, offset, limit)
     })
     .await?;
     Ok(HttpResponse::Ok().json(MessagePage {
-        messages: found,
+        messages,
         offset,
         limit,
     }))
@@ -57,7 +53,7 @@ pub async fn list(
     params(("id" = i64, Path, description = "The message's id")),
     responses(
         (status = 200, description = "The message", body = MessageView),
-        (status = 401, description = "No key, a malformed, unknown or revoked key", body = ErrorBody),
+        KeyRefused,
         (status = 404, description = "No such message of this artist", body = ErrorBody),
     ),
     security(("api_key" = []))
@@ -69,9 +65,8 @@ pub async fn one(
 ) -> Result<HttpResponse, ApiError> {
     let not_found = || ApiError::NotFound("Message not found".into());
     let id: i64 = path.parse().map_err(|_| not_found())?;
-    let pool = state.pool.clone();
-    let found = blocking("Failed to read message", move || {
-        pool.with(|c| messages::one_for_artist(c, artist.id, id))
+    let found = read(&state, "Failed to read message", move |c| {
+        messages::one_for_artist(c, artist.id, id)
     })
     .await?;
     found

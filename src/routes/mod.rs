@@ -25,6 +25,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::config::Settings;
+use crate::db::{Conn, DbError};
 use crate::flows::connect::ConnectSettings;
 use crate::flows::inbound::ReceiveSettings;
 use crate::jobs::Runner;
@@ -361,6 +362,35 @@ where
     }
 }
 
+/// Runs `read` on one of the read connections, off the async threads; a failure is a 500
+/// saying only `public`.
+pub async fn read<T: Send + 'static>(
+    state: &AppState,
+    public: &'static str,
+    read: impl FnOnce(&Conn) -> Result<T, DbError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let pool = state.pool.clone();
+    blocking(public, move || pool.with(read)).await
+}
+
+/// The 401 of every `/api/` route, as the OpenAPI document says it.
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 401,
+    description = "No key, a malformed, unknown or revoked key"
+)]
+pub struct KeyRefused(pub ErrorBody);
+
+/// The 503 of an API write while the write queue is full (`write_failed`), as the OpenAPI
+/// document says it.
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 503,
+    description = "Busy; try again after `Retry-After` seconds",
+    headers(("Retry-After" = u64, description = "Seconds to wait"))
+)]
+pub struct Busy(pub ErrorBody);
+
 /// A write's failure as an answer: a full write queue is 503 with `Retry-After` (providers
 /// redeliver, clients come back); anything else is a 500 saying only `public`.
 pub fn write_failed(public: &'static str) -> impl FnOnce(WriteError) -> ApiError {
@@ -482,10 +512,13 @@ fn without_position(e: &serde_json::Error) -> String {
     }
 }
 
-/// `offset` and `limit` of a listing.
-#[derive(Debug, serde::Deserialize)]
+/// `offset` and `limit` of a listing, in the query string.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
+    /// How many to skip (default 0)
     offset: Option<u32>,
+    /// How many at most, 1 to 1000 (default 50)
     limit: Option<u32>,
 }
 

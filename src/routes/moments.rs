@@ -7,7 +7,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::moment_page::MomentPage as PageTemplate;
-use super::{blocking, html, ApiError, AppState, Authenticated, ErrorBody, Page};
+use super::{html, read, ApiError, AppState, Authenticated, ErrorBody, KeyRefused, Page};
 use crate::db::moments::{self, MomentView};
 
 /// A page of the artist's Moments, newest first.
@@ -23,14 +23,11 @@ pub struct MomentPage {
     path = "/api/moments",
     tag = "moments",
     summary = "The artist's Moments, newest first",
-    params(
-        ("offset" = Option<u32>, Query, description = "How many to skip (default 0)"),
-        ("limit" = Option<u32>, Query, description = "How many at most, 1 to 1000 (default 50)"),
-    ),
+    params(Page),
     responses(
         (status = 200, description = "A page of Moments", body = MomentPage),
         (status = 400, description = "offset or limit is not a whole number in range", body = ErrorBody),
-        (status = 401, description = "No key, a malformed, unknown or revoked key", body = ErrorBody),
+        KeyRefused,
     ),
     security(("api_key" = []))
 )]
@@ -40,15 +37,13 @@ pub async fn list(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let (offset, limit) = Page::parse(req.query_string())?;
-    let app = state.clone();
-    let found = blocking("Failed to list moments", move || {
-        let public_url = &app.settings.public_url;
-        app.pool
-            .with(|c| moments::for_artist(c, artist.id, offset, limit, public_url))
+    let public_url = state.settings.public_url.clone();
+    let moments = read(&state, "Failed to list moments", move |c| {
+        moments::for_artist(c, artist.id, offset, limit, &public_url)
     })
     .await?;
     Ok(HttpResponse::Ok().json(MomentPage {
-        moments: found,
+        moments,
         offset,
         limit,
     }))
@@ -83,10 +78,9 @@ pub async fn page(
     let Ok(id) = path.parse::<i64>() else {
         return Ok(missing());
     };
-    let app = state.clone();
-    let moment = blocking("Failed to read moment", move || {
-        app.pool
-            .with(|c| moments::created(c, id, &app.settings.public_url))
+    let public_url = state.settings.public_url.clone();
+    let moment = read(&state, "Failed to read moment", move |c| {
+        moments::created(c, id, &public_url)
     })
     .await?;
     let Some(moment) = moment else {

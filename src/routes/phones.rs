@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
-    blocking, parse_json, read_body, write_failed, ApiError, AppState, Authenticated, ErrorBody,
-    Field, API_BODY_LIMIT, PHONE_NUMBER,
+    parse_json, read, read_body, write_failed, ApiError, AppState, Authenticated, Busy, ErrorBody,
+    Field, KeyRefused, API_BODY_LIMIT, PHONE_NUMBER,
 };
 use crate::db::numbers::{self, ArtistNumber};
 use crate::domain::code::Code;
@@ -122,7 +122,7 @@ fn parse_number(raw: &str) -> Result<PhoneNumber, ApiError> {
         (status = 400, description = "The body or a field is not what it must be \
             (`invalid_body`, `invalid_field`), or the provider cannot receive replies for \
             `prompt` (`bad_request`)", body = ErrorBody),
-        (status = 401, description = "No key, a malformed, unknown or revoked key", body = ErrorBody),
+        KeyRefused,
         (status = 403, description = "Numbers in that country cannot be connected \
             (`country_not_allowed`)", body = ErrorBody),
         (status = 409, description = "The number opted out of texts", body = ErrorBody),
@@ -130,8 +130,7 @@ fn parse_number(raw: &str) -> Result<PhoneNumber, ApiError> {
         (status = 429, description = "Too many verification texts, or too many wrong codes; \
             wait `retry_after` seconds", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "Busy; try again after `Retry-After` seconds", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        Busy,
     ),
     security(("api_key" = []))
 )]
@@ -222,7 +221,7 @@ pub async fn connect(
         (status = 200, description = "The number is the artist's", body = Done),
         (status = 400, description = "A wrong code (`wrong_code`, with `tries_left`), or the \
             body or a field is not what it must be", body = ErrorBody),
-        (status = 401, description = "No key, a malformed, unknown or revoked key", body = ErrorBody),
+        KeyRefused,
         (status = 404, description = "No code is waiting for this number", body = ErrorBody),
         (status = 409, description = "The code is not texted yet, could not be texted, or the \
             number opted out", body = ErrorBody),
@@ -231,8 +230,7 @@ pub async fn connect(
             body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 502, description = "The SMS provider could not check the code \
             (`provider_unavailable`); no try was spent", body = ErrorBody),
-        (status = 503, description = "Busy; try again after `Retry-After` seconds", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        Busy,
     ),
     security(("api_key" = []))
 )]
@@ -320,10 +318,9 @@ pub async fn verify(
     responses(
         (status = 200, description = "Released", body = Disconnected),
         (status = 400, description = "The body or a field is not what it must be", body = ErrorBody),
-        (status = 401, description = "No key, a malformed, unknown or revoked key", body = ErrorBody),
+        KeyRefused,
         (status = 404, description = "The number is not connected to this artist", body = ErrorBody),
-        (status = 503, description = "Busy; try again after `Retry-After` seconds", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        Busy,
     ),
     security(("api_key" = []))
 )]
@@ -366,7 +363,7 @@ pub async fn disconnect(
     summary = "The artist's numbers, and those it asked for",
     responses(
         (status = 200, description = "The numbers, by number", body = PhoneList),
-        (status = 401, description = "No key, a malformed, unknown or revoked key", body = ErrorBody),
+        KeyRefused,
     ),
     security(("api_key" = []))
 )]
@@ -374,10 +371,9 @@ pub async fn list(
     Authenticated(artist): Authenticated,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let pool = state.pool.clone();
     let ttl = state.settings.pending_ttl;
-    let phones = blocking("Failed to list phone numbers", move || {
-        pool.with(|c| numbers::for_artist(c, artist.id, Utc::now(), ttl))
+    let phones = read(&state, "Failed to list phone numbers", move |c| {
+        numbers::for_artist(c, artist.id, Utc::now(), ttl)
     })
     .await?;
     Ok(HttpResponse::Ok().json(PhoneList { phones }))

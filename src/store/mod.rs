@@ -62,6 +62,14 @@ where
     move |conn| span.in_scope(|| RequestId::on_thread(request.clone(), || work(conn)))
 }
 
+/// Runs a unit test's `test` on a read connection to a new database of its own.
+#[cfg(test)]
+pub fn with_database(test: impl FnOnce(&Conn) -> Result<(), DbError> + Send) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(&dir.path().join("test.db"), Default::default()).expect("open");
+    store.reads().with(test).expect("test");
+}
+
 /// The database: one writer and many readers on SQLite, a pool on PostgreSQL.
 #[derive(Clone)]
 pub struct Store {
@@ -161,11 +169,7 @@ impl Store {
         T: Send + 'static,
         F: FnMut(&Conn) -> Result<T, DbError> + Send + 'static,
     {
-        let work = traced(work);
-        match &self.backend {
-            Backend::Sqlite { writer, .. } => writer.write(work).await,
-            Backend::Postgres(pg) => pg.write(work, false).await,
-        }
+        self.submit(work, false).await
     }
 
     /// As `write`, but waits for room in the queue instead of answering `Busy`.
@@ -174,10 +178,20 @@ impl Store {
         T: Send + 'static,
         F: FnMut(&Conn) -> Result<T, DbError> + Send + 'static,
     {
+        self.submit(work, true).await
+    }
+
+    /// Hands `work` to the writer (SQLite) or the pool (PostgreSQL); with `wait`, waits for
+    /// room rather than answering `Busy`.
+    async fn submit<T, F>(&self, work: F, wait: bool) -> Result<T, WriteError>
+    where
+        T: Send + 'static,
+        F: FnMut(&Conn) -> Result<T, DbError> + Send + 'static,
+    {
         let work = traced(work);
         match &self.backend {
-            Backend::Sqlite { writer, .. } => writer.write_waiting(work).await,
-            Backend::Postgres(pg) => pg.write(work, true).await,
+            Backend::Sqlite { writer, .. } => writer.write(work, wait).await,
+            Backend::Postgres(pg) => pg.write(work, wait).await,
         }
     }
 

@@ -118,27 +118,11 @@ impl Writer {
         })
     }
 
-    /// Runs `work` in the next batch and answers once that batch is committed. Never waits
-    /// for room in the queue: a full queue is `WriteError::Busy` at once.
-    pub async fn write<T, F>(&self, work: F) -> Result<T, WriteError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Conn) -> Result<T, DbError> + Send + 'static,
-    {
-        self.submit(work, false).await
-    }
-
-    /// As `write`, but waits for room in the queue: for work that has nobody to send back
-    /// (a job's outcome), where a refusal would only mean doing it again later.
-    pub async fn write_waiting<T, F>(&self, work: F) -> Result<T, WriteError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Conn) -> Result<T, DbError> + Send + 'static,
-    {
-        self.submit(work, true).await
-    }
-
-    async fn submit<T, F>(&self, work: F, wait: bool) -> Result<T, WriteError>
+    /// Runs `work` in the next batch and answers once that batch is committed. With `wait`
+    /// false a full queue is `WriteError::Busy` at once; with `wait` it waits for room: for
+    /// work that has nobody to send back (a job's outcome), where a refusal would only mean
+    /// doing it again later.
+    pub async fn write<T, F>(&self, work: F, wait: bool) -> Result<T, WriteError>
     where
         T: Send + 'static,
         F: FnOnce(&Conn) -> Result<T, DbError> + Send + 'static,
@@ -330,18 +314,24 @@ mod tests {
         let kept = ["pending", "verified", "inbound"];
         let rolled_back = ["verified", "opted_out", "inbound"];
         writer
-            .write(move |_| {
-                note_transition(kept[0], kept[1], kept[2]);
-                Ok(())
-            })
+            .write(
+                move |_| {
+                    note_transition(kept[0], kept[1], kept[2]);
+                    Ok(())
+                },
+                false,
+            )
             .await
             .expect("committed");
         let failed = writer
-            .write(move |c| {
-                note_transition(rolled_back[0], rolled_back[1], rolled_back[2]);
-                c.execute_batch("NOT SQL")?;
-                Ok(())
-            })
+            .write(
+                move |c| {
+                    note_transition(rolled_back[0], rolled_back[1], rolled_back[2]);
+                    c.execute_batch("NOT SQL")?;
+                    Ok(())
+                },
+                false,
+            )
             .await;
         assert!(matches!(failed, Err(WriteError::Failed(_))));
         assert_eq!(counted(writer.stats(), kept), 1);
