@@ -82,35 +82,18 @@ pub async fn text(settings: &Settings, request: DevText) -> Result<(), DevError>
     };
     let mut id = [0u8; 16];
     getrandom::fill(&mut id)?;
-    let (id, response) =
+    // Each provider's ids look like its own.
+    let id =
         match request.provider {
-            DevProvider::Twilio => {
-                let id = format!("SMdev{}", hex::encode(id));
-                let response = post_twilio(
-                    settings,
-                    &base,
-                    &id,
-                    from.as_str(),
-                    &to,
-                    &request.text,
-                    media.as_ref(),
-                )
-                .await?;
-                (id, response)
-            }
-            DevProvider::Vonage => {
-                if media.is_some() {
-                    return Err(DevError::Usage(
+            DevProvider::Twilio => format!("SMdev{}", hex::encode(id)),
+            DevProvider::Vonage if media.is_some() => {
+                return Err(DevError::Usage(
                     "--media needs --provider twilio: a Vonage photo comes through its Messages \
-                     API, which `dev text` does not play"
+                 API, which `dev text` does not play"
                         .into(),
-                ));
-                }
-                let id = format!("dev{}", hex::encode(id));
-                let response =
-                    post_vonage(settings, &base, &id, from.as_str(), &to, &request.text).await?;
-                (id, response)
+                ))
             }
+            DevProvider::Vonage => format!("dev{}", hex::encode(id)),
             DevProvider::Telnyx => return Err(DevError::Usage(
                 "Telnyx signs its webhooks with its own private key, which momentline never has \
                  (it holds only TELNYX_PUBLIC_KEY): play the phone with --provider twilio or \
@@ -118,6 +101,18 @@ pub async fn text(settings: &Settings, request: DevText) -> Result<(), DevError>
                     .into(),
             )),
         };
+    let played = Played {
+        base: &base,
+        id: &id,
+        from: from.as_str(),
+        to: &to,
+        text: &request.text,
+    };
+    let response = match request.provider {
+        DevProvider::Vonage => post_vonage(settings, &played).await?,
+        // Telnyx was refused above.
+        _ => post_twilio(settings, &played, media.as_ref()).await?,
+    };
     let status = response.status().as_u16();
     let body = response.text().await.unwrap_or_default();
     if status != 200 {
@@ -165,13 +160,18 @@ pub fn local_url(addr: &str) -> String {
     format!("http://{host}:{port}")
 }
 
+/// One text the phone plays: to the server at `base`, with the provider id `id`.
+struct Played<'a> {
+    base: &'a str,
+    id: &'a str,
+    from: &'a str,
+    to: &'a str,
+    text: &'a str,
+}
+
 async fn post_twilio(
     settings: &Settings,
-    base: &str,
-    id: &str,
-    from: &str,
-    to: &str,
-    text: &str,
+    played: &Played<'_>,
     media: Option<&MediaFile>,
 ) -> Result<reqwest::Response, DevError> {
     let token = settings.twilio_auth_token.as_ref().ok_or_else(|| {
@@ -183,10 +183,10 @@ async fn post_twilio(
         )
     })?;
     let mut params: Vec<(String, String)> = vec![
-        ("MessageSid".into(), id.into()),
-        ("From".into(), from.into()),
-        ("To".into(), to.into()),
-        ("Body".into(), text.into()),
+        ("MessageSid".into(), played.id.into()),
+        ("From".into(), played.from.into()),
+        ("To".into(), played.to.into()),
+        ("Body".into(), played.text.into()),
         ("NumMedia".into(), "0".into()),
     ];
     if let Some(media) = media {
@@ -199,7 +199,7 @@ async fn post_twilio(
     let signed_url = format!("{}/webhooks/twilio", settings.public_url);
     let signature = twilio::signature(token.expose(), &signed_url, &params);
     post_form(
-        format!("{base}/webhooks/twilio"),
+        format!("{}/webhooks/twilio", played.base),
         &params,
         Some(("X-Twilio-Signature", signature)),
     )
@@ -224,11 +224,7 @@ async fn post_form(
 
 async fn post_vonage(
     settings: &Settings,
-    base: &str,
-    id: &str,
-    from: &str,
-    to: &str,
-    text: &str,
+    played: &Played<'_>,
 ) -> Result<reqwest::Response, DevError> {
     let secret = settings.vonage_signature.as_ref().ok_or_else(|| {
         DevError::Usage(
@@ -239,21 +235,21 @@ async fn post_vonage(
     })?;
     let now = chrono::Utc::now();
     let mut params: Vec<(String, String)> = vec![
-        ("msisdn".into(), from.trim_start_matches('+').into()),
-        ("to".into(), to.trim_start_matches('+').into()),
-        ("messageId".into(), id.into()),
-        ("text".into(), text.into()),
+        ("msisdn".into(), played.from.trim_start_matches('+').into()),
+        ("to".into(), played.to.trim_start_matches('+').into()),
+        ("messageId".into(), played.id.into()),
+        ("text".into(), played.text.into()),
         ("type".into(), "text".into()),
         (
             "message-timestamp".into(),
             now.format("%Y-%m-%d %H:%M:%S").to_string(),
         ),
         ("timestamp".into(), now.timestamp().to_string()),
-        ("nonce".into(), id.into()),
+        ("nonce".into(), played.id.into()),
     ];
     let sig = vonage::signature(secret, &params);
     params.push(("sig".into(), sig));
-    post_form(format!("{base}/webhooks/vonage"), &params, None).await
+    post_form(format!("{}/webhooks/vonage", played.base), &params, None).await
 }
 
 /// Prints momentline's texts to `phone` that answer the message `id`, until none is still

@@ -39,28 +39,8 @@ impl Settings {
             "https://inprocess.world/manage",
         ))
         .map_err(|p| invalid("MOMENTLINE_MANAGE_URL", p))?;
-        let pending_ttl = or("MOMENTLINE_PENDING_TTL_SECS", "86400")
-            .parse::<i64>()
-            .ok()
-            .filter(|s| (0..=MAX_SECS).contains(s))
-            .and_then(chrono::Duration::try_seconds)
-            .ok_or_else(|| {
-                invalid(
-                    "MOMENTLINE_PENDING_TTL_SECS",
-                    format!("not a whole number of seconds from 0 to {MAX_SECS}"),
-                )
-            })?;
-        let code_ttl = or("MOMENTLINE_CODE_TTL_SECS", "600")
-            .parse::<i64>()
-            .ok()
-            .filter(|s| (1..=MAX_SECS).contains(s))
-            .and_then(chrono::Duration::try_seconds)
-            .ok_or_else(|| {
-                invalid(
-                    "MOMENTLINE_CODE_TTL_SECS",
-                    format!("not a whole number of seconds from 1 to {MAX_SECS}"),
-                )
-            })?;
+        let pending_ttl = lifetime(&vars, "MOMENTLINE_PENDING_TTL_SECS", "86400", 0)?;
+        let code_ttl = lifetime(&vars, "MOMENTLINE_CODE_TTL_SECS", "600", 1)?;
         let allowed_regions = AllowedRegions::parse(&or("MOMENTLINE_ALLOWED_COUNTRIES", "US,CA"))
             .map_err(|p| invalid("MOMENTLINE_ALLOWED_COUNTRIES", p))?;
         let retry_schedule =
@@ -189,6 +169,26 @@ impl Settings {
             dev_phone_forced,
         })
     }
+}
+
+/// How long something holds, in whole seconds from `least` to a year.
+fn lifetime(
+    vars: &Vars,
+    variable: &'static str,
+    default: &str,
+    least: i64,
+) -> Result<chrono::Duration, ConfigError> {
+    vars.or(variable, default)
+        .parse::<i64>()
+        .ok()
+        .filter(|s| (least..=MAX_SECS).contains(s))
+        .and_then(chrono::Duration::try_seconds)
+        .ok_or_else(|| {
+            invalid(
+                variable,
+                format!("not a whole number of seconds from {least} to {MAX_SECS}"),
+            )
+        })
 }
 
 /// Where Moments are created (`MOMENTLINE_DISPATCH`) and where events go
