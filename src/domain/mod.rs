@@ -2,6 +2,7 @@
 
 pub mod api_key;
 pub mod broadcast;
+pub mod chain;
 pub mod code;
 pub mod country;
 pub mod keyword;
@@ -10,6 +11,7 @@ pub mod moment;
 pub mod number_state;
 pub mod phone_number;
 pub mod replies;
+pub mod sealed;
 pub mod secret;
 pub mod segments;
 
