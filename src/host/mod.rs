@@ -4,6 +4,7 @@
 //! and an arm in each match below.
 
 pub mod embedded;
+pub mod inprocess_api;
 pub mod standard_webhooks;
 pub mod webhook;
 
