@@ -7,19 +7,10 @@
 
 use super::sql::Locking;
 use super::{params, ts, Conn, DbError, Text};
+pub use crate::domain::ids::JobId;
 use crate::domain::{JobKind, JobState, TextEnum};
 use crate::telemetry::RequestId;
 use chrono::{DateTime, Duration, Utc};
-
-/// A job's id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct JobId(pub i64);
-
-impl std::fmt::Display for JobId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
 
 /// Work to enqueue.
 pub struct NewJob<'a> {

@@ -4,6 +4,7 @@ pub mod api_key;
 pub mod broadcast;
 pub mod code;
 pub mod country;
+pub mod ids;
 pub mod keyword;
 pub mod media_type;
 pub mod moment;

@@ -6,6 +6,7 @@ use postgres::types::{FromSql, IsNull, ToSql, Type};
 use std::borrow::Cow;
 
 use crate::db::Text;
+use crate::domain::ids::{ArtistId, BroadcastId, ChangeId, JobId, MessageId, MomentId};
 use crate::domain::TextEnum;
 
 /// A value bound to a statement.
@@ -102,6 +103,24 @@ impl<T: TextEnum> ToParam for Text<T> {
         Param::Text(Cow::Borrowed(self.0.as_str()))
     }
 }
+
+// An id binds and reads as its row's integer.
+macro_rules! id_value {
+    ($($t:ty),*) => {$(
+        impl ToParam for $t {
+            fn to_param(&self) -> Param<'_> {
+                Param::Int(self.0)
+            }
+        }
+
+        impl FromValue for $t {
+            fn from_value(value: ValueRef<'_>) -> Result<Self, String> {
+                i64::from_value(value).map(Self)
+            }
+        }
+    )*};
+}
+id_value!(ArtistId, MessageId, MomentId, BroadcastId, JobId, ChangeId);
 
 impl ToParam for Param<'_> {
     fn to_param(&self) -> Param<'_> {
