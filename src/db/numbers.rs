@@ -4,19 +4,20 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{opt_ts, params, parse_ts, ts, Conn, DbError, Text};
-use crate::domain::number_state::{ArtistId, ChangeCause, ConnectRequest, NumberStatus, Standing};
+use crate::domain::ids::{ArtistId, ChangeId, MessageId};
+use crate::domain::number_state::{ChangeCause, ConnectRequest, NumberStatus, Standing};
 
 /// Why a number's standing changed.
 #[derive(Debug, Clone, Copy)]
 pub enum Cause {
     /// An inbound message (its id).
-    Inbound(i64),
+    Inbound(MessageId),
     /// An artist's connect request.
     Connect(ArtistId),
     /// An artist's disconnect request.
     Disconnect(ArtistId),
     /// A provider refused an outbound message (its id) because the recipient opted out.
-    Provider(i64),
+    Provider(MessageId),
     /// An artist entered the right verification code for the number.
     Code(ArtistId),
 }
@@ -154,7 +155,7 @@ pub fn set_standing(
     to: &Standing,
     cause: Cause,
     now: DateTime<Utc>,
-) -> Result<Option<i64>, DbError> {
+) -> Result<Option<ChangeId>, DbError> {
     if from == to {
         return Ok(None);
     }
@@ -187,7 +188,7 @@ pub fn set_standing(
             (None, Some(artist))
         }
     };
-    let change: i64 = conn.query_value(
+    let change: ChangeId = conn.query_value(
         "INSERT INTO number_state_changes
            (e164, from_state, to_state, from_owner_id, to_owner_id, cause, message_id,
             artist_id, created_at)

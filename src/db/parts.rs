@@ -1,6 +1,7 @@
 //! Parts of multi-part inbound messages, kept until the whole message is in.
 
 use super::{params, ts, Conn, DbError};
+use crate::domain::ids::MessageId;
 use crate::providers::Part;
 use chrono::{DateTime, Utc};
 
@@ -106,7 +107,7 @@ pub fn store(conn: &Conn, p: &NewPart, now: DateTime<Utc>) -> Result<PartStored,
 pub fn close(
     conn: &Conn,
     p: &NewPart,
-    message_id: Option<i64>,
+    message_id: Option<MessageId>,
     now: DateTime<Utc>,
 ) -> Result<(), DbError> {
     conn.execute(

@@ -9,6 +9,7 @@ use crate::db::artists::Artist;
 use crate::db::codes::{self, StoredCode};
 use crate::db::{numbers, Conn, DbError};
 use crate::domain::code::{Code, CodeState};
+use crate::domain::ids::{ArtistId, MessageId};
 use crate::domain::number_state::{on_code_confirmed, CodeConfirmed, ReplyKind};
 use crate::domain::phone_number::PhoneNumber;
 use crate::domain::replies;
@@ -87,7 +88,7 @@ pub async fn verify_code(
                 Ok(false) => Verdict::Wrong { tries_left },
                 Err(e) => {
                     let reason = SendError::to_string(&e);
-                    tracing::warn!(number = %masked, artist = artist_id, %reason,
+                    tracing::warn!(number = %masked, artist = artist_id.0, %reason,
                         "the provider could not check a code; no try spent, the client may try again");
                     store
                         .write(move |tx| codes::spend_try(tx, message_id, -1))
@@ -100,7 +101,8 @@ pub async fn verify_code(
     Ok(log(verdict, &masked, artist_id))
 }
 
-fn log(verdict: Verdict, number: &str, artist: i64) -> Verdict {
+fn log(verdict: Verdict, number: &str, artist: ArtistId) -> Verdict {
+    let artist = artist.0;
     match &verdict {
         Verdict::Verified => tracing::info!(number, artist, "number verified by code"),
         Verdict::Wrong { tries_left } => {
@@ -123,7 +125,7 @@ fn log(verdict: Verdict, number: &str, artist: i64) -> Verdict {
 fn open_code(
     tx: &Conn,
     phone: &str,
-    artist: i64,
+    artist: ArtistId,
     now: DateTime<Utc>,
 ) -> Result<Result<(StoredCode, u32), Verdict>, DbError> {
     numbers::lock(tx, phone)?;
@@ -170,9 +172,9 @@ fn check_here(
 fn reserve_try(
     tx: &Conn,
     phone: &str,
-    artist: i64,
+    artist: ArtistId,
     now: DateTime<Utc>,
-) -> Result<Result<(i64, u32), Verdict>, DbError> {
+) -> Result<Result<(MessageId, u32), Verdict>, DbError> {
     Ok(match open_code(tx, phone, artist, now)? {
         Ok((stored, tries_left)) => {
             codes::spend_try(tx, stored.message_id, 1)?;

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use crate::db::artists::Artist;
 use crate::db::{codes, messages, numbers, Conn, DbError};
 use crate::domain::code::CodeState;
+use crate::domain::ids::{ArtistId, MessageId};
 use crate::domain::number_state::{
     on_connect, on_disconnect, ConnectContext, ConnectLimits, ConnectOutcome, ReplyKind,
 };
@@ -37,12 +38,12 @@ impl ConnectSettings {
     pub fn queue_text(
         &self,
         tx: &Conn,
-        artist: crate::domain::number_state::ArtistId,
+        artist: ArtistId,
         phone: &str,
         body: &str,
         purpose: ReplyKind,
         now: DateTime<Utc>,
-    ) -> Result<i64, DbError> {
+    ) -> Result<MessageId, DbError> {
         messages::queue_outbound(
             tx,
             &messages::NewOutbound {
@@ -96,7 +97,7 @@ pub async fn connect_number(
             Method::Prompt => "connect prompt queued",
             Method::Code => "verification code text queued",
         };
-        tracing::info!(number = %masked, artist = artist_id, "{what}");
+        tracing::info!(number = %masked, artist = artist_id.0, "{what}");
     }
     Ok(connected)
 }

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use crate::db::numbers::{self, Cause};
 use crate::db::{Conn, DbError};
+use crate::domain::ids::MessageId;
 use crate::domain::number_state::{on_carrier_opt_out, Standing};
 use crate::domain::phone_number::mask;
 use crate::domain::TextEnum;
@@ -37,7 +38,7 @@ pub fn change(
 pub fn carrier_opt_out(
     conn: &Conn,
     e164: &str,
-    message_id: i64,
+    message_id: MessageId,
     events: Events,
     now: DateTime<Utc>,
 ) -> Result<(), DbError> {
@@ -54,7 +55,7 @@ pub fn carrier_opt_out(
         events,
         now,
     )?;
-    tracing::warn!(number = %mask(e164), message_id,
+    tracing::warn!(number = %mask(e164), message_id = message_id.0,
         "provider says the recipient opted out; number marked opted out");
     Ok(())
 }
