@@ -7,6 +7,7 @@ use std::borrow::Cow;
 
 use crate::db::Text;
 use crate::domain::ids::{ArtistId, BroadcastId, ChangeId, JobId, MessageId, MomentId};
+use crate::domain::phone_number::{mask, PhoneNumber};
 use crate::domain::TextEnum;
 
 /// A value bound to a statement.
@@ -121,6 +122,12 @@ macro_rules! id_value {
     )*};
 }
 id_value!(ArtistId, MessageId, MomentId, BroadcastId, JobId, ChangeId);
+
+impl ToParam for PhoneNumber {
+    fn to_param(&self) -> Param<'_> {
+        Param::Text(Cow::Borrowed(self.as_str()))
+    }
+}
 
 impl ToParam for Param<'_> {
     fn to_param(&self) -> Param<'_> {
@@ -362,6 +369,17 @@ impl<T: FromValue> FromValue for Option<T> {
         match value {
             ValueRef::Null => Ok(None),
             other => T::from_value(other).map(Some),
+        }
+    }
+}
+
+/// A number read back from a row was valid when it was written; one that no longer parses
+/// is a corrupt row, named masked.
+impl FromValue for PhoneNumber {
+    fn from_value(value: ValueRef<'_>) -> Result<Self, String> {
+        match value {
+            ValueRef::Text(s) => PhoneNumber::parse(s).map_err(|e| format!("{}: {e}", mask(s))),
+            other => Err(wrong(other, "a phone number")),
         }
     }
 }
