@@ -4,6 +4,7 @@
 use super::{opt_ts, params, ts, Conn, DbError, Row};
 use crate::domain::code::{code_state, CodeState};
 use crate::domain::ids::{ArtistId, MessageId};
+use crate::domain::phone_number::PhoneNumber;
 use chrono::{DateTime, Utc};
 
 /// A code as stored.
@@ -31,7 +32,7 @@ impl StoredCode {
 /// of theirs for the number is gone.
 pub fn replace(
     conn: &Conn,
-    e164: &str,
+    e164: &PhoneNumber,
     artist: ArtistId,
     message_id: MessageId,
     now: DateTime<Utc>,
@@ -60,7 +61,11 @@ pub fn carried_by(conn: &Conn, message_id: MessageId) -> Result<Option<StoredCod
 }
 
 /// The artist's code for `e164`.
-pub fn find(conn: &Conn, e164: &str, artist: ArtistId) -> Result<Option<StoredCode>, DbError> {
+pub fn find(
+    conn: &Conn,
+    e164: &PhoneNumber,
+    artist: ArtistId,
+) -> Result<Option<StoredCode>, DbError> {
     conn.query_opt(
         "SELECT c.artist_id, c.message_id, c.salt, c.code_hash, c.expires_at, c.tries,
                 m.state = 'error'
@@ -112,7 +117,7 @@ pub fn spend_try(conn: &Conn, message_id: MessageId, by: i64) -> Result<(), DbEr
 }
 
 /// Forgets the artist's code for `e164` (used, or the artist let the number go).
-pub fn forget(conn: &Conn, e164: &str, artist: ArtistId) -> Result<(), DbError> {
+pub fn forget(conn: &Conn, e164: &PhoneNumber, artist: ArtistId) -> Result<(), DbError> {
     conn.execute(
         "DELETE FROM verification_codes WHERE e164 = ?1 AND artist_id = ?2",
         params![e164, artist],

@@ -11,6 +11,7 @@ use super::{params, parse_ts, ts, Conn, DbError, Row, Text};
 use crate::domain::ids::{ArtistId, BroadcastId, MessageId};
 use crate::domain::moment::MediaItem;
 use crate::domain::number_state::{RecentReplies, ReplyKind};
+use crate::domain::phone_number::PhoneNumber;
 use crate::domain::segments::{Encoding, Segments};
 use crate::domain::{Direction, JobKind, MessageState, TextEnum};
 use crate::providers::StatusReport;
@@ -182,7 +183,7 @@ static RECENT_REPLIES: LazyLock<String> = LazyLock::new(|| {
 /// How many automatic texts went to a number lately, for the reply caps.
 pub fn recent_replies(
     conn: &Conn,
-    phone: &str,
+    phone: &PhoneNumber,
     now: DateTime<Utc>,
     welcome_interval: Duration,
 ) -> Result<RecentReplies, DbError> {
@@ -230,7 +231,7 @@ fn prompt_times(
 /// day, oldest first.
 pub fn number_prompt_times(
     conn: &Conn,
-    phone: &str,
+    phone: &PhoneNumber,
     now: DateTime<Utc>,
 ) -> Result<Vec<DateTime<Utc>>, DbError> {
     prompt_times(conn, "phone", &phone, now - Duration::days(1))
@@ -318,7 +319,11 @@ pub fn for_artist(
 
 /// The last `limit` messages to and from one number, whoever's conversation they are in,
 /// oldest first (the dev phone shows them).
-pub fn for_phone(conn: &Conn, phone: &str, limit: u32) -> Result<Vec<MessageView>, DbError> {
+pub fn for_phone(
+    conn: &Conn,
+    phone: &PhoneNumber,
+    limit: u32,
+) -> Result<Vec<MessageView>, DbError> {
     // PostgreSQL (before 16) wants the subquery named.
     conn.query_map(
         &format!(
@@ -346,7 +351,7 @@ pub fn one_for_artist(
 #[derive(Debug, Clone)]
 pub struct Outgoing {
     pub id: MessageId,
-    pub to: String,
+    pub to: PhoneNumber,
     pub from: Option<String>,
     pub body: String,
     pub purpose: Option<ReplyKind>,
@@ -376,7 +381,7 @@ pub fn outgoing(conn: &Conn, id: MessageId) -> Result<Option<Outgoing>, DbError>
 /// carrier: the flow that applied the report opts the number out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CarrierOptOut {
-    pub phone: String,
+    pub phone: PhoneNumber,
     pub message_id: MessageId,
 }
 
@@ -422,7 +427,7 @@ pub fn mark_sent(
             },
         )?;
         if parked.iter().any(|(_, _, opted_out)| *opted_out) {
-            let phone: String =
+            let phone: PhoneNumber =
                 tx.query_value("SELECT phone FROM messages WHERE id = ?1", &[id])?;
             opted_out = Some(CarrierOptOut {
                 phone,
@@ -520,7 +525,7 @@ pub fn apply_status(
             Ok((
                 r.get::<_, MessageId>(0)?,
                 r.get::<_, Text<MessageState>>(1)?.0,
-                r.get::<_, String>(2)?,
+                r.get::<_, PhoneNumber>(2)?,
             ))
         },
     )?;

@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::{params, ts, Conn, DbError, Row, Text};
 use crate::domain::ids::{ArtistId, MessageId, MomentId};
 use crate::domain::moment::{MediaItem, MomentCommand, MomentContent, Price};
+use crate::domain::phone_number::PhoneNumber;
 use crate::domain::{MediaState, MomentKindCode, MomentState};
 
 /// Records a Moment command as a `pending` Moment; a media Moment's file is queued for
@@ -153,7 +154,7 @@ pub fn try_lock_number(conn: &Conn, id: MomentId) -> Result<bool, DbError> {
     }
 }
 
-fn phone_of(conn: &Conn, id: MomentId) -> Result<Option<String>, DbError> {
+fn phone_of(conn: &Conn, id: MomentId) -> Result<Option<PhoneNumber>, DbError> {
     conn.query_opt(
         "SELECT m.phone FROM moments mo JOIN messages m ON m.id = mo.message_id WHERE mo.id = ?1",
         &[id],
@@ -179,7 +180,7 @@ pub fn to_dispatch(conn: &Conn, id: MomentId) -> Result<Option<ToDispatch>, DbEr
 /// is not failed or removed already.
 pub fn last_undoable(
     conn: &Conn,
-    phone: &str,
+    phone: &PhoneNumber,
     artist: ArtistId,
     since: DateTime<Utc>,
 ) -> Result<Option<MomentId>, DbError> {
@@ -415,7 +416,7 @@ const OPEN_TO_MERGE: &str = "SELECT m.id FROM messages g CROSS JOIN moments m
 pub fn open_to_merge(
     conn: &Conn,
     artist: ArtistId,
-    phone: &str,
+    phone: &PhoneNumber,
     provider: &str,
     kind: MomentKindCode,
     window: chrono::Duration,

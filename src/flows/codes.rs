@@ -61,7 +61,7 @@ pub async fn verify_code(
                 .await?
         }
         Some(service) => {
-            let (phone, id) = (number.as_str().to_owned(), artist.id);
+            let (phone, id) = (number.clone(), artist.id);
             // A try is spent before the provider is asked, so parallel guesses cannot get
             // past the limit; it is given back if the provider decides nothing.
             let reserved = store
@@ -76,8 +76,8 @@ pub async fn verify_code(
                     store
                         .write(move |tx| {
                             let now = Utc::now();
-                            numbers::lock(tx, number.as_str())?;
-                            let current = codes::find(tx, number.as_str(), artist.id)?;
+                            numbers::lock(tx, &number)?;
+                            let current = codes::find(tx, &number, artist.id)?;
                             if current.map(|c| c.message_id) != Some(message_id) {
                                 return Ok(Verdict::NoCode);
                             }
@@ -124,7 +124,7 @@ fn log(verdict: Verdict, number: &str, artist: ArtistId) -> Verdict {
 /// the number, so guesses at one code are counted one at a time.
 fn open_code(
     tx: &Conn,
-    phone: &str,
+    phone: &PhoneNumber,
     artist: ArtistId,
     now: DateTime<Utc>,
 ) -> Result<Result<(StoredCode, u32), Verdict>, DbError> {
@@ -150,7 +150,7 @@ fn check_here(
     number: &PhoneNumber,
     code: &Code,
 ) -> Result<Verdict, DbError> {
-    let (phone, now) = (number.as_str(), Utc::now());
+    let (phone, now) = (number, Utc::now());
     let (stored, tries_left) = match open_code(tx, phone, artist.id, now)? {
         Ok(open) => open,
         Err(verdict) => return Ok(verdict),
@@ -159,7 +159,7 @@ fn check_here(
         // Made by a provider no longer configured: nothing here can check it.
         return Ok(Verdict::NoCode);
     };
-    if code.matches(hash, salt, phone, artist.id) {
+    if code.matches(hash, salt, phone.as_str(), artist.id) {
         return confirm(tx, settings, artist, number, now);
     }
     codes::spend_try(tx, stored.message_id, 1)?;
@@ -171,7 +171,7 @@ fn check_here(
 /// Spends a try on the artist's open code: its text's id and the tries left after this one.
 fn reserve_try(
     tx: &Conn,
-    phone: &str,
+    phone: &PhoneNumber,
     artist: ArtistId,
     now: DateTime<Utc>,
 ) -> Result<Result<(MessageId, u32), Verdict>, DbError> {
@@ -193,7 +193,7 @@ fn confirm(
     number: &PhoneNumber,
     now: DateTime<Utc>,
 ) -> Result<Verdict, DbError> {
-    let phone = number.as_str();
+    let phone = number;
     let standing = numbers::standing(tx, phone)?;
     let verdict = match on_code_confirmed(&standing, artist.id) {
         CodeConfirmed::OptedOut => Verdict::OptedOut,

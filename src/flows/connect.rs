@@ -39,7 +39,7 @@ impl ConnectSettings {
         &self,
         tx: &Conn,
         artist: ArtistId,
-        phone: &str,
+        phone: &PhoneNumber,
         body: &str,
         purpose: ReplyKind,
         now: DateTime<Utc>,
@@ -48,7 +48,7 @@ impl ConnectSettings {
             tx,
             &messages::NewOutbound {
                 artist: Some(artist),
-                to: phone,
+                to: phone.as_str(),
                 from: self.sender_number.as_deref(),
                 body,
                 provider: self.sender,
@@ -110,7 +110,7 @@ fn connect_in(
     method: Method,
     now: DateTime<Utc>,
 ) -> Result<Connected, DbError> {
-    let phone = number.as_str();
+    let phone = number;
     // The artist's connects are counted across instances: the artist first, then the number
     // (the one order every write takes both in).
     tx.lock(&format!("artist:{}", artist.id))?;
@@ -183,7 +183,7 @@ fn disconnect_in(
     now: DateTime<Utc>,
 ) -> Result<usize, DbError> {
     let e164s = match number {
-        Some(n) => vec![n.as_str().to_owned()],
+        Some(n) => vec![n.clone()],
         None => numbers::e164s_for_artist(tx, artist.id)?,
     };
     let mut released = 0;

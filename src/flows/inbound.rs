@@ -103,7 +103,7 @@ pub async fn receive(
         .write(move |tx| {
             // The number first, then the time: what the write decides by the clock (a merge
             // window, a dispatch not yet due) is decided as of when it holds the number.
-            crate::db::numbers::lock(tx, from.as_str())?;
+            crate::db::numbers::lock(tx, &from)?;
             receive_in(tx, &settings, &message, &from, read.clone(), Utc::now())
         })
         .await;
@@ -148,7 +148,7 @@ fn keep_failed(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<Receipt, DbError> {
-    let phone = from.as_str();
+    let phone = from;
     let owner = match numbers::standing(tx, phone)? {
         Standing::Verified { owner, .. } => Some(owner),
         _ => None,
@@ -174,7 +174,7 @@ fn keep_failed(
             tx,
             &messages::NewOutbound {
                 artist: Some(owner),
-                to: phone,
+                to: phone.as_str(),
                 from: Some(message.to.as_str()).filter(|to| !to.is_empty()),
                 body: &body,
                 provider: settings.sender,
@@ -210,7 +210,7 @@ pub fn receive_in(
     let new_part = parts::NewPart {
         provider: message.provider,
         provider_message_id: &message.provider_message_id,
-        phone: from.as_str(),
+        phone: from,
         part,
         body: &message.text,
     };
@@ -302,7 +302,7 @@ fn decide(
     read: Option<Inbound>,
     now: DateTime<Utc>,
 ) -> Result<Decided, DbError> {
-    let phone = from.as_str();
+    let phone = from;
     let standing = numbers::standing(tx, phone)?;
     let inbound = read.unwrap_or_else(|| read_inbound(message, now));
     // UNDO's Moment, looked up only when it is asked for.
@@ -339,7 +339,7 @@ fn record(
     decided: &Decided,
     now: DateTime<Utc>,
 ) -> Result<Option<MessageId>, DbError> {
-    let phone = from.as_str();
+    let phone = from;
     let next = &decided.decision.next;
     // Only the artist a number is verified for sees what it texts, and what we answer it.
     let Some(message_id) = insert(tx, message, phone, next.owner(), now)? else {
@@ -398,7 +398,7 @@ fn enqueue(
         decided.keyword,
         message,
         &decision.moments,
-        from.as_str(),
+        from,
     );
     let merged = match &half {
         Some(half) => merge::join(tx, settings.merge_rule(), half, now)?.is_some(),
@@ -548,7 +548,7 @@ fn undo(
 fn insert(
     tx: &Conn,
     message: &InboundMessage,
-    phone: &str,
+    phone: &PhoneNumber,
     artist: Option<ArtistId>,
     now: DateTime<Utc>,
 ) -> Result<Option<MessageId>, DbError> {
@@ -556,7 +556,7 @@ fn insert(
         tx,
         &messages::NewInbound {
             artist,
-            from: phone,
+            from: phone.as_str(),
             to: &message.to,
             body: &message.text,
             subject: message.subject.as_deref(),

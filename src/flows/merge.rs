@@ -9,6 +9,7 @@ use crate::db::{jobs, moments, Conn, DbError};
 use crate::domain::ids::{ArtistId, MomentId};
 use crate::domain::moment::{MomentCommand, MomentContent, SplitHalf};
 use crate::domain::number_state::Standing;
+use crate::domain::phone_number::PhoneNumber;
 use crate::domain::{JobKind, MomentKindCode};
 use crate::providers::InboundMessage;
 
@@ -27,7 +28,7 @@ pub struct Half<'a> {
     pub half: SplitHalf,
     pub command: &'a MomentCommand,
     /// Who texted it, through which provider, for which artist.
-    pub phone: &'a str,
+    pub phone: &'a PhoneNumber,
     pub provider: &'a str,
     pub artist: ArtistId,
 }
@@ -41,7 +42,7 @@ impl<'a> Half<'a> {
         keyword: bool,
         message: &'a InboundMessage,
         moments: &'a [MomentCommand],
-        phone: &'a str,
+        phone: &'a PhoneNumber,
     ) -> Option<Self> {
         let Standing::Verified { owner, .. } = next else {
             return None;

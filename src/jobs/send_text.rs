@@ -10,7 +10,6 @@ use crate::db::{codes, messages, numbers};
 use crate::domain::code::{self, Code};
 use crate::domain::ids::MessageId;
 use crate::domain::number_state::{ReplyKind, Standing};
-use crate::domain::phone_number::mask;
 use crate::domain::replies;
 use crate::domain::MessageState;
 use crate::flows::{number_change, status};
@@ -44,7 +43,7 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
         // Recorded as sent already (by an attempt whose job outcome was lost): never twice.
         return Performed::only(Attempted::Done);
     }
-    let (attempt, to) = (job.attempt, mask(&text.to));
+    let (attempt, to) = (job.attempt, text.to.masked());
     // Only the opt-out confirmation goes to a number that has opted out since it was queued.
     if matches!(standing, Standing::OptedOut(_)) && text.purpose != Some(ReplyKind::OptedOut) {
         tracing::info!(message_id = id.0, %to, "text withheld: recipient opted out");
@@ -76,7 +75,7 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
     } else {
         let outbound = OutboundText {
             id,
-            to: &text.to,
+            to: text.to.as_str(),
             from: text.from.as_deref(),
             body: &text.body,
         };
@@ -219,7 +218,7 @@ async fn send_code(
     let stored = match stored {
         Ok(Some(stored)) => stored,
         Ok(None) => {
-            tracing::info!(message_id = id.0, to = %mask(&text.to),
+            tracing::info!(message_id = id.0, to = %text.to.masked(),
                 "code text withheld: a newer request replaced its code");
             let reason = "a newer code request replaced this code";
             return Err(Performed {
@@ -237,17 +236,17 @@ async fn send_code(
         hash: hashed.map(|(code, salt)| {
             (
                 salt.to_vec(),
-                code.hash(&salt, &text.to, stored.artist).to_vec(),
+                code.hash(&salt, text.to.as_str(), stored.artist).to_vec(),
             )
         }),
     };
     let sent = match maker {
-        Maker::Provider(service) => service.send_code(&text.to, ttl.num_seconds()).await,
+        Maker::Provider(service) => service.send_code(text.to.as_str(), ttl.num_seconds()).await,
         Maker::Here(code, _) => {
             let body = replies::code(code.expose(), ttl);
             let outbound = OutboundText {
                 id,
-                to: &text.to,
+                to: text.to.as_str(),
                 from: text.from.as_deref(),
                 body: &body,
             };
