@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
+use clap::builder::TypedValueParser as _;
 use clap::{Parser, Subcommand};
 
 use crate::config::Settings;
@@ -76,6 +77,7 @@ enum BroadcastCommand {
     /// Print a broadcast's numbers and its texts sent, waiting and failed.
     Status {
         /// The id `momentline broadcast` printed.
+        #[arg(value_parser = clap::value_parser!(i64).map(BroadcastId))]
         id: BroadcastId,
     },
 }

@@ -12,6 +12,7 @@ use rusqlite::{Connection, OpenFlags};
 use crate::config::Settings;
 use crate::db::sql::PgConn;
 use crate::db::{params, Conn};
+use crate::domain::ids::MessageId;
 use crate::domain::phone_number::PhoneNumber;
 use crate::providers::{twilio, vonage};
 use crate::store::{Database, DbError};
@@ -292,7 +293,7 @@ async fn show_answers(
 fn print_answers(conn: &Conn, id: &str, phone: &str, wait: Duration) -> Result<bool, DevError> {
     let started = Instant::now();
     let mut shown = 0;
-    let mut received: Option<i64> = None;
+    let mut received: Option<MessageId> = None;
     while started.elapsed() < wait {
         if received.is_none() {
             received = conn.query_opt(

@@ -12,8 +12,9 @@ use utoipa::ToSchema;
 use crate::db::jobs::{self, NewJob};
 use crate::db::moments::ForHost;
 use crate::db::{artists, Conn, DbError};
+use crate::domain::ids::{ArtistId, ChangeId, MomentId};
 use crate::domain::moment::Price;
-use crate::domain::number_state::{ArtistId, Standing};
+use crate::domain::number_state::Standing;
 use crate::domain::phone_number::mask;
 use crate::domain::{text_enum, JobKind, MomentKindCode, TextEnum};
 
@@ -80,7 +81,8 @@ pub struct MomentEventData {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventMoment {
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: MomentId,
     pub kind: MomentKindCode,
     pub title: String,
     pub description: String,
@@ -152,7 +154,7 @@ impl Events {
         e164: &str,
         from: &Standing,
         to: &Standing,
-        change: i64,
+        change: ChangeId,
         now: DateTime<Utc>,
     ) -> Result<(), DbError> {
         if !self.on {

@@ -1189,7 +1189,9 @@ fn vonage_parts_in_any_order_with_repeats_join_once_per_message_in_part_order() 
         case.set(case.get() + 1);
         // Messages 0 and 1 share a reference from two senders; 0 and 2 share a sender
         // under two references: neither may take the other's parts.
-        let phone = |k: usize| ["+14155552671", "+14155550123"][k % 2];
+        let numbers = ["+14155552671", "+14155550123"]
+            .map(|n| PhoneNumber::parse(n).expect("a valid number"));
+        let phone = |k: usize| &numbers[k % 2];
         let reference = |k: usize| format!("ref-{}-{}", case.get(), k / 2);
         let id = |k: usize, i: usize| format!("{}-{k}-{i}", case.get());
         let mut seen: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); messages.len()];

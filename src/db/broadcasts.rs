@@ -5,12 +5,11 @@
 use super::jobs::{self, NewJob};
 use super::messages::{self, NewOutbound};
 use super::{params, ts, Conn, DbError, Text};
-use crate::domain::number_state::{ArtistId, ReplyKind};
+use crate::domain::ids::ArtistId;
+pub use crate::domain::ids::BroadcastId;
+use crate::domain::number_state::ReplyKind;
 use crate::domain::{JobKind, MessageState};
 use chrono::{DateTime, Duration, Utc};
-
-/// A broadcast's id.
-pub type BroadcastId = i64;
 
 /// Numbers a broadcast job queues texts for in one write.
 pub const BATCH: usize = 500;

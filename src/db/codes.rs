@@ -3,7 +3,8 @@
 
 use super::{opt_ts, params, ts, Conn, DbError, Row};
 use crate::domain::code::{code_state, CodeState};
-use crate::domain::number_state::ArtistId;
+use crate::domain::ids::{ArtistId, MessageId};
+use crate::domain::phone_number::PhoneNumber;
 use chrono::{DateTime, Utc};
 
 /// A code as stored.
@@ -11,7 +12,7 @@ use chrono::{DateTime, Utc};
 pub struct StoredCode {
     pub artist: ArtistId,
     /// The text that carries it; a new request makes a new text.
-    pub message_id: i64,
+    pub message_id: MessageId,
     /// `None` when the provider holds the code (or it has not been made yet).
     pub salt: Option<Vec<u8>>,
     pub hash: Option<Vec<u8>>,
@@ -31,9 +32,9 @@ impl StoredCode {
 /// of theirs for the number is gone.
 pub fn replace(
     conn: &Conn,
-    e164: &str,
+    e164: &PhoneNumber,
     artist: ArtistId,
-    message_id: i64,
+    message_id: MessageId,
     now: DateTime<Utc>,
 ) -> Result<(), DbError> {
     conn.execute(
@@ -48,7 +49,7 @@ pub fn replace(
 }
 
 /// The code carried by text `message_id`, if no newer request has replaced it.
-pub fn carried_by(conn: &Conn, message_id: i64) -> Result<Option<StoredCode>, DbError> {
+pub fn carried_by(conn: &Conn, message_id: MessageId) -> Result<Option<StoredCode>, DbError> {
     conn.query_opt(
         "SELECT c.artist_id, c.message_id, c.salt, c.code_hash, c.expires_at, c.tries,
                 m.state = 'error'
@@ -60,7 +61,11 @@ pub fn carried_by(conn: &Conn, message_id: i64) -> Result<Option<StoredCode>, Db
 }
 
 /// The artist's code for `e164`.
-pub fn find(conn: &Conn, e164: &str, artist: ArtistId) -> Result<Option<StoredCode>, DbError> {
+pub fn find(
+    conn: &Conn,
+    e164: &PhoneNumber,
+    artist: ArtistId,
+) -> Result<Option<StoredCode>, DbError> {
     conn.query_opt(
         "SELECT c.artist_id, c.message_id, c.salt, c.code_hash, c.expires_at, c.tries,
                 m.state = 'error'
@@ -87,7 +92,7 @@ fn read(r: &Row) -> Result<StoredCode, DbError> {
 /// provider makes the code) and when it expires. False when a newer request replaced it.
 pub fn arm(
     conn: &Conn,
-    message_id: i64,
+    message_id: MessageId,
     salted_hash: Option<(&[u8], &[u8])>,
     expires_at: DateTime<Utc>,
 ) -> Result<bool, DbError> {
@@ -101,7 +106,7 @@ pub fn arm(
 }
 
 /// Spends one try on the code text `message_id` carries (`by` −1 gives one back).
-pub fn spend_try(conn: &Conn, message_id: i64, by: i64) -> Result<(), DbError> {
+pub fn spend_try(conn: &Conn, message_id: MessageId, by: i64) -> Result<(), DbError> {
     // A CASE rather than SQLite's two-argument max(), which PostgreSQL spells greatest().
     conn.execute(
         "UPDATE verification_codes SET tries = CASE WHEN tries + ?2 < 0 THEN 0 ELSE tries + ?2 END
@@ -112,7 +117,7 @@ pub fn spend_try(conn: &Conn, message_id: i64, by: i64) -> Result<(), DbError> {
 }
 
 /// Forgets the artist's code for `e164` (used, or the artist let the number go).
-pub fn forget(conn: &Conn, e164: &str, artist: ArtistId) -> Result<(), DbError> {
+pub fn forget(conn: &Conn, e164: &PhoneNumber, artist: ArtistId) -> Result<(), DbError> {
     conn.execute(
         "DELETE FROM verification_codes WHERE e164 = ?1 AND artist_id = ?2",
         params![e164, artist],

@@ -7,19 +7,11 @@
 
 use super::sql::Locking;
 use super::{params, ts, Conn, DbError, Text};
+pub use crate::domain::ids::JobId;
+use crate::domain::ids::MomentId;
 use crate::domain::{JobKind, JobState, TextEnum};
 use crate::telemetry::RequestId;
 use chrono::{DateTime, Duration, Utc};
-
-/// A job's id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct JobId(pub i64);
-
-impl std::fmt::Display for JobId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
 
 /// Work to enqueue.
 pub struct NewJob<'a> {
@@ -62,7 +54,6 @@ pub fn enqueue_due(
             request.as_ref().map(RequestId::as_str)
         ],
     )
-    .map(JobId)
 }
 
 // A Moment's own jobs, found by their `moment_id` column (their payload's). Only jobs due
@@ -76,7 +67,7 @@ static RUNNING_FOR: Locking =
 pub fn take_later(
     conn: &Conn,
     kind: JobKind,
-    moment_id: i64,
+    moment_id: MomentId,
     now: DateTime<Utc>,
 ) -> Result<Option<serde_json::Value>, DbError> {
     let payload: Option<String> = conn.query_opt(
@@ -95,7 +86,7 @@ pub fn take_later(
 pub fn due_now(
     conn: &Conn,
     kind: JobKind,
-    moment_id: i64,
+    moment_id: MomentId,
     now: DateTime<Utc>,
 ) -> Result<usize, DbError> {
     conn.execute(
@@ -108,7 +99,7 @@ pub fn due_now(
 /// Whether a job of `kind` for the Moment is running. On PostgreSQL the Moment's jobs of `kind`
 /// are then held until the write ends: a claim under way elsewhere is waited for (and seen),
 /// and none is claimed until the write has changed them as it will.
-pub fn running_for(conn: &Conn, kind: JobKind, moment_id: i64) -> Result<bool, DbError> {
+pub fn running_for(conn: &Conn, kind: JobKind, moment_id: MomentId) -> Result<bool, DbError> {
     let sql = conn.locking(&RUNNING_FOR);
     let states = conn.query_map(sql, params![Text(kind), moment_id], |r| {
         r.get::<_, Text<JobState>>(0)
@@ -217,7 +208,7 @@ pub fn claim(
             |r| {
                 let payload: String = r.get(2)?;
                 Ok(Claimed {
-                    id: JobId(r.get(0)?),
+                    id: r.get(0)?,
                     kind: r.get::<_, Text<JobKind>>(1)?.0,
                     payload: serde_json::from_str(&payload)
                         .map_err(|e| DbError::Decode(format!("job payload: {e}")))?,
@@ -238,7 +229,7 @@ pub fn claim(
 /// take the job back (its lease run out) between this answer and the outcome written on it.
 pub fn holds(conn: &Conn, job: &Claimed, runner: &str) -> Result<bool, DbError> {
     let sql = conn.locking(&HOLDS);
-    let held = conn.query_opt(sql, params![job.id.0, runner, job.attempt], |_| Ok(()))?;
+    let held = conn.query_opt(sql, params![job.id, runner, job.attempt], |_| Ok(()))?;
     Ok(held.is_some())
 }
 
@@ -249,7 +240,7 @@ static HOLDS: Locking = Locking::new(
 
 /// The job succeeded: it is removed, its work is recorded where it belongs.
 pub fn finish(conn: &Conn, id: JobId) -> Result<(), DbError> {
-    conn.execute("DELETE FROM jobs WHERE id = ?1", &[id.0])?;
+    conn.execute("DELETE FROM jobs WHERE id = ?1", &[id])?;
     Ok(())
 }
 
@@ -267,7 +258,7 @@ pub fn retry(
         "UPDATE jobs SET state = 'queued', run_after = ?2, last_error = ?3, leased_by = NULL,
            lease_until = NULL, attempts = attempts - ?4, updated_at = ?5
          WHERE id = ?1",
-        params![id.0, ts(at), error, i64::from(!counted), ts(now)],
+        params![id, ts(at), error, i64::from(!counted), ts(now)],
     )?;
     Ok(())
 }
@@ -278,7 +269,7 @@ pub fn fail(conn: &Conn, id: JobId, error: &str, now: DateTime<Utc>) -> Result<(
         "UPDATE jobs SET state = 'failed', last_error = ?2, leased_by = NULL, lease_until = NULL,
            updated_at = ?3
          WHERE id = ?1",
-        params![id.0, error, ts(now)],
+        params![id, error, ts(now)],
     )?;
     Ok(())
 }

@@ -8,8 +8,10 @@ use serde::Serialize;
 use super::jobs::{self, NewJob};
 use super::sql::ToParam;
 use super::{params, parse_ts, ts, Conn, DbError, Row, Text};
+use crate::domain::ids::{ArtistId, BroadcastId, MessageId};
 use crate::domain::moment::MediaItem;
-use crate::domain::number_state::{ArtistId, RecentReplies, ReplyKind};
+use crate::domain::number_state::{RecentReplies, ReplyKind};
+use crate::domain::phone_number::PhoneNumber;
 use crate::domain::segments::{Encoding, Segments};
 use crate::domain::{Direction, JobKind, MessageState, TextEnum};
 use crate::providers::StatusReport;
@@ -32,7 +34,7 @@ pub fn insert_inbound(
     conn: &Conn,
     m: &NewInbound,
     now: DateTime<Utc>,
-) -> Result<Option<i64>, DbError> {
+) -> Result<Option<MessageId>, DbError> {
     let media =
         serde_json::to_string(m.media).map_err(|e| DbError::Encode(format!("media: {e}")))?;
     conn.query_opt(
@@ -59,7 +61,12 @@ pub fn insert_inbound(
 }
 
 /// Notes why a message could not be acted on.
-pub fn note_failure(conn: &Conn, id: i64, reason: &str, now: DateTime<Utc>) -> Result<(), DbError> {
+pub fn note_failure(
+    conn: &Conn,
+    id: MessageId,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<(), DbError> {
     conn.execute(
         "UPDATE messages SET last_error = ?2, updated_at = ?3 WHERE id = ?1",
         params![id, reason, ts(now)],
@@ -81,7 +88,11 @@ pub struct NewOutbound<'a> {
 /// Queues an outbound text with the job that sends it, due now. Texts to one number go out
 /// in the order they were queued (broadcast texts aside: they are in no queue, so one not due
 /// yet never holds back a number's replies).
-pub fn queue_outbound(conn: &Conn, m: &NewOutbound, now: DateTime<Utc>) -> Result<i64, DbError> {
+pub fn queue_outbound(
+    conn: &Conn,
+    m: &NewOutbound,
+    now: DateTime<Utc>,
+) -> Result<MessageId, DbError> {
     insert_outbound(conn, m, None, now, now)
 }
 
@@ -89,22 +100,22 @@ pub fn queue_outbound(conn: &Conn, m: &NewOutbound, now: DateTime<Utc>) -> Resul
 pub fn queue_broadcast_text(
     conn: &Conn,
     m: &NewOutbound,
-    broadcast: i64,
+    broadcast: BroadcastId,
     due: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> Result<i64, DbError> {
+) -> Result<MessageId, DbError> {
     insert_outbound(conn, m, Some(broadcast), due, now)
 }
 
 fn insert_outbound(
     conn: &Conn,
     m: &NewOutbound,
-    broadcast: Option<i64>,
+    broadcast: Option<BroadcastId>,
     due: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> Result<i64, DbError> {
+) -> Result<MessageId, DbError> {
     let segments = Segments::of(m.body);
-    let id: i64 = conn.query_value(
+    let id: MessageId = conn.query_value(
         "INSERT INTO messages (direction, artist_id, phone, service_number, body, provider,
            state, purpose, broadcast_id, encoding, segments, created_at, updated_at)
          VALUES (?8, ?1, ?2, ?3, ?4, ?5, ?9, ?6, ?12, ?10, ?11, ?7, ?7)
@@ -172,7 +183,7 @@ static RECENT_REPLIES: LazyLock<String> = LazyLock::new(|| {
 /// How many automatic texts went to a number lately, for the reply caps.
 pub fn recent_replies(
     conn: &Conn,
-    phone: &str,
+    phone: &PhoneNumber,
     now: DateTime<Utc>,
     welcome_interval: Duration,
 ) -> Result<RecentReplies, DbError> {
@@ -220,7 +231,7 @@ fn prompt_times(
 /// day, oldest first.
 pub fn number_prompt_times(
     conn: &Conn,
-    phone: &str,
+    phone: &PhoneNumber,
     now: DateTime<Utc>,
 ) -> Result<Vec<DateTime<Utc>>, DbError> {
     prompt_times(conn, "phone", &phone, now - Duration::days(1))
@@ -238,7 +249,8 @@ pub fn artist_prompt_times(
 /// A message as the API shows it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MessageView {
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: MessageId,
     pub direction: Direction,
     pub from: Option<String>,
     pub to: Option<String>,
@@ -307,7 +319,11 @@ pub fn for_artist(
 
 /// The last `limit` messages to and from one number, whoever's conversation they are in,
 /// oldest first (the dev phone shows them).
-pub fn for_phone(conn: &Conn, phone: &str, limit: u32) -> Result<Vec<MessageView>, DbError> {
+pub fn for_phone(
+    conn: &Conn,
+    phone: &PhoneNumber,
+    limit: u32,
+) -> Result<Vec<MessageView>, DbError> {
     // PostgreSQL (before 16) wants the subquery named.
     conn.query_map(
         &format!(
@@ -322,7 +338,7 @@ pub fn for_phone(conn: &Conn, phone: &str, limit: u32) -> Result<Vec<MessageView
 pub fn one_for_artist(
     conn: &Conn,
     artist: ArtistId,
-    id: i64,
+    id: MessageId,
 ) -> Result<Option<MessageView>, DbError> {
     conn.query_opt(
         &format!("SELECT {VIEW_COLUMNS} FROM messages WHERE artist_id = ?1 AND id = ?2"),
@@ -334,8 +350,8 @@ pub fn one_for_artist(
 /// An outbound text, as its send_text job needs it.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
-    pub id: i64,
-    pub to: String,
+    pub id: MessageId,
+    pub to: PhoneNumber,
     pub from: Option<String>,
     pub body: String,
     pub purpose: Option<ReplyKind>,
@@ -343,7 +359,7 @@ pub struct Outgoing {
 }
 
 /// The outbound text `id`.
-pub fn outgoing(conn: &Conn, id: i64) -> Result<Option<Outgoing>, DbError> {
+pub fn outgoing(conn: &Conn, id: MessageId) -> Result<Option<Outgoing>, DbError> {
     conn.query_opt(
         "SELECT id, phone, service_number, body, purpose, state FROM messages
          WHERE id = ?1 AND direction = ?2",
@@ -365,15 +381,15 @@ pub fn outgoing(conn: &Conn, id: i64) -> Result<Option<Outgoing>, DbError> {
 /// carrier: the flow that applied the report opts the number out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CarrierOptOut {
-    pub phone: String,
-    pub message_id: i64,
+    pub phone: PhoneNumber,
+    pub message_id: MessageId,
 }
 
 /// The provider accepted the text. A status report that came before this is applied now
 /// (and answered when it says the recipient opted out).
 pub fn mark_sent(
     tx: &Conn,
-    id: i64,
+    id: MessageId,
     attempts: u32,
     provider: &str,
     provider_message_id: Option<&str>,
@@ -411,7 +427,7 @@ pub fn mark_sent(
             },
         )?;
         if parked.iter().any(|(_, _, opted_out)| *opted_out) {
-            let phone: String =
+            let phone: PhoneNumber =
                 tx.query_value("SELECT phone FROM messages WHERE id = ?1", &[id])?;
             opted_out = Some(CarrierOptOut {
                 phone,
@@ -428,7 +444,7 @@ pub fn mark_sent(
 /// An attempt failed and another will follow: the attempt and its reason are shown.
 pub fn note_failed_attempt(
     conn: &Conn,
-    id: i64,
+    id: MessageId,
     attempts: u32,
     error: &str,
     now: DateTime<Utc>,
@@ -439,7 +455,7 @@ pub fn note_failed_attempt(
 /// The text will never be sent.
 pub fn mark_failed(
     conn: &Conn,
-    id: i64,
+    id: MessageId,
     attempts: u32,
     error: &str,
     now: DateTime<Utc>,
@@ -450,7 +466,7 @@ pub fn mark_failed(
 /// Shows a failed attempt on a text not yet sent, and leaves it `left_in`.
 fn record_failure(
     conn: &Conn,
-    id: i64,
+    id: MessageId,
     attempts: u32,
     error: &str,
     now: DateTime<Utc>,
@@ -507,9 +523,9 @@ pub fn apply_status(
         params![provider, provider_message_id, Text(Direction::Outbound)],
         |r| {
             Ok((
-                r.get::<_, i64>(0)?,
+                r.get::<_, MessageId>(0)?,
                 r.get::<_, Text<MessageState>>(1)?.0,
-                r.get::<_, String>(2)?,
+                r.get::<_, PhoneNumber>(2)?,
             ))
         },
     )?;
@@ -557,7 +573,7 @@ pub fn apply_status(
 
 fn advance(
     conn: &Conn,
-    id: i64,
+    id: MessageId,
     current: MessageState,
     state: MessageState,
     error: Option<&str>,
@@ -582,7 +598,7 @@ pub struct Conversation {
     pub service_number: Option<String>,
 }
 
-pub fn conversation_of(conn: &Conn, id: i64) -> Result<Option<Conversation>, DbError> {
+pub fn conversation_of(conn: &Conn, id: MessageId) -> Result<Option<Conversation>, DbError> {
     conn.query_opt(
         "SELECT artist_id, phone, service_number FROM messages WHERE id = ?1",
         &[id],

@@ -4,8 +4,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{params, ts, Conn, DbError, Row, Text};
+use crate::domain::ids::{ArtistId, MessageId, MomentId};
 use crate::domain::moment::{MediaItem, MomentCommand, MomentContent, Price};
-use crate::domain::number_state::ArtistId;
+use crate::domain::phone_number::PhoneNumber;
 use crate::domain::{MediaState, MomentKindCode, MomentState};
 
 /// Records a Moment command as a `pending` Moment; a media Moment's file is queued for
@@ -13,11 +14,11 @@ use crate::domain::{MediaState, MomentKindCode, MomentState};
 pub fn insert(
     conn: &Conn,
     artist: ArtistId,
-    message_id: i64,
+    message_id: MessageId,
     position: usize,
     command: &MomentCommand,
     now: DateTime<Utc>,
-) -> Result<i64, DbError> {
+) -> Result<MomentId, DbError> {
     let (kind, media, link) = match &command.content {
         MomentContent::Media { item, .. } => (MomentKindCode::Media, Some(item), None),
         MomentContent::Link { url } => (MomentKindCode::Link, None, Some(url.as_str())),
@@ -53,7 +54,7 @@ pub fn insert(
 /// A Moment as the host platform is told of it.
 #[derive(Debug, Clone)]
 pub struct ForHost {
-    pub id: i64,
+    pub id: MomentId,
     pub kind: MomentKindCode,
     pub title: String,
     pub description: String,
@@ -74,7 +75,7 @@ pub struct ForHost {
     pub deleted: bool,
 }
 
-pub fn for_host(conn: &Conn, id: i64) -> Result<Option<ForHost>, DbError> {
+pub fn for_host(conn: &Conn, id: MomentId) -> Result<Option<ForHost>, DbError> {
     conn.query_opt(
         "SELECT m.id, m.kind, m.title, m.description, m.price_micro_usdc, m.link_url,
            m.created_at, a.id, a.name, a.address, g.phone, m.media_file, m.media_content_type,
@@ -108,7 +109,12 @@ pub fn for_host(conn: &Conn, id: i64) -> Result<Option<ForHost>, DbError> {
 }
 
 /// Marks a pending Moment created at `url`.
-pub fn mark_created(conn: &Conn, id: i64, url: &str, now: DateTime<Utc>) -> Result<(), DbError> {
+pub fn mark_created(
+    conn: &Conn,
+    id: MomentId,
+    url: &str,
+    now: DateTime<Utc>,
+) -> Result<(), DbError> {
     conn.execute(
         "UPDATE moments SET state = ?4, url = ?2, updated_at = ?3 WHERE id = ?1 AND state = ?5",
         params![
@@ -125,7 +131,7 @@ pub fn mark_created(conn: &Conn, id: i64, url: &str, now: DateTime<Utc>) -> Resu
 /// What dispatching a Moment needs: the message that asked for it, and where it is.
 #[derive(Debug, Clone)]
 pub struct ToDispatch {
-    pub message_id: i64,
+    pub message_id: MessageId,
     pub state: MomentState,
     /// Removed by UNDO.
     pub deleted: bool,
@@ -133,7 +139,7 @@ pub struct ToDispatch {
 
 /// Holds the number whose text asked for the Moment (`numbers::lock`): settling a Moment then
 /// runs one at a time with UNDO and with the settling of its message's other Moments.
-pub fn lock_number(conn: &Conn, id: i64) -> Result<(), DbError> {
+pub fn lock_number(conn: &Conn, id: MomentId) -> Result<(), DbError> {
     match phone_of(conn, id)? {
         Some(phone) => super::numbers::lock(conn, &phone),
         None => Ok(()),
@@ -141,14 +147,14 @@ pub fn lock_number(conn: &Conn, id: i64) -> Result<(), DbError> {
 }
 
 /// As `lock_number`, but `false` at once when another write holds the number.
-pub fn try_lock_number(conn: &Conn, id: i64) -> Result<bool, DbError> {
+pub fn try_lock_number(conn: &Conn, id: MomentId) -> Result<bool, DbError> {
     match phone_of(conn, id)? {
         Some(phone) => super::numbers::try_lock(conn, &phone),
         None => Ok(true),
     }
 }
 
-fn phone_of(conn: &Conn, id: i64) -> Result<Option<String>, DbError> {
+fn phone_of(conn: &Conn, id: MomentId) -> Result<Option<PhoneNumber>, DbError> {
     conn.query_opt(
         "SELECT m.phone FROM moments mo JOIN messages m ON m.id = mo.message_id WHERE mo.id = ?1",
         &[id],
@@ -156,7 +162,7 @@ fn phone_of(conn: &Conn, id: i64) -> Result<Option<String>, DbError> {
     )
 }
 
-pub fn to_dispatch(conn: &Conn, id: i64) -> Result<Option<ToDispatch>, DbError> {
+pub fn to_dispatch(conn: &Conn, id: MomentId) -> Result<Option<ToDispatch>, DbError> {
     conn.query_opt(
         "SELECT message_id, state, deleted_at IS NOT NULL FROM moments WHERE id = ?1",
         &[id],
@@ -174,10 +180,10 @@ pub fn to_dispatch(conn: &Conn, id: i64) -> Result<Option<ToDispatch>, DbError> 
 /// is not failed or removed already.
 pub fn last_undoable(
     conn: &Conn,
-    phone: &str,
+    phone: &PhoneNumber,
     artist: ArtistId,
     since: DateTime<Utc>,
-) -> Result<Option<i64>, DbError> {
+) -> Result<Option<MomentId>, DbError> {
     conn.query_opt(
         "SELECT m.id FROM messages g JOIN moments m ON m.message_id = g.id
          WHERE g.phone = ?1 AND g.direction = 'inbound' AND g.created_at > ?3
@@ -190,7 +196,7 @@ pub fn last_undoable(
 }
 
 /// Removes a Moment (UNDO): hidden from the API and its page from now on.
-pub fn delete(conn: &Conn, id: i64, now: DateTime<Utc>) -> Result<(), DbError> {
+pub fn delete(conn: &Conn, id: MomentId, now: DateTime<Utc>) -> Result<(), DbError> {
     conn.execute(
         "UPDATE moments SET deleted_at = ?2, updated_at = ?2 WHERE id = ?1 AND deleted_at IS NULL",
         params![id, ts(now)],
@@ -199,7 +205,7 @@ pub fn delete(conn: &Conn, id: i64, now: DateTime<Utc>) -> Result<(), DbError> {
 }
 
 /// Marks a pending Moment failed: it could not be posted.
-pub fn mark_failed(conn: &Conn, id: i64, now: DateTime<Utc>) -> Result<(), DbError> {
+pub fn mark_failed(conn: &Conn, id: MomentId, now: DateTime<Utc>) -> Result<(), DbError> {
     conn.execute(
         "UPDATE moments SET state = ?3, updated_at = ?2 WHERE id = ?1 AND state = ?4",
         params![
@@ -221,7 +227,7 @@ pub struct Settled {
 }
 
 /// How a message's Moments ended; `None` while one is still pending.
-pub fn settled(conn: &Conn, message_id: i64) -> Result<Option<Settled>, DbError> {
+pub fn settled(conn: &Conn, message_id: MessageId) -> Result<Option<Settled>, DbError> {
     let rows = conn.query_map(
         "SELECT state, url FROM moments WHERE message_id = ?1 AND deleted_at IS NULL
              ORDER BY position",
@@ -247,7 +253,8 @@ pub fn settled(conn: &Conn, message_id: i64) -> Result<Option<Settled>, DbError>
 /// A Moment as the API and its page show it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MomentView {
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: MomentId,
     pub kind: MomentKindCode,
     pub title: String,
     pub description: String,
@@ -326,7 +333,7 @@ pub fn for_artist(
 }
 
 /// A created Moment, for its public page.
-pub fn created(conn: &Conn, id: i64, public_url: &str) -> Result<Option<MomentView>, DbError> {
+pub fn created(conn: &Conn, id: MomentId, public_url: &str) -> Result<Option<MomentView>, DbError> {
     conn.query_opt(
         &format!("{VIEW} WHERE m.id = ?1 AND m.state = ?2 AND m.deleted_at IS NULL"),
         params![id, Text(MomentState::Created)],
@@ -344,7 +351,7 @@ pub struct MediaSource {
     pub state: Option<MediaState>,
 }
 
-pub fn media_source(conn: &Conn, id: i64) -> Result<Option<MediaSource>, DbError> {
+pub fn media_source(conn: &Conn, id: MomentId) -> Result<Option<MediaSource>, DbError> {
     conn.query_opt(
         "SELECT m.media_url, m.media_content_type, g.provider, m.media_state
          FROM moments m JOIN messages g ON g.id = m.message_id WHERE m.id = ?1",
@@ -361,7 +368,7 @@ pub fn media_source(conn: &Conn, id: i64) -> Result<Option<MediaSource>, DbError
 }
 
 /// The file is kept as `file` in the media directory.
-pub fn media_kept(conn: &Conn, id: i64, file: &str) -> Result<(), DbError> {
+pub fn media_kept(conn: &Conn, id: MomentId, file: &str) -> Result<(), DbError> {
     conn.execute(
         "UPDATE moments SET media_state = ?2, media_file = ?3, media_error = NULL WHERE id = ?1",
         params![id, Text(MediaState::Kept), file],
@@ -370,7 +377,7 @@ pub fn media_kept(conn: &Conn, id: i64, file: &str) -> Result<(), DbError> {
 }
 
 /// A fetch failed: another will follow, or (`for_good`) none will and the media is lost.
-pub fn media_failed(conn: &Conn, id: i64, for_good: bool, error: &str) -> Result<(), DbError> {
+pub fn media_failed(conn: &Conn, id: MomentId, for_good: bool, error: &str) -> Result<(), DbError> {
     let state = if for_good {
         MediaState::Failed
     } else {
@@ -384,7 +391,7 @@ pub fn media_failed(conn: &Conn, id: i64, for_good: bool, error: &str) -> Result
 }
 
 /// Holds a just-recorded Moment open until `until` for the other half of a split MMS.
-pub fn open_for_merge(conn: &Conn, id: i64, until: DateTime<Utc>) -> Result<(), DbError> {
+pub fn open_for_merge(conn: &Conn, id: MomentId, until: DateTime<Utc>) -> Result<(), DbError> {
     conn.execute(
         "UPDATE moments SET merge_until = ?2 WHERE id = ?1",
         params![id, ts(until)],
@@ -409,12 +416,12 @@ const OPEN_TO_MERGE: &str = "SELECT m.id FROM messages g CROSS JOIN moments m
 pub fn open_to_merge(
     conn: &Conn,
     artist: ArtistId,
-    phone: &str,
+    phone: &PhoneNumber,
     provider: &str,
     kind: MomentKindCode,
     window: chrono::Duration,
     now: DateTime<Utc>,
-) -> Result<Option<i64>, DbError> {
+) -> Result<Option<MomentId>, DbError> {
     conn.query_opt(
         OPEN_TO_MERGE,
         params![
@@ -432,7 +439,7 @@ pub fn open_to_merge(
 
 /// A caption joins a photo's Moment: its title, description and price; the Moment is closed
 /// to further merging.
-pub fn take_caption(conn: &Conn, id: i64, caption: &MomentCommand) -> Result<(), DbError> {
+pub fn take_caption(conn: &Conn, id: MomentId, caption: &MomentCommand) -> Result<(), DbError> {
     let price =
         i64::try_from(caption.price.micro_usdc()).map_err(|e| DbError::Encode(e.to_string()))?;
     conn.execute(
@@ -446,7 +453,7 @@ pub fn take_caption(conn: &Conn, id: i64, caption: &MomentCommand) -> Result<(),
 
 /// A photo joins a caption's Moment, which becomes a media Moment whose file is to be kept;
 /// the Moment is closed to further merging.
-pub fn take_photo(conn: &Conn, id: i64, item: &MediaItem) -> Result<(), DbError> {
+pub fn take_photo(conn: &Conn, id: MomentId, item: &MediaItem) -> Result<(), DbError> {
     conn.execute(
         "UPDATE moments SET kind = ?2, media_url = ?3, media_content_type = ?4,
            media_state = ?5, merge_until = NULL
@@ -463,7 +470,7 @@ pub fn take_photo(conn: &Conn, id: i64, item: &MediaItem) -> Result<(), DbError>
 }
 
 /// Until when the Moment waits for the other half of a split MMS, if it still does.
-pub fn merge_until(conn: &Conn, id: i64) -> Result<Option<DateTime<Utc>>, DbError> {
+pub fn merge_until(conn: &Conn, id: MomentId) -> Result<Option<DateTime<Utc>>, DbError> {
     let until: Option<Option<String>> = conn.query_opt(
         "SELECT merge_until FROM moments WHERE id = ?1",
         &[id],

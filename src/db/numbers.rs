@@ -4,19 +4,21 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{opt_ts, params, parse_ts, ts, Conn, DbError, Text};
-use crate::domain::number_state::{ArtistId, ChangeCause, ConnectRequest, NumberStatus, Standing};
+use crate::domain::ids::{ArtistId, ChangeId, MessageId};
+use crate::domain::number_state::{ChangeCause, ConnectRequest, NumberStatus, Standing};
+use crate::domain::phone_number::PhoneNumber;
 
 /// Why a number's standing changed.
 #[derive(Debug, Clone, Copy)]
 pub enum Cause {
     /// An inbound message (its id).
-    Inbound(i64),
+    Inbound(MessageId),
     /// An artist's connect request.
     Connect(ArtistId),
     /// An artist's disconnect request.
     Disconnect(ArtistId),
     /// A provider refused an outbound message (its id) because the recipient opted out.
-    Provider(i64),
+    Provider(MessageId),
     /// An artist entered the right verification code for the number.
     Code(ArtistId),
 }
@@ -121,17 +123,17 @@ fn read_row(r: &super::Row) -> Result<Row, DbError> {
 /// Holds the number until the write ends: every write that decides from a number's standing
 /// or its recent texts holds it first (`standing` does), so on PostgreSQL a number's writes
 /// run one at a time across instances, as every write does on SQLite.
-pub fn lock(conn: &Conn, e164: &str) -> Result<(), DbError> {
+pub fn lock(conn: &Conn, e164: &PhoneNumber) -> Result<(), DbError> {
     conn.lock(&format!("number:{e164}"))
 }
 
 /// As `lock`, but `false` at once when another write holds the number.
-pub fn try_lock(conn: &Conn, e164: &str) -> Result<bool, DbError> {
+pub fn try_lock(conn: &Conn, e164: &PhoneNumber) -> Result<bool, DbError> {
     conn.try_lock(&format!("number:{e164}"))
 }
 
 /// A number's standing; `Unknown` when it has never been seen. Holds the number (`lock`).
-pub fn standing(conn: &Conn, e164: &str) -> Result<Standing, DbError> {
+pub fn standing(conn: &Conn, e164: &PhoneNumber) -> Result<Standing, DbError> {
     lock(conn, e164)?;
     let row = conn.query_opt(
         "SELECT state, owner_id, requester_id, requested_at, state_before_opt_out
@@ -149,12 +151,12 @@ pub fn standing(conn: &Conn, e164: &str) -> Result<Standing, DbError> {
 /// change's id, or `None` when the standing is the same (nothing is recorded).
 pub fn set_standing(
     conn: &Conn,
-    e164: &str,
+    e164: &PhoneNumber,
     from: &Standing,
     to: &Standing,
     cause: Cause,
     now: DateTime<Utc>,
-) -> Result<Option<i64>, DbError> {
+) -> Result<Option<ChangeId>, DbError> {
     if from == to {
         return Ok(None);
     }
@@ -187,7 +189,7 @@ pub fn set_standing(
             (None, Some(artist))
         }
     };
-    let change: i64 = conn.query_value(
+    let change: ChangeId = conn.query_value(
         "INSERT INTO number_state_changes
            (e164, from_state, to_state, from_owner_id, to_owner_id, cause, message_id,
             artist_id, created_at)
@@ -276,7 +278,7 @@ fn state_for(
 }
 
 /// The e164 of every number an artist owns or has asked for.
-pub fn e164s_for_artist(conn: &Conn, artist: ArtistId) -> Result<Vec<String>, DbError> {
+pub fn e164s_for_artist(conn: &Conn, artist: ArtistId) -> Result<Vec<PhoneNumber>, DbError> {
     conn.query_map(
         "SELECT e164 FROM phone_numbers WHERE owner_id = ?1 OR requester_id = ?1 ORDER BY e164",
         &[artist],
@@ -300,6 +302,7 @@ mod tests {
                 .expect("new")
                 .id;
             let request = ConnectRequest { artist: a, at: now };
+            let number = PhoneNumber::parse("+14155552671").expect("a valid number");
             let standings = [
                 Standing::Pending(request.clone()),
                 Standing::Verified {
@@ -320,9 +323,8 @@ mod tests {
             ];
             let mut previous = Standing::Unknown;
             for s in standings {
-                set_standing(c, "+14155552671", &previous, &s, Cause::Connect(a), now)
-                    .expect("store");
-                assert_eq!(standing(c, "+14155552671").expect("load"), s);
+                set_standing(c, &number, &previous, &s, Cause::Connect(a), now).expect("store");
+                assert_eq!(standing(c, &number).expect("load"), s);
                 previous = s;
             }
             let changes: i64 =

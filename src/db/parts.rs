@@ -1,6 +1,8 @@
 //! Parts of multi-part inbound messages, kept until the whole message is in.
 
 use super::{params, ts, Conn, DbError};
+use crate::domain::ids::MessageId;
+use crate::domain::phone_number::PhoneNumber;
 use crate::providers::Part;
 use chrono::{DateTime, Utc};
 
@@ -18,7 +20,7 @@ pub enum PartStored {
 pub struct NewPart<'a> {
     pub provider: &'a str,
     pub provider_message_id: &'a str,
-    pub phone: &'a str,
+    pub phone: &'a PhoneNumber,
     pub part: &'a Part,
     pub body: &'a str,
 }
@@ -106,7 +108,7 @@ pub fn store(conn: &Conn, p: &NewPart, now: DateTime<Utc>) -> Result<PartStored,
 pub fn close(
     conn: &Conn,
     p: &NewPart,
-    message_id: Option<i64>,
+    message_id: Option<MessageId>,
     now: DateTime<Utc>,
 ) -> Result<(), DbError> {
     conn.execute(
@@ -131,12 +133,16 @@ pub fn close(
 mod tests {
     use super::*;
     use crate::store::with_database;
+    use std::sync::LazyLock;
+
+    static PHONE: LazyLock<PhoneNumber> =
+        LazyLock::new(|| PhoneNumber::parse("+14155552671").expect("a valid number"));
 
     fn part<'a>(id: &'a str, reference: &'a Part, body: &'a str) -> NewPart<'a> {
         NewPart {
             provider: "vonage",
             provider_message_id: id,
-            phone: "+14155552671",
+            phone: &PHONE,
             part: reference,
             body,
         }

@@ -5,6 +5,8 @@ use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::ids::ArtistId;
+
 /// Wrong codes a code survives; the next one kills it.
 pub const MAX_TRIES: u32 = 5;
 const DIGITS: usize = 6;
@@ -56,17 +58,17 @@ impl Code {
 
     /// What is stored: SHA-256 over the salt, the number, the artist and the code, so a
     /// hash says nothing about any other number's or artist's code.
-    pub fn hash(&self, salt: &[u8], e164: &str, artist: i64) -> [u8; 32] {
+    pub fn hash(&self, salt: &[u8], e164: &str, artist: ArtistId) -> [u8; 32] {
         let mut digest = Sha256::new();
         digest.update(salt);
         digest.update(e164.as_bytes());
-        digest.update(artist.to_be_bytes());
+        digest.update(artist.0.to_be_bytes());
         digest.update(self.0.as_bytes());
         digest.finalize().into()
     }
 
     /// Whether this code is the one `stored` was made from, in constant time.
-    pub fn matches(&self, stored: &[u8], salt: &[u8], e164: &str, artist: i64) -> bool {
+    pub fn matches(&self, stored: &[u8], salt: &[u8], e164: &str, artist: ArtistId) -> bool {
         bool::from(self.hash(salt, e164, artist).as_slice().ct_eq(stored))
     }
 }
@@ -135,13 +137,13 @@ mod tests {
     #[test]
     fn a_hash_matches_only_its_code_number_and_artist() {
         let code = Code::parse("123456").expect("code");
-        let stored = code.hash(b"salt", "+14155552671", 1);
-        assert!(code.matches(&stored, b"salt", "+14155552671", 1));
+        let stored = code.hash(b"salt", "+14155552671", ArtistId(1));
+        assert!(code.matches(&stored, b"salt", "+14155552671", ArtistId(1)));
         let other = Code::parse("123457").expect("code");
-        assert!(!other.matches(&stored, b"salt", "+14155552671", 1));
-        assert!(!code.matches(&stored, b"salt", "+14155552672", 1));
-        assert!(!code.matches(&stored, b"salt", "+14155552671", 2));
-        assert!(!code.matches(&stored, b"pepper", "+14155552671", 1));
+        assert!(!other.matches(&stored, b"salt", "+14155552671", ArtistId(1)));
+        assert!(!code.matches(&stored, b"salt", "+14155552672", ArtistId(1)));
+        assert!(!code.matches(&stored, b"salt", "+14155552671", ArtistId(2)));
+        assert!(!code.matches(&stored, b"pepper", "+14155552671", ArtistId(1)));
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod broadcast;
 pub mod chain;
 pub mod code;
 pub mod country;
+pub mod ids;
 pub mod keyword;
 pub mod media_type;
 pub mod moment;

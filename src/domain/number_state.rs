@@ -7,7 +7,7 @@ use super::keyword::Keyword;
 use super::moment::{MomentCommand, MomentRequest};
 use super::text_enum;
 
-pub type ArtistId = i64;
+pub use super::ids::ArtistId;
 
 /// A connect request waiting for its "yes": which artist asked, and when.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -456,8 +456,8 @@ mod tests {
     use super::*;
     use crate::domain::moment::parse_moments;
 
-    const A: ArtistId = 1;
-    const B: ArtistId = 2;
+    const A: ArtistId = ArtistId(1);
+    const B: ArtistId = ArtistId(2);
 
     fn now() -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000, 0).expect("time")

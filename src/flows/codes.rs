@@ -9,6 +9,7 @@ use crate::db::artists::Artist;
 use crate::db::codes::{self, StoredCode};
 use crate::db::{numbers, Conn, DbError};
 use crate::domain::code::{Code, CodeState};
+use crate::domain::ids::{ArtistId, MessageId};
 use crate::domain::number_state::{on_code_confirmed, CodeConfirmed, ReplyKind};
 use crate::domain::phone_number::PhoneNumber;
 use crate::domain::replies;
@@ -60,7 +61,7 @@ pub async fn verify_code(
                 .await?
         }
         Some(service) => {
-            let (phone, id) = (number.as_str().to_owned(), artist.id);
+            let (phone, id) = (number.clone(), artist.id);
             // A try is spent before the provider is asked, so parallel guesses cannot get
             // past the limit; it is given back if the provider decides nothing.
             let reserved = store
@@ -75,8 +76,8 @@ pub async fn verify_code(
                     store
                         .write(move |tx| {
                             let now = Utc::now();
-                            numbers::lock(tx, number.as_str())?;
-                            let current = codes::find(tx, number.as_str(), artist.id)?;
+                            numbers::lock(tx, &number)?;
+                            let current = codes::find(tx, &number, artist.id)?;
                             if current.map(|c| c.message_id) != Some(message_id) {
                                 return Ok(Verdict::NoCode);
                             }
@@ -87,7 +88,7 @@ pub async fn verify_code(
                 Ok(false) => Verdict::Wrong { tries_left },
                 Err(e) => {
                     let reason = SendError::to_string(&e);
-                    tracing::warn!(number = %masked, artist = artist_id, %reason,
+                    tracing::warn!(number = %masked, artist = artist_id.0, %reason,
                         "the provider could not check a code; no try spent, the client may try again");
                     store
                         .write(move |tx| codes::spend_try(tx, message_id, -1))
@@ -100,7 +101,8 @@ pub async fn verify_code(
     Ok(log(verdict, &masked, artist_id))
 }
 
-fn log(verdict: Verdict, number: &str, artist: i64) -> Verdict {
+fn log(verdict: Verdict, number: &str, artist: ArtistId) -> Verdict {
+    let artist = artist.0;
     match &verdict {
         Verdict::Verified => tracing::info!(number, artist, "number verified by code"),
         Verdict::Wrong { tries_left } => {
@@ -122,8 +124,8 @@ fn log(verdict: Verdict, number: &str, artist: i64) -> Verdict {
 /// the number, so guesses at one code are counted one at a time.
 fn open_code(
     tx: &Conn,
-    phone: &str,
-    artist: i64,
+    phone: &PhoneNumber,
+    artist: ArtistId,
     now: DateTime<Utc>,
 ) -> Result<Result<(StoredCode, u32), Verdict>, DbError> {
     numbers::lock(tx, phone)?;
@@ -148,7 +150,7 @@ fn check_here(
     number: &PhoneNumber,
     code: &Code,
 ) -> Result<Verdict, DbError> {
-    let (phone, now) = (number.as_str(), Utc::now());
+    let (phone, now) = (number, Utc::now());
     let (stored, tries_left) = match open_code(tx, phone, artist.id, now)? {
         Ok(open) => open,
         Err(verdict) => return Ok(verdict),
@@ -157,7 +159,7 @@ fn check_here(
         // Made by a provider no longer configured: nothing here can check it.
         return Ok(Verdict::NoCode);
     };
-    if code.matches(hash, salt, phone, artist.id) {
+    if code.matches(hash, salt, phone.as_str(), artist.id) {
         return confirm(tx, settings, artist, number, now);
     }
     codes::spend_try(tx, stored.message_id, 1)?;
@@ -169,10 +171,10 @@ fn check_here(
 /// Spends a try on the artist's open code: its text's id and the tries left after this one.
 fn reserve_try(
     tx: &Conn,
-    phone: &str,
-    artist: i64,
+    phone: &PhoneNumber,
+    artist: ArtistId,
     now: DateTime<Utc>,
-) -> Result<Result<(i64, u32), Verdict>, DbError> {
+) -> Result<Result<(MessageId, u32), Verdict>, DbError> {
     Ok(match open_code(tx, phone, artist, now)? {
         Ok((stored, tries_left)) => {
             codes::spend_try(tx, stored.message_id, 1)?;
@@ -191,7 +193,7 @@ fn confirm(
     number: &PhoneNumber,
     now: DateTime<Utc>,
 ) -> Result<Verdict, DbError> {
-    let phone = number.as_str();
+    let phone = number;
     let standing = numbers::standing(tx, phone)?;
     let verdict = match on_code_confirmed(&standing, artist.id) {
         CodeConfirmed::OptedOut => Verdict::OptedOut,

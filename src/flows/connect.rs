@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use crate::db::artists::Artist;
 use crate::db::{codes, messages, numbers, Conn, DbError};
 use crate::domain::code::CodeState;
+use crate::domain::ids::{ArtistId, MessageId};
 use crate::domain::number_state::{
     on_connect, on_disconnect, ConnectContext, ConnectLimits, ConnectOutcome, ReplyKind,
 };
@@ -37,17 +38,17 @@ impl ConnectSettings {
     pub fn queue_text(
         &self,
         tx: &Conn,
-        artist: crate::domain::number_state::ArtistId,
-        phone: &str,
+        artist: ArtistId,
+        phone: &PhoneNumber,
         body: &str,
         purpose: ReplyKind,
         now: DateTime<Utc>,
-    ) -> Result<i64, DbError> {
+    ) -> Result<MessageId, DbError> {
         messages::queue_outbound(
             tx,
             &messages::NewOutbound {
                 artist: Some(artist),
-                to: phone,
+                to: phone.as_str(),
                 from: self.sender_number.as_deref(),
                 body,
                 provider: self.sender,
@@ -96,7 +97,7 @@ pub async fn connect_number(
             Method::Prompt => "connect prompt queued",
             Method::Code => "verification code text queued",
         };
-        tracing::info!(number = %masked, artist = artist_id, "{what}");
+        tracing::info!(number = %masked, artist = artist_id.0, "{what}");
     }
     Ok(connected)
 }
@@ -109,7 +110,7 @@ fn connect_in(
     method: Method,
     now: DateTime<Utc>,
 ) -> Result<Connected, DbError> {
-    let phone = number.as_str();
+    let phone = number;
     // The artist's connects are counted across instances: the artist first, then the number
     // (the one order every write takes both in).
     tx.lock(&format!("artist:{}", artist.id))?;
@@ -182,7 +183,7 @@ fn disconnect_in(
     now: DateTime<Utc>,
 ) -> Result<usize, DbError> {
     let e164s = match number {
-        Some(n) => vec![n.as_str().to_owned()],
+        Some(n) => vec![n.clone()],
         None => numbers::e164s_for_artist(tx, artist.id)?,
     };
     let mut released = 0;

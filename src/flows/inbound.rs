@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 
 use crate::db::jobs::{self, NewJob};
 use crate::db::{artists, messages, moments, numbers, parts, Conn, DbError};
+use crate::domain::ids::{MessageId, MomentId};
 use crate::domain::keyword::Keyword;
 use crate::domain::moment::{parse_moments, MomentCommand, MomentContent};
 use crate::domain::number_state::{
@@ -56,7 +57,7 @@ pub enum Receipt {
     /// One part of a longer message, kept until the rest is in.
     Partial,
     Recorded {
-        message_id: i64,
+        message_id: MessageId,
         moments: usize,
         replies: usize,
         /// Whether it joined the Moment of an MMS's other half instead of recording one.
@@ -102,7 +103,7 @@ pub async fn receive(
         .write(move |tx| {
             // The number first, then the time: what the write decides by the clock (a merge
             // window, a dispatch not yet due) is decided as of when it holds the number.
-            crate::db::numbers::lock(tx, from.as_str())?;
+            crate::db::numbers::lock(tx, &from)?;
             receive_in(tx, &settings, &message, &from, read.clone(), Utc::now())
         })
         .await;
@@ -113,7 +114,7 @@ pub async fn receive(
             ..
         }) => {
             tracing::info!(number = %kept_from.masked(), from = %before, to = %after,
-                message_id, "number changed state");
+                message_id = message_id.0, "number changed state");
             return received;
         }
         Err(WriteError::Failed(e)) if !e.is_transient() => crate::telemetry::error_chain(e),
@@ -147,7 +148,7 @@ fn keep_failed(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<Receipt, DbError> {
-    let phone = from.as_str();
+    let phone = from;
     let owner = match numbers::standing(tx, phone)? {
         Standing::Verified { owner, .. } => Some(owner),
         _ => None,
@@ -173,7 +174,7 @@ fn keep_failed(
             tx,
             &messages::NewOutbound {
                 artist: Some(owner),
-                to: phone,
+                to: phone.as_str(),
                 from: Some(message.to.as_str()).filter(|to| !to.is_empty()),
                 body: &body,
                 provider: settings.sender,
@@ -209,7 +210,7 @@ pub fn receive_in(
     let new_part = parts::NewPart {
         provider: message.provider,
         provider_message_id: &message.provider_message_id,
-        phone: from.as_str(),
+        phone: from,
         part,
         body: &message.text,
     };
@@ -246,7 +247,13 @@ fn recording(receipt: Result<Receipt, DbError>) -> Result<Receipt, DbError> {
         ..
     }) = &receipt
     {
-        tracing::info!(message_id, moments, replies, merged, "recording the text");
+        tracing::info!(
+            message_id = message_id.0,
+            moments,
+            replies,
+            merged,
+            "recording the text"
+        );
     }
     receipt
 }
@@ -281,7 +288,7 @@ struct Decided {
     standing: Standing,
     decision: Decision,
     /// The Moment UNDO would remove, when the message is UNDO from a verified number.
-    undoable: Option<i64>,
+    undoable: Option<MomentId>,
     keyword: bool,
 }
 
@@ -295,7 +302,7 @@ fn decide(
     read: Option<Inbound>,
     now: DateTime<Utc>,
 ) -> Result<Decided, DbError> {
-    let phone = from.as_str();
+    let phone = from;
     let standing = numbers::standing(tx, phone)?;
     let inbound = read.unwrap_or_else(|| read_inbound(message, now));
     // UNDO's Moment, looked up only when it is asked for.
@@ -331,8 +338,8 @@ fn record(
     from: &PhoneNumber,
     decided: &Decided,
     now: DateTime<Utc>,
-) -> Result<Option<i64>, DbError> {
-    let phone = from.as_str();
+) -> Result<Option<MessageId>, DbError> {
+    let phone = from;
     let next = &decided.decision.next;
     // Only the artist a number is verified for sees what it texts, and what we answer it.
     let Some(message_id) = insert(tx, message, phone, next.owner(), now)? else {
@@ -362,7 +369,7 @@ fn enqueue(
     message: &InboundMessage,
     from: &PhoneNumber,
     decided: &Decided,
-    message_id: i64,
+    message_id: MessageId,
     now: DateTime<Utc>,
 ) -> Result<(usize, usize, bool), DbError> {
     let decision = &decided.decision;
@@ -391,7 +398,7 @@ fn enqueue(
         decided.keyword,
         message,
         &decision.moments,
-        from.as_str(),
+        from,
     );
     let merged = match &half {
         Some(half) => merge::join(tx, settings.merge_rule(), half, now)?.is_some(),
@@ -425,7 +432,7 @@ struct Posted<'a> {
 /// Whose Moments they are, from which message, and until when they wait for their other half.
 struct Held {
     artist: ArtistId,
-    message_id: i64,
+    message_id: MessageId,
     merge_until: Option<DateTime<Utc>>,
 }
 
@@ -518,10 +525,15 @@ fn queue_replies(
 
 /// Removes a Moment for UNDO. One already on the host is withdrawn there with a
 /// `moment.deleted` event; one not yet posted never will be (its dispatch sees it removed).
-fn undo(tx: &Conn, id: i64, settings: &ReceiveSettings, now: DateTime<Utc>) -> Result<(), DbError> {
+fn undo(
+    tx: &Conn,
+    id: MomentId,
+    settings: &ReceiveSettings,
+    now: DateTime<Utc>,
+) -> Result<(), DbError> {
     moments::delete(tx, id, now)?;
     if let Some(moment) = moments::for_host(tx, id)? {
-        tracing::info!(moment_id = id, state = %moment.state, "Moment removed by UNDO");
+        tracing::info!(moment_id = id.0, state = %moment.state, "Moment removed by UNDO");
         if moment.state == MomentState::Created {
             let url = moment.url.as_deref();
             settings
@@ -536,15 +548,15 @@ fn undo(tx: &Conn, id: i64, settings: &ReceiveSettings, now: DateTime<Utc>) -> R
 fn insert(
     tx: &Conn,
     message: &InboundMessage,
-    phone: &str,
+    phone: &PhoneNumber,
     artist: Option<ArtistId>,
     now: DateTime<Utc>,
-) -> Result<Option<i64>, DbError> {
+) -> Result<Option<MessageId>, DbError> {
     messages::insert_inbound(
         tx,
         &messages::NewInbound {
             artist,
-            from: phone,
+            from: phone.as_str(),
             to: &message.to,
             body: &message.text,
             subject: message.subject.as_deref(),

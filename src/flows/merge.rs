@@ -6,8 +6,10 @@
 use chrono::{DateTime, Utc};
 
 use crate::db::{jobs, moments, Conn, DbError};
+use crate::domain::ids::{ArtistId, MomentId};
 use crate::domain::moment::{MomentCommand, MomentContent, SplitHalf};
-use crate::domain::number_state::{ArtistId, Standing};
+use crate::domain::number_state::Standing;
+use crate::domain::phone_number::PhoneNumber;
 use crate::domain::{JobKind, MomentKindCode};
 use crate::providers::InboundMessage;
 
@@ -26,7 +28,7 @@ pub struct Half<'a> {
     pub half: SplitHalf,
     pub command: &'a MomentCommand,
     /// Who texted it, through which provider, for which artist.
-    pub phone: &'a str,
+    pub phone: &'a PhoneNumber,
     pub provider: &'a str,
     pub artist: ArtistId,
 }
@@ -40,7 +42,7 @@ impl<'a> Half<'a> {
         keyword: bool,
         message: &'a InboundMessage,
         moments: &'a [MomentCommand],
-        phone: &'a str,
+        phone: &'a PhoneNumber,
     ) -> Option<Self> {
         let Standing::Verified { owner, .. } = next else {
             return None;
@@ -71,7 +73,7 @@ pub fn join(
     rule: MergeRule,
     half: &Half,
     now: DateTime<Utc>,
-) -> Result<Option<i64>, DbError> {
+) -> Result<Option<MomentId>, DbError> {
     let wanted = match half.half.other() {
         SplitHalf::Photo => MomentKindCode::Media,
         SplitHalf::Caption => MomentKindCode::Text,
@@ -112,6 +114,6 @@ pub fn join(
     }
     // Whole now: nothing more can join it, so it need not wait out the window.
     jobs::due_now(tx, JobKind::DispatchMoment, id, now)?;
-    tracing::info!(moment_id = id, half = ?half.half, "the other half of a split MMS joined its Moment");
+    tracing::info!(moment_id = id.0, half = ?half.half, "the other half of a split MMS joined its Moment");
     Ok(Some(id))
 }

@@ -5,8 +5,9 @@ use chrono::{DateTime, Utc};
 
 use crate::db::numbers::{self, Cause};
 use crate::db::{Conn, DbError};
+use crate::domain::ids::MessageId;
 use crate::domain::number_state::{on_carrier_opt_out, Standing};
-use crate::domain::phone_number::mask;
+use crate::domain::phone_number::PhoneNumber;
 use crate::domain::TextEnum;
 use crate::events::Events;
 
@@ -14,7 +15,7 @@ use crate::events::Events;
 /// tells and counts nothing.
 pub fn change(
     conn: &Conn,
-    e164: &str,
+    e164: &PhoneNumber,
     from: &Standing,
     to: &Standing,
     cause: Cause,
@@ -29,15 +30,15 @@ pub fn change(
         to.status().as_str(),
         cause.word().as_str(),
     );
-    events.number_changed(conn, e164, from, to, change, now)
+    events.number_changed(conn, e164.as_str(), from, to, change, now)
 }
 
 /// A provider says `e164` opted out with the carrier (its refusal of outbound message
 /// `message_id` shows it): the state machine's carrier opt-out, applied.
 pub fn carrier_opt_out(
     conn: &Conn,
-    e164: &str,
-    message_id: i64,
+    e164: &PhoneNumber,
+    message_id: MessageId,
     events: Events,
     now: DateTime<Utc>,
 ) -> Result<(), DbError> {
@@ -54,7 +55,7 @@ pub fn carrier_opt_out(
         events,
         now,
     )?;
-    tracing::warn!(number = %mask(e164), message_id,
+    tracing::warn!(number = %e164.masked(), message_id = message_id.0,
         "provider says the recipient opted out; number marked opted out");
     Ok(())
 }

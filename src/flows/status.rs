@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use crate::db::messages::{self, CarrierOptOut, StatusApplied};
 use crate::db::{Conn, DbError};
+use crate::domain::ids::MessageId;
 use crate::events::Events;
 use crate::flows::number_change;
 use crate::providers::StatusReport;
@@ -30,7 +31,7 @@ pub async fn apply_status(
 /// about it that came first.
 pub fn record_sent(
     tx: &Conn,
-    id: i64,
+    id: MessageId,
     attempts: u32,
     provider: &str,
     provider_message_id: Option<&str>,

@@ -1,6 +1,8 @@
 //! The embedded host (the default): a Moment is recorded here and shown on momentline's own
 //! page, so there is nothing to ask and its dispatch settles in the write that claims it.
 
+use crate::domain::ids::MomentId;
+
 /// momentline's own Moment pages.
 #[derive(Debug, Clone)]
 pub struct Embedded {
@@ -13,7 +15,7 @@ impl Embedded {
     }
 
     /// The page of Moment `id`.
-    pub fn link(&self, id: i64) -> String {
+    pub fn link(&self, id: MomentId) -> String {
         format!("{}/moments/{id}", self.public_url)
     }
 }

@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 
 use crate::db::moments::ForHost;
 use crate::db::{Conn, DbError};
+use crate::domain::ids::MomentId;
 use crate::events::{EventType, Events};
 pub use standard_webhooks::{DispatchError, Endpoint, WebhookSecret};
 
@@ -59,7 +60,7 @@ impl Host {
 
     /// The link of a Moment this host makes without being asked (momentline's own page): its
     /// dispatch settles in the write that claims it. `None`: the host must be asked.
-    pub fn link_without_asking(&self, id: i64) -> Option<String> {
+    pub fn link_without_asking(&self, id: MomentId) -> Option<String> {
         match self {
             Self::Embedded(embedded) => Some(embedded.link(id)),
             Self::Webhook(_) => None,
@@ -75,7 +76,7 @@ impl Host {
     /// Asks the host to create the Moment; answers the link texted back.
     #[tracing::instrument(name = "host_create", skip_all, fields(
         host = self.name(),
-        moment_id = to_create.moment.id,
+        moment_id = to_create.moment.id.0,
     ))]
     pub async fn create(&self, to_create: &ToCreate<'_>) -> Result<String, DispatchError> {
         match self {

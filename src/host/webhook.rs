@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 
 use super::standard_webhooks::{DispatchError, Endpoint, WebhookSecret};
 use super::{HostMedia, ToCreate};
+use crate::domain::ids::{ArtistId, MomentId};
 use crate::domain::moment::Price;
 use crate::domain::phone_number::mask;
 use crate::domain::MomentKindCode;
@@ -64,7 +65,8 @@ pub struct MomentCreate<'a> {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HostMoment<'a> {
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: MomentId,
     pub kind: MomentKindCode,
     pub title: &'a str,
     pub description: &'a str,
@@ -78,7 +80,8 @@ pub struct HostMoment<'a> {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HostArtist<'a> {
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: ArtistId,
     pub name: &'a str,
     pub address: Option<&'a str>,
 }

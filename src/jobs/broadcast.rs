@@ -6,12 +6,12 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use super::{payload_id, Attempted, JobContext, Performed, Settled};
-use crate::db::broadcasts::{self, BATCH};
+use crate::db::broadcasts::{self, BroadcastId, BATCH};
 use crate::db::jobs::Claimed;
 
-#[tracing::instrument(name = "broadcast", skip_all, fields(broadcast_id = payload_id(job, "broadcast_id")))]
+#[tracing::instrument(name = "broadcast", skip_all, fields(broadcast_id = payload_id::<i64>(job, "broadcast_id")))]
 pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
-    let Some(id) = payload_id(job, "broadcast_id") else {
+    let Some(id) = payload_id::<BroadcastId>(job, "broadcast_id") else {
         return Performed::failed("the job names no broadcast");
     };
     let found = ctx.store.read(move |c| broadcasts::finished(c, id)).await;
@@ -37,7 +37,7 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
             match broadcasts::fan_out(tx, id, BATCH, provider, spacing, Utc::now())? {
                 Some(batch) if batch.finished => {
                     tracing::info!(
-                        broadcast = id,
+                        broadcast = id.0,
                         queued = batch.queued,
                         numbers = batch.total,
                         "broadcast queued for every verified number"
@@ -45,13 +45,13 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
                 }
                 Some(batch) => {
                     tracing::info!(
-                        broadcast = id,
+                        broadcast = id.0,
                         queued = batch.queued,
                         numbers = batch.total,
                         "broadcast queued a batch; the next follows"
                     );
                 }
-                None => tracing::warn!(broadcast = id, "the broadcast is gone; nothing queued"),
+                None => tracing::warn!(broadcast = id.0, "the broadcast is gone; nothing queued"),
             }
             Ok(())
         }),

@@ -12,15 +12,16 @@ use chrono::Utc;
 use super::{payload_id, Attempted, JobContext, Performed, Settled};
 use crate::db::jobs::Claimed;
 use crate::db::{messages, moments, Conn, DbError};
+use crate::domain::ids::MomentId;
 use crate::domain::number_state::ReplyKind;
 use crate::domain::replies::{self, ReplyContext};
 use crate::domain::{MomentState, TextEnum};
 use crate::events::{EventType, Events};
 use crate::host::{DispatchError, Host, HostMedia, ToCreate};
 
-#[tracing::instrument(name = "dispatch_moment", skip_all, fields(moment_id = payload_id(job, "moment_id")))]
+#[tracing::instrument(name = "dispatch_moment", skip_all, fields(moment_id = payload_id::<i64>(job, "moment_id")))]
 pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
-    let Some(id) = payload_id(job, "moment_id") else {
+    let Some(id) = payload_id::<MomentId>(job, "moment_id") else {
         return Performed::failed("the job names no Moment");
     };
     let settle = Settle {
@@ -64,7 +65,7 @@ pub struct Settle {
 /// first, which is not posted again; one UNDO removed while it was posted keeps its URL, so
 /// `record` has the host withdraw it), `None` when the Moment is no longer pending, or how the
 /// attempt failed.
-async fn ask_host(ctx: &JobContext, id: i64) -> Result<Option<String>, Attempted> {
+async fn ask_host(ctx: &JobContext, id: MomentId) -> Result<Option<String>, Attempted> {
     let found = ctx
         .store
         .read(move |c| moments::for_host(c, id))
@@ -89,7 +90,7 @@ async fn ask_host(ctx: &JobContext, id: i64) -> Result<Option<String>, Attempted
     };
     match ctx.host.create(&to_create).await {
         Ok(url) => {
-            tracing::info!(moment_id = id, %url, "Moment created on the host");
+            tracing::info!(moment_id = id.0, %url, "Moment created on the host");
             Ok(Some(url))
         }
         Err(DispatchError::Retryable {
@@ -149,7 +150,7 @@ pub fn settle_at_claim(
     sender: &'static str,
     events: Events,
 ) -> Result<bool, DbError> {
-    let Some(id) = payload_id(job, "moment_id") else {
+    let Some(id) = payload_id::<MomentId>(job, "moment_id") else {
         return Ok(false);
     };
     let Some(url) = host.link_without_asking(id) else {
@@ -178,7 +179,7 @@ pub fn settle_at_claim(
 /// withdraw it.
 pub fn record(
     tx: &Conn,
-    id: i64,
+    id: MomentId,
     outcome: Result<&str, &str>,
     host_attempt: Option<u32>,
     settle: &Settle,
@@ -207,7 +208,7 @@ pub fn record(
             Some(url) => {
                 // UNDO came while the host was creating it: it is there now, and must go.
                 moments::mark_created(tx, id, url, now)?;
-                tracing::info!(moment_id = id, %url, "Moment removed by UNDO while the host created it: asking the host to withdraw it");
+                tracing::info!(moment_id = id.0, %url, "Moment removed by UNDO while the host created it: asking the host to withdraw it");
             }
             // UNDO removed it before it was posted: it never will be. It is settled as
             // failed, quietly (no text: the artist asked for this).
@@ -280,16 +281,17 @@ pub fn record(
 mod tests {
     use super::*;
     use crate::db::params;
+    use crate::domain::ids::{ArtistId, MessageId};
     use crate::domain::moment::{MomentCommand, MomentContent, Price};
 
-    fn moment(conn: &Conn, message: i64, position: usize) -> i64 {
+    fn moment(conn: &Conn, message: MessageId, position: usize) -> MomentId {
         let command = MomentCommand {
             title: format!("Moment {position}"),
             description: String::new(),
             price: Price::from_micro_usdc(1_000_000),
             content: MomentContent::Text,
         };
-        moments::insert(conn, 1, message, position, &command, Utc::now()).expect("moment")
+        moments::insert(conn, ArtistId(1), message, position, &command, Utc::now()).expect("moment")
     }
 
     #[test]
@@ -315,7 +317,7 @@ mod tests {
                'received', '2026-11-22T00:00:00.000Z', '2026-11-22T00:00:00.000Z');",
         )
         .expect("scene");
-        let (first, second) = (moment(conn, 1, 0), moment(conn, 1, 1));
+        let (first, second) = (moment(conn, MessageId(1), 0), moment(conn, MessageId(1), 1));
         let texts = |c: &Conn| -> Vec<String> {
             c.query_map(
                 "SELECT purpose || ': ' || body FROM messages WHERE direction = 'outbound' ORDER BY id",

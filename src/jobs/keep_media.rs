@@ -8,12 +8,13 @@ use std::sync::Arc;
 use super::{dispatch_moment, payload_id, Attempted, JobContext, Performed, Settled};
 use crate::db::jobs::{self, Claimed, NewJob};
 use crate::db::moments;
+use crate::domain::ids::MomentId;
 use crate::domain::{JobKind, MediaState};
 use crate::media::FetchError;
 
-#[tracing::instrument(name = "keep_media", skip_all, fields(moment_id = payload_id(job, "moment_id")))]
+#[tracing::instrument(name = "keep_media", skip_all, fields(moment_id = payload_id::<i64>(job, "moment_id")))]
 pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
-    let Some(id) = payload_id(job, "moment_id") else {
+    let Some(id) = payload_id::<MomentId>(job, "moment_id") else {
         return Performed::failed("the job names no Moment");
     };
     let source = match ctx.store.read(move |c| moments::media_source(c, id)).await {
@@ -25,7 +26,7 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
     let (sender, events, host) = (ctx.sender.name(), ctx.events(), ctx.host.clone());
     match ctx.media.keep(&source).await {
         Ok(file) => {
-            tracing::info!(moment_id = id, %file, "media kept");
+            tracing::info!(moment_id = id.0, %file, "media kept");
             Performed {
                 attempted: Attempted::Done,
                 record: Arc::new(move |tx, _| {

@@ -146,7 +146,7 @@ impl Performed {
     }
 }
 
-/// A number from a job's payload.
-fn payload_id(job: &Claimed, field: &str) -> Option<i64> {
-    job.payload.get(field).and_then(serde_json::Value::as_i64)
+/// An id from a job's payload, as its type (`i64` for the bare number a span records).
+fn payload_id<I: serde::de::DeserializeOwned>(job: &Claimed, field: &str) -> Option<I> {
+    job.payload.get(field).and_then(|v| I::deserialize(v).ok())
 }

@@ -8,8 +8,8 @@ use super::{payload_id, Attempted, JobContext, Performed, Settled};
 use crate::db::jobs::Claimed;
 use crate::db::{codes, messages, numbers};
 use crate::domain::code::{self, Code};
+use crate::domain::ids::MessageId;
 use crate::domain::number_state::{ReplyKind, Standing};
-use crate::domain::phone_number::mask;
 use crate::domain::replies;
 use crate::domain::MessageState;
 use crate::flows::{number_change, status};
@@ -19,9 +19,9 @@ use crate::providers::{OutboundText, SendError};
 /// fix them, and each try in between would only be refused again.
 const CREDENTIALS_PAUSE: std::time::Duration = std::time::Duration::from_secs(60);
 
-#[tracing::instrument(name = "send_text", skip_all, fields(message_id = payload_id(job, "message_id")))]
+#[tracing::instrument(name = "send_text", skip_all, fields(message_id = payload_id::<i64>(job, "message_id")))]
 pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
-    let Some(id) = payload_id(job, "message_id") else {
+    let Some(id) = payload_id::<MessageId>(job, "message_id") else {
         return Performed::failed("the job names no message");
     };
     let read = ctx
@@ -43,10 +43,10 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
         // Recorded as sent already (by an attempt whose job outcome was lost): never twice.
         return Performed::only(Attempted::Done);
     }
-    let (attempt, to) = (job.attempt, mask(&text.to));
+    let (attempt, to) = (job.attempt, text.to.masked());
     // Only the opt-out confirmation goes to a number that has opted out since it was queued.
     if matches!(standing, Standing::OptedOut(_)) && text.purpose != Some(ReplyKind::OptedOut) {
-        tracing::info!(message_id = id, %to, "text withheld: recipient opted out");
+        tracing::info!(message_id = id.0, %to, "text withheld: recipient opted out");
         return Performed {
             attempted: Attempted::Failed {
                 reason: messages::WITHHELD_OPTED_OUT.into(),
@@ -75,7 +75,7 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
     } else {
         let outbound = OutboundText {
             id,
-            to: &text.to,
+            to: text.to.as_str(),
             from: text.from.as_deref(),
             body: &text.body,
         };
@@ -85,7 +85,7 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
     match sent {
         Ok(accepted) => {
             let provider_id = accepted.provider_message_id;
-            tracing::info!(message_id = id, %to, provider,
+            tracing::info!(message_id = id.0, %to, provider,
                 provider_message_id = provider_id.as_deref(), "text sent");
             let code_ttl = ctx.code_ttl;
             Performed {
@@ -119,13 +119,13 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
         }) => {
             let wait = retry_after.unwrap_or(std::time::Duration::from_secs(1));
             ctx.pacer.pause(wait);
-            tracing::warn!(message_id = id, provider, wait_secs = wait.as_secs(), %reason,
+            tracing::warn!(message_id = id.0, provider, wait_secs = wait.as_secs(), %reason,
                 "the provider asked us to slow down; sends paused");
             held_back(id, attempt, reason, wait)
         }
         Err(SendError::Unauthorized { reason }) => {
             ctx.pacer.pause(CREDENTIALS_PAUSE);
-            tracing::error!(message_id = id, provider, %reason,
+            tracing::error!(message_id = id.0, provider, %reason,
                 pause_secs = CREDENTIALS_PAUSE.as_secs(), check = ctx.sender.credentials(),
                 "THE PROVIDER REFUSES MOMENTLINE'S CREDENTIALS: sending is paused; texts wait, none is dropped");
             held_back(id, attempt, reason, CREDENTIALS_PAUSE)
@@ -192,7 +192,7 @@ struct Arming {
 /// `Err` is the job's outcome when nothing was sent.
 async fn send_code(
     ctx: &JobContext,
-    id: i64,
+    id: MessageId,
     attempt: u32,
     text: &messages::Outgoing,
 ) -> Result<(Result<crate::providers::Accepted, SendError>, Arming), Performed> {
@@ -218,7 +218,7 @@ async fn send_code(
     let stored = match stored {
         Ok(Some(stored)) => stored,
         Ok(None) => {
-            tracing::info!(message_id = id, to = %mask(&text.to),
+            tracing::info!(message_id = id.0, to = %text.to.masked(),
                 "code text withheld: a newer request replaced its code");
             let reason = "a newer code request replaced this code";
             return Err(Performed {
@@ -236,17 +236,17 @@ async fn send_code(
         hash: hashed.map(|(code, salt)| {
             (
                 salt.to_vec(),
-                code.hash(&salt, &text.to, stored.artist).to_vec(),
+                code.hash(&salt, text.to.as_str(), stored.artist).to_vec(),
             )
         }),
     };
     let sent = match maker {
-        Maker::Provider(service) => service.send_code(&text.to, ttl.num_seconds()).await,
+        Maker::Provider(service) => service.send_code(text.to.as_str(), ttl.num_seconds()).await,
         Maker::Here(code, _) => {
             let body = replies::code(code.expose(), ttl);
             let outbound = OutboundText {
                 id,
-                to: &text.to,
+                to: text.to.as_str(),
                 from: text.from.as_deref(),
                 body: &body,
             };
@@ -258,7 +258,7 @@ async fn send_code(
 
 /// Not sent, and not tried: the provider asked us to wait. The attempt is not spent, so the
 /// count shown stays as it was; the reason is shown.
-fn held_back(id: i64, attempt: u32, reason: String, wait: std::time::Duration) -> Performed {
+fn held_back(id: MessageId, attempt: u32, reason: String, wait: std::time::Duration) -> Performed {
     let shown = reason.clone();
     Performed {
         attempted: Attempted::Throttled { reason, wait },

@@ -10,7 +10,7 @@ pub struct Console;
 impl Console {
     pub fn send(&self, text: &OutboundText<'_>) -> Accepted {
         tracing::info!(
-            message_id = text.id,
+            message_id = text.id.0,
             "console SMS to {}:\n{}",
             mask(text.to),
             text.body

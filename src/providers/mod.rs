@@ -76,7 +76,7 @@ impl WebhookEvent {
 #[derive(Debug, Clone)]
 pub struct OutboundText<'a> {
     /// Our id for the message.
-    pub id: i64,
+    pub id: crate::domain::ids::MessageId,
     pub to: &'a str,
     /// Our number to send from; `None` for the provider's configured sender.
     pub from: Option<&'a str>,
@@ -348,7 +348,7 @@ impl Sender {
 
     #[tracing::instrument(name = "send", skip_all, fields(
         provider = self.name(),
-        message_id = text.id,
+        message_id = text.id.0,
         to = %crate::domain::phone_number::mask(text.to),
         provider_message_id = tracing::field::Empty,
     ))]

@@ -55,7 +55,7 @@ async fn conversation(
     query: web::Query<ConversationQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let number = parse_number(&query.number)?;
-    let phone = number.as_str().to_owned();
+    let phone = number.clone();
     let texts = read(&state, "Failed to read the conversation", move |c| {
         messages::for_phone(c, &phone, CONVERSATION_LIMIT)
     })

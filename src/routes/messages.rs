@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 
 use super::{read, ApiError, AppState, Authenticated, ErrorBody, KeyRefused, Page};
 use crate::db::messages::{self, MessageView};
+use crate::domain::ids::MessageId;
 
 /// A page of the artist's messages, newest first.
 #[derive(Debug, Serialize, ToSchema)]
@@ -64,7 +65,7 @@ pub async fn one(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let not_found = || ApiError::NotFound("Message not found".into());
-    let id: i64 = path.parse().map_err(|_| not_found())?;
+    let id = path.parse().map(MessageId).map_err(|_| not_found())?;
     let found = read(&state, "Failed to read message", move |c| {
         messages::one_for_artist(c, artist.id, id)
     })

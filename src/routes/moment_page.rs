@@ -73,7 +73,7 @@ impl<'a> MomentPage<'a> {
         let date = DateTime::parse_from_rfc3339(&m.created_at)
             .map(|d| d.format("%-d %B %Y").to_string())
             .map_err(
-                |e| tracing::warn!(id = m.id, error = %e, "a Moment's created_at is not a time"),
+                |e| tracing::warn!(id = m.id.0, error = %e, "a Moment's created_at is not a time"),
             )
             .ok();
         let summary = match (&description, &date) {

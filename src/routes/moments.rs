@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use super::moment_page::MomentPage as PageTemplate;
 use super::{html, read, ApiError, AppState, Authenticated, ErrorBody, KeyRefused, Page};
 use crate::db::moments::{self, MomentView};
+use crate::domain::ids::MomentId;
 
 /// A page of the artist's Moments, newest first.
 #[derive(Debug, Serialize, ToSchema)]
@@ -75,7 +76,7 @@ pub async fn page(
             "This Moment does not exist, is not posted yet, or was removed.",
         )
     };
-    let Ok(id) = path.parse::<i64>() else {
+    let Ok(id) = path.parse().map(MomentId) else {
         return Ok(missing());
     };
     let public_url = state.settings.public_url.clone();

@@ -6,6 +6,8 @@ use postgres::types::{FromSql, IsNull, ToSql, Type};
 use std::borrow::Cow;
 
 use crate::db::Text;
+use crate::domain::ids::{ArtistId, BroadcastId, ChangeId, JobId, MessageId, MomentId};
+use crate::domain::phone_number::{mask, PhoneNumber};
 use crate::domain::TextEnum;
 
 /// A value bound to a statement.
@@ -100,6 +102,30 @@ impl<T: ToParam> ToParam for Option<T> {
 impl<T: TextEnum> ToParam for Text<T> {
     fn to_param(&self) -> Param<'_> {
         Param::Text(Cow::Borrowed(self.0.as_str()))
+    }
+}
+
+// An id binds and reads as its row's integer.
+macro_rules! id_value {
+    ($($t:ty),*) => {$(
+        impl ToParam for $t {
+            fn to_param(&self) -> Param<'_> {
+                Param::Int(self.0)
+            }
+        }
+
+        impl FromValue for $t {
+            fn from_value(value: ValueRef<'_>) -> Result<Self, String> {
+                i64::from_value(value).map(Self)
+            }
+        }
+    )*};
+}
+id_value!(ArtistId, MessageId, MomentId, BroadcastId, JobId, ChangeId);
+
+impl ToParam for PhoneNumber {
+    fn to_param(&self) -> Param<'_> {
+        Param::Text(Cow::Borrowed(self.as_str()))
     }
 }
 
@@ -343,6 +369,17 @@ impl<T: FromValue> FromValue for Option<T> {
         match value {
             ValueRef::Null => Ok(None),
             other => T::from_value(other).map(Some),
+        }
+    }
+}
+
+/// A number read back from a row was valid when it was written; one that no longer parses
+/// is a corrupt row, named masked.
+impl FromValue for PhoneNumber {
+    fn from_value(value: ValueRef<'_>) -> Result<Self, String> {
+        match value {
+            ValueRef::Text(s) => PhoneNumber::parse(s).map_err(|e| format!("{}: {e}", mask(s))),
+            other => Err(wrong(other, "a phone number")),
         }
     }
 }
