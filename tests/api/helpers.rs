@@ -577,6 +577,15 @@ pub async fn create_artist(store: &Store, name: &str) -> String {
     key.expose().to_owned()
 }
 
+/// The variables that move a process's clock (libfaketime's `LD_PRELOAD` and `FAKETIME*`),
+/// as this test process has them: a binary started with an emptied environment keeps them, so
+/// the suite run with its clock moved (as `.ci/run` does) moves the server's clock too.
+pub fn clock_env() -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+    std::env::vars_os()
+        .filter(|(name, _)| name == "LD_PRELOAD" || name.to_string_lossy().starts_with("FAKETIME"))
+        .collect()
+}
+
 /// Signs `body` as Telnyx does, at `timestamp`.
 pub fn telnyx_signature(timestamp: i64, body: &str) -> String {
     let key = SigningKey::from_bytes(&TELNYX_SECRET);
@@ -596,6 +605,7 @@ pub fn run_binary(db: &[(&'static str, String); 2], args: &[&str]) -> std::proce
     std::process::Command::new(env!("CARGO_BIN_EXE_momentline"))
         .args(args)
         .env_clear()
+        .envs(clock_env())
         .envs(db.clone())
         .env("RUST_LOG", "warn")
         .output()

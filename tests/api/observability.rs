@@ -259,6 +259,7 @@ fn serve_and_stop(env: &[(&str, &str)]) -> Vec<String> {
     let database = BinaryDatabase::new(dir.path().join("momentline.db"));
     let mut child = Command::new(env!("CARGO_BIN_EXE_momentline"))
         .env_clear()
+        .envs(clock_env())
         .envs(database.env())
         .env("MOMENTLINE_ADDR", "127.0.0.1:0")
         .envs(env.iter().copied())
@@ -336,6 +337,7 @@ fn an_unknown_log_format_stops_every_command_with_a_clear_error() {
     let out = Command::new(env!("CARGO_BIN_EXE_momentline"))
         .args(["artists", "add", "--name", ARTIST])
         .env_clear()
+        .envs(clock_env())
         .env("MOMENTLINE_DB", dir.path().join("momentline.db"))
         .env("MOMENTLINE_LOG_FORMAT", "xml")
         .output()
@@ -389,6 +391,7 @@ fn bad_paths_and_address_stop_start_up_at_once_each_named() {
     let started = std::time::Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_momentline"))
         .env_clear()
+        .envs(clock_env())
         .env("MOMENTLINE_DB", dir.path().join("missing/momentline.db"))
         .env("MOMENTLINE_MEDIA_DIR", &file)
         .env("MOMENTLINE_ADDR", "nowhere")
@@ -409,6 +412,7 @@ fn bad_paths_and_address_stop_start_up_at_once_each_named() {
     let artists = Command::new(env!("CARGO_BIN_EXE_momentline"))
         .args(["artists", "add", "--name", "Ada"])
         .env_clear()
+        .envs(clock_env())
         .env("MOMENTLINE_DB", dir.path().join("missing/momentline.db"))
         .output()
         .expect("runs");

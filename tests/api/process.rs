@@ -109,6 +109,7 @@ impl Site {
         let mut command = Command::new(env!("CARGO_BIN_EXE_momentline"));
         command
             .env_clear()
+            .envs(clock_env())
             .env("MOMENTLINE_DB", self.db())
             .env(
                 "MOMENTLINE_DATABASE_URL",
