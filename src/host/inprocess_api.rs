@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::answer::{read_capped, retry_after};
 use crate::domain::secret::Secret;
 
 /// The latest Unix time a sale can end at: a sale that never ends.
@@ -183,9 +184,6 @@ struct Refusal {
     errors: Vec<FieldError>,
 }
 
-/// The most of an answer that is read: enough for an id or a reason.
-const MAX_ANSWER_BYTES: usize = 64 * 1024;
-
 impl InProcessApi {
     /// The API at `base` (`INPROCESS_API_BASE`). Redirects are not followed: a key is never
     /// sent where it was not configured to go.
@@ -281,12 +279,7 @@ impl InProcessApi {
             }
         })?;
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = retry_after(&response);
         let text = read_capped(response).await;
         if status.is_success() {
             return Ok(text);
@@ -342,18 +335,6 @@ pub fn is_address(text: &str) -> bool {
 /// The start of a body, for a reason.
 fn cut(text: &str) -> String {
     text.chars().take(200).collect()
-}
-
-async fn read_capped(mut response: reqwest::Response) -> String {
-    let mut bytes: Vec<u8> = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        let room = MAX_ANSWER_BYTES - bytes.len();
-        bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if bytes.len() >= MAX_ANSWER_BYTES {
-            break;
-        }
-    }
-    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! them, and the dispatch job and UNDO know only `Host`. A new host is a file beside these
 //! and an arm in each match below.
 
+mod answer;
 pub mod embedded;
 pub mod inprocess_api;
 pub mod standard_webhooks;

@@ -10,6 +10,8 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use super::answer::{read_capped, retry_after};
+
 /// A Standard Webhooks signing secret: `whsec_` and base64 (the prefix may be left off).
 #[derive(Clone, PartialEq, Eq)]
 pub struct WebhookSecret(Vec<u8>);
@@ -116,12 +118,7 @@ impl Endpoint {
             retry_after: None,
         })?;
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = retry_after(&response);
         let answer = Answer {
             status,
             text: read_capped(response).await,
@@ -142,23 +139,6 @@ impl Endpoint {
             reason: answer.reason(""),
         })
     }
-}
-
-/// The most of an answer's body that is read: enough for a URL or a reason.
-const MAX_ANSWER_BYTES: usize = 64 * 1024;
-
-/// The start of an answer's body, at most `MAX_ANSWER_BYTES`: a body cut off reads as what
-/// it is (a 2xx whose JSON is cut off has no URL), and a body that stops coming ends it.
-async fn read_capped(mut response: reqwest::Response) -> String {
-    let mut bytes: Vec<u8> = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        let room = MAX_ANSWER_BYTES - bytes.len();
-        bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if bytes.len() >= MAX_ANSWER_BYTES {
-            break;
-        }
-    }
-    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// What the host answered.
