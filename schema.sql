@@ -7,7 +7,11 @@ CREATE TABLE IF NOT EXISTS artists (
     id          INTEGER PRIMARY KEY,
     name        TEXT NOT NULL UNIQUE CHECK (length(name) BETWEEN 1 AND 100),
     address     TEXT CHECK (address IS NULL OR (length(address) = 42 AND address LIKE '0x%')),
-    created_at  TEXT NOT NULL
+    created_at  TEXT NOT NULL,
+    -- its In Process API key, sealed with MOMENTLINE_SECRET_KEY (never kept in clear)
+    inprocess_key BLOB,
+    -- the In Process collection its Moments go to
+    collection  TEXT CHECK (collection IS NULL OR (length(collection) = 42 AND collection LIKE '0x%'))
 );
 
 -- Only a SHA-256 of each key is kept; the prefix names a key for `keys revoke`.

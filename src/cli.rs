@@ -11,6 +11,7 @@ use crate::db::broadcasts::{self, BroadcastId};
 use crate::db::{self, artists};
 use crate::domain::api_key::{ApiKey, DISPLAY_PREFIX_LEN};
 use crate::domain::broadcast::BroadcastText;
+use crate::domain::secret::Secret;
 use crate::startup::Application;
 use crate::store::{Store, WriteError};
 
@@ -124,6 +125,17 @@ enum ArtistsCommand {
     },
     /// List artists, with their live keys and verified numbers.
     List,
+    /// Keep an artist's In Process API key, read from standard input (never an argument), sealed
+    /// with MOMENTLINE_SECRET_KEY; and, optionally, the collection its Moments go to.
+    InprocessKey {
+        /// The artist's name, as given to `artists add`.
+        #[arg(long)]
+        artist: String,
+        /// The In Process collection the artist's Moments go to (0x and 40 hex characters);
+        /// without it, the first Moment makes one.
+        #[arg(long)]
+        collection: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -301,20 +313,62 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             println!("{id}");
         }
         Command::Artists {
+            command: ArtistsCommand::InprocessKey { artist, collection },
+        } => {
+            let sealing = settings.secret_key.clone().ok_or_else(|| {
+                CliError::Usage(
+                    "MOMENTLINE_SECRET_KEY is not set: it seals the key at rest. Make one with \
+                     `openssl rand -base64 32`, and give the server the same"
+                        .into(),
+                )
+            })?;
+            let collection = collection
+                .as_deref()
+                .map(|c| address_of("--collection", c))
+                .transpose()?;
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                eprintln!("Paste the artist's In Process API key (art_sk_…), then Enter:");
+            }
+            let key = inprocess_key_from(std::io::stdin().lock())?;
+            let store = open_store(&settings)?;
+            let wanted = artist.clone();
+            let found = store
+                .read(move |c| artists::find_by_name(c, &wanted))
+                .await?
+                .ok_or_else(|| CliError::Usage(format!("no artist named '{artist}'")))?;
+            let sealed = sealing
+                .seal(&key, format!("artist:{}", found.id).as_bytes())
+                .map_err(|e| CliError::Usage(e.to_string()))?;
+            let id = found.id;
+            store
+                .write_waiting(move |tx| {
+                    artists::set_inprocess(tx, id, &sealed, collection.as_deref())
+                })
+                .await?;
+            eprintln!(
+                "Kept the In Process key of '{}', sealed; `artists list` shows it is set.",
+                found.name
+            );
+        }
+        Command::Artists {
             command: ArtistsCommand::List,
         } => {
             let store = open_store(&settings)?;
             let listed = store.read(artists::list).await?;
-            println!("id\tname\tlive keys\tverified numbers\taddress\tcreated");
+            println!(
+                "id\tname\tlive keys\tverified numbers\taddress\tcreated\tin process key\tcollection"
+            );
             for a in listed {
                 println!(
-                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
                     a.id,
                     a.name,
                     a.live_keys,
                     a.verified_numbers,
                     a.address.as_deref().unwrap_or("-"),
-                    a.created_at
+                    a.created_at,
+                    if a.inprocess_key { "set" } else { "-" },
+                    a.collection.as_deref().unwrap_or("-"),
                 );
             }
         }
@@ -510,11 +564,38 @@ fn artist_name(input: &str) -> Result<String, CliError> {
 }
 
 fn wallet_address(input: &str) -> Result<String, CliError> {
-    let hex = input.strip_prefix("0x").unwrap_or_default();
-    if hex.len() != 40 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(CliError::Usage(
-            "--address must be 0x followed by 40 hex characters".into(),
-        ));
+    address_of("--address", input)
+}
+
+/// An address on chain, as `flag` gives it: 0x and 40 hex characters.
+fn address_of(flag: &str, input: &str) -> Result<String, CliError> {
+    if !crate::host::inprocess_api::is_address(input) {
+        return Err(CliError::Usage(format!(
+            "{flag} must be 0x followed by 40 hex characters"
+        )));
     }
     Ok(input.to_owned())
+}
+
+/// The In Process API key on the first line of `input`: `art_sk_` and letters, digits, `-`
+/// or `_`, as In Process's API-keys page shows it.
+fn inprocess_key_from(mut input: impl std::io::BufRead) -> Result<Secret, CliError> {
+    let mut line = String::new();
+    input
+        .read_line(&mut line)
+        .map_err(|e| CliError::Usage(format!("could not read the key from standard input: {e}")))?;
+    let key = line.trim();
+    let sane = key.starts_with("art_sk_")
+        && (8..=200).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !sane {
+        return Err(CliError::Usage(
+            "give the artist's In Process API key (art_sk_…) on standard input, e.g. \
+             `momentline artists inprocess-key --artist NAME < key.txt`"
+                .into(),
+        ));
+    }
+    Ok(Secret::from(key))
 }

@@ -12,6 +12,7 @@ use ed25519_dalek::VerifyingKey;
 
 use crate::domain::number_state::{ConnectLimits, ReplyLimits};
 use crate::domain::phone_number::AllowedRegions;
+use crate::domain::sealed::SealingKey;
 use crate::domain::secret::Secret;
 use crate::providers::vonage::SignatureSecret;
 pub use crate::providers::ProviderSettings;
@@ -99,6 +100,8 @@ pub struct Settings {
     pub dev_phone: bool,
     /// `MOMENTLINE_DEV_PHONE=force`: served even on a non-loopback address.
     pub dev_phone_forced: bool,
+    /// What artists' In Process keys are sealed with at rest (`MOMENTLINE_SECRET_KEY`).
+    pub secret_key: Option<SealingKey>,
 }
 
 /// The variable to set aside to look for further problems after `problem`: the one at fault

@@ -7,6 +7,7 @@ use super::redact;
 use super::{DispatchSettings, EventsSettings, Settings};
 use crate::domain::number_state::{ConnectLimits, ReplyLimits};
 use crate::domain::phone_number::AllowedRegions;
+use crate::domain::sealed::SealingKey;
 use crate::domain::secret::Secret;
 use crate::providers::{telnyx, twilio, vonage, ProviderSettings};
 use crate::store::WriterSettings;
@@ -110,6 +111,10 @@ impl Settings {
         let addr = listen_addr(&or("MOMENTLINE_ADDR", "127.0.0.1:8080"));
         // The dev phone texts as any number, unauthenticated: `serve` refuses it on a network
         // address unless forced (see `startup::preflight`).
+        let secret_key = get("MOMENTLINE_SECRET_KEY")
+            .map(|k| SealingKey::parse(&k))
+            .transpose()
+            .map_err(|p| invalid("MOMENTLINE_SECRET_KEY", p))?;
         let (dev_phone, dev_phone_forced) = match or("MOMENTLINE_DEV_PHONE", "0").as_str() {
             "0" | "false" | "no" => (false, false),
             "1" | "true" | "yes" => (true, false),
@@ -167,6 +172,7 @@ impl Settings {
             run_workers: true,
             dev_phone,
             dev_phone_forced,
+            secret_key,
         })
     }
 }

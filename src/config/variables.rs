@@ -155,6 +155,11 @@ const OWN: &[Variable] = &[
         "0",
         "1 serves the dev phone at /dev/phone (development only)",
     ),
+    (
+        "MOMENTLINE_SECRET_KEY",
+        "",
+        "32 bytes, base64: seals artists' In Process keys at rest",
+    ),
 ];
 
 /// Every variable: momentline's own, each provider's, then the log's.

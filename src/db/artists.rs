@@ -76,6 +76,22 @@ pub fn find_by_name(conn: &Conn, name: &str) -> Result<Option<Artist>, DbError> 
     )
 }
 
+/// Keeps an artist's sealed In Process key, and the collection its Moments go to when one
+/// is given (a collection kept before stays otherwise).
+pub fn set_inprocess(
+    conn: &Conn,
+    artist: ArtistId,
+    sealed_key: &[u8],
+    collection: Option<&str>,
+) -> Result<(), DbError> {
+    conn.execute(
+        "UPDATE artists SET inprocess_key = ?2, collection = COALESCE(?3, collection)
+         WHERE id = ?1",
+        params![artist, sealed_key, collection],
+    )?;
+    Ok(())
+}
+
 /// An artist as `momentline artists list` shows it.
 #[derive(Debug, Clone)]
 pub struct Listed {
@@ -85,6 +101,9 @@ pub struct Listed {
     pub created_at: String,
     pub live_keys: i64,
     pub verified_numbers: i64,
+    /// Whether an In Process key is kept (never the key).
+    pub inprocess_key: bool,
+    pub collection: Option<String>,
 }
 
 /// Every artist, oldest first.
@@ -92,7 +111,8 @@ pub fn list(conn: &Conn) -> Result<Vec<Listed>, DbError> {
     conn.query_map(
         "SELECT a.id, a.name, a.address, a.created_at,
            (SELECT count(*) FROM api_keys k WHERE k.artist_id = a.id AND k.revoked_at IS NULL),
-           (SELECT count(*) FROM phone_numbers p WHERE p.owner_id = a.id AND p.state = 'verified')
+           (SELECT count(*) FROM phone_numbers p WHERE p.owner_id = a.id AND p.state = 'verified'),
+           a.inprocess_key IS NOT NULL, a.collection
          FROM artists a ORDER BY a.id",
         params![],
         |r| {
@@ -103,6 +123,8 @@ pub fn list(conn: &Conn) -> Result<Vec<Listed>, DbError> {
                 created_at: r.get(3)?,
                 live_keys: r.get(4)?,
                 verified_numbers: r.get(5)?,
+                inprocess_key: r.get(6)?,
+                collection: r.get(7)?,
             })
         },
     )

@@ -22,6 +22,7 @@ const STEPS: &[M<'static>] = &[
     M::up(include_str!(
         "../../migrations/0004_jobs_moment_and_request.sql"
     )),
+    M::up(include_str!("../../migrations/0005_inprocess_artists.sql")),
 ];
 
 /// The schema version this momentline writes.
@@ -67,6 +68,10 @@ const POSTGRES_STEPS: &[(i64, &str)] = &[
     (
         4,
         include_str!("../../migrations/postgres/0004_jobs_moment_and_request.sql"),
+    ),
+    (
+        5,
+        include_str!("../../migrations/postgres/0005_inprocess_artists.sql"),
     ),
 ];
 
@@ -222,6 +227,7 @@ mod tests {
                     .join(" ")
                     .replace("( ", "(")
                     .replace(" )", ")")
+                    .replace(" ,", ",")
             })
             .collect()
     }

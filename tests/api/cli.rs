@@ -1,6 +1,11 @@
 //! The `momentline` binary: artists and keys from the command line.
 
-use std::process::Command;
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use momentline::domain::sealed::SealingKey;
 
 use crate::helpers::*;
 
@@ -415,4 +420,109 @@ fn listing_never_makes_a_database_where_there_is_none() {
         );
     }
     assert!(!db.exists());
+}
+
+/// Runs the binary on `db` with `extra` variables, `input` on its standard input.
+fn momentline_reading(
+    db: &BinaryDatabase,
+    extra: &[(&str, &str)],
+    args: &[&str],
+    input: &str,
+) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_momentline"))
+        .args(args)
+        .env_clear()
+        .envs(clock_env())
+        .envs(db.env())
+        .envs(extra.iter().copied())
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("input");
+    child.wait_with_output().expect("ends")
+}
+
+#[test]
+fn an_in_process_key_is_read_from_standard_input_and_kept_sealed_never_in_clear() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = BinaryDatabase::new(dir.path().join("cli.db"));
+    assert!(momentline(&db, &["artists", "add", "--name", "Ada"])
+        .status
+        .success());
+    let sealing = BASE64.encode([7u8; 32]);
+    let with_secret = [("MOMENTLINE_SECRET_KEY", sealing.as_str())];
+    let key = "art_sk_Jx3kP9qLm2Vn8Rt5Yw1Zb6Hc4Df7Gs0Ae_Ku-Qo";
+    let register = |extra: &[(&str, &str)], args: &[&str], input: &str| {
+        let mut all = vec!["artists", "inprocess-key", "--artist"];
+        all.extend_from_slice(args);
+        momentline_reading(&db, extra, &all, input)
+    };
+
+    // Without the key that seals it, nothing is kept.
+    let out = register(&[], &["Ada"], key);
+    assert_fails_saying(&out, "MOMENTLINE_SECRET_KEY is not set");
+    for (args, input, says) in [
+        (&["Ada"][..], "not a key", "art_sk_"),
+        (&["Ada"][..], "", "art_sk_"),
+        (&["Nobody"][..], key, "no artist named 'Nobody'"),
+        (
+            &["Ada", "--collection", "0x123"][..],
+            key,
+            "--collection must be 0x followed by 40 hex characters",
+        ),
+    ] {
+        let out = register(&with_secret, args, input);
+        assert_fails_saying(&out, says);
+    }
+    assert_eq!(
+        db.count("SELECT count(*) FROM artists WHERE inprocess_key IS NOT NULL"),
+        0
+    );
+
+    let collection = "0x2222222222222222222222222222222222222222";
+    let out = register(
+        &with_secret,
+        &["Ada", "--collection", collection],
+        &format!("{key}\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(key));
+    let sealed = db
+        .bytes("SELECT inprocess_key FROM artists WHERE name = 'Ada'")
+        .expect("kept");
+    assert!(
+        !sealed.windows(key.len()).any(|w| w == key.as_bytes()),
+        "the key is not kept in clear"
+    );
+    let id = db.count("SELECT id FROM artists WHERE name = 'Ada'");
+    let opened = SealingKey::parse(&sealing)
+        .expect("key")
+        .open(&sealed, format!("artist:{id}").as_bytes())
+        .expect("opens with MOMENTLINE_SECRET_KEY, for this artist");
+    assert_eq!(opened.expose(), key);
+    assert!(SealingKey::parse(&BASE64.encode([8u8; 32]))
+        .expect("key")
+        .open(&sealed, format!("artist:{id}").as_bytes())
+        .is_err());
+
+    let listed = momentline(&db, &["artists", "list"]);
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    let ada = listed
+        .lines()
+        .find(|l| l.contains("\tAda\t"))
+        .expect("Ada listed");
+    assert!(ada.ends_with(&format!("\tset\t{collection}")), "{listed}");
+    assert!(!listed.contains(key), "{listed}");
 }

@@ -347,6 +347,17 @@ impl BinaryDatabase {
         settings.database_url = self.postgres.as_ref().map(|d| d.url.clone());
     }
 
+    /// The bytes `sql` answers (`None` for NULL), read on a connection of its own.
+    pub fn bytes(&self, sql: &str) -> Option<Vec<u8>> {
+        match &self.postgres {
+            Some(database) => on_server(&database.url, |c| c.query_one(sql, &[])?.try_get(0))
+                .unwrap_or_else(|e| panic!("{sql}: {}", pg_error(&e))),
+            None => rusqlite::Connection::open(&self.file)
+                .and_then(|c| c.query_row(sql, [], |r| r.get(0)))
+                .unwrap_or_else(|e| panic!("{sql}: {e}")),
+        }
+    }
+
     /// The one number `sql` answers, read on a connection of its own.
     pub fn count(&self, sql: &str) -> i64 {
         match &self.postgres {
