@@ -349,17 +349,19 @@ impl BinaryDatabase {
 
     /// The bytes `sql` answers (`None` for NULL), read on a connection of its own.
     pub fn bytes(&self, sql: &str) -> Option<Vec<u8>> {
-        match &self.postgres {
-            Some(database) => on_server(&database.url, |c| c.query_one(sql, &[])?.try_get(0))
-                .unwrap_or_else(|e| panic!("{sql}: {}", pg_error(&e))),
-            None => rusqlite::Connection::open(&self.file)
-                .and_then(|c| c.query_row(sql, [], |r| r.get(0)))
-                .unwrap_or_else(|e| panic!("{sql}: {e}")),
-        }
+        self.value(sql)
     }
 
     /// The one number `sql` answers, read on a connection of its own.
     pub fn count(&self, sql: &str) -> i64 {
+        self.value(sql)
+    }
+
+    /// The one value `sql` answers, read on a connection of its own.
+    fn value<T>(&self, sql: &str) -> T
+    where
+        T: rusqlite::types::FromSql + for<'a> postgres::types::FromSql<'a> + Send + 'static,
+    {
         match &self.postgres {
             Some(database) => on_server(&database.url, |c| c.query_one(sql, &[])?.try_get(0))
                 .unwrap_or_else(|e| panic!("{sql}: {}", pg_error(&e))),
