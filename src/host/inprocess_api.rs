@@ -171,6 +171,33 @@ fn digits<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     })
 }
 
+/// A page of In Process's public timeline, as far as finding a Moment needs it.
+#[derive(Deserialize)]
+struct Timeline {
+    #[serde(default)]
+    moments: Vec<Listed>,
+    #[serde(default)]
+    pagination: Option<Pagination>,
+}
+
+#[derive(Deserialize)]
+struct Listed {
+    /// The collection.
+    address: String,
+    #[serde(deserialize_with = "digits")]
+    token_id: String,
+    #[serde(default)]
+    chain_id: Option<u64>,
+    /// The token's metadata URI.
+    #[serde(default)]
+    uri: String,
+}
+
+#[derive(Deserialize)]
+struct Pagination {
+    total_pages: u32,
+}
+
 #[derive(Deserialize)]
 struct Uploaded {
     uri: String,
@@ -250,6 +277,67 @@ impl InProcessApi {
             }
         });
         self.post(key, "/moment/hide", &body).await.map(|_| ())
+    }
+
+    /// The artist's Moment whose metadata is at `metadata_uri`, hidden or not, if In Process
+    /// lists it: how a create whose answer was lost is known to have happened (a media
+    /// Moment's metadata URI is momentline's own upload, so no other Moment has it). Looks at
+    /// the artist's newest `pages` pages of the public timeline.
+    pub async fn find_by_metadata(
+        &self,
+        artist: &str,
+        metadata_uri: &str,
+        pages: u32,
+    ) -> Result<Option<Created>, ApiError> {
+        for page in 1..=pages.max(1) {
+            let sent = self
+                .http
+                .get(format!("{}/timeline", self.base))
+                .query(&[
+                    ("artist", artist),
+                    ("limit", "100"),
+                    ("page", &page.to_string()),
+                    ("hidden", "true"),
+                ])
+                .send()
+                .await
+                .map_err(|e| ApiError::Retryable {
+                    reason: format!(
+                        "In Process's timeline could not be read: {}",
+                        crate::telemetry::error_chain(&e.without_url())
+                    ),
+                    retry_after: None,
+                    may_have_happened: false,
+                })?;
+            let status = sent.status();
+            let text = read_capped(sent).await;
+            if !status.is_success() {
+                return Err(ApiError::Retryable {
+                    reason: format!("In Process's timeline {}: {}", status.as_u16(), cut(&text)),
+                    retry_after: None,
+                    may_have_happened: false,
+                });
+            }
+            let listed: Timeline =
+                serde_json::from_str(&text).map_err(|e| ApiError::Retryable {
+                    reason: format!("In Process's timeline could not be read: {e}"),
+                    retry_after: None,
+                    may_have_happened: false,
+                })?;
+            if let Some(found) = listed.moments.iter().find(|m| m.uri == metadata_uri) {
+                return Ok(Some(Created {
+                    contract_address: found.address.clone(),
+                    token_id: found.token_id.clone(),
+                    chain_id: found.chain_id,
+                    hash: None,
+                }));
+            }
+            let last = listed.pagination.map_or(page, |p| p.total_pages);
+            if listed.moments.is_empty() || page >= last {
+                break;
+            }
+        }
+        Ok(None)
     }
 
     /// POSTs `body` as JSON with the artist's key; the answer's text when it is a 2xx.
@@ -504,6 +592,57 @@ mod tests {
             }) => assert!(may_have_happened),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_moment_whose_answer_was_lost_is_found_by_its_metadata_uri() {
+        let (server, api) = api().await;
+        let moment = |uri: &str, token: u64| {
+            serde_json::json!({
+                "address": "0x2222222222222222222222222222222222222222",
+                "token_id": token.to_string(),
+                "chain_id": 8453,
+                "id": "0b4a",
+                "uri": uri,
+                "creator": { "address": ARTIST },
+            })
+        };
+        for (page, moments) in [
+            ("1", vec![moment("ar://other", 9), moment("ar://older", 8)]),
+            ("2", vec![moment("ar://mine", 7)]),
+        ] {
+            Mock::given(method("GET"))
+                .and(path("/api/timeline"))
+                .and(wiremock::matchers::query_param("artist", ARTIST))
+                .and(wiremock::matchers::query_param("page", page))
+                .and(wiremock::matchers::query_param("hidden", "true"))
+                .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                    "status": "success",
+                    "moments": moments,
+                    "pagination": { "page": page.parse::<u32>().unwrap_or(1), "limit": 100, "total_pages": 2 }
+                })))
+                .mount(&server)
+                .await;
+        }
+        let found = api
+            .find_by_metadata(ARTIST, "ar://mine", 3)
+            .await
+            .expect("read")
+            .expect("found");
+        assert_eq!((found.token_id.as_str(), found.chain_id), ("7", Some(8453)));
+        assert_eq!(
+            api.find_by_metadata(ARTIST, "ar://never", 3).await,
+            Ok(None),
+            "not there: every page looked at, then none"
+        );
+        assert_eq!(
+            server
+                .received_requests()
+                .await
+                .map(|r| r.len())
+                .unwrap_or_default(),
+            4
+        );
     }
 
     #[tokio::test]
