@@ -205,7 +205,7 @@ pub fn receive_in(
     now: DateTime<Utc>,
 ) -> Result<Receipt, DbError> {
     let Some(part) = &message.part else {
-        return recording(receive_whole(tx, settings, message, from, read, now));
+        return receive_whole(tx, settings, message, from, read, now);
     };
     let new_part = parts::NewPart {
         provider: message.provider,
@@ -224,7 +224,7 @@ pub fn receive_in(
                 part: None,
                 ..message.clone()
             };
-            let receipt = recording(receive_whole(tx, settings, &whole, from, None, now))?;
+            let receipt = receive_whole(tx, settings, &whole, from, None, now)?;
             let joined = match receipt {
                 Receipt::Recorded { message_id, .. } => Some(message_id),
                 _ => None,
@@ -234,28 +234,6 @@ pub fn receive_in(
         }
     };
     Ok(receipt)
-}
-
-/// What a receive records, said in a line on the writer's thread (in the webhook's span); the
-/// webhook's answer says whether it committed.
-fn recording(receipt: Result<Receipt, DbError>) -> Result<Receipt, DbError> {
-    if let Ok(Receipt::Recorded {
-        message_id,
-        moments,
-        replies,
-        merged,
-        ..
-    }) = &receipt
-    {
-        tracing::info!(
-            message_id = message_id.0,
-            moments,
-            replies,
-            merged,
-            "recording the text"
-        );
-    }
-    receipt
 }
 
 /// Receives one whole message inside the caller's transaction.
@@ -273,6 +251,15 @@ fn receive_whole(
     };
     let (moments, replies, merged) =
         enqueue(tx, settings, message, from, &decided, message_id, now)?;
+    // Said on the writer's thread, in the webhook's span; the webhook's answer says whether
+    // the write committed.
+    tracing::info!(
+        message_id = message_id.0,
+        moments,
+        replies,
+        merged,
+        "recording the text"
+    );
     let (before, after) = (&decided.standing, &decided.decision.next);
     Ok(Receipt::Recorded {
         message_id,
