@@ -326,10 +326,16 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 .as_deref()
                 .map(|c| address_of("--collection", c))
                 .transpose()?;
-            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-                eprintln!("Paste the artist's In Process API key (art_sk_…), then Enter:");
-            }
-            let key = inprocess_key_from(std::io::stdin().lock())?;
+            // Typed or pasted at a terminal, the key is not echoed (nor kept in scrollback).
+            let key = if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                let typed = rpassword::prompt_password(
+                    "The artist's In Process API key (art_sk_…, not shown as typed): ",
+                )
+                .map_err(|e| CliError::Usage(format!("could not read the key: {e}")))?;
+                inprocess_key_from(typed.as_bytes())?
+            } else {
+                inprocess_key_from(std::io::stdin().lock())?
+            };
             let store = open_store(&settings)?;
             let wanted = artist.clone();
             let found = store

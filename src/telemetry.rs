@@ -160,11 +160,18 @@ impl RequestId {
     }
 
     /// Runs `work` on this thread as work for `id` (a write on the writer's thread).
+    /// The id before is put back however `work` ends, a panic included (the writer catches
+    /// a write's panic and goes on with the next).
     pub fn on_thread<T>(id: Option<Self>, work: impl FnOnce() -> T) -> T {
-        let before = THREAD_REQUEST.with(|r| r.replace(id));
-        let done = work();
-        THREAD_REQUEST.with(|r| *r.borrow_mut() = before);
-        done
+        struct Restore(Option<RequestId>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                let before = self.0.take();
+                THREAD_REQUEST.with(|r| *r.borrow_mut() = before);
+            }
+        }
+        let _restore = Restore(THREAD_REQUEST.with(|r| r.replace(id)));
+        work()
     }
 }
 
@@ -238,6 +245,11 @@ mod tests {
         let seen = RequestId::on_thread(id.clone(), RequestId::current);
         assert_eq!(seen, id);
         assert_eq!(RequestId::current(), None);
+        let panicked = std::panic::catch_unwind(|| {
+            RequestId::on_thread(id.clone(), || panic!("a write panics"));
+        });
+        assert!(panicked.is_err());
+        assert_eq!(RequestId::current(), None, "not left behind by a panic");
     }
 
     #[test]

@@ -48,47 +48,82 @@ fn module_of(path: &str) -> Module {
 }
 
 /// The text of a file without its comments, its string literals' contents and its test
-/// module (a `#[cfg(test)] mod` runs to the end of the file here, by this house's habit):
-/// what tests and docs mention is not what the code depends on.
+/// module (`#[cfg(test)] mod tests` runs to the end of the file, by this house's habit): what
+/// tests and docs mention is not what the code depends on.
 fn code_of(text: &str) -> String {
-    let mut code = String::new();
-    let mut lines = text.lines().peekable();
-    while let Some(line) = lines.next() {
-        if line.trim() == "#[cfg(test)]"
-            && lines
-                .peek()
-                .is_some_and(|next| next.trim_start().starts_with("mod "))
-        {
-            break;
-        }
-        let mut in_string = false;
-        let mut previous = ' ';
-        let mut kept = String::new();
-        let mut chars = line.chars().peekable();
-        while let Some(c) = chars.next() {
-            if in_string {
-                if c == '"' && previous != '\\' {
-                    in_string = false;
-                    kept.push('"');
+    let lines: Vec<&str> = text.lines().collect();
+    let end = (0..lines.len())
+        .find(|&i| {
+            lines[i].trim() == "#[cfg(test)]"
+                && lines
+                    .get(i + 1)
+                    .is_some_and(|next| next.trim_start().starts_with("mod tests"))
+        })
+        .unwrap_or(lines.len());
+    let source = lines[..end].join("\n");
+    let chars: Vec<char> = source.chars().collect();
+    let mut code = String::with_capacity(source.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let rest = &chars[i..];
+        match rest {
+            // A comment, to the end of its line.
+            ['/', '/', ..] => {
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
                 }
-                previous = if previous == '\\' && c == '\\' {
-                    ' '
-                } else {
-                    c
-                };
-                continue;
             }
-            if c == '/' && chars.peek() == Some(&'/') {
-                break;
+            // A block comment.
+            ['/', '*', ..] => {
+                i += 2;
+                while i < chars.len() && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/')) {
+                    i += 1;
+                }
+                i += 2;
             }
-            if c == '"' {
-                in_string = true;
-                previous = ' ';
+            // A quote as a character, not a string.
+            ['\'', '"', '\'', ..] => i += 3,
+            ['\'', '\\', '"', '\'', ..] => i += 4,
+            // A raw string: r"…", r#"…"#.
+            ['r', '"', ..] | ['r', '#', ..]
+                if i == 0 || !(chars[i - 1].is_alphanumeric() || chars[i - 1] == '_') =>
+            {
+                let hashes = rest[1..].iter().take_while(|c| **c == '#').count();
+                if rest.get(1 + hashes) != Some(&'"') {
+                    code.push('r');
+                    i += 1;
+                    continue;
+                }
+                i += 2 + hashes;
+                while i < chars.len()
+                    && !(chars[i] == '"'
+                        && chars[i + 1..]
+                            .iter()
+                            .take(hashes)
+                            .filter(|c| **c == '#')
+                            .count()
+                            == hashes)
+                {
+                    i += 1;
+                }
+                i += 1 + hashes;
+                code.push_str("\"\"");
             }
-            kept.push(c);
+            // A string, over as many lines as it takes.
+            ['"', ..] => {
+                i += 1;
+                while i < chars.len() && chars[i] != '"' {
+                    i += if chars[i] == '\\' { 2 } else { 1 };
+                }
+                i += 1;
+                code.push_str("\"\"");
+            }
+            [c, ..] => {
+                code.push(*c);
+                i += 1;
+            }
+            [] => break,
         }
-        code.push_str(&kept);
-        code.push('\n');
     }
     code
 }
@@ -363,11 +398,17 @@ fn a_circle_is_reported_and_comments_strings_and_tests_are_not_imports() {
         ("db/a.rs", "use crate::db::b::X;"),
         (
             "db/b.rs",
-            "pub fn f() { super::c::g() }\n// crate::store::x\nconst S: &str = \"crate::store::y\";",
+            "pub fn f() { super::c::g() }\n// crate::store::x\nconst S: &str = \"crate::store::y\";\n\
+             const T: &str = \"two\n lines crate::store::z\";\nconst Q: char = '\"';\n\
+             const R: &str = r#\"a \"crate::store::w\"\"#;\n/* crate::store::v */",
         ),
         (
             "db/c.rs",
             "use crate::{db::a, domain::{self}};\n#[cfg(test)]\nmod tests {\n use crate::store::Z;\n}",
+        ),
+        (
+            "db/d.rs",
+            "const S: &str = \"a\nb\"; fn f() { crate::store::g() }\nconst Q: char = '\"'; fn h() { crate::store::i() }",
         ),
         ("domain/mod.rs", ""),
         ("store/mod.rs", ""),
@@ -381,8 +422,15 @@ fn a_circle_is_reported_and_comments_strings_and_tests_are_not_imports() {
             "src/db/c.rs".to_owned()
         ]]
     );
-    assert!(uphill(&layers_of(TWO_LAYERS), &imports).is_empty());
-    assert!(imports.iter().all(|i| i.to != "store/mod.rs"));
+    // Only the code after a string over two lines, or after a quote as a character, imports.
+    let up = uphill(&layers_of(TWO_LAYERS), &imports);
+    assert_eq!(
+        up,
+        vec!["src/db/d.rs imports src/store/mod.rs, a layer above it".to_owned()]
+    );
+    assert!(imports
+        .iter()
+        .all(|i| i.to != "store/mod.rs" || i.from == "db/d.rs"));
 }
 
 #[test]
