@@ -11,7 +11,9 @@ CREATE TABLE IF NOT EXISTS artists (
     -- its In Process API key, sealed with MOMENTLINE_SECRET_KEY (never kept in clear)
     inprocess_key BLOB,
     -- the In Process collection its Moments go to
-    collection  TEXT CHECK (collection IS NULL OR (length(collection) = 42 AND collection LIKE '0x%'))
+    collection  TEXT CHECK (collection IS NULL OR (length(collection) = 42 AND collection LIKE '0x%')),
+    -- when In Process last refused its key (401): its Moments wait until a new one is set
+    inprocess_refused_at TEXT
 );
 
 -- Only a SHA-256 of each key is kept; the prefix names a key for `keys revoke`.
@@ -187,6 +189,8 @@ CREATE TABLE IF NOT EXISTS moments (
     -- a photo alone or a caption alone: until when the other half, sent as a message of its
     -- own, joins this Moment (its dispatch waits until then)
     merge_until        TEXT,
+    -- failed: the reply it is told with (a reply kind; none: the plain "could not be posted")
+    failure            TEXT,
     UNIQUE (message_id, position)
 );
 CREATE INDEX IF NOT EXISTS moments_artist ON moments (artist_id, id);
@@ -197,7 +201,7 @@ CREATE INDEX IF NOT EXISTS moments_artist ON moments (artist_id, id);
 CREATE TABLE IF NOT EXISTS jobs (
     id          INTEGER PRIMARY KEY,
     kind        TEXT NOT NULL CHECK (kind IN ('send_text', 'keep_media', 'dispatch_moment',
-        'deliver_event', 'broadcast')),
+        'deliver_event', 'broadcast', 'hide_moment')),
     -- what the job is about, as JSON ({"message_id": 7}, {"moment_id": 3, ...})
     payload     TEXT NOT NULL,
     -- jobs sharing a queue run one at a time, oldest first (texts to one number)
@@ -223,6 +227,26 @@ CREATE INDEX IF NOT EXISTS jobs_due ON jobs (kind, run_after, id) WHERE state = 
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (queue, id) WHERE state IN ('queued', 'running');
 CREATE INDEX IF NOT EXISTS jobs_running ON jobs (lease_until) WHERE state = 'running';
 CREATE INDEX IF NOT EXISTS jobs_moment ON jobs (moment_id, kind) WHERE moment_id IS NOT NULL;
+
+-- A Moment posted on In Process (MOMENTLINE_DISPATCH=inprocess): what was uploaded for it
+-- and what it became there.
+CREATE TABLE IF NOT EXISTS inprocess_moments (
+    moment_id    INTEGER PRIMARY KEY REFERENCES moments(id),
+    -- the ar:// URIs of its media and of its metadata, uploaded once and kept for retries
+    media_uri    TEXT,
+    metadata_uri TEXT,
+    -- when a create that may have reached In Process was first sent: a retry looks first
+    sent_at      TEXT,
+    -- what it became: its collection, its token, its chain
+    contract     TEXT CHECK (contract IS NULL OR (length(contract) = 42 AND contract LIKE '0x%')),
+    token_id     TEXT,
+    chain_id     INTEGER,
+    -- UNDO: when the hide was sent, and whether In Process answered it
+    hide_sent_at TEXT,
+    hidden_at    TEXT,
+    updated_at   TEXT NOT NULL,
+    CHECK ((contract IS NULL) = (token_id IS NULL))
+);
 
 -- A verification code an artist asked to text a number ("method": "code"). Only a salted
 -- SHA-256 of the code is kept, and none at all while its text waits to be sent or when the

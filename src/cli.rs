@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Settings;
 use crate::db::broadcasts::{self, BroadcastId};
-use crate::db::{self, artists};
+use crate::db::{self, artists, jobs};
 use crate::domain::api_key::{ApiKey, DISPLAY_PREFIX_LEN};
 use crate::domain::broadcast::BroadcastText;
 use crate::domain::secret::Secret;
@@ -346,14 +346,21 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 .seal(&key, format!("artist:{}", found.id).as_bytes())
                 .map_err(|e| CliError::Usage(e.to_string()))?;
             let id = found.id;
-            store
+            let woken = store
                 .write_waiting(move |tx| {
-                    artists::set_inprocess(tx, id, &sealed, collection.as_deref())
+                    artists::set_inprocess(tx, id, &sealed, collection.as_deref())?;
+                    // Moments that waited for a key go now.
+                    jobs::queue_due_now(tx, &crate::host::inprocess::queue(id), Utc::now())
                 })
                 .await?;
             eprintln!(
-                "Kept the In Process key of '{}', sealed; `artists list` shows it is set.",
-                found.name
+                "Kept the In Process key of '{}', sealed; `artists list` shows it is set.{}",
+                found.name,
+                if woken > 0 {
+                    format!(" {woken} waiting job(s) of the artist's go now.")
+                } else {
+                    String::new()
+                }
             );
         }
         Command::Artists {

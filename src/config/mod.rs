@@ -31,6 +31,8 @@ pub enum DispatchSettings {
         url: String,
         secret: crate::host::WebhookSecret,
     },
+    /// Created on In Process, through its public API, with each artist's own key.
+    InProcess(crate::host::inprocess::InProcessSettings),
 }
 
 /// Where events about numbers and Moments are delivered (`MOMENTLINE_EVENTS_URL`, or the

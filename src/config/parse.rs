@@ -9,6 +9,7 @@ use crate::domain::number_state::{ConnectLimits, ReplyLimits};
 use crate::domain::phone_number::AllowedRegions;
 use crate::domain::sealed::SealingKey;
 use crate::domain::secret::Secret;
+use crate::host::inprocess::InProcessSettings;
 use crate::providers::{telnyx, twilio, vonage, ProviderSettings};
 use crate::store::WriterSettings;
 use crate::vars::{base_url, invalid, ConfigError, Vars};
@@ -127,6 +128,14 @@ impl Settings {
             }
         };
         let (dispatch, events) = dispatch_and_events(&vars)?;
+        if matches!(dispatch, DispatchSettings::InProcess(_)) && secret_key.is_none() {
+            return Err(invalid(
+                "MOMENTLINE_SECRET_KEY",
+                "must be set when MOMENTLINE_DISPATCH is inprocess: it opens the artists' In \
+                 Process keys (make one with `openssl rand -base64 32`)"
+                    .into(),
+            ));
+        }
         let telnyx_public_key = telnyx::read_public_key(&vars)?;
         let twilio_account_sid = get("TWILIO_ACCOUNT_SID");
         let twilio_auth_token = get("TWILIO_AUTH_TOKEN").map(Secret::from);
@@ -224,10 +233,11 @@ fn dispatch_and_events(
                     .map_err(|p| invalid("MOMENTLINE_DISPATCH_SECRET", p))?,
             }
         }
+        "inprocess" => DispatchSettings::InProcess(InProcessSettings::read(vars)?),
         other => {
             return Err(invalid(
                 "MOMENTLINE_DISPATCH",
-                format!("'{other}' is not embedded or webhook"),
+                format!("'{other}' is not embedded, webhook or inprocess"),
             ))
         }
     };
@@ -240,7 +250,7 @@ fn dispatch_and_events(
             .transpose()?;
         let dispatched = match &dispatch {
             DispatchSettings::Webhook { url, secret } => Some((url.clone(), secret.clone())),
-            DispatchSettings::Embedded => None,
+            DispatchSettings::Embedded | DispatchSettings::InProcess(_) => None,
         };
         match get("MOMENTLINE_EVENTS_URL").as_deref() {
             Some("off") if dispatched.is_some() => {

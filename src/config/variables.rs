@@ -113,7 +113,7 @@ const OWN: &[Variable] = &[
     (
         "MOMENTLINE_DISPATCH",
         "embedded",
-        "where Moments are created: embedded or webhook",
+        "where Moments are created: embedded, webhook or inprocess",
     ),
     (
         "MOMENTLINE_DISPATCH_URL",
@@ -158,13 +158,14 @@ const OWN: &[Variable] = &[
     (
         "MOMENTLINE_SECRET_KEY",
         "",
-        "32 bytes, base64: seals artists' In Process keys at rest",
+        "32 bytes, base64: seals artists' In Process keys at rest (needed by inprocess)",
     ),
 ];
 
 /// Every variable: momentline's own, each provider's, then the log's.
 pub fn variables() -> Vec<&'static Variable> {
     OWN.iter()
+        .chain(crate::host::inprocess::VARIABLES)
         .chain(crate::providers::variables())
         .chain(std::iter::once(&("RUST_LOG", "info", "log filter")))
         .collect()

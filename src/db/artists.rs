@@ -76,8 +76,9 @@ pub fn find_by_name(conn: &Conn, name: &str) -> Result<Option<Artist>, DbError> 
     )
 }
 
-/// Keeps an artist's sealed In Process key, and the collection its Moments go to when one
-/// is given (a collection kept before stays otherwise).
+/// Keeps an artist's sealed In Process key (a refusal of the one before is forgotten), and
+/// the collection its Moments go to when one is given (a collection kept before stays
+/// otherwise).
 pub fn set_inprocess(
     conn: &Conn,
     artist: ArtistId,
@@ -85,7 +86,8 @@ pub fn set_inprocess(
     collection: Option<&str>,
 ) -> Result<(), DbError> {
     conn.execute(
-        "UPDATE artists SET inprocess_key = ?2, collection = COALESCE(?3, collection)
+        "UPDATE artists SET inprocess_key = ?2, collection = COALESCE(?3, collection),
+           inprocess_refused_at = NULL
          WHERE id = ?1",
         params![artist, sealed_key, collection],
     )?;

@@ -96,6 +96,16 @@ pub fn due_now(
     )
 }
 
+/// Makes the jobs of `queue` that wait for later due now (an artist's Moments, once the
+/// operator has done what they waited for).
+pub fn queue_due_now(conn: &Conn, queue: &str, now: DateTime<Utc>) -> Result<usize, DbError> {
+    conn.execute(
+        "UPDATE jobs SET run_after = ?2, updated_at = ?2
+         WHERE queue = ?1 AND state = 'queued' AND run_after > ?2",
+        params![queue, ts(now)],
+    )
+}
+
 /// Whether a job of `kind` for the Moment is running. On PostgreSQL the Moment's jobs of `kind`
 /// are then held until the write ends: a claim under way elsewhere is waited for (and seen),
 /// and none is claimed until the write has changed them as it will.

@@ -5,6 +5,7 @@
 pub mod artists;
 pub mod broadcasts;
 pub mod codes;
+pub mod inprocess;
 pub mod jobs;
 pub mod messages;
 pub mod moments;

@@ -6,7 +6,9 @@ use serde::Serialize;
 use super::{params, ts, Conn, DbError, Row, Text};
 use crate::domain::ids::{ArtistId, MessageId, MomentId};
 use crate::domain::moment::{MediaItem, MomentCommand, MomentContent, Price};
+use crate::domain::number_state::ReplyKind;
 use crate::domain::phone_number::PhoneNumber;
+use crate::domain::TextEnum;
 use crate::domain::{MediaState, MomentKindCode, MomentState};
 
 /// Records a Moment command as a `pending` Moment; a media Moment's file is queued for
@@ -206,13 +208,25 @@ pub fn delete(conn: &Conn, id: MomentId, now: DateTime<Utc>) -> Result<(), DbErr
 
 /// Marks a pending Moment failed: it could not be posted.
 pub fn mark_failed(conn: &Conn, id: MomentId, now: DateTime<Utc>) -> Result<(), DbError> {
+    mark_failed_as(conn, id, None, now)
+}
+
+/// Records a pending Moment as failed, told with the reply `failure` (none: the plain "could
+/// not be posted").
+pub fn mark_failed_as(
+    conn: &Conn,
+    id: MomentId,
+    failure: Option<ReplyKind>,
+    now: DateTime<Utc>,
+) -> Result<(), DbError> {
     conn.execute(
-        "UPDATE moments SET state = ?3, updated_at = ?2 WHERE id = ?1 AND state = ?4",
+        "UPDATE moments SET state = ?3, updated_at = ?2, failure = ?5 WHERE id = ?1 AND state = ?4",
         params![
             id,
             ts(now),
             Text(MomentState::Failed),
-            Text(MomentState::Pending)
+            Text(MomentState::Pending),
+            failure.map(Text)
         ],
     )?;
     Ok(())
@@ -224,27 +238,40 @@ pub struct Settled {
     /// The created Moments' links, in order.
     pub links: Vec<String>,
     pub failed: usize,
+    /// The replies the failed ones are told with, each once, in order (the plain "could not be
+    /// posted" for a failure with none of its own).
+    pub failures: Vec<ReplyKind>,
 }
 
 /// How a message's Moments ended; `None` while one is still pending.
 pub fn settled(conn: &Conn, message_id: MessageId) -> Result<Option<Settled>, DbError> {
     let rows = conn.query_map(
-        "SELECT state, url FROM moments WHERE message_id = ?1 AND deleted_at IS NULL
+        "SELECT state, url, failure FROM moments WHERE message_id = ?1 AND deleted_at IS NULL
              ORDER BY position",
         &[message_id],
         |r| {
             Ok((
                 r.get::<_, Text<MomentState>>(0)?.0,
                 r.get::<_, Option<String>>(1)?,
+                r.get::<_, Option<String>>(2)?,
             ))
         },
     )?;
     let mut settled = Settled::default();
     for row in rows {
         match row {
-            (MomentState::Pending, _) => return Ok(None),
-            (MomentState::Created, Some(url)) => settled.links.push(url),
-            _ => settled.failed += 1,
+            (MomentState::Pending, _, _) => return Ok(None),
+            (MomentState::Created, Some(url), _) => settled.links.push(url),
+            (_, _, failure) => {
+                settled.failed += 1;
+                let told = failure
+                    .as_deref()
+                    .and_then(ReplyKind::parse)
+                    .unwrap_or(ReplyKind::MomentFailed);
+                if !settled.failures.contains(&told) {
+                    settled.failures.push(told);
+                }
+            }
         }
     }
     Ok(Some(settled))
@@ -477,6 +504,13 @@ pub fn merge_until(conn: &Conn, id: MomentId) -> Result<Option<DateTime<Utc>>, D
         |r| r.get(0),
     )?;
     super::opt_ts(until.flatten())
+}
+
+/// Whose Moment `id` is.
+pub fn artist_of(conn: &Conn, id: MomentId) -> Result<Option<ArtistId>, DbError> {
+    conn.query_opt("SELECT artist_id FROM moments WHERE id = ?1", &[id], |r| {
+        r.get(0)
+    })
 }
 
 #[cfg(test)]

@@ -123,6 +123,7 @@ text_enum!(
         DispatchMoment => "dispatch_moment",
         DeliverEvent => "deliver_event",
         Broadcast => "broadcast",
+        HideMoment => "hide_moment",
     }
 );
 

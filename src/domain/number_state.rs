@@ -115,6 +115,11 @@ text_enum!(
         NothingToUndo => "nothing_to_undo",
         Broadcast => "broadcast",
         Code => "code",
+        KeyRefused => "key_refused",
+        PaymentNeeded => "payment_needed",
+        HostRefused => "host_refused",
+        MomentHidden => "moment_hidden",
+        HideUnconfirmed => "hide_unconfirmed",
     }
 );
 

@@ -97,6 +97,25 @@ pub fn render(kind: ReplyKind, ctx: &ReplyContext) -> Option<String> {
              lower price.",
             crate::domain::moment::Price::MAX_USDC
         ),
+        ReplyKind::KeyRefused => "In Process refused the API key your Moments are posted with \
+             (revoked or never set). They wait, and are posted once a new key is registered."
+            .to_owned(),
+        ReplyKind::PaymentNeeded => "Not posted: In Process needs USDC for this upload. Your \
+             free uploads this month are spent and your wallet lacks USDC. Add some, then resend."
+            .to_owned(),
+        ReplyKind::HostRefused => "Not posted: In Process refused this Moment as it was sent. \
+             Check its title and price, then text it again."
+            .to_owned(),
+        ReplyKind::MomentHidden => match ctx.moment_links {
+            [one, ..] => format!("Your Moment was hidden on In Process: {one}"),
+            [] => "Your Moment was hidden on In Process.".to_owned(),
+        },
+        ReplyKind::HideUnconfirmed => match ctx.moment_links {
+            [one, ..] => {
+                format!("In Process did not confirm hiding your Moment. See it here: {one}")
+            }
+            [] => "In Process did not confirm hiding your Moment.".to_owned(),
+        },
         ReplyKind::Broadcast => return None,
     };
     Some(text)

@@ -307,7 +307,15 @@ fn decide(
         limits: settings.reply_limits,
         undoable: undoable.is_some(),
     };
-    let decision = on_inbound(&standing, inbound, &context);
+    let mut decision = on_inbound(&standing, inbound, &context);
+    if let Some(id) = undoable.filter(|_| decision.undo && settings.host.tells_withdrawal()) {
+        // The host tells the artist once it has withdrawn a created Moment.
+        if moments::to_dispatch(tx, id)?.is_some_and(|m| m.state == MomentState::Created) {
+            decision
+                .replies
+                .retain(|kind| *kind != ReplyKind::MomentDeleted);
+        }
+    }
     Ok(Decided {
         standing,
         decision,
@@ -459,7 +467,7 @@ fn enqueue_moments(
                 &NewJob {
                     kind: JobKind::DispatchMoment,
                     payload: dispatch,
-                    queue: None,
+                    queue: settings.host.queue(held.artist).as_deref(),
                 },
                 held.merge_until.unwrap_or(now),
                 now,

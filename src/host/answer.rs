@@ -18,12 +18,17 @@ pub fn retry_after(response: &reqwest::Response) -> Option<Duration> {
 
 /// The start of an answer's body, at most `MAX_ANSWER_BYTES`: a body cut off reads as what
 /// it is (a 2xx whose JSON is cut off has no URL), and a body that stops coming ends it.
-pub async fn read_capped(mut response: reqwest::Response) -> String {
+pub async fn read_capped(response: reqwest::Response) -> String {
+    read_at_most(response, MAX_ANSWER_BYTES).await
+}
+
+/// The start of an answer's body, at most `most` bytes (a list is longer than an answer).
+pub async fn read_at_most(mut response: reqwest::Response, most: usize) -> String {
     let mut bytes: Vec<u8> = Vec::new();
     while let Ok(Some(chunk)) = response.chunk().await {
-        let room = MAX_ANSWER_BYTES - bytes.len();
+        let room = most - bytes.len();
         bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if bytes.len() >= MAX_ANSWER_BYTES {
+        if bytes.len() >= most {
             break;
         }
     }

@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::answer::{read_capped, retry_after};
+use super::answer::{read_at_most, read_capped, retry_after};
+
+/// The most of a timeline page that is read: 100 Moments with room to spare.
+const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
 use crate::domain::secret::Secret;
 
 /// The latest Unix time a sale can end at: a sale that never ends.
@@ -180,17 +183,41 @@ struct Timeline {
     pagination: Option<Pagination>,
 }
 
-#[derive(Deserialize)]
-struct Listed {
+/// A Moment as In Process's timeline lists it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Listed {
     /// The collection.
-    address: String,
+    pub address: String,
     #[serde(deserialize_with = "digits")]
-    token_id: String,
+    pub token_id: String,
     #[serde(default)]
-    chain_id: Option<u64>,
+    pub chain_id: Option<u64>,
     /// The token's metadata URI.
     #[serde(default)]
-    uri: String,
+    pub uri: String,
+    /// When it was made, as In Process writes it.
+    #[serde(default)]
+    pub created_at: Option<String>,
+}
+
+impl Listed {
+    /// The Moment listed, as a create would have answered it.
+    pub fn created(&self) -> Created {
+        Created {
+            contract_address: self.address.clone(),
+            token_id: self.token_id.clone(),
+            chain_id: self.chain_id,
+            hash: None,
+        }
+    }
+
+    /// When it was made, if In Process said in a form that reads.
+    pub fn created_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        let text = self.created_at.as_deref()?;
+        chrono::DateTime::parse_from_rfc3339(text)
+            .ok()
+            .map(|t| t.with_timezone(&chrono::Utc))
+    }
 }
 
 #[derive(Deserialize)]
@@ -289,55 +316,70 @@ impl InProcessApi {
         metadata_uri: &str,
         pages: u32,
     ) -> Result<Option<Created>, ApiError> {
+        let found = self
+            .find(artist, pages, |listed| listed.uri == metadata_uri)
+            .await?;
+        Ok(found.map(|listed| listed.created()))
+    }
+
+    /// The first of the artist's Moments, newest first, hidden or not, that `wanted` picks,
+    /// in the newest `pages` pages of the public timeline.
+    pub async fn find(
+        &self,
+        artist: &str,
+        pages: u32,
+        wanted: impl Fn(&Listed) -> bool,
+    ) -> Result<Option<Listed>, ApiError> {
         for page in 1..=pages.max(1) {
-            let sent = self
-                .http
-                .get(format!("{}/timeline", self.base))
-                .query(&[
-                    ("artist", artist),
-                    ("limit", "100"),
-                    ("page", &page.to_string()),
-                    ("hidden", "true"),
-                ])
-                .send()
-                .await
-                .map_err(|e| ApiError::Retryable {
-                    reason: format!(
-                        "In Process's timeline could not be read: {}",
-                        crate::telemetry::error_chain(&e.without_url())
-                    ),
-                    retry_after: None,
-                    may_have_happened: false,
-                })?;
-            let status = sent.status();
-            let text = read_capped(sent).await;
-            if !status.is_success() {
-                return Err(ApiError::Retryable {
-                    reason: format!("In Process's timeline {}: {}", status.as_u16(), cut(&text)),
-                    retry_after: None,
-                    may_have_happened: false,
-                });
+            let (listed, last) = self.timeline_page(artist, page).await?;
+            if let Some(found) = listed.iter().find(|m| wanted(m)) {
+                return Ok(Some(found.clone()));
             }
-            let listed: Timeline =
-                serde_json::from_str(&text).map_err(|e| ApiError::Retryable {
-                    reason: format!("In Process's timeline could not be read: {e}"),
-                    retry_after: None,
-                    may_have_happened: false,
-                })?;
-            if let Some(found) = listed.moments.iter().find(|m| m.uri == metadata_uri) {
-                return Ok(Some(Created {
-                    contract_address: found.address.clone(),
-                    token_id: found.token_id.clone(),
-                    chain_id: found.chain_id,
-                    hash: None,
-                }));
-            }
-            let last = listed.pagination.map_or(page, |p| p.total_pages);
-            if listed.moments.is_empty() || page >= last {
+            if listed.is_empty() || page >= last {
                 break;
             }
         }
         Ok(None)
+    }
+
+    /// Page `page` of the artist's Moments on the public timeline, hidden ones too, and the
+    /// number of pages.
+    async fn timeline_page(&self, artist: &str, page: u32) -> Result<(Vec<Listed>, u32), ApiError> {
+        let unread = |reason: String| ApiError::Retryable {
+            reason,
+            retry_after: None,
+            may_have_happened: false,
+        };
+        let sent = self
+            .http
+            .get(format!("{}/timeline", self.base))
+            .query(&[
+                ("artist", artist),
+                ("limit", "100"),
+                ("page", &page.to_string()),
+                ("hidden", "true"),
+            ])
+            .send()
+            .await
+            .map_err(|e| {
+                unread(format!(
+                    "In Process's timeline could not be read: {}",
+                    crate::telemetry::error_chain(&e.without_url())
+                ))
+            })?;
+        let status = sent.status();
+        let text = read_at_most(sent, MAX_PAGE_BYTES).await;
+        if !status.is_success() {
+            return Err(unread(format!(
+                "In Process's timeline {}: {}",
+                status.as_u16(),
+                cut(&text)
+            )));
+        }
+        let listed: Timeline = serde_json::from_str(&text)
+            .map_err(|e| unread(format!("In Process's timeline could not be read: {e}")))?;
+        let last = listed.pagination.map_or(page, |p| p.total_pages);
+        Ok((listed.moments, last))
     }
 
     /// POSTs `body` as JSON with the artist's key; the answer's text when it is a 2xx.

@@ -5,6 +5,7 @@
 
 mod answer;
 pub mod embedded;
+pub mod inprocess;
 pub mod inprocess_api;
 pub mod standard_webhooks;
 pub mod webhook;
@@ -13,10 +14,16 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use std::time::Duration;
+
+use crate::db::jobs::{self, NewJob};
 use crate::db::moments::ForHost;
 use crate::db::{Conn, DbError};
-use crate::domain::ids::MomentId;
+use crate::domain::ids::{ArtistId, MomentId};
+use crate::domain::number_state::ReplyKind;
+use crate::domain::JobKind;
 use crate::events::{EventType, Events};
+pub use inprocess::Hide;
 pub use standard_webhooks::{DispatchError, Endpoint, WebhookSecret};
 
 /// The host Moments are created on.
@@ -24,6 +31,44 @@ pub use standard_webhooks::{DispatchError, Endpoint, WebhookSecret};
 pub enum Host {
     Embedded(embedded::Embedded),
     Webhook(webhook::Webhook),
+    InProcess(Box<inprocess::InProcess>),
+}
+
+/// Why a host did not create a Moment this time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotCreated {
+    /// Another attempt may succeed, not before `retry_after` if given.
+    Retry {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// Nothing will succeed until the operator acts for the artist (a new key): its Moments
+    /// wait, and no attempt is spent.
+    Paused { reason: String },
+    /// No attempt will succeed; the artist is told with `told_as` (none: the plain "could
+    /// not be posted").
+    Failed {
+        reason: String,
+        told_as: Option<ReplyKind>,
+    },
+}
+
+impl From<DispatchError> for NotCreated {
+    fn from(e: DispatchError) -> Self {
+        match e {
+            DispatchError::Retryable {
+                reason,
+                retry_after,
+            } => Self::Retry {
+                reason,
+                retry_after,
+            },
+            DispatchError::Permanent { reason } => Self::Failed {
+                reason,
+                told_as: None,
+            },
+        }
+    }
 }
 
 /// A Moment as a host is asked to create it: its row, and momentline's kept copy of its
@@ -48,6 +93,7 @@ impl Host {
         match self {
             Self::Embedded(_) => "embedded",
             Self::Webhook(_) => "webhook",
+            Self::InProcess(_) => "inprocess",
         }
     }
 
@@ -55,7 +101,7 @@ impl Host {
     pub fn needs_no_asking(&self) -> bool {
         match self {
             Self::Embedded(_) => true,
-            Self::Webhook(_) => false,
+            Self::Webhook(_) | Self::InProcess(_) => false,
         }
     }
 
@@ -64,7 +110,7 @@ impl Host {
     pub fn link_without_asking(&self, id: MomentId) -> Option<String> {
         match self {
             Self::Embedded(embedded) => Some(embedded.link(id)),
-            Self::Webhook(_) => None,
+            Self::Webhook(_) | Self::InProcess(_) => None,
         }
     }
 
@@ -79,16 +125,48 @@ impl Host {
         host = self.name(),
         moment_id = to_create.moment.id.0,
     ))]
-    pub async fn create(&self, to_create: &ToCreate<'_>) -> Result<String, DispatchError> {
+    pub async fn create(&self, to_create: &ToCreate<'_>) -> Result<String, NotCreated> {
         match self {
             Self::Embedded(embedded) => Ok(embedded.link(to_create.moment.id)),
-            Self::Webhook(webhook) => webhook.create(to_create).await,
+            Self::Webhook(webhook) => Ok(webhook.create(to_create).await?),
+            Self::InProcess(inprocess) => inprocess.create(to_create).await,
+        }
+    }
+
+    /// The jobs queue an artist's Moments share, when the host takes them one at a time.
+    pub fn queue(&self, artist: ArtistId) -> Option<String> {
+        match self {
+            Self::Embedded(_) | Self::Webhook(_) => None,
+            Self::InProcess(_) => Some(inprocess::queue(artist)),
+        }
+    }
+
+    /// Notes that the host refuses the artist until the operator acts (`NotCreated::Paused`);
+    /// `true` the first time, when the artist is told.
+    pub fn pause(&self, tx: &Conn, artist: ArtistId, now: DateTime<Utc>) -> Result<bool, DbError> {
+        match self {
+            Self::Embedded(_) | Self::Webhook(_) => Ok(false),
+            Self::InProcess(inprocess) => inprocess.pause(tx, artist, now),
+        }
+    }
+
+    /// Whether UNDO of a created Moment is told to the artist once the host has withdrawn it
+    /// (not at once).
+    pub fn tells_withdrawal(&self) -> bool {
+        matches!(self, Self::InProcess(_))
+    }
+
+    /// Withdraws Moment `id` from the host (the `hide_moment` job of UNDO).
+    pub async fn hide(&self, id: MomentId) -> Hide {
+        match self {
+            Self::Embedded(_) | Self::Webhook(_) => Hide::Nothing,
+            Self::InProcess(inprocess) => inprocess.hide(id).await,
         }
     }
 
     /// UNDO of a Moment the host has, at `url`, or may have (an attempt went unanswered):
     /// the host is told, in the write that removed it, to withdraw it. Every host hears it as
-    /// a `moment.deleted` event.
+    /// a `moment.deleted` event; In Process is asked to hide it by a `hide_moment` job.
     pub fn withdraw(
         &self,
         tx: &Conn,
@@ -97,10 +175,18 @@ impl Host {
         events: Events,
         now: DateTime<Utc>,
     ) -> Result<(), DbError> {
-        match self {
-            Self::Embedded(_) | Self::Webhook(_) => {
-                events.moment(tx, EventType::MomentDeleted, moment, url, None, now)
-            }
+        if let Self::InProcess(_) = self {
+            // Hidden there by a job of its own, after any create of the artist's in flight.
+            jobs::enqueue(
+                tx,
+                &NewJob {
+                    kind: JobKind::HideMoment,
+                    payload: serde_json::json!({ "moment_id": moment.id }),
+                    queue: self.queue(moment.artist_id).as_deref(),
+                },
+                now,
+            )?;
         }
+        events.moment(tx, EventType::MomentDeleted, moment, url, None, now)
     }
 }

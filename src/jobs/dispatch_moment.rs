@@ -9,15 +9,15 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
-use super::{payload_id, Attempted, JobContext, Performed, Settled};
+use super::{payload_id, Attempted, JobContext, Performed, Settled, LONGEST_WAIT};
 use crate::db::jobs::Claimed;
 use crate::db::{messages, moments, Conn, DbError};
-use crate::domain::ids::MomentId;
+use crate::domain::ids::{ArtistId, MessageId, MomentId};
 use crate::domain::number_state::ReplyKind;
 use crate::domain::replies::{self, ReplyContext};
 use crate::domain::{MomentState, TextEnum};
 use crate::events::{EventType, Events};
-use crate::host::{DispatchError, Host, HostMedia, ToCreate};
+use crate::host::{Host, HostMedia, NotCreated, ToCreate};
 
 #[tracing::instrument(name = "dispatch_moment", skip_all, fields(moment_id = payload_id::<i64>(job, "moment_id")))]
 pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
@@ -30,13 +30,13 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
         events: ctx.events(),
         host: ctx.host.clone(),
     };
-    let (attempted, url, host_attempt) = match ctx.host.link_without_asking(id) {
-        Some(link) => (Attempted::Done, link, None),
+    let (attempted, url, host_attempt, after) = match ctx.host.link_without_asking(id) {
+        Some(link) => (Attempted::Done, link, None, After::default()),
         None => match ask_host(ctx, id).await {
-            Ok(Some(url)) => (Attempted::Done, url, Some(job.attempt)),
+            Ok(Some(url)) => (Attempted::Done, url, Some(job.attempt), After::default()),
             // Settled before: nothing to send.
             Ok(None) => return Performed::only(Attempted::Done),
-            Err(attempted) => (attempted, String::new(), Some(job.attempt)),
+            Err((attempted, after)) => (attempted, String::new(), Some(job.attempt), after),
         },
     };
     Performed {
@@ -44,8 +44,16 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
         record: Arc::new(move |tx, settled| {
             let outcome = match settled {
                 Settled::Done => Ok(url.as_str()),
-                Settled::Failed { reason } => Err(reason),
-                Settled::Retrying { .. } => return Ok(()),
+                Settled::Failed { reason } => Err(Failure {
+                    reason,
+                    told_as: after.told_as,
+                }),
+                Settled::Retrying { .. } => {
+                    if let Some(artist) = after.paused {
+                        tell_paused(tx, id, artist, &settle)?;
+                    }
+                    return Ok(());
+                }
             };
             record(tx, id, outcome, host_attempt, &settle)
         }),
@@ -61,16 +69,33 @@ pub struct Settle {
     pub host: Host,
 }
 
+/// A Moment that could not be posted: why, and the reply it is told with (none: the plain
+/// "could not be posted").
+#[derive(Debug, Clone, Copy)]
+pub struct Failure<'a> {
+    pub reason: &'a str,
+    pub told_as: Option<ReplyKind>,
+}
+
+/// What an attempt that did not post leaves to record besides its outcome.
+#[derive(Debug, Clone, Copy, Default)]
+struct After {
+    /// The reply a failure is told with.
+    told_as: Option<ReplyKind>,
+    /// The host refuses the artist until the operator acts: its Moments wait.
+    paused: Option<ArtistId>,
+}
+
 /// Posts the Moment to the host; answers the URL it gives (empty for a Moment UNDO removed
 /// first, which is not posted again; one UNDO removed while it was posted keeps its URL, so
 /// `record` has the host withdraw it), `None` when the Moment is no longer pending, or how the
 /// attempt failed.
-async fn ask_host(ctx: &JobContext, id: MomentId) -> Result<Option<String>, Attempted> {
+async fn ask_host(ctx: &JobContext, id: MomentId) -> Result<Option<String>, (Attempted, After)> {
     let found = ctx
         .store
         .read(move |c| moments::for_host(c, id))
         .await
-        .map_err(|e| Attempted::read_failed("the Moment", &e))?;
+        .map_err(|e| (Attempted::read_failed("the Moment", &e), After::default()))?;
     let Some(moment) = found.filter(|m| m.state == MomentState::Pending) else {
         return Ok(None);
     };
@@ -93,15 +118,91 @@ async fn ask_host(ctx: &JobContext, id: MomentId) -> Result<Option<String>, Atte
             tracing::info!(moment_id = id.0, %url, "Moment created on the host");
             Ok(Some(url))
         }
-        Err(DispatchError::Retryable {
+        Err(NotCreated::Retry {
             reason,
             retry_after,
-        }) => Err(Attempted::Retry {
-            reason,
-            at_least: retry_after,
-        }),
-        Err(DispatchError::Permanent { reason }) => Err(Attempted::Failed { reason }),
+        }) => Err((
+            Attempted::Retry {
+                reason,
+                at_least: retry_after,
+            },
+            After::default(),
+        )),
+        Err(NotCreated::Paused { reason }) => Err((
+            Attempted::Throttled {
+                reason,
+                wait: LONGEST_WAIT,
+            },
+            After {
+                told_as: None,
+                paused: Some(moment.artist_id),
+            },
+        )),
+        Err(NotCreated::Failed { reason, told_as }) => Err((
+            Attempted::Failed { reason },
+            After {
+                told_as,
+                paused: None,
+            },
+        )),
     }
+}
+
+/// The host refuses the artist until the operator acts: the first time, the artist is told
+/// (once, however many of its Moments wait).
+fn tell_paused(tx: &Conn, id: MomentId, artist: ArtistId, settle: &Settle) -> Result<(), DbError> {
+    let now = Utc::now();
+    if !settle.host.pause(tx, artist, now)? {
+        return Ok(());
+    }
+    let Some(moment) = moments::to_dispatch(tx, id)? else {
+        return Ok(());
+    };
+    tell(
+        tx,
+        moment.message_id,
+        ReplyKind::KeyRefused,
+        &[],
+        settle.sender,
+        now,
+    )
+}
+
+/// Queues reply `kind` in the conversation of inbound message `message_id`, to its number.
+pub fn tell(
+    tx: &Conn,
+    message_id: MessageId,
+    kind: ReplyKind,
+    links: &[String],
+    sender: &'static str,
+    now: chrono::DateTime<Utc>,
+) -> Result<(), DbError> {
+    let Some(inbound) = messages::conversation_of(tx, message_id)? else {
+        return Ok(());
+    };
+    let Some(body) = replies::render(
+        kind,
+        &ReplyContext {
+            artist: None,
+            manage_url: "",
+            moment_links: links,
+        },
+    ) else {
+        return Ok(());
+    };
+    messages::queue_outbound(
+        tx,
+        &messages::NewOutbound {
+            artist: inbound.artist,
+            to: &inbound.phone,
+            from: inbound.service_number.as_deref().filter(|n| !n.is_empty()),
+            body: &body,
+            provider: sender,
+            purpose: kind,
+        },
+        now,
+    )?;
+    Ok(())
 }
 
 /// The texts a message's decision left for its Moments' dispatch.
@@ -180,7 +281,7 @@ pub fn settle_at_claim(
 pub fn record(
     tx: &Conn,
     id: MomentId,
-    outcome: Result<&str, &str>,
+    outcome: Result<&str, Failure>,
     host_attempt: Option<u32>,
     settle: &Settle,
 ) -> Result<(), DbError> {
@@ -222,16 +323,21 @@ pub fn record(
     } else {
         match outcome {
             Ok(url) => moments::mark_created(tx, id, url, now)?,
-            Err(_) => moments::mark_failed(tx, id, now)?,
+            Err(failure) => moments::mark_failed_as(tx, id, failure.told_as, now)?,
         }
         if let Some(told) = moments::for_host(tx, id)? {
             match outcome {
                 Ok(url) => {
                     events.moment(tx, EventType::MomentCreated, &told, Some(url), None, now)?
                 }
-                Err(reason) => {
-                    events.moment(tx, EventType::MomentFailed, &told, None, Some(reason), now)?
-                }
+                Err(failure) => events.moment(
+                    tx,
+                    EventType::MomentFailed,
+                    &told,
+                    None,
+                    Some(failure.reason),
+                    now,
+                )?,
             }
         }
     }
@@ -239,40 +345,14 @@ pub fn record(
     let Some(settled) = moments::settled(tx, moment.message_id)? else {
         return Ok(());
     };
-    let Some(inbound) = messages::conversation_of(tx, moment.message_id)? else {
-        return Ok(());
-    };
     let mut kinds = Vec::new();
     if texts.posted && !settled.links.is_empty() {
         kinds.push(ReplyKind::MomentPosted);
     }
-    if settled.failed > 0 {
-        kinds.push(ReplyKind::MomentFailed);
-    }
+    kinds.extend_from_slice(&settled.failures);
     kinds.extend_from_slice(&texts.then);
     for kind in kinds {
-        let Some(body) = replies::render(
-            kind,
-            &ReplyContext {
-                artist: None,
-                manage_url: "",
-                moment_links: &settled.links,
-            },
-        ) else {
-            continue;
-        };
-        messages::queue_outbound(
-            tx,
-            &messages::NewOutbound {
-                artist: inbound.artist,
-                to: &inbound.phone,
-                from: inbound.service_number.as_deref().filter(|n| !n.is_empty()),
-                body: &body,
-                provider: sender,
-                purpose: kind,
-            },
-            now,
-        )?;
+        tell(tx, moment.message_id, kind, &settled.links, sender, now)?;
     }
     Ok(())
 }
@@ -283,6 +363,13 @@ mod tests {
     use crate::db::params;
     use crate::domain::ids::{ArtistId, MessageId};
     use crate::domain::moment::{MomentCommand, MomentContent, Price};
+
+    fn failure(reason: &str) -> Failure<'_> {
+        Failure {
+            reason,
+            told_as: None,
+        }
+    }
 
     fn moment(conn: &Conn, message: MessageId, position: usize) -> MomentId {
         let command = MomentCommand {
@@ -347,7 +434,7 @@ mod tests {
         )
         .expect("first");
         assert!(texts(conn).is_empty(), "one Moment is still pending");
-        record(conn, second, Err("host 400"), None, &posted).expect("second");
+        record(conn, second, Err(failure("host 400")), None, &posted).expect("second");
         assert_eq!(
             texts(conn),
             [
@@ -369,7 +456,7 @@ mod tests {
         assert_eq!(jobs, 3, "each text has the job that sends it");
 
         // Settling again (an outcome written twice) queues nothing more.
-        record(conn, second, Err("host 400"), None, &posted).expect("again");
+        record(conn, second, Err(failure("host 400")), None, &posted).expect("again");
         assert_eq!(texts(conn).len(), 3);
     }
 }

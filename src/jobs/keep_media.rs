@@ -33,10 +33,14 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
                     moments::lock_number(tx, id)?;
                     moments::media_kept(tx, id, &file)?;
                     if let Some(dispatch) = &dispatch {
+                        let queue = match moments::artist_of(tx, id)? {
+                            Some(artist) => host.queue(artist),
+                            None => None,
+                        };
                         let job = NewJob {
                             kind: JobKind::DispatchMoment,
                             payload: dispatch.clone(),
-                            queue: None,
+                            queue: queue.as_deref(),
                         };
                         // A photo alone still waits for its caption until its window ends.
                         let now = chrono::Utc::now();
@@ -70,7 +74,16 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
                                     events,
                                     host: host.clone(),
                                 };
-                                dispatch_moment::record(tx, id, Err(reason), None, &settle)
+                                dispatch_moment::record(
+                                    tx,
+                                    id,
+                                    Err(dispatch_moment::Failure {
+                                        reason,
+                                        told_as: None,
+                                    }),
+                                    None,
+                                    &settle,
+                                )
                             }
                             None => Ok(()),
                         }

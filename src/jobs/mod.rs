@@ -10,6 +10,7 @@
 mod broadcast;
 mod deliver_event;
 pub(crate) mod dispatch_moment;
+mod hide_moment;
 mod inline;
 mod keep_media;
 mod outcome;
@@ -40,6 +41,7 @@ pub const ALL_KINDS: &[JobKind] = &[
     JobKind::KeepMedia,
     JobKind::DeliverEvent,
     JobKind::Broadcast,
+    JobKind::HideMoment,
 ];
 
 /// How the runner works.

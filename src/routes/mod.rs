@@ -6,6 +6,7 @@ mod health;
 mod html;
 mod media;
 mod messages;
+mod metadata;
 mod metrics;
 mod moment_page;
 mod moments;
@@ -99,6 +100,10 @@ fn route_table() -> Vec<(&'static str, Vec<Endpoint>)> {
         ("/api/messages/{id}", vec![on(M::GET, messages::one)]),
         ("/api/moments", vec![on(M::GET, moments::list)]),
         ("/moments/{id}", vec![on(M::GET, moments::page)]),
+        (
+            "/moments/{id}/metadata.json",
+            vec![on(M::GET, metadata::metadata)],
+        ),
         ("/media/{file}", vec![on(M::GET, media::file)]),
         ("/webhooks/telnyx", vec![on(M::POST, webhooks::telnyx)]),
         ("/webhooks/twilio", vec![on(M::POST, webhooks::twilio)]),

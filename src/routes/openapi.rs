@@ -14,7 +14,9 @@ use utoipa::openapi::{
 };
 use utoipa::{Modify, OpenApi};
 
-use super::{health, media, messages, metrics, moments, phones, webhooks, ApiError, ErrorBody};
+use super::{
+    health, media, messages, metadata, metrics, moments, phones, webhooks, ApiError, ErrorBody,
+};
 use crate::events::{EventType, MomentEvent, NumberEvent};
 use crate::host::webhook::MomentCreate;
 
@@ -36,6 +38,7 @@ use crate::host::webhook::MomentCreate;
         messages::one,
         moments::list,
         moments::page,
+        metadata::metadata,
         media::file,
         health::healthz,
         metrics::metrics,

@@ -18,6 +18,7 @@ use crate::events::Events;
 use crate::flows::connect::ConnectSettings;
 use crate::flows::inbound::ReceiveSettings;
 use crate::host::embedded::Embedded;
+use crate::host::inprocess::InProcess;
 use crate::host::webhook::Webhook;
 use crate::host::{Endpoint, Host};
 use crate::jobs::{JobContext, Pacer, Runner, RunnerSettings};
@@ -133,6 +134,21 @@ impl Application {
                 secret.clone(),
                 settings.provider_timeout,
             )?),
+            DispatchSettings::InProcess(inprocess) => {
+                // The settings refuse inprocess without it.
+                let sealing = settings.secret_key.clone().ok_or_else(|| {
+                    StartupError::Preflight(vec![
+                        "MOMENTLINE_SECRET_KEY must be set when MOMENTLINE_DISPATCH is inprocess"
+                            .into(),
+                    ])
+                })?;
+                Host::InProcess(Box::new(InProcess::new(
+                    inprocess.clone(),
+                    sealing,
+                    store.clone(),
+                    settings.public_url.clone(),
+                )?))
+            }
         };
         let events = settings
             .events

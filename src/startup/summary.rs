@@ -86,6 +86,10 @@ pub(super) fn summary(
             DispatchSettings::Webhook { url, .. } => {
                 format!("Moments are created on the host at {url}")
             }
+            DispatchSettings::InProcess(i) => format!(
+                "Moments are created on In Process at {} ({:?}, links on {})",
+                i.api_base, i.chain, i.site_url
+            ),
         },
     );
     say(

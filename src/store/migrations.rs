@@ -23,6 +23,8 @@ const STEPS: &[M<'static>] = &[
         "../../migrations/0004_jobs_moment_and_request.sql"
     )),
     M::up(include_str!("../../migrations/0005_inprocess_artists.sql")),
+    // Rebuilds `jobs`.
+    M::up(include_str!("../../migrations/0006_inprocess_moments.sql")),
 ];
 
 /// The schema version this momentline writes.
@@ -72,6 +74,10 @@ const POSTGRES_STEPS: &[(i64, &str)] = &[
     (
         5,
         include_str!("../../migrations/postgres/0005_inprocess_artists.sql"),
+    ),
+    (
+        6,
+        include_str!("../../migrations/postgres/0006_inprocess_moments.sql"),
     ),
 ];
 
