@@ -18,3 +18,9 @@ ALTER TABLE moments ADD COLUMN failure TEXT COLLATE "C";
 ALTER TABLE jobs DROP CONSTRAINT jobs_kind_check;
 ALTER TABLE jobs ADD CONSTRAINT jobs_kind_check CHECK (kind IN ('send_text', 'keep_media',
     'dispatch_moment', 'deliver_event', 'broadcast', 'hide_moment'));
+ALTER TABLE messages DROP CONSTRAINT messages_purpose_check;
+ALTER TABLE messages ADD CONSTRAINT messages_purpose_check CHECK (purpose IN ('prompt',
+    'verified', 'opted_out', 'opted_in', 'welcome', 'expired', 'reminder', 'help',
+    'video_refused', 'moment_posted', 'moment_failed', 'price_too_high', 'code', 'broadcast',
+    'moment_deleted', 'nothing_to_undo', 'key_refused', 'payment_needed', 'host_refused',
+    'moment_hidden', 'hide_unconfirmed'));

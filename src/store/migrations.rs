@@ -23,8 +23,8 @@ const STEPS: &[M<'static>] = &[
         "../../migrations/0004_jobs_moment_and_request.sql"
     )),
     M::up(include_str!("../../migrations/0005_inprocess_artists.sql")),
-    // Rebuilds `jobs`.
-    M::up(include_str!("../../migrations/0006_inprocess_moments.sql")),
+    // Rebuilds `jobs` and `messages`.
+    M::up(include_str!("../../migrations/0006_inprocess_moments.sql")).foreign_key_check(),
 ];
 
 /// The schema version this momentline writes.
@@ -244,28 +244,51 @@ mod tests {
         assert_eq!(definitions(&fresh), definitions(&upgraded));
     }
 
+    /// The words a table's CHECK on `column` allows, in a fresh and an upgraded database.
+    fn allowed(table: &str, column: &str) -> Vec<Vec<String>> {
+        let (fresh, upgraded) = fresh_and_upgraded();
+        [&fresh, &upgraded]
+            .iter()
+            .map(|conn| {
+                let sql = definitions(conn)
+                    .into_iter()
+                    .find(|sql| sql.starts_with(&format!("CREATE TABLE {table} ")))
+                    .expect("the table");
+                let listed = sql
+                    .split_once(&format!("{column} IN ("))
+                    .and_then(|(_, rest)| rest.split_once(')'))
+                    .map(|(words, _)| words)
+                    .expect("the CHECK");
+                let mut words: Vec<String> = listed
+                    .split(',')
+                    .map(|k| k.trim().trim_matches('\'').to_owned())
+                    .collect();
+                words.sort_unstable();
+                words
+            })
+            .collect()
+    }
+
+    fn sorted<T: crate::domain::TextEnum + 'static>(all: &[(T, &'static str)]) -> Vec<String> {
+        let mut words: Vec<String> = all.iter().map(|(_, w)| (*w).to_owned()).collect();
+        words.sort_unstable();
+        words
+    }
+
     #[test]
     fn the_jobs_check_allows_exactly_the_kinds_momentline_runs() {
         use crate::domain::{JobKind, TextEnum};
-        let (fresh, upgraded) = fresh_and_upgraded();
-        for conn in [&fresh, &upgraded] {
-            let jobs = definitions(conn)
-                .into_iter()
-                .find(|sql| sql.starts_with("CREATE TABLE jobs"))
-                .expect("jobs table");
-            let listed = jobs
-                .split_once("kind IN (")
-                .and_then(|(_, rest)| rest.split_once(')'))
-                .map(|(kinds, _)| kinds)
-                .expect("the kinds CHECK");
-            let mut allowed: Vec<&str> = listed
-                .split(',')
-                .map(|k| k.trim().trim_matches('\''))
-                .collect();
-            allowed.sort_unstable();
-            let mut kinds: Vec<&str> = JobKind::ALL.iter().map(|(_, word)| *word).collect();
-            kinds.sort_unstable();
-            assert_eq!(allowed, kinds);
+        for allowed in allowed("jobs", "kind") {
+            assert_eq!(allowed, sorted(JobKind::ALL));
+        }
+    }
+
+    #[test]
+    fn the_messages_check_allows_exactly_the_replies_momentline_sends() {
+        use crate::domain::number_state::ReplyKind;
+        use crate::domain::TextEnum;
+        for allowed in allowed("messages", "purpose") {
+            assert_eq!(allowed, sorted(ReplyKind::ALL));
         }
     }
 

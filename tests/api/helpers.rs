@@ -1222,6 +1222,21 @@ impl TestApp {
     }
 
     /// Delivers events until none is due; counts them.
+    /// Keeps media, dispatches and hides Moments and sends texts until nothing is due;
+    /// counts the texts.
+    pub async fn drain_all(&self) -> Round {
+        self.drain_kinds(
+            &[
+                JobKind::KeepMedia,
+                JobKind::DispatchMoment,
+                JobKind::HideMoment,
+                JobKind::SendText,
+            ],
+            JobKind::SendText,
+        )
+        .await
+    }
+
     pub async fn drain_events(&self) -> Round {
         self.drain_kinds(&[JobKind::DeliverEvent], JobKind::DeliverEvent)
             .await

@@ -10,6 +10,7 @@ mod events;
 mod faults;
 mod helpers;
 mod host;
+mod inprocess;
 mod inprocess_standin;
 mod instances;
 mod media;

@@ -176,7 +176,10 @@ async fn a_version_1_database_keeps_its_data_and_its_queued_texts_are_sent() {
     );
     let app = spawn_app_on_dump(&due_now, V1_KEY).await;
     telnyx_accepts_texts(&app.provider_api).await;
-    assert_eq!(app.count("PRAGMA user_version"), 5);
+    assert_eq!(
+        app.count("PRAGMA user_version"),
+        momentline::store::migrations::VERSION
+    );
 
     let messages = app.get_json("/api/messages").await;
     assert_eq!(messages["messages"].as_array().map(Vec::len), Some(8));
