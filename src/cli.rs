@@ -126,11 +126,16 @@ enum ArtistsCommand {
     /// List artists, with their live keys and verified numbers.
     List,
     /// Keep an artist's In Process API key, read from standard input (never an argument), sealed
-    /// with MOMENTLINE_SECRET_KEY; and, optionally, the collection its Moments go to.
+    /// with MOMENTLINE_SECRET_KEY; and, optionally, its wallet address and the collection its
+    /// Moments go to. Moments that waited for a key are posted then.
     InprocessKey {
         /// The artist's name, as given to `artists add`.
         #[arg(long)]
         artist: String,
+        /// The artist's wallet address (0x and 40 hex characters), the account its Moments are
+        /// created by and paid out to; replaces the one given to `artists add`.
+        #[arg(long)]
+        address: Option<String>,
         /// The In Process collection the artist's Moments go to (0x and 40 hex characters);
         /// without it, the first Moment makes one.
         #[arg(long)]
@@ -313,7 +318,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             println!("{id}");
         }
         Command::Artists {
-            command: ArtistsCommand::InprocessKey { artist, collection },
+            command:
+                ArtistsCommand::InprocessKey {
+                    artist,
+                    address,
+                    collection,
+                },
         } => {
             let sealing = settings.secret_key.clone().ok_or_else(|| {
                 CliError::Usage(
@@ -326,6 +336,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 .as_deref()
                 .map(|c| address_of("--collection", c))
                 .transpose()?;
+            let address = address.as_deref().map(wallet_address).transpose()?;
             // Typed or pasted at a terminal, the key is not echoed (nor kept in scrollback).
             let key = if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
                 let typed = rpassword::prompt_password(
@@ -348,7 +359,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let id = found.id;
             let woken = store
                 .write_waiting(move |tx| {
-                    artists::set_inprocess(tx, id, &sealed, collection.as_deref())?;
+                    artists::set_inprocess(
+                        tx,
+                        id,
+                        &sealed,
+                        address.as_deref(),
+                        collection.as_deref(),
+                    )?;
                     // Moments that waited for a key go now.
                     jobs::queue_due_now(tx, &crate::host::inprocess::queue(id), Utc::now())
                 })

@@ -243,6 +243,56 @@ mod tests {
     }
 
     #[test]
+    fn the_in_process_host_needs_the_secret_key_and_refuses_bad_values_by_name() {
+        let refused = |vars: &[(&str, &str)], variable: &str| match settings(vars) {
+            Err(ConfigError::Invalid {
+                variable: named, ..
+            }) => assert_eq!(named, variable),
+            other => panic!("{vars:?} gave {other:?}"),
+        };
+        let key = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+        refused(
+            &[("MOMENTLINE_DISPATCH", "inprocess")],
+            "MOMENTLINE_SECRET_KEY",
+        );
+        for (variable, value) in [
+            ("INPROCESS_CHAIN", "ethereum"),
+            ("INPROCESS_API_BASE", "inprocess.world/api"),
+            ("INPROCESS_SITE_URL", "ftp://inprocess.world"),
+            ("INPROCESS_CREATE_REFERRAL", "0x123"),
+            ("INPROCESS_TIMEOUT_SECS", "0"),
+            ("INPROCESS_LOOK_AFTER_SECS", "soon"),
+        ] {
+            refused(
+                &[
+                    ("MOMENTLINE_DISPATCH", "inprocess"),
+                    ("MOMENTLINE_SECRET_KEY", key),
+                    (variable, value),
+                ],
+                variable,
+            );
+        }
+        let good = settings(&[
+            ("MOMENTLINE_DISPATCH", "inprocess"),
+            ("MOMENTLINE_SECRET_KEY", key),
+            ("INPROCESS_CHAIN", "base-sepolia"),
+            ("INPROCESS_SITE_URL", "https://testnet.inprocess.world/"),
+        ])
+        .expect("settings");
+        match good.dispatch {
+            DispatchSettings::InProcess(i) => {
+                assert_eq!(i.chain, crate::domain::chain::Chain::BaseSepolia);
+                assert_eq!(i.site_url, "https://testnet.inprocess.world");
+                assert_eq!(i.api_base, "https://inprocess.world/api");
+                assert_eq!(i.create_referral, None);
+                assert_eq!(i.timeout, std::time::Duration::from_secs(240));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(good.events.is_none(), "no events unless asked for");
+    }
+
+    #[test]
     fn bad_values_of_the_job_and_dispatch_variables_are_refused_by_name() {
         let refused = |vars: &[(&str, &str)], variable: &str| match settings(vars) {
             Err(ConfigError::Invalid {

@@ -77,19 +77,20 @@ pub fn find_by_name(conn: &Conn, name: &str) -> Result<Option<Artist>, DbError> 
 }
 
 /// Keeps an artist's sealed In Process key (a refusal of the one before is forgotten), and
-/// the collection its Moments go to when one is given (a collection kept before stays
-/// otherwise).
+/// its address and the collection its Moments go to when they are given (those kept before
+/// stay otherwise).
 pub fn set_inprocess(
     conn: &Conn,
     artist: ArtistId,
     sealed_key: &[u8],
+    address: Option<&str>,
     collection: Option<&str>,
 ) -> Result<(), DbError> {
     conn.execute(
-        "UPDATE artists SET inprocess_key = ?2, collection = COALESCE(?3, collection),
-           inprocess_refused_at = NULL
+        "UPDATE artists SET inprocess_key = ?2, address = COALESCE(?3, address),
+           collection = COALESCE(?4, collection), inprocess_refused_at = NULL
          WHERE id = ?1",
-        params![artist, sealed_key, collection],
+        params![artist, sealed_key, address, collection],
     )?;
     Ok(())
 }

@@ -44,19 +44,23 @@ async fn spawn_inprocess_app(extra: &[(&str, &str)]) -> (TestApp, InProcessStand
     env.extend_from_slice(extra);
     let app = spawn_app_with_env(&env, |_| {}).await;
     telnyx_accepts_texts(&app.provider_api).await;
-    app.execute(
-        "UPDATE artists SET address = ?1 WHERE name = ?2",
-        &[ADDRESS, ARTIST],
-    );
     register_key(&app, KEY);
     app.verified(PHONE).await;
     (app, standin)
 }
 
-/// `momentline artists inprocess-key --artist ARTIST`, the key on standard input.
+/// `momentline artists inprocess-key --artist ARTIST --address ADDRESS`, the key on standard
+/// input.
 fn register_key(app: &TestApp, key: &str) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_momentline"))
-        .args(["artists", "inprocess-key", "--artist", ARTIST])
+        .args([
+            "artists",
+            "inprocess-key",
+            "--artist",
+            ARTIST,
+            "--address",
+            ADDRESS,
+        ])
         .env_clear()
         .envs(clock_env())
         .envs(app.database_env())
