@@ -224,7 +224,7 @@ impl InProcess {
         let account = self.account(artist_id, &m.artist_name, &artist)?;
         if let Some(sent_at) = kept.sent_at.as_deref() {
             let found = self
-                .look_for(&account, m.kind, &kept, sent_at, &known)
+                .look_for(&account, m.kind, &m.title, &kept, sent_at, &known)
                 .await
                 .map_err(|e| self.not_created(e, &m.artist_name))?;
             if let Some(found) = found {
@@ -428,8 +428,10 @@ impl InProcess {
     ///   lists: its metadata URI is momentline's own upload, so the Moment listed with it is
     ///   this one.
     /// - A writing Moment (In Process makes its metadata): the artist's newest Moment made no
-    ///   earlier than a minute before the first create was sent, in its collection when it has
-    ///   one, that is none of momentline's recorded Moments. The artist's Moments are created
+    ///   earlier than a minute before the first create was sent (In Process lists a Moment at
+    ///   its sale's start, set as the create is sent), in its collection when it has one,
+    ///   named with its title when the timeline gives a name, that is none of momentline's
+    ///   recorded Moments. The artist's Moments are created
     ///   one at a time, so no other create of momentline's is in that window; a Moment the
     ///   artist made elsewhere in the same minutes would be taken for it (the text is then
     ///   linked to that Moment, and nothing is minted twice).
@@ -437,6 +439,7 @@ impl InProcess {
         &self,
         account: &Account,
         kind: MomentKindCode,
+        title: &str,
         kept: &inprocess::Moment,
         sent_at: &str,
         known: &[(String, String)],
@@ -465,7 +468,8 @@ impl InProcess {
                     .as_deref()
                     .is_none_or(|c| c.eq_ignore_ascii_case(&listed.address));
                 let made_since = listed.created_at().is_some_and(|t| t >= since);
-                !recorded && in_collection && made_since
+                let named = listed.name().is_none_or(|name| name == title);
+                !recorded && in_collection && made_since && named
             })
             .await?;
         Ok(found.map(|listed| listed.created()))
@@ -602,7 +606,7 @@ impl InProcess {
             (None, None) => return Hide::Nothing,
             (None, Some(sent_at)) => {
                 match self
-                    .look_for(&account, moment.kind, &kept, sent_at, &known)
+                    .look_for(&account, moment.kind, &moment.title, &kept, sent_at, &known)
                     .await
                 {
                     Ok(Some(found)) => {

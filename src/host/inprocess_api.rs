@@ -195,9 +195,19 @@ pub struct Listed {
     /// The token's metadata URI.
     #[serde(default)]
     pub uri: String,
-    /// When it was made, as In Process writes it.
+    /// When it was made, as In Process writes it (its sale's start, when it has a sale).
     #[serde(default)]
     pub created_at: Option<String>,
+    /// Its metadata, as In Process keeps it.
+    #[serde(default)]
+    pub metadata: Option<ListedMetadata>,
+}
+
+/// What the timeline says of a Moment's metadata.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ListedMetadata {
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 impl Listed {
@@ -211,12 +221,19 @@ impl Listed {
         }
     }
 
-    /// When it was made, if In Process said in a form that reads.
+    /// When it was made, if In Process said in a form that reads (RFC 3339, or PostgreSQL's
+    /// own `2026-12-04 10:00:00.123+00`).
     pub fn created_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
-        let text = self.created_at.as_deref()?;
+        let text = self.created_at.as_deref()?.trim();
         chrono::DateTime::parse_from_rfc3339(text)
+            .or_else(|_| chrono::DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%#z"))
             .ok()
             .map(|t| t.with_timezone(&chrono::Utc))
+    }
+
+    /// The name its metadata gives it, if the timeline says.
+    pub fn name(&self) -> Option<&str> {
+        self.metadata.as_ref()?.name.as_deref()
     }
 }
 

@@ -413,3 +413,29 @@ async fn the_in_process_key_is_never_kept_or_logged_in_clear() {
     let bytes = std::fs::read(app.db_path()).expect("the database file");
     assert!(!bytes.windows(KEY.len()).any(|w| w == KEY.as_bytes()));
 }
+
+#[tokio::test]
+async fn a_link_becomes_a_writing_moment_whose_words_carry_the_link() {
+    let (app, standin) = spawn_inprocess_app(&[]).await;
+    app.text(PHONE, "New video https://youtu.be/abc123").await;
+    app.drain_all().await;
+
+    let moments = standin.moments();
+    assert_eq!(moments.len(), 1);
+    assert_eq!(moments[0].kind, "writing");
+    assert_eq!(
+        moments[0].token_content.as_deref(),
+        Some("New video https://youtu.be/abc123")
+    );
+    // It starts the collection, whose URI is its metadata, served here.
+    let uploads = standin.uploads();
+    assert_eq!(uploads.len(), 1);
+    let metadata: Value = fetch_public(&app, &uploads[0].url)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(metadata["external_url"], "https://youtu.be/abc123");
+    assert_eq!(moments[0].body["contract"]["uri"], uploads[0].uri.as_str());
+    assert_no_violations(&standin);
+}

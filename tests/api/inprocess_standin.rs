@@ -261,7 +261,8 @@ struct Collection {
     tokens: u64,
 }
 
-/// A Moment on the timeline, and when it was made.
+/// A Moment on the timeline, and when it was made: as In Process lists it, its sale's start
+/// when it has one, else when it was indexed.
 struct Listed {
     moment: StandInMoment,
     created_at: DateTime<Utc>,
@@ -421,9 +422,14 @@ impl State {
             new_collection,
             body,
         };
+        let sale_start = moment.body["token"]["salesConfig"]["saleStart"]
+            .as_str()
+            .and_then(|s| s.parse::<i64>().ok())
+            .filter(|s| *s != 0)
+            .and_then(|s| DateTime::from_timestamp(s, 0));
         self.moments.push(Listed {
             moment: moment.clone(),
-            created_at: Utc::now(),
+            created_at: sale_start.unwrap_or_else(Utc::now),
         });
         moment
     }
@@ -502,6 +508,8 @@ impl Listed {
             "creator": { "address": moment.creator },
             "created_at": self.created_at.to_rfc3339(),
             "hidden": hidden,
+            // In Process reads a media Moment's metadata from its URI; a writing's it made.
+            "metadata": moment.title.as_ref().map(|title| json!({ "name": title })),
         })
     }
 }
