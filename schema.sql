@@ -236,8 +236,13 @@ CREATE TABLE IF NOT EXISTS inprocess_moments (
     -- the ar:// URIs of its media and of its metadata, uploaded once and kept for retries
     media_uri    TEXT,
     metadata_uri TEXT,
-    -- when a create that may have reached In Process was first sent: a retry looks first
+    -- when a create that may have reached In Process was first and last sent, how many
+    -- were sent, and when the last one was looked for on In Process and not found: a create
+    -- is sent again only once it was looked for twice and not found
     sent_at      TEXT,
+    last_sent_at TEXT,
+    sends        INTEGER NOT NULL DEFAULT 0,
+    looked_at    TEXT,
     -- what it became: its collection, its token, its chain
     contract     TEXT CHECK (contract IS NULL OR (length(contract) = 42 AND contract LIKE '0x%')),
     token_id     TEXT,

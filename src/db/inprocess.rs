@@ -43,13 +43,28 @@ pub fn set_collection(conn: &Conn, id: ArtistId, collection: &str) -> Result<(),
     Ok(())
 }
 
-/// Marks the artist's key refused; `true` the first time (since a key was last registered).
-pub fn refuse_key(conn: &Conn, id: ArtistId, now: DateTime<Utc>) -> Result<bool, DbError> {
-    let changed = conn.execute(
-        "UPDATE artists SET inprocess_refused_at = ?2
-         WHERE id = ?1 AND inprocess_refused_at IS NULL",
-        params![id, ts(now)],
-    )?;
+/// Marks the artist's key refused: the sealed key that was (none: the artist has no key, or
+/// no address to use it with), so a refusal of a key replaced since changes nothing. `true`
+/// the first time since a key was last registered.
+pub fn refuse_key(
+    conn: &Conn,
+    id: ArtistId,
+    sealed_key: Option<&[u8]>,
+    now: DateTime<Utc>,
+) -> Result<bool, DbError> {
+    let changed = match sealed_key {
+        Some(key) => conn.execute(
+            "UPDATE artists SET inprocess_refused_at = ?2
+             WHERE id = ?1 AND inprocess_refused_at IS NULL AND inprocess_key = ?3",
+            params![id, ts(now), key],
+        )?,
+        None => conn.execute(
+            "UPDATE artists SET inprocess_refused_at = ?2
+             WHERE id = ?1 AND inprocess_refused_at IS NULL
+               AND (inprocess_key IS NULL OR address IS NULL)",
+            params![id, ts(now)],
+        )?,
+    };
     Ok(changed > 0)
 }
 
@@ -60,6 +75,12 @@ pub struct Moment {
     pub metadata_uri: Option<String>,
     /// When a create that may have reached In Process was first sent.
     pub sent_at: Option<String>,
+    /// When the last create that may have reached In Process was sent (none: none may have
+    /// since the last was looked for), and how many were sent.
+    pub last_sent_at: Option<String>,
+    pub sends: u32,
+    /// When the last create was looked for on In Process and not found.
+    pub looked_at: Option<String>,
     /// What it became: its collection, its token, its chain.
     pub token: Option<Token>,
     pub hide_sent_at: Option<String>,
@@ -78,7 +99,7 @@ pub struct Token {
 pub fn moment(conn: &Conn, id: MomentId) -> Result<Moment, DbError> {
     let found = conn.query_opt(
         "SELECT media_uri, metadata_uri, sent_at, contract, token_id, chain_id, hide_sent_at,
-           hidden_at
+           hidden_at, last_sent_at, sends, looked_at
          FROM inprocess_moments WHERE moment_id = ?1",
         &[id],
         |r| {
@@ -96,6 +117,9 @@ pub fn moment(conn: &Conn, id: MomentId) -> Result<Moment, DbError> {
                 }),
                 hide_sent_at: r.get(6)?,
                 hidden_at: r.get(7)?,
+                last_sent_at: r.get(8)?,
+                sends: u32::try_from(r.get::<_, i64>(9)?).unwrap_or(u32::MAX),
+                looked_at: r.get(10)?,
             })
         },
     )?;
@@ -148,9 +172,45 @@ pub fn set_metadata_uri(
     set(conn, id, "metadata_uri", uri, true, now)
 }
 
-/// Notes that a create of the Moment is about to be sent (the first time is kept).
+/// Makes the Moment's row, if it has none: its metadata is served from then on.
+pub fn open(conn: &Conn, id: MomentId, now: DateTime<Utc>) -> Result<(), DbError> {
+    conn.execute(
+        "INSERT INTO inprocess_moments (moment_id, updated_at) VALUES (?1, ?2)
+         ON CONFLICT (moment_id) DO NOTHING",
+        params![id, ts(now)],
+    )?;
+    Ok(())
+}
+
+/// Notes that a create of the Moment is about to be sent: it may have happened from now on,
+/// until it is looked for.
 pub fn mark_sent(conn: &Conn, id: MomentId, now: DateTime<Utc>) -> Result<(), DbError> {
-    set(conn, id, "sent_at", &ts(now), true, now)
+    conn.execute(
+        "INSERT INTO inprocess_moments (moment_id, sent_at, last_sent_at, sends, updated_at)
+         VALUES (?1, ?2, ?2, 1, ?2)
+         ON CONFLICT (moment_id) DO UPDATE SET
+           sent_at = COALESCE(inprocess_moments.sent_at, excluded.sent_at),
+           last_sent_at = excluded.last_sent_at, sends = inprocess_moments.sends + 1,
+           looked_at = NULL, updated_at = excluded.updated_at",
+        params![id, ts(now)],
+    )?;
+    Ok(())
+}
+
+/// Notes that the last create sent never reached In Process (it was refused before it was
+/// read, or not sent at all): nothing needs looking for.
+pub fn mark_unsent(conn: &Conn, id: MomentId, now: DateTime<Utc>) -> Result<(), DbError> {
+    conn.execute(
+        "UPDATE inprocess_moments SET last_sent_at = NULL, looked_at = NULL, updated_at = ?2
+         WHERE moment_id = ?1",
+        params![id, ts(now)],
+    )?;
+    Ok(())
+}
+
+/// Notes that the last create was looked for on In Process and not found.
+pub fn mark_looked(conn: &Conn, id: MomentId, now: DateTime<Utc>) -> Result<(), DbError> {
+    set(conn, id, "looked_at", &ts(now), false, now)
 }
 
 /// Notes that the Moment's hide was sent (the first time is kept).
@@ -215,13 +275,14 @@ pub struct Metadata {
     pub media: bool,
 }
 
-/// Moment `id`'s metadata; `None` for a Moment that is not there or was removed.
+/// Moment `id`'s metadata; `None` for a Moment that is not being posted on In Process, failed,
+/// or was removed.
 pub fn metadata(conn: &Conn, id: MomentId) -> Result<Option<Metadata>, DbError> {
     conn.query_opt(
         "SELECT m.title, m.description, i.media_uri, m.media_content_type, m.link_url,
            m.kind = 'media'
-         FROM moments m LEFT JOIN inprocess_moments i ON i.moment_id = m.id
-         WHERE m.id = ?1 AND m.deleted_at IS NULL",
+         FROM moments m JOIN inprocess_moments i ON i.moment_id = m.id
+         WHERE m.id = ?1 AND m.deleted_at IS NULL AND m.state <> 'failed'",
         &[id],
         |r| {
             Ok(Metadata {

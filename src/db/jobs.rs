@@ -96,12 +96,14 @@ pub fn due_now(
     )
 }
 
-/// Makes the jobs of `queue` that wait for later due now (an artist's Moments, once the
-/// operator has done what they waited for).
+/// Makes the jobs of `queue` that ran and wait for later due now (an artist's Moments, once
+/// the operator has done what they waited for). Jobs that never ran (no error kept) keep
+/// their time: a photo still waiting for its caption.
 pub fn queue_due_now(conn: &Conn, queue: &str, now: DateTime<Utc>) -> Result<usize, DbError> {
     conn.execute(
         "UPDATE jobs SET run_after = ?2, updated_at = ?2
-         WHERE queue = ?1 AND state = 'queued' AND run_after > ?2",
+         WHERE queue = ?1 AND state = 'queued' AND run_after > ?2
+           AND last_error IS NOT NULL",
         params![queue, ts(now)],
     )
 }
@@ -168,20 +170,23 @@ pub fn any_due(conn: &Conn, kinds: &[JobKind], now: DateTime<Utc>) -> Result<boo
 }
 
 /// The claim: due jobs of one kind, oldest first (the order of `jobs_due`, so a long backlog
-/// is never sorted), skipping any whose queue has an older job waiting or running (so one
-/// queue runs in order). On PostgreSQL, where several instances claim at once, the jobs
-/// picked are locked, and those another instance has locked are passed over, so no job is
-/// claimed twice. (An older job of a queue being claimed elsewhere is still `queued` here, so
-/// the younger ones behind it wait as they should.)
+/// is never sorted), skipping any whose queue has an older job waiting, or any job running
+/// (so one queue runs one job at a time, in order). On PostgreSQL, where several instances
+/// claim at once, the jobs picked are locked, and those another instance has locked are
+/// passed over, so no job is claimed twice. (An older job of a queue being claimed elsewhere
+/// is still `queued` here, so the younger ones behind it wait as they should; and a job whose
+/// write committed after a younger one's, which may then be running, waits for it.)
 static CLAIM: Locking = Locking::new(
     "UPDATE jobs SET state = 'running', attempts = attempts + 1, leased_by = ?1,
        lease_until = ?2, updated_at = ?3
      WHERE id IN (
        SELECT j.id FROM jobs j
        WHERE j.state = 'queued' AND j.kind = ?4 AND j.run_after <= ?3
-         AND (j.queue IS NULL OR NOT EXISTS (
+         AND (j.queue IS NULL OR (NOT EXISTS (
            SELECT 1 FROM jobs e
-           WHERE e.queue = j.queue AND e.id < j.id AND e.state IN ('queued', 'running')))
+           WHERE e.queue = j.queue AND e.id < j.id AND e.state IN ('queued', 'running'))
+         AND NOT EXISTS (
+           SELECT 1 FROM jobs r WHERE r.queue = j.queue AND r.state = 'running')))
        ORDER BY j.run_after, j.id LIMIT ?5 FOR UPDATE SKIP LOCKED)
      RETURNING id, kind, payload, attempts, request_id",
 );
@@ -357,6 +362,12 @@ mod tests {
                 plan.contains("USING INDEX jobs_queue (queue=? AND id<?)"),
                 "{plan}"
             );
+            // Running jobs are few (each runner's concurrency), and found by their index.
+            assert!(
+                plan.contains("USING INDEX jobs_running")
+                    || plan.contains("USING INDEX jobs_queue (queue=?)"),
+                "{plan}"
+            );
             Ok(())
         });
     }
@@ -388,6 +399,42 @@ mod tests {
             assert_eq!(
                 ids(claim(conn, "r", &kinds, 10, lease, later).expect("claim")),
                 [a2]
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_job_whose_write_committed_late_waits_for_the_younger_one_running_in_its_queue() {
+        with_database(|conn| {
+            let now = Utc::now();
+            let lease = Duration::minutes(5);
+            let kinds = [JobKind::SendText];
+            let younger = text_job(conn, "+1a", now);
+            assert_eq!(
+                claim(conn, "r", &kinds, 10, lease, now)
+                    .expect("claim")
+                    .len(),
+                1
+            );
+            // Another write, begun first, commits now: its job has the older id.
+            let late = text_job(conn, "+1a", now);
+            conn.execute(
+                "UPDATE jobs SET id = ?1 WHERE id = ?2",
+                params![younger.0 - 1, late],
+            )?;
+            assert!(
+                claim(conn, "r", &kinds, 10, lease, now)
+                    .expect("claim")
+                    .is_empty(),
+                "one job of a queue runs at a time, whatever their ids"
+            );
+            finish(conn, younger).expect("finish");
+            assert_eq!(
+                claim(conn, "r", &kinds, 10, lease, now)
+                    .expect("claim")
+                    .len(),
+                1
             );
             Ok(())
         });

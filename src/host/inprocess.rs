@@ -21,7 +21,7 @@ use super::inprocess_api::{
     is_address, ApiError, Collection, CreateMoment, CreateWriting, Created, InProcessApi,
     MediaToken, SalesConfig, WritingToken,
 };
-use super::{NotCreated, ToCreate};
+use super::{NotCreated, Refused, ToCreate};
 use crate::db::inprocess::{self, Token};
 use crate::db::{moments, parse_ts, Conn, DbError};
 use crate::domain::chain::Chain;
@@ -136,14 +136,24 @@ pub enum Hide {
         reason: String,
         retry_after: Option<Duration>,
     },
-    /// Not sent: the artist's key is refused.
-    Paused { reason: String },
+    /// Not sent, and not yet: a create of it may have happened and is looked for first.
+    Wait { reason: String, wait: Duration },
+    /// Not sent: the artist's key is refused, or momentline lacks what it needs.
+    Paused {
+        reason: String,
+        refused: Option<Refused>,
+    },
     /// Sent, and not known to have worked: never sent again (it toggles).
     Unconfirmed {
         reason: String,
         link: Option<String>,
     },
 }
+
+/// The most creates sent for one Moment, each looked for and not found before the next.
+const MOST_SENDS: u32 = 5;
+/// The newest pages of the artist's timeline a lost Moment is looked for in.
+const PAGES: u32 = 3;
 
 /// In Process, as momentline posts Moments there.
 #[derive(Clone)]
@@ -163,11 +173,21 @@ impl std::fmt::Debug for InProcess {
     }
 }
 
-/// The artist as a call needs it: the address it acts as, and its key.
+/// The artist as a call needs it: the address it acts as, and its key (and the key as it is
+/// kept, to know which one a refusal was of).
 struct Account {
     address: String,
     key: Secret,
+    sealed_key: Vec<u8>,
     collection: Option<String>,
+}
+
+/// What is read before a Moment is created or hidden.
+struct Known {
+    artist: inprocess::Artist,
+    kept: inprocess::Moment,
+    /// The tokens of the artist's Moments momentline recorded.
+    tokens: Vec<(String, String)>,
 }
 
 impl InProcess {
@@ -198,48 +218,61 @@ impl InProcess {
         format!("{}/moments/{id}/metadata.json", self.public_url)
     }
 
+    /// What creating or hiding Moment `id` of `artist` starts from.
+    async fn known(&self, id: MomentId, artist: ArtistId) -> Result<Option<Known>, DbError> {
+        self.store
+            .read(move |c| {
+                let Some(found) = inprocess::artist(c, artist)? else {
+                    return Ok(None);
+                };
+                Ok(Some(Known {
+                    artist: found,
+                    kept: inprocess::moment(c, id)?,
+                    tokens: inprocess::tokens_of(c, artist)?,
+                }))
+            })
+            .await
+    }
+
     /// Creates the Moment on In Process; answers its link.
     pub async fn create(&self, to_create: &ToCreate<'_>) -> Result<String, NotCreated> {
         let m = to_create.moment;
         let (id, artist_id) = (m.id, m.artist_id);
-        let (artist, kept, known) = self
-            .store
-            .read(move |c| {
-                Ok((
-                    inprocess::artist(c, artist_id)?,
-                    inprocess::moment(c, id)?,
-                    inprocess::tokens_of(c, artist_id)?,
-                ))
-            })
+        let known = self
+            .known(id, artist_id)
             .await
-            .map_err(|e| retry(format!("could not read the Moment: {e}")))?;
-        if let Some(token) = &kept.token {
+            .map_err(|e| retry(format!("could not read the Moment: {e}")))?
+            .ok_or_else(|| NotCreated::Failed {
+                reason: "the Moment's artist is gone".into(),
+                told_as: None,
+            })?;
+        if let Some(token) = &known.kept.token {
             // Created before; this attempt's outcome was not recorded.
             return Ok(self.link(token));
         }
-        let artist = artist.ok_or_else(|| NotCreated::Failed {
-            reason: "the Moment's artist is gone".into(),
-            told_as: None,
-        })?;
-        let account = self.account(artist_id, &m.artist_name, &artist)?;
-        if let Some(sent_at) = kept.sent_at.as_deref() {
-            let found = self
-                .look_for(&account, m.kind, &m.title, &kept, sent_at, &known)
-                .await
-                .map_err(|e| self.not_created(e, &m.artist_name))?;
-            if let Some(found) = found {
-                tracing::info!(moment_id = id.0, contract = %found.contract_address, token_id = %found.token_id,
-                    "a create whose answer was lost had made the Moment: it is not sent again");
+        let account = self.account(artist_id, &m.artist_name, &known.artist)?;
+        if known.kept.last_sent_at.is_some() {
+            if let Some(found) = self.find_lost(&account, m, &known).await? {
                 return self.keep_created(id, artist_id, &account, found).await;
             }
         }
+        if known.kept.sends >= MOST_SENDS {
+            return Err(NotCreated::Failed {
+                reason: format!(
+                    "In Process did not create it after {MOST_SENDS} sends, each looked for on \
+                     its timeline and not found"
+                ),
+                told_as: None,
+            });
+        }
         let created = match m.kind {
-            MomentKindCode::Media => self.create_media(to_create, &account, &kept).await,
+            MomentKindCode::Media => self.create_media(to_create, &account, &known.kept).await,
             MomentKindCode::Text | MomentKindCode::Link => {
-                self.create_writing(to_create, &account, &kept).await
+                self.create_writing(to_create, &account, &known.kept).await
             }
         };
-        let created = created.map_err(|e| self.not_created(e, &m.artist_name))?;
+        let created =
+            created.map_err(|(e, sent)| self.not_created(e, &m.artist_name, &account, sent))?;
         self.keep_created(id, artist_id, &account, created).await
     }
 
@@ -250,52 +283,64 @@ impl InProcess {
         name: &str,
         artist: &inprocess::Artist,
     ) -> Result<Account, NotCreated> {
-        let paused = |why: String| {
+        let paused = |why: String, refused: Option<Refused>| {
             tracing::error!(artist_id = id.0, artist = name, "{why}");
-            NotCreated::Paused { reason: why }
+            NotCreated::Paused {
+                reason: why,
+                refused,
+            }
         };
-        let Some(address) = artist.address.clone().filter(|a| is_address(a)) else {
-            return Err(paused(format!(
-                "artist '{name}' has no wallet address: its Moments wait for one"
-            )));
-        };
+        let fix = format!("`momentline artists inprocess-key --artist \"{name}\"`");
         if let Some(at) = &artist.refused_at {
             return Err(NotCreated::Paused {
                 reason: format!(
                     "In Process refused the API key of artist '{name}' at {at}: its Moments wait \
-                     for `momentline artists inprocess-key --artist \"{name}\"`"
+                     for {fix}"
                 ),
+                refused: None,
             });
         }
+        let Some(address) = artist.address.clone().filter(|a| is_address(a)) else {
+            return Err(paused(
+                format!("artist '{name}' has no wallet address: its Moments wait for {fix} --address 0x…"),
+                Some(Refused { sealed_key: None }),
+            ));
+        };
         let Some(sealed) = &artist.sealed_key else {
-            return Err(paused(format!(
-                "artist '{name}' has no In Process key: its Moments wait for \
-                 `momentline artists inprocess-key --artist \"{name}\"`"
-            )));
+            return Err(paused(
+                format!("artist '{name}' has no In Process key: its Moments wait for {fix}"),
+                Some(Refused { sealed_key: None }),
+            ));
         };
         let key = self
             .sealing
             .open(sealed, format!("artist:{id}").as_bytes())
             .map_err(|e| {
-                paused(format!(
-                    "the In Process key of artist '{name}' could not be opened ({e}): is \
-                     MOMENTLINE_SECRET_KEY the one it was sealed with? Its Moments wait"
-                ))
+                // momentline's own setting: the artist is not told, and nothing is marked.
+                paused(
+                    format!(
+                        "the In Process key of artist '{name}' could not be opened ({e}): is \
+                         MOMENTLINE_SECRET_KEY the one it was sealed with? Its Moments wait"
+                    ),
+                    None,
+                )
             })?;
         Ok(Account {
             address,
             key,
+            sealed_key: sealed.clone(),
             collection: artist.collection.clone(),
         })
     }
 
-    /// Uploads what the Moment still lacks (its media, its metadata), then creates it.
+    /// Uploads what the Moment still lacks (its media, its metadata), then creates it. An
+    /// error says whether a create was sent.
     async fn create_media(
         &self,
         to_create: &ToCreate<'_>,
         account: &Account,
         kept: &inprocess::Moment,
-    ) -> Result<Created, ApiError> {
+    ) -> Result<Created, (ApiError, bool)> {
         let id = to_create.moment.id;
         if kept.media_uri.is_none() {
             // In Process stores whatever its fetch gets: only a file kept here is sent.
@@ -303,17 +348,30 @@ impl InProcess {
                 .media
                 .as_ref()
                 .filter(|media| media.size.is_some())
-                .ok_or_else(|| ApiError::Retryable {
-                    reason: "the Moment's kept file is not there to upload".into(),
-                    retry_after: None,
-                    may_have_happened: false,
+                .ok_or_else(|| {
+                    (
+                        ApiError::Retryable {
+                            reason: "the Moment's kept file is not there to upload".into(),
+                            retry_after: None,
+                            may_have_happened: false,
+                        },
+                        false,
+                    )
                 })?;
-            let uri = self.api.upload(&account.key, &media.url).await?;
+            let uri = self
+                .api
+                .upload(&account.key, &media.url)
+                .await
+                .map_err(|e| (e, false))?;
             let kept_uri = uri.clone();
             self.write(move |tx| inprocess::set_media_uri(tx, id, &kept_uri, Utc::now()))
-                .await?;
+                .await
+                .map_err(|e| (e, false))?;
         }
-        let metadata_uri = self.metadata_uri(id, account, kept).await?;
+        let metadata_uri = self
+            .metadata_uri(id, account, kept)
+            .await
+            .map_err(|e| (e, false))?;
         let body = CreateMoment {
             contract: self.collection(to_create, account, &metadata_uri),
             token: MediaToken {
@@ -326,8 +384,8 @@ impl InProcess {
             account: account.address.clone(),
             channel: "sms",
         };
-        self.mark_sent(id).await?;
-        self.api.create_moment(&account.key, &body).await
+        self.send(id, self.api.create_moment(&account.key, &body))
+            .await
     }
 
     /// Creates a text or link Moment as writing: its text is the Moment.
@@ -336,7 +394,7 @@ impl InProcess {
         to_create: &ToCreate<'_>,
         account: &Account,
         kept: &inprocess::Moment,
-    ) -> Result<Created, ApiError> {
+    ) -> Result<Created, (ApiError, bool)> {
         let m = to_create.moment;
         // A new collection needs a metadata URI of its own: this Moment's.
         let contract = match &account.collection {
@@ -344,7 +402,10 @@ impl InProcess {
                 address: address.clone(),
             },
             None => {
-                let uri = self.metadata_uri(m.id, account, kept).await?;
+                let uri = self
+                    .metadata_uri(m.id, account, kept)
+                    .await
+                    .map_err(|e| (e, false))?;
                 self.collection(to_create, account, &uri)
             }
         };
@@ -366,8 +427,37 @@ impl InProcess {
             account: account.address.clone(),
             channel: "sms",
         };
-        self.mark_sent(m.id).await?;
-        self.api.create_writing(&account.key, &body).await
+        self.send(m.id, self.api.create_writing(&account.key, &body))
+            .await
+    }
+
+    /// Sends a create, noted first as one that may happen; one In Process never read is
+    /// noted as not sent. An error says whether the create may have happened.
+    async fn send(
+        &self,
+        id: MomentId,
+        create: impl std::future::Future<Output = Result<Created, ApiError>>,
+    ) -> Result<Created, (ApiError, bool)> {
+        self.write(move |tx| inprocess::mark_sent(tx, id, Utc::now()))
+            .await
+            .map_err(|e| (e, false))?;
+        match create.await {
+            Ok(created) => Ok(created),
+            Err(e) if e.may_have_happened() => Err((e, true)),
+            Err(e) => {
+                let unsent = self
+                    .write(move |tx| inprocess::mark_unsent(tx, id, Utc::now()))
+                    .await;
+                if let Err(write) = unsent {
+                    // It is looked for before the next send, which is only slower.
+                    tracing::warn!(
+                        moment_id = id.0,
+                        "a create In Process refused could not be noted as unsent: {write}"
+                    );
+                }
+                Err((e, false))
+            }
+        }
     }
 
     /// The Moment's metadata URI: uploaded once (In Process fetches it from here), then kept.
@@ -380,6 +470,9 @@ impl InProcess {
         if let Some(uri) = &kept.metadata_uri {
             return Ok(uri.clone());
         }
+        // Served from the moment its row is there.
+        self.write(move |tx| inprocess::open(tx, id, Utc::now()))
+            .await?;
         let uri = self
             .api
             .upload(&account.key, &self.metadata_url(id))
@@ -416,50 +509,109 @@ impl InProcess {
         SalesConfig::erc20(price, self.settings.chain.usdc(), Utc::now().timestamp())
     }
 
-    /// Notes, before a create goes, that one may have happened.
-    async fn mark_sent(&self, id: MomentId) -> Result<(), ApiError> {
-        self.write(move |tx| inprocess::mark_sent(tx, id, Utc::now()))
+    /// A create of the Moment may have happened (its last send's answer was lost, or the
+    /// process stopped while it was sent): the Moment it made, found on In Process, or `None`
+    /// once it was looked for twice, `INPROCESS_LOOK_AFTER_SECS` apart, and not found. Until
+    /// then it waits (no attempt is spent): first until the send can no longer be under way
+    /// and In Process's indexer has had time to list it (`INPROCESS_TIMEOUT_SECS` and
+    /// `INPROCESS_LOOK_AFTER_SECS` after it was sent), then between the two looks.
+    async fn find_lost(
+        &self,
+        account: &Account,
+        m: &crate::db::moments::ForHost,
+        known: &Known,
+    ) -> Result<Option<Created>, NotCreated> {
+        let kept = &known.kept;
+        let Some(last) = kept.last_sent_at.as_deref() else {
+            return Ok(None);
+        };
+        let wait = |reason: String, wait: chrono::Duration| NotCreated::Wait {
+            reason,
+            wait: wait
+                .to_std()
+                .unwrap_or_default()
+                .max(Duration::from_millis(100)),
+        };
+        let look_after = chrono::Duration::from_std(self.settings.look_after).unwrap_or_default();
+        let timeout = chrono::Duration::from_std(self.settings.timeout).unwrap_or_default();
+        let sent = parse_ts(last).unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let now = Utc::now();
+        let look_from = sent + timeout + look_after;
+        if now < look_from {
+            return Err(wait(
+                format!("a create sent at {last} may have happened: it is looked for on In Process from {}", crate::db::ts(look_from)),
+                look_from - now,
+            ));
+        }
+        let found = self
+            .look_for(account, m.kind, &m.title, kept, &known.tokens)
             .await
+            .map_err(|e| self.not_created(e, &m.artist_name, account, false))?;
+        if found.is_some() {
+            return Ok(found);
+        }
+        let id = m.id;
+        match kept.looked_at.as_deref().map(parse_ts) {
+            Some(Ok(looked)) if now >= looked + look_after => Ok(None),
+            Some(Ok(looked)) => Err(wait(
+                "not found on In Process yet: looked for once more before it is sent again".into(),
+                looked + look_after - now,
+            )),
+            _ => {
+                self.write(move |tx| inprocess::mark_looked(tx, id, Utc::now()))
+                    .await
+                    .map_err(|e| self.not_created(e, &m.artist_name, account, false))?;
+                Err(wait(
+                    "not found on In Process yet: looked for once more before it is sent again"
+                        .into(),
+                    look_after,
+                ))
+            }
+        }
     }
 
     /// Looks on In Process for the Moment a create whose answer was lost may have made.
     ///
-    /// - A media Moment, or any Moment whose metadata momentline uploaded and In Process
-    ///   lists: its metadata URI is momentline's own upload, so the Moment listed with it is
-    ///   this one.
-    /// - A writing Moment (In Process makes its metadata): the artist's newest Moment made no
-    ///   earlier than a minute before the first create was sent (In Process lists a Moment at
-    ///   its sale's start, set as the create is sent), in its collection when it has one,
+    /// - A media Moment is the one listed with its metadata URI, momentline's own upload, so
+    ///   no other Moment has it.
+    /// - A writing Moment (In Process makes its metadata): the artist's newest Moment listed
+    ///   no earlier than a minute before the first create was sent (In Process lists a Moment
+    ///   at its sale's start, set as the create is sent), in its collection when it has one,
     ///   named with its title when the timeline gives a name, that is none of momentline's
-    ///   recorded Moments. The artist's Moments are created
-    ///   one at a time, so no other create of momentline's is in that window; a Moment the
-    ///   artist made elsewhere in the same minutes would be taken for it (the text is then
-    ///   linked to that Moment, and nothing is minted twice).
+    ///   recorded Moments. The artist's Moments are created one at a time, so no other create
+    ///   of momentline's is in that window; a Moment the artist made elsewhere in the same
+    ///   minutes would be taken for it (the text is then linked to that Moment, and nothing is
+    ///   minted twice).
+    ///
+    /// A Moment listed without what the rule reads (its URI, its time) leaves it unknown: an
+    /// error, never "not there".
     async fn look_for(
         &self,
         account: &Account,
         kind: MomentKindCode,
         title: &str,
         kept: &inprocess::Moment,
-        sent_at: &str,
         known: &[(String, String)],
     ) -> Result<Option<Created>, ApiError> {
-        const PAGES: u32 = 3;
+        let chain_id = self.settings.chain.id();
         if kind == MomentKindCode::Media {
             let Some(uri) = &kept.metadata_uri else {
                 return Ok(None);
             };
             return self
                 .api
-                .find_by_metadata(&account.address, uri, PAGES)
+                .find_by_metadata(&account.address, chain_id, uri, PAGES)
                 .await;
         }
-        let since = parse_ts(sent_at)
+        let since = kept
+            .sent_at
+            .as_deref()
+            .and_then(|t| parse_ts(t).ok())
             .map(|t| t - chrono::Duration::minutes(1))
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
         let found = self
             .api
-            .find(&account.address, PAGES, |listed| {
+            .find(&account.address, chain_id, PAGES, |listed| {
                 let recorded = known.iter().any(|(contract, token)| {
                     contract.eq_ignore_ascii_case(&listed.address) && *token == listed.token_id
                 });
@@ -467,9 +619,17 @@ impl InProcess {
                     .collection
                     .as_deref()
                     .is_none_or(|c| c.eq_ignore_ascii_case(&listed.address));
-                let made_since = listed.created_at().is_some_and(|t| t >= since);
+                if recorded || !in_collection {
+                    return Ok(false);
+                }
+                let made = listed.created_at().ok_or_else(|| {
+                    format!(
+                        "a Moment is listed without a time it was made: {:?}",
+                        listed.created_at
+                    )
+                })?;
                 let named = listed.name().is_none_or(|name| name == title);
-                !recorded && in_collection && made_since && named
+                Ok(made >= since && named)
             })
             .await?;
         Ok(found.map(|listed| listed.created()))
@@ -505,8 +665,9 @@ impl InProcess {
         Ok(link)
     }
 
-    /// What an In Process refusal means for the Moment.
-    fn not_created(&self, e: ApiError, artist: &str) -> NotCreated {
+    /// What an In Process refusal means for the Moment; `sent`: after a create that may have
+    /// happened, which is looked for before anything is sent again (no attempt is spent).
+    fn not_created(&self, e: ApiError, artist: &str, account: &Account, sent: bool) -> NotCreated {
         match e {
             ApiError::KeyRefused { message } => {
                 let reason = format!(
@@ -514,7 +675,12 @@ impl InProcess {
                      Moments wait for `momentline artists inprocess-key --artist \"{artist}\"`"
                 );
                 tracing::error!(artist, "{reason}");
-                NotCreated::Paused { reason }
+                NotCreated::Paused {
+                    reason,
+                    refused: Some(Refused {
+                        sealed_key: Some(account.sealed_key.clone()),
+                    }),
+                }
             }
             ApiError::PaymentRequired { message } => NotCreated::Failed {
                 reason: format!("In Process needs payment for the upload (402): {message}"),
@@ -527,22 +693,17 @@ impl InProcess {
                     told_as: Some(ReplyKind::HostRefused),
                 }
             }
+            ApiError::Retryable { reason, .. } if sent => NotCreated::Wait {
+                reason: format!("{reason}: the create may have happened, and is looked for first"),
+                wait: self.settings.look_after.max(Duration::from_millis(100)),
+            },
             ApiError::Retryable {
                 reason,
                 retry_after,
-                may_have_happened,
+                ..
             } => NotCreated::Retry {
                 reason,
-                // In Process lists a Moment once its indexer catches up with the chain.
-                retry_after: if may_have_happened {
-                    Some(
-                        retry_after
-                            .unwrap_or_default()
-                            .max(self.settings.look_after),
-                    )
-                } else {
-                    retry_after
-                },
+                retry_after,
             },
             ApiError::Permanent { reason } => NotCreated::Failed {
                 reason,
@@ -552,33 +713,29 @@ impl InProcess {
     }
 
     /// Marks the artist's key refused: `true` the first time, when the artist is told.
-    pub fn pause(&self, tx: &Conn, artist: ArtistId, now: DateTime<Utc>) -> Result<bool, DbError> {
-        inprocess::refuse_key(tx, artist, now)
+    pub fn pause(
+        &self,
+        tx: &Conn,
+        artist: ArtistId,
+        refused: &Refused,
+        now: DateTime<Utc>,
+    ) -> Result<bool, DbError> {
+        inprocess::refuse_key(tx, artist, refused.sealed_key.as_deref(), now)
     }
 
     /// Hides Moment `id` on In Process (UNDO), at most once.
     pub async fn hide(&self, id: MomentId) -> Hide {
-        let read = self
-            .store
-            .read(move |c| {
-                let Some(moment) = moments::for_host(c, id)? else {
-                    return Ok(None);
-                };
-                let artist = inprocess::artist(c, moment.artist_id)?;
-                let known = inprocess::tokens_of(c, moment.artist_id)?;
-                Ok(Some((moment, artist, inprocess::moment(c, id)?, known)))
-            })
-            .await;
-        let (moment, artist, kept, known) = match read {
-            Ok(Some((moment, Some(artist), kept, known))) => (moment, artist, kept, known),
-            Ok(_) => return Hide::Nothing,
-            Err(e) => {
-                return Hide::Retry {
-                    reason: format!("could not read the Moment: {e}"),
-                    retry_after: None,
-                }
-            }
+        let moment = match self.store.read(move |c| moments::for_host(c, id)).await {
+            Ok(Some(moment)) => moment,
+            Ok(None) => return Hide::Nothing,
+            Err(e) => return hide_retry(format!("could not read the Moment: {e}")),
         };
+        let known = match self.known(id, moment.artist_id).await {
+            Ok(Some(known)) => known,
+            Ok(None) => return Hide::Nothing,
+            Err(e) => return hide_retry(format!("could not read the Moment: {e}")),
+        };
+        let kept = &known.kept;
         if kept.hidden_at.is_some() {
             return Hide::Nothing;
         }
@@ -591,55 +748,45 @@ impl InProcess {
                 link,
             };
         }
-        let account = match self.account(moment.artist_id, &moment.artist_name, &artist) {
+        let account = match self.account(moment.artist_id, &moment.artist_name, &known.artist) {
             Ok(account) => account,
-            Err(NotCreated::Paused { reason }) => return Hide::Paused { reason },
-            Err(other) => {
-                return Hide::Retry {
-                    reason: format!("{other:?}"),
-                    retry_after: None,
-                }
-            }
+            Err(e) => return hide_not_sent(e),
         };
-        let token = match (kept.token.clone(), kept.sent_at.as_deref()) {
-            (Some(token), _) => token,
-            (None, None) => return Hide::Nothing,
-            (None, Some(sent_at)) => {
-                match self
-                    .look_for(&account, moment.kind, &moment.title, &kept, sent_at, &known)
-                    .await
-                {
-                    Ok(Some(found)) => {
-                        match self
-                            .keep_created(id, moment.artist_id, &account, found)
-                            .await
-                        {
-                            Ok(_) => {}
-                            Err(e) => return self.hide_retry(e),
-                        }
-                        match self.store.read(move |c| inprocess::moment(c, id)).await {
-                            Ok(inprocess::Moment {
-                                token: Some(token), ..
-                            }) => token,
-                            _ => {
-                                return Hide::Retry {
-                                    reason: "could not read the Moment found".into(),
-                                    retry_after: None,
-                                }
-                            }
-                        }
+        let token = match &kept.token {
+            Some(token) => token.clone(),
+            // No create of it may have happened (none was sent, or each was looked for).
+            None if kept.last_sent_at.is_none() => return Hide::Nothing,
+            None => match self.find_lost(&account, &moment, &known).await {
+                Ok(Some(found)) => {
+                    if let Err(e) = self
+                        .keep_created(id, moment.artist_id, &account, found.clone())
+                        .await
+                    {
+                        return hide_not_sent(e);
                     }
-                    Ok(None) => return Hide::Nothing,
-                    Err(e) => return self.hide_retry(self.not_created(e, &moment.artist_name)),
+                    Token {
+                        contract: found.contract_address,
+                        token_id: found.token_id,
+                        chain_id: found.chain_id.or(Some(self.settings.chain.id())),
+                    }
                 }
-            }
+                Ok(None) => return Hide::Nothing,
+                Err(e) => return hide_not_sent(e),
+            },
         };
+        self.send_hide(id, &account, &moment.artist_name, token)
+            .await
+    }
+
+    /// Sends the hide, noted first as sent: once In Process may have read it, it is never
+    /// sent again.
+    async fn send_hide(&self, id: MomentId, account: &Account, artist: &str, token: Token) -> Hide {
         let link = self.link(&token);
         if let Err(e) = self
             .write(move |tx| inprocess::mark_hide_sent(tx, id, Utc::now()))
             .await
         {
-            return self.hide_retry(self.not_created(e, &moment.artist_name));
+            return hide_retry(e.to_string());
         }
         let created = Created {
             contract_address: token.contract.clone(),
@@ -661,16 +808,11 @@ impl InProcess {
                 }
                 Hide::Hidden { link }
             }
-            Err(ApiError::Retryable {
-                may_have_happened: true,
-                reason,
-                ..
-            }) => Hide::Unconfirmed {
-                reason: format!("{reason}: hiding toggles, so it is not sent again"),
-                link: Some(link),
-            },
-            // Not sent, or refused before anything changed: it may be sent again.
-            Err(e @ (ApiError::Retryable { .. } | ApiError::KeyRefused { .. })) => {
+            // Never read (not reached, 408, 429) or refused before anything changed (401): it
+            // may be sent again.
+            Err(e @ (ApiError::Retryable { .. } | ApiError::KeyRefused { .. }))
+                if !e.may_have_happened() =>
+            {
                 let cleared = self
                     .store
                     .write(move |tx| inprocess::clear_hide_sent(tx, id))
@@ -681,26 +823,12 @@ impl InProcess {
                         link: Some(link),
                     };
                 }
-                self.hide_retry(self.not_created(e, &moment.artist_name))
+                hide_not_sent(self.not_created(e, artist, account, false))
             }
             Err(e) => Hide::Unconfirmed {
                 reason: e.to_string(),
                 link: Some(link),
             },
-        }
-    }
-
-    fn hide_retry(&self, e: NotCreated) -> Hide {
-        match e {
-            NotCreated::Retry {
-                reason,
-                retry_after,
-            } => Hide::Retry {
-                reason,
-                retry_after,
-            },
-            NotCreated::Paused { reason } => Hide::Paused { reason },
-            NotCreated::Failed { reason, .. } => Hide::Unconfirmed { reason, link: None },
         }
     }
 
@@ -724,5 +852,28 @@ fn retry(reason: String) -> NotCreated {
     NotCreated::Retry {
         reason,
         retry_after: None,
+    }
+}
+
+fn hide_retry(reason: String) -> Hide {
+    Hide::Retry {
+        reason,
+        retry_after: None,
+    }
+}
+
+/// A hide not sent, for why a create would not have been.
+fn hide_not_sent(e: NotCreated) -> Hide {
+    match e {
+        NotCreated::Retry {
+            reason,
+            retry_after,
+        } => Hide::Retry {
+            reason,
+            retry_after,
+        },
+        NotCreated::Wait { reason, wait } => Hide::Wait { reason, wait },
+        NotCreated::Paused { reason, refused } => Hide::Paused { reason, refused },
+        NotCreated::Failed { reason, .. } => Hide::Unconfirmed { reason, link: None },
     }
 }

@@ -55,6 +55,20 @@ pub enum ApiError {
     Permanent { reason: String },
 }
 
+impl ApiError {
+    /// Whether the request may have been done (a create then must be looked for before it is
+    /// sent again): only an answer that may have come after the work, or none at all.
+    pub fn may_have_happened(&self) -> bool {
+        matches!(
+            self,
+            Self::Retryable {
+                may_have_happened: true,
+                ..
+            }
+        )
+    }
+}
+
 /// One field In Process found fault with.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct FieldError {
@@ -178,7 +192,7 @@ fn digits<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 #[derive(Deserialize)]
 struct Timeline {
     #[serde(default)]
-    moments: Vec<Listed>,
+    moments: Option<Vec<Listed>>,
     #[serde(default)]
     pagination: Option<Pagination>,
 }
@@ -323,34 +337,50 @@ impl InProcessApi {
         self.post(key, "/moment/hide", &body).await.map(|_| ())
     }
 
-    /// The artist's Moment whose metadata is at `metadata_uri`, hidden or not, if In Process
-    /// lists it: how a create whose answer was lost is known to have happened (a media
-    /// Moment's metadata URI is momentline's own upload, so no other Moment has it). Looks at
-    /// the artist's newest `pages` pages of the public timeline.
+    /// The artist's Moment on chain `chain_id` whose metadata is at `metadata_uri`, hidden or
+    /// not, if In Process lists it: how a create whose answer was lost is known to have
+    /// happened (a media Moment's metadata URI is momentline's own upload, so no other Moment
+    /// has it). Looks at the artist's newest `pages` pages of the public timeline; a Moment
+    /// listed without its URI leaves it unknown (an error), never "not there".
     pub async fn find_by_metadata(
         &self,
         artist: &str,
+        chain_id: u64,
         metadata_uri: &str,
         pages: u32,
     ) -> Result<Option<Created>, ApiError> {
         let found = self
-            .find(artist, pages, |listed| listed.uri == metadata_uri)
+            .find(artist, chain_id, pages, |listed| {
+                if listed.uri.is_empty() {
+                    return Err("the timeline lists a Moment without its metadata URI".into());
+                }
+                Ok(listed.uri == metadata_uri)
+            })
             .await?;
         Ok(found.map(|listed| listed.created()))
     }
 
-    /// The first of the artist's Moments, newest first, hidden or not, that `wanted` picks,
-    /// in the newest `pages` pages of the public timeline.
+    /// The first of the artist's Moments on chain `chain_id`, newest first, hidden or not, that
+    /// `wanted` picks, in the newest `pages` pages of the public timeline. `wanted` answers
+    /// why it cannot tell, for a Moment listed without what it needs: then nothing is known.
     pub async fn find(
         &self,
         artist: &str,
+        chain_id: u64,
         pages: u32,
-        wanted: impl Fn(&Listed) -> bool,
+        wanted: impl Fn(&Listed) -> Result<bool, String>,
     ) -> Result<Option<Listed>, ApiError> {
         for page in 1..=pages.max(1) {
-            let (listed, last) = self.timeline_page(artist, page).await?;
-            if let Some(found) = listed.iter().find(|m| wanted(m)) {
-                return Ok(Some(found.clone()));
+            let (listed, last) = self.timeline_page(artist, chain_id, page).await?;
+            for moment in &listed {
+                let picked = wanted(moment).map_err(|reason| ApiError::Retryable {
+                    reason: format!("In Process's timeline cannot tell: {reason}"),
+                    retry_after: None,
+                    may_have_happened: false,
+                })?;
+                if picked {
+                    return Ok(Some(moment.clone()));
+                }
             }
             if listed.is_empty() || page >= last {
                 break;
@@ -361,7 +391,12 @@ impl InProcessApi {
 
     /// Page `page` of the artist's Moments on the public timeline, hidden ones too, and the
     /// number of pages.
-    async fn timeline_page(&self, artist: &str, page: u32) -> Result<(Vec<Listed>, u32), ApiError> {
+    async fn timeline_page(
+        &self,
+        artist: &str,
+        chain_id: u64,
+        page: u32,
+    ) -> Result<(Vec<Listed>, u32), ApiError> {
         let unread = |reason: String| ApiError::Retryable {
             reason,
             retry_after: None,
@@ -372,6 +407,7 @@ impl InProcessApi {
             .get(format!("{}/timeline", self.base))
             .query(&[
                 ("artist", artist),
+                ("chain_id", &chain_id.to_string()),
                 ("limit", "100"),
                 ("page", &page.to_string()),
                 ("hidden", "true"),
@@ -396,7 +432,7 @@ impl InProcessApi {
         let listed: Timeline = serde_json::from_str(&text)
             .map_err(|e| unread(format!("In Process's timeline could not be read: {e}")))?;
         let last = listed.pagination.map_or(page, |p| p.total_pages);
-        Ok((listed.moments, last))
+        Ok((listed.moments.unwrap_or_default(), last))
     }
 
     /// POSTs `body` as JSON with the artist's key; the answer's text when it is a 2xx.
@@ -406,16 +442,23 @@ impl InProcessApi {
         path: &str,
         body: &B,
     ) -> Result<String, ApiError> {
+        let mut api_key = reqwest::header::HeaderValue::from_str(key.expose()).map_err(|_| {
+            ApiError::KeyRefused {
+                message: "the registered key is not a valid header value".into(),
+            }
+        })?;
+        // Never printed by the HTTP stack's own logs.
+        api_key.set_sensitive(true);
         let sent = self
             .http
             .post(format!("{}{path}", self.base))
-            .header("x-api-key", key.expose())
+            .header("x-api-key", api_key)
             .json(body)
             .send()
             .await;
         let response = sent.map_err(|e| {
-            // A request whose answer timed out may have been done.
-            let may_have_happened = e.is_timeout() || e.is_body() || e.is_decode();
+            // Only a request that never reached In Process is known not to have been done.
+            let may_have_happened = !(e.is_connect() || e.is_builder());
             ApiError::Retryable {
                 reason: format!(
                     "In Process could not be reached: {}",
@@ -438,9 +481,10 @@ impl InProcessApi {
             refusal.message
         };
         Err(match status.as_u16() {
-            401 | 403 => ApiError::KeyRefused { message },
+            401 => ApiError::KeyRefused { message },
             402 => ApiError::PaymentRequired { message },
-            400 | 422 => ApiError::Invalid {
+            // 403: the artist may not do this (a collection it does not administer).
+            400 | 403 | 422 => ApiError::Invalid {
                 message,
                 errors: refusal.errors,
             },
@@ -684,24 +728,55 @@ mod tests {
                 .await;
         }
         let found = api
-            .find_by_metadata(ARTIST, "ar://mine", 3)
+            .find_by_metadata(ARTIST, 8453, "ar://mine", 3)
             .await
             .expect("read")
             .expect("found");
         assert_eq!((found.token_id.as_str(), found.chain_id), ("7", Some(8453)));
         assert_eq!(
-            api.find_by_metadata(ARTIST, "ar://never", 3).await,
+            api.find_by_metadata(ARTIST, 8453, "ar://never", 3).await,
             Ok(None),
             "not there: every page looked at, then none"
         );
+        let asked = server.received_requests().await.unwrap_or_default();
+        assert_eq!(asked.len(), 4);
+        assert!(asked
+            .iter()
+            .all(|r| r.url.query().is_some_and(|q| q.contains("chain_id=8453"))));
+    }
+
+    #[tokio::test]
+    async fn a_timeline_that_lists_a_moment_without_its_uri_tells_nothing() {
+        let (server, api) = api().await;
+        Mock::given(method("GET"))
+            .and(path("/api/timeline"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "status": "success",
+                "moments": [{ "address": "0x2222222222222222222222222222222222222222", "token_id": "3" }],
+                "pagination": { "page": 1, "limit": 100, "total_pages": 1 }
+            })))
+            .mount(&server)
+            .await;
+        match api.find_by_metadata(ARTIST, 8453, "ar://mine", 3).await {
+            Err(ApiError::Retryable { reason, .. }) => {
+                assert!(reason.contains("without its metadata URI"), "{reason}")
+            }
+            other => panic!("unknown is not 'not there': {other:?}"),
+        }
+        let (server, empty) = self::api().await;
+        Mock::given(method("GET"))
+            .and(path("/api/timeline"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(serde_json::json!({ "status": "success", "moments": null })),
+            )
+            .mount(&server)
+            .await;
         assert_eq!(
-            server
-                .received_requests()
-                .await
-                .map(|r| r.len())
-                .unwrap_or_default(),
-            4
+            empty.find_by_metadata(ARTIST, 8453, "ar://mine", 3).await,
+            Ok(None)
         );
+        drop(server);
     }
 
     #[tokio::test]

@@ -42,15 +42,28 @@ pub enum NotCreated {
         reason: String,
         retry_after: Option<Duration>,
     },
+    /// Nothing was sent, and may be once `wait` has passed (a create whose answer was lost is
+    /// looked for first): no attempt is spent.
+    Wait { reason: String, wait: Duration },
     /// Nothing will succeed until the operator acts for the artist (a new key): its Moments
-    /// wait, and no attempt is spent.
-    Paused { reason: String },
+    /// wait, and no attempt is spent. `refused`: the host refused the artist's key (the
+    /// artist is told, once), rather than momentline lacking something of its own.
+    Paused {
+        reason: String,
+        refused: Option<Refused>,
+    },
     /// No attempt will succeed; the artist is told with `told_as` (none: the plain "could
     /// not be posted").
     Failed {
         reason: String,
         told_as: Option<ReplyKind>,
     },
+}
+
+/// A key the host refused: the sealed key it was (none: the artist has none to use).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub sealed_key: Option<Vec<u8>>,
 }
 
 impl From<DispatchError> for NotCreated {
@@ -141,12 +154,18 @@ impl Host {
         }
     }
 
-    /// Notes that the host refuses the artist until the operator acts (`NotCreated::Paused`);
-    /// `true` the first time, when the artist is told.
-    pub fn pause(&self, tx: &Conn, artist: ArtistId, now: DateTime<Utc>) -> Result<bool, DbError> {
+    /// Notes that the host refused the artist's key (`NotCreated::Paused`): its Moments wait
+    /// until the operator registers a new one. `true` the first time, when the artist is told.
+    pub fn pause(
+        &self,
+        tx: &Conn,
+        artist: ArtistId,
+        refused: &Refused,
+        now: DateTime<Utc>,
+    ) -> Result<bool, DbError> {
         match self {
             Self::Embedded(_) | Self::Webhook(_) => Ok(false),
-            Self::InProcess(inprocess) => inprocess.pause(tx, artist, now),
+            Self::InProcess(inprocess) => inprocess.pause(tx, artist, refused, now),
         }
     }
 

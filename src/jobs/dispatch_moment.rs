@@ -17,7 +17,7 @@ use crate::domain::number_state::ReplyKind;
 use crate::domain::replies::{self, ReplyContext};
 use crate::domain::{MomentState, TextEnum};
 use crate::events::{EventType, Events};
-use crate::host::{Host, HostMedia, NotCreated, ToCreate};
+use crate::host::{Host, HostMedia, NotCreated, Refused, ToCreate};
 
 #[tracing::instrument(name = "dispatch_moment", skip_all, fields(moment_id = payload_id::<i64>(job, "moment_id")))]
 pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
@@ -49,8 +49,8 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
                     told_as: after.told_as,
                 }),
                 Settled::Retrying { .. } => {
-                    if let Some(artist) = after.paused {
-                        tell_paused(tx, id, artist, &settle)?;
+                    if let Some((artist, refused)) = &after.paused {
+                        tell_paused(tx, id, *artist, refused, &settle.host, settle.sender)?;
                     }
                     return Ok(());
                 }
@@ -78,12 +78,12 @@ pub struct Failure<'a> {
 }
 
 /// What an attempt that did not post leaves to record besides its outcome.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct After {
     /// The reply a failure is told with.
     told_as: Option<ReplyKind>,
-    /// The host refuses the artist until the operator acts: its Moments wait.
-    paused: Option<ArtistId>,
+    /// The host refused the artist's key: its Moments wait for a new one.
+    paused: Option<(ArtistId, Refused)>,
 }
 
 /// Posts the Moment to the host; answers the URL it gives (empty for a Moment UNDO removed
@@ -128,14 +128,17 @@ async fn ask_host(ctx: &JobContext, id: MomentId) -> Result<Option<String>, (Att
             },
             After::default(),
         )),
-        Err(NotCreated::Paused { reason }) => Err((
+        Err(NotCreated::Wait { reason, wait }) => {
+            Err((Attempted::Throttled { reason, wait }, After::default()))
+        }
+        Err(NotCreated::Paused { reason, refused }) => Err((
             Attempted::Throttled {
                 reason,
                 wait: LONGEST_WAIT,
             },
             After {
                 told_as: None,
-                paused: Some(moment.artist_id),
+                paused: refused.map(|refused| (moment.artist_id, refused)),
             },
         )),
         Err(NotCreated::Failed { reason, told_as }) => Err((
@@ -148,11 +151,18 @@ async fn ask_host(ctx: &JobContext, id: MomentId) -> Result<Option<String>, (Att
     }
 }
 
-/// The host refuses the artist until the operator acts: the first time, the artist is told
-/// (once, however many of its Moments wait).
-fn tell_paused(tx: &Conn, id: MomentId, artist: ArtistId, settle: &Settle) -> Result<(), DbError> {
+/// The host refused the artist's key: the first time, the artist is told, in the
+/// conversation of Moment `id` (once, however many of its Moments wait).
+pub fn tell_paused(
+    tx: &Conn,
+    id: MomentId,
+    artist: ArtistId,
+    refused: &Refused,
+    host: &Host,
+    sender: &'static str,
+) -> Result<(), DbError> {
     let now = Utc::now();
-    if !settle.host.pause(tx, artist, now)? {
+    if !host.pause(tx, artist, refused, now)? {
         return Ok(());
     }
     let Some(moment) = moments::to_dispatch(tx, id)? else {
@@ -163,7 +173,7 @@ fn tell_paused(tx: &Conn, id: MomentId, artist: ArtistId, settle: &Settle) -> Re
         moment.message_id,
         ReplyKind::KeyRefused,
         &[],
-        settle.sender,
+        sender,
         now,
     )
 }

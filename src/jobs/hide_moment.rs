@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
-use super::dispatch_moment::tell;
+use super::dispatch_moment::{tell, tell_paused};
 use super::{payload_id, Attempted, JobContext, Performed, Settled, LONGEST_WAIT};
 use crate::db::jobs::Claimed;
 use crate::db::moments;
@@ -20,12 +20,14 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
     let Some(id) = payload_id::<MomentId>(job, "moment_id") else {
         return Performed::failed("the job names no Moment");
     };
-    let (attempted, told) = match ctx.host.hide(id).await {
+    let hidden = ctx.host.hide(id).await;
+    let mut paused = None;
+    let (attempted, told) = match hidden {
         Hide::Hidden { link } => {
             tracing::info!(moment_id = id.0, %link, "Moment hidden on In Process");
-            (Attempted::Done, Some((ReplyKind::MomentHidden, link)))
+            (Attempted::Done, Told::Always(ReplyKind::MomentHidden, link))
         }
-        Hide::Nothing => (Attempted::Done, None),
+        Hide::Nothing => (Attempted::Done, Told::Never),
         Hide::Retry {
             reason,
             retry_after,
@@ -34,33 +36,43 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
                 reason,
                 at_least: retry_after,
             },
-            None,
+            // When the schedule is spent, the artist hears it was not confirmed.
+            Told::IfFailed(ReplyKind::HideUnconfirmed, String::new()),
         ),
-        Hide::Paused { reason } => (
-            Attempted::Throttled {
-                reason,
-                wait: LONGEST_WAIT,
-            },
-            None,
-        ),
+        Hide::Wait { reason, wait } => (Attempted::Throttled { reason, wait }, Told::Never),
+        Hide::Paused { reason, refused } => {
+            paused = refused;
+            (
+                Attempted::Throttled {
+                    reason,
+                    wait: LONGEST_WAIT,
+                },
+                Told::Never,
+            )
+        }
         Hide::Unconfirmed { reason, link } => {
             tracing::warn!(moment_id = id.0, "{reason}");
             (
                 Attempted::Failed { reason },
-                Some((ReplyKind::HideUnconfirmed, link.unwrap_or_default())),
+                Told::Always(ReplyKind::HideUnconfirmed, link.unwrap_or_default()),
             )
         }
     };
-    let sender = ctx.sender.name();
+    let (sender, host) = (ctx.sender.name(), ctx.host.clone());
     Performed {
         attempted,
         record: Arc::new(move |tx, settled| {
-            let Some((kind, link)) = &told else {
+            let Some(artist) = moments::artist_of(tx, id)? else {
                 return Ok(());
             };
-            if matches!(settled, Settled::Retrying { .. }) {
-                return Ok(());
+            if let Some(refused) = &paused {
+                tell_paused(tx, id, artist, refused, &host, sender)?;
             }
+            let (kind, link) = match (&told, settled) {
+                (Told::Always(kind, link), Settled::Done | Settled::Failed { .. })
+                | (Told::IfFailed(kind, link), Settled::Failed { .. }) => (*kind, link),
+                _ => return Ok(()),
+            };
             let Some(moment) = moments::to_dispatch(tx, id)? else {
                 return Ok(());
             };
@@ -68,7 +80,16 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
                 .filter(|l| !l.is_empty())
                 .into_iter()
                 .collect();
-            tell(tx, moment.message_id, *kind, &links, sender, Utc::now())
+            tell(tx, moment.message_id, kind, &links, sender, Utc::now())
         }),
     }
+}
+
+/// What the artist is told of a hide, and when.
+enum Told {
+    Never,
+    /// Once the attempt is settled, done or failed.
+    Always(ReplyKind, String),
+    /// Only if it fails for good.
+    IfFailed(ReplyKind, String),
 }

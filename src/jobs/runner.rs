@@ -224,12 +224,12 @@ impl Runner {
             .write_waiting(move |tx| {
                 let now = Utc::now();
                 let mut claimed = jobs::claim(tx, &name, &[JobKind::SendText], sends, lease, now)?;
-                let others = [
-                    JobKind::DispatchMoment,
-                    JobKind::KeepMedia,
-                    JobKind::DeliverEvent,
-                    JobKind::Broadcast,
-                ];
+                // Every other kind, in `ALL_KINDS`' order.
+                let others: Vec<JobKind> = ALL_KINDS
+                    .iter()
+                    .copied()
+                    .filter(|kind| *kind != JobKind::SendText)
+                    .collect();
                 let rest = free - claimed.len();
                 claimed.extend(jobs::claim(tx, &name, &others, rest, lease, now)?);
                 inline.settle(tx, claimed)

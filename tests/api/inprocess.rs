@@ -84,6 +84,21 @@ fn register_key(app: &TestApp, key: &str) {
     assert!(!said.contains(key), "the key is never said back");
 }
 
+/// Drains the jobs until no Moment is pending, waiting between rounds for the ones held back
+/// (a create whose answer was lost is looked for only once it can no longer be under way:
+/// `INPROCESS_TIMEOUT_SECS`, 1 s here, after it was sent).
+async fn drain_until_settled(app: &TestApp) {
+    for _ in 0..40 {
+        app.drain_all().await;
+        if app.count("SELECT count(*) FROM moments WHERE state = 'pending'") == 0 {
+            app.drain_all().await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("a Moment stayed pending");
+}
+
 /// Texts a photo (a PNG served by the provider's stand-in) with words.
 async fn text_photo(app: &TestApp, at: &str, words: &str) {
     serve(app, at, "image/png", PNG).await;
@@ -364,11 +379,11 @@ async fn a_create_whose_answer_is_lost_is_found_on_in_process_and_never_minted_t
     // A photo: found by its metadata URI.
     standin.create_then_stall(Duration::from_secs(3));
     text_photo(&app, "/media/lost.png", "Lost answer").await;
-    app.drain_all().await;
+    drain_until_settled(&app).await;
     // A text: found as the artist's one new Moment since it was sent.
     standin.create_then_fail();
     app.text(PHONE, "Lost writing").await;
-    app.drain_all().await;
+    drain_until_settled(&app).await;
 
     let moments = standin.moments();
     assert_eq!(moments.len(), 2, "each minted once: {moments:#?}");
@@ -383,6 +398,58 @@ async fn a_create_whose_answer_is_lost_is_found_on_in_process_and_never_minted_t
         2
     );
     assert_no_violations(&standin);
+}
+
+#[tokio::test]
+async fn a_create_that_did_not_happen_is_looked_for_twice_then_sent_again_once() {
+    let (app, standin) = spawn_inprocess_app(&[]).await;
+    standin.fail_next_create();
+
+    text_photo(&app, "/media/again.png", "Second time lucky").await;
+    drain_until_settled(&app).await;
+
+    assert_eq!(standin.create_requests().len(), 2, "sent again once");
+    let moments = standin.moments();
+    assert_eq!(moments.len(), 1);
+    // The artist's timeline was read twice before the second create went.
+    let looks = standin.timeline_requests();
+    assert_eq!(looks.len(), 2, "{looks:?}");
+    assert!(looks
+        .iter()
+        .all(|q| q.contains("chain_id=8453") && q.contains("hidden=true")));
+    let told = format!(
+        "Moment posted: {}",
+        link(&moments[0].collection, &moments[0].token_id)
+    );
+    assert_eq!(
+        app.last_text_to(PHONE).await.as_deref(),
+        Some(told.as_str())
+    );
+    assert_eq!(standin.uploads().len(), 2, "nothing uploaded twice");
+    assert_no_violations(&standin);
+}
+
+#[tokio::test]
+async fn undo_is_hidden_by_the_running_server_not_only_by_a_test_round() {
+    let (app, standin) = spawn_inprocess_app(&[]).await;
+    app.text(PHONE, "Running").await;
+    app.drain_all().await;
+    assert_eq!(standin.moments().len(), 1);
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(app.runner.clone().run(stop.clone()));
+    app.text(PHONE, "UNDO").await;
+    for _ in 0..50 {
+        if !standin.hides().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.cancel();
+    assert_eq!(
+        standin.hides().len(),
+        1,
+        "the runner claims hide_moment jobs"
+    );
 }
 
 #[tokio::test]

@@ -169,6 +169,17 @@ impl InProcessStandIn {
         lock(&self.state).outcomes.push_back(Outcome::Fail);
     }
 
+    /// The next create that passes the checks answers 500 {"message": "..."} without creating
+    /// anything (the transaction was never sent).
+    pub fn fail_next_create(&self) {
+        lock(&self.state).outcomes.push_back(Outcome::FailUncreated);
+    }
+
+    /// Every timeline request's query string, in order.
+    pub fn timeline_requests(&self) -> Vec<String> {
+        lock(&self.state).timeline_requests.clone()
+    }
+
     /// Every create request received (either endpoint), accepted or not, in order.
     pub fn create_requests(&self) -> Vec<Received> {
         lock(&self.state).create_requests.clone()
@@ -242,6 +253,8 @@ struct State {
     upload_requests: Vec<Received>,
     uploads: Vec<Upload>,
     hides: Vec<Received>,
+    /// Every timeline query string received.
+    timeline_requests: Vec<String>,
     violations: Vec<String>,
     /// Counts every id the stand-in makes, so no two are alike.
     serial: u64,
@@ -273,6 +286,7 @@ enum Outcome {
     Refuse { field: String, message: String },
     Stall(Duration),
     Fail,
+    FailUncreated,
 }
 
 /// Why a request's key is not taken.
@@ -293,6 +307,7 @@ impl State {
             upload_requests: Vec::new(),
             uploads: Vec::new(),
             hides: Vec::new(),
+            timeline_requests: Vec::new(),
             violations: Vec::new(),
             serial: 0,
         }
@@ -384,6 +399,7 @@ impl State {
                 self.create(draft, artist, body);
                 message(500, "Failed to create moment")
             }
+            Some(Outcome::FailUncreated) => message(500, "Failed to create moment"),
             Some(Outcome::Stall(delay)) => {
                 let moment = self.create(draft, artist, body);
                 self.created(&moment).set_delay(delay)
@@ -726,6 +742,8 @@ struct TimelineRoute(Shared);
 impl Respond for TimelineRoute {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let mut state = lock(&self.0);
+        let asked = request.url.query().unwrap_or_default().to_owned();
+        state.timeline_requests.push(asked);
         match read_query(request, state.chain_id) {
             Ok(query) => state.timeline(&query),
             Err(faults) => {
