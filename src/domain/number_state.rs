@@ -120,6 +120,7 @@ text_enum!(
         HostRefused => "host_refused",
         MomentHidden => "moment_hidden",
         HideUnconfirmed => "hide_unconfirmed",
+        MediaLost => "media_lost",
     }
 );
 

@@ -116,6 +116,9 @@ pub fn render(kind: ReplyKind, ctx: &ReplyContext) -> Option<String> {
             }
             [] => "In Process did not confirm hiding your Moment.".to_owned(),
         },
+        ReplyKind::MediaLost => "Your photo or file could not be received, so it was not \
+             posted. Please send it again."
+            .to_owned(),
         ReplyKind::Broadcast => return None,
     };
     Some(text)

@@ -45,7 +45,6 @@ impl ReceiveSettings {
     fn merge_rule(&self) -> MergeRule {
         MergeRule {
             window: self.merge_window,
-            media_first: self.host.wants_kept_media(),
         }
     }
 }
@@ -454,14 +453,11 @@ fn enqueue_moments(
         });
         let has_media = matches!(command.content, MomentContent::Media { .. });
         if has_media {
-            let mut keep = serde_json::json!({ "moment_id": id });
-            if settings.host.wants_kept_media() {
-                // The keep_media job enqueues the dispatch once the file is kept.
-                keep["dispatch"] = dispatch.clone();
-            }
+            // A media Moment is posted only once its file is kept (never called posted when
+            // it was lost): the keep_media job enqueues the dispatch then.
+            let keep = serde_json::json!({ "moment_id": id, "dispatch": dispatch });
             jobs::enqueue_keep_media(tx, keep, now)?;
-        }
-        if !(has_media && settings.host.wants_kept_media()) {
+        } else {
             jobs::enqueue_due(
                 tx,
                 &NewJob {

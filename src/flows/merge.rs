@@ -19,8 +19,6 @@ pub struct MergeRule {
     /// How long a photo alone or a caption alone waits for its other half
     /// (`MOMENTLINE_MERGE_SECS`); zero never waits.
     pub window: chrono::Duration,
-    /// Whether a media Moment waits for its media to be kept before it is dispatched.
-    pub media_first: bool,
 }
 
 /// The half a message just received is, and what it asks for.
@@ -98,15 +96,12 @@ pub fn join(
     match (&half.half, &half.command.content) {
         (SplitHalf::Caption, _) => moments::take_caption(tx, id, half.command)?,
         (SplitHalf::Photo, MomentContent::Media { item, .. }) => {
-            let mut keep = serde_json::json!({ "moment_id": id });
-            if rule.media_first {
-                // The caption's dispatch now waits for the media: it moves into the job that
-                // keeps it, so it runs once, after the file is kept.
-                let Some(dispatch) = jobs::take_later(tx, JobKind::DispatchMoment, id, now)? else {
-                    return Ok(None);
-                };
-                keep["dispatch"] = dispatch;
-            }
+            // The caption's dispatch now waits for the media: it moves into the job that keeps
+            // it, so it runs once, after the file is kept.
+            let Some(dispatch) = jobs::take_later(tx, JobKind::DispatchMoment, id, now)? else {
+                return Ok(None);
+            };
+            let keep = serde_json::json!({ "moment_id": id, "dispatch": dispatch });
             moments::take_photo(tx, id, item)?;
             jobs::enqueue_keep_media(tx, keep, now)?;
         }

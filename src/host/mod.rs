@@ -127,12 +127,6 @@ impl Host {
         }
     }
 
-    /// Whether a media Moment waits for its media to be kept before it is dispatched: the
-    /// host is sent the kept copy.
-    pub fn wants_kept_media(&self) -> bool {
-        !self.needs_no_asking()
-    }
-
     /// Asks the host to create the Moment; answers the link texted back.
     #[tracing::instrument(name = "host_create", skip_all, fields(
         host = self.name(),

@@ -9,6 +9,7 @@ use super::{dispatch_moment, payload_id, Attempted, JobContext, Performed, Settl
 use crate::db::jobs::{self, Claimed, NewJob};
 use crate::db::moments;
 use crate::domain::ids::MomentId;
+use crate::domain::number_state::ReplyKind;
 use crate::domain::{JobKind, MediaState};
 use crate::media::FetchError;
 
@@ -66,7 +67,8 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
                     Settled::Failed { reason } => {
                         moments::media_failed(tx, id, true, reason)?;
                         match &dispatch {
-                            // Without its media the Moment cannot go to the host.
+                            // Without its media the Moment is not posted, and the artist is
+                            // told the photo did not arrive.
                             Some(dispatch) => {
                                 let settle = dispatch_moment::Settle {
                                     texts: dispatch_moment::Texts::from_payload(dispatch),
@@ -79,7 +81,7 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
                                     id,
                                     Err(dispatch_moment::Failure {
                                         reason,
-                                        told_as: None,
+                                        told_as: Some(ReplyKind::MediaLost),
                                     }),
                                     None,
                                     &settle,

@@ -41,23 +41,37 @@ async fn a_signed_yes_verifies_the_number_and_confirms_by_text() {
 async fn a_photo_mms_becomes_one_moment_per_image_with_links_texted_back() {
     let app = spawn_verified_app().await;
 
-    let event = fixture("telnyx/message.received.mms.json").to_string();
+    let event = fixture("telnyx/message.received.mms.json")
+        .to_string()
+        .replace("https://media.telnyx.example", &app.provider_api.uri());
     assert_eq!(app.telnyx_webhook(&event).await.status(), 200);
     app.drain().await;
 
+    // Until the media keeper has a copy, there is no URL of momentline's to give, and the
+    // Moment is not posted: it waits for its file.
     let moments = app.get_json("/api/moments").await;
     let moments = moments["moments"].as_array().expect("moments").clone();
     assert_eq!(moments.len(), 2, "SMIL is not a Moment");
     // Newest first: the PNG came second.
     let (png, jpg) = (&moments[0], &moments[1]);
     assert_eq!(jpg["kind"], "media");
-    // Until the media keeper has a copy, there is no URL of momentline's to give.
-    let source = "https://media.telnyx.example/9b2f/IMG_0001.jpg";
+    let source = format!("{}/9b2f/IMG_0001.jpg", app.provider_api.uri());
     assert_eq!(
         jpg["media"],
         json!({"url": null, "source_url": source, "content_type": "image/jpeg", "state": "fetching"})
     );
+    assert_eq!(jpg["state"], "pending");
+    let page = app.get_keyless(&format!("/moments/{}", jpg["id"])).await;
+    assert_eq!(page.status(), 404, "not posted until its file is kept");
+
+    crate::media::serve(&app, "/9b2f/IMG_0001.jpg", "image/jpeg", crate::media::JPEG).await;
+    crate::media::serve(&app, "/9b2f/IMG_0002.png", "image/png", crate::media::PNG).await;
+    app.drain_all().await;
+    let moments = app.get_json("/api/moments").await;
+    let moments = moments["moments"].as_array().expect("moments").clone();
+    let (png, jpg) = (&moments[0], &moments[1]);
     assert_eq!(png["media"]["content_type"], "image/png");
+    assert_eq!(jpg["media"]["state"], "kept");
     for m in [png, jpg] {
         assert_eq!(m["title"], "Studio light");
         assert_eq!(m["description"], "Studio light");
@@ -86,9 +100,9 @@ async fn a_photo_mms_becomes_one_moment_per_image_with_links_texted_back() {
     assert!(html.contains("<h1>Studio light</h1>"), "{html}");
     assert!(html.contains("by Sweetman"));
     assert!(html.contains("5 USDC"));
-    assert!(html.contains("The media is on its way"), "{html}");
+    assert!(html.contains(&format!("{PUBLIC_URL}/media/")), "{html}");
     assert!(
-        !html.contains("media.telnyx.example"),
+        !html.contains(&app.provider_api.uri()),
         "provider URLs are not published"
     );
 }
@@ -156,12 +170,14 @@ async fn a_video_only_mms_is_refused_with_a_pointer_to_links() {
 async fn a_photo_with_a_video_is_posted_then_the_video_refused_in_that_order() {
     let app = spawn_verified_app().await;
     let mut event = fixture("telnyx/message.received.mms.json");
+    let stand_in = app.provider_api.uri();
     event["data"]["payload"]["media"] = json!([
-        {"url": "https://media.telnyx.example/p/a.jpg", "content_type": "image/jpeg", "size": 9},
-        {"url": "https://media.telnyx.example/v/clip.mp4", "content_type": "video/mp4", "size": 9}
+        {"url": format!("{stand_in}/p/a.jpg"), "content_type": "image/jpeg", "size": 9},
+        {"url": format!("{stand_in}/v/clip.mp4"), "content_type": "video/mp4", "size": 9}
     ]);
+    crate::media::serve(&app, "/p/a.jpg", "image/jpeg", crate::media::JPEG).await;
     assert_eq!(app.telnyx_webhook(&event.to_string()).await.status(), 200);
-    app.drain().await;
+    app.drain_all().await;
     assert_eq!(app.count("SELECT count(*) FROM moments"), 1);
     let texts = app.texts_to(PHONE).await;
     let last_two: Vec<&str> = texts[texts.len() - 2..]

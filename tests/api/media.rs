@@ -10,7 +10,7 @@ use crate::helpers::*;
 /// A tiny PNG and a tiny JPEG-ish body: the keeper checks types by header, not by content.
 pub(crate) const PNG: &[u8] =
     b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01";
-const JPEG: &[u8] = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x02\x00\x00\x01\x00\x01\x00\x00\xff\xd9";
+pub(crate) const JPEG: &[u8] = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x02\x00\x00\x01\x00\x01\x00\x00\xff\xd9";
 
 pub(crate) async fn serve(app: &TestApp, at: &str, content_type: &str, body: &[u8]) {
     Mock::given(method("GET"))
@@ -126,7 +126,7 @@ async fn a_media_fetch_that_fails_is_retried() {
 }
 
 #[tokio::test]
-async fn media_that_is_missing_mistyped_or_too_large_is_refused_and_the_moment_stays() {
+async fn media_that_is_missing_mistyped_or_too_large_is_refused_and_its_moment_is_never_posted() {
     let app = spawn_verified_app().await;
     serve(&app, "/media/page.png", "text/html", b"<html>login</html>").await;
     let huge = vec![0u8; momentline::media::MAX_BYTES + 1];
@@ -163,10 +163,18 @@ async fn media_that_is_missing_mistyped_or_too_large_is_refused_and_the_moment_s
             ),
         ]
     );
+    // None is posted as if it had its file: each fails, and the artist is told once.
     assert_eq!(
-        app.count("SELECT count(*) FROM moments WHERE state = 'created'"),
+        app.count("SELECT count(*) FROM moments WHERE state = 'failed'"),
         3
     );
+    app.drain().await;
+    let texts = app.texts_to(PHONE).await;
+    assert_eq!(
+        texts.last().map(String::as_str),
+        Some("Your photo or file could not be received, so it was not posted. Please send it again.")
+    );
+    assert!(!texts.iter().any(|t| t.contains("posted:")), "{texts:?}");
     assert_eq!(
         std::fs::read_dir(&app.media_dir)
             .map(|d| d.count())

@@ -85,7 +85,16 @@ async fn the_whole_story_runs_over_twilio() {
             .status(),
         200
     );
-    app.drain().await;
+    // Twilio serves the two photos: each Moment is posted once its file is kept.
+    let media = "/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Messages/\
+                 MM5f1c2a3b4c5d6e7f8091a2b3c4d5e6f7/Media";
+    for (id, content_type, bytes) in [
+        ("ME0a1b2c3d4e5f60718293a4b5c6d7e8f9", "image/jpeg", crate::media::JPEG),
+        ("ME1b2c3d4e5f60718293a4b5c6d7e8f9a0", "image/png", crate::media::PNG),
+    ] {
+        crate::media::serve(&app, &format!("{media}/{id}"), content_type, bytes).await;
+    }
+    app.drain_all().await;
     let moments = app.get_json("/api/moments").await;
     let moments = moments["moments"].as_array().expect("moments").clone();
     assert_eq!(moments.len(), 2);

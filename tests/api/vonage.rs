@@ -356,6 +356,7 @@ async fn an_mms_with_two_photos_over_vonages_messages_api_becomes_two_kept_momen
     }
     app.drain().await;
     assert_eq!(app.drain_media().await.done, 2);
+    app.drain().await;
     let moments = app.get_json("/api/moments").await;
     let moments = moments["moments"].as_array().expect("moments").clone();
     assert_eq!(moments.len(), 2);
