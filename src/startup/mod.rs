@@ -1,6 +1,7 @@
 //! Builds the application from settings: database, provider, HTTP server and jobs runner, and
 //! runs them together until a signal or a failure stops them.
 
+mod lock;
 mod preflight;
 mod summary;
 
@@ -55,6 +56,8 @@ pub enum StartupError {
     Random(#[from] getrandom::Error),
     #[error("could not set up the metrics")]
     Metrics(#[from] prometheus::Error),
+    #[error(transparent)]
+    Locked(#[from] lock::LockError),
 }
 
 /// Why the service stopped on its own, without being asked to.
@@ -76,6 +79,8 @@ pub struct Application {
     store: Store,
     runner: Runner,
     run_workers: bool,
+    /// On SQLite, the file's lock: held while the server runs.
+    _lock: Option<lock::ServerLock>,
 }
 
 impl Application {
@@ -86,6 +91,11 @@ impl Application {
         if !problems.is_empty() {
             return Err(StartupError::Preflight(problems));
         }
+        // One server per SQLite file: a second is refused before it opens anything.
+        let lock = match settings.database_url {
+            None => Some(lock::ServerLock::take(&settings.db_path)?),
+            Some(_) => None,
+        };
         let store =
             Store::open_database(&settings.database(), settings.writer).map_err(|source| {
                 StartupError::Database {
@@ -104,7 +114,11 @@ impl Application {
             source,
         };
         let listener = TcpListener::bind(&settings.addr).map_err(listen_error)?;
-        let port = listener.local_addr().map_err(listen_error)?.port();
+        let bound = listener.local_addr().map_err(listen_error)?;
+        let port = bound.port();
+        if let Some(lock) = &lock {
+            lock.say_address(&bound.to_string())?;
+        }
         let media = MediaKeeper::new(
             settings.media_dir.clone(),
             settings
@@ -240,6 +254,7 @@ impl Application {
             store,
             runner,
             run_workers,
+            _lock: lock,
         })
     }
 

@@ -258,7 +258,9 @@ async fn a_photo_whose_media_is_never_kept_ends_failed_and_its_artist_is_told() 
     assert_eq!(app.newest_moment().await["state"], "failed");
     assert_eq!(
         app.texts_to(PHONE).await.pop().as_deref(),
-        Some("Your photo or file could not be received, so it was not posted. Please send it again.")
+        Some(
+            "Your photo or file could not be received, so it was not posted. Please send it again."
+        )
     );
 }
 

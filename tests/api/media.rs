@@ -10,7 +10,8 @@ use crate::helpers::*;
 /// A tiny PNG and a tiny JPEG-ish body: the keeper checks types by header, not by content.
 pub(crate) const PNG: &[u8] =
     b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01";
-pub(crate) const JPEG: &[u8] = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x02\x00\x00\x01\x00\x01\x00\x00\xff\xd9";
+pub(crate) const JPEG: &[u8] =
+    b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x02\x00\x00\x01\x00\x01\x00\x00\xff\xd9";
 
 pub(crate) async fn serve(app: &TestApp, at: &str, content_type: &str, body: &[u8]) {
     Mock::given(method("GET"))
@@ -172,7 +173,9 @@ async fn media_that_is_missing_mistyped_or_too_large_is_refused_and_its_moment_i
     let texts = app.texts_to(PHONE).await;
     assert_eq!(
         texts.last().map(String::as_str),
-        Some("Your photo or file could not be received, so it was not posted. Please send it again.")
+        Some(
+            "Your photo or file could not be received, so it was not posted. Please send it again."
+        )
     );
     assert!(!texts.iter().any(|t| t.contains("posted:")), "{texts:?}");
     assert_eq!(

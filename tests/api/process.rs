@@ -730,3 +730,27 @@ async fn a_broadcast_queued_beside_the_running_server_survives_a_kill_mid_fan_ou
         "{requests} requests for 1200 numbers, {in_flight} in flight at the kill"
     );
 }
+
+#[tokio::test]
+async fn a_second_server_on_one_sqlite_file_is_refused_naming_the_first() {
+    if skip_on_postgres("several instances share PostgreSQL: the file lock is SQLite's") {
+        return;
+    }
+    let site = Site::new().await;
+    let first = site.serve(&[]).await;
+    let started = Instant::now();
+    let out = site.command(&[]).output().expect("the second runs");
+    assert!(!out.status.success(), "a second server is refused");
+    assert!(started.elapsed() < Duration::from_secs(10), "at once");
+    let said = String::from_utf8_lossy(&out.stderr);
+    let port = first.address.rsplit(':').next().expect("a port");
+    assert!(
+        said.contains(&format!("pid {}", first.pid())) && said.contains(port),
+        "names the process that holds it: {said}"
+    );
+    // The first still serves.
+    let health = reqwest::get(format!("{}/healthz", first.address))
+        .await
+        .expect("the first answers");
+    assert_eq!(health.status(), 200);
+}

@@ -89,8 +89,16 @@ async fn the_whole_story_runs_over_twilio() {
     let media = "/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Messages/\
                  MM5f1c2a3b4c5d6e7f8091a2b3c4d5e6f7/Media";
     for (id, content_type, bytes) in [
-        ("ME0a1b2c3d4e5f60718293a4b5c6d7e8f9", "image/jpeg", crate::media::JPEG),
-        ("ME1b2c3d4e5f60718293a4b5c6d7e8f9a0", "image/png", crate::media::PNG),
+        (
+            "ME0a1b2c3d4e5f60718293a4b5c6d7e8f9",
+            "image/jpeg",
+            crate::media::JPEG,
+        ),
+        (
+            "ME1b2c3d4e5f60718293a4b5c6d7e8f9a0",
+            "image/png",
+            crate::media::PNG,
+        ),
     ] {
         crate::media::serve(&app, &format!("{media}/{id}"), content_type, bytes).await;
     }
