@@ -53,7 +53,7 @@ async fn a_photo_mms_becomes_one_moment_per_image_with_links_texted_back() {
     let moments = moments["moments"].as_array().expect("moments").clone();
     assert_eq!(moments.len(), 2, "SMIL is not a Moment");
     // Newest first: the PNG came second.
-    let (png, jpg) = (&moments[0], &moments[1]);
+    let jpg = &moments[1];
     assert_eq!(jpg["kind"], "media");
     let source = format!("{}/9b2f/IMG_0001.jpg", app.provider_api.uri());
     assert_eq!(
