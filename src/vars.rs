@@ -13,14 +13,20 @@ pub enum ConfigError {
         variable: &'static str,
         problem: String,
     },
-    #[error("{variable} must be set when MOMENTLINE_SMS_PROVIDER is {provider}")]
+    #[error("{variable}{} must be set when MOMENTLINE_SMS_PROVIDER is {provider}", or_else(.instead))]
     Missing {
         variable: &'static str,
+        /// A variable that would do instead.
+        instead: Option<&'static str>,
         provider: &'static str,
     },
     /// More than one problem, each on a line of its own.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Several(Vec<ConfigError>),
+}
+
+fn or_else(instead: &Option<&'static str>) -> String {
+    instead.map(|v| format!(" (or {v})")).unwrap_or_default()
 }
 
 /// `variable` has a value that cannot be used, for `problem`.
@@ -55,6 +61,24 @@ impl<'a> Vars<'a> {
     pub fn need(&self, name: &'static str, provider: &'static str) -> Result<String, ConfigError> {
         self.get(name).ok_or(ConfigError::Missing {
             variable: name,
+            instead: None,
+            provider,
+        })
+    }
+
+    /// One of two variables `provider` cannot work without, when neither is set.
+    pub fn need_one_of(
+        &self,
+        name: &'static str,
+        instead: &'static str,
+        provider: &'static str,
+    ) -> Result<(), ConfigError> {
+        if self.get(name).is_some() || self.get(instead).is_some() {
+            return Ok(());
+        }
+        Err(ConfigError::Missing {
+            variable: name,
+            instead: Some(instead),
             provider,
         })
     }

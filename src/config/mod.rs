@@ -614,13 +614,27 @@ mod tests {
             ("TELNYX_API_KEY", "k"),
         ])
         .expect_err("no sender");
-        assert!(err.to_string().starts_with("TELNYX_FROM_NUMBER"));
+        assert_eq!(
+            err.to_string(),
+            "TELNYX_FROM_NUMBER (or TELNYX_MESSAGING_PROFILE_ID) must be set when \
+             MOMENTLINE_SMS_PROVIDER is telnyx",
+            "the sender can be either"
+        );
+        match settings(&[("MOMENTLINE_DEV_PHONE", "maybe")]) {
+            Err(e) => assert!(e
+                .to_string()
+                .contains("is not 1 (or true, yes), 0 (or false, no) or force")),
+            Ok(_) => panic!("maybe is no answer"),
+        }
     }
 
     #[test]
     fn each_provider_names_what_it_lacks() {
         for (provider, first_missing) in [
-            ("twilio", "TWILIO_FROM_NUMBER"),
+            (
+                "twilio",
+                "TWILIO_FROM_NUMBER (or TWILIO_MESSAGING_SERVICE_SID)",
+            ),
             ("vonage", "VONAGE_API_KEY"),
             ("textflow", "TEXTFLOW_API_KEY"),
             ("phonify", "PHONIFY_API_KEY"),

@@ -105,7 +105,10 @@ impl Settings {
         let switch = |variable: &'static str, default: &str| match or(variable, default).as_str() {
             "0" | "false" | "no" => Ok(false),
             "1" | "true" | "yes" => Ok(true),
-            other => Err(invalid(variable, format!("'{other}' is not 1 or 0"))),
+            other => Err(invalid(
+                variable,
+                format!("'{other}' is not 1 (or true, yes) or 0 (or false, no)"),
+            )),
         };
         let media_allow_private = switch("MOMENTLINE_MEDIA_ALLOW_PRIVATE", "0")?;
         let metrics = switch("MOMENTLINE_METRICS", "1")?;
@@ -123,7 +126,7 @@ impl Settings {
             other => {
                 return Err(invalid(
                     "MOMENTLINE_DEV_PHONE",
-                    format!("'{other}' is not 1, 0 or force"),
+                    format!("'{other}' is not 1 (or true, yes), 0 (or false, no) or force"),
                 ))
             }
         };

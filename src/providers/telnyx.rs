@@ -38,9 +38,7 @@ impl TelnyxConfig {
     pub fn read(vars: &Vars) -> Result<Self, ConfigError> {
         let from_number = vars.get("TELNYX_FROM_NUMBER");
         let messaging_profile_id = vars.get("TELNYX_MESSAGING_PROFILE_ID");
-        if from_number.is_none() && messaging_profile_id.is_none() {
-            vars.need("TELNYX_FROM_NUMBER", NAME)?;
-        }
+        vars.need_one_of("TELNYX_FROM_NUMBER", "TELNYX_MESSAGING_PROFILE_ID", NAME)?;
         Ok(Self {
             api_key: vars.need("TELNYX_API_KEY", NAME)?.into(),
             from_number,

@@ -44,9 +44,7 @@ impl TwilioConfig {
     pub fn read(vars: &Vars, public_url: &str) -> Result<Self, ConfigError> {
         let from_number = vars.get("TWILIO_FROM_NUMBER");
         let messaging_service_sid = vars.get("TWILIO_MESSAGING_SERVICE_SID");
-        if from_number.is_none() && messaging_service_sid.is_none() {
-            vars.need("TWILIO_FROM_NUMBER", NAME)?;
-        }
+        vars.need_one_of("TWILIO_FROM_NUMBER", "TWILIO_MESSAGING_SERVICE_SID", NAME)?;
         Ok(Self {
             account_sid: vars.need("TWILIO_ACCOUNT_SID", NAME)?,
             auth_token: vars.need("TWILIO_AUTH_TOKEN", NAME)?.into(),
