@@ -101,7 +101,7 @@ CREATE TABLE IF NOT EXISTS messages (
         'welcome', 'expired', 'reminder', 'help', 'video_refused', 'moment_posted',
         'moment_failed', 'price_too_high', 'code', 'broadcast', 'moment_deleted',
         'nothing_to_undo', 'key_refused', 'payment_needed', 'host_refused', 'moment_hidden',
-        'hide_unconfirmed', 'media_lost')),
+        'hide_unconfirmed', 'media_lost', 'photo_added')),
     -- outbound: the broadcast this text is one of
     broadcast_id        INTEGER REFERENCES broadcasts(id),
     -- outbound: GSM-7 or UCS-2, and how many SMS segments the text takes

@@ -26,4 +26,4 @@ ALTER TABLE messages ADD CONSTRAINT messages_purpose_check CHECK (purpose IN ('p
     'verified', 'opted_out', 'opted_in', 'welcome', 'expired', 'reminder', 'help',
     'video_refused', 'moment_posted', 'moment_failed', 'price_too_high', 'code', 'broadcast',
     'moment_deleted', 'nothing_to_undo', 'key_refused', 'payment_needed', 'host_refused',
-    'moment_hidden', 'hide_unconfirmed', 'media_lost'));
+    'moment_hidden', 'hide_unconfirmed', 'media_lost', 'photo_added'));

@@ -76,7 +76,7 @@ const OWN: &[Variable] = &[
     (
         "MOMENTLINE_MERGE_SECS",
         "20",
-        "how long a photo alone or a caption alone waits for its other half; 0 for never",
+        "how long a photo alone waits for its words, and words alone stay open to a photo; 0 for never",
     ),
     (
         "MOMENTLINE_ALLOWED_COUNTRIES",

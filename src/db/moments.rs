@@ -437,8 +437,8 @@ const OPEN_TO_MERGE: &str = "SELECT m.id FROM messages g CROSS JOIN moments m
        AND m.deleted_at IS NULL AND m.merge_until > ?7
      ORDER BY m.id DESC LIMIT 1";
 
-/// The newest Moment of `kind` that `phone` texted `artist` through `provider` which is still
-/// open for merging at `now`: pending, not deleted, its window not over. Found through the
+/// The newest Moment of `kind` in `state` that `phone` texted `artist` through `provider`
+/// which is still open for merging at `now`: not deleted, its window not over. Found through the
 /// number's recent messages (`messages_phone`).
 pub fn open_to_merge(
     conn: &Conn,
@@ -446,6 +446,7 @@ pub fn open_to_merge(
     phone: &PhoneNumber,
     provider: &str,
     kind: MomentKindCode,
+    state: MomentState,
     window: chrono::Duration,
     now: DateTime<Utc>,
 ) -> Result<Option<MomentId>, DbError> {
@@ -457,7 +458,7 @@ pub fn open_to_merge(
             provider,
             artist,
             Text(kind),
-            Text(MomentState::Pending),
+            Text(state),
             ts(now)
         ],
         |r| r.get(0),
@@ -492,6 +493,17 @@ pub fn take_photo(conn: &Conn, id: MomentId, item: &MediaItem) -> Result<(), DbE
             item.content_type,
             Text(MediaState::Fetching)
         ],
+    )?;
+    Ok(())
+}
+
+/// A photo that joined a posted caption could not be kept: the Moment is the text it was.
+pub fn drop_photo(conn: &Conn, id: MomentId) -> Result<(), DbError> {
+    conn.execute(
+        "UPDATE moments SET kind = ?2, media_url = NULL, media_content_type = NULL,
+           media_state = NULL, media_file = NULL, media_error = NULL
+         WHERE id = ?1",
+        params![id, Text(MomentKindCode::Text)],
     )?;
     Ok(())
 }

@@ -121,6 +121,7 @@ text_enum!(
         MomentHidden => "moment_hidden",
         HideUnconfirmed => "hide_unconfirmed",
         MediaLost => "media_lost",
+        PhotoAdded => "photo_added",
     }
 );
 

@@ -119,6 +119,10 @@ pub fn render(kind: ReplyKind, ctx: &ReplyContext) -> Option<String> {
         ReplyKind::MediaLost => "Your photo or file could not be received, so it was not \
              posted. Please send it again."
             .to_owned(),
+        ReplyKind::PhotoAdded => match ctx.moment_links {
+            [one, ..] => format!("Photo added to your Moment: {one}"),
+            [] => "Photo added to your Moment.".to_owned(),
+        },
         ReplyKind::Broadcast => return None,
     };
     Some(text)

@@ -9,7 +9,7 @@ use crate::db::jobs::{self, NewJob};
 use crate::db::{artists, messages, moments, numbers, parts, Conn, DbError};
 use crate::domain::ids::{MessageId, MomentId};
 use crate::domain::keyword::Keyword;
-use crate::domain::moment::{parse_moments, MomentCommand, MomentContent};
+use crate::domain::moment::{parse_moments, MomentCommand, MomentContent, SplitHalf};
 use crate::domain::number_state::{
     on_inbound, ArtistId, Decision, Inbound, InboundContext, NumberStatus, ReplyKind, ReplyLimits,
     Standing, UNDO_WINDOW,
@@ -45,6 +45,7 @@ impl ReceiveSettings {
     fn merge_rule(&self) -> MergeRule {
         MergeRule {
             window: self.merge_window,
+            late_photos: self.host.takes_late_photos(),
         }
     }
 }
@@ -400,12 +401,22 @@ fn enqueue(
     };
     let moments = match (&decision.next, merged) {
         (Standing::Verified { owner, .. }, false) => {
-            // Held back until the window ends, so the other half can still join.
+            // Open to its other half until the window ends, and held back until then, so the
+            // other half can still join before it is posted; a caption whose photo may join
+            // it after it is posted (momentline's own page) is posted at once.
             let merge_until = half.as_ref().map(|_| now + settings.merge_window);
+            let posted_late = half
+                .as_ref()
+                .is_some_and(|h| h.half == SplitHalf::Caption && settings.merge_rule().late_photos);
             let held = Held {
                 artist: *owner,
                 message_id,
                 merge_until,
+                post_at: if posted_late {
+                    now
+                } else {
+                    merge_until.unwrap_or(now)
+                },
             };
             enqueue_moments(tx, settings, &decision.moments, &held, &posted, now)?
         }
@@ -423,11 +434,13 @@ struct Posted<'a> {
     then: Vec<&'a str>,
 }
 
-/// Whose Moments they are, from which message, and until when they wait for their other half.
+/// Whose Moments they are, from which message, until when they are open to their other half,
+/// and when they are posted.
 struct Held {
     artist: ArtistId,
     message_id: MessageId,
     merge_until: Option<DateTime<Utc>>,
+    post_at: DateTime<Utc>,
 }
 
 /// Records each Moment, each dispatched by a job of its own (a media Moment's after its file
@@ -465,7 +478,7 @@ fn enqueue_moments(
                     payload: dispatch,
                     queue: settings.host.queue(held.artist).as_deref(),
                 },
-                held.merge_until.unwrap_or(now),
+                held.post_at,
                 now,
             )?;
         }

@@ -1,7 +1,9 @@
 //! Caption merging: a photo and its caption that a carrier delivered as two messages become
-//! one Moment. The first half's Moment is held open for `MOMENTLINE_MERGE_SECS` (its
-//! dispatch is not due before); the other half, arriving from the same number in that time,
-//! joins it in the write that receives it, and records no Moment of its own.
+//! one Moment. The first half's Moment is held open for `MOMENTLINE_MERGE_SECS`; the other
+//! half, arriving from the same number in that time, joins it in the write that receives it,
+//! and records no Moment of its own. A photo alone is not posted before its window ends;
+//! words alone are, on momentline's own page (`MergeRule::late_photos`), and a photo that
+//! comes later is added to their posted Moment.
 
 use chrono::{DateTime, Utc};
 
@@ -10,7 +12,7 @@ use crate::domain::ids::{ArtistId, MomentId};
 use crate::domain::moment::{MomentCommand, MomentContent, SplitHalf};
 use crate::domain::number_state::Standing;
 use crate::domain::phone_number::PhoneNumber;
-use crate::domain::{JobKind, MomentKindCode};
+use crate::domain::{JobKind, MomentKindCode, MomentState};
 use crate::providers::InboundMessage;
 
 /// How the two halves of a Moment are brought together.
@@ -19,6 +21,9 @@ pub struct MergeRule {
     /// How long a photo alone or a caption alone waits for its other half
     /// (`MOMENTLINE_MERGE_SECS`); zero never waits.
     pub window: chrono::Duration,
+    /// Whether a photo may join a caption's Moment already posted (momentline's own page):
+    /// the caption is then posted at once, and its photo added when it comes.
+    pub late_photos: bool,
 }
 
 /// The half a message just received is, and what it asks for.
@@ -76,16 +81,24 @@ pub fn join(
         SplitHalf::Photo => MomentKindCode::Media,
         SplitHalf::Caption => MomentKindCode::Text,
     };
-    let Some(id) = moments::open_to_merge(
-        tx,
-        half.artist,
-        half.phone,
-        half.provider,
-        wanted,
-        rule.window,
-        now,
-    )?
-    else {
+    let open = |state| {
+        moments::open_to_merge(
+            tx,
+            half.artist,
+            half.phone,
+            half.provider,
+            wanted,
+            state,
+            rule.window,
+            now,
+        )
+    };
+    let Some(id) = open(MomentState::Pending)? else {
+        if half.half == SplitHalf::Photo && rule.late_photos {
+            if let Some(posted) = open(MomentState::Created)? {
+                return add_late_photo(tx, posted, half, now);
+            }
+        }
         return Ok(None);
     };
     // A dispatch is never due before the window ends, so none runs; were the clock set back,
@@ -110,5 +123,29 @@ pub fn join(
     // Whole now: nothing more can join it, so it need not wait out the window.
     jobs::due_now(tx, JobKind::DispatchMoment, id, now)?;
     tracing::info!(moment_id = id.0, half = ?half.half, "the other half of a split MMS joined its Moment");
+    Ok(Some(id))
+}
+
+/// A photo joins its caption's Moment, already posted on momentline's own page: the page
+/// shows the photo once it is kept, and the artist is told then (`keep_media`, `added`).
+fn add_late_photo(
+    tx: &Conn,
+    id: MomentId,
+    half: &Half,
+    now: DateTime<Utc>,
+) -> Result<Option<MomentId>, DbError> {
+    let MomentContent::Media { item, .. } = &half.command.content else {
+        return Ok(None);
+    };
+    moments::take_photo(tx, id, item)?;
+    jobs::enqueue_keep_media(
+        tx,
+        serde_json::json!({ "moment_id": id, "added": true }),
+        now,
+    )?;
+    tracing::info!(
+        moment_id = id.0,
+        "a photo joined its caption's Moment after it was posted"
+    );
     Ok(Some(id))
 }

@@ -127,6 +127,13 @@ impl Host {
         }
     }
 
+    /// Whether a photo may still join a caption's Moment after it was posted: only
+    /// momentline's own page can change after it is shared (a Moment sent to a host, or made
+    /// on chain, stays as it was sent).
+    pub fn takes_late_photos(&self) -> bool {
+        matches!(self, Self::Embedded(_))
+    }
+
     /// Asks the host to create the Moment; answers the link texted back.
     #[tracing::instrument(name = "host_create", skip_all, fields(
         host = self.name(),

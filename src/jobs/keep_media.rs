@@ -24,6 +24,13 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
         Err(e) => return Performed::only(Attempted::read_failed("the Moment", &e)),
     };
     let dispatch = job.payload.get("dispatch").cloned();
+    // A photo that joined its caption's Moment after it was posted: the artist is told
+    // whether it was added.
+    let added = job
+        .payload
+        .get("added")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
     let (sender, events, host) = (ctx.sender.name(), ctx.events(), ctx.host.clone());
     match ctx.media.keep(&source).await {
         Ok(file) => {
@@ -48,6 +55,9 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
                         let due = moments::merge_until(tx, id)?.unwrap_or(now);
                         jobs::enqueue_due(tx, &job, due, now)?;
                     }
+                    if added {
+                        tell_added(tx, id, ReplyKind::PhotoAdded, sender)?;
+                    }
                     Ok(())
                 }),
             }
@@ -64,6 +74,16 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
                 attempted,
                 record: Arc::new(move |tx, settled| match settled {
                     Settled::Retrying { reason } => moments::media_failed(tx, id, false, reason),
+                    Settled::Failed { reason } if added => {
+                        // The Moment stays the text it was posted as.
+                        moments::drop_photo(tx, id)?;
+                        tracing::warn!(
+                            moment_id = id.0,
+                            reason,
+                            "a photo that joined a posted Moment could not be kept"
+                        );
+                        tell_added(tx, id, ReplyKind::MediaLost, sender)
+                    }
                     Settled::Failed { reason } => {
                         moments::media_failed(tx, id, true, reason)?;
                         match &dispatch {
@@ -95,4 +115,26 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
             }
         }
     }
+}
+
+/// Tells the artist how a photo that joined a posted Moment fared, with the Moment's link.
+fn tell_added(
+    tx: &crate::db::Conn,
+    id: MomentId,
+    kind: ReplyKind,
+    sender: &'static str,
+) -> Result<(), crate::db::DbError> {
+    let (Some(moment), Some(posted)) = (moments::to_dispatch(tx, id)?, moments::for_host(tx, id)?)
+    else {
+        return Ok(());
+    };
+    let links: Vec<String> = posted.url.into_iter().collect();
+    dispatch_moment::tell(
+        tx,
+        moment.message_id,
+        kind,
+        &links,
+        sender,
+        chrono::Utc::now(),
+    )
 }

@@ -106,18 +106,57 @@ async fn a_photo_then_its_caption_within_the_window_are_one_moment_with_one_link
 }
 
 #[tokio::test]
-async fn a_caption_then_its_photo_within_the_window_are_one_moment_with_one_link() {
+async fn a_caption_is_posted_at_once_and_its_photo_within_the_window_joins_its_page() {
     let app = spawn_merging_app("5").await;
+    let sent = std::time::Instant::now();
     app.text(PHONE, CAPTION).await;
     settle(&app).await;
-    assert!(
-        posted_texts(&app, PHONE).await.is_empty(),
-        "the caption waits for its photo"
+    // No wait for a photo that may never come: the words are posted now, their page open to
+    // the photo for the window.
+    let id = moments(&app).await[0]["id"].as_i64().expect("id");
+    let link = format!("{PUBLIC_URL}/moments/{id}");
+    assert_eq!(
+        posted_texts(&app, PHONE).await,
+        [format!("Moment posted: {link}")]
     );
+    assert!(
+        sent.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        sent.elapsed()
+    );
+    assert_eq!(moments(&app).await[0]["kind"], "text");
 
     photo(&app, PHONE).await;
     settle(&app).await;
     assert_one_captioned_photo(&app).await;
+    assert_eq!(
+        app.last_text_to(PHONE).await,
+        Some(format!("Photo added to your Moment: {link}"))
+    );
+    let page = app.page(&format!("/moments/{id}")).await;
+    assert!(page.contains(&format!("{PUBLIC_URL}/media/")), "{page}");
+}
+
+#[tokio::test]
+async fn a_late_photo_that_cannot_be_kept_leaves_the_caption_as_it_was_posted() {
+    let app = spawn_verified_app_with_env(&[("MOMENTLINE_MERGE_SECS", "5")]).await;
+    app.text(PHONE, CAPTION).await;
+    settle(&app).await;
+    // No photo is served: its fetch answers 404.
+    photo(&app, PHONE).await;
+    settle(&app).await;
+
+    let moments = moments(&app).await;
+    assert_eq!(moments.len(), 1);
+    assert_eq!(moments[0]["kind"], "text");
+    assert_eq!(moments[0]["state"], "created");
+    assert!(moments[0]["media"].is_null(), "{}", moments[0]);
+    assert_eq!(
+        app.last_text_to(PHONE).await.as_deref(),
+        Some(
+            "Your photo or file could not be received, so it was not posted. Please send it again."
+        )
+    );
 }
 
 /// Two Moments: the caption's text, newest, and the photo titled as a photo.
@@ -141,8 +180,8 @@ async fn halves_further_apart_than_the_window_are_two_moments() {
     settle(&app).await;
     assert_eq!(
         posted_texts(&app, PHONE).await.len(),
-        1,
-        "the photo's, on time"
+        2,
+        "the photo's, on time, and the caption's, at once"
     );
     tokio::time::sleep(Duration::from_millis(1200)).await;
     settle(&app).await;
