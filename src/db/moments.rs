@@ -437,28 +437,35 @@ const OPEN_TO_MERGE: &str = "SELECT m.id FROM messages g CROSS JOIN moments m
        AND m.deleted_at IS NULL AND m.merge_until > ?7
      ORDER BY m.id DESC LIMIT 1";
 
-/// The newest Moment of `kind` in `state` that `phone` texted `artist` through `provider`
-/// which is still open for merging at `now`: not deleted, its window not over. Found through the
-/// number's recent messages (`messages_phone`).
+/// The Moment a half looks for to join: whose, from which number, through which provider, of
+/// which kind, in which state.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenHalf<'a> {
+    pub artist: ArtistId,
+    pub phone: &'a PhoneNumber,
+    pub provider: &'a str,
+    pub kind: MomentKindCode,
+    pub state: MomentState,
+}
+
+/// The newest Moment `wanted` describes which is still open for merging at `now`: not
+/// deleted, its window not over. Found through the number's recent messages
+/// (`messages_phone`).
 pub fn open_to_merge(
     conn: &Conn,
-    artist: ArtistId,
-    phone: &PhoneNumber,
-    provider: &str,
-    kind: MomentKindCode,
-    state: MomentState,
+    wanted: &OpenHalf,
     window: chrono::Duration,
     now: DateTime<Utc>,
 ) -> Result<Option<MomentId>, DbError> {
     conn.query_opt(
         OPEN_TO_MERGE,
         params![
-            phone,
+            wanted.phone,
             ts(now - window),
-            provider,
-            artist,
-            Text(kind),
-            Text(state),
+            wanted.provider,
+            wanted.artist,
+            Text(wanted.kind),
+            Text(wanted.state),
             ts(now)
         ],
         |r| r.get(0),

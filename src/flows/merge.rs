@@ -82,16 +82,14 @@ pub fn join(
         SplitHalf::Caption => MomentKindCode::Text,
     };
     let open = |state| {
-        moments::open_to_merge(
-            tx,
-            half.artist,
-            half.phone,
-            half.provider,
-            wanted,
+        let wanted = moments::OpenHalf {
+            artist: half.artist,
+            phone: half.phone,
+            provider: half.provider,
+            kind: wanted,
             state,
-            rule.window,
-            now,
-        )
+        };
+        moments::open_to_merge(tx, &wanted, rule.window, now)
     };
     let Some(id) = open(MomentState::Pending)? else {
         if half.half == SplitHalf::Photo && rule.late_photos {
