@@ -18,7 +18,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::inprocess_api::{
-    is_address, ApiError, Collection, CreateMoment, CreateWriting, Created, InProcessApi,
+    is_address, ApiError, Collection, CreateMoment, CreateWriting, Created, InProcessApi, Listed,
     MediaToken, SalesConfig, WritingToken,
 };
 use super::{NotCreated, Refused, ToCreate};
@@ -779,9 +779,30 @@ impl InProcess {
     }
 
     /// Sends the hide, noted first as sent: once In Process may have read it, it is never
-    /// sent again.
+    /// sent again. A Moment the artist already hid on In Process's site is left so: hiding
+    /// toggles, and would show it again.
     async fn send_hide(&self, id: MomentId, account: &Account, artist: &str, token: Token) -> Hide {
         let link = self.link(&token);
+        let listed = self
+            .api
+            .find(&account.address, self.settings.chain.id(), 1, |listed| {
+                Ok(listed.address.eq_ignore_ascii_case(&token.contract)
+                    && listed.token_id == token.token_id)
+            })
+            .await;
+        if listed
+            .as_ref()
+            .is_ok_and(|l| l.as_ref().is_some_and(Listed::is_hidden))
+        {
+            tracing::info!(moment_id = id.0, %link, "the Moment is hidden on In Process already: no hide sent");
+            let marked = self
+                .write(move |tx| inprocess::mark_hidden(tx, id, Utc::now()))
+                .await;
+            if let Err(e) = marked {
+                return hide_retry(e.to_string());
+            }
+            return Hide::Hidden { link };
+        }
         if let Err(e) = self
             .write(move |tx| inprocess::mark_hide_sent(tx, id, Utc::now()))
             .await

@@ -215,6 +215,9 @@ pub struct Listed {
     /// Its metadata, as In Process keeps it.
     #[serde(default)]
     pub metadata: Option<ListedMetadata>,
+    /// Who hid it (In Process's ids of artists): empty while it shows.
+    #[serde(default)]
+    pub hidden: Option<Vec<serde_json::Value>>,
 }
 
 /// What the timeline says of a Moment's metadata.
@@ -243,6 +246,11 @@ impl Listed {
             .or_else(|_| chrono::DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%#z"))
             .ok()
             .map(|t| t.with_timezone(&chrono::Utc))
+    }
+
+    /// Whether someone (its artist, on In Process's site) hid it.
+    pub fn is_hidden(&self) -> bool {
+        self.hidden.as_ref().is_some_and(|who| !who.is_empty())
     }
 
     /// The name its metadata gives it, if the timeline says.

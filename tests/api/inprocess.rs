@@ -273,6 +273,37 @@ async fn undo_hides_the_moment_on_in_process_once_and_the_artist_is_told() {
 }
 
 #[tokio::test]
+async fn undo_of_a_moment_the_artist_already_hid_on_in_process_does_not_show_it_again() {
+    let (app, standin) = spawn_inprocess_app(&[]).await;
+    app.text(PHONE, "Hidden already").await;
+    app.drain_all().await;
+    let moment = standin.moments().pop().expect("created");
+    // The artist hides it on In Process's site.
+    let hidden = reqwest::Client::new()
+        .post(format!("{}/moment/hide", standin.api_base()))
+        .header("x-api-key", KEY)
+        .json(&serde_json::json!({ "moment": {
+            "collectionAddress": moment.collection, "tokenId": moment.token_id, "chainId": 8453
+        }}))
+        .send()
+        .await
+        .expect("hides");
+    assert_eq!(hidden.status(), 200);
+
+    app.text(PHONE, "UNDO").await;
+    app.drain_all().await;
+
+    assert_eq!(standin.hides().len(), 1, "no second toggle");
+    assert!(standin.moments()[0].hidden, "still hidden");
+    let told = format!(
+        "Your Moment was hidden on In Process: {}",
+        link(&moment.collection, &moment.token_id)
+    );
+    assert_eq!(app.last_text_to(PHONE).await, Some(told));
+    assert_no_violations(&standin);
+}
+
+#[tokio::test]
 async fn a_revoked_key_pauses_the_artists_moments_tells_them_once_and_a_new_key_posts_them() {
     let (app, standin) = spawn_inprocess_app(&[]).await;
     standin.revoke_key(KEY);
