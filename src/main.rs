@@ -7,10 +7,7 @@ use momentline::telemetry;
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // Before the settings are read, so that reading them can be logged.
-    if let Err(e) = telemetry::init() {
-        eprintln!("momentline: {e}");
-        return std::process::ExitCode::FAILURE;
-    }
+    telemetry::init();
     match cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -32,17 +32,23 @@ const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
 #[error("MOMENTLINE_LOG_FORMAT is invalid: '{0}' is not text or json")]
 pub struct LogFormatError(String);
 
+/// Whether `MOMENTLINE_LOG_FORMAT`'s value asks for JSON lines (`json`) or text (`text`,
+/// or none).
+pub fn log_format_is_json(value: Option<&str>) -> Result<bool, LogFormatError> {
+    match value.unwrap_or_default().trim() {
+        "" | "text" => Ok(false),
+        "json" => Ok(true),
+        other => Err(LogFormatError(other.to_owned())),
+    }
+}
+
 /// Logs at `info` unless `RUST_LOG` says otherwise, as text unless `MOMENTLINE_LOG_FORMAT`
-/// is `json`. A `RUST_LOG` that cannot be used is logged (as a warning) with the fallback.
-pub fn init() -> Result<(), LogFormatError> {
-    let json = match std::env::var("MOMENTLINE_LOG_FORMAT")
-        .unwrap_or_default()
-        .trim()
-    {
-        "" | "text" => false,
-        "json" => true,
-        other => return Err(LogFormatError(other.to_owned())),
-    };
+/// is `json`. A `RUST_LOG` that cannot be used is logged (as a warning) with the fallback; a
+/// `MOMENTLINE_LOG_FORMAT` that cannot is logged as text, and the settings refuse it with
+/// every other problem (`crate::config`).
+pub fn init() {
+    let json =
+        log_format_is_json(std::env::var("MOMENTLINE_LOG_FORMAT").ok().as_deref()).unwrap_or(false);
     let (filter, problem) = filter(std::env::var("RUST_LOG").ok().as_deref());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -65,7 +71,6 @@ pub fn init() -> Result<(), LogFormatError> {
     if let Some(problem) = problem {
         tracing::warn!("RUST_LOG is invalid: {problem}; logging at info instead");
     }
-    Ok(())
 }
 
 /// The filter `RUST_LOG` asks for, or `info` and what was wrong with it.

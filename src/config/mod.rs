@@ -599,6 +599,26 @@ mod tests {
     }
 
     #[test]
+    fn the_listen_address_and_the_log_format_are_named_with_every_other_problem() {
+        let err = settings(&[
+            ("MOMENTLINE_ADDR", "nowhere"),
+            ("MOMENTLINE_LOG_FORMAT", "yaml"),
+            ("MOMENTLINE_SEND_RATE", "fast"),
+        ])
+        .expect_err("three problems");
+        let said = err.to_string();
+        for variable in [
+            "MOMENTLINE_ADDR",
+            "MOMENTLINE_LOG_FORMAT",
+            "MOMENTLINE_SEND_RATE",
+        ] {
+            assert!(said.contains(variable), "{variable} in {said}");
+        }
+        assert!(said.contains("'yaml' is not text or json"), "{said}");
+        assert!(settings(&[("MOMENTLINE_ADDR", ":8080")]).is_ok());
+    }
+
+    #[test]
     fn a_missing_provider_credential_names_the_variable() {
         let err = settings(&[
             ("MOMENTLINE_SMS_PROVIDER", "telnyx"),

@@ -113,6 +113,15 @@ impl Settings {
         let media_allow_private = switch("MOMENTLINE_MEDIA_ALLOW_PRIVATE", "0")?;
         let metrics = switch("MOMENTLINE_METRICS", "1")?;
         let addr = listen_addr(&or("MOMENTLINE_ADDR", "127.0.0.1:8080"));
+        listen_addr_problem(&addr).map_or(Ok(()), |p| Err(invalid("MOMENTLINE_ADDR", p)))?;
+        // Read by the log itself before the settings; refused here with every other problem.
+        let log_format = get("MOMENTLINE_LOG_FORMAT");
+        crate::telemetry::log_format_is_json(log_format.as_deref()).map_err(|_| {
+            invalid(
+                "MOMENTLINE_LOG_FORMAT",
+                format!("'{}' is not text or json", log_format.unwrap_or_default()),
+            )
+        })?;
         // The dev phone texts as any number, unauthenticated: `serve` refuses it on a network
         // address unless forced (see `startup::preflight`).
         let secret_key = get("MOMENTLINE_SECRET_KEY")
@@ -329,6 +338,19 @@ pub(crate) fn listens_on_loopback(addr: &str) -> bool {
     }
     addr.rsplit_once(':')
         .is_some_and(|(host, _)| host.eq_ignore_ascii_case("localhost"))
+}
+
+/// What is wrong with a listen address's form (`host:port`, the port a number), if anything;
+/// whether the host resolves is the start-up check's (`startup::preflight`).
+fn listen_addr_problem(addr: &str) -> Option<String> {
+    let port = addr.rsplit_once(':').map(|(_, port)| port);
+    match port {
+        Some(port) if port.parse::<u16>().is_ok() => None,
+        _ => Some(format!(
+            "'{addr}' is not an address to listen on: give host:port, e.g. 127.0.0.1:8080, or \
+             :8080 for every interface"
+        )),
+    }
 }
 
 /// `5,30,120` seconds between attempts.

@@ -476,7 +476,7 @@ async fn spawn_app_on(
     adjust: impl FnOnce(&mut Settings),
 ) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
-        let _ = momentline::telemetry::init();
+        momentline::telemetry::init();
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let provider_api = MockServer::start().await;
