@@ -526,3 +526,50 @@ fn an_in_process_key_is_read_from_standard_input_and_kept_sealed_never_in_clear(
     assert!(ada.ends_with(&format!("\tset\t{collection}")), "{listed}");
     assert!(!listed.contains(key), "{listed}");
 }
+
+#[test]
+fn addr_is_a_flag_of_serve_alone() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("addr.db");
+    let added = momentline_on_file(&db, &["artists", "add", "--name", "Ada", "--addr", ":0"]);
+    assert_fails_saying(&added, "unexpected argument '--addr'");
+    let listed = momentline_on_file(&db, &["--addr", ":0", "keys", "list"]);
+    assert_fails_saying(&listed, "--addr is the address `serve` listens on");
+    let texted = momentline_on_file(&db, &["--addr", ":0", "dev", "text", "--from", PHONE, "hi"]);
+    assert_fails_saying(&texted, "with --url");
+    assert!(!db.exists(), "nothing was opened");
+
+    let help =
+        |args: &[&str]| String::from_utf8(momentline_on_file(&db, args).stdout).expect("utf-8");
+    assert!(help(&["serve", "--help"]).contains("--addr <ADDR>"));
+    for command in [
+        &["artists", "add", "--help"][..],
+        &["keys", "revoke", "--help"],
+        &["backup", "--help"],
+    ] {
+        assert!(!help(command).contains("--addr <"), "{command:?}");
+    }
+    let dev_text_help = help(&["dev", "text", "--help"]);
+    assert!(
+        dev_text_help.contains("--url <URL>") && !dev_text_help.contains("--addr <"),
+        "{dev_text_help}"
+    );
+
+    // `serve --addr` and `momentline --addr` are where the server listens: a public one is
+    // refused to the dev phone, by name.
+    for args in [
+        &["serve", "--addr", "0.0.0.0:0"][..],
+        &["--addr", "0.0.0.0:0"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_momentline"))
+            .args(args)
+            .env_clear()
+            .envs(clock_env())
+            .env("MOMENTLINE_DB", &db)
+            .env("MOMENTLINE_DEV_PHONE", "1")
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("runs");
+        assert_fails_saying(&out, "MOMENTLINE_DEV_PHONE");
+    }
+}
