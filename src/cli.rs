@@ -100,7 +100,8 @@ enum DevCommand {
         /// The phone number texting, in E.164 (+14155552671).
         #[arg(long)]
         from: String,
-        /// What the phone texts.
+        /// What the phone texts: words, a link, or the caption of --media. A line such as
+        /// `price: 5` sets the Moment's price in USDC; without one it is 1 USDC.
         text: String,
         /// A photo, audio or PDF file to attach (served on loopback for the server to fetch;
         /// the server needs MOMENTLINE_MEDIA_ALLOW_PRIVATE=1 to fetch it).
@@ -112,10 +113,12 @@ enum DevCommand {
         /// Our number the phone texts.
         #[arg(long, default_value = "+18445550001")]
         to: String,
-        /// The server's base URL (default: from MOMENTLINE_ADDR, on loopback).
+        /// The running server's base URL, e.g. http://127.0.0.1:8080 (default: the loopback
+        /// address of MOMENTLINE_ADDR).
         #[arg(long)]
         url: Option<String>,
-        /// Seconds to wait for momentline's answers (0: do not wait).
+        /// Seconds to wait at most for momentline's answers, saying meanwhile what they wait
+        /// for; it stops as soon as the outcome is known (0: do not wait).
         #[arg(long, default_value_t = 30)]
         wait: u64,
     },
