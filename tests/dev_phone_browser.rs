@@ -6,6 +6,7 @@
 //! except under `CI`, where it fails.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -50,11 +51,18 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Stops chromedriver (and the browser it started) when the test ends, however it ends.
+/// Stops chromedriver and the browser it started when the test ends, however it ends: they
+/// share a process group of their own, so a test that fails before closing its session
+/// leaves no browser behind.
 struct Driver(Child);
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -93,6 +101,7 @@ async fn browser(chromium: &Path, chromedriver: &Path, screen: Screen) -> (Drive
     let driver = Driver(
         Command::new(chromedriver)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
