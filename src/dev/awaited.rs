@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use crate::db::progress::{JobProgress, MomentProgress, Progress};
 use crate::domain::ids::MomentId;
-use crate::domain::{JobKind, JobState, MediaState, MomentState};
+use crate::domain::{JobKind, JobState, MediaState, MessageState, MomentState};
 
 /// One thing still on a text's way.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,7 +140,7 @@ pub fn look(progress: &Progress, now: DateTime<Utc>) -> Look {
     let queued = progress
         .answers
         .iter()
-        .any(|a| a.state == crate::domain::MessageState::Unconfirmed);
+        .any(|a| a.state == MessageState::Unconfirmed);
     if queued && !look.waits.contains(&Wait::Reply) {
         look.waits.push(Wait::Reply);
     }
@@ -224,7 +224,6 @@ mod tests {
     use super::*;
     use crate::db::progress::Answer;
     use crate::domain::ids::MessageId;
-    use crate::domain::MessageState;
 
     fn now() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")

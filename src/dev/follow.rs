@@ -85,8 +85,9 @@ struct Follower {
     printed: usize,
     /// Failures said so far.
     failures: Vec<awaited::Failure>,
-    /// The wait last said, and the one seen since when.
+    /// The wait last said.
     said: Option<awaited::Wait>,
+    /// The wait the last look saw, and since when it has been seen.
     seen: Option<(awaited::Wait, Instant)>,
     /// The Moments of earlier texts seen on their way: one the text joined. Others, long
     /// settled, are not the text's.
@@ -141,7 +142,7 @@ impl Follower {
                 received,
                 self.followed.merge_window,
             )?;
-            self.keep_the_texts(&mut progress.moments, received);
+            self.keep_its_moments(&mut progress.moments, received);
             self.print_sent(&progress.answers);
             let look = awaited::look(&progress, now);
             self.say_failures(&look.failures);
@@ -164,7 +165,7 @@ impl Follower {
 
     /// Keeps the text's own Moments, and those of earlier texts that are (or were, at an
     /// earlier look) on their way.
-    fn keep_the_texts(&mut self, moments: &mut Vec<MomentProgress>, received: Received) {
+    fn keep_its_moments(&mut self, moments: &mut Vec<MomentProgress>, received: Received) {
         for moment in moments.iter().filter(|m| awaited::in_progress(m)) {
             self.joined.insert(moment.id);
         }
