@@ -66,6 +66,10 @@ pub(super) async fn follow(settings: &Settings, followed: Followed) -> Result<()
 const POLL: Duration = Duration::from_millis(200);
 /// How long a short wait lasts before it is said.
 const SAY_AFTER: Duration = Duration::from_secs(1);
+/// How long a text that seems to have set nothing going is still looked at: it may have
+/// joined a Moment further back than this command's merge window (the server's may be
+/// longer), whose link is about to be queued.
+const QUIET_FOR: Duration = Duration::from_secs(2);
 
 /// How following a text ended.
 enum Ended {
@@ -147,6 +151,10 @@ impl Follower {
             let look = awaited::look(&progress, now);
             self.say_failures(&look.failures);
             let Some(first) = look.waits.first() else {
+                if self.quiet() && self.started.elapsed() < QUIET_FOR {
+                    std::thread::sleep(POLL);
+                    continue;
+                }
                 self.print_queued(&progress.answers);
                 return Ok(Ended::Done);
             };
@@ -241,10 +249,15 @@ impl Follower {
         }
     }
 
+    /// Whether nothing has been printed or said of the text yet.
+    fn quiet(&self) -> bool {
+        self.printed == 0 && self.failures.is_empty()
+    }
+
     /// Says why following the text stopped, unless its answers or failures said it.
     fn say_end(&self, ended: &Ended) {
         match ended {
-            Ended::Done if self.printed == 0 && self.failures.is_empty() => {
+            Ended::Done if self.quiet() => {
                 eprintln!("(momentline sent no answer to this text, and none is on its way)");
             }
             Ended::Done => {}
