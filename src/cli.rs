@@ -26,17 +26,26 @@ pub struct Cli {
     /// The SQLite database file (overrides MOMENTLINE_DB).
     #[arg(long, global = true, value_name = "PATH")]
     db: Option<String>,
-    /// The address to listen on, e.g. 127.0.0.1:8080 or :8080 (overrides MOMENTLINE_ADDR).
-    #[arg(long, global = true, value_name = "ADDR")]
-    addr: Option<String>,
+    /// `momentline` alone serves: these are `serve`'s flags.
+    #[command(flatten)]
+    serve: ServeArgs,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// What only a server has: where it listens.
+#[derive(Debug, Clone, Default, clap::Args)]
+struct ServeArgs {
+    /// The address `serve` listens on, e.g. 127.0.0.1:8080 or :8080 (overrides
+    /// MOMENTLINE_ADDR).
+    #[arg(long, value_name = "ADDR")]
+    addr: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server: API, webhooks and the jobs runner (the default).
-    Serve,
+    Serve(ServeArgs),
     /// Manage artists.
     Artists {
         #[command(subcommand)]
@@ -91,7 +100,8 @@ enum DevCommand {
         /// The phone number texting, in E.164 (+14155552671).
         #[arg(long)]
         from: String,
-        /// What the phone texts.
+        /// What the phone texts: words, a link, or the caption of --media. A line such as
+        /// `price: 5` sets the Moment's price in USDC; without one it is 1 USDC.
         text: String,
         /// A photo, audio or PDF file to attach (served on loopback for the server to fetch;
         /// the server needs MOMENTLINE_MEDIA_ALLOW_PRIVATE=1 to fetch it).
@@ -103,10 +113,12 @@ enum DevCommand {
         /// Our number the phone texts.
         #[arg(long, default_value = "+18445550001")]
         to: String,
-        /// The server's base URL (default: from MOMENTLINE_ADDR, on loopback).
+        /// The running server's base URL, e.g. http://127.0.0.1:8080 (default: the loopback
+        /// address of MOMENTLINE_ADDR).
         #[arg(long)]
         url: Option<String>,
-        /// Seconds to wait for momentline's answers (0: do not wait).
+        /// Seconds to wait at most for momentline's answers, saying meanwhile what they wait
+        /// for; it stops as soon as the outcome is known (0: do not wait).
         #[arg(long, default_value_t = 30)]
         wait: u64,
     },
@@ -189,16 +201,20 @@ pub enum CliError {
 }
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let command = command_of(cli.command, cli.serve)?;
+    let addr = match &command {
+        Command::Serve(serve) => serve.addr.clone(),
+        _ => None,
+    };
     // A flag wins over its variable.
     let settings = Settings::from_lookup(|name| match name {
         "MOMENTLINE_DB" if cli.db.is_some() => cli.db.clone(),
-        "MOMENTLINE_ADDR" if cli.addr.is_some() => cli.addr.clone(),
+        "MOMENTLINE_ADDR" if addr.is_some() => addr.clone(),
         _ => std::env::var(name).ok(),
     })?;
-    let command = cli.command.unwrap_or(Command::Serve);
     let sqlite = settings.database_url.is_none();
     // Every command but `serve` (which checks more) and `dev` opens the database directly.
-    if sqlite && !matches!(command, Command::Serve | Command::Dev { .. }) {
+    if sqlite && !matches!(command, Command::Serve(_) | Command::Dev { .. }) {
         let problems = crate::startup::database_problems(&settings.db_path);
         if !problems.is_empty() {
             return Err(CliError::Usage(problems.join("\n")));
@@ -224,7 +240,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         )));
     }
     match command {
-        Command::Serve => {
+        Command::Serve(_) => {
             let app = Application::build(settings).await?;
             app.run_until_stopped().await?;
         }
@@ -475,6 +491,41 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// The command to run: `serve` when none is named, with the `--addr` given before it.
+/// `--addr` means something to `serve` only: given before another command, it is refused by
+/// name rather than ignored.
+fn command_of(command: Option<Command>, bare: ServeArgs) -> Result<Command, CliError> {
+    match (command, bare.addr) {
+        (None, addr) => Ok(Command::Serve(ServeArgs { addr })),
+        (Some(Command::Serve(own)), addr) => Ok(Command::Serve(ServeArgs {
+            addr: own.addr.or(addr),
+        })),
+        (Some(other), None) => Ok(other),
+        (Some(other), Some(_)) => Err(CliError::Usage(format!(
+            "--addr is the address `serve` listens on; `{}` listens on nothing{}",
+            other.name(),
+            match other {
+                Command::Dev { .. } => " (give `dev text` the server's address with --url)",
+                _ => "",
+            }
+        ))),
+    }
+}
+
+impl Command {
+    /// The command's word on the command line.
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Serve(_) => "serve",
+            Self::Artists { .. } => "artists",
+            Self::Keys { .. } => "keys",
+            Self::Backup { .. } => "backup",
+            Self::Dev { .. } => "dev",
+            Self::Broadcast(_) => "broadcast",
+        }
+    }
 }
 
 /// The database the settings name: the SQLite file, or PostgreSQL when a URL is set.

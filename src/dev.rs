@@ -1,21 +1,24 @@
 //! `momentline dev text`: plays a phone from the terminal. It signs and posts a webhook to the
 //! running server exactly as the provider would, with the secret the server is configured
 //! with (read from the same environment), serves an attached file on loopback for the
-//! server to fetch, and prints the texts momentline answers with.
+//! server to fetch, and prints the texts momentline answers with, saying what it waits for
+//! meanwhile and stopping once the outcome is known.
+
+mod awaited;
+mod follow;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
-use rusqlite::{Connection, OpenFlags};
 
 use crate::config::Settings;
-use crate::db::sql::PgConn;
-use crate::db::{params, Conn};
-use crate::domain::ids::MessageId;
 use crate::domain::phone_number::PhoneNumber;
 use crate::providers::{twilio, vonage};
-use crate::store::{Database, DbError};
+use crate::store::DbError;
+use follow::{follow, Followed};
 
 /// Which provider's webhook to play.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -23,6 +26,33 @@ pub enum DevProvider {
     Twilio,
     Vonage,
     Telnyx,
+}
+
+impl DevProvider {
+    /// The provider's name, as momentline records its messages.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Twilio => twilio::NAME,
+            Self::Vonage => vonage::NAME,
+            Self::Telnyx => crate::providers::telnyx::NAME,
+        }
+    }
+
+    /// The server's setting its webhook is signed with, and what else must match for the
+    /// signature to.
+    fn signed_with(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Twilio => (
+                "TWILIO_AUTH_TOKEN",
+                "; Twilio signs the URL too, so give both the same MOMENTLINE_PUBLIC_URL",
+            ),
+            Self::Vonage => (
+                "VONAGE_SIGNATURE_SECRET",
+                ", and the same VONAGE_SIGNATURE_METHOD",
+            ),
+            Self::Telnyx => ("TELNYX_PUBLIC_KEY", ""),
+        }
+    }
 }
 
 /// What to text.
@@ -62,6 +92,15 @@ pub enum DevError {
     },
     #[error("the server answered {status}: {body}")]
     Refused { status: u16, body: String },
+    #[error(
+        "the server refused the webhook as not signed by it (HTTP 401): it has no {setting} \
+         or another one (its log says \"{setting} is not set\" when it has none). Start the \
+         server with {setting} set to the same value as here{also}"
+    )]
+    NotSigned {
+        setting: &'static str,
+        also: &'static str,
+    },
     #[error("could not read the database to show the answers")]
     Database(#[from] DbError),
     #[error("could not make a message id")]
@@ -77,31 +116,7 @@ pub async fn text(settings: &Settings, request: DevText) -> Result<(), DevError>
         .clone()
         .unwrap_or_else(|| local_url(&settings.addr));
     let to = request.to.clone().unwrap_or_else(|| DEFAULT_TO.to_owned());
-    let media = match &request.media {
-        Some(path) => Some(MediaFile::serve(path).await?),
-        None => None,
-    };
-    let mut id = [0u8; 16];
-    getrandom::fill(&mut id)?;
-    // Each provider's ids look like its own.
-    let id =
-        match request.provider {
-            DevProvider::Twilio => format!("SMdev{}", hex::encode(id)),
-            DevProvider::Vonage if media.is_some() => {
-                return Err(DevError::Usage(
-                    "--media needs --provider twilio: a Vonage photo comes through its Messages \
-                 API, which `dev text` does not play"
-                        .into(),
-                ))
-            }
-            DevProvider::Vonage => format!("dev{}", hex::encode(id)),
-            DevProvider::Telnyx => return Err(DevError::Usage(
-                "Telnyx signs its webhooks with its own private key, which momentline never has \
-                 (it holds only TELNYX_PUBLIC_KEY): play the phone with --provider twilio or \
-                 vonage, or the dev phone page"
-                    .into(),
-            )),
-        };
+    let id = provider_message_id(request.provider, request.media.is_some())?;
     let played = Played {
         base: &base,
         id: &id,
@@ -109,42 +124,61 @@ pub async fn text(settings: &Settings, request: DevText) -> Result<(), DevError>
         to: &to,
         text: &request.text,
     };
-    let response = match request.provider {
-        DevProvider::Vonage => post_vonage(settings, &played).await?,
-        // Telnyx was refused above.
-        _ => post_twilio(settings, &played, media.as_ref()).await?,
+    let (response, media) = match request.provider {
+        DevProvider::Vonage => (post_vonage(settings, &played).await?, None),
+        // Telnyx was refused with the id.
+        _ => post_twilio(settings, &played, request.media.as_deref()).await?,
     };
     let status = response.status().as_u16();
     let body = response.text().await.unwrap_or_default();
-    if status != 200 {
-        return Err(DevError::Refused { status, body });
+    match status {
+        200 => {}
+        401 => {
+            let (setting, also) = request.provider.signed_with();
+            return Err(DevError::NotSigned { setting, also });
+        }
+        _ => return Err(DevError::Refused { status, body }),
     }
     eprintln!(
         "{} -> momentline: {:?} (taken: HTTP {status})",
         from.as_str(),
         request.text
     );
-    let answered = show_answers(settings, &id, from.as_str(), request.wait).await?;
+    let followed = Followed {
+        provider: request.provider.name(),
+        id,
+        phone: from.as_str().to_owned(),
+        wait: request.wait,
+        merge_window: settings.merge_window,
+        fetched: media.as_ref().map(|m| Arc::clone(&m.fetched)),
+    };
+    let result = follow(settings, followed).await;
     if let Some(media) = media {
-        // The fetch is a job of its own: the answers may come before it (a text sent while
-        // the photo is fetched). The file is served until it is taken, or the wait is over.
-        let deadline = Instant::now() + request.wait;
-        while !media.fetched() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        if !media.fetched() {
-            eprintln!(
-                "The server has not fetched the attached file. It fetches media only from public \
-                 addresses unless started with MOMENTLINE_MEDIA_ALLOW_PRIVATE=1, which playing a \
-                 photo from this machine needs."
-            );
-        }
         media.stop().await;
     }
-    if !answered {
-        eprintln!("(no answer yet; `GET /api/messages` shows the conversation as it goes)");
+    result
+}
+
+/// A fresh id for the text, in the provider's own shape; refuses what `dev text` cannot
+/// play as that provider.
+fn provider_message_id(provider: DevProvider, with_media: bool) -> Result<String, DevError> {
+    let mut id = [0u8; 16];
+    getrandom::fill(&mut id)?;
+    match provider {
+        DevProvider::Twilio => Ok(format!("SMdev{}", hex::encode(id))),
+        DevProvider::Vonage if with_media => Err(DevError::Usage(
+            "--media needs --provider twilio: a Vonage photo comes through its Messages API, \
+             which `dev text` does not play"
+                .into(),
+        )),
+        DevProvider::Vonage => Ok(format!("dev{}", hex::encode(id))),
+        DevProvider::Telnyx => Err(DevError::Usage(
+            "Telnyx signs its webhooks with its own private key, which momentline never has \
+             (it holds only TELNYX_PUBLIC_KEY): play the phone with --provider twilio or \
+             vonage, or the dev phone page"
+                .into(),
+        )),
     }
-    Ok(())
 }
 
 /// Where texts are sent to when `--to` is not given.
@@ -170,11 +204,13 @@ struct Played<'a> {
     text: &'a str,
 }
 
+/// Posts the text as Twilio would, with the file at `media` attached: served on loopback
+/// (once the text can be signed), for the server to fetch.
 async fn post_twilio(
     settings: &Settings,
     played: &Played<'_>,
-    media: Option<&MediaFile>,
-) -> Result<reqwest::Response, DevError> {
+    media: Option<&Path>,
+) -> Result<(reqwest::Response, Option<MediaFile>), DevError> {
     let token = settings.twilio_auth_token.as_ref().ok_or_else(|| {
         DevError::Usage(
             "TWILIO_AUTH_TOKEN is not set: the server refuses every Twilio webhook without it. \
@@ -183,28 +219,34 @@ async fn post_twilio(
                 .into(),
         )
     })?;
+    let media = match media {
+        Some(path) => Some(MediaFile::serve(path).await?),
+        None => None,
+    };
     let mut params: Vec<(String, String)> = vec![
         ("MessageSid".into(), played.id.into()),
         ("From".into(), played.from.into()),
         ("To".into(), played.to.into()),
         ("Body".into(), played.text.into()),
-        ("NumMedia".into(), "0".into()),
     ];
-    if let Some(media) = media {
-        params.retain(|(k, _)| k != "NumMedia");
-        params.push(("NumMedia".into(), "1".into()));
-        params.push(("MediaUrl0".into(), media.url.clone()));
-        params.push(("MediaContentType0".into(), media.content_type.into()));
+    match &media {
+        Some(media) => params.extend([
+            ("NumMedia".into(), "1".into()),
+            ("MediaUrl0".into(), media.url.clone()),
+            ("MediaContentType0".into(), media.content_type.into()),
+        ]),
+        None => params.push(("NumMedia".into(), "0".into())),
     }
     // Twilio signs the URL it was given: momentline's public one.
     let signed_url = format!("{}/webhooks/twilio", settings.public_url);
     let signature = twilio::signature(token.expose(), &signed_url, &params);
-    post_form(
+    let response = post_form(
         format!("{}/webhooks/twilio", played.base),
         &params,
         Some(("X-Twilio-Signature", signature)),
     )
-    .await
+    .await?;
+    Ok((response, media))
 }
 
 /// Posts a provider's form to the server, with the header that signs it if any.
@@ -253,86 +295,13 @@ async fn post_vonage(
     post_form(format!("{}/webhooks/vonage", played.base), &params, None).await
 }
 
-/// Prints momentline's texts to `phone` that answer the message `id`, until none is still
-/// on its way or `wait` is over. Answers whether any came.
-async fn show_answers(
-    settings: &Settings,
-    id: &str,
-    phone: &str,
-    wait: Duration,
-) -> Result<bool, DevError> {
-    if wait.is_zero() {
-        return Ok(false);
-    }
-    // Polled with a blocking client (PostgreSQL's cannot run on an async thread), off the
-    // async threads, which meanwhile serve the media file.
-    let (database, id, phone) = (settings.database(), id.to_owned(), phone.to_owned());
-    tokio::task::spawn_blocking(move || match database {
-        Database::Sqlite(path) => {
-            let conn = Connection::open_with_flags(
-                path,
-                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )
-            .map_err(DbError::from)?;
-            conn.busy_timeout(Duration::from_secs(5))
-                .map_err(DbError::from)?;
-            print_answers(&Conn::sqlite(&conn), &id, &phone, wait)
-        }
-        Database::Postgres(url) => {
-            let client = postgres::Client::connect(&url, postgres::NoTls).map_err(DbError::from)?;
-            let mut conn = PgConn::new(client);
-            let (client, cache) = conn.split();
-            print_answers(&Conn::postgres(client, cache), &id, &phone, wait)
-        }
-    })
-    .await
-    .map_err(|e| DbError::Task(e.to_string()))?
-}
-
-/// `show_answers`' polling, on a connection to either engine; blocks.
-fn print_answers(conn: &Conn, id: &str, phone: &str, wait: Duration) -> Result<bool, DevError> {
-    let started = Instant::now();
-    let mut shown = 0;
-    let mut received: Option<MessageId> = None;
-    while started.elapsed() < wait {
-        if received.is_none() {
-            received = conn.query_opt(
-                "SELECT id FROM messages WHERE direction = 'inbound' AND provider_message_id = ?1",
-                &[id],
-                |r| r.get(0),
-            )?;
-        }
-        if let Some(message) = received {
-            let answers: Vec<(String, String)> = conn.query_map(
-                "SELECT body, state FROM messages
-                 WHERE direction = 'outbound' AND phone = ?1 AND id > ?2 ORDER BY id",
-                params![phone, message],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            for (body, state) in answers.iter().skip(shown) {
-                println!("momentline -> {phone} ({state}): {body}");
-            }
-            shown = shown.max(answers.len());
-            let waiting: i64 = conn.query_value(
-                "SELECT (SELECT count(*) FROM moments WHERE message_id = ?1 AND state = 'pending')
-                      + (SELECT count(*) FROM jobs WHERE queue = ?2 AND state IN ('queued', 'running'))",
-                params![message, phone],
-            )?;
-            if waiting == 0 && (shown > 0 || started.elapsed() > Duration::from_secs(2)) {
-                break;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    Ok(shown > 0)
-}
-
 /// A file served once on loopback, for the server to fetch as a provider's media.
 struct MediaFile {
     url: String,
     content_type: &'static str,
     server: actix_web::dev::ServerHandle,
-    fetched: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Set once the server has asked for the file.
+    fetched: Arc<AtomicBool>,
 }
 
 impl MediaFile {
@@ -347,13 +316,13 @@ impl MediaFile {
             path: path.to_owned(),
             source,
         })?;
-        let fetched = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let seen = std::sync::Arc::clone(&fetched);
+        let fetched = Arc::new(AtomicBool::new(false));
+        let seen = Arc::clone(&fetched);
         let body = web::Bytes::from(bytes);
         let server = HttpServer::new(move || {
-            let (body, seen) = (body.clone(), std::sync::Arc::clone(&seen));
+            let (body, seen) = (body.clone(), Arc::clone(&seen));
             App::new().default_service(web::to(move || {
-                seen.store(true, std::sync::atomic::Ordering::SeqCst);
+                seen.store(true, Ordering::SeqCst);
                 let body = body.clone();
                 async move { HttpResponse::Ok().content_type(content_type).body(body) }
             }))
@@ -377,10 +346,6 @@ impl MediaFile {
             server: handle,
             fetched,
         })
-    }
-
-    fn fetched(&self) -> bool {
-        self.fetched.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     async fn stop(self) {

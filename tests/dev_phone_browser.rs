@@ -1,10 +1,12 @@
 //! The dev phone in a real headless browser (Chromium driven over WebDriver): connect a
-//! number, confirm it, post a photo, and see each answer arrive as a bubble.
+//! number, confirm it, post a photo, and see each answer arrive as a bubble; and at a
+//! phone's size, open a long conversation at its newest text with the compose bar in view.
 //!
 //! Without Debian's `chromium` and `chromium-driver` the test is skipped with a message,
 //! except under `CI`, where it fails.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -22,6 +24,8 @@ use momentline::domain::api_key::ApiKey;
 use momentline::startup::Application;
 
 const PHONE: &str = "+14155552671";
+/// A number no artist asked for: its texts are recorded, and answered once a day at most.
+const STRANGER: &str = "+14155550123";
 /// Links name this; the page is opened at the server's own address.
 const PUBLIC_URL: &str = "https://moments.example";
 /// A 1×1 PNG.
@@ -47,34 +51,80 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Stops chromedriver (and the browser it started) when the test ends, however it ends.
+/// Stops chromedriver and the browser it started when the test ends, however it ends: they
+/// share a process group of their own, so a test that fails before closing its session
+/// leaves no browser behind.
 struct Driver(Child);
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
 }
 
-/// Starts chromedriver and opens a headless Chromium session through it.
-async fn browser(chromium: &Path, chromedriver: &Path) -> (Driver, Client) {
+/// Chromium and chromedriver, if installed. Without them `test` is skipped with a message,
+/// except under `CI`, where it fails.
+fn browser_programs(test: &str) -> Option<(PathBuf, PathBuf)> {
+    let found = (
+        program(&["chromium", "chromium-browser"]),
+        program(&["chromedriver"]),
+    );
+    if let (Some(chromium), Some(chromedriver)) = found {
+        return Some((chromium, chromedriver));
+    }
+    let why = "chromium and chromedriver are not installed (Debian: apt-get install chromium chromium-driver)";
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "the dev phone browser test cannot be skipped under CI: {why}"
+    );
+    eprintln!("SKIPPED {test}: {why}");
+    None
+}
+
+/// The screen a session shows pages on.
+enum Screen {
+    /// A desktop window of this size, the browser's own bars included.
+    Window(u32, u32),
+    /// A phone whose page is exactly this wide and high (CSS pixels).
+    Phone(u32, u32),
+}
+
+/// Starts chromedriver and opens a headless Chromium session through it, on `screen`.
+async fn browser(chromium: &Path, chromedriver: &Path, screen: Screen) -> (Driver, Client) {
     let port = free_port();
     let driver = Driver(
         Command::new(chromedriver)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver starts"),
     );
-    let capabilities = json!({
-        "goog:chromeOptions": {
-            "binary": chromium,
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                     "--disable-dev-shm-usage", "--window-size=600,900"],
-        }
+    let mut options = json!({
+        "binary": chromium,
+        "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
     });
+    match screen {
+        Screen::Window(width, height) => {
+            options["args"]
+                .as_array_mut()
+                .expect("args")
+                .push(json!(format!("--window-size={width},{height}")));
+        }
+        Screen::Phone(width, height) => {
+            options["mobileEmulation"] = json!({
+                "deviceMetrics": { "width": width, "height": height, "pixelRatio": 1 }
+            });
+        }
+    }
+    let capabilities = json!({ "goog:chromeOptions": options });
     let serde_json::Value::Object(capabilities) = capabilities else {
         unreachable!("an object literal")
     };
@@ -190,21 +240,14 @@ async fn click(client: &Client, id: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dev_phone_plays_the_whole_story_in_a_browser() {
-    let (Some(chromium), Some(chromedriver)) = (
-        program(&["chromium", "chromium-browser"]),
-        program(&["chromedriver"]),
-    ) else {
-        let why = "chromium and chromedriver are not installed (Debian: apt-get install chromium chromium-driver)";
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "the dev phone browser test cannot be skipped under CI: {why}"
-        );
-        eprintln!("SKIPPED the_dev_phone_plays_the_whole_story_in_a_browser: {why}");
+    let Some((chromium, chromedriver)) =
+        browser_programs("the_dev_phone_plays_the_whole_story_in_a_browser")
+    else {
         return;
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let (address, key) = serve(dir.path()).await;
-    let (_driver, client) = browser(&chromium, &chromedriver).await;
+    let (_driver, client) = browser(&chromium, &chromedriver, Screen::Window(600, 900)).await;
 
     client
         .goto(&format!("{address}/dev/phone"))
@@ -258,5 +301,81 @@ async fn the_dev_phone_plays_the_whole_story_in_a_browser() {
     assert_eq!(page.status(), 200);
     assert!(page.text().await.expect("html").contains("Sunrise"));
 
+    client.close().await.expect("session closes");
+}
+
+/// Where the page's parts are on screen, as the browser lays them out.
+const LAYOUT: &str = "\
+    const rect = (e) => e.getBoundingClientRect(); \
+    const chat = document.getElementById('chat'); \
+    const bubbles = chat.querySelectorAll('.bubble'); \
+    const [first, last] = [bubbles[0], bubbles[bubbles.length - 1]]; \
+    const compose = rect(document.getElementById('compose')); \
+    return { height: window.innerHeight, width: window.innerWidth, \
+             composeTop: compose.top, composeBottom: compose.bottom, \
+             chatTop: rect(chat).top, chatBottom: rect(chat).bottom, \
+             firstBottom: rect(first).bottom, lastTop: rect(last).top, \
+             lastBottom: rect(last).bottom, last: last.textContent, \
+             scrolls: chat.scrollHeight > chat.clientHeight, \
+             number: document.getElementById('number').value };";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_a_phones_size_the_page_opens_at_the_newest_text_with_the_compose_bar_in_view() {
+    let Some((chromium, chromedriver)) = browser_programs(
+        "at_a_phones_size_the_page_opens_at_the_newest_text_with_the_compose_bar_in_view",
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (address, _) = serve(dir.path()).await;
+    // A conversation longer than a phone's screen.
+    let http = reqwest::Client::new();
+    for n in 1..=30 {
+        let text = json!({ "id": format!("long-talk-{n:04}"), "from": STRANGER, "text": format!("Text number {n}") });
+        let sent = http
+            .post(format!("{address}/dev/phone/messages"))
+            .json(&text)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(sent.status(), 200, "text {n}");
+    }
+    let (_driver, client) = browser(&chromium, &chromedriver, Screen::Phone(420, 900)).await;
+    // The number's `+` as a person types it in the address bar, not escaped.
+    client
+        .goto(&format!("{address}/dev/phone?number={STRANGER}"))
+        .await
+        .expect("the page opens");
+    bubble(&client, "me", "Text number 30").await;
+    let layout = client.execute(LAYOUT, vec![]).await.expect("script runs");
+    let at = |name: &str| {
+        layout[name]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{name}: {layout}"))
+    };
+    assert_eq!(layout["number"], STRANGER, "{layout}");
+    assert!(at("width") == 420.0 && at("height") == 900.0, "{layout}");
+    assert!(
+        layout["scrolls"] == json!(true),
+        "the conversation fits: {layout}"
+    );
+    assert!(
+        at("composeTop") >= 0.0 && at("composeBottom") <= at("height"),
+        "the compose bar is off screen: {layout}"
+    );
+    assert!(
+        layout["last"]
+            .as_str()
+            .is_some_and(|t| t.contains("Text number 30")),
+        "{layout}"
+    );
+    assert!(
+        at("lastTop") >= at("chatTop") && at("lastBottom") <= at("chatBottom") + 1.0,
+        "the newest text is not in view: {layout}"
+    );
+    assert!(
+        at("firstBottom") <= at("chatTop"),
+        "the page opened at the oldest text: {layout}"
+    );
     client.close().await.expect("session closes");
 }

@@ -11,6 +11,7 @@ pub mod messages;
 pub mod moments;
 pub mod numbers;
 pub mod parts;
+pub mod progress;
 pub mod sql;
 
 pub use sql::{params, Conn, Engine, Row};

@@ -564,3 +564,38 @@ mod tests {
         );
     }
 }
+
+/// Where momentline has a number's photo (or other media), by the provider's URL of it.
+#[derive(Debug, Clone)]
+pub struct KeptMedia {
+    pub source_url: String,
+    pub state: MediaState,
+    /// The file in the media directory, once kept.
+    pub file: Option<String>,
+    pub error: Option<String>,
+}
+
+/// The media of the Moments made from `phone`'s texts, from message `since` on (the dev
+/// phone shows each photo from momentline's copy).
+pub fn kept_media_of(
+    conn: &Conn,
+    phone: &PhoneNumber,
+    since: MessageId,
+) -> Result<Vec<KeptMedia>, DbError> {
+    conn.query_map(
+        "SELECT m.media_url, m.media_state, m.media_file, m.media_error
+         FROM messages g JOIN moments m ON m.message_id = g.id
+         WHERE g.phone = ?1 AND g.direction = 'inbound' AND g.id >= ?2
+           AND m.media_url IS NOT NULL AND m.media_state IS NOT NULL
+         ORDER BY m.id",
+        params![phone, since],
+        |r| {
+            Ok(KeptMedia {
+                source_url: r.get(0)?,
+                state: r.get::<_, Text<MediaState>>(1)?.0,
+                file: r.get(2)?,
+                error: r.get(3)?,
+            })
+        },
+    )
+}

@@ -90,6 +90,18 @@ text_enum!(
 );
 
 impl MessageState {
+    /// The state as a person reads it (the dev phone, `dev text`): `unconfirmed` is "queued".
+    /// The stored word, and the API's, stay `as_str`.
+    pub fn in_words(self) -> &'static str {
+        match self {
+            Self::Received => "received",
+            Self::Unconfirmed => "queued",
+            Self::Sent => "sent",
+            Self::Delivered => "delivered",
+            Self::Error => "not sent",
+        }
+    }
+
     /// How far along an outbound message is; a status report never moves it backwards.
     pub fn progress(self) -> u8 {
         match self {

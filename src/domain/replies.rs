@@ -71,8 +71,8 @@ pub fn render(kind: ReplyKind, ctx: &ReplyContext) -> Option<String> {
              message. Reply STOP to opt out."
         ),
         ReplyKind::Help => {
-            "Text a photo, audio, PDF, link or words to post a Moment. Optional lines: \
-             'title: ...' and 'price: 5' (USDC). UNDO removes your last Moment. STOP to opt out."
+            "Text a photo, audio, PDF, link or words to post a Moment. Optional: 'title: ...', \
+             'price: 5' (USDC, default 1). UNDO removes your last Moment. STOP to opt out."
                 .to_owned()
         }
         ReplyKind::VideoRefused => {

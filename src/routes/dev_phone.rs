@@ -3,14 +3,19 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{blocking, read, read_body, write_failed, ApiError, AppState};
-use crate::db::messages;
+use crate::db::messages::{self, MessageView};
+use crate::db::moments::{self, KeptMedia};
 use crate::domain::moment::MediaItem;
 use crate::domain::phone_number::PhoneNumber;
+use crate::domain::MediaState;
 use crate::flows::inbound::{self, Receipt};
+use crate::media::is_kept_name;
 use crate::providers::dev::{self, DevTextError};
 use crate::providers::InboundMessage;
 
@@ -49,18 +54,103 @@ fn parse_number(raw: &str) -> Result<PhoneNumber, ApiError> {
     PhoneNumber::parse(raw.trim()).map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
+/// A number as the query gives it. A `+` typed as is (`?number=+14155552671`) reaches us as a
+/// space, as a form's query is decoded: a number that starts with one is read with its `+`.
+/// `%2B` is a `+` either way.
+fn number_in_query(raw: &str) -> Result<PhoneNumber, ApiError> {
+    match raw.strip_prefix(' ') {
+        Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => {
+            parse_number(&format!("+{rest}"))
+        }
+        _ => parse_number(raw),
+    }
+}
+
+/// A text as the page shows it: the message, its state in a person's words, and each
+/// attachment with momentline's copy of it, once kept.
+#[derive(Serialize)]
+struct ShownText<'a> {
+    #[serde(flatten)]
+    message: &'a MessageView,
+    /// `queued` for `unconfirmed`, and so on (`MessageState::in_words`).
+    state_words: &'static str,
+    attachments: Vec<Attachment<'a>>,
+}
+
+/// One attachment of a text.
+#[derive(Serialize)]
+struct Attachment<'a> {
+    /// Where the provider had it (it may be gone, or need the provider's credentials).
+    url: &'a str,
+    content_type: &'a str,
+    /// momentline's copy, a path on this server, once it is kept: the page shows a photo
+    /// from there.
+    kept: Option<String>,
+    /// Whether momentline is fetching it, has it or could not keep it; none when no Moment
+    /// took it (a text from a number not connected).
+    state: Option<MediaState>,
+    error: Option<&'a str>,
+}
+
+/// The attachments of `message`, with what momentline kept of them (`kept`, by source URL).
+/// The page's own uploads are kept as they arrive.
+fn attachments<'a>(
+    message: &'a MessageView,
+    kept: &'a HashMap<&str, &KeptMedia>,
+    public_url: &str,
+) -> Vec<Attachment<'a>> {
+    let uploaded = |url: &str| {
+        let file = url.strip_prefix(public_url)?.strip_prefix("/media/")?;
+        (message.provider == dev::NAME && is_kept_name(file)).then(|| format!("/media/{file}"))
+    };
+    message
+        .media
+        .iter()
+        .map(|item| {
+            let moment = kept.get(item.url.as_str());
+            let file = moment
+                .filter(|m| m.state == MediaState::Kept)
+                .and_then(|m| m.file.as_deref())
+                .map(|file| format!("/media/{file}"));
+            Attachment {
+                url: &item.url,
+                content_type: &item.content_type,
+                kept: file.or_else(|| uploaded(&item.url)),
+                state: moment.map(|m| m.state),
+                error: moment.and_then(|m| m.error.as_deref()),
+            }
+        })
+        .collect()
+}
+
 /// `GET /dev/phone/messages?number=…`: every text to and from the number, oldest first.
 async fn conversation(
     state: web::Data<AppState>,
     query: web::Query<ConversationQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let number = parse_number(&query.number)?;
+    let number = number_in_query(&query.number)?;
     let phone = number.clone();
-    let texts = read(&state, "Failed to read the conversation", move |c| {
-        messages::for_phone(c, &phone, CONVERSATION_LIMIT)
+    let (texts, kept) = read(&state, "Failed to read the conversation", move |c| {
+        let texts = messages::for_phone(c, &phone, CONVERSATION_LIMIT)?;
+        let kept = match texts.first() {
+            Some(oldest) => moments::kept_media_of(c, &phone, oldest.id)?,
+            None => Vec::new(),
+        };
+        Ok((texts, kept))
     })
     .await?;
-    Ok(HttpResponse::Ok().json(json!({ "number": number.as_str(), "messages": texts })))
+    let by_url: HashMap<&str, &KeptMedia> =
+        kept.iter().map(|k| (k.source_url.as_str(), k)).collect();
+    let public_url = &state.settings.public_url;
+    let shown: Vec<ShownText> = texts
+        .iter()
+        .map(|message| ShownText {
+            message,
+            state_words: message.state.in_words(),
+            attachments: attachments(message, &by_url, public_url),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "number": number.as_str(), "messages": shown })))
 }
 
 /// Refuses a request another site's page made: the page posts JSON from its own origin. A

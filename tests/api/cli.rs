@@ -526,3 +526,211 @@ fn an_in_process_key_is_read_from_standard_input_and_kept_sealed_never_in_clear(
     assert!(ada.ends_with(&format!("\tset\t{collection}")), "{listed}");
     assert!(!listed.contains(key), "{listed}");
 }
+
+/// Runs `dev text` to its end while `meanwhile` plays the server's jobs; answers its output
+/// and how long it took.
+async fn dev_text_while<F: std::future::Future<Output = ()>>(
+    app: &TestApp,
+    args: &[&str],
+    meanwhile: F,
+) -> (std::process::Output, std::time::Duration) {
+    let started = std::time::Instant::now();
+    let child = dev_text(app, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    meanwhile.await;
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().expect("finishes"))
+        .await
+        .expect("joined");
+    (out, started.elapsed())
+}
+
+/// Waits until the server has recorded `n` Moments.
+async fn moments_recorded(app: &TestApp, n: i64) {
+    for _ in 0..200 {
+        if app.count("SELECT count(*) FROM moments") >= n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no Moment was recorded");
+}
+
+/// A 1×1 PNG in a file of its own.
+fn photo_file(dir: &tempfile::TempDir) -> String {
+    let photo = dir.path().join("studio.png");
+    std::fs::write(
+        &photo,
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01",
+    )
+    .expect("photo");
+    photo.to_str().expect("utf-8").to_owned()
+}
+
+#[tokio::test]
+async fn dev_text_stops_once_the_photo_is_refused_for_good_and_says_why() {
+    // Media fetches held to public addresses, as in production: the loopback file is refused.
+    let app = spawn_verified_app_with_env(&[("MOMENTLINE_MEDIA_ALLOW_PRIVATE", "")]).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let photo = photo_file(&dir);
+    let args = [
+        "--from",
+        PHONE,
+        "--wait",
+        "60",
+        "--media",
+        &photo,
+        "Studio wall",
+    ];
+    let (out, took) = dev_text_while(&app, &args, async {
+        moments_recorded(&app, 1).await;
+        app.drain_all().await;
+    })
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        app.count("SELECT count(*) FROM moments WHERE media_state = 'failed'"),
+        1
+    );
+    assert!(
+        stderr.contains("The media could not be kept: refused:")
+            && stderr.contains("MOMENTLINE_MEDIA_ALLOW_PRIVATE=1"),
+        "{stderr}"
+    );
+    assert!(
+        took < std::time::Duration::from_secs(30),
+        "waited {took:?} of its 60 s although the fetch had failed for good"
+    );
+}
+
+#[tokio::test]
+async fn dev_text_says_a_photo_waits_for_its_caption_then_prints_the_link() {
+    let app = spawn_verified_app_with_env(&[("MOMENTLINE_MERGE_SECS", "2")]).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let photo = photo_file(&dir);
+    let args = ["--from", PHONE, "--wait", "60", "--media", &photo, ""];
+    let (out, took) = dev_text_while(&app, &args, async {
+        moments_recorded(&app, 1).await;
+        app.drain_media().await;
+        // The photo alone waits out its window for a caption, then is posted.
+        tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+        app.drain_all().await;
+    })
+    .await;
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("… the Moment is waiting")
+            && stderr.contains("s for a caption to join it (MOMENTLINE_MERGE_SECS)"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains(&format!("momentline -> {PHONE} (sent): Moment posted: ")),
+        "{stdout}"
+    );
+    assert!(took < std::time::Duration::from_secs(30), "took {took:?}");
+}
+
+#[tokio::test]
+async fn dev_text_shows_a_reply_not_yet_sent_as_queued_and_says_why_it_stopped() {
+    let app = spawn_verified_app().await;
+    // Nothing sends the reply: it stays queued.
+    let out = dev_text(&app, &["--from", PHONE, "--wait", "2", "HELP"])
+        .output()
+        .expect("runs");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains(&format!("momentline -> {PHONE} (queued): Text a photo"))
+            && !stdout.contains("unconfirmed"),
+        "{stdout}"
+    );
+    // Told about prices, the artist is told the default too.
+    assert!(stdout.contains("'price: 5' (USDC, default 1)"), "{stdout}");
+    assert!(
+        stderr.contains("… waiting for the reply to be sent")
+            && stderr.contains("Stopped waiting after 2 s (--wait)"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn dev_text_refused_as_unsigned_names_the_variable_the_server_needs() {
+    let app = spawn_app_with_env(
+        &[("TWILIO_AUTH_TOKEN", ""), ("VONAGE_SIGNATURE_SECRET", "")],
+        |_| {},
+    )
+    .await;
+    for (provider, variable) in [
+        ("twilio", "TWILIO_AUTH_TOKEN"),
+        ("vonage", "VONAGE_SIGNATURE_SECRET"),
+    ] {
+        let out = dev_text(&app, &["--from", PHONE, "--provider", provider, "hi"])
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{provider}");
+        assert!(
+            stderr.contains("HTTP 401")
+                && stderr.contains(&format!("Start the server with {variable} set")),
+            "{provider}: {stderr}"
+        );
+    }
+    assert_eq!(app.count("SELECT count(*) FROM messages"), 0);
+}
+
+#[test]
+fn addr_is_a_flag_of_serve_alone() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("addr.db");
+    let added = momentline_on_file(&db, &["artists", "add", "--name", "Ada", "--addr", ":0"]);
+    assert_fails_saying(&added, "unexpected argument '--addr'");
+    let listed = momentline_on_file(&db, &["--addr", ":0", "keys", "list"]);
+    assert_fails_saying(&listed, "--addr is the address `serve` listens on");
+    let texted = momentline_on_file(&db, &["--addr", ":0", "dev", "text", "--from", PHONE, "hi"]);
+    assert_fails_saying(&texted, "with --url");
+    assert!(!db.exists(), "nothing was opened");
+
+    let help =
+        |args: &[&str]| String::from_utf8(momentline_on_file(&db, args).stdout).expect("utf-8");
+    assert!(help(&["serve", "--help"]).contains("--addr <ADDR>"));
+    for command in [
+        &["artists", "add", "--help"][..],
+        &["keys", "revoke", "--help"],
+        &["backup", "--help"],
+    ] {
+        assert!(!help(command).contains("--addr <"), "{command:?}");
+    }
+    let dev_text_help = help(&["dev", "text", "--help"]);
+    assert!(
+        dev_text_help.contains("--url <URL>") && !dev_text_help.contains("--addr <"),
+        "{dev_text_help}"
+    );
+
+    // `serve --addr` and `momentline --addr` are where the server listens: a public one is
+    // refused to the dev phone, by name.
+    for args in [
+        &["serve", "--addr", "0.0.0.0:0"][..],
+        &["--addr", "0.0.0.0:0"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_momentline"))
+            .args(args)
+            .env_clear()
+            .envs(clock_env())
+            .env("MOMENTLINE_DB", &db)
+            .env("MOMENTLINE_DEV_PHONE", "1")
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("runs");
+        assert_fails_saying(&out, "MOMENTLINE_DEV_PHONE");
+    }
+}

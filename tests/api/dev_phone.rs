@@ -242,3 +242,70 @@ async fn another_sites_page_cannot_text_through_the_dev_phone() {
         .expect("request");
     assert_eq!(own.status(), 200);
 }
+
+#[tokio::test]
+async fn a_number_in_the_query_is_read_with_its_plus_as_typed_or_escaped() {
+    let app = spawn_dev_phone_app().await;
+    for query in ["number=+14155552671", "number=%2B14155552671"] {
+        let response = app
+            .get_keyless(&format!("/dev/phone/messages?{query}"))
+            .await;
+        assert_eq!(response.status(), 200, "{query}");
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(body["number"], PHONE, "{query}");
+    }
+    let spaced = app
+        .get_keyless("/dev/phone/messages?number=1+4155552671")
+        .await;
+    assert_eq!(
+        spaced.status(),
+        400,
+        "a space inside a number is not a plus"
+    );
+}
+
+#[tokio::test]
+async fn a_queued_text_reads_queued_while_the_api_keeps_its_word() {
+    let app = spawn_dev_phone_app().await;
+    assert_eq!(app.connect(PHONE).await.status(), 200);
+    let prompt = &conversation(&app, PHONE).await[0];
+    assert_eq!(prompt["state"], "unconfirmed");
+    assert_eq!(prompt["state_words"], "queued");
+    app.drain().await;
+    let prompt = &conversation(&app, PHONE).await[0];
+    assert_eq!(prompt["state_words"], "sent");
+}
+
+#[tokio::test]
+async fn a_providers_photo_is_shown_from_momentlines_copy_once_kept() {
+    // Media on loopback may be fetched here: the provider's stand-in holds the photo.
+    let app = spawn_verified_app_with_env(&[("MOMENTLINE_DEV_PHONE", "1")]).await;
+    crate::media::serve(&app, "/media/sunrise.png", "image/png", PNG).await;
+    let photo = app.photo_event(PHONE, "Sunrise", "/media/sunrise.png");
+    assert_eq!(app.telnyx_webhook(&photo).await.status(), 200);
+
+    let attachment = |texts: &[Value]| {
+        let photo = texts
+            .iter()
+            .find(|m| m["body"] == "Sunrise")
+            .expect("photo");
+        photo["attachments"][0].clone()
+    };
+    let fetching = attachment(&conversation(&app, PHONE).await);
+    assert_eq!(fetching["state"], "fetching");
+    assert_eq!(fetching["kept"], Value::Null);
+    assert_eq!(fetching["content_type"], "image/png");
+
+    app.drain_media().await;
+    let kept = attachment(&conversation(&app, PHONE).await);
+    assert_eq!(kept["state"], "kept");
+    let path = kept["kept"].as_str().expect("a path to the kept copy");
+    assert_eq!(
+        path,
+        format!("/media/{}", crate::media::hash_name(PNG, "png"))
+    );
+    // The page shows it from this server, as it is kept.
+    let image = app.get_keyless(path).await;
+    assert_eq!(image.status(), 200);
+    assert_eq!(image.bytes().await.expect("bytes").as_ref(), PNG);
+}
