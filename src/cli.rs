@@ -207,11 +207,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         _ => None,
     };
     // A flag wins over its variable.
-    let settings = Settings::from_lookup(|name| match name {
+    let lookup = |name: &str| match name {
         "MOMENTLINE_DB" if cli.db.is_some() => cli.db.clone(),
         "MOMENTLINE_ADDR" if addr.is_some() => addr.clone(),
         _ => std::env::var(name).ok(),
-    })?;
+    };
+    let settings = Settings::from_lookup(lookup).map_err(|e| with_path_problems(e, &lookup))?;
     let sqlite = settings.database_url.is_none();
     // Every command but `serve` (which checks more) and `dev` opens the database directly.
     if sqlite && !matches!(command, Command::Serve(_) | Command::Dev { .. }) {
@@ -646,6 +647,25 @@ fn artist_name(input: &str) -> Result<String, CliError> {
 
 fn wallet_address(input: &str) -> Result<String, CliError> {
     address_of("--address", input)
+}
+
+/// The settings' problems, and the database's and media directory's with them, so that every
+/// problem is said at once (the paths are otherwise checked once the settings read).
+fn with_path_problems(
+    e: crate::config::ConfigError,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> CliError {
+    let set = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+    let db =
+        std::path::PathBuf::from(set("MOMENTLINE_DB").unwrap_or_else(|| "momentline.db".into()));
+    let mut problems = vec![e.to_string()];
+    if set("MOMENTLINE_DATABASE_URL").is_none() {
+        problems.extend(crate::startup::database_problems(&db));
+    }
+    if let Some(media) = set("MOMENTLINE_MEDIA_DIR") {
+        problems.extend(crate::startup::media_problems(std::path::Path::new(&media)));
+    }
+    CliError::Usage(problems.join("\n"))
 }
 
 /// An address on chain, as `flag` gives it: 0x and 40 hex characters.

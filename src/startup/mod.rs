@@ -28,7 +28,7 @@ use crate::metrics::Metrics;
 use crate::providers::Sender;
 use crate::routes::{self, AppState};
 use crate::store::{Store, WriteError};
-pub use preflight::{database_problems, preflight};
+pub use preflight::{database_problems, media_problems, preflight};
 use summary::summary;
 
 #[derive(Debug, thiserror::Error)]
