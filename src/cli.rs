@@ -285,6 +285,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             command: KeysCommand::Revoke { prefix },
         } => {
             let store = open_store(&settings)?;
+            let shown = match ApiKey::parse(&prefix) {
+                Some(key) => key.display_prefix().to_owned(),
+                None => prefix.clone(),
+            };
             let revoked = match ApiKey::parse(&prefix) {
                 // The whole key names exactly one key.
                 Some(key) => {
@@ -295,7 +299,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 None => revoke_by_prefix(&store, &prefix).await?,
             };
             if !revoked {
-                return Err(CliError::Usage(format!("no live key matches {prefix}")));
+                let named = shown.clone();
+                let before = store.read(move |c| artists::revoked_at(c, &named)).await?;
+                // Named by its shown prefix: a whole key is never said back.
+                return Err(CliError::Usage(match before {
+                    Some(at) => format!("{shown} was already revoked, at {at}: nothing to do"),
+                    None => format!("no key matches {shown} (`keys list` shows the live ones)"),
+                }));
             }
             println!(
                 "Revoked {}",

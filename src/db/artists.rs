@@ -175,6 +175,16 @@ pub fn live_keys_matching(conn: &Conn, prefix: &str) -> Result<Vec<String>, DbEr
     )
 }
 
+/// When the newest revoked key whose shown prefix is `prefix` was revoked, if one was.
+pub fn revoked_at(conn: &Conn, prefix: &str) -> Result<Option<String>, DbError> {
+    let at: Option<Option<String>> = conn.query_opt(
+        "SELECT max(revoked_at) FROM api_keys WHERE prefix = ?1 AND revoked_at IS NOT NULL",
+        &[prefix],
+        |r| r.get(0),
+    )?;
+    Ok(at.flatten())
+}
+
 /// Revokes the live keys whose shown prefix is `prefix`.
 pub fn revoke(conn: &Conn, prefix: &str, now: DateTime<Utc>) -> Result<usize, DbError> {
     conn.execute(

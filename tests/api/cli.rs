@@ -93,6 +93,18 @@ async fn artists_add_prints_a_key_that_works_and_revoke_stops_it() {
     );
     assert_eq!(app.get_as(key, "/api/phones").await.status(), 401);
     assert_eq!(app.get_as(&second, "/api/phones").await.status(), 200);
+
+    // A second revoke says it was done before; a key that never was says so.
+    let again = momentline(&db, &["keys", "revoke", &key[..15]]);
+    assert_fails_saying(&again, "was already revoked, at ");
+    let whole = momentline(&db, &["keys", "revoke", key]);
+    assert_fails_saying(&whole, "was already revoked, at ");
+    assert!(
+        !String::from_utf8_lossy(&whole.stderr).contains(key),
+        "never said back"
+    );
+    let never = momentline(&db, &["keys", "revoke", "art_sk_00000000"]);
+    assert_fails_saying(&never, "no key matches art_sk_00000000");
 }
 
 #[test]
