@@ -4,6 +4,7 @@ mod auth;
 mod dev_phone;
 mod health;
 mod html;
+mod index;
 mod media;
 mod messages;
 mod metadata;
@@ -35,6 +36,7 @@ use crate::store::{Reads, Store, WriteError};
 use crate::telemetry::error_chain;
 
 pub use auth::Authenticated;
+pub use index::{links as index_links, Link};
 pub use openapi::ApiDoc;
 
 /// What every handler shares.
@@ -84,6 +86,7 @@ where
 fn route_table() -> Vec<(&'static str, Vec<Endpoint>)> {
     use Method as M;
     vec![
+        ("/", vec![on(M::GET, index::index)]),
         ("/healthz", vec![on(M::GET, health::healthz)]),
         ("/metrics", vec![on(M::GET, metrics::metrics)]),
         ("/openapi.json", vec![on(M::GET, openapi::document)]),

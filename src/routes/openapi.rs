@@ -15,7 +15,8 @@ use utoipa::openapi::{
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    health, media, messages, metadata, metrics, moments, phones, webhooks, ApiError, ErrorBody,
+    health, index, media, messages, metadata, metrics, moments, phones, webhooks, ApiError,
+    ErrorBody,
 };
 use crate::events::{EventType, MomentEvent, NumberEvent};
 use crate::host::webhook::MomentCreate;
@@ -40,6 +41,7 @@ use crate::host::webhook::MomentCreate;
         moments::page,
         metadata::metadata,
         media::file,
+        index::index,
         health::healthz,
         metrics::metrics,
         document,
