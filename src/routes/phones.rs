@@ -413,6 +413,7 @@ fn asks_for_every_number(body: &[u8]) -> bool {
 #[utoipa::path(
     get,
     path = "/api/phones",
+    operation_id = "list_phones",
     tag = "phones",
     summary = "The artist's numbers, and those it asked for",
     responses(

@@ -312,3 +312,27 @@ async fn a_disconnect_body_may_be_null_as_the_document_says() {
     .await;
     assert_eq!(response.status(), 200);
 }
+
+#[tokio::test]
+async fn each_operation_has_an_id_of_its_own_and_each_link_names_one() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    let mut ids = BTreeSet::new();
+    let mut links = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("an item") {
+            let id = operation["operationId"].as_str().expect("an operationId");
+            assert!(ids.insert(id.to_owned()), "{method} {path}: {id} again");
+            for (_, response) in operation["responses"].as_object().expect("responses") {
+                if let Some(found) = response["links"].as_object() {
+                    links.extend(found.values().cloned());
+                }
+            }
+        }
+    }
+    assert!(links.len() >= 3, "{links:?}");
+    for link in links {
+        let target = link["operationId"].as_str().expect("a target");
+        assert!(ids.contains(target), "{target} is no operation");
+    }
+}
