@@ -401,9 +401,10 @@ pub async fn disconnect(
     }))
 }
 
-/// No body, or the JSON `null` the document allows for "no body", disconnects every number.
+/// No body, or the JSON `null` the document allows for "no body", disconnects every number;
+/// anything else must be the JSON asked for (whitespace alone is not JSON).
 fn asks_for_every_number(body: &[u8]) -> bool {
-    body.iter().all(u8::is_ascii_whitespace)
+    body.is_empty()
         || matches!(
             serde_json::from_slice::<serde_json::Value>(body),
             Ok(serde_json::Value::Null)

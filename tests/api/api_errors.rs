@@ -226,6 +226,8 @@ async fn a_disconnect_body_that_is_not_the_json_asked_for_is_invalid() {
         ("{", "invalid_body"),
         ("{\"phone_number\":1}", "invalid_field"),
         ("[]", "invalid_body"),
+        ("\t", "invalid_body"),
+        ("nul", "invalid_body"),
     ] {
         let response = send(app.keyed(Method::DELETE, "/api/phones").body(body)).await;
         assert_eq!(response.status(), 400, "{body}");
