@@ -76,6 +76,15 @@ impl Modify for Additions {
                 "An artist's key: art_sk_ and 64 hex characters (momentline keys create)",
             ))),
         );
+        components.add_security_scheme(
+            "twilio_signature",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Twilio-Signature",
+                "Twilio's signature: base64 of HMAC-SHA1, keyed with TWILIO_AUTH_TOKEN, over \
+                 MOMENTLINE_PUBLIC_URL with the path and query, then each form parameter's name \
+                 and value, sorted by name",
+            ))),
+        );
         let mut hooks = PathsBuilder::new().path(
             "moment.create",
             to_host(

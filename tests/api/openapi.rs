@@ -336,3 +336,35 @@ async fn each_operation_has_an_id_of_its_own_and_each_link_names_one() {
         assert!(ids.contains(target), "{target} is no operation");
     }
 }
+
+#[tokio::test]
+async fn twilios_webhooks_state_their_forms_and_their_signature() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    for (path, required) in [
+        ("/webhooks/twilio", ["MessageSid", "From"]),
+        ("/webhooks/twilio/status", ["MessageSid", "MessageStatus"]),
+    ] {
+        let operation = &doc["paths"][path]["post"];
+        assert_eq!(
+            operation["security"],
+            serde_json::json!([{"twilio_signature": []}]),
+            "{path}"
+        );
+        let form = &operation["requestBody"]["content"]["application/x-www-form-urlencoded"]
+            ["schema"]["$ref"];
+        let name = form
+            .as_str()
+            .and_then(|r| r.strip_prefix("#/components/schemas/"))
+            .unwrap_or_else(|| panic!("{path} has no form: {operation}"));
+        assert_eq!(
+            names(&schema(&doc, name)["required"]),
+            required.iter().map(|r| (*r).to_owned()).collect(),
+            "{path}"
+        );
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["twilio_signature"]["name"],
+        "X-Twilio-Signature"
+    );
+}
