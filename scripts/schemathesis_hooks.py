@@ -5,8 +5,28 @@ form its `pattern` states, of a number its country's numbering plan has. No patt
 which numbers exist, so Schemathesis is told here how to make real ones; without this it
 would make `+10000`-like strings that the server rightly refuses (400 `invalid_field`), and
 no request would get past the number to the rest of the API.
+
+Twilio's webhooks are signed as Twilio signs them (`X-Twilio-Signature`, with the
+TWILIO_AUTH_TOKEN and MOMENTLINE_PUBLIC_URL the server has), so their forms reach the
+server's parsing and the inbound flow; the checks still send them unsigned and wrongly signed,
+and expect 401.
+
+Run as a program (`python3 schemathesis_hooks.py seed BASE_URL KEY`, with those two variables
+set), it gives the artist a conversation and Moments before the run: it connects a number,
+replies "yes" as the number through the Twilio webhook, and texts a text and a link.
 """
 
+import base64
+import hashlib
+import hmac
+import json
+import os
+import sys
+import time
+import urllib.parse
+import urllib.request
+
+import requests
 import schemathesis
 from hypothesis import strategies as st
 
@@ -44,3 +64,71 @@ north_american = st.builds(
 )
 
 schemathesis.openapi.format("e164", st.one_of(st.sampled_from(KNOWN_NUMBERS), north_american))
+
+
+def twilio_signature(token: str, url: str, params: list[tuple[str, str]]) -> str:
+    """Base64 of HMAC-SHA1 over the URL, then each name and value, sorted by name and value."""
+    signed = url + "".join(name + value for name, value in sorted(params))
+    return base64.b64encode(hmac.new(token.encode(), signed.encode(), hashlib.sha1).digest()).decode()
+
+
+def form_as_sent(body: object) -> list[tuple[str, str]]:
+    """The parameters the server reads from `body` as the transport form-encodes it."""
+    if isinstance(body, dict):
+        # What `requests` sends for a mapping, values that are not text included.
+        encoded = requests.models.RequestEncodingMixin._encode_params(body)
+    elif isinstance(body, (str, bytes)):
+        encoded = body
+    else:
+        return []
+    if isinstance(encoded, bytes):
+        encoded = encoded.decode("utf-8", errors="replace")
+    return urllib.parse.parse_qsl(encoded, keep_blank_values=True)
+
+
+@schemathesis.auth().apply_to(path_regex="^/webhooks/twilio")
+class TwilioSignature:
+    """Signs each Twilio webhook request over the form it carries."""
+
+    def get(self, case, context):
+        return os.environ["TWILIO_AUTH_TOKEN"]
+
+    def set(self, case, token, context):
+        url = os.environ["MOMENTLINE_PUBLIC_URL"] + case.formatted_path
+        case.headers = case.headers or {}
+        case.headers["X-Twilio-Signature"] = twilio_signature(token, url, form_as_sent(case.body))
+
+
+def _call(method: str, url: str, data: bytes, headers: dict[str, str]) -> dict:
+    request = urllib.request.Request(url, data=data or None, headers=headers, method=method)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read() or b"null") if "json" in response.headers.get("content-type", "") else {}
+
+
+def _text(base: str, sender: str, sid: str, text: str) -> None:
+    params = [("MessageSid", sid), ("From", sender), ("To", "+18445550001"), ("Body", text), ("NumMedia", "0")]
+    url = os.environ["MOMENTLINE_PUBLIC_URL"] + "/webhooks/twilio"
+    signature = twilio_signature(os.environ["TWILIO_AUTH_TOKEN"], url, params)
+    headers = {"content-type": "application/x-www-form-urlencoded", "x-twilio-signature": signature}
+    _call("POST", base + "/webhooks/twilio", urllib.parse.urlencode(params).encode(), headers)
+
+
+def seed(base: str, key: str) -> None:
+    """A verified number with a text Moment and a link Moment, and the texts between them."""
+    sender = "+14155550100"
+    api = {"x-api-key": key, "content-type": "application/json"}
+    _call("POST", base + "/api/phones", json.dumps({"phone_number": sender}).encode(), api)
+    _text(base, sender, "SMseed0000000000000000000000000001", "yes")
+    _text(base, sender, "SMseed0000000000000000000000000002", "A first Moment\nprice: 2")
+    _text(base, sender, "SMseed0000000000000000000000000003", "Look https://example.com/studio")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        listed = _call("GET", base + "/api/moments", b"", {"x-api-key": key})
+        if len([m for m in listed.get("moments", []) if m.get("state") == "created"]) >= 2:
+            return
+        time.sleep(0.2)
+    sys.exit("seed: the two Moments were not created within 30 s")
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["seed"]:
+    seed(sys.argv[2], sys.argv[3])
