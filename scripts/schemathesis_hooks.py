@@ -13,18 +13,24 @@ and expect 401.
 
 Run as a program (`python3 schemathesis_hooks.py seed BASE_URL KEY`, with those two variables
 set), it gives the artist a conversation and Moments before the run: it connects a number,
-replies "yes" as the number through the Twilio webhook, and texts a text and a link.
+replies "yes" as the number through the Twilio webhook, and texts a text, a link and a photo
+(served from this machine for the server to fetch); it prints the name of the photo's file as
+the server keeps it.
 """
 
 import base64
 import hashlib
 import hmac
+import http.server
 import json
 import os
+import struct
 import sys
+import threading
 import time
 import urllib.parse
 import urllib.request
+import zlib
 
 import requests
 import schemathesis
@@ -112,29 +118,64 @@ def _call(method: str, url: str, data: bytes, headers: dict[str, str]) -> dict:
         return json.loads(response.read() or b"null") if "json" in response.headers.get("content-type", "") else {}
 
 
-def _text(base: str, sender: str, sid: str, text: str) -> None:
-    params = [("MessageSid", sid), ("From", sender), ("To", "+18445550001"), ("Body", text), ("NumMedia", "0")]
+def _text(base: str, sender: str, sid: str, text: str, photo: str | None = None) -> None:
+    params = [("MessageSid", sid), ("From", sender), ("To", "+18445550001"), ("Body", text)]
+    if photo is None:
+        params.append(("NumMedia", "0"))
+    else:
+        params += [("NumMedia", "1"), ("MediaUrl0", photo), ("MediaContentType0", "image/png")]
     url = os.environ["MOMENTLINE_PUBLIC_URL"] + "/webhooks/twilio"
     signature = twilio_signature(os.environ["TWILIO_AUTH_TOKEN"], url, params)
     headers = {"content-type": "application/x-www-form-urlencoded", "x-twilio-signature": signature}
     _call("POST", base + "/webhooks/twilio", urllib.parse.urlencode(params).encode(), headers)
 
 
+def _png() -> bytes:
+    """A one-pixel PNG."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00\xff\x80\x00")) + chunk(b"IEND", b"")
+
+
+class _Photo(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = _png()
+        self.send_response(200)
+        self.send_header("content-type", "image/png")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
 def seed(base: str, key: str) -> None:
-    """A verified number with a text Moment and a link Moment, and the texts between them."""
+    """A verified number with a text, a link and a photo Moment, and the texts between them."""
     sender = "+14155550100"
     api = {"x-api-key": key, "content-type": "application/json"}
+    photos = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Photo)
+    threading.Thread(target=photos.serve_forever, daemon=True).start()
+    photo = f"http://127.0.0.1:{photos.server_address[1]}/photo.png"
     _call("POST", base + "/api/phones", json.dumps({"phone_number": sender}).encode(), api)
     _text(base, sender, "SMseed0000000000000000000000000001", "yes")
     _text(base, sender, "SMseed0000000000000000000000000002", "A first Moment\nprice: 2")
     _text(base, sender, "SMseed0000000000000000000000000003", "Look https://example.com/studio")
+    _text(base, sender, "SMseed0000000000000000000000000004", "Studio wall", photo)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         listed = _call("GET", base + "/api/moments", b"", {"x-api-key": key})
-        if len([m for m in listed.get("moments", []) if m.get("state") == "created"]) >= 2:
+        created = [m for m in listed.get("moments", []) if m.get("state") == "created"]
+        kept = [m["media"]["url"] for m in created if (m.get("media") or {}).get("url")]
+        if len(created) >= 3 and kept:
+            photos.shutdown()
+            print(kept[0].rsplit("/", 1)[-1])
             return
         time.sleep(0.2)
-    sys.exit("seed: the two Moments were not created within 30 s")
+    sys.exit(f"seed: three Moments, one with its photo kept, were not created within 30 s: {listed}")
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["seed"]:

@@ -24,7 +24,10 @@ pub(super) fn summary(
             settings.addr
         ),
     );
-    say(Level::INFO, format!("{public}/: the index, with the links below"));
+    say(
+        Level::INFO,
+        format!("{public}/: the index, with the links below"),
+    );
     for link in crate::routes::index_links(settings) {
         say(
             Level::INFO,
