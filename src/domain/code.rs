@@ -41,11 +41,10 @@ impl Code {
         }
     }
 
-    /// Exactly six ASCII digits, spaces around them ignored.
+    /// Exactly six ASCII digits and nothing else: the pattern the API's document states.
     pub fn parse(input: &str) -> Result<Self, NotACode> {
-        let code = input.trim();
-        if code.len() == DIGITS && code.bytes().all(|b| b.is_ascii_digit()) {
-            Ok(Self(code.to_owned()))
+        if input.len() == DIGITS && input.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(Self(input.to_owned()))
         } else {
             Err(NotACode)
         }
@@ -128,8 +127,16 @@ mod tests {
 
     #[test]
     fn only_six_digits_parse() {
-        assert!(Code::parse(" 012345 ").is_ok());
-        for bad in ["12345", "1234567", "12a456", "", "１２３４５６"] {
+        assert!(Code::parse("012345").is_ok());
+        for bad in [
+            "12345",
+            "1234567",
+            "12a456",
+            "",
+            "１２３４５６",
+            " 012345 ",
+            "012345\n",
+        ] {
             assert_eq!(Code::parse(bad), Err(NotACode), "{bad}");
         }
     }

@@ -14,9 +14,15 @@ use crate::media::is_kept_name;
     summary = "A Moment's media, as momentline keeps it",
     description = "The file the media keeper fetched from the provider, named by its SHA-256 \
         and extension; cached for a year. Public; no key.",
-    params(("file" = String, Path, description = "`<sha256>.<extension>`")),
+    params(("file" = String, Path, description = "`<sha256>.<extension>`, as the keeper names \
+        files", pattern = r"^[0-9a-f]{64}\.[a-z0-9]{1,5}$")),
     responses(
-        (status = 200, description = "The file, with its content type", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 200, description = "The file, served as the type its extension stands for: \
+            an image, an audio file or a PDF", content(
+                (Vec<u8> = "image/*"),
+                (Vec<u8> = "audio/*"),
+                (Vec<u8> = "application/pdf"),
+            )),
         (status = 404, description = "No such file", body = ErrorBody),
     )
 )]

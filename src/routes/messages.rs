@@ -19,6 +19,7 @@ pub struct MessagePage {
 #[utoipa::path(
     get,
     path = "/api/messages",
+    operation_id = "list_messages",
     tag = "messages",
     summary = "The artist's conversation, newest first",
     params(Page),
@@ -49,6 +50,7 @@ pub async fn list(
 #[utoipa::path(
     get,
     path = "/api/messages/{id}",
+    operation_id = "get_message",
     tag = "messages",
     summary = "One of the artist's messages",
     params(("id" = i64, Path, description = "The message's id")),

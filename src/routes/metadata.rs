@@ -61,6 +61,7 @@ impl TokenMetadata {
 #[utoipa::path(
     get,
     path = "/moments/{id}/metadata.json",
+    operation_id = "moment_metadata",
     tag = "public",
     summary = "A Moment's token metadata (In Process)",
     description = "The JSON In Process keeps as the Moment's `tokenMetadataURI`, once its media \

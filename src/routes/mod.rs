@@ -4,6 +4,7 @@ mod auth;
 mod dev_phone;
 mod health;
 mod html;
+mod index;
 mod media;
 mod messages;
 mod metadata;
@@ -35,6 +36,7 @@ use crate::store::{Reads, Store, WriteError};
 use crate::telemetry::error_chain;
 
 pub use auth::Authenticated;
+pub use index::{links as index_links, Link};
 pub use openapi::ApiDoc;
 
 /// What every handler shares.
@@ -84,6 +86,7 @@ where
 fn route_table() -> Vec<(&'static str, Vec<Endpoint>)> {
     use Method as M;
     vec![
+        ("/", vec![on(M::GET, index::index)]),
         ("/healthz", vec![on(M::GET, health::healthz)]),
         ("/metrics", vec![on(M::GET, metrics::metrics)]),
         ("/openapi.json", vec![on(M::GET, openapi::document)]),
@@ -137,14 +140,29 @@ pub fn configure_dev_phone(cfg: &mut web::ServiceConfig) {
     dev_phone::configure(cfg);
 }
 
-/// A path with its routes; any other method is answered 405 in JSON.
+/// A path with its routes; any other method is answered 405 in JSON, with the `Allow`
+/// header RFC 9110 asks for.
 fn resource(path: &str, endpoints: Vec<Endpoint>) -> actix_web::Resource {
+    let methods: Vec<Method> = endpoints.iter().map(|(method, _)| method.clone()).collect();
+    let allow = allow_header(&methods);
     endpoints
         .into_iter()
         .fold(web::resource(path), |resource, (_, route)| {
             resource.route(route)
         })
-        .default_service(web::to(method_not_allowed))
+        .default_service(web::to(move || method_not_allowed(allow.clone())))
+}
+
+/// The `Allow` value of a path's methods: HEAD beside GET, since `on` answers it too.
+fn allow_header(methods: &[Method]) -> String {
+    let mut allowed: Vec<&str> = Vec::new();
+    for method in methods {
+        allowed.push(method.as_str());
+        if *method == Method::GET {
+            allowed.push(Method::HEAD.as_str());
+        }
+    }
+    allowed.join(", ")
 }
 
 /// Any other path: a 404 page for a browser, JSON for everyone else.
@@ -152,8 +170,8 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
     html::not_found(&req, "Not found", "There is no page at this address.")
 }
 
-async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed)
+async fn method_not_allowed(allow: String) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed { allow })
 }
 
 /// Every error a handler answers with: JSON `{"error": code, "message": …}` and the right
@@ -194,8 +212,9 @@ pub enum ApiError {
     CrossSite(String),
     #[error("{0}")]
     NotFound(String),
+    /// `allow` lists the methods the path takes.
     #[error("Method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed { allow: String },
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -285,7 +304,7 @@ impl ApiError {
             Self::CountryNotAllowed(_) => ErrorCode::CountryNotAllowed,
             Self::CrossSite(_) => ErrorCode::CrossSite,
             Self::NotFound(_) => ErrorCode::NotFound,
-            Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            Self::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::Gone(_) => ErrorCode::CodeExpired,
             Self::PayloadTooLarge => ErrorCode::PayloadTooLarge,
@@ -330,7 +349,7 @@ impl ResponseError for ApiError {
             | Self::WrongCode { .. } => StatusCode::BAD_REQUEST,
             Self::CountryNotAllowed(_) | Self::CrossSite(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Gone(_) => StatusCode::GONE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -346,6 +365,9 @@ impl ResponseError for ApiError {
         if let Self::TooManyRequests { retry_after, .. } | Self::Unavailable { retry_after } = self
         {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after)));
+        }
+        if let Self::MethodNotAllowed { allow } = self {
+            response.insert_header((header::ALLOW, allow.as_str()));
         }
         response.json(self.body())
     }
@@ -493,8 +515,11 @@ pub fn parse_json<T: DeserializeOwned>(
             });
         }
     }
+    // "invalid type: integer `3`, expected …" and "unknown variant `sms`, expected …" say
+    // what was sent before ", expected".
     let got = detail
         .strip_prefix("invalid type: ")
+        .or_else(|| detail.strip_prefix("unknown variant "))
         .and_then(|rest| rest.split(", expected").next())
         .unwrap_or(&detail);
     match known(&path) {
@@ -517,17 +542,23 @@ fn without_position(e: &serde_json::Error) -> String {
     }
 }
 
-/// `offset` and `limit` of a listing, in the query string.
+/// `offset` and `limit` of a listing, in the query string. The bounds the document states
+/// are the ones `parse` enforces.
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct Page {
     /// How many to skip (default 0)
+    #[param(minimum = 0, maximum = 2147483647)]
     offset: Option<u32>,
-    /// How many at most, 1 to 1000 (default 50)
+    /// How many at most (default 50)
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
 pub const MAX_PAGE: u32 = 1000;
+/// The largest offset: the largest 32-bit signed integer, the `int32` a client generated
+/// from the document holds.
+pub const MAX_OFFSET: u32 = i32::MAX as u32;
 
 impl Page {
     pub fn parse(query: &str) -> Result<(u32, u32), ApiError> {
@@ -539,6 +570,12 @@ impl Page {
                 "limit must be between 1 and {MAX_PAGE}"
             )));
         }
-        Ok((page.offset.unwrap_or(0), limit))
+        let offset = page.offset.unwrap_or(0);
+        if offset > MAX_OFFSET {
+            return Err(ApiError::BadRequest(format!(
+                "offset must be between 0 and {MAX_OFFSET}"
+            )));
+        }
+        Ok((offset, limit))
     }
 }

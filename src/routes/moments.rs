@@ -22,6 +22,7 @@ pub struct MomentPage {
 #[utoipa::path(
     get,
     path = "/api/moments",
+    operation_id = "list_moments",
     tag = "moments",
     summary = "The artist's Moments, newest first",
     params(Page),
@@ -53,6 +54,7 @@ pub async fn list(
 #[utoipa::path(
     get,
     path = "/moments/{id}",
+    operation_id = "moment_page",
     tag = "public",
     summary = "A created Moment's public page (HTML)",
     description = "momentline's own page for a Moment, when no host is set: its media, link \

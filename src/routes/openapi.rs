@@ -4,18 +4,20 @@
 use std::sync::LazyLock;
 
 use actix_web::HttpResponse;
+use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{
     HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem,
 };
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::openapi::{
-    ContentBuilder, ObjectBuilder, PathsBuilder, Ref, Required, ResponseBuilder, Type,
+    ContentBuilder, ObjectBuilder, Paths, PathsBuilder, Ref, RefOr, Required, ResponseBuilder, Type,
 };
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    health, media, messages, metadata, metrics, moments, phones, webhooks, ApiError, ErrorBody,
+    health, index, media, messages, metadata, metrics, moments, phones, webhooks, ApiError,
+    ErrorBody,
 };
 use crate::events::{EventType, MomentEvent, NumberEvent};
 use crate::host::webhook::MomentCreate;
@@ -40,6 +42,7 @@ use crate::host::webhook::MomentCreate;
         moments::page,
         metadata::metadata,
         media::file,
+        index::index,
         health::healthz,
         metrics::metrics,
         document,
@@ -71,6 +74,15 @@ impl Modify for Additions {
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "x-api-key",
                 "An artist's key: art_sk_ and 64 hex characters (momentline keys create)",
+            ))),
+        );
+        components.add_security_scheme(
+            "twilio_signature",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Twilio-Signature",
+                "Twilio's signature: base64 of HMAC-SHA1, keyed with TWILIO_AUTH_TOKEN, over \
+                 MOMENTLINE_PUBLIC_URL with the path and query, then each form parameter's name \
+                 and value, sorted by name",
             ))),
         );
         let mut hooks = PathsBuilder::new().path(
@@ -107,6 +119,71 @@ impl Modify for Additions {
             );
         }
         doc.webhooks = Some(hooks.build());
+        name_vonage_operations(&mut doc.paths);
+        add_links(&mut doc.paths);
+    }
+}
+
+/// One handler serves Vonage's GET and POST; each operation gets an id of its own, as the
+/// specification asks.
+fn name_vonage_operations(paths: &mut Paths) {
+    let Some(item) = paths.paths.get_mut("/webhooks/vonage") else {
+        return;
+    };
+    if let Some(get) = item.get.as_mut() {
+        get.operation_id = Some("vonage_webhook_get".into());
+    }
+    if let Some(post) = item.post.as_mut() {
+        post.operation_id = Some("vonage_webhook_post".into());
+    }
+}
+
+/// How a listing's answer leads to each item's own route, so that a client (and Schemathesis'
+/// stateful phase) can follow it: (path of the listing, link name, operation id, parameter, where
+/// the value is in the answer).
+const LINKS: [(&str, &str, &str, &str, &str); 3] = [
+    (
+        "/api/messages",
+        "message",
+        "get_message",
+        "id",
+        "$response.body#/messages/0/id",
+    ),
+    (
+        "/api/moments",
+        "page",
+        "moment_page",
+        "id",
+        "$response.body#/moments/0/id",
+    ),
+    (
+        "/api/moments",
+        "metadata",
+        "moment_metadata",
+        "id",
+        "$response.body#/moments/0/id",
+    ),
+];
+
+/// Adds `LINKS` to the 200 answers of the listings' GETs.
+fn add_links(paths: &mut Paths) {
+    for (path, name, operation, parameter, value) in LINKS {
+        let ok = paths
+            .paths
+            .get_mut(path)
+            .and_then(|item| item.get.as_mut())
+            .and_then(|get| get.responses.responses.get_mut("200"));
+        if let Some(RefOr::T(response)) = ok {
+            response.links.insert(
+                name.to_owned(),
+                RefOr::T(
+                    LinkBuilder::new()
+                        .operation_id(operation)
+                        .parameter(parameter, value)
+                        .build(),
+                ),
+            );
+        }
     }
 }
 

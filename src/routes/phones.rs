@@ -19,30 +19,84 @@ use crate::domain::phone_number::{PhoneNumber, PhoneNumberError};
 use crate::flows::codes::{self, Verdict};
 use crate::flows::connect::{self, Connected, Method};
 
+// Each `phone_number` below states the E.164 form `parse_number` checks first, and the
+// format `e164`: a number its country's numbering plan has (which no pattern can say), else
+// 400 `invalid_field`.
+
 /// The number to disconnect.
 #[derive(Deserialize, ToSchema)]
 pub struct PhoneRequest {
-    /// E.164, such as `+14155552671`.
+    /// E.164, such as `+14155552671`, of a number that exists.
+    #[schema(
+        pattern = r"^\+[1-9][0-9]{1,14}$",
+        format = "e164",
+        example = "+14155552671"
+    )]
     phone_number: String,
 }
 
 /// The number to connect, and how it is verified.
 #[derive(Deserialize, ToSchema)]
 pub struct ConnectRequest {
-    /// E.164, such as `+14155552671`.
+    /// E.164, such as `+14155552671`, of a number that exists.
+    #[schema(
+        pattern = r"^\+[1-9][0-9]{1,14}$",
+        format = "e164",
+        example = "+14155552671"
+    )]
     phone_number: String,
-    /// `prompt` (the default: the number replies "yes") or `code` (the artist enters the code
-    /// texted to the number at `POST /api/phones/verify`).
+    /// How the number is verified; `prompt` when absent or null.
     #[serde(default)]
-    method: Option<String>,
+    method: Option<VerifyBy>,
+}
+
+/// How a number proves it wants to be connected.
+// Read through a string, so that a number or `true` is named as what was sent ("got integer
+// `3`"), as for every other field.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase", try_from = "String")]
+pub enum VerifyBy {
+    /// The number replies "yes" to the prompt texted to it.
+    Prompt,
+    /// The artist enters the code texted to the number at `POST /api/phones/verify`.
+    Code,
+}
+
+impl TryFrom<String> for VerifyBy {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        match text.as_str() {
+            "prompt" => Ok(Self::Prompt),
+            "code" => Ok(Self::Code),
+            _ => Err(format!(
+                "unknown variant `{text}`, expected `prompt` or `code`"
+            )),
+        }
+    }
+}
+
+impl From<VerifyBy> for Method {
+    fn from(by: VerifyBy) -> Self {
+        match by {
+            VerifyBy::Prompt => Method::Prompt,
+            VerifyBy::Code => Method::Code,
+        }
+    }
 }
 
 /// The code texted to a number.
 #[derive(Deserialize, ToSchema)]
 pub struct VerifyRequest {
-    /// E.164, such as `+14155552671`.
+    /// E.164, such as `+14155552671`, of a number that exists.
+    #[schema(
+        pattern = r"^\+[1-9][0-9]{1,14}$",
+        format = "e164",
+        example = "+14155552671"
+    )]
     phone_number: String,
-    /// The digits texted to the number, as a string.
+    /// The six digits texted to the number, as a string.
+    #[schema(pattern = "^[0-9]{6}$", example = "123456")]
     code: String,
 }
 
@@ -145,16 +199,7 @@ pub async fn connect(
         r#"{"phone_number": "+14155552671", "method": "prompt"}"#,
         &[&PHONE_NUMBER, &METHOD],
     )?;
-    let method = match request.method.as_deref() {
-        None | Some("prompt") => Method::Prompt,
-        Some("code") => Method::Code,
-        Some(_) => {
-            return Err(ApiError::InvalidField {
-                field: METHOD.name,
-                message: format!("method must be {}", METHOD.expected),
-            })
-        }
-    };
+    let method = request.method.map_or(Method::Prompt, Method::from);
     if method == Method::Prompt && !state.connect.receives_replies {
         return Err(ApiError::BadRequest(format!(
             "The SMS provider ({}) cannot receive replies, so a reply 'yes' cannot verify a \
@@ -312,8 +357,8 @@ pub async fn verify(
     path = "/api/phones",
     tag = "phones",
     summary = "Disconnect one number, or all the artist's numbers",
-    description = "With `{\"phone_number\": …}` releases that number; with an empty body, \
-        every number of the artist.",
+    description = "With `{\"phone_number\": …}` releases that number; with no body (or \
+        `null`), every number of the artist.",
     request_body(content = Option<PhoneRequest>, description = "The number, or no body for all"),
     responses(
         (status = 200, description = "Released", body = Disconnected),
@@ -330,7 +375,7 @@ pub async fn disconnect(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(payload, API_BODY_LIMIT).await?;
-    let number = if body.iter().all(u8::is_ascii_whitespace) {
+    let number = if asks_for_every_number(&body) {
         None
     } else {
         let request: PhoneRequest = parse_json(
@@ -356,9 +401,20 @@ pub async fn disconnect(
     }))
 }
 
+/// No body, or the JSON `null` the document allows for "no body", disconnects every number;
+/// anything else must be the JSON asked for (whitespace alone is not JSON).
+fn asks_for_every_number(body: &[u8]) -> bool {
+    body.is_empty()
+        || matches!(
+            serde_json::from_slice::<serde_json::Value>(body),
+            Ok(serde_json::Value::Null)
+        )
+}
+
 #[utoipa::path(
     get,
     path = "/api/phones",
+    operation_id = "list_phones",
     tag = "phones",
     summary = "The artist's numbers, and those it asked for",
     responses(

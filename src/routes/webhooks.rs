@@ -31,6 +31,46 @@ enum Refusals {
     Unavailable(ErrorBody),
 }
 
+/// The form Twilio posts for an inbound text: the parameters momentline reads (Twilio sends
+/// more, which are signed with the rest and otherwise ignored).
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "PascalCase")]
+#[allow(dead_code)] // It documents the form only; `twilio::parse_inbound` reads it.
+struct TwilioInbound {
+    /// Twilio's id of the message; a repeat of one already taken changes nothing.
+    #[schema(example = "SM0123456789abcdef0123456789abcdef")]
+    message_sid: String,
+    /// The sender. A text from anything but a valid E.164 number is answered 200 and ignored.
+    #[schema(example = "+14155552671")]
+    from: String,
+    /// The number texted.
+    to: Option<String>,
+    /// The text.
+    body: Option<String>,
+    /// How many `MediaUrl{N}` (and `MediaContentType{N}`) follow, from 0.
+    num_media: Option<String>,
+    /// The first photo, audio or file; `MediaUrl1` and on for more.
+    media_url0: Option<String>,
+    /// Its type, such as `image/jpeg`.
+    media_content_type0: Option<String>,
+}
+
+/// The form of Twilio's status callback for a text momentline sent.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "PascalCase")]
+#[allow(dead_code)] // It documents the form only; `twilio::parse_status` reads it.
+struct TwilioStatus {
+    /// The id Twilio gave the text when momentline sent it.
+    #[schema(example = "SM0123456789abcdef0123456789abcdef")]
+    message_sid: String,
+    /// `sent`, `delivered`, `read`, `undelivered`, `failed` or `canceled` are recorded; any
+    /// other (`queued`, `sending`, …) is answered 200 and ignored.
+    #[schema(example = "delivered")]
+    message_status: String,
+    /// Twilio's error code, when the text failed (21610: the recipient opted out).
+    error_code: Option<String>,
+}
+
 fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
@@ -82,11 +122,14 @@ pub async fn telnyx(
     path = "/webhooks/twilio",
     tag = "provider webhooks",
     summary = "Twilio inbound messages",
-    description = "Inbound texts from Twilio, signed with X-Twilio-Signature. Answered with empty TwiML. For the provider, not for clients.",
+    description = "Inbound texts from Twilio, signed with X-Twilio-Signature (TWILIO_AUTH_TOKEN). Answered with empty TwiML. For the provider, not for clients.",
+    request_body(content = TwilioInbound, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 200, description = "Applied; empty TwiML"),
+        (status = 200, description = "Applied (or a repeat, dropped); empty TwiML",
+            content_type = "text/xml", body = String),
         Refusals,
-    )
+    ),
+    security(("twilio_signature" = []))
 )]
 pub async fn twilio(
     req: HttpRequest,
@@ -102,11 +145,14 @@ pub async fn twilio(
     path = "/webhooks/twilio/status",
     tag = "provider webhooks",
     summary = "Twilio status callbacks",
-    description = "Delivery reports of texts momentline sent through Twilio. For the provider, not for clients.",
+    description = "Delivery reports of texts momentline sent through Twilio, signed with X-Twilio-Signature (TWILIO_AUTH_TOKEN). For the provider, not for clients.",
+    request_body(content = TwilioStatus, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 200, description = "Applied"),
+        (status = 200, description = "Applied (or ignored); empty TwiML",
+            content_type = "text/xml", body = String),
         Refusals,
-    )
+    ),
+    security(("twilio_signature" = []))
 )]
 pub async fn twilio_status(
     req: HttpRequest,

@@ -1,5 +1,6 @@
-//! What start-up tells the operator: where it serves, what it sends with, which webhooks
-//! accept requests, the limits; and warnings for what will not work as configured.
+//! What start-up tells the operator: where it serves and its links, what it sends with,
+//! which webhooks accept requests, the limits; and warnings for what will not work as
+//! configured.
 
 use crate::config::{DispatchSettings, Settings};
 use crate::events::Events;
@@ -23,6 +24,16 @@ pub(super) fn summary(
             settings.addr
         ),
     );
+    say(
+        Level::INFO,
+        format!("{public}/: the index, with the links below"),
+    );
+    for link in crate::routes::index_links(settings) {
+        say(
+            Level::INFO,
+            format!("{public}{}: {}", link.href, link.title),
+        );
+    }
     say(
         Level::INFO,
         format!(

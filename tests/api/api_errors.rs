@@ -176,7 +176,9 @@ async fn a_missing_or_mistyped_field_is_named_with_what_it_must_be() {
         (
             "{\"phone_number\":\"+14155552671\",\"method\":\"sms\"}",
             "method",
-            "method must be \"prompt\" (reply 'yes') or \"code\" (enter a texted code)".to_owned(),
+            "method must be \"prompt\" (reply 'yes') or \"code\" (enter a texted code); got \
+             `sms`"
+                .to_owned(),
         ),
     ] {
         let response = post_json_text(&app, body).await;
@@ -224,10 +226,29 @@ async fn a_disconnect_body_that_is_not_the_json_asked_for_is_invalid() {
         ("{", "invalid_body"),
         ("{\"phone_number\":1}", "invalid_field"),
         ("[]", "invalid_body"),
+        ("\t", "invalid_body"),
+        ("nul", "invalid_body"),
     ] {
         let response = send(app.keyed(Method::DELETE, "/api/phones").body(body)).await;
         assert_eq!(response.status(), 400, "{body}");
         assert_eq!(error_of(response).await["error"], error, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn a_disconnect_with_a_json_null_body_releases_every_number() {
+    let app = spawn_verified_app().await;
+    // The first releases the verified number, the second finds none left.
+    for (body, released) in [("null", 1), (" null\n", 0)] {
+        let response = send(
+            app.keyed(Method::DELETE, "/api/phones")
+                .header("content-type", "application/json")
+                .body(body),
+        )
+        .await;
+        assert_eq!(response.status(), 200, "{body:?}");
+        let answer: Value = response.json().await.expect("json");
+        assert_eq!(answer["disconnected"], released, "{body:?}");
     }
 }
 
@@ -323,17 +344,50 @@ async fn unknown_paths_and_methods_answer_in_json() {
     assert_eq!(message_of(response).await, "Not found");
     let response = send(app.keyed(Method::PUT, "/api/phones")).await;
     assert_eq!(response.status(), 405);
+    assert_eq!(
+        header_of(&response, "allow"),
+        Some("POST, DELETE, GET, HEAD")
+    );
     assert_eq!(message_of(response).await, "Method not allowed");
-    for (method, path) in [
-        (Method::GET, "/webhooks/telnyx"),
-        (Method::GET, "/webhooks/twilio"),
-        (Method::DELETE, "/webhooks/vonage"),
-        (Method::POST, "/moments/1"),
-        (Method::POST, "/healthz"),
+    for (method, path, allow) in [
+        (Method::GET, "/webhooks/telnyx", "POST"),
+        (Method::GET, "/webhooks/twilio", "POST"),
+        (Method::DELETE, "/webhooks/vonage", "GET, HEAD, POST"),
+        (Method::POST, "/moments/1", "GET, HEAD"),
+        (Method::POST, "/healthz", "GET, HEAD"),
+        (Method::TRACE, "/api/phones/verify", "POST"),
+        (Method::OPTIONS, "/openapi.json", "GET, HEAD"),
     ] {
         let response = send(app.http.request(method.clone(), app.url(path))).await;
         assert_eq!(response.status(), 405, "{method} {path}");
+        assert_eq!(
+            header_of(&response, "allow"),
+            Some(allow),
+            "{method} {path}"
+        );
         assert_eq!(message_of(response).await, "Method not allowed");
+    }
+}
+
+#[tokio::test]
+async fn every_path_answers_405_with_the_methods_it_takes() {
+    let app = spawn_app().await;
+    for (path, methods) in momentline::routes::registered_routes() {
+        let path = path.replace("{id}", "1").replace("{file}", "x.png");
+        let mut allowed: Vec<&str> = Vec::new();
+        for method in &methods {
+            allowed.push(method.as_str());
+            if method.as_str() == "GET" {
+                allowed.push("HEAD");
+            }
+        }
+        let response = send(app.http.request(Method::PATCH, app.url(&path))).await;
+        assert_eq!(response.status(), 405, "PATCH {path}");
+        assert_eq!(
+            header_of(&response, "allow"),
+            Some(allowed.join(", ").as_str()),
+            "PATCH {path}"
+        );
     }
 }
 

@@ -335,7 +335,8 @@ async fn a_method_other_than_prompt_or_code_is_refused() {
     let body: Value = response.json().await.expect("json");
     assert_eq!(
         body["message"],
-        "method must be \"prompt\" (reply 'yes') or \"code\" (enter a texted code)"
+        "method must be \"prompt\" (reply 'yes') or \"code\" (enter a texted code); got \
+         `carrier-pigeon`"
     );
     assert_eq!(
         app.connect_by(&app.api_key, PHONE, "prompt").await.status(),

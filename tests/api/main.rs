@@ -10,6 +10,7 @@ mod events;
 mod faults;
 mod helpers;
 mod host;
+mod index_page;
 mod inprocess;
 mod inprocess_standin;
 mod instances;

@@ -307,3 +307,39 @@ async fn the_database_and_kept_media_are_readable_by_their_owner_only() {
     assert_eq!(mode(&app.media_dir), 0o700);
     assert_eq!(mode(&app.media_dir.join(hash_name(PNG, "png"))), 0o600);
 }
+
+#[tokio::test]
+async fn kept_media_is_served_as_the_document_says_under_a_name_its_pattern_takes() {
+    let app = spawn_verified_app().await;
+    photo_kept(&app, "/media/b.png", "image/png", PNG).await;
+    let doc = crate::openapi::document(&app).await;
+    let operation = &doc["paths"]["/media/{file}"]["get"];
+    let pattern = operation["parameters"][0]["schema"]["pattern"]
+        .as_str()
+        .expect("the file name's pattern");
+    assert_eq!(pattern, r"^[0-9a-f]{64}\.[a-z0-9]{1,5}$");
+    let documented: Vec<&str> = operation["responses"]["200"]["content"]
+        .as_object()
+        .expect("the file's types")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for kept in [hash_name(PNG, "png"), hash_name(b"%PDF-1.4", "pdf")] {
+        let (hash, ext) = kept.split_once('.').expect("a name");
+        assert!(hash.len() == 64 && (1..=5).contains(&ext.len()), "{kept}");
+        let served = momentline::domain::media_type::content_type_for(&kept);
+        let (kind, _) = served.split_once('/').expect("a type");
+        assert!(
+            documented.contains(&served) || documented.contains(&format!("{kind}/*").as_str()),
+            "{served} is not in {documented:?}"
+        );
+    }
+    let response = send(
+        app.http
+            .get(app.url(&format!("/media/{}", hash_name(PNG, "png")))),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(header_of(&response, "content-type"), Some("image/png"));
+    assert!(documented.contains(&"image/*"), "{documented:?}");
+}

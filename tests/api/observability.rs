@@ -381,6 +381,36 @@ fn start_up_says_where_it_serves_what_it_sends_with_and_which_webhooks_are_on() 
 }
 
 #[test]
+fn start_up_names_the_index_and_the_urls_it_links() {
+    let public = "http://127.0.0.1:1";
+    let lines = serve_and_stop(&[
+        ("MOMENTLINE_DEV_PHONE", "1"),
+        ("MOMENTLINE_PUBLIC_URL", public),
+        ("RUST_LOG", "info"),
+    ]);
+    let said = |path: &str| {
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("{public}{path}: ")))
+    };
+    for path in ["/", "/dev/phone", "/openapi.json", "/metrics", "/healthz"] {
+        assert!(said(path), "{path}: {lines:#?}");
+    }
+    let lines = serve_and_stop(&[
+        ("MOMENTLINE_METRICS", "0"),
+        ("MOMENTLINE_PUBLIC_URL", public),
+        ("RUST_LOG", "info"),
+    ]);
+    let said = |path: &str| {
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("{public}{path}: ")))
+    };
+    assert!(said("/openapi.json") && said("/healthz"), "{lines:#?}");
+    assert!(!said("/dev/phone") && !said("/metrics"), "{lines:#?}");
+}
+
+#[test]
 fn bad_paths_and_address_stop_start_up_at_once_each_named() {
     if skip_on_postgres("MOMENTLINE_DB's path problems are SQLite's") {
         return;
