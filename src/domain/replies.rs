@@ -28,14 +28,18 @@ pub const CODE_MASK: &str = "******";
 
 /// The verification code text (`CODE_MASK` for the code in the stored copy).
 pub fn code(code: &str, ttl: chrono::Duration) -> String {
-    let minutes = ttl.num_minutes();
-    let expires = match (minutes, ttl.num_seconds()) {
-        (1, 60) => "1 minute".to_owned(),
-        (_, 1) => "1 second".to_owned(),
-        (m, s) if m >= 1 && s % 60 == 0 => format!("{m} minutes"),
-        (_, s) => format!("{s} seconds"),
-    };
+    let expires = wait_words(u64::try_from(ttl.num_seconds()).unwrap_or(0));
     format!("Your In Process code is {code}. It expires in {expires}.")
+}
+
+/// A wait of `secs` seconds as a person says it: "1 second", "90 seconds", "10 minutes".
+pub fn wait_words(secs: u64) -> String {
+    match secs {
+        1 => "1 second".to_owned(),
+        60 => "1 minute".to_owned(),
+        s if s >= 60 && s % 60 == 0 => format!("{} minutes", s / 60),
+        s => format!("{s} seconds"),
+    }
 }
 
 /// The words of an automatic text; `None` for a broadcast, whose words are its operator's

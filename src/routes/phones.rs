@@ -248,10 +248,16 @@ pub async fn connect(
              to opt back in"
                 .into(),
         )),
-        ConnectOutcome::RateLimited { retry_after } => Err(ApiError::TooManyRequests {
-            message: "Too many verification texts; try again later".into(),
-            retry_after: whole_secs(retry_after),
-        }),
+        ConnectOutcome::RateLimited { retry_after } => {
+            let retry_after = whole_secs(retry_after);
+            Err(ApiError::TooManyRequests {
+                message: format!(
+                    "Too many verification texts; try again in {}",
+                    crate::domain::replies::wait_words(retry_after)
+                ),
+                retry_after,
+            })
+        }
     }
 }
 

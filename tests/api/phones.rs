@@ -95,7 +95,12 @@ async fn a_second_connect_within_the_cooldown_is_told_when_to_retry() {
     let retry_after = retry_after_secs(&response);
     assert!((1..=60).contains(&retry_after), "{retry_after}");
     let body: Value = response.json().await.expect("json");
-    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("Too many verification texts; try again in ")
+            && (message.contains("second") || message.contains("minute")),
+        "the wait is said, not 'later': {message}"
+    );
     app.drain().await;
     assert_eq!(app.texts_to(PHONE).await.len(), 1, "one prompt only");
 }
