@@ -754,3 +754,35 @@ async fn a_second_server_on_one_sqlite_file_is_refused_naming_the_first() {
         .expect("the first answers");
     assert_eq!(health.status(), 200);
 }
+
+#[tokio::test]
+async fn an_operator_command_beside_the_running_server_writes_through_sqlites_lock() {
+    if skip_on_postgres("the file lock is SQLite's") {
+        return;
+    }
+    let site = Site::new().await;
+    let served = site.serve(&[]).await;
+    // The server holds the file's server lock; a command that writes still runs, and the
+    // server reads what it wrote.
+    let out = site
+        .command(&[])
+        .args(["artists", "add", "--name", "Beside"])
+        .output()
+        .expect("artists add runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned();
+    let listed = reqwest::Client::new()
+        .get(format!("{}/api/phones", served.address))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .expect("the server answers");
+    assert_eq!(listed.status(), 200, "the new artist's key works at once");
+}
