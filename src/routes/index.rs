@@ -25,7 +25,8 @@ pub struct Index {
     pub service: &'static str,
     pub version: &'static str,
     /// The dev phone (when `MOMENTLINE_DEV_PHONE` is on), the OpenAPI document, the metrics
-    /// (unless `MOMENTLINE_METRICS=0`) and the health check, in that order.
+    /// (unless `MOMENTLINE_METRICS=0`), the health check and the readiness check, in that
+    /// order.
     pub links: Vec<Link>,
 }
 
@@ -51,6 +52,10 @@ pub fn links(settings: &Settings) -> Vec<Link> {
     links.push(Link {
         href: "/healthz",
         title: "Health: 200 while the database answers",
+    });
+    links.push(Link {
+        href: "/readyz",
+        title: "Readiness: 200 while this instance would take a webhook",
     });
     links
 }

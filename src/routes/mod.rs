@@ -88,6 +88,7 @@ fn route_table() -> Vec<(&'static str, Vec<Endpoint>)> {
     vec![
         ("/", vec![on(M::GET, index::index)]),
         ("/healthz", vec![on(M::GET, health::healthz)]),
+        ("/readyz", vec![on(M::GET, health::readyz)]),
         ("/metrics", vec![on(M::GET, metrics::metrics)]),
         ("/openapi.json", vec![on(M::GET, openapi::document)]),
         (

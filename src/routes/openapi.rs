@@ -44,6 +44,7 @@ use crate::host::webhook::MomentCreate;
         media::file,
         index::index,
         health::healthz,
+        health::readyz,
         metrics::metrics,
         document,
         webhooks::telnyx,

@@ -26,7 +26,10 @@ async fn hrefs(app: &TestApp) -> Vec<String> {
 #[tokio::test]
 async fn the_index_links_the_document_the_metrics_and_the_health_check() {
     let app = spawn_app().await;
-    assert_eq!(hrefs(&app).await, ["/openapi.json", "/metrics", "/healthz"]);
+    assert_eq!(
+        hrefs(&app).await,
+        ["/openapi.json", "/metrics", "/healthz", "/readyz"]
+    );
     let index = app
         .get_keyless("/")
         .await
@@ -44,7 +47,10 @@ async fn the_index_links_the_dev_phone_when_it_is_on_and_the_metrics_only_when_t
     )
     .await;
     let links = hrefs(&app).await;
-    assert_eq!(links, ["/dev/phone", "/openapi.json", "/healthz"]);
+    assert_eq!(
+        links,
+        ["/dev/phone", "/openapi.json", "/healthz", "/readyz"]
+    );
     // Each link answers.
     for href in links {
         let status = app.get_keyless(&href).await.status();
@@ -62,7 +68,13 @@ async fn a_browser_gets_the_index_as_a_page_of_links() {
         "{response:?}"
     );
     let page = response.text().await.expect("text");
-    for href in ["/dev/phone", "/openapi.json", "/metrics", "/healthz"] {
+    for href in [
+        "/dev/phone",
+        "/openapi.json",
+        "/metrics",
+        "/healthz",
+        "/readyz",
+    ] {
         assert!(
             page.contains(&format!("<a href=\"{href}\">")),
             "{href}: {page}"

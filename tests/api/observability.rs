@@ -393,7 +393,14 @@ fn start_up_names_the_index_and_the_urls_it_links() {
             .iter()
             .any(|l| l.contains(&format!("{public}{path}: ")))
     };
-    for path in ["/", "/dev/phone", "/openapi.json", "/metrics", "/healthz"] {
+    for path in [
+        "/",
+        "/dev/phone",
+        "/openapi.json",
+        "/metrics",
+        "/healthz",
+        "/readyz",
+    ] {
         assert!(said(path), "{path}: {lines:#?}");
     }
     let lines = serve_and_stop(&[

@@ -397,3 +397,42 @@ async fn the_moment_posted_text_follows_its_webhook_at_once() {
     }
     assert!(app.texts_to(PHONE).await[2].starts_with("Moment posted: "));
 }
+
+#[tokio::test]
+async fn readiness_is_503_while_the_write_queue_is_full_and_health_stays_up() {
+    let app = spawn_app_with(|s| s.writer.queue = 1).await;
+    let ready = app.get_keyless("/readyz").await;
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.expect("json");
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["writes"], true);
+    let head = app
+        .http
+        .head(app.url("/readyz"))
+        .send()
+        .await
+        .expect("HEAD answers");
+    assert_eq!(head.status(), 200);
+
+    let release = hold_writer(&app.store).await;
+    let filler = (app.engine() == Engine::Sqlite).then(|| add_artist(&app.store, "Filler", false));
+    until_queued(&app.store, 1).await;
+    let busy = app.get_keyless("/readyz").await;
+    assert_eq!(busy.status(), 503, "a webhook would be refused now");
+    assert_eq!(header_of(&busy, "retry-after"), Some("1"));
+    let body: serde_json::Value = busy.json().await.expect("json");
+    assert_eq!(body["writes"], false);
+    assert_eq!(body["database"], true);
+    // The database still answers reads: health stays up (drain, do not restart).
+    assert_eq!(app.get_keyless("/healthz").await.status(), 200);
+    drop(release);
+    match filler {
+        Some(filler) => filler.await.expect("task").expect("the filler was written"),
+        None => until_no_writes(&app.store).await,
+    }
+    assert_eq!(
+        app.get_keyless("/readyz").await.status(),
+        200,
+        "ready again"
+    );
+}
