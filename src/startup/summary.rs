@@ -144,6 +144,16 @@ pub(super) fn summary(
             ),
         );
     }
+    if matches!(settings.dispatch, DispatchSettings::InProcess(_)) && public_is_loopback(public) {
+        say(
+            Level::WARN,
+            format!(
+                "MOMENTLINE_PUBLIC_URL {public} is on this machine, but In Process fetches each \
+                 Moment's media and metadata from it: every upload will fail; set \
+                 MOMENTLINE_PUBLIC_URL to the address the internet reaches"
+            ),
+        );
+    }
     lines
 }
 
@@ -179,6 +189,33 @@ fn public_port_warning(public_url: &str, port: u16) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn in_process_with_a_public_url_on_this_machine_is_warned_of() {
+        let warnings = |public: &str| {
+            let settings = Settings::from_lookup(|name| match name {
+                "MOMENTLINE_DISPATCH" => Some("inprocess".into()),
+                "MOMENTLINE_SECRET_KEY" => {
+                    Some("BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=".into())
+                }
+                "MOMENTLINE_PUBLIC_URL" => Some(public.into()),
+                _ => None,
+            })
+            .expect("settings");
+            let sender = Sender::new(&settings.provider, reqwest::Client::new());
+            summary(&settings, 8080, &sender, Events::OFF)
+                .into_iter()
+                .filter(|(level, _)| *level == tracing::Level::WARN)
+                .map(|(_, line)| line)
+                .collect::<Vec<_>>()
+        };
+        let local = warnings("http://127.0.0.1:8080");
+        assert!(
+            local.iter().any(|w| w.contains("In Process fetches")),
+            "{local:?}"
+        );
+        assert!(warnings("https://moments.example").is_empty());
+    }
 
     #[test]
     fn a_public_url_on_this_machine_with_another_port_is_warned_of() {
