@@ -49,26 +49,35 @@ pub enum DbError {
     Task(String),
 }
 
+/// Whether SQLite failed for a cause a retry may cure: busy, locked, full, unable to read or
+/// write its file.
+pub fn sqlite_transient(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode as Code;
+    let rusqlite::Error::SqliteFailure(e, _) = e else {
+        return false;
+    };
+    matches!(
+        e.code,
+        Code::DatabaseBusy
+            | Code::DatabaseLocked
+            | Code::SystemIoFailure
+            | Code::DiskFull
+            | Code::CannotOpen
+            | Code::OutOfMemory
+            | Code::ReadOnly
+            | Code::OperationInterrupted
+            | Code::FileLockingProtocolFailed
+    )
+}
+
 impl DbError {
     /// Whether trying the same thing again may succeed: the database was busy, locked, full
     /// or could not be read or written. Anything else (a value refused, a constraint broken)
     /// comes from what was asked, and fails again however often it is asked.
     pub fn is_transient(&self) -> bool {
-        use rusqlite::ErrorCode as Code;
         match self {
             Self::Pool(_) | Self::Thread(_) | Self::Task(_) | Self::Create(_) => true,
-            Self::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
-                e.code,
-                Code::DatabaseBusy
-                    | Code::DatabaseLocked
-                    | Code::SystemIoFailure
-                    | Code::DiskFull
-                    | Code::CannotOpen
-                    | Code::OutOfMemory
-                    | Code::ReadOnly
-                    | Code::OperationInterrupted
-                    | Code::FileLockingProtocolFailed
-            ),
+            Self::Sqlite(e) if sqlite_transient(e) => true,
             Self::PgPool(_) => true,
             Self::Postgres(e) => postgres_transient(e),
             Self::Sqlite(_)

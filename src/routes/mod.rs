@@ -56,6 +56,8 @@ pub struct AppState {
 
 /// How long a client is asked to wait when the write queue is full.
 const BUSY_RETRY_AFTER_SECS: u64 = 1;
+/// How long a client is asked to wait when the database cannot take a write now.
+const DATABASE_RETRY_AFTER_SECS: u64 = 5;
 
 /// The largest API request body.
 const API_BODY_LIMIT: usize = 16 * 1024;
@@ -420,13 +422,32 @@ pub struct KeyRefused(pub ErrorBody);
 pub struct Busy(pub ErrorBody);
 
 /// A write's failure as an answer: a full write queue is 503 with `Retry-After` (providers
-/// redeliver, clients come back); anything else is a 500 saying only `public`.
+/// redeliver, clients come back), and so is a database that cannot take the write now (full,
+/// read-only, unreachable: a retry may succeed); anything else is a 500 saying only `public`.
 pub fn write_failed(public: &'static str) -> impl FnOnce(WriteError) -> ApiError {
     move |e| match e {
         WriteError::Busy => {
             tracing::warn!("{public}: the write queue is full; answered 503");
             ApiError::Unavailable {
                 retry_after: BUSY_RETRY_AFTER_SECS,
+            }
+        }
+        WriteError::Failed(ref db) if db.is_transient() => {
+            tracing::warn!(
+                "{public}: the database cannot take the write now ({}); answered 503",
+                error_chain(&e)
+            );
+            ApiError::Unavailable {
+                retry_after: DATABASE_RETRY_AFTER_SECS,
+            }
+        }
+        WriteError::Commit(ref db) if crate::db::sqlite_transient(db) => {
+            tracing::warn!(
+                "{public}: the database cannot commit now ({}); answered 503",
+                error_chain(&e)
+            );
+            ApiError::Unavailable {
+                retry_after: DATABASE_RETRY_AFTER_SECS,
             }
         }
         other => ApiError::internal(public)(Box::new(other)),

@@ -85,3 +85,60 @@ async fn a_message_the_database_refuses_is_kept_with_the_failure_and_its_artist_
     );
     assert_eq!(app.drain().await.claimed(), 0);
 }
+
+#[tokio::test]
+async fn a_full_database_file_answers_webhooks_503_loses_nothing_and_takes_them_once_room_returns()
+{
+    if skip_on_postgres("a full disk is tried on SQLite's file") {
+        return;
+    }
+    let app = spawn_verified_app().await;
+    // The writer's connection may grow the file no further: as a full disk, to SQLite.
+    let pages = app.count("PRAGMA page_count");
+    app.store
+        .write_waiting(move |c| c.execute_batch(&format!("PRAGMA max_page_count = {pages}")))
+        .await
+        .expect("the limit is set");
+    let words = "x".repeat(1500);
+    let (mut taken, mut refused) = (0, Vec::new());
+    for i in 0..300 {
+        let event = app.sms_event(PHONE, &format!("Full {i} {words}"));
+        let response = app.telnyx_webhook(&event).await;
+        match response.status().as_u16() {
+            200 => taken += 1,
+            503 => {
+                // The provider redelivers after the wait.
+                assert_eq!(header_of(&response, "retry-after"), Some("5"));
+                refused.push(event)
+            }
+            other => panic!("a full disk answered {other}"),
+        }
+        if refused.len() == 3 {
+            break;
+        }
+    }
+    assert_eq!(refused.len(), 3, "the file filled up");
+    let kept = "SELECT count(*) FROM messages WHERE direction = 'inbound' AND body LIKE 'Full %'";
+    assert_eq!(
+        app.count(kept),
+        taken,
+        "every 200 is kept, nothing refused is half-written"
+    );
+
+    // Room returns: the provider's redeliveries are taken, each once, without a restart.
+    app.store
+        .write_waiting(|c| c.execute_batch("PRAGMA max_page_count = 1073741823"))
+        .await
+        .expect("the limit is lifted");
+    for event in &refused {
+        assert_eq!(app.telnyx_webhook(event).await.status(), 200);
+        assert_eq!(app.telnyx_webhook(event).await.status(), 200, "once");
+    }
+    assert_eq!(app.count(kept), taken + 3);
+    app.drain().await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM moments WHERE title LIKE 'Full %'"),
+        taken + 3,
+        "every text taken is its Moment"
+    );
+}
