@@ -131,18 +131,9 @@ pub enum Hide {
     Hidden { link: String },
     /// Nothing to hide: it never reached In Process, or was hidden before.
     Nothing,
-    /// Not sent: another attempt may be.
-    Retry {
-        reason: String,
-        retry_after: Option<Duration>,
-    },
-    /// Not sent, and not yet: a create of it may have happened and is looked for first.
-    Wait { reason: String, wait: Duration },
-    /// Not sent: the artist's key is refused, or momentline lacks what it needs.
-    Paused {
-        reason: String,
-        refused: Option<Refused>,
-    },
+    /// Not sent, for the reason a create would not have been (`Retry`, `Wait`, `Paused`);
+    /// it may be sent later.
+    NotSent(NotCreated),
     /// Sent, and not known to have worked: never sent again (it toggles).
     Unconfirmed {
         reason: String,
@@ -877,24 +868,14 @@ fn retry(reason: String) -> NotCreated {
 }
 
 fn hide_retry(reason: String) -> Hide {
-    Hide::Retry {
-        reason,
-        retry_after: None,
-    }
+    Hide::NotSent(retry(reason))
 }
 
-/// A hide not sent, for why a create would not have been.
+/// A hide not sent, for why a create would not have been; one that no attempt can send is
+/// told as not confirmed.
 fn hide_not_sent(e: NotCreated) -> Hide {
     match e {
-        NotCreated::Retry {
-            reason,
-            retry_after,
-        } => Hide::Retry {
-            reason,
-            retry_after,
-        },
-        NotCreated::Wait { reason, wait } => Hide::Wait { reason, wait },
-        NotCreated::Paused { reason, refused } => Hide::Paused { reason, refused },
         NotCreated::Failed { reason, .. } => Hide::Unconfirmed { reason, link: None },
+        not_yet => Hide::NotSent(not_yet),
     }
 }

@@ -13,7 +13,7 @@ use crate::db::jobs::Claimed;
 use crate::db::moments;
 use crate::domain::ids::MomentId;
 use crate::domain::number_state::ReplyKind;
-use crate::host::Hide;
+use crate::host::{Hide, NotCreated};
 
 #[tracing::instrument(name = "hide_moment", skip_all, fields(moment_id = payload_id::<i64>(job, "moment_id")))]
 pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
@@ -28,10 +28,10 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
             (Attempted::Done, Told::Always(ReplyKind::MomentHidden, link))
         }
         Hide::Nothing => (Attempted::Done, Told::Never),
-        Hide::Retry {
+        Hide::NotSent(NotCreated::Retry {
             reason,
             retry_after,
-        } => (
+        }) => (
             Attempted::Retry {
                 reason,
                 at_least: retry_after,
@@ -39,8 +39,10 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
             // When the schedule is spent, the artist hears it was not confirmed.
             Told::IfFailed(ReplyKind::HideUnconfirmed, String::new()),
         ),
-        Hide::Wait { reason, wait } => (Attempted::Throttled { reason, wait }, Told::Never),
-        Hide::Paused { reason, refused } => {
+        Hide::NotSent(NotCreated::Wait { reason, wait }) => {
+            (Attempted::Throttled { reason, wait }, Told::Never)
+        }
+        Hide::NotSent(NotCreated::Paused { reason, refused }) => {
             paused = refused;
             (
                 Attempted::Throttled {
@@ -50,6 +52,10 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
                 Told::Never,
             )
         }
+        Hide::NotSent(NotCreated::Failed { reason, .. }) => (
+            Attempted::Failed { reason },
+            Told::Always(ReplyKind::HideUnconfirmed, String::new()),
+        ),
         Hide::Unconfirmed { reason, link } => {
             tracing::warn!(moment_id = id.0, "{reason}");
             (

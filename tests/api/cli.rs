@@ -1,6 +1,5 @@
 //! The `momentline` binary: artists and keys from the command line.
 
-use std::io::Write as _;
 use std::process::{Command, Stdio};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -441,25 +440,7 @@ fn momentline_reading(
     args: &[&str],
     input: &str,
 ) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_momentline"))
-        .args(args)
-        .env_clear()
-        .envs(clock_env())
-        .envs(db.env())
-        .envs(extra.iter().copied())
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("input");
-    child.wait_with_output().expect("ends")
+    run_binary_reading(&db.env(), extra, args, input)
 }
 
 #[test]

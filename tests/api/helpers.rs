@@ -625,6 +625,36 @@ pub fn run_binary(db: &[(&'static str, String); 2], args: &[&str]) -> std::proce
         .expect("runs")
 }
 
+/// As `run_binary`, with more variables and `input` on standard input.
+pub fn run_binary_reading(
+    db: &[(&'static str, String); 2],
+    extra: &[(&str, &str)],
+    args: &[&str],
+    input: &str,
+) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_momentline"))
+        .args(args)
+        .env_clear()
+        .envs(clock_env())
+        .envs(db.clone())
+        .envs(extra.iter().copied())
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("input");
+    child.wait_with_output().expect("ends")
+}
+
 /// Sends `request`, which must reach the server (whatever it answers).
 pub async fn send(request: reqwest::RequestBuilder) -> reqwest::Response {
     request.send().await.expect("request")

@@ -4,7 +4,6 @@
 //! refused key pauses the artist's Moments, a 402 and a 400 are told in words of their own,
 //! and a create whose answer was lost is found, never minted twice.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -52,33 +51,20 @@ async fn spawn_inprocess_app(extra: &[(&str, &str)]) -> (TestApp, InProcessStand
 /// `momentline artists inprocess-key --artist ARTIST --address ADDRESS`, the key on standard
 /// input.
 fn register_key(app: &TestApp, key: &str) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_momentline"))
-        .args([
+    let secret = sealing_key();
+    let out = run_binary_reading(
+        &app.database_env(),
+        &[("MOMENTLINE_SECRET_KEY", secret.as_str())],
+        &[
             "artists",
             "inprocess-key",
             "--artist",
             ARTIST,
             "--address",
             ADDRESS,
-        ])
-        .env_clear()
-        .envs(clock_env())
-        .envs(app.database_env())
-        .env("MOMENTLINE_SECRET_KEY", sealing_key())
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("runs");
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin
-            .write_all(format!("{key}\n").as_bytes())
-            .expect("writes the key");
-    }
-    let out = child.wait_with_output().expect("finishes");
+        ],
+        &format!("{key}\n"),
+    );
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{said}");
     assert!(!said.contains(key), "the key is never said back");

@@ -54,9 +54,15 @@ impl Site {
             database_url,
             database: None,
         };
-        let out = site
+        let key = site.add_artist(ARTIST);
+        Self { key, ..site }
+    }
+
+    /// `momentline artists add --name NAME` on the site's database; the key it prints.
+    fn add_artist(&self, name: &str) -> String {
+        let out = self
             .command(&[])
-            .args(["artists", "add", "--name", ARTIST])
+            .args(["artists", "add", "--name", name])
             .output()
             .expect("artists add runs");
         assert!(
@@ -64,11 +70,10 @@ impl Site {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let key = String::from_utf8(out.stdout)
+        String::from_utf8(out.stdout)
             .expect("utf-8")
             .trim()
-            .to_owned();
-        Self { key, ..site }
+            .to_owned()
     }
 
     /// A site whose provider takes every text, with `count` numbers verified; and the numbers.
@@ -764,20 +769,7 @@ async fn an_operator_command_beside_the_running_server_writes_through_sqlites_lo
     let served = site.serve(&[]).await;
     // The server holds the file's server lock; a command that writes still runs, and the
     // server reads what it wrote.
-    let out = site
-        .command(&[])
-        .args(["artists", "add", "--name", "Beside"])
-        .output()
-        .expect("artists add runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let key = String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_owned();
+    let key = site.add_artist("Beside");
     let listed = reqwest::Client::new()
         .get(format!("{}/api/phones", served.address))
         .header("x-api-key", &key)
