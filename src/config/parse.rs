@@ -304,8 +304,8 @@ fn postgres_url(url: &str) -> Result<String, String> {
             redact(url)
         ));
     }
-    url.parse::<postgres::Config>()
-        .map_err(|e| format!("'{}' cannot be read: {e}", redact(url)))?;
+    crate::db::sql::PgTarget::parse(url)
+        .map_err(|e| format!("'{}' cannot be used: {e}", redact(url)))?;
     Ok(url.to_owned())
 }
 

@@ -29,6 +29,8 @@ pub enum DbError {
     Sqlite(#[from] rusqlite::Error),
     #[error("PostgreSQL query failed")]
     Postgres(#[from] postgres::Error),
+    #[error("could not connect to PostgreSQL: {0}")]
+    Connect(String),
     #[error("could not open the PostgreSQL pool")]
     PgPool(#[source] r2d2::Error),
     #[error("a stored value could not be read: {0}")]
@@ -78,7 +80,7 @@ impl DbError {
         match self {
             Self::Pool(_) | Self::Thread(_) | Self::Task(_) | Self::Create(_) => true,
             Self::Sqlite(e) if sqlite_transient(e) => true,
-            Self::PgPool(_) => true,
+            Self::PgPool(_) | Self::Connect(_) => true,
             Self::Postgres(e) => postgres_transient(e),
             Self::Sqlite(_)
             | Self::Migration(_)

@@ -11,7 +11,7 @@ use rusqlite::{Connection, OpenFlags};
 use super::{awaited, DevError};
 use crate::config::Settings;
 use crate::db::progress::{self, Answer, MomentProgress, Received};
-use crate::db::sql::PgConn;
+use crate::db::sql::{PgConn, PgTarget};
 use crate::db::Conn;
 use crate::domain::ids::MomentId;
 use crate::domain::MessageState;
@@ -52,7 +52,10 @@ pub(super) async fn follow(settings: &Settings, followed: Followed) -> Result<()
             Follower::new(followed).run(&Conn::sqlite(&conn))
         }
         Database::Postgres(url) => {
-            let client = postgres::Client::connect(&url, postgres::NoTls).map_err(DbError::from)?;
+            let target = PgTarget::parse(&url).map_err(DbError::Connect)?;
+            let client = target
+                .connect()
+                .map_err(|e| DbError::Connect(target.explain(&e)))?;
             let mut conn = PgConn::new(client);
             let (client, cache) = conn.split();
             Follower::new(followed).run(&Conn::postgres(client, cache))

@@ -221,7 +221,13 @@ impl Application {
             sender: Arc::clone(&sender),
             metrics,
         });
-        let summary = summary(&state.settings, port, &sender, events_on);
+        let summary = summary(
+            &state.settings,
+            port,
+            &sender,
+            events_on,
+            store.connection_security(),
+        );
         let server = HttpServer::new(move || {
             App::new()
                 // The path without its query: Vonage puts phone numbers in query strings.

@@ -12,6 +12,7 @@ pub(super) fn summary(
     port: u16,
     sender: &Sender,
     events: Events,
+    connection: Option<(&str, bool)>,
 ) -> Vec<(tracing::Level, String)> {
     use tracing::Level;
     let mut lines = Vec::new();
@@ -48,6 +49,10 @@ pub(super) fn summary(
             settings.media_dir.display()
         ),
     );
+    if let Some((security, warns)) = connection {
+        let level = if warns { Level::WARN } else { Level::INFO };
+        say(level, format!("database connection {security}"));
+    }
     let provider = sender.name();
     say(
         Level::INFO,
@@ -203,7 +208,7 @@ mod tests {
             })
             .expect("settings");
             let sender = Sender::new(&settings.provider, reqwest::Client::new());
-            summary(&settings, 8080, &sender, Events::OFF)
+            summary(&settings, 8080, &sender, Events::OFF, None)
                 .into_iter()
                 .filter(|(level, _)| *level == tracing::Level::WARN)
                 .map(|(_, line)| line)

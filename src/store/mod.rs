@@ -114,6 +114,15 @@ impl Store {
         }
     }
 
+    /// For PostgreSQL, whether its connection is encrypted and what was checked of the server,
+    /// and whether that deserves a warning.
+    pub fn connection_security(&self) -> Option<(&str, bool)> {
+        match &self.backend {
+            Backend::Sqlite { .. } => None,
+            Backend::Postgres(pg) => Some(pg.security()),
+        }
+    }
+
     /// Which engine this is.
     pub fn engine(&self) -> crate::db::Engine {
         match self.backend {

@@ -19,11 +19,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use postgres::NoTls;
-
 use super::writer::{begin_noting, take_noted};
 use super::{Conn, DbError, WriteError, WriterSettings, WriterStats};
-use crate::db::sql::{PgConn, PgManager, PgPool};
+use crate::db::sql::{PgConn, PgManager, PgPool, PgTarget, SslMode};
 
 /// Connections in the pool: writes and reads share it.
 const CONNECTIONS: u32 = 16;
@@ -33,6 +31,9 @@ const ATTEMPTS: u32 = 12;
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Whether the connection is encrypted and what was checked, for the start-up summary,
+    /// and whether that is worth a warning (not encrypted, over a network).
+    security: (Arc<str>, bool),
     stats: Arc<WriterStats>,
     /// Writes waiting for a connection or running.
     waiting: Arc<AtomicUsize>,
@@ -52,27 +53,34 @@ impl PgStore {
                     .unwrap_or_else(|_| Err(DbError::Task("opening PostgreSQL panicked".into())))
             });
         }
-        let config: postgres::Config = url
-            .parse()
-            .map_err(|e: postgres::Error| DbError::Postgres(e))?;
-        let manager = PgManager(r2d2_postgres::PostgresConnectionManager::new(config, NoTls));
+        let target = PgTarget::parse(url).map_err(DbError::Connect)?;
         let pool = r2d2::Pool::builder()
             .max_size(CONNECTIONS)
             // Connections are opened as the load asks for them, not all at start-up.
             .min_idle(Some(2))
             .connection_timeout(Duration::from_secs(5))
-            .build(manager)
-            .map_err(DbError::PgPool)?;
-        {
-            let mut conn = pool.get().map_err(DbError::PgPool)?;
-            super::migrations::apply_postgres(conn.split().0)?;
-        }
+            .build_unchecked(PgManager::new(&target));
+        // The first connection is opened here, so that a refusal (TLS, a password) is said
+        // as itself rather than as a pool that timed out.
+        let mut first = target
+            .connect()
+            .map_err(|e| DbError::Connect(target.explain(&e)))?;
+        let security = security(&mut first, &target)?;
+        super::migrations::apply_postgres(&mut first)?;
+        drop(first);
         Ok(Self {
             pool,
+            security,
             stats: Arc::new(WriterStats::default()),
             waiting: Arc::new(AtomicUsize::new(0)),
             queue: settings.queue,
         })
+    }
+
+    /// "encrypted (TLSv1.3; sslmode=verify-full: certificate and host name checked against
+    /// ca.pem)", or why not.
+    pub fn security(&self) -> (&str, bool) {
+        (&self.security.0, self.security.1)
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -123,6 +131,29 @@ impl PgStore {
         .await
         .unwrap_or(Err(WriteError::Panicked))
     }
+}
+
+/// Whether `client`'s connection is encrypted, as the server sees it.
+fn security(client: &mut postgres::Client, target: &PgTarget) -> Result<(Arc<str>, bool), DbError> {
+    let row = client.query_opt(
+        "SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+        &[],
+    )?;
+    let tls: Option<(bool, Option<String>)> = row.map(|row| (row.get(0), row.get(1)));
+    let encrypted = matches!(tls, Some((true, _)));
+    let text = match tls {
+        Some((true, version)) => format!(
+            "encrypted ({}; {})",
+            version.unwrap_or_else(|| "TLS".into()),
+            target.checked()
+        ),
+        _ if target.mode() == SslMode::Prefer => format!(
+            "not encrypted: the server offered no TLS ({}; require it with sslmode=verify-full)",
+            target.checked()
+        ),
+        _ => format!("not encrypted ({})", target.checked()),
+    };
+    Ok((text.into(), !encrypted && !target.is_local()))
 }
 
 /// Times a waiting write asks the pool for a connection (5 s each) before it fails.

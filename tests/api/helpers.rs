@@ -125,6 +125,14 @@ fn postgres_server() -> String {
         })
 }
 
+/// A connection to `url`, reached as momentline reaches it (its `sslmode` and `sslrootcert`
+/// honoured). Blocks.
+pub fn connect(url: &str) -> Result<postgres::Client, postgres::Error> {
+    momentline::db::sql::PgTarget::parse(url)
+        .unwrap_or_else(|e| panic!("{url}: {e}"))
+        .connect()
+}
+
 /// Runs `work` on a new connection to the server at `url`, from a plain thread: the
 /// synchronous client cannot run on an async thread.
 pub fn on_server<T: Send>(
@@ -133,7 +141,7 @@ pub fn on_server<T: Send>(
 ) -> Result<T, postgres::Error> {
     std::thread::scope(|scope| {
         scope
-            .spawn(|| work(&mut postgres::Client::connect(url, postgres::NoTls)?))
+            .spawn(|| work(&mut connect(url)?))
             .join()
             .expect("the PostgreSQL thread")
     })
@@ -273,7 +281,7 @@ fn drop_databases(
         let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
         let dropped = match client.take() {
             Some(c) => Ok(c),
-            None => postgres::Client::connect(server, postgres::NoTls),
+            None => connect(server),
         }
         .and_then(|mut c| {
             c.batch_execute(&drop)?;
@@ -289,7 +297,7 @@ fn drop_databases(
 
 /// The test databases on `server` of earlier runs.
 fn left_behind(server: &str) -> Vec<String> {
-    let names = postgres::Client::connect(server, postgres::NoTls).and_then(|mut c| {
+    let names = connect(server).and_then(|mut c| {
         c.query(
             "SELECT datname FROM pg_database WHERE datname LIKE 'mlt\\_%'",
             &[],

@@ -26,6 +26,7 @@ mod process;
 mod request_ids;
 mod schema;
 mod telnyx_webhook;
+mod tls;
 mod twilio;
 mod undo;
 mod vonage;

@@ -7,10 +7,11 @@
 //! `Param` (bound) and `ValueRef` (read), so one Rust type reads the same from both.
 //!
 //! `value.rs` holds what is bound and read, `row.rs` a result's rows, `pg.rs` PostgreSQL's
-//! connections, statement cache and placeholders; this file `Conn`, which runs a statement
-//! on either.
+//! connections, statement cache and placeholders, `pg_tls.rs` how a URL says to reach the
+//! server (TLS); this file `Conn`, which runs a statement on either.
 
 mod pg;
+mod pg_tls;
 mod row;
 mod value;
 
@@ -20,6 +21,7 @@ use super::DbError;
 pub use crate::params;
 use pg::{pg_params, PgTx};
 pub use pg::{to_postgres, PgCache, PgConn, PgExec, PgManager, PgPool};
+pub use pg_tls::{PgTarget, SslMode};
 pub use row::{Column, Row};
 pub use value::{FromValue, Param, Params, ToParam, ValueRef};
 

@@ -52,9 +52,26 @@ impl Drop for PgConn {
 /// The statement cache of a connection in a transaction.
 pub struct PgCache<'c>(pub(super) &'c mut HashMap<String, postgres::Statement>);
 
-/// An r2d2 manager for `PgConn`: `r2d2_postgres`'s connections with their statement cache.
-#[derive(Debug)]
-pub struct PgManager(pub r2d2_postgres::PostgresConnectionManager<postgres::NoTls>);
+/// An r2d2 manager for `PgConn`: `r2d2_postgres`'s connections with their statement cache,
+/// reached as `PgTarget` says.
+pub struct PgManager(
+    pub r2d2_postgres::PostgresConnectionManager<tokio_postgres_rustls::MakeRustlsConnect>,
+);
+
+impl PgManager {
+    pub fn new(target: &super::PgTarget) -> Self {
+        Self(r2d2_postgres::PostgresConnectionManager::new(
+            target.config().clone(),
+            target.tls(),
+        ))
+    }
+}
+
+impl std::fmt::Debug for PgManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PgManager")
+    }
+}
 
 impl r2d2::ManageConnection for PgManager {
     type Connection = PgConn;
