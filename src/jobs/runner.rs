@@ -463,11 +463,7 @@ impl Runner {
                     return None;
                 }
                 Err(e) => {
-                    let transient = match &e {
-                        WriteError::Failed(db) => db.is_transient(),
-                        WriteError::Commit(_) | WriteError::Busy => true,
-                        WriteError::Stopped | WriteError::Panicked => false,
-                    };
+                    let transient = e.may_pass() || matches!(e, WriteError::Commit(_));
                     match waits.next().filter(|_| transient) {
                         Some(wait) => {
                             tracing::warn!(job = %job.id, kind = %job.kind, error = %error_chain(&e),

@@ -427,24 +427,16 @@ pub struct Busy(pub ErrorBody);
 pub fn write_failed(public: &'static str) -> impl FnOnce(WriteError) -> ApiError {
     move |e| match e {
         WriteError::Busy => {
-            tracing::warn!("{public}: the write queue is full; answered 503");
+            // Said once an outage by the store; each request only at debug.
+            tracing::debug!("{public}: the write queue is full; answered 503");
             ApiError::Unavailable {
                 retry_after: BUSY_RETRY_AFTER_SECS,
             }
         }
-        WriteError::Failed(ref db) if db.is_transient() => {
-            tracing::warn!(
+        ref e if e.may_pass() => {
+            tracing::debug!(
                 "{public}: the database cannot take the write now ({}); answered 503",
-                error_chain(&e)
-            );
-            ApiError::Unavailable {
-                retry_after: DATABASE_RETRY_AFTER_SECS,
-            }
-        }
-        WriteError::Commit(ref db) if crate::db::sqlite_transient(db) => {
-            tracing::warn!(
-                "{public}: the database cannot commit now ({}); answered 503",
-                error_chain(&e)
+                error_chain(e)
             );
             ApiError::Unavailable {
                 retry_after: DATABASE_RETRY_AFTER_SECS,

@@ -4,6 +4,7 @@
 //! `Store::write`; reads through `Store::read` or `Reads::with`.
 
 pub mod migrations;
+mod outage;
 pub mod postgres;
 pub mod writer;
 
@@ -74,7 +75,12 @@ pub fn with_database(test: impl FnOnce(&Conn) -> Result<(), DbError> + Send) {
 #[derive(Clone)]
 pub struct Store {
     backend: Backend,
+    /// An outage of the database, said once (shared by the clones).
+    outage: std::sync::Arc<outage::Outage>,
 }
+
+/// How long a request waits for its write to commit before it is answered `503`.
+pub const REQUEST_WRITE_DEADLINE: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
 enum Backend {
@@ -110,6 +116,7 @@ impl Store {
             Database::Sqlite(path) => Self::open(path, settings),
             Database::Postgres(url) => Ok(Self {
                 backend: Backend::Postgres(postgres::PgStore::open(url, settings)?),
+                outage: Default::default(),
             }),
         }
     }
@@ -166,6 +173,7 @@ impl Store {
             Writer::start(conn, settings.queue, settings.batch, nudge).map_err(DbError::Thread)?;
         Ok(Self {
             backend: Backend::Sqlite { writer, reads },
+            outage: Default::default(),
         })
     }
 
@@ -191,17 +199,34 @@ impl Store {
     }
 
     /// Hands `work` to the writer (SQLite) or the pool (PostgreSQL); with `wait`, waits for
-    /// room rather than answering `Busy`.
+    /// room rather than answering `Busy`. Without `wait` (a request is waiting on it), a write
+    /// not committed within `REQUEST_WRITE_DEADLINE` answers `Late`: it may still commit, and
+    /// the request's redelivery then finds it done.
     async fn submit<T, F>(&self, work: F, wait: bool) -> Result<T, WriteError>
     where
         T: Send + 'static,
         F: FnMut(&Conn) -> Result<T, DbError> + Send + 'static,
     {
         let work = traced(work);
-        match &self.backend {
-            Backend::Sqlite { writer, .. } => writer.write(work, wait).await,
-            Backend::Postgres(pg) => pg.write(work, wait).await,
+        let written = async {
+            match &self.backend {
+                Backend::Sqlite { writer, .. } => writer.write(work, wait).await,
+                Backend::Postgres(pg) => pg.write(work, wait).await,
+            }
+        };
+        let written = if wait {
+            written.await
+        } else {
+            tokio::time::timeout(REQUEST_WRITE_DEADLINE, written)
+                .await
+                .unwrap_or(Err(WriteError::Late))
+        };
+        match &written {
+            Ok(_) => self.outage.committed(),
+            Err(e) if e.may_pass() => self.outage.refused(&crate::telemetry::error_chain(e)),
+            Err(_) => {}
         }
+        written
     }
 
     /// Runs `read` on a pooled connection, off the async threads.

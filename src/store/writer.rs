@@ -34,6 +34,22 @@ pub enum WriteError {
     /// The write panicked, and was rolled back alone.
     #[error("the write panicked")]
     Panicked,
+    /// The write did not commit in time for the request waiting on it; it may still commit.
+    #[error("the write did not commit within {} s", super::REQUEST_WRITE_DEADLINE.as_secs())]
+    Late,
+}
+
+impl WriteError {
+    /// Whether the same write may pass if asked again shortly: the database or its queue was
+    /// unavailable, not the write wrong.
+    pub fn may_pass(&self) -> bool {
+        match self {
+            Self::Failed(db) => db.is_transient(),
+            Self::Commit(e) => crate::db::sqlite_transient(e),
+            Self::Busy | Self::Late => true,
+            Self::Stopped | Self::Panicked => false,
+        }
+    }
 }
 
 /// What a write leaves for after the commit: whether to keep it, and how to answer.
