@@ -157,6 +157,10 @@ impl Runner {
                             held.insert(task.id(), kept);
                         }
                     }
+                    // A database that cannot take writes is said once by the store.
+                    Err(RunnerError::Claim(e)) if e.may_pass() => {
+                        tracing::debug!(error = %error_chain(&e), "jobs runner could not claim");
+                    }
                     Err(e) => {
                         tracing::error!(error = %error_chain(&e), "jobs runner could not claim");
                     }

@@ -208,6 +208,7 @@ impl Store {
         F: FnMut(&Conn) -> Result<T, DbError> + Send + 'static,
     {
         let work = traced(work);
+        let began = std::time::Instant::now();
         let written = async {
             match &self.backend {
                 Backend::Sqlite { writer, .. } => writer.write(work, wait).await,
@@ -223,7 +224,9 @@ impl Store {
         };
         match &written {
             Ok(_) => self.outage.committed(),
-            Err(e) if e.may_pass() => self.outage.refused(&crate::telemetry::error_chain(e)),
+            Err(e) if e.may_pass() => self
+                .outage
+                .refused(&crate::telemetry::error_chain(e), began),
             Err(_) => {}
         }
         written

@@ -1,7 +1,8 @@
 //! A database that cannot take writes, said once: the first write refused is a warning with
 //! its reason, the rest are counted, and the first write to commit afterwards says how long it
-//! lasted and how many were refused. Without it a minute's outage under load is thousands of
-//! identical lines.
+//! lasted and how many were refused. A write that began before the last recovery and is
+//! refused after it (it waited out its deadline) belongs to the outage already said. Without
+//! it a minute's outage under load is thousands of identical lines.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -11,15 +12,25 @@ use std::time::Instant;
 pub(super) struct Outage {
     /// Whether an outage is under way: the path of every write that commits reads only this.
     down: AtomicBool,
-    /// Since when, and how many writes were refused.
-    since: Mutex<Option<(Instant, u64)>>,
+    /// Since when, and how many writes were refused; when the last one ended.
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    since: Option<(Instant, u64)>,
+    recovered: Option<Instant>,
 }
 
 impl Outage {
-    /// A write refused for `why`, which may pass if tried again.
-    pub(super) fn refused(&self, why: &str) {
-        let mut since = self.since.lock().unwrap_or_else(|e| e.into_inner());
-        match since.as_mut() {
+    /// A write handed over at `began`, refused for `why`; it may pass if tried again.
+    pub(super) fn refused(&self, why: &str, began: Instant) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let said = state.recovered.is_some_and(|recovered| began < recovered);
+        match state.since.as_mut() {
+            None if said => {
+                tracing::debug!(reason = why, "a write refused by the outage just ended");
+            }
             Some((_, refused)) => {
                 *refused += 1;
                 tracing::debug!(
@@ -33,7 +44,7 @@ impl Outage {
                     "the database cannot take writes now; requests that write are answered \
                      503 with Retry-After until it can (said once; its end is said too)"
                 );
-                *since = Some((Instant::now(), 1));
+                state.since = Some((began, 1));
                 self.down.store(true, Ordering::Release);
             }
         }
@@ -44,8 +55,9 @@ impl Outage {
         if !self.down.load(Ordering::Acquire) {
             return;
         }
-        let mut since = self.since.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((began, refused)) = since.take() {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((began, refused)) = state.since.take() {
+            state.recovered = Some(Instant::now());
             self.down.store(false, Ordering::Release);
             tracing::warn!(
                 lasted_secs = format!("{:.1}", began.elapsed().as_secs_f64()),

@@ -41,6 +41,17 @@ pub struct PgStore {
     queue: usize,
 }
 
+/// A connection the pool could not open: at debug, once per try. The outage it belongs to
+/// is said once by the store, and start-up says a refusal in full.
+#[derive(Debug)]
+struct ConnectFailed;
+
+impl<E: std::fmt::Display> r2d2::HandleError<E> for ConnectFailed {
+    fn handle_error(&self, error: E) {
+        tracing::debug!(error = %error, "could not open a PostgreSQL connection");
+    }
+}
+
 impl PgStore {
     /// Connects to `url`, brings the schema up to date and keeps a pool. Blocks; on an async
     /// thread it connects from a thread of its own (see `read`).
@@ -59,6 +70,7 @@ impl PgStore {
             // Connections are opened as the load asks for them, not all at start-up.
             .min_idle(Some(2))
             .connection_timeout(Duration::from_secs(5))
+            .error_handler(Box::new(ConnectFailed))
             .build_unchecked(PgManager::new(&target));
         // The first connection is opened here, so that a refusal (TLS, a password) is said
         // as itself rather than as a pool that timed out.

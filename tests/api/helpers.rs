@@ -165,10 +165,15 @@ pub struct PgDatabase {
 }
 
 impl PgDatabase {
-    /// Creates an empty database, `mlt_<pid>_<counter>_<random>`.
+    /// Creates an empty database, `mlt_<pid>_<counter>_<random>`, on the suite's server.
     pub fn create() -> Self {
+        Self::create_on(&postgres_server())
+    }
+
+    /// Creates an empty database on the server at `server`.
+    pub fn create_on(server: &str) -> Self {
         static MADE: AtomicUsize = AtomicUsize::new(0);
-        let server = postgres_server();
+        let server = server.to_owned();
         // Earlier runs' databases go while this run's tests start.
         Dropper::on(&server);
         let mut random = [0_u8; 4];

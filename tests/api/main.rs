@@ -2,6 +2,7 @@
 
 mod api_errors;
 mod broadcast;
+mod chaos;
 mod cli;
 mod codes;
 mod conversation;

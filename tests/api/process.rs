@@ -312,6 +312,29 @@ fn listening_port(line: &str) -> Option<u16> {
         .and_then(|p| u16::try_from(p).ok())
 }
 
+/// As `deliver`, the status (0 when there was no answer in time) and whether the answer had
+/// `Retry-After`.
+pub(crate) async fn deliver_answer(
+    http: &reqwest::Client,
+    address: &str,
+    body: &str,
+) -> (u16, bool) {
+    let now = Utc::now().timestamp();
+    let answer = http
+        .post(format!("{address}/webhooks/telnyx"))
+        .header("content-type", "application/json")
+        .header("telnyx-timestamp", now.to_string())
+        .header("telnyx-signature-ed25519", telnyx_signature(now, body))
+        .body(body.to_owned())
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await;
+    match answer {
+        Ok(r) => (r.status().as_u16(), r.headers().contains_key("retry-after")),
+        Err(_) => (0, false),
+    }
+}
+
 /// A signed Telnyx `message.received` from `from`, with the provider id `id`.
 pub(crate) fn sms_event(id: &str, from: &str, text: &str) -> String {
     let mut event = fixture("telnyx/message.received.sms.json");
