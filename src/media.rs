@@ -267,10 +267,16 @@ fn write_once(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     let mut suffix = [0u8; 8];
     getrandom::fill(&mut suffix).map_err(std::io::Error::other)?;
     let temp = dir.join(format!(".{name}.{}.part", hex::encode(suffix)));
-    let mut file = owner_only_file().open(&temp)?;
-    std::io::Write::write_all(&mut file, bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&temp, &path)
+    let written = owner_only_file().open(&temp).and_then(|mut file| {
+        std::io::Write::write_all(&mut file, bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temp, &path)
+    });
+    if written.is_err() {
+        // A full disk leaves no half file behind to fill it further.
+        let _ = std::fs::remove_file(&temp);
+    }
+    written
 }
 
 /// Which addresses media may be fetched from.

@@ -198,6 +198,28 @@ impl Store {
         self.submit(work, true).await
     }
 
+    /// As `write`, for a check that writes nothing (readiness): that it commits says nothing
+    /// of whether the database takes writes, so it neither begins nor ends an outage.
+    pub async fn probe<T, F>(&self, work: F) -> Result<T, WriteError>
+    where
+        T: Send + 'static,
+        F: FnMut(&Conn) -> Result<T, DbError> + Send + 'static,
+    {
+        self.hand_over(work, false).await
+    }
+
+    async fn hand_over<T, F>(&self, work: F, wait: bool) -> Result<T, WriteError>
+    where
+        T: Send + 'static,
+        F: FnMut(&Conn) -> Result<T, DbError> + Send + 'static,
+    {
+        let work = traced(work);
+        match &self.backend {
+            Backend::Sqlite { writer, .. } => writer.write(work, wait).await,
+            Backend::Postgres(pg) => pg.write(work, wait).await,
+        }
+    }
+
     /// Hands `work` to the writer (SQLite) or the pool (PostgreSQL); with `wait`, waits for
     /// room rather than answering `Busy`. Without `wait` (a request is waiting on it), a write
     /// not committed within `REQUEST_WRITE_DEADLINE` answers `Late`: it may still commit, and
@@ -207,14 +229,8 @@ impl Store {
         T: Send + 'static,
         F: FnMut(&Conn) -> Result<T, DbError> + Send + 'static,
     {
-        let work = traced(work);
         let began = std::time::Instant::now();
-        let written = async {
-            match &self.backend {
-                Backend::Sqlite { writer, .. } => writer.write(work, wait).await,
-                Backend::Postgres(pg) => pg.write(work, wait).await,
-            }
-        };
+        let written = self.hand_over(work, wait);
         let written = if wait {
             written.await
         } else {

@@ -239,7 +239,7 @@ fn commit_batch(conn: &mut Connection, batch: impl Iterator<Item = Work>) -> boo
         let _ = conn.execute_batch("ROLLBACK");
     }
     if let Err(e) = run_cached(conn, "BEGIN IMMEDIATE") {
-        tracing::error!(error = %e, "could not begin a write batch");
+        said_once_or_error(&e, "could not begin a write batch", 0);
         let e = Arc::new(e);
         for job in batch {
             (job(None).answer)(Err(WriteError::Commit(Arc::clone(&e))));
@@ -297,7 +297,7 @@ fn commit_batch(conn: &mut Connection, batch: impl Iterator<Item = Work>) -> boo
             true
         }
         Err(e) => {
-            tracing::error!(error = %e, writes = answers.len(), "a write batch failed; rolled back");
+            said_once_or_error(&e, "a write batch failed; rolled back", answers.len());
             let _ = conn.execute_batch("ROLLBACK");
             let e = Arc::new(e);
             for ran in answers {
@@ -305,6 +305,16 @@ fn commit_batch(conn: &mut Connection, batch: impl Iterator<Item = Work>) -> boo
             }
             false
         }
+    }
+}
+
+/// A batch that failed: when the database cannot take writes now (full, read-only, locked),
+/// at debug, as the store says the outage once; anything else is an error.
+fn said_once_or_error(e: &rusqlite::Error, what: &str, writes: usize) {
+    if crate::db::sqlite_transient(e) {
+        tracing::debug!(error = %e, writes, "{what}");
+    } else {
+        tracing::error!(error = %e, writes, "{what}");
     }
 }
 

@@ -142,3 +142,91 @@ async fn a_full_database_file_answers_webhooks_503_loses_nothing_and_takes_them_
         "every text taken is its Moment"
     );
 }
+
+/// The files made immutable (`chattr +i`: no process may write them, not even through a
+/// descriptor already open, not even root's) until dropped.
+struct ReadOnly(Vec<std::path::PathBuf>);
+
+impl ReadOnly {
+    /// `None` where the file system or the user may not set the flag (said, and under CI a
+    /// failure: CI's machine can).
+    fn make(files: Vec<std::path::PathBuf>) -> Option<Self> {
+        let set = std::process::Command::new("chattr")
+            .arg("+i")
+            .args(&files)
+            .output();
+        match set {
+            Ok(out) if out.status.success() => Some(Self(files)),
+            other => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "CI must make the database read-only with chattr +i: {other:?}"
+                );
+                eprintln!("skipped: chattr +i is not possible here: {other:?}");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .args(&self.0)
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_read_only_database_file_answers_webhooks_503_loses_nothing_and_takes_them_once_writable()
+{
+    if skip_on_postgres("a read-only file is tried on SQLite's") {
+        return;
+    }
+    let app = spawn_verified_app().await;
+    let kept = "SELECT count(*) FROM messages WHERE direction = 'inbound' AND body LIKE 'Read %'";
+    let first = app.sms_event(PHONE, "Read 0");
+    assert_eq!(app.telnyx_webhook(&first).await.status(), 200);
+
+    // The file and its write-ahead log turn read-only under the running server.
+    let file = app.db_path();
+    let wal = file.with_extension("db-wal");
+    assert!(wal.exists(), "the database is in WAL mode");
+    let Some(read_only) = ReadOnly::make(vec![file, wal]) else {
+        return;
+    };
+    let mut refused = Vec::new();
+    for i in 1..=3 {
+        let event = app.sms_event(PHONE, &format!("Read {i}"));
+        let response = app.telnyx_webhook(&event).await;
+        assert_eq!(response.status(), 503, "a read-only database");
+        assert_eq!(header_of(&response, "retry-after"), Some("5"));
+        refused.push(event);
+    }
+    // Reads still answer: health stays up, and the count is read as it was.
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    assert_eq!(app.count(kept), 1, "nothing refused is half-written");
+
+    // Writable again: the provider's redeliveries are taken, each once, without a restart.
+    drop(read_only);
+    for event in &refused {
+        assert_eq!(app.telnyx_webhook(event).await.status(), 200);
+        assert_eq!(app.telnyx_webhook(event).await.status(), 200, "once");
+    }
+    assert_eq!(app.count(kept), 4);
+    let again: Value = app.telnyx_webhook(&first).await.json().await.expect("json");
+    assert_eq!(again["message"], "Duplicate ignored");
+    app.drain().await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM moments WHERE title LIKE 'Read %'"),
+        4,
+        "every text taken is its Moment"
+    );
+    let posted = app.texts_to(PHONE).await;
+    assert_eq!(
+        posted.iter().filter(|t| t.contains("posted")).count(),
+        4,
+        "one reply each: {posted:?}"
+    );
+}

@@ -1,5 +1,6 @@
 //! Moment media is fetched once in the background and served from momentline's own copy.
 
+use momentline::domain::JobKind;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use wiremock::matchers::{header, method, path};
@@ -40,7 +41,15 @@ async fn photo_kept(app: &TestApp, at: &str, content_type: &str, body: &[u8]) {
 
 /// Texts an MMS whose media the provider's stand-in holds at `paths`.
 pub(crate) async fn text_mms(app: &TestApp, items: &[(&str, &str)]) {
+    text_mms_as(app, None, items).await;
+}
+
+/// As `text_mms`, as the provider's message `id` rather than the fixture's.
+async fn text_mms_as(app: &TestApp, id: Option<&str>, items: &[(&str, &str)]) {
     let mut event = fixture("telnyx/message.received.mms.json");
+    if let Some(id) = id {
+        event["data"]["payload"]["id"] = json!(id);
+    }
     let media: Vec<Value> = items
         .iter()
         .map(|(at, content_type)| {
@@ -342,4 +351,121 @@ async fn kept_media_is_served_as_the_document_says_under_a_name_its_pattern_take
     assert_eq!(response.status(), 200);
     assert_eq!(header_of(&response, "content-type"), Some("image/png"));
     assert!(documented.contains(&"image/*"), "{documented:?}");
+}
+
+/// The media directory on a file system of 64 KiB of its own (tmpfs), filled up by one
+/// file: anything written there fails with "no space left" until `room` removes it.
+struct FullMedia {
+    dir: std::path::PathBuf,
+    filler: std::path::PathBuf,
+}
+
+impl FullMedia {
+    /// `None` where this user may not mount (said; under CI a failure: CI's machine can).
+    fn make(dir: &std::path::Path) -> Option<Self> {
+        std::fs::create_dir_all(dir).expect("the media directory");
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs"])
+            .arg(dir)
+            .output();
+        match mounted {
+            Ok(out) if out.status.success() => {}
+            other => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "CI must mount a small file system for the media directory: {other:?}"
+                );
+                eprintln!("skipped: cannot mount a tmpfs here: {other:?}");
+                return None;
+            }
+        }
+        let full = Self {
+            dir: dir.to_owned(),
+            filler: dir.join("filler"),
+        };
+        let wrote = std::fs::write(&full.filler, vec![0_u8; 1024 * 1024]);
+        assert!(wrote.is_err(), "64 KiB cannot hold 1 MiB");
+        assert!(std::fs::write(dir.join("probe"), b"x").is_err(), "full");
+        let _ = std::fs::remove_file(dir.join("probe"));
+        Some(full)
+    }
+
+    fn room(&self) {
+        std::fs::remove_file(&self.filler).expect("the filler goes");
+    }
+
+    /// What is in the directory besides the filler.
+    fn files(&self) -> Vec<String> {
+        std::fs::read_dir(&self.dir)
+            .expect("the media directory")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| name != "filler")
+            .collect()
+    }
+}
+
+impl Drop for FullMedia {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.dir)
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_media_directory_fails_only_that_moments_media_told_once_and_resumes_with_room() {
+    let app = spawn_verified_app().await;
+    let Some(full) = FullMedia::make(&app.media_dir) else {
+        return;
+    };
+    serve(&app, "/media/lost.png", "image/png", PNG).await;
+    text_mms(&app, &[("/media/lost.png", "image/png")]).await;
+    let words = app.sms_event(PHONE, "Words while the disk is full");
+    assert_eq!(app.telnyx_webhook(&words).await.status(), 200);
+
+    // Tried as the schedule says, then failed: that Moment's media only.
+    let round = app.drain_media().await;
+    assert_eq!((round.retrying, round.failed), (2, 1));
+    let error: String = app.with_db(|c| {
+        c.query_value(
+            "SELECT media_error FROM moments WHERE media_state = 'failed'",
+            params![],
+        )
+    });
+    assert!(error.contains("No space left on device"), "{error}");
+    assert!(
+        full.files().is_empty(),
+        "no half file left: {:?}",
+        full.files()
+    );
+    app.drain().await;
+
+    // Room returns while a photo is between tries: it is kept at the next.
+    serve(&app, "/media/later.jpg", "image/jpeg", JPEG).await;
+    text_mms_as(&app, Some("later"), &[("/media/later.jpg", "image/jpeg")]).await;
+    let mut first = momentline::jobs::Round::default();
+    for kind in [JobKind::DispatchMoment, JobKind::KeepMedia] {
+        first.add(app.runner.run_once(&[kind]).await.expect("a round"));
+    }
+    assert_eq!(first.retrying, 1, "the disk is still full: {first:?}");
+    full.room();
+    assert_eq!(app.drain_media().await.done, 1);
+    assert_eq!(full.files(), [hash_name(JPEG, "jpg")]);
+    app.drain().await;
+
+    let texts = app.texts_to(PHONE).await;
+    let lost = "Your photo or file could not be received, so it was not posted. Please send it \
+                again.";
+    assert_eq!(
+        texts.iter().filter(|t| *t == lost).count(),
+        1,
+        "told once: {texts:?}"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM moments WHERE state = 'created'"),
+        2,
+        "the text beside it and the photo kept later are posted"
+    );
 }

@@ -710,7 +710,7 @@ async fn a_broadcast_queued_beside_the_running_server_survives_a_kill_mid_fan_ou
     site.until_count(
         &format!("SELECT queued FROM broadcasts WHERE id = {id}"),
         500,
-        Duration::from_secs(5),
+        Duration::from_secs(20),
     )
     .await;
     served.kill();
