@@ -346,6 +346,15 @@ impl Sender {
         }
     }
 
+    /// The provider's own bulk path for broadcasts, when it has one (TextFlow's bulk-sms):
+    /// a batch of numbers is one call, sent by the provider at its own pace.
+    pub fn bulk_service(&self) -> Option<&textflow::TextFlow> {
+        match self {
+            Self::TextFlow(t) => Some(t),
+            _ => None,
+        }
+    }
+
     #[tracing::instrument(name = "send", skip_all, fields(
         provider = self.name(),
         message_id = text.id.0,
