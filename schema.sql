@@ -79,7 +79,31 @@ CREATE TABLE IF NOT EXISTS broadcasts (
     created_at  TEXT NOT NULL
 );
 
--- Inbound and outbound texts. An outbound text in 'unconfirmed' has a send_text job.
+-- A broadcast sent through a provider's own bulk path (TextFlow's bulk-sms) goes a batch of
+-- numbers a call; each call is one job at the provider, sent at its own pace.
+CREATE TABLE IF NOT EXISTS broadcast_batches (
+    id           INTEGER PRIMARY KEY,
+    broadcast_id INTEGER NOT NULL REFERENCES broadcasts(id),
+    -- queued: its call waits; running: the provider took it and sends it at its own pace;
+    -- finished: the provider says none of it waits any more; failed: refused for good
+    state        TEXT NOT NULL CHECK (state IN ('queued', 'running', 'finished', 'failed')),
+    -- texts it was queued with
+    texts        INTEGER NOT NULL CHECK (texts >= 1),
+    -- numbers the provider was asked to send it to (the others had opted out by then)
+    sent_to      INTEGER,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    last_error   TEXT,
+    -- when the provider took it, and when it said the job was done
+    sent_at      TEXT,
+    finished_at  TEXT,
+    created_at   TEXT NOT NULL,
+    updated_at   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS broadcast_batches_broadcast ON broadcast_batches (broadcast_id, state);
+CREATE INDEX IF NOT EXISTS broadcast_batches_running ON broadcast_batches (id) WHERE state = 'running';
+
+-- Inbound and outbound texts. An outbound text in 'unconfirmed' has a send_text job, or is
+-- one of a broadcast batch's texts (broadcast_batch_texts), sent by its batch's send_batch job.
 CREATE TABLE IF NOT EXISTS messages (
     id                  INTEGER PRIMARY KEY,
     direction           TEXT NOT NULL CHECK (direction IN ('inbound', 'outbound')),
@@ -126,6 +150,13 @@ CREATE INDEX IF NOT EXISTS messages_prompts ON messages (artist_id, created_at)
 -- A broadcast's texts by state, for `momentline broadcast status`.
 CREATE INDEX IF NOT EXISTS messages_broadcast ON messages (broadcast_id, state)
     WHERE broadcast_id IS NOT NULL;
+
+-- The texts of a batch: each still its own outbound message, in its artist's conversation.
+CREATE TABLE IF NOT EXISTS broadcast_batch_texts (
+    message_id INTEGER PRIMARY KEY REFERENCES messages(id),
+    batch_id   INTEGER NOT NULL REFERENCES broadcast_batches(id)
+);
+CREATE INDEX IF NOT EXISTS broadcast_batch_texts_batch ON broadcast_batch_texts (batch_id, message_id);
 
 -- Parts of a message its provider delivers in several (Vonage's concat), kept until every
 -- part is in; then they are joined in order into one inbound message (message_id).
@@ -202,7 +233,7 @@ CREATE INDEX IF NOT EXISTS moments_artist ON moments (artist_id, id);
 CREATE TABLE IF NOT EXISTS jobs (
     id          INTEGER PRIMARY KEY,
     kind        TEXT NOT NULL CHECK (kind IN ('send_text', 'keep_media', 'dispatch_moment',
-        'deliver_event', 'broadcast', 'hide_moment')),
+        'deliver_event', 'broadcast', 'hide_moment', 'send_batch')),
     -- what the job is about, as JSON ({"message_id": 7}, {"moment_id": 3, ...})
     payload     TEXT NOT NULL,
     -- jobs sharing a queue run one at a time, oldest first (texts to one number)

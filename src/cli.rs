@@ -321,7 +321,16 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 .read(move |c| broadcasts::status(c, id))
                 .await?
                 .ok_or_else(|| CliError::Usage(format!("no broadcast {id}")))?;
+            let running = status.batches.is_some_and(|b| b[1] > 0);
+            let (status, waiting) = if running {
+                ask_bulk_waiting(&settings, &store, status).await?
+            } else {
+                (status, None)
+            };
             print!("{}", status_report(&status));
+            if let Some(waiting) = waiting {
+                println!("{waiting}");
+            }
         }
         Command::Broadcast(BroadcastArgs {
             command: None,
@@ -599,6 +608,49 @@ fn backup(from: &std::path::Path, to: &std::path::Path) -> Result<(), CliError> 
     })
 }
 
+/// Asks the provider's bulk path how many recipients it has still to send to, while batches
+/// of the broadcast are with it; when none, every running batch is finished and its texts
+/// sent, in one write, and the status is read again. Answers the status and the line that
+/// shows the provider's count (or why there is none).
+async fn ask_bulk_waiting(
+    settings: &Settings,
+    store: &Store,
+    status: broadcasts::Status,
+) -> Result<(broadcasts::Status, Option<String>), CliError> {
+    let http = reqwest::Client::builder()
+        .timeout(settings.provider_timeout)
+        .build()
+        .map_err(|e| CliError::Usage(format!("cannot make an HTTP client: {e}")))?;
+    let sender = crate::providers::Sender::new(&settings.provider, http);
+    let Some(bulk) = sender.bulk_service() else {
+        return Ok((
+            status,
+            Some(format!(
+                "provider waiting: unknown ({} has no bulk path; MOMENTLINE_SMS_PROVIDER changed?)",
+                sender.name()
+            )),
+        ));
+    };
+    let name = sender.name();
+    let waiting = match bulk.bulk_waiting().await {
+        Ok(waiting) => waiting,
+        Err(e) => return Ok((status, Some(format!("{name} waiting: unknown ({e})")))),
+    };
+    let line = Some(format!("{name} waiting: {waiting}"));
+    if waiting > 0 {
+        return Ok((status, line));
+    }
+    let id = status.id;
+    store
+        .write_waiting(move |tx| db::batches::finish_running(tx, name, Utc::now()))
+        .await?;
+    let status = store
+        .read(move |c| broadcasts::status(c, id))
+        .await?
+        .ok_or_else(|| CliError::Usage(format!("no broadcast {id}")))?;
+    Ok((status, line))
+}
+
 /// `broadcast status`: one `name: value` line each.
 fn status_report(s: &broadcasts::Status) -> String {
     let queuing = match (&s.queued_at, &s.queuing_failed) {
@@ -606,11 +658,18 @@ fn status_report(s: &broadcasts::Status) -> String {
         (None, Some(reason)) => format!("stopped: {reason}"),
         (None, None) => "in progress".to_owned(),
     };
-    format!(
+    let mut report = format!(
         "broadcast: {}\ncreated: {}\nnumbers: {}\nqueuing: {queuing}\nsent: {}\nwaiting: {}\n\
          failed: {}\nwithheld (opted out after queuing): {}\n",
         s.id, s.created_at, s.numbers, s.sent, s.waiting, s.failed, s.withheld
-    )
+    );
+    if let Some([queued, running, finished, failed]) = s.batches {
+        report.push_str(&format!(
+            "bulk batches: {} (queued {queued}, running {running}, finished {finished}, failed {failed})\n",
+            queued + running + finished + failed
+        ));
+    }
+    report
 }
 
 /// Revokes the one live key whose shown prefix (`art_sk_` and 8 hex characters) is `prefix`.

@@ -2,6 +2,7 @@
 //! time by a `broadcast` job that keeps its place in the row, so no write holds the writer
 //! long and a restart carries on where the last batch ended.
 
+use super::batches;
 use super::jobs::{self, NewJob};
 use super::messages::{self, NewOutbound};
 use super::{params, ts, Conn, DbError, Text};
@@ -58,8 +59,18 @@ pub struct Batch {
     pub finished: bool,
 }
 
+/// How a fan-out sends the texts it queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sending {
+    /// A send_text job each, due one `spacing` apart.
+    EachText { spacing: Duration },
+    /// The whole batch in one call to the provider's bulk path (a `send_batch` job).
+    Bulk,
+}
+
 /// Queues broadcast `id`'s text for the next `limit` verified numbers after its cursor, in
-/// order of number, and moves the cursor past them. A number verified later than the cursor
+/// order of number, and moves the cursor past them. With `Sending::Bulk` the texts are one
+/// batch, sent in one call by its own job; otherwise each has its send job. A number verified later than the cursor
 /// passed it gets nothing; one that opts out before its text goes is never sent it
 /// (send_text withholds it). The texts' jobs are due one `spacing` apart from `now`, so a
 /// paced provider sees them no faster than it takes them and an automatic reply queued
@@ -71,9 +82,13 @@ pub fn fan_out(
     id: BroadcastId,
     limit: usize,
     provider: &str,
-    spacing: Duration,
+    sending: Sending,
     now: DateTime<Utc>,
 ) -> Result<Option<Batch>, DbError> {
+    let spacing = match sending {
+        Sending::EachText { spacing } => spacing,
+        Sending::Bulk => Duration::zero(),
+    };
     // One fan-out of a broadcast at a time, on any instance: each goes on from where the
     // last left its cursor, so no number is queued twice.
     tx.lock(&format!("broadcast:{id}"))?;
@@ -106,6 +121,7 @@ pub fn fan_out(
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     let mut due = now;
+    let mut batched = Vec::new();
     for (to, owner) in &numbers {
         let text = NewOutbound {
             artist: *owner,
@@ -115,9 +131,15 @@ pub fn fan_out(
             provider,
             purpose: ReplyKind::Broadcast,
         };
-        messages::queue_broadcast_text(tx, &text, id, due, now)?;
+        match sending {
+            Sending::EachText { .. } => {
+                messages::queue_broadcast_text(tx, &text, id, due, now)?;
+            }
+            Sending::Bulk => batched.push(messages::record_batched_text(tx, &text, id, now)?),
+        }
         due += spacing;
     }
+    batches::queue(tx, id, &batched, now)?;
     let finished = numbers.len() < limit;
     let total = queued + i64::try_from(numbers.len()).unwrap_or(i64::MAX);
     tx.execute(
@@ -162,6 +184,9 @@ pub struct Status {
     pub failed: i64,
     /// Never sent: the number opted out after the text was queued.
     pub withheld: i64,
+    /// Its batches through the provider's bulk path, by state (queued, running, finished,
+    /// failed); `None` when it went a text a call.
+    pub batches: Option<[i64; 4]>,
 }
 
 /// Broadcast `id`'s status; `None` when there is no such broadcast. Counted from the
@@ -193,6 +218,7 @@ pub fn status(conn: &Conn, id: BroadcastId) -> Result<Option<Status>, DbError> {
         waiting: 0,
         failed: 0,
         withheld: 0,
+        batches: None,
     };
     let counts = conn.query_map(
         "SELECT state, count(*) FROM messages WHERE broadcast_id = ?1 GROUP BY state",
@@ -213,6 +239,10 @@ pub fn status(conn: &Conn, id: BroadcastId) -> Result<Option<Status>, DbError> {
         params![id, Text(MessageState::Error), messages::WITHHELD_OPTED_OUT],
     )?;
     status.failed -= status.withheld.min(status.failed);
+    let batches = batches::counts(conn, id)?;
+    if batches.iter().any(|n| *n > 0) {
+        status.batches = Some(batches);
+    }
     if status.queued_at.is_none() {
         status.queuing_failed = conn
             .query_opt(

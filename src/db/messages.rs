@@ -107,11 +107,45 @@ pub fn queue_broadcast_text(
     insert_outbound(conn, m, Some(broadcast), due, now)
 }
 
+/// Records one text of broadcast `broadcast` (its purpose `Broadcast`) with no send job of
+/// its own: the batch it is one of is sent in one call by the batch's job.
+pub fn record_batched_text(
+    conn: &Conn,
+    m: &NewOutbound,
+    broadcast: BroadcastId,
+    now: DateTime<Utc>,
+) -> Result<MessageId, DbError> {
+    insert_outbound_row(conn, m, Some(broadcast), now)
+}
+
 fn insert_outbound(
     conn: &Conn,
     m: &NewOutbound,
     broadcast: Option<BroadcastId>,
     due: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<MessageId, DbError> {
+    let id = insert_outbound_row(conn, m, broadcast, now)?;
+    jobs::enqueue_due(
+        conn,
+        &NewJob {
+            kind: JobKind::SendText,
+            payload: serde_json::json!({ "message_id": id }),
+            // A broadcast text may be due minutes ahead (spread at the send rate): it must
+            // not hold back the number's replies, codes and opt-out confirmation, so it is in
+            // no queue. The opt-out check at send time still withholds it.
+            queue: broadcast.is_none().then_some(m.to),
+        },
+        due,
+        now,
+    )?;
+    Ok(id)
+}
+
+fn insert_outbound_row(
+    conn: &Conn,
+    m: &NewOutbound,
+    broadcast: Option<BroadcastId>,
     now: DateTime<Utc>,
 ) -> Result<MessageId, DbError> {
     let segments = Segments::of(m.body);
@@ -134,19 +168,6 @@ fn insert_outbound(
             segments.count,
             broadcast
         ],
-    )?;
-    jobs::enqueue_due(
-        conn,
-        &NewJob {
-            kind: JobKind::SendText,
-            payload: serde_json::json!({ "message_id": id }),
-            // A broadcast text may be due minutes ahead (spread at the send rate): it must
-            // not hold back the number's replies, codes and opt-out confirmation, so it is in
-            // no queue. The opt-out check at send time still withholds it.
-            queue: broadcast.is_none().then_some(m.to),
-        },
-        due,
-        now,
     )?;
     Ok(id)
 }

@@ -3,6 +3,7 @@
 //! PostgreSQL transaction each).
 
 pub mod artists;
+pub mod batches;
 pub mod broadcasts;
 pub mod codes;
 pub mod inprocess;

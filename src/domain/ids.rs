@@ -28,6 +28,8 @@ id_type! {
     MomentId;
     /// A broadcast's id.
     BroadcastId;
+    /// The id of one batch of a broadcast sent as one provider bulk job.
+    BatchId;
     /// A job's id.
     JobId;
     /// The id of a change of a number's standing (a row of `number_state_changes`).

@@ -136,7 +136,15 @@ text_enum!(
         DeliverEvent => "deliver_event",
         Broadcast => "broadcast",
         HideMoment => "hide_moment",
+        SendBatch => "send_batch",
     }
+);
+
+text_enum!(
+    /// Where a batch of a broadcast sent as one provider bulk job is: waiting for its call,
+    /// taken by the provider (which sends it at its own pace), done by the provider's word,
+    /// or refused for good.
+    BatchState { Queued => "queued", Running => "running", Finished => "finished", Failed => "failed" }
 );
 
 text_enum!(

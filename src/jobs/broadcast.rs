@@ -1,13 +1,15 @@
-//! broadcast: queues one batch of an operator's broadcast, a text and its send_text job per
-//! verified number, in the write that settles the job; the next batch is a job of its own.
+//! broadcast: queues one batch of an operator's broadcast, a text per verified number, in the
+//! write that settles the job: each text with its send_text job, or, through a provider's bulk
+//! path, the batch with one send_batch job. The next batch is a job of its own.
 
 use std::sync::Arc;
 
 use chrono::Utc;
 
 use super::{payload_id, Attempted, JobContext, Performed, Settled};
-use crate::db::broadcasts::{self, BroadcastId, BATCH};
+use crate::db::broadcasts::{self, BroadcastId, Sending, BATCH};
 use crate::db::jobs::Claimed;
+use crate::providers::textflow;
 
 #[tracing::instrument(name = "broadcast", skip_all, fields(broadcast_id = payload_id::<i64>(job, "broadcast_id")))]
 pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
@@ -22,19 +24,26 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
         Err(e) => return Performed::only(Attempted::read_failed("the broadcast", &e)),
     }
     let provider = ctx.sender.name();
-    // Texts go out no faster than the pacer lets them: each batch is spread at its pace.
-    let spacing = ctx
-        .pacer
-        .interval()
-        .and_then(|i| chrono::Duration::from_std(i).ok())
-        .unwrap_or_default();
+    let (limit, sending) = match ctx.sender.bulk_service() {
+        // One batch of numbers a write is one call to the provider's bulk path.
+        Some(_) => (textflow::BULK_BATCH, Sending::Bulk),
+        // Texts go out no faster than the pacer lets them: each batch is spread at its pace.
+        None => {
+            let spacing = ctx
+                .pacer
+                .interval()
+                .and_then(|i| chrono::Duration::from_std(i).ok())
+                .unwrap_or_default();
+            (BATCH, Sending::EachText { spacing })
+        }
+    };
     Performed {
         attempted: Attempted::Done,
         record: Arc::new(move |tx, settled| {
             if settled != Settled::Done {
                 return Ok(());
             }
-            match broadcasts::fan_out(tx, id, BATCH, provider, spacing, Utc::now())? {
+            match broadcasts::fan_out(tx, id, limit, provider, sending, Utc::now())? {
                 Some(batch) if batch.finished => {
                     tracing::info!(
                         broadcast = id.0,

@@ -17,6 +17,7 @@ mod outcome;
 mod pacer;
 mod retry;
 mod runner;
+mod send_batch;
 mod send_text;
 
 use std::sync::Arc;
@@ -42,6 +43,7 @@ pub const ALL_KINDS: &[JobKind] = &[
     JobKind::DeliverEvent,
     JobKind::Broadcast,
     JobKind::HideMoment,
+    JobKind::SendBatch,
 ];
 
 /// How the runner works.

@@ -17,8 +17,8 @@ use super::inline::Inline;
 use super::outcome::{self, Ended, Outcome, Recording};
 use super::retry::{self, RECORD_RETRIES};
 use super::{
-    broadcast, deliver_event, dispatch_moment, hide_moment, keep_media, send_text, Attempted,
-    JobContext, Record, RunnerSettings, ALL_KINDS,
+    broadcast, deliver_event, dispatch_moment, hide_moment, keep_media, send_batch, send_text,
+    Attempted, JobContext, Record, RunnerSettings, ALL_KINDS,
 };
 use crate::db::jobs::{self, Claimed};
 use crate::domain::JobKind;
@@ -428,6 +428,7 @@ impl Runner {
             JobKind::DeliverEvent => deliver_event::perform(ctx, &job).await,
             JobKind::Broadcast => broadcast::perform(ctx, &job).await,
             JobKind::HideMoment => hide_moment::perform(ctx, &job).await,
+            JobKind::SendBatch => send_batch::perform(ctx, &job).await,
         };
         let now = Utc::now();
         let settled = retry::settle(

@@ -250,7 +250,10 @@ mod tests {
         assert_eq!(waiting_count(br#"{"ok":true,"data":7}"#), Some(7));
         assert_eq!(waiting_count(br#"{"ok":true,"data":{"count":3}}"#), Some(3));
         assert_eq!(waiting_count(br#"{"ok":true,"count":0}"#), Some(0));
-        assert_eq!(waiting_count(br#"{"ok":true,"data":{"recipients":12}}"#), Some(12));
+        assert_eq!(
+            waiting_count(br#"{"ok":true,"data":{"recipients":12}}"#),
+            Some(12)
+        );
         assert_eq!(waiting_count(br#"{"ok":true}"#), None);
         assert_eq!(waiting_count(b"not json"), None);
     }
@@ -264,8 +267,14 @@ mod tests {
         assert_eq!(
             named,
             [
-                ("+1555".to_owned(), "textflow: refused by textflow bulk-sms".to_owned()),
-                ("+1556".to_owned(), "textflow: Phone number is invalid".to_owned()),
+                (
+                    "+1555".to_owned(),
+                    "textflow: refused by textflow bulk-sms".to_owned()
+                ),
+                (
+                    "+1556".to_owned(),
+                    "textflow: Phone number is invalid".to_owned()
+                ),
             ]
         );
         assert!(rejected_numbers(br#"{"ok":true,"message":"sent"}"#).is_empty());

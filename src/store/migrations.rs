@@ -25,6 +25,8 @@ const STEPS: &[M<'static>] = &[
     M::up(include_str!("../../migrations/0005_inprocess_artists.sql")),
     // Rebuilds `jobs` and `messages`.
     M::up(include_str!("../../migrations/0006_inprocess_moments.sql")).foreign_key_check(),
+    // Rebuilds `jobs`.
+    M::up(include_str!("../../migrations/0007_broadcast_batches.sql")).foreign_key_check(),
 ];
 
 /// The schema version this momentline writes.
@@ -78,6 +80,10 @@ const POSTGRES_STEPS: &[(i64, &str)] = &[
     (
         6,
         include_str!("../../migrations/postgres/0006_inprocess_moments.sql"),
+    ),
+    (
+        7,
+        include_str!("../../migrations/postgres/0007_broadcast_batches.sql"),
     ),
 ];
 

@@ -6,7 +6,7 @@ use postgres::types::{FromSql, IsNull, ToSql, Type};
 use std::borrow::Cow;
 
 use crate::db::Text;
-use crate::domain::ids::{ArtistId, BroadcastId, ChangeId, JobId, MessageId, MomentId};
+use crate::domain::ids::{ArtistId, BatchId, BroadcastId, ChangeId, JobId, MessageId, MomentId};
 use crate::domain::phone_number::{mask, PhoneNumber};
 use crate::domain::TextEnum;
 
@@ -121,7 +121,15 @@ macro_rules! id_value {
         }
     )*};
 }
-id_value!(ArtistId, MessageId, MomentId, BroadcastId, JobId, ChangeId);
+id_value!(
+    ArtistId,
+    MessageId,
+    MomentId,
+    BroadcastId,
+    BatchId,
+    JobId,
+    ChangeId
+);
 
 impl ToParam for PhoneNumber {
     fn to_param(&self) -> Param<'_> {
