@@ -357,3 +357,297 @@ fn bad_broadcasts_are_refused_with_a_clear_error() {
         stderr(&out)
     );
 }
+
+// Through TextFlow: a batch of numbers is one bulk-sms call.
+
+const BULK_SMS: &str = "/api/bulk-sms";
+const BULK_COUNT: &str = "/api/bulk-count";
+
+/// TextFlow's answer to a bulk job it took.
+fn bulk_taken() -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "ok": true, "status": 200, "message": "Messages sent successfully"
+    }))
+}
+
+/// TextFlow's answer to `bulk-count`: `waiting` recipients still to send to.
+fn bulk_waiting(waiting: u64) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "ok": true, "status": 200, "message": "OK", "data": { "count": waiting }
+    }))
+}
+
+/// The app sending through TextFlow, whose stand-in takes every single text; the variables
+/// that point the binary at its database.
+async fn spawn_textflow_app() -> (TestApp, [(&'static str, String); 2]) {
+    let app = spawn_app_sending_with("textflow").await;
+    answer_posts(
+        &app.provider_api,
+        "/api/send-sms",
+        ResponseTemplate::new(200).set_body_json(fixture("textflow/send.response.json")),
+    )
+    .await;
+    let db = app.database_env();
+    (app, db)
+}
+
+/// `broadcast status ID` with the binary sending through the app's TextFlow stand-in.
+fn textflow_status(
+    app: &TestApp,
+    db: &[(&'static str, String); 2],
+    id: &str,
+) -> Vec<(String, String)> {
+    let base = app.provider_api.uri();
+    let env = [
+        ("MOMENTLINE_SMS_PROVIDER", "textflow"),
+        ("TEXTFLOW_API_KEY", TEXTFLOW_API_KEY),
+        ("TEXTFLOW_API_BASE", base.as_str()),
+    ];
+    let out = run_binary_reading(db, &env, &["broadcast", "status", id], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+        .lines()
+        .map(|line| {
+            let (name, value) = line.split_once(": ").expect("name: value");
+            (name.to_owned(), value.to_owned())
+        })
+        .collect()
+}
+
+/// Sends every batch due until none is left.
+async fn send_batches(app: &TestApp) {
+    for _ in 0..50 {
+        let round = app
+            .runner
+            .run_once(&[JobKind::SendBatch])
+            .await
+            .expect("batch round");
+        if round.claimed() == 0 {
+            return;
+        }
+    }
+    panic!("the batches never ended");
+}
+
+/// The bodies of every bulk-sms call, in order, each checked to carry exactly TextFlow's
+/// documented fields with momentline's key.
+async fn bulk_calls(app: &TestApp) -> Vec<(Vec<String>, String)> {
+    requests_to(&app.provider_api, BULK_SMS)
+        .await
+        .iter()
+        .map(|r| {
+            assert_eq!(
+                request_header(r, "authorization"),
+                Some(format!("Bearer {TEXTFLOW_API_KEY}").as_str())
+            );
+            let body: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+            let fields: Vec<&str> = body
+                .as_object()
+                .expect("an object")
+                .keys()
+                .map(String::as_str)
+                .collect();
+            assert_eq!(fields, ["phone_numbers", "text"], "{body}");
+            let numbers = body["phone_numbers"]
+                .as_array()
+                .expect("an array")
+                .iter()
+                .map(|n| n.as_str().expect("a number").to_owned())
+                .collect();
+            (numbers, body["text"].as_str().expect("text").to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn through_textflow_a_broadcast_is_one_bulk_sms_call_a_batch_of_500_and_its_status_shows_textflows_waiting_count(
+) {
+    let (app, db) = spawn_textflow_app().await;
+    answer_posts(&app.provider_api, BULK_SMS, bulk_taken()).await;
+    // TextFlow has 1199 recipients still to send to when first asked, none after.
+    answer_first_post(&app.provider_api, BULK_COUNT, bulk_waiting(1199)).await;
+    answer_posts(&app.provider_api, BULK_COUNT, bulk_waiting(0)).await;
+    let numbers: Vec<String> = (0..1200).map(|n| format!("+1202555{n:04}")).collect();
+    app.insert_verified(&numbers, "2026-01-01T00:00:00.000Z")
+        .await;
+    let body = "New record out Friday";
+    let id = broadcast(&db, body);
+    fan_out(&app).await;
+    // One number of the second batch opts out after it is queued, before it goes.
+    let leaving = numbers[700].as_str();
+    app.text(leaving, "STOP").await;
+    app.drain().await;
+
+    send_batches(&app).await;
+    let calls = bulk_calls(&app).await;
+    // The batches go at once, so their calls arrive in any order.
+    let mut sizes: Vec<usize> = calls.iter().map(|(n, _)| n.len()).collect();
+    sizes.sort_unstable();
+    assert_eq!(sizes, [200, 499, 500], "three calls for 1200 numbers");
+    assert!(calls.iter().all(|(_, text)| text == body));
+    let mut sent: Vec<String> = calls.into_iter().flat_map(|(n, _)| n).collect();
+    assert!(
+        !sent.iter().any(|n| n == leaving),
+        "an opted-out number in a batch"
+    );
+    sent.sort();
+    let mut expected = numbers.clone();
+    expected.retain(|n| n != leaving);
+    assert_eq!(sent, expected, "every other number, once");
+    let singles = requests_to(&app.provider_api, "/api/send-sms").await;
+    assert!(
+        singles
+            .iter()
+            .all(|r| !String::from_utf8_lossy(&r.body).contains(body)),
+        "no broadcast text went one number a call"
+    );
+    assert_eq!(singles.len(), 1, "only the opt-out confirmation");
+
+    let running = textflow_status(&app, &db, &id);
+    assert_eq!(value(&running, "numbers"), "1200");
+    assert_eq!(counts(&running), [0, 1199, 0, 1], "{running:?}");
+    assert_eq!(value(&running, "textflow waiting"), "1199");
+    assert_eq!(
+        value(&running, "bulk batches"),
+        "3 (queued 0, running 3, finished 0, failed 0)"
+    );
+
+    // TextFlow has sent every recipient: its jobs are done, their texts sent.
+    let finished = textflow_status(&app, &db, &id);
+    assert_eq!(value(&finished, "textflow waiting"), "0");
+    assert_eq!(counts(&finished), [1199, 0, 0, 1], "{finished:?}");
+    assert_eq!(
+        value(&finished, "bulk batches"),
+        "3 (queued 0, running 0, finished 3, failed 0)"
+    );
+    // Each text is still its artist's own outbound message.
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM messages WHERE purpose = 'broadcast' AND artist_id IS NOT NULL"
+        ),
+        1200
+    );
+    assert_eq!(requests_to(&app.provider_api, BULK_COUNT).await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_bulk_sms_call_that_fails_is_retried_as_one_unit_and_once_taken_is_never_sent_again() {
+    let (app, db) = spawn_textflow_app().await;
+    answer_first_post_then(
+        &app.provider_api,
+        BULK_SMS,
+        ResponseTemplate::new(503),
+        bulk_taken(),
+    )
+    .await;
+    let numbers = [PHONE, VERIFIED_TOO, REFUSED].map(str::to_owned);
+    app.insert_verified(&numbers, "2026-01-01T00:00:00.000Z")
+        .await;
+    let id = broadcast(&db, "Doors at 7");
+    fan_out(&app).await;
+    send_batches(&app).await;
+    // Later rounds, and a second fan-out job, find nothing more to send.
+    send_batches(&app).await;
+    fan_out(&app).await;
+
+    let calls = bulk_calls(&app).await;
+    assert_eq!(
+        calls.len(),
+        2,
+        "the failed call, then the one TextFlow took"
+    );
+    assert_eq!(calls[0], calls[1], "retried as the same batch");
+    assert_eq!(calls[0].0, numbers);
+    answer_posts(&app.provider_api, BULK_COUNT, bulk_waiting(3)).await;
+    let status = textflow_status(&app, &db, &id);
+    assert_eq!(counts(&status), [0, 3, 0, 0], "{status:?}");
+    assert_eq!(value(&status, "textflow waiting"), "3");
+}
+
+#[tokio::test]
+async fn a_batch_textflow_refuses_is_never_sent_again_and_a_number_it_names_gets_its_error() {
+    let (app, db) = spawn_textflow_app().await;
+    // The first batch is refused whole; the second taken, but for one number it names.
+    answer_first_post_then(
+        &app.provider_api,
+        BULK_SMS,
+        ResponseTemplate::new(200).set_body_json(json!({
+            "ok": false, "status": 400, "message": "Phone number is invalid"
+        })),
+        ResponseTemplate::new(200).set_body_json(json!({
+            "ok": true, "status": 200, "message": "Messages sent successfully",
+            "data": { "invalid_numbers": [REFUSED] }
+        })),
+    )
+    .await;
+    app.insert_verified(&[PHONE.to_owned()], "2026-01-01T00:00:00.000Z")
+        .await;
+    let refused = broadcast(&db, "First news");
+    fan_out(&app).await;
+    send_batches(&app).await;
+    app.insert_verified(
+        &[VERIFIED_TOO.to_owned(), REFUSED.to_owned()],
+        "2026-01-01T00:00:00.000Z",
+    )
+    .await;
+    let taken = broadcast(&db, "Second news");
+    fan_out(&app).await;
+    send_batches(&app).await;
+    send_batches(&app).await;
+
+    let calls = bulk_calls(&app).await;
+    assert_eq!(calls.len(), 2, "each batch once: {calls:?}");
+    let first = textflow_status(&app, &db, &refused);
+    assert_eq!(counts(&first), [0, 0, 1, 0], "{first:?}");
+    assert_eq!(
+        value(&first, "bulk batches"),
+        "1 (queued 0, running 0, finished 0, failed 1)"
+    );
+    let errors: Vec<(String, Option<String>)> = app.with_db(|c| {
+        c.query_map(
+            "SELECT phone, last_error FROM messages WHERE body = 'Second news' AND state = 'error'",
+            params![],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+    });
+    assert_eq!(
+        errors,
+        [(
+            REFUSED.to_owned(),
+            Some("textflow: refused by textflow bulk-sms".to_owned())
+        )]
+    );
+    let error: Option<String> = app.with_db(|c| {
+        c.query_value(
+            "SELECT last_error FROM messages WHERE body = 'First news'",
+            params![],
+        )
+    });
+    assert_eq!(
+        error.as_deref(),
+        Some("textflow 400: Phone number is invalid")
+    );
+    answer_posts(&app.provider_api, BULK_COUNT, bulk_waiting(2)).await;
+    let second = textflow_status(&app, &db, &taken);
+    assert_eq!(counts(&second), [0, 2, 1, 0], "{second:?}");
+    assert_eq!(value(&second, "textflow waiting"), "2");
+}
+
+#[tokio::test]
+async fn other_providers_keep_one_call_a_number() {
+    let (app, db) = spawn_broadcasting_app().await;
+    let numbers = [PHONE, VERIFIED_TOO].map(str::to_owned);
+    app.insert_verified(&numbers, "2026-01-01T00:00:00.000Z")
+        .await;
+    let id = broadcast(&db, "One by one");
+    fan_out(&app).await;
+    app.drain().await;
+    assert_eq!(recipients_of(&app, "One by one").await, numbers);
+    let done = status(&db, &id);
+    assert_eq!(counts(&done), [2, 0, 0, 0]);
+    assert!(
+        !done.iter().any(|(name, _)| name == "bulk batches"),
+        "{done:?}"
+    );
+    assert_eq!(app.count("SELECT count(*) FROM broadcast_batches"), 0);
+}
