@@ -188,6 +188,32 @@ impl Site {
         }
     }
 
+    /// The rows `sql` answers, each column read as text.
+    fn rows(&self, sql: &str) -> Vec<Vec<String>> {
+        match &self.database_url {
+            Some(url) => {
+                let sql = sql.to_owned();
+                on_server(url, move |c| {
+                    Ok(c.query(sql.as_str(), &[])?
+                        .iter()
+                        .map(|r| (0..r.len()).map(|i| r.get(i)).collect())
+                        .collect())
+                })
+                .expect("rows")
+            }
+            None => {
+                let conn = rusqlite::Connection::open(self.db()).expect("database");
+                let mut statement = conn.prepare(sql).expect("a statement");
+                let width = statement.column_count();
+                statement
+                    .query_map([], |r| (0..width).map(|i| r.get(i)).collect())
+                    .expect("rows")
+                    .collect::<Result<_, _>>()
+                    .expect("rows")
+            }
+        }
+    }
+
     pub(crate) fn verify_numbers(&self, numbers: &[String]) {
         if numbers.is_empty() {
             return;
@@ -757,6 +783,135 @@ async fn a_broadcast_queued_beside_the_running_server_survives_a_kill_mid_fan_ou
         requests - sent.len() <= usize::try_from(in_flight).expect("a count"),
         "{requests} requests for 1200 numbers, {in_flight} in flight at the kill"
     );
+}
+
+/// The numbers of each of broadcast `id`'s batches through TextFlow, in order of batch (only
+/// those TextFlow has taken, when `taken_only`).
+fn batches_of(site: &Site, id: i64, taken_only: bool) -> Vec<Vec<String>> {
+    let rows = site.rows(&format!(
+        "SELECT CAST(b.id AS TEXT), b.state, m.phone FROM broadcast_batches b
+         JOIN broadcast_batch_texts t ON t.batch_id = b.id JOIN messages m ON m.id = t.message_id
+         WHERE b.broadcast_id = {id} ORDER BY b.id, m.id"
+    ));
+    let mut batches: Vec<(String, Vec<String>)> = Vec::new();
+    for row in rows {
+        let [batch, state, phone] = <[String; 3]>::try_from(row).expect("three columns");
+        if taken_only && state != "running" {
+            continue;
+        }
+        match batches.last_mut() {
+            Some((last, numbers)) if *last == batch => numbers.push(phone),
+            _ => batches.push((batch, vec![phone])),
+        }
+    }
+    batches.into_iter().map(|(_, numbers)| numbers).collect()
+}
+
+#[tokio::test]
+async fn a_kill_while_textflow_has_a_broadcasts_batches_neither_skips_nor_repeats_a_batch() {
+    let site = Site::new().await;
+    let phones = numbers(1200);
+    site.verify_numbers(&phones);
+    let taken = || {
+        ResponseTemplate::new(200).set_body_json(json!({
+            "ok": true, "status": 200, "message": "Messages sent successfully"
+        }))
+    };
+    // The first batch is taken at once; the next two hang until the server is killed; after
+    // the restart every batch is taken at once.
+    let api = &site.provider_api;
+    answer_first_post(api, "/api/bulk-sms", taken()).await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .and(wiremock::matchers::path("/api/bulk-sms"))
+        .respond_with(taken().set_delay(Duration::from_secs(30)))
+        .up_to_n_times(2)
+        .with_priority(2)
+        .mount(api)
+        .await;
+    answer_posts(api, "/api/bulk-sms", taken()).await;
+    let base = api.uri();
+    let textflow = [
+        ("MOMENTLINE_SMS_PROVIDER", "textflow"),
+        ("TEXTFLOW_API_KEY", TEXTFLOW_API_KEY),
+        ("TEXTFLOW_API_BASE", base.as_str()),
+    ];
+    let served = site.serve(&textflow).await;
+    let out = site
+        .command(&textflow)
+        .args(["broadcast", "Tour dates are up"])
+        .output()
+        .expect("broadcast runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id: i64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("an id");
+    site.until_count(
+        "SELECT count(*) FROM broadcast_batches WHERE state = 'running'",
+        1,
+        Duration::from_secs(10),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while requests_to(api, "/api/bulk-sms").await.len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the other two batches never went"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    served.kill();
+    let answered = batches_of(&site, id, true);
+    assert_eq!(answered.len(), 1, "killed with one batch taken");
+
+    let _served = site.serve(&textflow).await;
+    site.until_count(
+        &format!("SELECT count(*) FROM broadcast_batches WHERE broadcast_id = {id} AND state = 'running'"),
+        3,
+        Duration::from_secs(15),
+    )
+    .await;
+    let batches = batches_of(&site, id, false);
+    let mut every: Vec<String> = batches.iter().flatten().cloned().collect();
+    every.sort();
+    assert_eq!(
+        every, phones,
+        "each number in one batch: none skipped, none twice"
+    );
+    let calls: Vec<Vec<String>> = requests_to(api, "/api/bulk-sms")
+        .await
+        .iter()
+        .map(|r| {
+            let body: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+            body["phone_numbers"]
+                .as_array()
+                .expect("numbers")
+                .iter()
+                .map(|n| n.as_str().expect("a number").to_owned())
+                .collect()
+        })
+        .collect();
+    for call in &calls {
+        assert!(
+            batches.contains(call),
+            "a call that is no batch: {} numbers",
+            call.len()
+        );
+    }
+    for batch in &batches {
+        let sent = calls.iter().filter(|c| *c == batch).count();
+        if answered.contains(batch) {
+            assert_eq!(sent, 1, "a batch TextFlow took before the kill went again");
+        } else {
+            // In flight at the kill, with no answer: sent again once, never more.
+            assert_eq!(sent, 2, "a batch in flight at the kill");
+        }
+    }
+    assert_eq!(calls.len(), 5);
 }
 
 #[tokio::test]
