@@ -22,10 +22,22 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
         return Performed::failed("the job names no batch");
     };
     let Some(bulk) = ctx.sender.bulk_service() else {
-        return Performed::failed(format!(
-            "{} has no bulk path: the batch cannot be sent",
-            ctx.sender.name()
-        ));
+        // Queued while another provider was configured: its texts fail, saying why, rather
+        // than wait for ever.
+        return Performed {
+            attempted: Attempted::Failed {
+                reason: format!(
+                    "{} has no bulk path: the batch cannot be sent",
+                    ctx.sender.name()
+                ),
+            },
+            record: Arc::new(move |tx, settled| match settled {
+                Settled::Failed { reason } => {
+                    batches::mark_failed(tx, id, job_attempt(tx, id)?, reason, Utc::now())
+                }
+                _ => Ok(()),
+            }),
+        };
     };
     let found = ctx.store.read(move |c| batches::outgoing(c, id)).await;
     let batch = match found {
@@ -147,6 +159,14 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
             }
         }
     }
+}
+
+/// The attempts batch `id` has had: none is spent by a call never made.
+fn job_attempt(tx: &crate::db::Conn, id: BatchId) -> Result<u32, crate::db::DbError> {
+    tx.query_value(
+        "SELECT attempts FROM broadcast_batches WHERE id = ?1",
+        &[id],
+    )
 }
 
 /// Texts left out because their number opted out before the batch went.
