@@ -389,14 +389,7 @@ async fn case(name: &str, fault: Option<Fault>, own: Option<&OwnServer>, lasting
         n
     );
     assert_eq!(site.count("SELECT count(*) FROM moments"), n);
-    let sent = requests_to(&site.provider_api, "/v2/messages").await;
-    let mut texts: Vec<String> = sent
-        .iter()
-        .map(|r| {
-            let body: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
-            format!("{} {}", body["to"], body["text"])
-        })
-        .collect();
+    let mut texts = telnyx_texts(&site.provider_api).await;
     let all = texts.len();
     texts.sort();
     texts.dedup();

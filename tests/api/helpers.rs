@@ -694,6 +694,18 @@ pub fn texts_at<'a>(list: &'a Value, field: &str) -> Vec<&'a str> {
 }
 
 /// A response header as text.
+/// Every text the Telnyx stand-in `api` was asked to send, as "to text", in order.
+pub async fn telnyx_texts(api: &MockServer) -> Vec<String> {
+    requests_to(api, "/v2/messages")
+        .await
+        .iter()
+        .map(|r| {
+            let body: Value = serde_json::from_slice(&r.body).expect("json");
+            format!("{} {}", body["to"], body["text"])
+        })
+        .collect()
+}
+
 pub fn header_of<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
     response.headers().get(name).and_then(|v| v.to_str().ok())
 }

@@ -165,14 +165,7 @@ async fn two_instances_on_one_database_one_killed_mid_run_lose_nothing_and_repea
 
     // The provider got every reply; one in flight at the kill may have gone twice (sending
     // is at least once across a crash), no more.
-    let sent = requests_to(&site.provider_api, "/v2/messages").await;
-    let mut texts: Vec<String> = sent
-        .iter()
-        .map(|r| {
-            let body: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
-            format!("{} {}", body["to"], body["text"])
-        })
-        .collect();
+    let mut texts = telnyx_texts(&site.provider_api).await;
     let all = texts.len();
     texts.sort();
     texts.dedup();
