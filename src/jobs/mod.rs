@@ -100,16 +100,25 @@ pub enum Attempted {
     Failed {
         reason: String,
     },
+    /// The database could not be read now (unreachable, restarting): nothing was tried, no
+    /// attempt is spent, and the job is looked at again shortly.
+    Unavailable {
+        reason: String,
+    },
 }
 
 impl Attempted {
     /// What an attempt needed could not be read: another attempt may read it.
     fn read_failed(what: &str, e: &DbError) -> Self {
+        let reason = format!(
+            "could not read {what}: {}",
+            crate::telemetry::error_chain(e)
+        );
+        if e.is_transient() {
+            return Self::Unavailable { reason };
+        }
         Self::Retry {
-            reason: format!(
-                "could not read {what}: {}",
-                crate::telemetry::error_chain(e)
-            ),
+            reason,
             at_least: None,
         }
     }

@@ -91,6 +91,11 @@ pub(super) fn log(job: &Claimed, outcome: &Outcome, now: DateTime<Utc>) {
     let (id, kind, attempt, reason) = (job.id.0, job.kind, job.attempt, &outcome.reason);
     match outcome.ended {
         Ended::Done => tracing::debug!(job = id, %kind, attempt, "job done"),
+        // Nothing was tried (the provider asked to wait, or the database was unavailable):
+        // that is said where it was learnt, once, not for every job it holds back.
+        Ended::Retrying if !outcome.counted => tracing::debug!(job = id, %kind, attempt,
+            retry_in_secs = outcome.at.map_or(0, |at| (at - now).num_seconds()), %reason,
+            "job held back; will look again"),
         Ended::Retrying => tracing::warn!(job = id, %kind, attempt,
             retry_in_secs = outcome.at.map_or(0, |at| (at - now).num_seconds()), %reason,
             "job failed; will retry"),

@@ -18,6 +18,9 @@ pub(super) const RECORD_RETRIES: &[Duration] = &[
     Duration::from_secs(5),
 ];
 
+/// How long a job waits when the database could not be read for it.
+const UNAVAILABLE_WAIT: Duration = Duration::from_secs(1);
+
 /// How an attempt ends, after the retry schedule.
 pub(super) fn settle(
     schedule: &[Duration],
@@ -39,6 +42,11 @@ pub(super) fn settle(
             Outcome::retry(reason, now + wait, false)
         }
         Attempted::Failed { reason } => Outcome::failed(reason),
+        Attempted::Unavailable { reason } => {
+            let wait = chrono::Duration::from_std(with_jitter(UNAVAILABLE_WAIT))
+                .unwrap_or(chrono::TimeDelta::MAX);
+            Outcome::retry(reason, now + wait, false)
+        }
     }
 }
 

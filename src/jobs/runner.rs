@@ -161,6 +161,9 @@ impl Runner {
                     Err(RunnerError::Claim(e)) if e.may_pass() => {
                         tracing::debug!(error = %error_chain(&e), "jobs runner could not claim");
                     }
+                    Err(RunnerError::Read(e)) if e.is_transient() => {
+                        tracing::debug!(error = %error_chain(&e), "jobs runner could not claim");
+                    }
                     Err(e) => {
                         tracing::error!(error = %error_chain(&e), "jobs runner could not claim");
                     }
@@ -470,6 +473,12 @@ impl Runner {
                 Err(e) => {
                     let transient = e.may_pass() || matches!(e, WriteError::Commit(_));
                     match waits.next().filter(|_| transient) {
+                        // The database unavailable is said once by the store.
+                        Some(wait) if e.may_pass() => {
+                            tracing::debug!(job = %job.id, kind = %job.kind, error = %error_chain(&e),
+                                "could not record a job's outcome; trying again");
+                            tokio::time::sleep(*wait).await;
+                        }
                         Some(wait) => {
                             tracing::warn!(job = %job.id, kind = %job.kind, error = %error_chain(&e),
                                 "could not record a job's outcome; trying again");

@@ -179,7 +179,9 @@ fn connection(pool: &PgPool, wait: bool) -> Result<r2d2::PooledConnection<PgMana
         match pool.get() {
             Ok(conn) => return Ok(conn),
             Err(e) if wait && tries < CONNECTION_TRIES => {
-                tracing::warn!(error = %e, tries, "no PostgreSQL connection free yet; waiting");
+                // Every connection busy, or the server unreachable: an outage is said once
+                // by the store.
+                tracing::debug!(error = %e, tries, "no PostgreSQL connection free yet; waiting");
                 tries += 1;
             }
             Err(e) => return Err(WriteError::Failed(DbError::PgPool(e))),

@@ -396,13 +396,16 @@ async fn case(name: &str, fault: Option<Fault>, own: Option<&OwnServer>, lasting
     assert_eq!(texts.len(), answers.len(), "{name}: every reply sent");
     assert_eq!(all, texts.len(), "{name}: no reply sent twice");
 
-    // Said a few times by each instance, not once a request.
+    // Said a few times by each instance, not once a request. A job whose claim ran out
+    // (its lease is 3 s here) before its outcome could be recorded is said for that job: it
+    // is what may send a text twice, and the test above counts those.
     let attempts: usize = answers.iter().map(Vec::len).sum();
     for served in [&first, &second] {
         let lines = served.lines.lock().expect("lines").clone();
         let said: Vec<&String> = lines
             .iter()
             .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .filter(|l| !l.contains("a job's claim ran out before it finished"))
             .collect();
         assert!(
             said.len() <= 4,
