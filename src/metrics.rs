@@ -67,6 +67,8 @@ pub struct WriterStats {
     pub batches: AtomicU64,
     pub writes: AtomicU64,
     pub largest_batch: AtomicU64,
+    /// SQL statements the writes ran, the writer's own (BEGIN, SAVEPOINT, COMMIT) included.
+    pub statements: AtomicU64,
     /// Writes in each committed batch.
     pub batch_sizes: prometheus::Histogram,
     /// Number state changes committed, by from, to and cause.
@@ -79,6 +81,7 @@ impl Default for WriterStats {
             batches: AtomicU64::default(),
             writes: AtomicU64::default(),
             largest_batch: AtomicU64::default(),
+            statements: AtomicU64::default(),
             batch_sizes: writer_batch_sizes(),
             transitions: number_transitions(),
         }

@@ -341,6 +341,7 @@ impl Application {
             writes,
             batches,
             largest_batch = stats.largest_batch.load(Ordering::Relaxed),
+            statements = stats.statements.load(Ordering::Relaxed),
             "momentline stopped"
         );
         outcome

@@ -220,7 +220,12 @@ where
     begin_noting();
     let ran = {
         let conn = Conn::postgres(&mut tx, cache);
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&conn)))
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&conn)));
+        // BEGIN and COMMIT besides the write's own.
+        stats
+            .statements
+            .fetch_add(2 + conn.statements(), Ordering::Relaxed);
+        ran
     };
     let noted = take_noted();
     let value = match ran {

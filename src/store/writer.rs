@@ -55,6 +55,8 @@ impl WriteError {
 /// What a write leaves for after the commit: whether to keep it, and how to answer.
 struct Ran {
     keep: bool,
+    /// Statements the write ran.
+    statements: u64,
     answer: Box<dyn FnOnce(Result<(), WriteError>) + Send>,
 }
 
@@ -144,29 +146,36 @@ impl Writer {
         F: FnOnce(&Conn) -> Result<T, DbError> + Send + 'static,
     {
         let (tell, answer) = oneshot::channel();
-        let job: Work =
-            Box::new(
-                move |conn: Option<&Connection>| match conn.map(|c| work(&Conn::sqlite(c))) {
-                    None => Ran {
-                        keep: false,
-                        answer: Box::new(move |refused| {
-                            let _ = tell.send(refused.and(Err(WriteError::Stopped)));
-                        }),
-                    },
-                    Some(Ok(value)) => Ran {
-                        keep: true,
-                        answer: Box::new(move |committed| {
-                            let _ = tell.send(committed.map(|()| value));
-                        }),
-                    },
-                    Some(Err(e)) => Ran {
-                        keep: false,
-                        answer: Box::new(move |_| {
-                            let _ = tell.send(Err(WriteError::Failed(e)));
-                        }),
-                    },
+        let job: Work = Box::new(move |conn: Option<&Connection>| {
+            let Some(conn) = conn else {
+                return Ran {
+                    keep: false,
+                    statements: 0,
+                    answer: Box::new(move |refused| {
+                        let _ = tell.send(refused.and(Err(WriteError::Stopped)));
+                    }),
+                };
+            };
+            let conn = Conn::sqlite(conn);
+            let ran = work(&conn);
+            let statements = conn.statements();
+            match ran {
+                Ok(value) => Ran {
+                    keep: true,
+                    statements,
+                    answer: Box::new(move |committed| {
+                        let _ = tell.send(committed.map(|()| value));
+                    }),
                 },
-            );
+                Err(e) => Ran {
+                    keep: false,
+                    statements,
+                    answer: Box::new(move |_| {
+                        let _ = tell.send(Err(WriteError::Failed(e)));
+                    }),
+                },
+            }
+        });
         if wait {
             self.queue
                 .send(job)
@@ -214,7 +223,7 @@ fn run(
         stats.writes.fetch_add(size, Ordering::Relaxed);
         stats.largest_batch.fetch_max(size, Ordering::Relaxed);
         stats.batch_sizes.observe(size as f64);
-        let committed_ok = commit_batch(&mut conn, batch.drain(..));
+        let committed_ok = commit_batch(&mut conn, batch.drain(..), stats);
         let noted = NOTED.with(|noted| noted.borrow_mut().as_mut().map(std::mem::take));
         if committed_ok {
             for labels in noted.unwrap_or_default() {
@@ -233,7 +242,13 @@ fn run(
 }
 
 /// Whether the batch committed.
-fn commit_batch(conn: &mut Connection, batch: impl Iterator<Item = Work>) -> bool {
+fn commit_batch(
+    conn: &mut Connection,
+    batch: impl Iterator<Item = Work>,
+    stats: &WriterStats,
+) -> bool {
+    // BEGIN and COMMIT, and a SAVEPOINT and a RELEASE a write.
+    let mut statements = 2;
     if !conn.is_autocommit() {
         // A ROLLBACK that failed left a transaction open: end it before anything else.
         let _ = conn.execute_batch("ROLLBACK");
@@ -260,6 +275,7 @@ fn commit_batch(conn: &mut Connection, batch: impl Iterator<Item = Work>) -> boo
         }
         let mark = noted_len();
         let ran = catch_unwind(AssertUnwindSafe(|| job(Some(conn))));
+        statements += 2 + ran.as_ref().map_or(0, |r| r.statements);
         let keep = matches!(&ran, Ok(r) if r.keep);
         if !keep {
             forget_noted_from(mark);
@@ -284,6 +300,7 @@ fn commit_batch(conn: &mut Connection, batch: impl Iterator<Item = Work>) -> boo
             ));
         }
     }
+    stats.statements.fetch_add(statements, Ordering::Relaxed);
     let outcome = match broken {
         Some(e) => Err(e),
         None => run_cached(conn, "COMMIT"),

@@ -436,3 +436,39 @@ async fn readiness_is_503_while_the_write_queue_is_full_and_health_stays_up() {
         "ready again"
     );
 }
+
+/// Texts from a verified number, each taken through its Moment to the reply sent: the SQL
+/// statements the writes ran for each (the writer's BEGIN, SAVEPOINT and COMMIT among them),
+/// as the writer counts them. A bound on the write path's cost on either engine: a change
+/// that adds statements to every text shows here first.
+#[tokio::test]
+async fn a_text_takes_few_statements_from_its_webhook_to_its_reply_sent() {
+    const TEXTS: u64 = 10;
+    let app = spawn_verified_app().await;
+    app.drain().await;
+    let stats = app.store.writer_stats();
+    let before = stats.statements.load(Ordering::Relaxed);
+    let sent_before = app.sent_to_telnyx().await.len();
+    for i in 0..TEXTS {
+        app.text_and_drain(PHONE, &format!("Night swim {i}")).await;
+    }
+    let per_text = (stats.statements.load(Ordering::Relaxed) - before) / TEXTS;
+    assert_eq!(
+        app.sent_to_telnyx().await.len() - sent_before,
+        TEXTS as usize,
+        "each text was answered"
+    );
+    let bound = match app.store.engine() {
+        Engine::Sqlite => STATEMENTS_PER_TEXT_SQLITE,
+        Engine::Postgres => STATEMENTS_PER_TEXT_POSTGRES,
+    };
+    eprintln!("statements per text: {per_text}");
+    assert!(
+        per_text <= bound,
+        "{per_text} statements per text, more than {bound}"
+    );
+}
+
+/// What a text costs now, webhook to reply sent (the claim rounds included, one each here).
+const STATEMENTS_PER_TEXT_SQLITE: u64 = 100;
+const STATEMENTS_PER_TEXT_POSTGRES: u64 = 100;

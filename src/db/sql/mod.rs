@@ -15,7 +15,7 @@ mod pg_tls;
 mod row;
 mod value;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use super::DbError;
 pub use crate::params;
@@ -65,6 +65,9 @@ impl Locking {
 /// A connection (in a transaction when writing) on either engine.
 pub struct Conn<'c> {
     inner: Inner<'c>,
+    /// Statements run through this connection, counted for the writer's figures (and the
+    /// test that keeps a text's statements few).
+    statements: Cell<u64>,
 }
 
 enum Inner<'c> {
@@ -75,6 +78,7 @@ impl<'c> Conn<'c> {
     pub fn sqlite(conn: &'c rusqlite::Connection) -> Self {
         Self {
             inner: Inner::Sqlite(conn),
+            statements: Cell::new(0),
         }
     }
 
@@ -85,7 +89,17 @@ impl<'c> Conn<'c> {
                 tx,
                 statements: cache.0,
             })),
+            statements: Cell::new(0),
         }
+    }
+
+    /// Statements run through this connection so far.
+    pub fn statements(&self) -> u64 {
+        self.statements.get()
+    }
+
+    fn count(&self) {
+        self.statements.set(self.statements.get() + 1);
     }
 
     /// A `Locking` statement's text for this connection's engine.
@@ -110,6 +124,7 @@ impl<'c> Conn<'c> {
 
     /// Runs a statement; answers the rows it changed.
     pub fn execute<P: Params + ?Sized>(&self, sql: &str, params: &P) -> Result<usize, DbError> {
+        self.count();
         let params = params.params();
         match &self.inner {
             Inner::Sqlite(conn) => Ok(conn
@@ -126,6 +141,7 @@ impl<'c> Conn<'c> {
 
     /// Runs statements with no parameters and no rows, one after another.
     pub fn execute_batch(&self, sql: &str) -> Result<(), DbError> {
+        self.count();
         match &self.inner {
             Inner::Sqlite(conn) => Ok(conn.execute_batch(sql)?),
             Inner::Postgres(tx) => Ok(tx.borrow_mut().tx.batch_execute(sql)?),
@@ -138,6 +154,7 @@ impl<'c> Conn<'c> {
         P: Params + ?Sized,
         F: FnMut(&Row) -> Result<T, DbError>,
     {
+        self.count();
         let params = params.params();
         match &self.inner {
             Inner::Sqlite(conn) => {
@@ -162,6 +179,7 @@ impl<'c> Conn<'c> {
         P: Params + ?Sized,
         F: FnOnce(&Row) -> Result<T, DbError>,
     {
+        self.count();
         let params = params.params();
         match &self.inner {
             Inner::Sqlite(conn) => {
