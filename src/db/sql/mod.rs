@@ -68,6 +68,8 @@ pub struct Conn<'c> {
     /// Statements run through this connection, counted for the writer's figures (and the
     /// test that keeps a text's statements few).
     statements: Cell<u64>,
+    /// The keys this write holds (`lock`), so taking one again costs no round trip.
+    held: RefCell<Vec<String>>,
 }
 
 enum Inner<'c> {
@@ -79,6 +81,7 @@ impl<'c> Conn<'c> {
         Self {
             inner: Inner::Sqlite(conn),
             statements: Cell::new(0),
+            held: RefCell::new(Vec::new()),
         }
     }
 
@@ -90,6 +93,7 @@ impl<'c> Conn<'c> {
                 statements: cache.0,
             })),
             statements: Cell::new(0),
+            held: RefCell::new(Vec::new()),
         }
     }
 
@@ -100,6 +104,14 @@ impl<'c> Conn<'c> {
 
     fn count(&self) {
         self.statements.set(self.statements.get() + 1);
+    }
+
+    /// Before a statement runs: a rollback to a savepoint may give back locks taken after it,
+    /// so none is taken for held any more (taking a held one again is only a round trip).
+    fn forget_locks_on_rollback(&self, sql: &str) {
+        if sql.trim_start().starts_with("ROLLBACK") {
+            self.held.borrow_mut().clear();
+        }
     }
 
     /// A `Locking` statement's text for this connection's engine.
@@ -125,6 +137,7 @@ impl<'c> Conn<'c> {
     /// Runs a statement; answers the rows it changed.
     pub fn execute<P: Params + ?Sized>(&self, sql: &str, params: &P) -> Result<usize, DbError> {
         self.count();
+        self.forget_locks_on_rollback(sql);
         let params = params.params();
         match &self.inner {
             Inner::Sqlite(conn) => Ok(conn
@@ -142,6 +155,7 @@ impl<'c> Conn<'c> {
     /// Runs statements with no parameters and no rows, one after another.
     pub fn execute_batch(&self, sql: &str) -> Result<(), DbError> {
         self.count();
+        self.forget_locks_on_rollback(sql);
         match &self.inner {
             Inner::Sqlite(conn) => Ok(conn.execute_batch(sql)?),
             Inner::Postgres(tx) => Ok(tx.borrow_mut().tx.batch_execute(sql)?),
@@ -213,14 +227,20 @@ impl<'c> Conn<'c> {
     /// advisory locks; taken again by the same write, it is already held). On SQLite, where
     /// one writer runs every write alone, it does nothing.
     pub fn lock(&self, key: &str) -> Result<(), DbError> {
-        if self.engine() == Engine::Postgres {
+        if self.engine() == Engine::Postgres && !self.holds(key) {
             self.query_map(
                 "SELECT pg_advisory_xact_lock(hashtextextended(CAST(?1 AS TEXT), 0))",
                 &[key],
                 |_| Ok(()),
             )?;
+            self.held.borrow_mut().push(key.to_owned());
         }
         Ok(())
+    }
+
+    /// Whether this write took `key` already.
+    fn holds(&self, key: &str) -> bool {
+        self.held.borrow().iter().any(|held| held == key)
     }
 
     /// As `lock`, but never waits: `false` when another write holds `key` (SQLite: always
@@ -228,10 +248,17 @@ impl<'c> Conn<'c> {
     pub fn try_lock(&self, key: &str) -> Result<bool, DbError> {
         match self.engine() {
             Engine::Sqlite => Ok(true),
-            Engine::Postgres => self.query_value(
-                "SELECT pg_try_advisory_xact_lock(hashtextextended(CAST(?1 AS TEXT), 0))",
-                &[key],
-            ),
+            Engine::Postgres if self.holds(key) => Ok(true),
+            Engine::Postgres => {
+                let taken = self.query_value(
+                    "SELECT pg_try_advisory_xact_lock(hashtextextended(CAST(?1 AS TEXT), 0))",
+                    &[key],
+                )?;
+                if taken {
+                    self.held.borrow_mut().push(key.to_owned());
+                }
+                Ok(taken)
+            }
         }
     }
 
