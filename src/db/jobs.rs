@@ -253,6 +253,17 @@ static HOLDS: Locking = Locking::new(
      WHERE id = ?1 AND state = 'running' AND leased_by = ?2 AND attempts = ?3 FOR UPDATE",
 );
 
+/// The job succeeded: removed if `runner` still holds its claim for this attempt (as `holds`
+/// answers, and on PostgreSQL with its row locked the same way); answers whether it was.
+pub fn finish_held(conn: &Conn, job: &Claimed, runner: &str) -> Result<bool, DbError> {
+    let removed = conn.execute(
+        "DELETE FROM jobs
+         WHERE id = ?1 AND state = 'running' AND leased_by = ?2 AND attempts = ?3",
+        params![job.id, runner, job.attempt],
+    )?;
+    Ok(removed > 0)
+}
+
 /// The job succeeded: it is removed, its work is recorded where it belongs.
 pub fn finish(conn: &Conn, id: JobId) -> Result<(), DbError> {
     conn.execute("DELETE FROM jobs WHERE id = ?1", &[id])?;

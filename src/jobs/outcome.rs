@@ -126,7 +126,12 @@ pub(super) fn record(
     recording: Recording,
     now: DateTime<Utc>,
 ) -> Result<Option<Ended>, DbError> {
-    let held = jobs::holds(tx, claim, runner)?;
+    // A job done is removed if the claim is still held, in the statement that asks.
+    let done = outcome.ended == Ended::Done;
+    let held = match done {
+        true => jobs::finish_held(tx, claim, runner)?,
+        false => jobs::holds(tx, claim, runner)?,
+    };
     match recording {
         Recording::Whole(record) => {
             if held || outcome.ended == Ended::Done {
@@ -145,6 +150,8 @@ pub(super) fn record(
     if !held {
         return Ok(None);
     }
-    outcome.write(tx, claim.id, now)?;
+    if !done {
+        outcome.write(tx, claim.id, now)?;
+    }
     Ok(Some(outcome.ended))
 }
