@@ -119,6 +119,11 @@ impl Events {
         Self { on }
     }
 
+    /// Whether changes make events.
+    pub fn is_on(self) -> bool {
+        self.on
+    }
+
     /// Queues one event for delivery: `{"type", "timestamp", "data"}`, the payload shape of
     /// the Standard Webhooks spec.
     fn emit(

@@ -20,6 +20,7 @@ use crate::domain::{JobKind, MomentState, TextEnum};
 use crate::events::Events;
 use crate::flows::merge::{self, MergeRule};
 use crate::flows::number_change;
+use crate::flows::settle::{self, Texts};
 use crate::host::Host;
 use crate::providers::InboundMessage;
 use crate::store::{Store, WriteError};
@@ -381,9 +382,9 @@ fn enqueue(
         ),
         _ => (decision.replies.clone(), Vec::new()),
     };
-    let posted = Posted {
-        reply: replies.len() < decision.replies.len(),
-        then: after_posted.iter().map(|kind| kind.as_str()).collect(),
+    let posted = Texts {
+        posted: replies.len() < decision.replies.len(),
+        then: after_posted,
     };
     // A photo alone or a caption alone may be half of a split MMS: it joins the other half's
     // Moment if one is waiting, or waits for it.
@@ -426,14 +427,6 @@ fn enqueue(
     Ok((moments, replies.len(), merged))
 }
 
-/// What the Moments' dispatch says once they are posted.
-struct Posted<'a> {
-    /// Whether to text "Moment posted".
-    reply: bool,
-    /// The replies decided after it, sent after it.
-    then: Vec<&'a str>,
-}
-
 /// Whose Moments they are, from which message, until when they are open to their other half,
 /// and when they are posted.
 struct Held {
@@ -445,26 +438,34 @@ struct Held {
 
 /// Records each Moment, each dispatched by a job of its own (a media Moment's after its file
 /// is kept, when the host is sent the kept copy); the last to finish queues the "Moment
-/// posted" reply, when the decision allows one.
+/// posted" reply, when the decision allows one. A Moment due now that momentline's own page
+/// links without asking needs no job: it is settled here, in the write that records it, once
+/// every Moment of the message is recorded.
 fn enqueue_moments(
     tx: &Conn,
     settings: &ReceiveSettings,
     commands: &[MomentCommand],
     held: &Held,
-    posted: &Posted,
+    posted: &Texts,
     now: DateTime<Utc>,
 ) -> Result<usize, DbError> {
+    let mut settled_now = Vec::new();
     for (position, command) in commands.iter().enumerate() {
         let id = moments::insert(tx, held.artist, held.message_id, position, command, now)?;
         if let Some(until) = held.merge_until {
             moments::open_for_merge(tx, id, until)?;
         }
+        let has_media = matches!(command.content, MomentContent::Media { .. });
+        let link = settings.host.link_without_asking(id);
+        if let Some(link) = link.filter(|_| !has_media && held.post_at <= now) {
+            settled_now.push((id, link));
+            continue;
+        }
         let dispatch = serde_json::json!({
             "moment_id": id,
-            "reply": posted.reply,
-            "then": posted.then,
+            "reply": posted.posted,
+            "then": posted.then.iter().map(|kind| kind.as_str()).collect::<Vec<_>>(),
         });
-        let has_media = matches!(command.content, MomentContent::Media { .. });
         if has_media {
             // A media Moment is posted only once its file is kept (never called posted when
             // it was lost): the keep_media job enqueues the dispatch then.
@@ -482,6 +483,18 @@ fn enqueue_moments(
                 now,
             )?;
         }
+    }
+    // The write holds the number (`receive`), as settling asks.
+    for (id, link) in settled_now {
+        settle::record_locked(
+            tx,
+            id,
+            Ok(&link),
+            None,
+            posted,
+            (settings.sender, settings.events),
+            &settings.host,
+        )?;
     }
     Ok(commands.len())
 }

@@ -6,4 +6,5 @@ pub mod connect;
 pub mod inbound;
 pub mod merge;
 pub mod number_change;
+pub mod settle;
 pub mod status;

@@ -1,9 +1,8 @@
 //! dispatch_moment: make a recorded Moment public on the host (`crate::host`): one that must
-//! be asked is asked, and its answer is the link; momentline's own page needs no asking, and
-//! is settled in the write that claims it. The last of a message's Moments
-//! to settle queues its texts: "Moment posted" with every link (when the message's decision
-//! allowed a reply), one short text when any could not be posted, then the replies decided
-//! after "Moment posted".
+//! be asked is asked, and its answer is the link; momentline's own page needs no asking: a
+//! Moment due at once is settled in the write that records its text (`flows::inbound`), one
+//! whose dispatch waited (for its file, for its other half) in the write that claims the job.
+//! Settling is `flows::settle`: the last of a message's Moments to settle queues its texts.
 
 use std::sync::Arc;
 
@@ -11,12 +10,12 @@ use chrono::Utc;
 
 use super::{payload_id, Attempted, JobContext, Performed, Settled, LONGEST_WAIT};
 use crate::db::jobs::Claimed;
-use crate::db::{messages, moments, Conn, DbError};
-use crate::domain::ids::{ArtistId, MessageId, MomentId};
+use crate::db::{moments, Conn, DbError};
+use crate::domain::ids::{ArtistId, MomentId};
 use crate::domain::number_state::ReplyKind;
-use crate::domain::replies::{self, ReplyContext};
-use crate::domain::{MomentState, TextEnum};
-use crate::events::{EventType, Events};
+use crate::domain::MomentState;
+use crate::events::Events;
+pub use crate::flows::settle::{record, tell, Failure, Settle, Texts};
 use crate::host::{Host, HostMedia, NotCreated, Refused, ToCreate};
 
 #[tracing::instrument(name = "dispatch_moment", skip_all, fields(moment_id = payload_id::<i64>(job, "moment_id")))]
@@ -25,7 +24,7 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
         return Performed::failed("the job names no Moment");
     };
     let settle = Settle {
-        texts: Texts::of(job),
+        texts: Texts::from_payload(&job.payload),
         sender: ctx.sender.name(),
         events: ctx.events(),
         host: ctx.host.clone(),
@@ -58,23 +57,6 @@ pub async fn perform(ctx: &JobContext, job: &Claimed) -> Performed {
             record(tx, id, outcome, host_attempt, &settle)
         }),
     }
-}
-
-/// What settling a dispatch needs besides its outcome.
-pub struct Settle {
-    pub texts: Texts,
-    /// The provider the message's texts are queued for.
-    pub sender: &'static str,
-    pub events: Events,
-    pub host: Host,
-}
-
-/// A Moment that could not be posted: why, and the reply it is told with (none: the plain
-/// "could not be posted").
-#[derive(Debug, Clone, Copy)]
-pub struct Failure<'a> {
-    pub reason: &'a str,
-    pub told_as: Option<ReplyKind>,
 }
 
 /// What an attempt that did not post leaves to record besides its outcome.
@@ -178,78 +160,6 @@ pub fn tell_paused(
     )
 }
 
-/// Queues reply `kind` in the conversation of inbound message `message_id`, to its number.
-pub fn tell(
-    tx: &Conn,
-    message_id: MessageId,
-    kind: ReplyKind,
-    links: &[String],
-    sender: &'static str,
-    now: chrono::DateTime<Utc>,
-) -> Result<(), DbError> {
-    let Some(inbound) = messages::conversation_of(tx, message_id)? else {
-        return Ok(());
-    };
-    let Some(body) = replies::render(
-        kind,
-        &ReplyContext {
-            artist: None,
-            manage_url: "",
-            moment_links: links,
-        },
-    ) else {
-        return Ok(());
-    };
-    messages::queue_outbound(
-        tx,
-        &messages::NewOutbound {
-            artist: inbound.artist,
-            to: &inbound.phone,
-            from: inbound.service_number.as_deref().filter(|n| !n.is_empty()),
-            body: &body,
-            provider: sender,
-            purpose: kind,
-        },
-        now,
-    )?;
-    Ok(())
-}
-
-/// The texts a message's decision left for its Moments' dispatch.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Texts {
-    /// Whether to say "Moment posted".
-    pub posted: bool,
-    /// Replies decided after "Moment posted", sent after it.
-    pub then: Vec<ReplyKind>,
-}
-
-impl Texts {
-    fn of(job: &Claimed) -> Self {
-        Self::from_payload(&job.payload)
-    }
-
-    /// From a dispatch job's payload.
-    pub fn from_payload(payload: &serde_json::Value) -> Self {
-        Self {
-            posted: payload
-                .get("reply")
-                .and_then(serde_json::Value::as_bool)
-                .unwrap_or(false),
-            then: payload
-                .get("then")
-                .and_then(serde_json::Value::as_array)
-                .map(|words| {
-                    words
-                        .iter()
-                        .filter_map(|w| w.as_str().and_then(ReplyKind::parse))
-                        .collect()
-                })
-                .unwrap_or_default(),
-        }
-    }
-}
-
 /// The embedded dispatch has nothing to wait for, so it is settled in the write that claims
 /// it. `false` leaves the job to the runner's ordinary path (its payload is not as expected,
 /// or another write holds its number: the claim, which holds the jobs it took, never waits
@@ -271,100 +181,13 @@ pub fn settle_at_claim(
         return Ok(false);
     }
     let settle = Settle {
-        texts: Texts::of(job),
+        texts: Texts::from_payload(&job.payload),
         sender,
         events,
         host: host.clone(),
     };
     record(tx, id, Ok(&url), None, &settle)?;
     Ok(true)
-}
-
-/// Records a pending Moment as created at its URL, or failed with the reason, with its event;
-/// then queues the message's texts if it was the last of its Moments to settle.
-///
-/// `host_attempt` is the dispatch attempt that reached for the host (`None`: no host was
-/// asked). A Moment UNDO removed first is not told as created or failed. If the host has it
-/// (it answered with a URL: UNDO came while it was posted), or may have it (a later attempt:
-/// an earlier one may have reached it unanswered), a `moment.deleted` event has the host
-/// withdraw it.
-pub fn record(
-    tx: &Conn,
-    id: MomentId,
-    outcome: Result<&str, Failure>,
-    host_attempt: Option<u32>,
-    settle: &Settle,
-) -> Result<(), DbError> {
-    let Settle {
-        texts,
-        sender,
-        events,
-        host,
-    } = settle;
-    let (sender, events) = (*sender, *events);
-    let now = Utc::now();
-    moments::lock_number(tx, id)?;
-    let Some(moment) = moments::to_dispatch(tx, id)? else {
-        return Ok(());
-    };
-    if moment.state != MomentState::Pending {
-        // Settled before (this attempt's outcome was written twice): its texts are queued.
-        return Ok(());
-    }
-    if moment.deleted {
-        let url = outcome
-            .ok()
-            .filter(|url| host_attempt.is_some() && !url.is_empty());
-        match url {
-            Some(url) => {
-                // UNDO came while the host was creating it: it is there now, and must go.
-                moments::mark_created(tx, id, url, now)?;
-                tracing::info!(moment_id = id.0, %url, "Moment removed by UNDO while the host created it: asking the host to withdraw it");
-            }
-            // UNDO removed it before it was posted: it never will be. It is settled as
-            // failed, quietly (no text: the artist asked for this).
-            None => moments::mark_failed(tx, id, now)?,
-        }
-        if url.is_some() || host_attempt.is_some_and(|attempt| attempt > 1) {
-            if let Some(told) = moments::for_host(tx, id)? {
-                host.withdraw(tx, &told, url, events, now)?;
-            }
-        }
-    } else {
-        match outcome {
-            Ok(url) => moments::mark_created(tx, id, url, now)?,
-            Err(failure) => moments::mark_failed_as(tx, id, failure.told_as, now)?,
-        }
-        if let Some(told) = moments::for_host(tx, id)? {
-            match outcome {
-                Ok(url) => {
-                    events.moment(tx, EventType::MomentCreated, &told, Some(url), None, now)?
-                }
-                Err(failure) => events.moment(
-                    tx,
-                    EventType::MomentFailed,
-                    &told,
-                    None,
-                    Some(failure.reason),
-                    now,
-                )?,
-            }
-        }
-    }
-    // Its message's texts go as if a removed Moment had never been.
-    let Some(settled) = moments::settled(tx, moment.message_id)? else {
-        return Ok(());
-    };
-    let mut kinds = Vec::new();
-    if texts.posted && !settled.links.is_empty() {
-        kinds.push(ReplyKind::MomentPosted);
-    }
-    kinds.extend_from_slice(&settled.failures);
-    kinds.extend_from_slice(&texts.then);
-    for kind in kinds {
-        tell(tx, moment.message_id, kind, &settled.links, sender, now)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -235,8 +235,10 @@ async fn a_missing_removed_or_unposted_moment_is_a_404_page_for_browsers_and_jso
     let kept = posted(&app, "Kept").await;
     let undone = posted(&app, "Undone").await;
     app.text_and_drain(PHONE, "UNDO").await;
-    // Not yet dispatched: pending.
-    app.text(PHONE, "Not yet").await;
+    // Not yet dispatched: a photo's Moment is pending until its file is kept (a text's is
+    // posted in the write that records it).
+    serve(&app, "/media/later.png", "image/png", PNG).await;
+    text_mms(&app, &[("/media/later.png", "image/png")]).await;
     let pending = app.count("SELECT max(id) FROM moments");
     assert_eq!(
         app.count(&format!(
