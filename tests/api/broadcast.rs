@@ -85,19 +85,20 @@ async fn spawn_broadcasting_app() -> (TestApp, [(&'static str, String); 2]) {
     (app, db)
 }
 
-/// Runs the fan-out alone until it has queued every number.
-async fn fan_out(app: &TestApp) {
-    for _ in 0..100 {
-        let round = app
-            .runner
-            .run_once(&[JobKind::Broadcast])
-            .await
-            .expect("broadcast round");
+/// Runs jobs of `kind` alone until none is due, at most `rounds` rounds.
+async fn run_until_idle(app: &TestApp, kind: JobKind, rounds: usize) {
+    for _ in 0..rounds {
+        let round = app.runner.run_once(&[kind]).await.expect("a jobs round");
         if round.claimed() == 0 {
             return;
         }
     }
-    panic!("the fan-out never ended");
+    panic!("the {kind} jobs never ended");
+}
+
+/// Runs the fan-out alone until it has queued every number.
+async fn fan_out(app: &TestApp) {
+    run_until_idle(app, JobKind::Broadcast, 100).await;
 }
 
 /// Whom momentline asked the provider to send `body` to (accepted or not), in order.
@@ -416,17 +417,7 @@ fn textflow_status(
 
 /// Sends every batch due until none is left.
 async fn send_batches(app: &TestApp) {
-    for _ in 0..50 {
-        let round = app
-            .runner
-            .run_once(&[JobKind::SendBatch])
-            .await
-            .expect("batch round");
-        if round.claimed() == 0 {
-            return;
-        }
-    }
-    panic!("the batches never ended");
+    run_until_idle(app, JobKind::SendBatch, 50).await;
 }
 
 /// The bodies of every bulk-sms call, in order, each checked to carry exactly TextFlow's

@@ -713,14 +713,11 @@ async fn a_provider_call_hanging_for_one_number_holds_back_no_other_numbers_text
     );
 }
 
-#[tokio::test]
-async fn a_broadcast_queued_beside_the_running_server_survives_a_kill_mid_fan_out() {
-    let (site, phones) = Site::with_numbers_verified(1200).await;
-    // Paced, so the fan-out's second batch is due only as the first one's texts go out.
-    let paced = [("MOMENTLINE_SEND_RATE", "400")];
-    let served = site.serve(&paced).await;
+/// Queues the broadcast "Tour dates are up" with the operator command, beside the running
+/// server, under `env`; answers its id.
+fn queue_broadcast(site: &Site, env: &[(&str, &str)]) -> i64 {
     let out = site
-        .command(&[])
+        .command(env)
         .args(["broadcast", "Tour dates are up"])
         .output()
         .expect("broadcast runs");
@@ -729,10 +726,19 @@ async fn a_broadcast_queued_beside_the_running_server_survives_a_kill_mid_fan_ou
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let id: i64 = String::from_utf8_lossy(&out.stdout)
+    String::from_utf8_lossy(&out.stdout)
         .trim()
         .parse()
-        .expect("an id");
+        .expect("an id")
+}
+
+#[tokio::test]
+async fn a_broadcast_queued_beside_the_running_server_survives_a_kill_mid_fan_out() {
+    let (site, phones) = Site::with_numbers_verified(1200).await;
+    // Paced, so the fan-out's second batch is due only as the first one's texts go out.
+    let paced = [("MOMENTLINE_SEND_RATE", "400")];
+    let served = site.serve(&paced).await;
+    let id = queue_broadcast(&site, &[]);
     site.until_count(
         &format!("SELECT queued FROM broadcasts WHERE id = {id}"),
         500,
@@ -836,20 +842,7 @@ async fn a_kill_while_textflow_has_a_broadcasts_batches_neither_skips_nor_repeat
         ("TEXTFLOW_API_BASE", base.as_str()),
     ];
     let served = site.serve(&textflow).await;
-    let out = site
-        .command(&textflow)
-        .args(["broadcast", "Tour dates are up"])
-        .output()
-        .expect("broadcast runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let id: i64 = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .expect("an id");
+    let id = queue_broadcast(&site, &textflow);
     site.until_count(
         "SELECT count(*) FROM broadcast_batches WHERE state = 'running'",
         1,
