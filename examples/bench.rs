@@ -1,8 +1,8 @@
 //! End-to-end benchmark of momentline's Telnyx webhook path and its outbox, over HTTP only.
 //!
 //! ```sh
-//! cargo run --release --example bench              # full run, up to about 10 minutes
-//! cargo run --release --example bench -- --quick   # smoke run, under a minute
+//! cargo run --release --example bench              # full run, up to about 15 minutes
+//! cargo run --release --example bench -- --quick   # smoke run, under two minutes
 //! cargo run --release --example bench -- --only 1,3 # some sections only
 //! cargo run --release --example bench -- --postgres postgres://postgres@127.0.0.1:55432/postgres
 //! ```
@@ -29,6 +29,11 @@
 //!    loop, then every text, on SQLite with one instance, on PostgreSQL with one, and with two
 //!    instances on one PostgreSQL database, each on a database made for it. Without a URL the
 //!    report says it was skipped.
+//! 7. The sustained pipeline: webhooks at a fixed rate (open loop) from distinct numbers, each
+//!    timed from its scheduled send time to its reply's arrival at the stand-in, and the
+//!    backlog of webhooks answered but not yet replied to over time: at 1,000 webhooks/s for
+//!    60 s, then shorter probes for the highest rate whose backlog does not grow, that rate
+//!    confirmed for 60 s if the section's 4 minutes allow.
 //!
 //! It prints one markdown table per section, each figure beside its target, and the server's
 //! peak resident memory (VmHWM) for every run; progress goes to stderr. Latencies cover every
@@ -96,6 +101,17 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// The open loop's cap on requests in flight; later ones wait, their latency still counted
 /// from their scheduled time.
 const OPEN_LOOP_MAX_CONNECTIONS: usize = 512;
+/// Section 7's search moves in steps of this many webhooks/s.
+const SUSTAINED_STEP: u32 = 250;
+/// Section 7: a backlog grows when its mean over the last third of the sending is above that
+/// over the first third by more than this much of the rate's webhooks (50 at 1,000/s): a
+/// deficit of 0.5% shows in a 15 s probe, a stall of a few hundred ms does not.
+const BACKLOG_MARGIN: Duration = Duration::from_millis(50);
+/// Section 7: how often the backlog is sampled.
+const BACKLOG_SAMPLE: Duration = Duration::from_millis(100);
+/// Section 7: a rate is held only if every reply is in this soon after the last webhook's
+/// scheduled send time.
+const REPLY_GRACE: Duration = Duration::from_secs(2);
 /// Inherited variables with these prefixes are removed: only the bench's settings apply.
 const OWNED_ENV_PREFIXES: [&str; 6] = [
     "MOMENTLINE_",
@@ -143,6 +159,13 @@ struct Plan {
     large_messages: usize,
     compared_numbers: usize,
     compared_events: usize,
+    /// Section 7's first rate and length, which a rate found is confirmed for.
+    sustained_rate: u32,
+    sustained_secs: u32,
+    /// The length of section 7's probes for the highest rate held.
+    probe_secs: u32,
+    /// Section 7 starts no probe that would leave no time for the confirming run within this.
+    sustained_budget: Duration,
     /// The sections to run (all when `None`).
     only: Option<Vec<u8>>,
     /// The PostgreSQL server for section 6, as a `postgres://` URL.
@@ -167,6 +190,10 @@ impl Plan {
             large_messages: pick(10_000_000, 100_000),
             compared_numbers: 1_000,
             compared_events: pick(10_000, 2_000),
+            sustained_rate: 1_000,
+            sustained_secs: if quick { 5 } else { 60 },
+            probe_secs: if quick { 3 } else { 15 },
+            sustained_budget: Duration::from_secs(if quick { 40 } else { 240 }),
             only: None,
             postgres: None,
         }
@@ -183,7 +210,7 @@ impl Plan {
 
 fn bench(args: &[String]) -> Res<()> {
     const USAGE: &str = "usage: cargo run --release --example bench \
-         [-- [--quick] [--only 1,2,3,4,5,6] [--postgres URL]]";
+         [-- [--quick] [--only 1,2,3,4,5,6,7] [--postgres URL]]";
     let mut quick = false;
     let mut only = None;
     let mut postgres = None;
@@ -195,7 +222,7 @@ fn bench(args: &[String]) -> Res<()> {
                 let list = rest.next().ok_or(USAGE)?;
                 let sections = list
                     .split(',')
-                    .map(|n| n.trim().parse::<u8>().ok().filter(|n| (1..=6).contains(n)))
+                    .map(|n| n.trim().parse::<u8>().ok().filter(|n| (1..=7).contains(n)))
                     .collect::<Option<Vec<u8>>>()
                     .ok_or(USAGE)?;
                 only = Some(sections);
@@ -313,7 +340,8 @@ impl Bench {
         self.timed(3, "3. outbox drain", Self::drain_section)?;
         self.timed(4, "4. held send rate", Self::held_rate_section)?;
         self.timed(5, "5. large database", Self::large_database_section)?;
-        self.timed(6, "6. PostgreSQL", Self::postgres_section)
+        self.timed(6, "6. PostgreSQL", Self::postgres_section)?;
+        self.timed(7, "7. sustained pipeline", Self::sustained_section)
     }
 
     fn timed(
@@ -912,6 +940,223 @@ impl Bench {
         Ok(())
     }
 
+    // ---- 7. sustained pipeline ------------------------------------------------------------
+
+    /// The pipeline end to end at a fixed rate: first `sustained_rate` for `sustained_secs`,
+    /// then probes of `probe_secs` for the highest rate held (`Sustained::shortfalls` says
+    /// what holding means), doubling until one is not held and then halving the gap; the
+    /// highest held is run again for `sustained_secs` if `sustained_budget` allows.
+    fn sustained_section(&mut self) -> Res<()> {
+        let began = Instant::now();
+        let (rate, secs) = (self.plan.sustained_rate, self.plan.sustained_secs);
+        let (probe_secs, budget) = (self.plan.probe_secs, self.plan.sustained_budget);
+        eprintln!("[bench]   momentline at {rate} webhooks/s for {secs} s");
+        let first_began = Instant::now();
+        let first = self.sustained_run(rate, secs, Duration::from_secs(30))?;
+        let full_cost = first_began.elapsed();
+        // What a run takes beyond its sending: database, start, signing, replies, stop.
+        let mut overhead = full_cost.saturating_sub(Duration::from_secs(secs.into()));
+        let (mut held, mut failed) = if first.held() {
+            (rate, None)
+        } else {
+            (0, Some(rate))
+        };
+        let mut runs = vec![(format!("{rate}/s for {secs} s"), first)];
+        while let Some(next) = next_probe(held, failed) {
+            // Room is kept for the confirming run a held probe would need.
+            let probe_cost = Duration::from_secs(probe_secs.into()) + overhead;
+            if began.elapsed() + probe_cost + full_cost > budget {
+                break;
+            }
+            eprintln!("[bench]   probe: {next} webhooks/s for {probe_secs} s");
+            let probe_began = Instant::now();
+            let probe = self.sustained_run(next, probe_secs, REPLY_GRACE)?;
+            overhead = overhead.max(
+                probe_began
+                    .elapsed()
+                    .saturating_sub(Duration::from_secs(probe_secs.into())),
+            );
+            if probe.held() {
+                held = next;
+            } else {
+                failed = Some(next);
+            }
+            runs.push((format!("probe: {next}/s for {probe_secs} s"), probe));
+        }
+        // A rate found by a probe, held for the full length or not.
+        let confirmed = if held > 0 && held != rate && began.elapsed() + full_cost <= budget {
+            eprintln!("[bench]   confirming {held} webhooks/s for {secs} s");
+            let confirm = self.sustained_run(held, secs, Duration::from_secs(30))?;
+            let ok = confirm.held();
+            runs.push((format!("confirming: {held}/s for {secs} s"), confirm));
+            Some(ok)
+        } else {
+            None
+        };
+
+        let r = &mut self.report;
+        r.title(&format!(
+            "7. Sustained pipeline: {rate} webhooks/s for {secs} s, then {probe_secs} s probes \
+             for the highest rate held; each webhook from its scheduled send time to its reply \
+             at the provider stand-in"
+        ));
+        r.header(&[
+            "run",
+            "webhooks answered 200",
+            "errors",
+            "webhook p99",
+            "webhook → reply p50 / p99 / max",
+            "replies / missing / duplicates",
+            "backlog mean, first → last third",
+            "backlog at end of sending",
+            "last webhook → last reply",
+            "CPU server / load / bench process",
+            "server peak RSS",
+            "rate held",
+        ]);
+        for (name, run) in &runs {
+            let (early, late) = thirds(&run.backlog);
+            let shortfalls = run.shortfalls();
+            r.row(&[
+                name.clone(),
+                format!("{} of {}", run.run.ok, run.offered),
+                run.run.errors_text(),
+                ms(run.run.percentile(0.99)),
+                format!(
+                    "{} / {} / {}",
+                    ms(percentile(&run.to_reply, 0.50)),
+                    ms(percentile(&run.to_reply, 0.99)),
+                    ms(percentile(&run.to_reply, 1.0))
+                ),
+                format!(
+                    "{} / {} / {}",
+                    run.delivery.count, run.delivery.missing, run.delivery.duplicates
+                ),
+                format!("{early:.1} → {late:.1}"),
+                run.backlog_at_end.to_string(),
+                run.last_reply
+                    .map_or("n/a".into(), |last| signed_ms(last, run.end)),
+                format!(
+                    "{} / {}",
+                    run.run.cpu_text(),
+                    run.bench_cpu.map_or("?".into(), |x| format!("{x:.0}%"))
+                ),
+                mib(run.rss),
+                if shortfalls.is_empty() {
+                    "yes".into()
+                } else {
+                    format!("no: {}", shortfalls.join(", "))
+                },
+            ]);
+        }
+        let first = &runs[0].1;
+        let each_second =
+            usize::try_from(Duration::from_secs(1).as_nanos() / BACKLOG_SAMPLE.as_nanos())?;
+        let series: Vec<String> = first
+            .backlog
+            .iter()
+            .step_by(each_second)
+            .map(i64::to_string)
+            .collect();
+        r.line("");
+        r.line(&format!(
+            "Backlog each second at {rate}/s, from the first scheduled webhook: {}.",
+            series.join(" ")
+        ));
+        r.line("");
+        r.line(&format!(
+            "Each run is a fresh server on a fresh database, one webhook from each of its \
+             numbers, so a reply is matched to its webhook by the number it goes to. The \
+             backlog is the webhooks answered 200 less the replies arrived (a number's first), \
+             sampled every {} ms of the sending. A rate is held when every webhook is answered \
+             200 and gets exactly one reply, neither the backlog nor the webhooks sent but not \
+             yet answered grow (mean over the last third of the sending at most {} ms of the \
+             rate's webhooks above that over the first third), and the last reply arrives \
+             within {} s of the last webhook's scheduled send time. Probes wait only that long \
+             for replies. Requests beyond {OPEN_LOOP_MAX_CONNECTIONS} in flight wait, their \
+             latency counted from their scheduled time. CPU is % of one core: the server, the \
+             load thread, and this whole process (the load thread and the provider stand-in; the \
+             pacer's thread has ended when it is read, its time with it).",
+            BACKLOG_SAMPLE.as_millis(),
+            BACKLOG_MARGIN.as_millis(),
+            REPLY_GRACE.as_secs()
+        ));
+        r.checks();
+        let not_held = failed.map_or(String::new(), |f| format!("; {f}/s was not"));
+        let measured = match confirmed {
+            _ if held == 0 => format!("none held{not_held}"),
+            Some(false) => format!("{held} texts/s for {probe_secs} s, not for {secs} s{not_held}"),
+            None if held != rate => {
+                format!("{held} texts/s for {probe_secs} s (not confirmed for {secs} s){not_held}")
+            }
+            _ => format!("{held} texts/s for {secs} s{not_held}"),
+        };
+        r.check(
+            "highest rate held, backlog not growing",
+            measured,
+            "≥ 3000 texts/s",
+            Some(held >= 3000 && confirmed != Some(false)),
+        );
+        let p99 = percentile(&first.to_reply, 0.99);
+        r.check(
+            &format!("webhook → reply p99 at {rate}/s"),
+            ms(p99),
+            "≤ 50 ms",
+            Some(first.delivery.missing == 0 && p99 <= Duration::from_millis(50)),
+        );
+        let d = &first.delivery;
+        r.check(
+            &format!("one reply per webhook at {rate}/s"),
+            format!(
+                "{} of {}, {} duplicates, {} missing, {} to unknown numbers",
+                d.count, first.offered, d.duplicates, d.missing, d.unexpected
+            ),
+            "exactly one each",
+            Some(d.count == first.offered && d.duplicates == 0 && d.missing == 0),
+        );
+        r.line("");
+        Ok(())
+    }
+
+    /// `rate` webhooks/s for `secs` s on a fresh server, one from each of its numbers; then up
+    /// to `wait` after the last one's scheduled time for their replies.
+    fn sustained_run(&self, rate: u32, secs: u32, wait: Duration) -> Res<Sustained> {
+        let count = usize::try_from(rate * secs)?;
+        let numbers: Vec<String> = (0..count).map(number).collect();
+        let server = self.fresh_momentline(&numbers, None)?;
+        self.stand_in.take();
+        let tag = format!("sustained-{rate}");
+        let requests = Rc::new(signed_webhooks(server.port, &tag, count, number));
+        let bench_before = process_cpu_ns("self");
+        let measuring = Instant::now();
+        let run = self.measure(
+            slice::from_ref(&server),
+            open_loop(server.port, requests, rate),
+        );
+        let bench_cpu = bench_before
+            .zip(process_cpu_ns("self"))
+            .map(|(before, after)| {
+                after.saturating_sub(before) as f64 / 1e9 / measuring.elapsed().as_secs_f64()
+                    * 100.0
+            });
+        let start = run.started.ok_or("the open loop has no start")?;
+        let end = scheduled_at(start, count.saturating_sub(1), rate);
+        let settle = Duration::from_secs(1);
+        self.stand_in
+            .wait_for(run.ok, Duration::from_secs(5), settle, end + wait + settle);
+        let arrivals = self.stand_in.take();
+        let rss = server.peak_rss_kib();
+        server.stop()?;
+        let sustained = Sustained::of(rate, run, &arrivals, &numbers, bench_cpu, rss);
+        let shortfalls = sustained.shortfalls();
+        if shortfalls.is_empty() {
+            eprintln!("[bench]     held");
+        } else {
+            eprintln!("[bench]     not held: {}", shortfalls.join(", "));
+        }
+        Ok(sustained)
+    }
+
     // ---- servers --------------------------------------------------------------------------
 
     /// This binary re-executed as one of the baselines.
@@ -1404,15 +1649,8 @@ impl ServerProcess {
         line.split_whitespace().nth(1)?.parse().ok()
     }
 
-    /// CPU time of the process's live threads: a thread that exits takes its time along,
-    /// which can only make the figure smaller.
     fn cpu_ns(&self) -> Option<u64> {
-        let mut total = 0;
-        for task in std::fs::read_dir(format!("/proc/{}/task", self.child.id())).ok()? {
-            // A thread may exit between listing and reading.
-            total += task.ok().and_then(|t| cpu_ns(&t.path())).unwrap_or(0);
-        }
-        Some(total)
+        process_cpu_ns(&self.child.id().to_string())
     }
 
     /// SIGTERM, as a service manager stops it; SIGKILL if it is still running 15 s later.
@@ -1480,6 +1718,17 @@ fn health_status(port: u16) -> Option<u16> {
 fn cpu_ns(task: &Path) -> Option<u64> {
     let stat = std::fs::read_to_string(task.join("schedstat")).ok()?;
     stat.split_whitespace().next()?.parse().ok()
+}
+
+/// CPU time of the live threads of process `pid` (`self`: this one): a thread that exits
+/// takes its time along, which can only make the figure smaller.
+fn process_cpu_ns(pid: &str) -> Option<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        // A thread may exit between listing and reading.
+        total += task.ok().and_then(|t| cpu_ns(&t.path())).unwrap_or(0);
+    }
+    Some(total)
 }
 
 /// This thread's CPU time: the load generator runs on it.
@@ -1672,6 +1921,8 @@ struct Tally {
     /// Every answered request's latency, whatever its status.
     latencies: Vec<Duration>,
     ok: usize,
+    /// When each 200 came, in order.
+    ok_times: Vec<Instant>,
     /// Non-200 statuses and transport failures, by kind.
     errors: BTreeMap<String, usize>,
     last_answer: Option<Instant>,
@@ -1686,6 +1937,7 @@ impl Tally {
                 self.last_answer = Some(now);
                 if status == 200 {
                     self.ok += 1;
+                    self.ok_times.push(now);
                 } else {
                     *self.errors.entry(format!("HTTP {status}")).or_default() += 1;
                 }
@@ -1759,7 +2011,7 @@ async fn open_loop(port: u16, requests: Rc<Vec<Vec<u8>>>, rate: u32) -> Tally {
     let count = requests.len();
     let pacer = std::thread::spawn(move || {
         for i in 0..count {
-            let at = start + Duration::from_nanos(i as u64 * 1_000_000_000 / u64::from(rate));
+            let at = scheduled_at(start, i, rate);
             if let Some(wait) = at.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
             }
@@ -1800,11 +2052,20 @@ async fn open_loop(port: u16, requests: Rc<Vec<Vec<u8>>>, rate: u32) -> Tally {
     tally.take()
 }
 
+/// When a schedule that starts at `start` sends its request `i` at `rate` per second.
+fn scheduled_at(start: Instant, i: usize, rate: u32) -> Instant {
+    start + Duration::from_nanos(i as u64 * 1_000_000_000 / u64::from(rate))
+}
+
 /// A finished load run, latencies sorted.
 struct LoadRun {
     latencies: Vec<Duration>,
     ok: usize,
+    /// When each 200 came, in order.
+    ok_times: Vec<Instant>,
     errors: BTreeMap<String, usize>,
+    /// When the load began (an open loop: its schedule's start).
+    started: Option<Instant>,
     elapsed: Duration,
     last_answer: Option<Instant>,
     server_cpu: Option<f64>,
@@ -1821,7 +2082,9 @@ impl LoadRun {
         Self {
             latencies: tally.latencies,
             ok: tally.ok,
+            ok_times: tally.ok_times,
             errors: tally.errors,
+            started: tally.started,
             elapsed,
             last_answer: tally.last_answer,
             server_cpu,
@@ -1845,14 +2108,8 @@ impl LoadRun {
         self.ok as f64 / self.elapsed.as_secs_f64()
     }
 
-    /// Nearest-rank percentile; `q` = 1.0 is the maximum.
     fn percentile(&self, q: f64) -> Duration {
-        let n = self.latencies.len();
-        if n == 0 {
-            return Duration::ZERO;
-        }
-        let rank = (q * n as f64).ceil() as usize;
-        self.latencies[rank.clamp(1, n) - 1]
+        percentile(&self.latencies, q)
     }
 
     fn errors_text(&self) -> String {
@@ -1871,6 +2128,16 @@ impl LoadRun {
         let pct = |x: Option<f64>| x.map_or("?".into(), |x| format!("{x:.0}%"));
         format!("{} / {}", pct(self.server_cpu), pct(self.load_cpu))
     }
+}
+
+/// Nearest-rank percentile of `sorted`; `q` = 1.0 is the maximum.
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    let n = sorted.len();
+    if n == 0 {
+        return Duration::ZERO;
+    }
+    let rank = (q * n as f64).ceil() as usize;
+    sorted[rank.clamp(1, n) - 1]
 }
 
 // ---- provider stand-in ------------------------------------------------------------------------
@@ -2066,6 +2333,153 @@ impl Delivery {
             return None;
         }
         Some((self.count - 1) as f64 / span.as_secs_f64())
+    }
+}
+
+// ---- sustained pipeline -----------------------------------------------------------------------
+
+/// One run of section 7: an open loop from distinct numbers, its replies matched to its
+/// webhooks by number.
+struct Sustained {
+    rate: u32,
+    offered: usize,
+    run: LoadRun,
+    delivery: Delivery,
+    /// From each webhook's scheduled send time to its number's first reply, sorted.
+    to_reply: Vec<Duration>,
+    /// Every `BACKLOG_SAMPLE` from the schedule's start to its end: webhooks answered 200
+    /// less replies arrived.
+    backlog: Vec<i64>,
+    /// The same samples of the webhooks due by then that were not yet answered 200.
+    unanswered: Vec<i64>,
+    backlog_at_end: i64,
+    last_reply: Option<Instant>,
+    /// The last webhook's scheduled send time.
+    end: Instant,
+    bench_cpu: Option<f64>,
+    rss: Option<u64>,
+}
+
+impl Sustained {
+    fn of(
+        rate: u32,
+        run: LoadRun,
+        arrivals: &[Arrival],
+        numbers: &[String],
+        bench_cpu: Option<f64>,
+        rss: Option<u64>,
+    ) -> Self {
+        let start = run.started.unwrap_or_else(Instant::now);
+        let offered = numbers.len();
+        let end = scheduled_at(start, offered.saturating_sub(1), rate);
+        let mut first: HashMap<&str, Instant> = HashMap::new();
+        for arrival in arrivals {
+            let at = first.entry(arrival.to.as_str()).or_insert(arrival.at);
+            *at = (*at).min(arrival.at);
+        }
+        let mut to_reply = Vec::with_capacity(offered);
+        let mut replied = Vec::with_capacity(offered);
+        for (i, to) in numbers.iter().enumerate() {
+            if let Some(&at) = first.get(to.as_str()) {
+                to_reply.push(at.saturating_duration_since(scheduled_at(start, i, rate)));
+                replied.push(at);
+            }
+        }
+        to_reply.sort_unstable();
+        replied.sort_unstable();
+        let by = |times: &[Instant], t: Instant| times.partition_point(|x| *x <= t) as i64;
+        let due_by = |t: Instant| {
+            let since = t.saturating_duration_since(start).as_nanos();
+            let due = since * u128::from(rate) / 1_000_000_000 + 1;
+            due.min(offered as u128) as i64
+        };
+        let samples: Vec<Instant> = (0u32..)
+            .map(|k| start + BACKLOG_SAMPLE * k)
+            .take_while(|t| *t <= end)
+            .collect();
+        let backlog_at = |t: Instant| by(&run.ok_times, t) - by(&replied, t);
+        Self {
+            rate,
+            offered,
+            delivery: Delivery::of(arrivals, numbers),
+            to_reply,
+            backlog: samples.iter().map(|t| backlog_at(*t)).collect(),
+            unanswered: samples
+                .iter()
+                .map(|t| due_by(*t) - by(&run.ok_times, *t))
+                .collect(),
+            backlog_at_end: backlog_at(end),
+            last_reply: replied.last().copied(),
+            end,
+            run,
+            bench_cpu,
+            rss,
+        }
+    }
+
+    /// Whether `samples` grew: their mean over the last third is above the first third's by
+    /// more than `BACKLOG_MARGIN` of this rate's webhooks.
+    fn grows(&self, samples: &[i64]) -> bool {
+        let (early, late) = thirds(samples);
+        late - early > f64::from(self.rate) * BACKLOG_MARGIN.as_secs_f64()
+    }
+
+    /// Why the rate was not held; none when it was.
+    fn shortfalls(&self) -> Vec<String> {
+        let mut shortfalls = Vec::new();
+        if self.run.ok < self.offered {
+            shortfalls.push(format!("{} not answered 200", self.offered - self.run.ok));
+        }
+        let d = &self.delivery;
+        for (n, what) in [
+            (d.missing, "replies missing"),
+            (d.duplicates, "duplicate replies"),
+            (d.unexpected, "replies to unknown numbers"),
+        ] {
+            if n > 0 {
+                shortfalls.push(format!("{n} {what}"));
+            }
+        }
+        if self.grows(&self.backlog) {
+            shortfalls.push("backlog grew".into());
+        }
+        if self.grows(&self.unanswered) {
+            shortfalls.push("answers fell behind".into());
+        }
+        match self.last_reply {
+            Some(last) if last > self.end + REPLY_GRACE => shortfalls.push(format!(
+                "last reply {:.1} s after the last webhook",
+                (last - self.end).as_secs_f64()
+            )),
+            None => shortfalls.push("no reply".into()),
+            _ => {}
+        }
+        shortfalls
+    }
+
+    fn held(&self) -> bool {
+        self.shortfalls().is_empty()
+    }
+}
+
+/// The mean of the first third of `samples` and that of the last third.
+fn thirds(samples: &[i64]) -> (f64, f64) {
+    let third = (samples.len() / 3).max(1);
+    let mean = |s: &[i64]| s.iter().sum::<i64>() as f64 / s.len().max(1) as f64;
+    let late = &samples[samples.len().saturating_sub(third)..];
+    (mean(&samples[..third.min(samples.len())]), mean(late))
+}
+
+/// The next rate section 7 probes after `held` was held and `failed` (if any) was not:
+/// double until one fails, then halve the gap, in steps of `SUSTAINED_STEP`; `None` once the
+/// gap is one step.
+fn next_probe(held: u32, failed: Option<u32>) -> Option<u32> {
+    match failed {
+        None => Some((held * 2).max(SUSTAINED_STEP)),
+        Some(failed) => {
+            let mid = (held + failed) / 2 / SUSTAINED_STEP * SUSTAINED_STEP;
+            (mid > held).then_some(mid)
+        }
     }
 }
 
