@@ -50,6 +50,10 @@ pub enum DbError {
     Thread(#[source] std::io::Error),
     #[error("a database task did not finish: {0}")]
     Task(String),
+    /// In a batch of writes committed together, a lock another transaction holds: the write
+    /// is set aside and run alone once the batch commits (see `sql::Batched`).
+    #[error("another write holds a lock this one needs")]
+    WouldWait,
 }
 
 /// Whether SQLite failed for a cause a retry may cure: busy, locked, full, unable to read or
@@ -81,7 +85,7 @@ impl DbError {
         match self {
             Self::Pool(_) | Self::Thread(_) | Self::Task(_) | Self::Create(_) => true,
             Self::Sqlite(e) if sqlite_transient(e) => true,
-            Self::PgPool(_) | Self::Connect(_) => true,
+            Self::PgPool(_) | Self::Connect(_) | Self::WouldWait => true,
             Self::Postgres(e) => postgres_transient(e),
             Self::Sqlite(_)
             | Self::Migration(_)
@@ -120,6 +124,18 @@ pub fn lost_race(e: &DbError) -> bool {
             e.code() == Some(&SqlState::T_R_SERIALIZATION_FAILURE)
                 || e.code() == Some(&SqlState::T_R_DEADLOCK_DETECTED)
         }
+        _ => false,
+    }
+}
+
+/// Whether a write of a batch committed together should run again alone, after the batch:
+/// it lost a race with another transaction, would have waited for another's lock, or waited
+/// longer than a batch lets it (`lock_timeout`).
+pub fn set_aside(e: &DbError) -> bool {
+    use postgres::error::SqlState;
+    match e {
+        DbError::WouldWait => true,
+        DbError::Postgres(pg) => lost_race(e) || pg.code() == Some(&SqlState::LOCK_NOT_AVAILABLE),
         _ => false,
     }
 }

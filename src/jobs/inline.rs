@@ -50,6 +50,9 @@ impl Inline {
             match done {
                 Ok(true) => settled += 1,
                 Ok(false) => rest.push(job),
+                // In a batch, another write holds what this needs: the whole claim runs again
+                // alone, where it may wait.
+                Err(DbError::WouldWait) => return Err(DbError::WouldWait),
                 Err(e) => {
                     tracing::warn!(job = %job.id, error = %e, "dispatch could not be settled at once");
                     rest.push(job);

@@ -140,10 +140,16 @@ pub(super) fn record(
         }
         Recording::LastWord(Some(record)) if held && outcome.ended == Ended::Failed => {
             tx.execute("SAVEPOINT last_word", params![])?;
-            if record(tx, outcome.as_settled()).is_err() {
+            let said = record(tx, outcome.as_settled());
+            if said.is_err() {
                 tx.execute("ROLLBACK TO last_word", params![])?;
             }
             tx.execute("RELEASE last_word", params![])?;
+            // In a batch, another write holds what the last word needs: the whole outcome
+            // is recorded again alone, where it may wait.
+            if let Err(DbError::WouldWait) = said {
+                return Err(DbError::WouldWait);
+            }
         }
         Recording::LastWord(_) => {}
     }

@@ -1,10 +1,11 @@
 //! Storage: the database behind one seam (`crate::db::Conn`). On SQLite: the one writer
-//! (group commit), the read pool and the schema's migrations. On PostgreSQL: a pool whose
-//! every write is a transaction of its own (`postgres`). Every write goes through
+//! (group commit), the read pool and the schema's migrations. On PostgreSQL: a pool, and a
+//! few writer threads committing writes in batches (`postgres`, `pg_batch`). Every write goes through
 //! `Store::write`; reads through `Store::read` or `Reads::with`.
 
 pub mod migrations;
 mod outage;
+mod pg_batch;
 pub mod postgres;
 pub mod writer;
 
@@ -177,10 +178,10 @@ impl Store {
         })
     }
 
-    /// Runs `work` as one write and answers once it is committed: on SQLite in the writer's
-    /// next batch, on PostgreSQL in a transaction of its own (see `postgres`). `work` may run
-    /// more than once (PostgreSQL runs it again after a deadlock), so it must not act outside
-    /// the database.
+    /// Runs `work` as one write and answers once it is committed, in the writer's next batch
+    /// (on PostgreSQL, one writer thread's: see `pg_batch`). `work` may run more than once
+    /// (PostgreSQL runs it again alone when it would wait for another's lock, or after a
+    /// deadlock), so it must not act outside the database.
     pub async fn write<T, F>(&self, work: F) -> Result<T, WriteError>
     where
         T: Send + 'static,
@@ -275,7 +276,15 @@ impl Store {
         }
     }
 
-    /// Writes waiting for the writer (on PostgreSQL: for a connection).
+    /// Writers committing batches at once: SQLite's one, PostgreSQL's threads.
+    pub fn writers(&self) -> usize {
+        match &self.backend {
+            Backend::Sqlite { .. } => 1,
+            Backend::Postgres(_) => postgres::WRITERS,
+        }
+    }
+
+    /// Writes waiting for a writer, not counting the batches running.
     pub fn queued_writes(&self) -> usize {
         match &self.backend {
             Backend::Sqlite { writer, .. } => writer.queued(),

@@ -1,6 +1,6 @@
 //! The PostgreSQL engine: several momentline instances on one database.
 //!
-//! Each write is a transaction of its own on a pooled connection, at READ COMMITTED. What
+//! Writes are committed together (`pg_batch`), at READ COMMITTED. What
 //! SQLite's one writer gives by running every write alone is given here by locks, taken where
 //! the write decides something others could change meanwhile:
 //! - a number (`db::numbers::lock`, taken by every read of its standing, and by the settling
@@ -11,22 +11,22 @@
 //! - a provider message id's unique index (`ON CONFLICT DO NOTHING`): one effect per message.
 //!
 //! They are PostgreSQL's transaction advisory locks, keyed by a hash of the key, so two
-//! instances (or two writes of one) take turns. A write that deadlocks is rolled back and run
-//! again from the start, a few times, after a short random wait. Group commit is the server's
-//! own business.
+//! instances (or two writes of one) take turns. Writes are committed in batches, a
+//! transaction each, by a few writer threads (`pg_batch`, which says how batches keep out of
+//! each other's way); a write that deadlocks is rolled back and run again.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::writer::{begin_noting, take_noted};
-use super::{Conn, DbError, WriteError, WriterSettings, WriterStats};
-use crate::db::sql::{PgConn, PgManager, PgPool, PgTarget, SslMode};
+use tokio::sync::mpsc;
 
-/// Connections in the pool: writes and reads share it.
+pub use super::pg_batch::WRITERS;
+use super::pg_batch::{self, Queued};
+use super::{Conn, DbError, WriteError, WriterSettings, WriterStats};
+use crate::db::sql::{PgManager, PgPool, PgTarget, SslMode};
+
+/// Connections in the pool: the writer threads and reads share it.
 const CONNECTIONS: u32 = 16;
-/// How many times a write that deadlocked is run in all.
-const ATTEMPTS: u32 = 12;
 
 #[derive(Clone)]
 pub struct PgStore {
@@ -35,10 +35,8 @@ pub struct PgStore {
     /// and whether that is worth a warning (not encrypted, over a network).
     security: (Arc<str>, bool),
     stats: Arc<WriterStats>,
-    /// Writes waiting for a connection or running.
-    waiting: Arc<AtomicUsize>,
-    /// Past this many waiting, `write` answers `Busy`.
-    queue: usize,
+    /// Writes waiting for a writer thread; past its capacity, `write` answers `Busy`.
+    queue: mpsc::Sender<Queued>,
 }
 
 /// A connection the pool could not open: at debug, once per try. The outage it belongs to
@@ -80,12 +78,14 @@ impl PgStore {
         let security = security(&mut first, &target)?;
         super::migrations::apply_postgres(&mut first)?;
         drop(first);
+        let stats = Arc::new(WriterStats::default());
+        let (queue, queued) = mpsc::channel(settings.queue.max(1));
+        pg_batch::start(&pool, queued, &stats).map_err(DbError::Thread)?;
         Ok(Self {
             pool,
             security,
-            stats: Arc::new(WriterStats::default()),
-            waiting: Arc::new(AtomicUsize::new(0)),
-            queue: settings.queue,
+            stats,
+            queue,
         })
     }
 
@@ -103,45 +103,33 @@ impl PgStore {
         &self.stats
     }
 
+    /// Writes waiting for a writer thread, not counting the batches running.
     pub fn queued(&self) -> usize {
-        self.waiting.load(Ordering::Relaxed)
+        self.queue.max_capacity() - self.queue.capacity()
     }
 
-    /// Runs `work` in a transaction of its own; `wait` false answers `Busy` at once when too
-    /// many writes are waiting already.
-    pub async fn write<T, F>(&self, mut work: F, wait: bool) -> Result<T, WriteError>
+    /// Runs `work` in the next batch (see `pg_batch`) and answers once it is committed;
+    /// `wait` false answers `Busy` at once when too many writes are waiting already.
+    pub async fn write<T, F>(&self, work: F, wait: bool) -> Result<T, WriteError>
     where
         T: Send + 'static,
         F: FnMut(&Conn) -> Result<T, DbError> + Send + 'static,
     {
-        let before = self.waiting.fetch_add(1, Ordering::Relaxed);
-        let _left = Left(Arc::clone(&self.waiting));
-        if !wait && before >= self.queue {
-            return Err(WriteError::Busy);
+        let (write, answer) = pg_batch::Write::new(work);
+        let write: Queued = Box::new(write);
+        if wait {
+            self.queue
+                .send(write)
+                .await
+                .map_err(|_| WriteError::Stopped)?;
+        } else {
+            self.queue.try_send(write).map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => WriteError::Busy,
+                mpsc::error::TrySendError::Closed(_) => WriteError::Stopped,
+            })?;
         }
-        let pool = self.pool.clone();
-        let stats = Arc::clone(&self.stats);
-        tokio::task::spawn_blocking(move || {
-            let mut conn = connection(&pool, wait)?;
-            let mut attempt = 1;
-            loop {
-                match run_once(&mut conn, &mut work, &stats) {
-                    Err(WriteError::Failed(e))
-                        if crate::db::lost_race(&e) && attempt < ATTEMPTS =>
-                    {
-                        tracing::debug!(
-                            attempt,
-                            "a write deadlocked with another; running it again"
-                        );
-                        std::thread::sleep(backoff(attempt));
-                        attempt += 1;
-                    }
-                    other => return other,
-                }
-            }
-        })
-        .await
-        .unwrap_or(Err(WriteError::Panicked))
+        // A write is dropped unanswered only when its thread panicked.
+        answer.await.unwrap_or(Err(WriteError::Panicked))
     }
 }
 
@@ -166,89 +154,6 @@ fn security(client: &mut postgres::Client, target: &PgTarget) -> Result<(Arc<str
         _ => format!("not encrypted ({})", target.checked()),
     };
     Ok((text.into(), !encrypted && !target.is_local()))
-}
-
-/// Times a waiting write asks the pool for a connection (5 s each) before it fails.
-const CONNECTION_TRIES: u32 = 6;
-
-/// A pooled connection. A write that waits (a job's outcome, a renewal) asks again while
-/// every connection is busy (writes waiting for a number hold theirs), up to 30 s.
-fn connection(pool: &PgPool, wait: bool) -> Result<r2d2::PooledConnection<PgManager>, WriteError> {
-    let mut tries = 1;
-    loop {
-        match pool.get() {
-            Ok(conn) => return Ok(conn),
-            Err(e) if wait && tries < CONNECTION_TRIES => {
-                // Every connection busy, or the server unreachable: an outage is said once
-                // by the store.
-                tracing::debug!(error = %e, tries, "no PostgreSQL connection free yet; waiting");
-                tries += 1;
-            }
-            Err(e) => return Err(WriteError::Failed(DbError::PgPool(e))),
-        }
-    }
-}
-
-/// Counts a write out of `waiting` however it ends.
-struct Left(Arc<AtomicUsize>);
-
-impl Drop for Left {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// A random wait that grows with the attempt: 1–2 ms, then up to about 0.5 s.
-fn backoff(attempt: u32) -> Duration {
-    let mut byte = [0_u8; 2];
-    let jitter = getrandom::fill(&mut byte).map_or(0, |()| u64::from(u16::from_le_bytes(byte)));
-    let base = 1_u64 << attempt.min(8);
-    Duration::from_micros(base * 1000 + jitter % (base * 1000))
-}
-
-fn run_once<T, F>(conn: &mut PgConn, work: &mut F, stats: &WriterStats) -> Result<T, WriteError>
-where
-    F: FnMut(&Conn) -> Result<T, DbError>,
-{
-    let (client, cache) = conn.split();
-    // Named, not left to the server's default: the locks above are what keep writes apart.
-    let mut tx = client
-        .build_transaction()
-        .isolation_level(postgres::IsolationLevel::ReadCommitted)
-        .start()
-        .map_err(|e| WriteError::Failed(e.into()))?;
-    begin_noting();
-    let ran = {
-        let conn = Conn::postgres(&mut tx, cache);
-        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&conn)));
-        // BEGIN and COMMIT besides the write's own.
-        stats
-            .statements
-            .fetch_add(2 + conn.statements(), Ordering::Relaxed);
-        ran
-    };
-    let noted = take_noted();
-    let value = match ran {
-        Ok(Ok(value)) => value,
-        Ok(Err(e)) => {
-            let _ = tx.rollback();
-            return Err(WriteError::Failed(e));
-        }
-        Err(_) => {
-            tracing::error!("a write panicked; it was rolled back");
-            let _ = tx.rollback();
-            return Err(WriteError::Panicked);
-        }
-    };
-    tx.commit().map_err(|e| WriteError::Failed(e.into()))?;
-    stats.batches.fetch_add(1, Ordering::Relaxed);
-    stats.writes.fetch_add(1, Ordering::Relaxed);
-    stats.largest_batch.fetch_max(1, Ordering::Relaxed);
-    stats.batch_sizes.observe(1.0);
-    for labels in noted {
-        stats.transitions.with_label_values(&labels).inc();
-    }
-    Ok(value)
 }
 
 /// Runs `read` on a pooled connection, outside any transaction; blocks. Not on an async

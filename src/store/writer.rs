@@ -28,9 +28,9 @@ pub enum WriteError {
     /// The write itself failed, and was rolled back alone.
     #[error("the write failed")]
     Failed(#[source] DbError),
-    /// The write ran, but its batch could not be committed.
+    /// The write ran (or was to run), but its batch could not be committed.
     #[error("the batch could not be committed")]
-    Commit(#[source] Arc<rusqlite::Error>),
+    Commit(#[source] Arc<DbError>),
     /// The write panicked, and was rolled back alone.
     #[error("the write panicked")]
     Panicked,
@@ -45,7 +45,7 @@ impl WriteError {
     pub fn may_pass(&self) -> bool {
         match self {
             Self::Failed(db) => db.is_transient(),
-            Self::Commit(e) => crate::db::sqlite_transient(e),
+            Self::Commit(e) => e.is_transient(),
             Self::Busy | Self::Late => true,
             Self::Stopped | Self::Panicked => false,
         }
@@ -93,11 +93,11 @@ pub(crate) fn take_noted() -> Vec<[&'static str; 3]> {
     NOTED.with(|noted| noted.borrow_mut().take().unwrap_or_default())
 }
 
-fn noted_len() -> usize {
+pub(super) fn noted_len() -> usize {
     NOTED.with(|noted| noted.borrow().as_ref().map_or(0, Vec::len))
 }
 
-fn forget_noted_from(mark: usize) {
+pub(super) fn forget_noted_from(mark: usize) {
     NOTED.with(|noted| {
         if let Some(noted) = noted.borrow_mut().as_mut() {
             noted.truncate(mark);
@@ -255,7 +255,7 @@ fn commit_batch(
     }
     if let Err(e) = run_cached(conn, "BEGIN IMMEDIATE") {
         said_once_or_error(&e, "could not begin a write batch", 0);
-        let e = Arc::new(e);
+        let e = Arc::new(DbError::Sqlite(e));
         for job in batch {
             (job(None).answer)(Err(WriteError::Commit(Arc::clone(&e))));
         }
@@ -316,7 +316,7 @@ fn commit_batch(
         Err(e) => {
             said_once_or_error(&e, "a write batch failed; rolled back", answers.len());
             let _ = conn.execute_batch("ROLLBACK");
-            let e = Arc::new(e);
+            let e = Arc::new(DbError::Sqlite(e));
             for ran in answers {
                 (ran.answer)(Err(WriteError::Commit(Arc::clone(&e))));
             }

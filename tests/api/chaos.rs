@@ -224,6 +224,9 @@ type Answers = Vec<(u16, bool)>;
 /// steady rate from 2 s before `fault` for `lasting` until 6 s after, each redelivered until
 /// taken.
 async fn case(name: &str, fault: Option<Fault>, own: Option<&OwnServer>, lasting: Duration) {
+    // A slow database is not a down one: reads that still answer within /healthz's 2 s
+    // keep it 200 (the writers hold a few of the pool's connections, not all of them).
+    let down = !matches!(fault, Some(Fault::Latency(_)));
     let database = match own {
         Some(server) => PgDatabase::create_on(&server.0),
         None => PgDatabase::create(),
@@ -341,7 +344,7 @@ async fn case(name: &str, fault: Option<Fault>, own: Option<&OwnServer>, lasting
         .map(|(_, s)| *s)
         .collect();
     assert!(
-        during.contains(&503),
+        !down || during.contains(&503),
         "{name}: /healthz never said the database was down during the fault: {during:?}"
     );
     let after: Vec<(Duration, u16)> = health

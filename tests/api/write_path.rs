@@ -14,8 +14,18 @@ use momentline::store::{DbError, Store, WriteError};
 
 use crate::helpers::*;
 
-/// Holds the writer busy until the returned sender is dropped or sent to.
-async fn hold_writer(store: &Store) -> std::sync::mpsc::Sender<()> {
+/// Holds every writer (SQLite's one, PostgreSQL's threads) busy until the returned senders
+/// are dropped.
+async fn hold_writer(store: &Store) -> Vec<std::sync::mpsc::Sender<()>> {
+    let mut held = Vec::new();
+    for _ in 0..store.writers() {
+        held.push(hold_one_writer(store).await);
+    }
+    held
+}
+
+/// Holds one writer busy until the returned sender is dropped or sent to.
+async fn hold_one_writer(store: &Store) -> std::sync::mpsc::Sender<()> {
     let (release, held) = std::sync::mpsc::channel::<()>();
     let (started, running) = tokio::sync::oneshot::channel();
     let store = store.clone();
@@ -35,24 +45,11 @@ async fn hold_writer(store: &Store) -> std::sync::mpsc::Sender<()> {
     release
 }
 
-/// Waits until `writes` wait for SQLite's writer. On PostgreSQL a write waits for no other
-/// (each is a transaction of its own, on a connection of its own): nothing to wait for.
+/// Waits until `writes` wait for a writer.
 async fn until_queued(store: &Store, writes: usize) {
-    if store.engine() == Engine::Postgres {
-        return;
-    }
     let deadline = Instant::now() + Duration::from_secs(5);
     while store.queued_writes() < writes {
         assert!(Instant::now() < deadline, "writes never queued");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-/// Waits until no write is waiting or running.
-async fn until_no_writes(store: &Store) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while store.queued_writes() > 0 {
-        assert!(Instant::now() < deadline, "writes never ended");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -81,9 +78,6 @@ fn add_artist(
 
 #[tokio::test]
 async fn a_failing_write_is_rolled_back_alone_and_its_batch_commits() {
-    if skip_on_postgres("batches (group commit) are the SQLite writer's") {
-        return;
-    }
     let app = spawn_app().await;
     let release = hold_writer(&app.store).await;
     let before = app
@@ -131,9 +125,8 @@ async fn a_full_write_queue_answers_503_and_writes_nothing_until_redelivered() {
     let event = app.sms_event(PHONE, "Kept after a retry");
 
     let release = hold_writer(&app.store).await;
-    // SQLite's queue holds the writes waiting behind the one running: one fills it. On
-    // PostgreSQL the running write counts already.
-    let filler = (app.engine() == Engine::Sqlite).then(|| add_artist(&app.store, "Filler", false));
+    // The queue holds the writes waiting behind the ones running: one fills it.
+    let filler = add_artist(&app.store, "Filler", false);
     until_queued(&app.store, 1).await;
     let refused = app.telnyx_webhook(&event).await;
     assert_eq!(refused.status(), 503);
@@ -141,10 +134,7 @@ async fn a_full_write_queue_answers_503_and_writes_nothing_until_redelivered() {
     let connect = app.connect("+14155550123").await;
     assert_eq!(connect.status(), 503);
     drop(release);
-    match filler {
-        Some(filler) => filler.await.expect("task").expect("the filler was written"),
-        None => until_no_writes(&app.store).await,
-    }
+    filler.await.expect("task").expect("the filler was written");
 
     assert_eq!(app.count("SELECT count(*) FROM moments"), 0);
     assert_eq!(
@@ -415,7 +405,7 @@ async fn readiness_is_503_while_the_write_queue_is_full_and_health_stays_up() {
     assert_eq!(head.status(), 200);
 
     let release = hold_writer(&app.store).await;
-    let filler = (app.engine() == Engine::Sqlite).then(|| add_artist(&app.store, "Filler", false));
+    let filler = add_artist(&app.store, "Filler", false);
     until_queued(&app.store, 1).await;
     let busy = app.get_keyless("/readyz").await;
     assert_eq!(busy.status(), 503, "a webhook would be refused now");
@@ -426,10 +416,7 @@ async fn readiness_is_503_while_the_write_queue_is_full_and_health_stays_up() {
     // The database still answers reads: health stays up (drain, do not restart).
     assert_eq!(app.get_keyless("/healthz").await.status(), 200);
     drop(release);
-    match filler {
-        Some(filler) => filler.await.expect("task").expect("the filler was written"),
-        None => until_no_writes(&app.store).await,
-    }
+    filler.await.expect("task").expect("the filler was written");
     assert_eq!(
         app.get_keyless("/readyz").await.status(),
         200,
@@ -474,3 +461,73 @@ async fn a_text_takes_few_statements_from_its_webhook_to_its_reply_sent() {
 /// checks its claim, no number lock taken twice.
 const STATEMENTS_PER_TEXT_SQLITE: u64 = 27;
 const STATEMENTS_PER_TEXT_POSTGRES: u64 = 23;
+
+/// On PostgreSQL several batches run at once, each holding its writes' locks until it
+/// commits: a write whose lock another batch holds is set aside, not left waiting inside its
+/// batch (where two batches could wait for each other), and runs alone once the holder
+/// commits; the rest of its batch does not wait for it.
+#[tokio::test]
+async fn a_write_whose_lock_another_batch_holds_runs_alone_after_it() {
+    let app = spawn_app().await;
+    if app.engine() != Engine::Postgres {
+        eprintln!("skipped on SQLite: its one writer runs every write alone");
+        return;
+    }
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let (taken, locked) = tokio::sync::oneshot::channel();
+    let store = app.store.clone();
+    let mut taken = Some(taken);
+    let holder = tokio::spawn(async move {
+        store
+            .write(move |tx| {
+                tx.lock("number:+14155550100")?;
+                tx.execute(
+                    "INSERT INTO artists (name, created_at) VALUES ('Holder', '2026-11-22T00:00:00.000Z')",
+                    params![],
+                )?;
+                if let Some(taken) = taken.take() {
+                    let _ = taken.send(());
+                }
+                let _ = held.recv_timeout(Duration::from_secs(10));
+                Ok::<_, DbError>(())
+            })
+            .await
+    });
+    locked.await.expect("the holding write runs");
+    let store = app.store.clone();
+    let waiter = tokio::spawn(async move {
+        store
+            .write(|tx| {
+                tx.lock("number:+14155550100")?;
+                // It runs once the holder committed: it sees the holder's row.
+                let holders: i64 = tx.query_value(
+                    "SELECT count(*) FROM artists WHERE name = 'Holder'",
+                    params![],
+                )?;
+                tx.execute(
+                    "INSERT INTO artists (name, created_at) VALUES ('Waiter', '2026-11-22T00:00:00.000Z')",
+                    params![],
+                )?;
+                Ok::<_, DbError>(holders)
+            })
+            .await
+    });
+    // Another write, with no lock, commits meanwhile.
+    let other = add_artist(&app.store, "Other", false);
+    assert!(other.await.expect("task").is_ok(), "the free write waited");
+    assert!(
+        !waiter.is_finished(),
+        "the waiting write did not wait for the lock"
+    );
+    drop(release);
+    assert!(holder.await.expect("task").is_ok());
+    let seen = waiter
+        .await
+        .expect("task")
+        .expect("the waiting write committed");
+    assert_eq!(seen, 1, "it ran after the holder committed");
+    assert_eq!(
+        app.count("SELECT count(*) FROM artists WHERE name IN ('Holder', 'Waiter', 'Other')"),
+        3
+    );
+}

@@ -70,6 +70,19 @@ pub struct Conn<'c> {
     statements: Cell<u64>,
     /// The keys this write holds (`lock`), so taking one again costs no round trip.
     held: RefCell<Vec<String>>,
+    /// In a batch of writes committed together (PostgreSQL), the keys another transaction
+    /// held when a write of the batch asked: `lock` never waits there (see `Batched`).
+    batch: Option<&'c Batched>,
+}
+
+/// The keys a batch of writes found held by another transaction. A batch holds every lock
+/// its writes took until it commits, so a write that waited for another batch's lock could
+/// deadlock with it: instead `lock` answers `DbError::WouldWait`, and the write runs again
+/// alone after the batch. A key refused once stays refused for the rest of the batch, so a
+/// later write on the same number cannot overtake the one set aside.
+#[derive(Default)]
+pub struct Batched {
+    refused: RefCell<Vec<String>>,
 }
 
 enum Inner<'c> {
@@ -82,6 +95,7 @@ impl<'c> Conn<'c> {
             inner: Inner::Sqlite(conn),
             statements: Cell::new(0),
             held: RefCell::new(Vec::new()),
+            batch: None,
         }
     }
 
@@ -94,6 +108,19 @@ impl<'c> Conn<'c> {
             })),
             statements: Cell::new(0),
             held: RefCell::new(Vec::new()),
+            batch: None,
+        }
+    }
+
+    /// As `postgres`, for one write of a batch committed together: `lock` never waits.
+    pub fn postgres_batched(
+        tx: &'c mut (dyn PgExec + 'c),
+        cache: PgCache<'c>,
+        batch: &'c Batched,
+    ) -> Self {
+        Self {
+            batch: Some(batch),
+            ..Self::postgres(tx, cache)
         }
     }
 
@@ -225,16 +252,24 @@ impl<'c> Conn<'c> {
     /// Holds `key` until this write commits or rolls back: writes that take the same key run
     /// one after another, across every instance on the database (PostgreSQL's transaction
     /// advisory locks; taken again by the same write, it is already held). On SQLite, where
-    /// one writer runs every write alone, it does nothing.
+    /// one writer runs every write alone, it does nothing. In a batch (`Batched`) it never
+    /// waits: a key another transaction holds is `DbError::WouldWait`.
     pub fn lock(&self, key: &str) -> Result<(), DbError> {
-        if self.engine() == Engine::Postgres && !self.holds(key) {
-            self.query_map(
-                "SELECT pg_advisory_xact_lock(hashtextextended(CAST(?1 AS TEXT), 0))",
-                &[key],
-                |_| Ok(()),
-            )?;
-            self.held.borrow_mut().push(key.to_owned());
+        if self.engine() == Engine::Sqlite || self.holds(key) {
+            return Ok(());
         }
+        if self.batch.is_some() {
+            return match self.try_lock(key)? {
+                true => Ok(()),
+                false => Err(DbError::WouldWait),
+            };
+        }
+        self.query_map(
+            "SELECT pg_advisory_xact_lock(hashtextextended(CAST(?1 AS TEXT), 0))",
+            &[key],
+            |_| Ok(()),
+        )?;
+        self.held.borrow_mut().push(key.to_owned());
         Ok(())
     }
 
@@ -244,18 +279,24 @@ impl<'c> Conn<'c> {
     }
 
     /// As `lock`, but never waits: `false` when another write holds `key` (SQLite: always
-    /// `true`).
+    /// `true`). In a batch, a key refused once is refused to every later write of it.
     pub fn try_lock(&self, key: &str) -> Result<bool, DbError> {
         match self.engine() {
             Engine::Sqlite => Ok(true),
             Engine::Postgres if self.holds(key) => Ok(true),
             Engine::Postgres => {
+                let refused = |batch: &Batched| batch.refused.borrow().iter().any(|k| k == key);
+                if self.batch.is_some_and(refused) {
+                    return Ok(false);
+                }
                 let taken = self.query_value(
                     "SELECT pg_try_advisory_xact_lock(hashtextextended(CAST(?1 AS TEXT), 0))",
                     &[key],
                 )?;
-                if taken {
-                    self.held.borrow_mut().push(key.to_owned());
+                match (taken, self.batch) {
+                    (true, _) => self.held.borrow_mut().push(key.to_owned()),
+                    (false, Some(batch)) => batch.refused.borrow_mut().push(key.to_owned()),
+                    (false, None) => {}
                 }
                 Ok(taken)
             }

@@ -52,6 +52,13 @@ impl Drop for PgConn {
 /// The statement cache of a connection in a transaction.
 pub struct PgCache<'c>(pub(super) &'c mut HashMap<String, postgres::Statement>);
 
+impl PgCache<'_> {
+    /// The same cache, for a shorter while (one write of several in a transaction).
+    pub fn reborrow(&mut self) -> PgCache<'_> {
+        PgCache(self.0)
+    }
+}
+
 /// An r2d2 manager for `PgConn`: `r2d2_postgres`'s connections with their statement cache,
 /// reached as `PgTarget` says.
 pub struct PgManager(
