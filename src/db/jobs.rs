@@ -148,24 +148,74 @@ pub struct Claimed {
     pub request: Option<RequestId>,
 }
 
-/// Whether any job of `kinds` is due, or any claim has run out: a read, so an idle runner
-/// costs no write.
-pub fn any_due(conn: &Conn, kinds: &[JobKind], now: DateTime<Utc>) -> Result<bool, DbError> {
-    // One parameter a kind: the statement is prepared once for each number of kinds asked.
-    let places = (2..kinds.len() + 2)
-        .map(|i| format!("?{i}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+/// What there is to claim: the kinds with a job due, and whether a claim has run out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Due {
+    /// The kinds asked about that have a job due, in the order they were asked.
+    pub kinds: Vec<JobKind>,
+    /// A running job's lease has run out: `take_back` puts it back in the queue.
+    pub lapsed: bool,
+}
+
+impl Due {
+    pub fn any(&self) -> bool {
+        !self.kinds.is_empty() || self.lapsed
+    }
+}
+
+/// The read `due` runs for `kinds` kinds: one EXISTS a kind (each a seek in `jobs_due`,
+/// however long its backlog), and one for a claim run out (`jobs_running`). Made once for
+/// each number of kinds.
+fn due_sql(kinds: usize) -> &'static str {
+    static MADE: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+        (0..=JobKind::ALL.len())
+            .map(|kinds| {
+                let mut columns: Vec<String> = (0..kinds)
+                    .map(|i| {
+                        format!(
+                            "EXISTS (SELECT 1 FROM jobs WHERE state = 'queued' AND kind = ?{}
+                               AND run_after <= ?1)",
+                            i + 2
+                        )
+                    })
+                    .collect();
+                columns.push(
+                    "EXISTS (SELECT 1 FROM jobs WHERE state = 'running' AND lease_until <= ?1)"
+                        .into(),
+                );
+                format!("SELECT {}", columns.join(", "))
+            })
+            .collect()
+    });
+    &MADE[kinds.min(JobKind::ALL.len())]
+}
+
+/// Which of `kinds` have a job due, and whether any claim has run out: a read, so an idle
+/// runner costs no write, and its claim asks only for the kinds that have work.
+pub fn due(conn: &Conn, kinds: &[JobKind], now: DateTime<Utc>) -> Result<Due, DbError> {
+    let kinds = &kinds[..kinds.len().min(JobKind::ALL.len())];
     let now = ts(now);
     let mut values: Vec<&str> = vec![now.as_str()];
     values.extend(kinds.iter().map(|k| k.as_str()));
-    conn.query_value(
-        &format!(
-            "SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'queued' AND run_after <= ?1
-               AND kind IN ({places}))
-             OR EXISTS (SELECT 1 FROM jobs WHERE state = 'running' AND lease_until <= ?1)"
-        ),
-        &values,
+    conn.query_row(due_sql(kinds.len()), &values, |r| {
+        let mut due = Due::default();
+        for (i, kind) in kinds.iter().enumerate() {
+            if r.get::<_, bool>(i)? {
+                due.kinds.push(*kind);
+            }
+        }
+        due.lapsed = r.get(kinds.len())?;
+        Ok(due)
+    })
+}
+
+/// Puts the jobs whose claim ran out (their runner died or hung) back in the queue, due as
+/// they were; answers how many.
+pub fn take_back(conn: &Conn, now: DateTime<Utc>) -> Result<usize, DbError> {
+    conn.execute(
+        "UPDATE jobs SET state = 'queued', leased_by = NULL, lease_until = NULL, updated_at = ?1
+         WHERE state = 'running' AND lease_until <= ?1",
+        &[ts(now)],
     )
 }
 
@@ -192,8 +242,8 @@ static CLAIM: Locking = Locking::new(
 );
 
 /// Claims up to `limit` due jobs of `kinds` (in that order of kinds) for `runner` until
-/// `now + lease`. Claims whose lease ran out (their runner died or hung) are taken back
-/// first.
+/// `now + lease`. A job whose claim ran out is claimed again only once `take_back` has put it
+/// back in the queue.
 pub fn claim(
     conn: &Conn,
     runner: &str,
@@ -205,11 +255,6 @@ pub fn claim(
     if limit == 0 {
         return Ok(Vec::new());
     }
-    conn.execute(
-        "UPDATE jobs SET state = 'queued', leased_by = NULL, lease_until = NULL, updated_at = ?1
-         WHERE state = 'running' AND lease_until <= ?1",
-        &[ts(now)],
-    )?;
     let sql = conn.locking(&CLAIM);
     let mut claimed: Vec<Claimed> = Vec::new();
     for kind in kinds {
@@ -463,6 +508,15 @@ mod tests {
                 .expect("claim")
                 .is_empty());
             let later = now + Duration::seconds(31);
+            assert_eq!(
+                due(conn, &kinds, later).expect("due"),
+                Due {
+                    kinds: Vec::new(),
+                    lapsed: true
+                }
+            );
+            assert_eq!(take_back(conn, later).expect("take back"), 1);
+            assert_eq!(due(conn, &kinds, later).expect("due").kinds, kinds);
             let theirs =
                 claim(conn, "new", &kinds, 1, Duration::seconds(30), later).expect("claim");
             assert_eq!(theirs.len(), 1);

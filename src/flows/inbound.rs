@@ -412,6 +412,12 @@ fn enqueue(
             let held = Held {
                 artist: *owner,
                 message_id,
+                // As `record` wrote the message: in the conversation of the number's owner.
+                conversation: messages::Conversation {
+                    artist: decision.next.owner(),
+                    phone: from.as_str().to_owned(),
+                    service_number: Some(message.to.clone()),
+                },
                 merge_until,
                 post_at: if posted_late {
                     now
@@ -427,11 +433,12 @@ fn enqueue(
     Ok((moments, replies.len(), merged))
 }
 
-/// Whose Moments they are, from which message, until when they are open to their other half,
-/// and when they are posted.
+/// Whose Moments they are, from which message (and its conversation, as recorded), until
+/// when they are open to their other half, and when they are posted.
 struct Held {
     artist: ArtistId,
     message_id: MessageId,
+    conversation: messages::Conversation,
     merge_until: Option<DateTime<Utc>>,
     post_at: DateTime<Utc>,
 }
@@ -485,15 +492,15 @@ fn enqueue_moments(
         }
     }
     // The write holds the number (`receive`), as settling asks.
-    for (id, link) in settled_now {
-        settle::record_locked(
+    if !settled_now.is_empty() {
+        let every_moment = settled_now.len() == commands.len();
+        settle::record_created_now(
             tx,
-            id,
-            Ok(&link),
-            None,
+            &held.conversation,
+            &settled_now,
+            every_moment,
             posted,
             (settings.sender, settings.events),
-            &settings.host,
         )?;
     }
     Ok(commands.len())

@@ -96,9 +96,8 @@ pub fn record(
     )
 }
 
-/// As `record`, by a write that holds the Moment's number already (the one receiving the text
-/// that asked for it).
-pub fn record_locked(
+/// As `record`, by a write that holds the Moment's number already.
+fn record_locked(
     tx: &Conn,
     id: MomentId,
     outcome: Result<&str, Failure>,
@@ -164,16 +163,66 @@ pub fn record_locked(
     let Some(settled) = moments::settled(tx, moment.message_id)? else {
         return Ok(());
     };
+    let kinds = texts_of(&settled, texts);
+    if kinds.is_empty() {
+        return Ok(());
+    }
+    let Some(conversation) = messages::conversation_of(tx, moment.message_id)? else {
+        return Ok(());
+    };
+    for kind in kinds {
+        tell_in(tx, &conversation, kind, &settled.links, sender, now)?;
+    }
+    Ok(())
+}
+
+/// Records Moments that the write recording their text has just recorded, each created at
+/// once at its link (momentline's own page links without asking), with their events; then,
+/// when they are every Moment of the message, queues its texts. What the write has just
+/// written (the Moments pending, the message's conversation) is not read back.
+pub fn record_created_now(
+    tx: &Conn,
+    conversation: &messages::Conversation,
+    created: &[(MomentId, String)],
+    every_moment: bool,
+    texts: &Texts,
+    (sender, events): (&'static str, Events),
+) -> Result<(), DbError> {
+    let now = Utc::now();
+    for (id, link) in created {
+        moments::mark_created(tx, *id, link, now)?;
+        // Read only for its event.
+        if events.is_on() {
+            if let Some(told) = moments::for_host(tx, *id)? {
+                events.moment(tx, EventType::MomentCreated, &told, Some(link), None, now)?;
+            }
+        }
+    }
+    if !every_moment {
+        // The others are settled by their jobs; the last of them queues the texts.
+        return Ok(());
+    }
+    let settled = moments::Settled {
+        links: created.iter().map(|(_, link)| link.clone()).collect(),
+        ..moments::Settled::default()
+    };
+    for kind in texts_of(&settled, texts) {
+        tell_in(tx, conversation, kind, &settled.links, sender, now)?;
+    }
+    Ok(())
+}
+
+/// A message's texts once its Moments are settled: "Moment posted" with their links (when
+/// the decision allowed it), a text for each kind of failure, then the replies decided after
+/// "Moment posted".
+fn texts_of(settled: &moments::Settled, texts: &Texts) -> Vec<ReplyKind> {
     let mut kinds = Vec::new();
     if texts.posted && !settled.links.is_empty() {
         kinds.push(ReplyKind::MomentPosted);
     }
     kinds.extend_from_slice(&settled.failures);
     kinds.extend_from_slice(&texts.then);
-    for kind in kinds {
-        tell(tx, moment.message_id, kind, &settled.links, sender, now)?;
-    }
-    Ok(())
+    kinds
 }
 
 /// Queues reply `kind` in the conversation of inbound message `message_id`, to its number.
@@ -185,9 +234,21 @@ pub fn tell(
     sender: &'static str,
     now: chrono::DateTime<Utc>,
 ) -> Result<(), DbError> {
-    let Some(inbound) = messages::conversation_of(tx, message_id)? else {
-        return Ok(());
-    };
+    match messages::conversation_of(tx, message_id)? {
+        Some(inbound) => tell_in(tx, &inbound, kind, links, sender, now),
+        None => Ok(()),
+    }
+}
+
+/// Queues reply `kind` in `inbound`'s conversation, to its number.
+fn tell_in(
+    tx: &Conn,
+    inbound: &messages::Conversation,
+    kind: ReplyKind,
+    links: &[String],
+    sender: &'static str,
+    now: chrono::DateTime<Utc>,
+) -> Result<(), DbError> {
     let Some(body) = replies::render(
         kind,
         &ReplyContext {

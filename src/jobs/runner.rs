@@ -222,17 +222,34 @@ impl Runner {
             .turns_within(CLAIM_HORIZON)
             .map_or(free, |turns| turns.saturating_sub(waiting).min(free));
         let (name, lease) = (self.inner.name.clone(), self.inner.settings.lease);
-        if !self.due(ALL_KINDS).await? {
+        let due = self.due(ALL_KINDS).await?;
+        if !due.any() {
             return Ok((Vec::new(), 0));
         }
         let inline = self.inline();
-        // On PostgreSQL the claim's FOR UPDATE SKIP LOCKED keeps two instances off one job.
+        // Only the kinds the read found due are asked for (a job that fell due since is
+        // claimed in the next round), and claims run out are taken back only when the read
+        // saw one: a round costs the writer a statement for each kind with work. On
+        // PostgreSQL the claim's FOR UPDATE SKIP LOCKED keeps two instances off one job.
         self.store()
             .write_waiting(move |tx| {
                 let now = Utc::now();
-                let mut claimed = jobs::claim(tx, &name, &[JobKind::SendText], sends, lease, now)?;
+                // A job taken back may be of any kind: all are looked for then.
+                let kinds = match due.lapsed {
+                    true => {
+                        jobs::take_back(tx, now)?;
+                        ALL_KINDS
+                    }
+                    false => &due.kinds[..],
+                };
+                let texts: Vec<JobKind> = kinds
+                    .iter()
+                    .copied()
+                    .filter(|kind| *kind == JobKind::SendText)
+                    .collect();
+                let mut claimed = jobs::claim(tx, &name, &texts, sends, lease, now)?;
                 // Every other kind, in `ALL_KINDS`' order.
-                let others: Vec<JobKind> = ALL_KINDS
+                let others: Vec<JobKind> = kinds
                     .iter()
                     .copied()
                     .filter(|kind| *kind != JobKind::SendText)
@@ -264,10 +281,11 @@ impl Runner {
         }
     }
 
-    async fn due(&self, kinds: &[JobKind]) -> Result<bool, RunnerError> {
+    /// What there is to claim of `kinds`, as a read sees it.
+    async fn due(&self, kinds: &[JobKind]) -> Result<jobs::Due, RunnerError> {
         let kinds = kinds.to_vec();
         self.store()
-            .read(move |c| jobs::any_due(c, &kinds, Utc::now()))
+            .read(move |c| jobs::due(c, &kinds, Utc::now()))
             .await
             .map_err(RunnerError::Read)
     }
@@ -349,20 +367,30 @@ impl Runner {
     /// One round, for tests and tools: claims every due job of `kinds` (up to the
     /// concurrency cap), runs them all at once and records each outcome.
     pub async fn run_once(&self, kinds: &[JobKind]) -> Result<Round, RunnerError> {
-        if !self.due(kinds).await? {
+        let due = self.due(kinds).await?;
+        if !due.any() {
             return Ok(Round::default());
         }
-        let (name, lease, kinds, limit) = (
+        let (name, lease, limit, asked) = (
             self.inner.name.clone(),
             self.inner.settings.lease,
-            kinds.to_vec(),
             self.inner.settings.concurrency.max(1),
+            kinds.to_vec(),
         );
         let inline = self.inline();
         let (jobs, settled) = self
             .store()
             .write_waiting(move |tx| {
-                let claimed = jobs::claim(tx, &name, &kinds, limit, lease, Utc::now())?;
+                let now = Utc::now();
+                // A job taken back may be of any kind asked for: all are looked for then.
+                let kinds = match due.lapsed {
+                    true => {
+                        jobs::take_back(tx, now)?;
+                        &asked
+                    }
+                    false => &due.kinds,
+                };
+                let claimed = jobs::claim(tx, &name, kinds, limit, lease, now)?;
                 inline.settle(tx, claimed)
             })
             .await
