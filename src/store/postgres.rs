@@ -117,17 +117,7 @@ impl PgStore {
     {
         let (write, answer) = pg_batch::Write::new(work);
         let write: Queued = Box::new(write);
-        if wait {
-            self.queue
-                .send(write)
-                .await
-                .map_err(|_| WriteError::Stopped)?;
-        } else {
-            self.queue.try_send(write).map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => WriteError::Busy,
-                mpsc::error::TrySendError::Closed(_) => WriteError::Stopped,
-            })?;
-        }
+        super::writer::enqueue(&self.queue, write, wait).await?;
         // A write is dropped unanswered only when its thread panicked.
         answer.await.unwrap_or(Err(WriteError::Panicked))
     }

@@ -176,17 +176,7 @@ impl Writer {
                 },
             }
         });
-        if wait {
-            self.queue
-                .send(job)
-                .await
-                .map_err(|_| WriteError::Stopped)?;
-        } else {
-            self.queue.try_send(job).map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => WriteError::Busy,
-                mpsc::error::TrySendError::Closed(_) => WriteError::Stopped,
-            })?;
-        }
+        enqueue(&self.queue, job, wait).await?;
         // The job is dropped unanswered only when it panicked.
         answer.await.unwrap_or(Err(WriteError::Panicked))
     }
@@ -199,6 +189,22 @@ impl Writer {
     pub fn queued(&self) -> usize {
         self.queue.max_capacity() - self.queue.capacity()
     }
+}
+
+/// Puts `job` in a writer's `queue`: with `wait`, once there is room; without, at once or
+/// `WriteError::Busy`.
+pub(super) async fn enqueue<J>(
+    queue: &mpsc::Sender<J>,
+    job: J,
+    wait: bool,
+) -> Result<(), WriteError> {
+    if wait {
+        return queue.send(job).await.map_err(|_| WriteError::Stopped);
+    }
+    queue.try_send(job).map_err(|e| match e {
+        mpsc::error::TrySendError::Full(_) => WriteError::Busy,
+        mpsc::error::TrySendError::Closed(_) => WriteError::Stopped,
+    })
 }
 
 fn run(

@@ -495,6 +495,13 @@ async fn a_write_whose_lock_another_batch_holds_runs_alone_after_it() {
             .await
     });
     locked.await.expect("the holding write runs");
+    // Every other writer busy but one, held at a gate, so that the two writes below wait
+    // together and are taken as one batch when the gate opens.
+    let mut busy = Vec::new();
+    for _ in 2..app.store.writers() {
+        busy.push(hold_one_writer(&app.store).await);
+    }
+    let gate = hold_one_writer(&app.store).await;
     let store = app.store.clone();
     let waiter = tokio::spawn(async move {
         store
@@ -513,14 +520,22 @@ async fn a_write_whose_lock_another_batch_holds_runs_alone_after_it() {
             })
             .await
     });
-    // Another write, with no lock, commits meanwhile.
+    until_queued(&app.store, 1).await;
+    // Another write, with no lock, behind it in the same batch: it commits while the first
+    // still waits for the holder.
     let other = add_artist(&app.store, "Other", false);
-    assert!(other.await.expect("task").is_ok(), "the free write waited");
+    until_queued(&app.store, 2).await;
+    drop(gate);
+    let other = tokio::time::timeout(Duration::from_secs(5), other)
+        .await
+        .expect("the free write waited for the one set aside");
+    assert!(other.expect("task").is_ok());
     assert!(
         !waiter.is_finished(),
         "the waiting write did not wait for the lock"
     );
     drop(release);
+    drop(busy);
     assert!(holder.await.expect("task").is_ok());
     let seen = waiter
         .await
