@@ -48,6 +48,8 @@ pub enum DbError {
     Create(#[source] std::io::Error),
     #[error("could not start the database writer")]
     Thread(#[source] std::io::Error),
+    #[error("could not sync the write-ahead log to disk")]
+    Sync(#[source] std::io::Error),
     #[error("a database task did not finish: {0}")]
     Task(String),
     /// In a batch of writes committed together, a lock another transaction holds: the write
@@ -83,7 +85,9 @@ impl DbError {
     /// comes from what was asked, and fails again however often it is asked.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Pool(_) | Self::Thread(_) | Self::Task(_) | Self::Create(_) => true,
+            Self::Pool(_) | Self::Thread(_) | Self::Task(_) | Self::Create(_) | Self::Sync(_) => {
+                true
+            }
             Self::Sqlite(e) if sqlite_transient(e) => true,
             Self::PgPool(_) | Self::Connect(_) | Self::WouldWait => true,
             Self::Postgres(e) => postgres_transient(e),

@@ -3,6 +3,7 @@
 //! few writer threads committing writes in batches (`postgres`, `pg_batch`). Every write goes through
 //! `Store::write`; reads through `Store::read` or `Reads::with`.
 
+mod log_sync;
 pub mod migrations;
 mod outage;
 mod pg_batch;
@@ -158,6 +159,10 @@ impl Store {
         // The writer never stops to copy the log into the database: a thread of its own
         // does (see `checkpoint`), so a commit costs one append and one fsync.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // The writer's commits only append to the log; a thread of its own syncs it before
+        // their writes are answered (see `log_sync`), while the writer runs its next batch.
+        let durable = log_sync::Durable::log(path).map_err(DbError::Sync)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
         let checkpoints = Connection::open(path)?;
         checkpoints.busy_handler(Some(wait_for_lock))?;
         let manager = SqliteConnectionManager::file(path).with_init(configure);
@@ -170,8 +175,8 @@ impl Store {
             .name("momentline-checkpoint".into())
             .spawn(move || checkpoint(&checkpoints, &nudged))
             .map_err(DbError::Thread)?;
-        let writer =
-            Writer::start(conn, settings.queue, settings.batch, nudge).map_err(DbError::Thread)?;
+        let writer = Writer::start(conn, settings.queue, settings.batch, nudge, durable)
+            .map_err(DbError::Thread)?;
         Ok(Self {
             backend: Backend::Sqlite { writer, reads },
             outage: Default::default(),

@@ -3,7 +3,8 @@
 //!
 //! Each write runs inside its own SAVEPOINT: one that fails is rolled back alone and answered
 //! with its own error, while the rest of its batch commits. Nobody is answered before the
-//! batch's COMMIT returns, so an answer means the write is on disk.
+//! batch's COMMIT returns and the log holding it is synced (`log_sync`), so an answer means
+//! the write is on disk.
 
 use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
+use super::log_sync::{Answer, Durable};
 use super::{Conn, DbError};
 use crate::metrics::WriterStats;
 
@@ -57,7 +59,7 @@ struct Ran {
     keep: bool,
     /// Statements the write ran.
     statements: u64,
-    answer: Box<dyn FnOnce(Result<(), WriteError>) + Send>,
+    answer: Answer,
 }
 
 /// A queued write: given the connection it runs; given `None` (its batch could not begin) it
@@ -117,19 +119,30 @@ impl Writer {
     /// most `batch` of them. The thread ends once every handle is dropped and the queue is
     /// empty.
     /// Every `NUDGE_EVERY` commits it nudges `committed` (without waiting), so a busy log
-    /// gets copied into the database sooner than the checkpointer's own pace.
-    pub fn start(
+    /// gets copied into the database sooner than the checkpointer's own pace. A committed
+    /// batch is answered as `durable` says.
+    pub(super) fn start(
         conn: Connection,
         queue: usize,
         batch: usize,
         committed: std::sync::mpsc::SyncSender<()>,
+        durable: Durable,
     ) -> std::io::Result<Self> {
         let (sender, receiver) = mpsc::channel(queue.max(1));
         let stats = Arc::new(WriterStats::default());
         let thread_stats = Arc::clone(&stats);
         std::thread::Builder::new()
             .name("momentline-writer".into())
-            .spawn(move || run(conn, receiver, batch.max(1), &thread_stats, &committed))?;
+            .spawn(move || {
+                run(
+                    conn,
+                    receiver,
+                    batch.max(1),
+                    &thread_stats,
+                    &committed,
+                    &durable,
+                );
+            })?;
         Ok(Self {
             queue: sender,
             stats,
@@ -213,6 +226,7 @@ fn run(
     cap: usize,
     stats: &WriterStats,
     committed: &std::sync::mpsc::SyncSender<()>,
+    durable: &Durable,
 ) {
     let mut batch = Vec::with_capacity(cap);
     NOTED.with(|noted| *noted.borrow_mut() = Some(Vec::new()));
@@ -229,7 +243,7 @@ fn run(
         stats.writes.fetch_add(size, Ordering::Relaxed);
         stats.largest_batch.fetch_max(size, Ordering::Relaxed);
         stats.batch_sizes.observe(size as f64);
-        let committed_ok = commit_batch(&mut conn, batch.drain(..), stats);
+        let committed_ok = commit_batch(&mut conn, batch.drain(..), stats, durable);
         let noted = NOTED.with(|noted| noted.borrow_mut().as_mut().map(std::mem::take));
         if committed_ok {
             for labels in noted.unwrap_or_default() {
@@ -252,6 +266,7 @@ fn commit_batch(
     conn: &mut Connection,
     batch: impl Iterator<Item = Work>,
     stats: &WriterStats,
+    durable: &Durable,
 ) -> bool {
     // BEGIN and COMMIT, and a SAVEPOINT and a RELEASE a write.
     let mut statements = 2;
@@ -311,12 +326,11 @@ fn commit_batch(
         Some(e) => Err(e),
         None => run_cached(conn, "COMMIT"),
     };
-    // Answers go out only now: a write answered is on disk, one refused left nothing.
+    // Answers go out only now (once the log is synced): a write answered is on disk, one
+    // refused left nothing.
     match outcome {
         Ok(()) => {
-            for ran in answers {
-                (ran.answer)(Ok(()));
-            }
+            durable.answer(answers.into_iter().map(|ran| ran.answer).collect());
             true
         }
         Err(e) => {
@@ -359,7 +373,8 @@ mod tests {
     async fn a_state_change_is_counted_only_when_its_write_commits() {
         let (nudge, _nudges) = std::sync::mpsc::sync_channel(1);
         let conn = Connection::open_in_memory().expect("database");
-        let writer = Writer::start(conn, 8, 8, nudge).expect("writer");
+        let durable = Durable::start(|| Ok(())).expect("sync thread");
+        let writer = Writer::start(conn, 8, 8, nudge, durable).expect("writer");
         let kept = ["pending", "verified", "inbound"];
         let rolled_back = ["verified", "opted_out", "inbound"];
         writer
