@@ -892,6 +892,7 @@ impl Bench {
             "texts received / duplicates / missing",
             "drain rate",
             "CPU servers / load",
+            "CPU PostgreSQL server",
             "server peak RSS (largest)",
         ]);
         let mut checks = Vec::new();
@@ -912,6 +913,11 @@ impl Bench {
                 ),
                 texts_per_sec(delivery.rate()),
                 run.cpu_text(),
+                match (name.starts_with("SQLite"), run.database_cpu) {
+                    (true, _) => "in the server".into(),
+                    (false, Some(cpu)) => format!("{cpu:.0}%"),
+                    (false, None) => "not on this machine".into(),
+                },
                 mib(*rss),
             ]);
             checks.push((
@@ -926,7 +932,8 @@ impl Bench {
         r.line("");
         r.line(
             "The PostgreSQL server shares this machine's CPUs with the momentline servers and \
-             the load generator; its own CPU time is not in the servers' figure. Each setup has \
+             the load generator; its own CPU time is not in the servers' figure, but has a \
+             column of its own (every process here named postgres: its backends). Each setup has \
              a new database; two instances share one, with connection i going to instance \
              i % 2, and both send texts to the same stand-in provider. CPU is for the loop alone \
              (servers summed, % of one core); the drain rate is (texts − 1) / (last text − first \
@@ -1323,17 +1330,22 @@ impl Bench {
         };
         let server_before = servers_cpu();
         let load_before = thread_cpu_ns();
+        let database_before = postgres_cpu_ns();
         let started = Instant::now();
         let tally = self.system.block_on(load);
         let wall = started.elapsed().as_secs_f64();
-        let percent = |before: Option<u64>, after: Option<u64>| {
-            Some(after?.saturating_sub(before?) as f64 / 1e9 / wall * 100.0)
-        };
-        LoadRun::new(
+        let share = |ns: u64| ns as f64 / 1e9 / wall * 100.0;
+        let percent =
+            |before: Option<u64>, after: Option<u64>| Some(share(after?.saturating_sub(before?)));
+        let database_after = postgres_cpu_ns();
+        let mut run = LoadRun::new(
             tally,
             percent(server_before, servers_cpu()),
             percent(load_before, thread_cpu_ns()),
-        )
+        );
+        run.database_cpu = (!database_after.is_empty())
+            .then(|| share(cpu_since(&database_before, &database_after)));
+        run
     }
 }
 
@@ -1731,6 +1743,40 @@ fn process_cpu_ns(pid: &str) -> Option<u64> {
     Some(total)
 }
 
+/// CPU time of each process on this machine named `postgres` (a PostgreSQL server's
+/// postmaster and backends), by pid; empty when none runs here.
+fn postgres_cpu_ns() -> BTreeMap<u32, u64> {
+    let mut by_pid = BTreeMap::new();
+    let Ok(processes) = std::fs::read_dir("/proc") else {
+        return by_pid;
+    };
+    for process in processes.flatten() {
+        let Some(pid) = process
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(process.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() == "postgres" {
+            if let Some(ns) = process_cpu_ns(&pid.to_string()) {
+                by_pid.insert(pid, ns);
+            }
+        }
+    }
+    by_pid
+}
+
+/// What the processes of `after` ran since `before`: one started since counts from nothing,
+/// one that ended meanwhile takes its time along (which can only make the figure smaller).
+fn cpu_since(before: &BTreeMap<u32, u64>, after: &BTreeMap<u32, u64>) -> u64 {
+    after
+        .iter()
+        .map(|(pid, ns)| ns.saturating_sub(before.get(pid).copied().unwrap_or(0)))
+        .sum()
+}
+
 /// This thread's CPU time: the load generator runs on it.
 fn thread_cpu_ns() -> Option<u64> {
     cpu_ns(Path::new("/proc/thread-self"))
@@ -2070,6 +2116,9 @@ struct LoadRun {
     last_answer: Option<Instant>,
     server_cpu: Option<f64>,
     load_cpu: Option<f64>,
+    /// The PostgreSQL server's processes on this machine, % of one core; `None` when none
+    /// runs here.
+    database_cpu: Option<f64>,
 }
 
 impl LoadRun {
@@ -2089,6 +2138,7 @@ impl LoadRun {
             last_answer: tally.last_answer,
             server_cpu,
             load_cpu,
+            database_cpu: None,
         }
     }
 
