@@ -1,6 +1,8 @@
 //! A phone number that is known to be a valid E.164 number: the only way to get one is `parse`.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{LazyLock, Mutex, PoisonError};
 
 pub use phonenumber::country::Id as Region;
 
@@ -29,13 +31,22 @@ impl PhoneNumber {
         if !well_formed {
             return Err(PhoneNumberError::NotE164);
         }
-        let parsed = phonenumber::parse(None, input).map_err(|_| PhoneNumberError::Invalid)?;
-        if !phonenumber::is_valid(&parsed) {
-            return Err(PhoneNumberError::Invalid);
-        }
+        let region = match PARSED.known(input) {
+            Some(region) => region,
+            None => {
+                let parsed =
+                    phonenumber::parse(None, input).map_err(|_| PhoneNumberError::Invalid)?;
+                if !phonenumber::is_valid(&parsed) {
+                    return Err(PhoneNumberError::Invalid);
+                }
+                let region = parsed.country().id();
+                PARSED.keep(input, region);
+                region
+            }
+        };
         Ok(Self {
             e164: input.to_owned(),
-            region: parsed.country().id(),
+            region,
         })
     }
 
@@ -114,6 +125,52 @@ impl AllowedRegions {
     }
 }
 
+/// Valid numbers already parsed, with their region. A text's sender is parsed as its webhook
+/// arrives and again from each row that names it, and the numbering plan's check costs tens
+/// of microseconds a time. Two generations, so that it stays bounded yet keeps what is in
+/// use: once `recent` holds `GENERATION` numbers it becomes `older` (the one before is
+/// dropped), and a number found in `older` moves back to `recent`. Only valid numbers are
+/// kept.
+struct Parsed(Mutex<Generations>);
+
+#[derive(Default)]
+struct Generations {
+    recent: HashMap<Box<str>, Option<Region>>,
+    older: HashMap<Box<str>, Option<Region>>,
+}
+
+/// Numbers a generation holds: the two together take under 2 MiB.
+const GENERATION: usize = 8192;
+
+static PARSED: LazyLock<Parsed> = LazyLock::new(|| Parsed(Mutex::default()));
+
+impl Parsed {
+    /// The region of `e164` if it was parsed as valid before (it may name none).
+    fn known(&self, e164: &str) -> Option<Option<Region>> {
+        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(region) = kept.recent.get(e164) {
+            return Some(*region);
+        }
+        let region = kept.older.remove(e164)?;
+        kept.keep(e164, region);
+        Some(region)
+    }
+
+    fn keep(&self, e164: &str, region: Option<Region>) {
+        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.keep(e164, region);
+    }
+}
+
+impl Generations {
+    fn keep(&mut self, e164: &str, region: Option<Region>) {
+        if self.recent.len() >= GENERATION {
+            self.older = std::mem::take(&mut self.recent);
+        }
+        self.recent.insert(e164.into(), region);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +229,44 @@ mod tests {
             .allows(&PhoneNumber::parse("+447911123456").expect("valid")));
         assert!(AllowedRegions::parse("XX").is_err());
         assert!(AllowedRegions::parse("").is_err());
+    }
+
+    #[test]
+    fn a_number_parsed_again_is_the_same_and_an_invalid_one_is_never_kept() {
+        let first = PhoneNumber::parse("+33612345678").expect("valid");
+        let again = PhoneNumber::parse("+33612345678").expect("valid again");
+        assert_eq!(first, again);
+        assert_eq!(again.region(), Some(Region::FR));
+        assert_eq!(PARSED.known("+33612345678"), Some(Some(Region::FR)));
+        for _ in 0..2 {
+            assert_eq!(
+                PhoneNumber::parse("+11234567890"),
+                Err(PhoneNumberError::Invalid)
+            );
+        }
+        assert_eq!(PARSED.known("+11234567890"), None);
+    }
+
+    #[test]
+    fn the_parsed_numbers_stay_bounded_and_keep_those_in_use() {
+        let mut kept = Generations::default();
+        kept.keep("+14155552671", Some(Region::US));
+        for i in 0..GENERATION * 3 {
+            kept.keep(&format!("+1415{i:07}"), None);
+            if i % 1000 == 0 {
+                // In use: found again, so it is never the generation dropped.
+                let region = kept
+                    .recent
+                    .get("+14155552671")
+                    .or_else(|| kept.older.get("+14155552671"))
+                    .copied();
+                assert_eq!(region, Some(Some(Region::US)), "dropped after {i}");
+                let region = kept.older.remove("+14155552671");
+                if let Some(region) = region {
+                    kept.keep("+14155552671", region);
+                }
+            }
+        }
+        assert!(kept.recent.len() + kept.older.len() <= 2 * GENERATION);
     }
 }
