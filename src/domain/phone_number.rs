@@ -148,12 +148,7 @@ impl Parsed {
     /// The region of `e164` if it was parsed as valid before (it may name none).
     fn known(&self, e164: &str) -> Option<Option<Region>> {
         let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(region) = kept.recent.get(e164) {
-            return Some(*region);
-        }
-        let region = kept.older.remove(e164)?;
-        kept.keep(e164, region);
-        Some(region)
+        kept.known(e164)
     }
 
     fn keep(&self, e164: &str, region: Option<Region>) {
@@ -163,6 +158,16 @@ impl Parsed {
 }
 
 impl Generations {
+    /// The region of `e164` if kept; one found in `older` moves back to `recent`.
+    fn known(&mut self, e164: &str) -> Option<Option<Region>> {
+        if let Some(region) = self.recent.get(e164) {
+            return Some(*region);
+        }
+        let region = self.older.remove(e164)?;
+        self.keep(e164, region);
+        Some(region)
+    }
+
     fn keep(&mut self, e164: &str, region: Option<Region>) {
         if self.recent.len() >= GENERATION {
             self.older = std::mem::take(&mut self.recent);
@@ -254,17 +259,9 @@ mod tests {
         for i in 0..GENERATION * 3 {
             kept.keep(&format!("+1415{i:07}"), None);
             if i % 1000 == 0 {
-                // In use: found again, so it is never the generation dropped.
-                let region = kept
-                    .recent
-                    .get("+14155552671")
-                    .or_else(|| kept.older.get("+14155552671"))
-                    .copied();
+                // In use: found again, so it is never in the generation dropped.
+                let region = kept.known("+14155552671");
                 assert_eq!(region, Some(Some(Region::US)), "dropped after {i}");
-                let region = kept.older.remove("+14155552671");
-                if let Some(region) = region {
-                    kept.keep("+14155552671", region);
-                }
             }
         }
         assert!(kept.recent.len() + kept.older.len() <= 2 * GENERATION);

@@ -34,9 +34,12 @@ impl Durable {
         let mut wal = database.as_os_str().to_owned();
         wal.push("-wal");
         let wal = File::options().read(true).write(true).open(&wal)?;
-        if let Some(dir) = database.parent().filter(|d| !d.as_os_str().is_empty()) {
-            File::open(dir)?.sync_all()?;
-        }
+        // A bare file name is in the working directory.
+        let dir = match database.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        File::open(dir)?.sync_all()?;
         Self::start(move || wal.sync_data())
     }
 

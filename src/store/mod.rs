@@ -157,7 +157,7 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         migrations::apply(&mut conn)?;
         // The writer never stops to copy the log into the database: a thread of its own
-        // does (see `checkpoint`), so a commit costs one append and one fsync.
+        // does (see `checkpoint`), so a commit costs one append to the log.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         // The writer's commits only append to the log; a thread of its own syncs it before
         // their writes are answered (see `log_sync`), while the writer runs its next batch.
